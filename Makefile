@@ -1,0 +1,96 @@
+# berth: build, test, install.  See README.md.
+PREFIX      ?= /usr
+BINDIR      ?= $(PREFIX)/bin
+DATADIR     ?= $(PREFIX)/share/berth
+MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+PLUGINDIR   ?= $(PREFIX)/lib/$(MULTIARCH)/slurm-wlm
+SYSCONFDIR  ?= /etc/slurm
+DESTDIR     ?=
+BUILD       ?= build
+VERSION     := 0.1.0
+
+CC          ?= cc
+PKGS        := libarchive json-c libcurl libcrypto
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
+WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+CFLAGS      ?= -O2 -g
+BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
+	-DBERTH_VERSION='"$(VERSION)"' \
+	-DBERTH_DEFAULT_LAUNCHER='"$(BINDIR)/berth"' \
+	-DBERTH_DEFAULT_CONFIG_FILE='"$(SYSCONFDIR)/berth.conf"' \
+	$(PKG_CFLAGS) $(CFLAGS)
+
+CONF_SRC     := conf/error.c conf/config.c
+EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
+	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c
+LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
+CLI_SRC      := cli/main.c cli/launch.c
+SPANK_SRC    := spank/plugin.c spank/remote.c
+# The plugin stays thin: it links conf and the process helper only and
+# leaves image work to the berth command it spawns as the user.
+SPANK_LIB_SRC := conf/error.c conf/config.c executor/process.c executor/cachedir.c
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+.PHONY: all clean install test unit e2e lint demo bench cluster-start cluster-stop
+all: $(BUILD)/berth $(BUILD)/spank_berth.so
+
+$(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
+	@mkdir -p $(dir $@)
+	@$(CC) $(BERTH_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+
+$(BUILD)/berth: $(call obj,$(CLI_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/spank_berth.so: $(call obj,$(SPANK_SRC) $(SPANK_LIB_SRC)) spank/berth.map
+	$(CC) $(CFLAGS) -shared -Wl,--version-script=spank/berth.map \
+		-o $@ $(call obj,$(SPANK_SRC) $(SPANK_LIB_SRC))
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(DATADIR)
+	install -m 0755 $(BUILD)/berth $(DESTDIR)$(BINDIR)/berth
+	install -m 0755 $(BUILD)/spank_berth.so $(DESTDIR)$(PLUGINDIR)/spank_berth.so
+	install -m 0644 plugstack.conf.example berth.conf.example $(DESTDIR)$(DATADIR)/
+
+# ---- tests ---------------------------------------------------------------
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRC) $(wildcard conf/*.h executor/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -g -O1 $(SAN) $(PKG_CFLAGS) -Iconf -Iexecutor \
+		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lcmocka
+$(BUILD)/unit-vg/%: tests/unit/%.c $(LIB_SRC) $(wildcard conf/*.h executor/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -g -O0 $(PKG_CFLAGS) -Iconf -Iexecutor \
+		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lcmocka
+
+unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS)) all
+	BUILD=$(BUILD) bash tests/run-unit.sh $(UNIT_TESTS)
+
+e2e: all
+	BUILD=$(BUILD) bash tests/run-e2e.sh
+
+lint:
+	bash tests/lint.sh
+
+# Everything: lint, unit tests (ASan/UBSan and valgrind), the end-to-end
+# suite through the real cluster.  Prints "N passed, N failed" last.
+test: all $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
+	BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_TESTS)
+
+cluster-start: all
+	BERTH_BUILD=$(abspath $(BUILD)) bash tests/cluster/start.sh
+cluster-stop:
+	bash tests/cluster/stop.sh
+
+demo: all
+	BERTH_BUILD=$(abspath $(BUILD)) bash tests/demo.sh
+
+bench: all
+	BERTH_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

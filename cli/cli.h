@@ -1,0 +1,17 @@
+/* berth: the command.  Shared by its subcommands. */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include "../conf/config.h"
+#include "../conf/error.h"
+
+/* Print "berth: MSG" on stderr. */
+void cli_error(const struct berth_err *err);
+
+/* Load the site configuration the way every subcommand does:
+ * defaults, then BERTH_CONFIG or /etc/slurm/berth.conf (optional). */
+int cli_load_config(struct berth_config *cfg, struct berth_err *err);
+
+int cmd_launch(int argc, char **argv);
+
+#endif

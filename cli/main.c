@@ -1,0 +1,180 @@
+#define _GNU_SOURCE
+/* berth: pull, inspect and run container images; also the per-task
+ * launcher the Slurm plugin execs (`berth launch`, see launch.c). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../executor/cache.h"
+#include "../executor/image.h"
+#include "cli.h"
+
+static const char usage[] =
+	"usage: berth COMMAND [ARGS]\n"
+	"\n"
+	"  pull [--cache-dir DIR] IMAGE     stage IMAGE (a docker-save archive,\n"
+	"                                   PATH[#REPO:TAG]) into your cache\n"
+	"  inspect [--json] IMAGE           show digest, layers and config\n"
+	"  config                           print the effective configuration\n"
+	"  version                          print the version\n"
+	"  launch ...                       per-task launcher used by the Slurm\n"
+	"                                   plugin (see spank_berth(8))\n";
+
+void cli_error(const struct berth_err *err)
+{
+	fprintf(stderr, "berth: %s\n", err->msg);
+}
+
+int cli_load_config(struct berth_config *cfg, struct berth_err *err)
+{
+	const char *path = getenv("BERTH_CONFIG");
+
+	berth_config_defaults(cfg);
+	if (berth_config_load_file(cfg, path ? path : BERTH_DEFAULT_CONFIG_FILE,
+				   path != NULL, err) < 0)
+		return -1;
+	return berth_config_load_args(cfg, 0, NULL, err);
+}
+
+static void print_list(const char *label, char **items, size_t n)
+{
+	printf("%-12s", label);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? " " : "", items[i]);
+	printf("\n");
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	struct berth_err err = {0};
+	struct berth_image img;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *tag = NULL;
+	int json = argc > 2 && !strcmp(argv[1], "--json");
+	const char *ref = argv[argc - 1];
+
+	if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
+		fputs("usage: berth inspect [--json] IMAGE\n", stderr);
+		return 2;
+	}
+	char work[] = "/tmp/berth-inspect.XXXXXX";
+	if (!mkdtemp(work)) {
+		berth_fail(&err, errno, "mkdtemp");
+		cli_error(&err);
+		return 1;
+	}
+	int rc = berth_image_ref_split(ref, &path, &tag, &err) < 0 ||
+		 berth_image_open(&img, path, tag, work, &err) < 0;
+	rmdir(work);
+	if (rc) {
+		cli_error(&err);
+		return 1;
+	}
+	if (json) {
+		fwrite(img.config_json, 1, img.config_len, stdout);
+		printf("\n");
+	} else {
+		printf("%-12s%s\n", "digest", img.digest);
+		print_list("tags", img.tags, img.n_tags);
+		for (size_t i = 0; i < img.n_layers; i++)
+			printf("%-12s%s\n", i ? "" : "layers", img.layers[i].entry);
+		print_list("env", img.env, img.n_env);
+		printf("%-12s%s\n", "workdir", img.workdir ? img.workdir : "");
+		print_list("entrypoint", img.entrypoint, img.n_entrypoint);
+		print_list("cmd", img.cmd, img.n_cmd);
+		printf("%-12s%s\n", "user", img.user ? img.user : "");
+		print_list("labels", img.labels, img.n_labels);
+	}
+	berth_image_close(&img);
+	return 0;
+}
+
+static int cmd_pull(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cache-dir", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
+	};
+	struct berth_err err = {0};
+	struct berth_config cfg;
+	struct berth_cache cache;
+	struct berth_stage_result res;
+	const char *cache_dir = NULL;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'c') {
+			fputs("usage: berth pull [--cache-dir DIR] IMAGE\n", stderr);
+			return 2;
+		}
+		cache_dir = optarg;
+	}
+	if (optind != argc - 1) {
+		fputs("usage: berth pull [--cache-dir DIR] IMAGE\n", stderr);
+		return 2;
+	}
+	if (cli_load_config(&cfg, &err) < 0) {
+		cli_error(&err);
+		return 1;
+	}
+	if (berth_cache_open(&cache, cache_dir ? cache_dir : cfg.cache_dir,
+			     getuid(), &err) == 0 &&
+	    berth_cache_stage(&cache, argv[optind], &res, &err) == 0) {
+		/* One line for machines (the plugin reads it), details on stderr. */
+		printf("%s %s\n", res.digest, res.converted ? "converted" : "cached");
+		if (res.converted && res.stats.skipped_devices)
+			fprintf(stderr, "berth: skipped %llu device nodes/fifos\n",
+				(unsigned long long)res.stats.skipped_devices);
+		rc = 0;
+	} else {
+		cli_error(&err);
+	}
+	berth_cache_close(&cache);
+	berth_config_free(&cfg);
+	return rc;
+}
+
+static int cmd_config(void)
+{
+	struct berth_err err = {0};
+	struct berth_config cfg;
+
+	if (cli_load_config(&cfg, &err) < 0) {
+		cli_error(&err);
+		return 1;
+	}
+	berth_config_print(&cfg, stdout);
+	berth_config_free(&cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "pull"))
+		return cmd_pull(argc, argv);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "launch"))
+		return cmd_launch(argc, argv);
+	if (!strcmp(cmd, "config"))
+		return cmd_config();
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("berth %s\n", BERTH_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	fprintf(stderr, "berth: unknown command '%s'\n%s", cmd, usage);
+	return 2;
+}

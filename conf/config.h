@@ -1,0 +1,91 @@
+/* berth: the site configuration model.
+ *
+ * One parser serves both sources: /etc/slurm/berth.conf (`Key=Value` lines,
+ * `#` comments, case-insensitive keys, like slurm.conf) and the plugstack
+ * arguments (`required spank_berth.so DefaultRuntime=singularity`).
+ *
+ * Precedence: defaults < berth.conf < plugstack arguments.  A key given twice
+ * in the SAME source is an error (it is almost always an editing mistake that
+ * would otherwise silently pick one of two values); a plugstack argument
+ * overriding a berth.conf key is allowed, that is what arguments are for.
+ *
+ * libc only: this layer never includes Slurm or library headers. */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifndef BERTH_DEFAULT_CONFIG_FILE
+#define BERTH_DEFAULT_CONFIG_FILE "/etc/slurm/berth.conf"
+#endif
+#ifndef BERTH_DEFAULT_LAUNCHER
+#define BERTH_DEFAULT_LAUNCHER "/usr/bin/berth"
+#endif
+
+#define BERTH_CONF_LINE_MAX 4096 /* longer lines are rejected, not truncated */
+#define BERTH_MOUNTS_MAX 32
+
+/* The runtimes berth knows.  The executor registry has one row per entry. */
+enum berth_runtime {
+	BERTH_RT_CHARLIECLOUD = 0,
+	BERTH_RT_SINGULARITY,
+	BERTH_RT_DOCKER,
+	BERTH_RT_COUNT,
+	BERTH_RT_NONE = -1,
+};
+
+/* Name <-> enum; "apptainer" is accepted as an alias of singularity.
+ * Returns BERTH_RT_NONE for an unknown name. */
+enum berth_runtime berth_runtime_from_name(const char *name);
+const char *berth_runtime_name(enum berth_runtime rt);
+
+struct berth_config {
+	enum berth_runtime default_runtime;  /* DefaultRuntime=charliecloud */
+	unsigned allowed_runtimes;           /* AllowedRuntimes, bit (1u << rt) */
+	char singularity_path[PATH_MAX];     /* SingularityPath=/usr/bin/singularity */
+	char chrun_path[PATH_MAX];           /* ChRunPath=/usr/bin/ch-run */
+	char docker_socket[PATH_MAX];        /* DockerSocket=/var/run/docker.sock */
+	char cache_dir[PATH_MAX];            /* CacheDir=/var/cache/berth */
+	uint64_t cache_max_size;             /* CacheMaxSize=50G, bytes, 0 = no cap */
+	char launcher_path[PATH_MAX];        /* LauncherPath=<prefix>/bin/berth */
+	/* DockerAllowedMounts=/data,/scratch: absolute folder prefixes */
+	char *docker_allowed_mounts[BERTH_MOUNTS_MAX];
+	unsigned n_docker_allowed_mounts;
+	unsigned fetch_timeout;              /* FetchTimeout=300 seconds */
+	bool mount_home;                     /* MountHome=yes */
+};
+
+/* Fill *cfg with the built-in defaults. */
+void berth_config_defaults(struct berth_config *cfg);
+
+/* Release what the config owns (mount list).  Safe on a defaulted config. */
+void berth_config_free(struct berth_config *cfg);
+
+/* Parse one berth.conf.  When `must_exist` is false, a missing file leaves
+ * the config unchanged and returns 0 (the default path is optional: a site
+ * may configure everything with plugstack arguments).  Errors name the
+ * file, the line and the key. */
+int berth_config_load_file(struct berth_config *cfg, const char *path,
+			   bool must_exist, struct berth_err *err);
+
+/* Apply plugstack arguments (each "Key=Value"), then check the keys against
+ * each other (DefaultRuntime in AllowedRuntimes): every caller ends with
+ * this, with argc 0 when there are no arguments.  `Config=/path` loads that
+ * file (which must exist) before the other arguments are applied, whatever
+ * its position.  Errors name the argument. */
+int berth_config_load_args(struct berth_config *cfg, int argc,
+			   char *const argv[], struct berth_err *err);
+
+/* Parse "10G", "512M", "1024" (bytes); suffixes K/M/G/T, powers of 1024,
+ * case-insensitive, optional trailing "B".  Returns -1 on a bad value. */
+int berth_parse_size(const char *text, uint64_t *out);
+
+/* Write the effective configuration as berth.conf lines (for `berth config`). */
+void berth_config_print(const struct berth_config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,312 @@
+/* berth: per-user content-addressed cache (see cache.h for the layout). */
+#define _GNU_SOURCE
+#include "cache.h"
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define STALE_UNLOCKED_SECONDS 3600 /* a build folder that never got its lock */
+
+static int check_owned_private(int fd, const char *path, uid_t uid,
+			       struct berth_err *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "cannot stat cache folder %s", path);
+	if (st.st_uid != uid)
+		return berth_fail(err, 0, "cache folder %s belongs to uid %u, not "
+				  "to you (uid %u); ask the administrator to "
+				  "remove it", path, (unsigned)st.st_uid, (unsigned)uid);
+	if (st.st_mode & 077)
+		return berth_fail(err, 0, "cache folder %s is open to other users "
+				  "(mode %03o); it must be 0700", path,
+				  (unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
+int berth_cache_open(struct berth_cache *cache, const char *cache_dir,
+		     uid_t uid, struct berth_err *err)
+{
+	static const char *const subdirs[] = {"images", "locks", "tmp"};
+
+	cache->dir_fd = -1;
+	if (snprintf(cache->dir, sizeof(cache->dir), "%s/%u", cache_dir,
+		     (unsigned)uid) >= (int)sizeof(cache->dir))
+		return berth_fail(err, 0, "CacheDir %s is too long", cache_dir);
+	if (mkdir(cache->dir, 0700) < 0 && errno != EEXIST)
+		return berth_fail(err, errno, "cannot create cache folder %s (CacheDir "
+				  "must exist and be writable, or the Slurm plugin "
+				  "creates it at the first job)", cache->dir);
+	cache->dir_fd = open(cache->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cache->dir_fd < 0)
+		return berth_fail(err, errno, "cannot open cache folder %s", cache->dir);
+	if (check_owned_private(cache->dir_fd, cache->dir, uid, err) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(*subdirs); i++)
+		if (mkdirat(cache->dir_fd, subdirs[i], 0700) < 0 && errno != EEXIST)
+			return berth_fail(err, errno, "cannot create %s/%s", cache->dir,
+					  subdirs[i]);
+	return 0;
+}
+
+void berth_cache_close(struct berth_cache *cache)
+{
+	if (cache->dir_fd >= 0)
+		close(cache->dir_fd);
+	cache->dir_fd = -1;
+}
+
+void berth_cache_entry_path(const struct berth_cache *cache, const char *digest,
+			    const char *leaf, char out[PATH_MAX])
+{
+	const char *hex = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
+
+	snprintf(out, PATH_MAX, "%s/images/%s%s%s", cache->dir, hex, leaf ? "/" : "",
+		 leaf ? leaf : "");
+}
+
+/* Open (creating) the digest's lock file and flock it. */
+static int lock_digest(struct berth_cache *cache, const char *digest, int how,
+		       struct berth_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "locks/%s", digest + 7);
+	int fd = openat(cache->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			0600);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open lock %s/%s", cache->dir, name);
+	while (flock(fd, how) < 0) {
+		if (errno == EINTR)
+			continue;
+		int saved = errno;
+		close(fd);
+		return berth_fail(err, saved, "cannot lock %s/%s", cache->dir, name);
+	}
+	return fd;
+}
+
+static bool entry_exists(struct berth_cache *cache, const char *digest)
+{
+	char name[128];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "images/%s/rootfs", digest + 7);
+	return fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/* Remove build folders whose builder is gone (their lock is free). */
+static void sweep_dead_builds(struct berth_cache *cache)
+{
+	_cleanup_close_ int tmp = openat(cache->dir_fd, "tmp",
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = tmp >= 0 ? fdopendir(dup(tmp)) : NULL;
+	struct dirent *de;
+	char lock[PATH_MAX];
+	struct stat st;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(lock, sizeof(lock), "%s/.lock", de->d_name);
+		int fd = openat(tmp, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+				berth_remove_tree(tmp, de->d_name);
+			close(fd);
+		} else if (fstatat(tmp, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   time(NULL) - st.st_mtime > STALE_UNLOCKED_SECONDS) {
+			berth_remove_tree(tmp, de->d_name);
+		}
+	}
+	closedir(d);
+}
+
+/* A build folder tmp/<random>, locked by us for as long as we live. */
+struct build {
+	char name[64];
+	char path[PATH_MAX];
+	int lock_fd;
+};
+
+static int build_begin(struct berth_cache *cache, struct build *b,
+		       struct berth_err *err)
+{
+	char lock[128];
+	unsigned long long r;
+
+	b->lock_fd = -1;
+	for (int tries = 0; tries < 16; tries++) {
+		if (getentropy(&r, sizeof(r)) < 0)
+			return berth_fail(err, errno, "getentropy");
+		snprintf(b->name, sizeof(b->name), "tmp/%016llx", r);
+		if (mkdirat(cache->dir_fd, b->name, 0700) == 0)
+			break;
+		if (errno != EEXIST)
+			return berth_fail(err, errno, "cannot create %s/%s", cache->dir,
+					  b->name);
+	}
+	snprintf(b->path, sizeof(b->path), "%s/%s", cache->dir, b->name);
+	snprintf(lock, sizeof(lock), "%s/.lock", b->name);
+	b->lock_fd = openat(cache->dir_fd, lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0600);
+	if (b->lock_fd < 0 || flock(b->lock_fd, LOCK_EX) < 0)
+		return berth_fail(err, errno, "cannot lock build folder %s", b->path);
+	return 0;
+}
+
+static void build_end(struct berth_cache *cache, struct build *b)
+{
+	if (b->name[0])
+		berth_remove_tree(cache->dir_fd, b->name);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
+	b->lock_fd = -1;
+	b->name[0] = '\0';
+}
+
+static int write_file_at(int dir_fd, const char *name, const void *data,
+			 size_t len, struct berth_err *err)
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
+					O_NOFOLLOW | O_CLOEXEC, 0600);
+	const char *p = data;
+
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot create %s", name);
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return berth_fail(err, errno, "cannot write %s", name);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Flatten the image into the build folder and publish it. */
+static int build_entry(struct berth_cache *cache, struct build *b,
+		       struct berth_image *img, const char *ref,
+		       struct berth_stage_result *res, struct berth_err *err)
+{
+	char path[PATH_MAX + 16], entry[128];
+	_cleanup_free_ char *config = NULL;
+	size_t config_len;
+
+	snprintf(path, sizeof(path), "%s/entry", b->path);
+	if (mkdir(path, 0700) < 0)
+		return berth_fail(err, errno, "cannot create %s", path);
+	snprintf(path, sizeof(path), "%s/entry/rootfs", b->path);
+	if (mkdir(path, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", path);
+	if (berth_image_flatten(img, path, &res->stats, err) < 0 ||
+	    berth_rootfs_add_mountpoints(path, err) < 0)
+		return -1;
+	if (berth_image_config_bytes(img, &config, &config_len, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/entry/config.json", b->name);
+	if (write_file_at(cache->dir_fd, path, config, config_len, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/entry/source", b->name);
+	if (write_file_at(cache->dir_fd, path, ref, strlen(ref), err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/entry", b->name);
+	snprintf(entry, sizeof(entry), "images/%s", img->digest + 7);
+	if (renameat(cache->dir_fd, path, cache->dir_fd, entry) < 0)
+		return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, entry);
+	res->converted = true;
+	return 0;
+}
+
+int berth_cache_stage(struct berth_cache *cache, const char *ref,
+		      struct berth_stage_result *res, struct berth_err *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *tag = NULL;
+	struct berth_image img = {0};
+	struct build b = {.lock_fd = -1};
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (berth_image_ref_split(ref, &path, &tag, err) < 0)
+		return -1;
+	sweep_dead_builds(cache);
+	/* The build folder also receives the decompressed copy of a .tar.gz. */
+	if (build_begin(cache, &b, err) < 0)
+		goto out;
+	if (berth_image_open(&img, path, tag, b.path, err) < 0)
+		goto out;
+	snprintf(res->digest, sizeof(res->digest), "%s", img.digest);
+	if (entry_exists(cache, img.digest)) {
+		rc = 0;
+		goto out;
+	}
+	int lock = lock_digest(cache, img.digest, LOCK_EX, err);
+	if (lock < 0)
+		goto out;
+	/* Someone else may have built it while we waited for the lock. */
+	rc = entry_exists(cache, img.digest) ? 0 : build_entry(cache, &b, &img, ref, res, err);
+	close(lock);
+out:
+	berth_image_close(&img);
+	build_end(cache, &b);
+	return rc;
+}
+
+int berth_cache_use(struct berth_cache *cache, const char *digest,
+		    struct berth_err *err)
+{
+	if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != BERTH_DIGEST_LEN ||
+	    strspn(digest + 7, "0123456789abcdef") != 64)
+		return berth_fail(err, 0, "'%s' is not an image digest", digest);
+	int fd = lock_digest(cache, digest, LOCK_SH, err);
+	if (fd < 0)
+		return -1;
+	if (!entry_exists(cache, digest)) {
+		close(fd);
+		return berth_fail(err, 0, "image %s is not in the cache %s (evicted?); "
+				  "run the job again to stage it", digest, cache->dir);
+	}
+	return fd;
+}
+
+int berth_cache_load_config(struct berth_cache *cache, const char *digest,
+			    struct berth_image *img, struct berth_err *err)
+{
+	char name[128];
+	struct stat st;
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+
+	snprintf(name, sizeof(name), "images/%s/config.json", digest + 7);
+	_cleanup_close_ int fd = openat(cache->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "cannot open %s/%s", cache->dir, name);
+	if (st.st_size > BERTH_CONFIG_MAX || !(data = malloc((size_t)st.st_size + 1)))
+		return berth_fail(err, EFBIG, "%s/%s", cache->dir, name);
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return berth_fail(err, n < 0 ? errno : EIO, "cannot read %s/%s",
+					  cache->dir, name);
+		len += (size_t)n;
+	}
+	memset(img, 0, sizeof(*img));
+	snprintf(img->digest, sizeof(img->digest), "%s", digest);
+	return berth_image_parse_config(img, data, len, name, err);
+}

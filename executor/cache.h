@@ -1,0 +1,66 @@
+/* berth: the per-user, content-addressed image cache.
+ *
+ *   CacheDir/<uid>/                 0700, owned by the user
+ *     images/<hex>/rootfs/          flattened root filesystem
+ *     images/<hex>/config.json      the image config, verbatim
+ *     images/<hex>/source           where it came from
+ *     locks/<hex>                   flock: EX while building, SH while in use
+ *     tmp/<random>/                 build folders; published with rename()
+ *
+ * A build happens in tmp/ under the digest's exclusive lock and is published
+ * with one rename(), so a reader sees a whole entry or none, and N steps that
+ * need the same cold image convert it once.  A build folder carries a lock of
+ * its own; one whose lock is free belongs to a dead builder and is removed. */
+#ifndef BERTH_CACHE_H
+#define BERTH_CACHE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../conf/error.h"
+#include "image.h"
+
+struct berth_cache {
+	char dir[PATH_MAX]; /* CacheDir/<uid> */
+	int dir_fd;
+};
+
+/* Open CacheDir/<uid> as the user, creating it (0700) when the parent lets
+ * us.  Refuses a folder that is a symlink, not owned by `uid`, or readable
+ * by others. */
+int berth_cache_open(struct berth_cache *cache, const char *cache_dir,
+		     uid_t uid, struct berth_err *err);
+void berth_cache_close(struct berth_cache *cache);
+
+/* As root: create CacheDir (0755) and CacheDir/<uid> (0700, owned by
+ * uid:gid) if they do not exist.  Used by the plugin before staging. */
+int berth_cache_prepare_user(const char *cache_dir, uid_t uid, gid_t gid,
+			     struct berth_err *err);
+
+struct berth_stage_result {
+	char digest[BERTH_DIGEST_LEN + 1];
+	bool converted; /* false when the entry was already there */
+	struct berth_flatten_stats stats;
+};
+
+/* Make sure the image `ref` (path[#tag]) is in the cache as a rootfs. */
+int berth_cache_stage(struct berth_cache *cache, const char *ref,
+		      struct berth_stage_result *res, struct berth_err *err);
+
+/* Paths of an entry (no check that it exists). */
+void berth_cache_entry_path(const struct berth_cache *cache,
+			    const char *digest, const char *leaf,
+			    char out[PATH_MAX]);
+
+/* Take the digest's lock shared (an image in use) and keep it open across
+ * exec: gc will not evict it while the returned fd lives.  Fails when the
+ * entry is not in the cache. */
+int berth_cache_use(struct berth_cache *cache, const char *digest,
+		    struct berth_err *err);
+
+/* Load the cached config of an entry into img (env, workdir, ...). */
+int berth_cache_load_config(struct berth_cache *cache, const char *digest,
+			    struct berth_image *img, struct berth_err *err);
+
+#endif

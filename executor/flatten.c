@@ -1,0 +1,627 @@
+/* berth: apply image layers into a rootfs folder, safely.
+ *
+ * Every path is resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+ * relative to the rootfs, so no entry can reach outside it: not with "..",
+ * not with an absolute name, not through a symlink or a chain of them (the
+ * layers may create symlinks; we never follow one while writing).  New files
+ * are created with O_EXCL | O_NOFOLLOW after removing what was there, which
+ * is also the layer-replaces-lower semantics.  Device nodes, fifos and
+ * sockets are skipped and counted; setuid/setgid bits are dropped.  Folders
+ * get u+rwx so later layers (and cache eviction) can change them as the
+ * unprivileged owner.
+ *
+ * Whiteouts follow the OCI rules: ".wh.NAME" deletes NAME from lower layers,
+ * ".wh..wh..opq" empties its folder of everything lower layers put there.
+ * To honour "lower layers" exactly, paths created by the current layer are
+ * remembered as 64-bit hashes (8 bytes each, the layer's entry count bounds
+ * it), not as strings. */
+#define _GNU_SOURCE
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "tarmember.h"
+#include "fs.h"
+#include "image.h"
+
+#define WHITEOUT ".wh."
+#define OPAQUE ".wh..wh..opq"
+#define BLOCK (256 * 1024)
+
+/* ---- set of path hashes created in the current layer ---------------------- */
+
+struct hashset {
+	uint64_t *slots; /* 0 = empty */
+	size_t cap, used;
+};
+
+static uint64_t path_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static int hashset_add(struct hashset *set, uint64_t h)
+{
+	if ((set->used + 1) * 2 > set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 1024;
+		uint64_t *slots = calloc(cap, sizeof(*slots));
+		if (!slots)
+			return -1;
+		for (size_t i = 0; i < set->cap; i++) {
+			if (!set->slots[i])
+				continue;
+			size_t j = set->slots[i] & (cap - 1);
+			while (slots[j])
+				j = (j + 1) & (cap - 1);
+			slots[j] = set->slots[i];
+		}
+		free(set->slots);
+		set->slots = slots;
+		set->cap = cap;
+	}
+	size_t j = h & (set->cap - 1);
+	while (set->slots[j] && set->slots[j] != h)
+		j = (j + 1) & (set->cap - 1);
+	if (!set->slots[j]) {
+		set->slots[j] = h;
+		set->used++;
+	}
+	return 0;
+}
+
+static bool hashset_has(const struct hashset *set, uint64_t h)
+{
+	if (!set->cap)
+		return false;
+	for (size_t j = h & (set->cap - 1); set->slots[j]; j = (j + 1) & (set->cap - 1))
+		if (set->slots[j] == h)
+			return true;
+	return false;
+}
+
+static void hashset_clear(struct hashset *set)
+{
+	if (set->slots)
+		memset(set->slots, 0, set->cap * sizeof(*set->slots));
+	set->used = 0;
+}
+
+/* ---- state ------------------------------------------------------------------ */
+
+struct flatten {
+	int root_fd;
+	const char *layer;        /* member name, for messages */
+	struct hashset created;   /* this layer's paths */
+	struct berth_flatten_stats *stats;
+	/* cache of the last parent folder opened: entries come grouped */
+	char parent_path[PATH_MAX];
+	int parent_fd;
+};
+
+static void forget_parent(struct flatten *f);
+
+/* ---- path handling -------------------------------------------------------- */
+
+/* Normalise a member name in place: strip "./" and "/" runs, refuse "..",
+ * absolute names and empty names.  Returns -1 with a message naming it. */
+static int clean_name(char *name, const struct flatten *f, struct berth_err *err)
+{
+	char *out = name;
+	const char *p = name;
+
+	if (*p == '/')
+		return berth_fail(err, 0, "layer %s: absolute entry '%s' refused; "
+				  "image layers hold relative paths only",
+				  f->layer, name);
+	while (*p) {
+		const char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return berth_fail(err, 0, "layer %s: entry with '..' refused "
+					  "(it would write outside the image)",
+					  f->layer);
+		if (len && !(len == 1 && p[0] == '.')) {
+			if (out != name)
+				*out++ = '/';
+			memmove(out, p, len);
+			out += len;
+		}
+		p = *end ? end + 1 : end;
+	}
+	*out = '\0';
+	return 0;
+}
+
+static int resolve(int root_fd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags | O_CLOEXEC | O_NOFOLLOW,
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how,
+			    sizeof(how));
+}
+
+/* Open (creating as needed) the folder `dir` under the root, one component
+ * at a time: mkdirat() gets a single name relative to a folder already
+ * resolved without symlinks, so a symlinked component can never redirect it. */
+static int open_dir_p(struct flatten *f, const char *dir, struct berth_err *err)
+{
+	char name[PATH_MAX];
+	int fd = resolve(f->root_fd, dir, O_PATH | O_DIRECTORY, 0);
+
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT) {
+		fd = resolve(f->root_fd, "", O_PATH | O_DIRECTORY, 0);
+		for (const char *p = dir; fd >= 0 && *p;) {
+			size_t len = strcspn(p, "/");
+			snprintf(name, sizeof(name), "%.*s", (int)len, p);
+			if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST)
+				break;
+			int next = resolve(fd, name, O_PATH | O_DIRECTORY, 0);
+			int saved = errno;
+			close(fd);
+			fd = next;
+			errno = saved;
+			p += len;
+			p += *p == '/';
+		}
+		if (fd >= 0)
+			return fd;
+	}
+	return berth_fail(err, errno, "layer %s: cannot use folder '%s'%s",
+			  f->layer, dir,
+			  errno == ELOOP || errno == EXDEV || errno == ENOTDIR
+				  ? " (a component is a symlink or not a folder; "
+				    "berth never writes through symlinks)"
+				  : "");
+}
+
+/* Split "a/b/c" into the parent's fd and "c".  The parent fd is cached. */
+static int parent_of(struct flatten *f, char *path, const char **base,
+		     struct berth_err *err)
+{
+	char *slash = strrchr(path, '/');
+	const char *dir = slash ? path : "";
+
+	if (slash)
+		*slash = '\0';
+	*base = slash ? slash + 1 : path;
+	if (f->parent_fd >= 0 && strcmp(f->parent_path, dir) == 0)
+		goto out;
+	if (f->parent_fd >= 0)
+		close(f->parent_fd);
+	f->parent_fd = -1;
+	f->parent_path[0] = '\0';
+	int fd = open_dir_p(f, dir, err);
+	if (fd < 0) {
+		if (slash)
+			*slash = '/';
+		return -1;
+	}
+	f->parent_fd = fd;
+	snprintf(f->parent_path, sizeof(f->parent_path), "%s", dir);
+out:
+	if (slash)
+		*slash = '/';
+	return f->parent_fd;
+}
+
+static void forget_parent(struct flatten *f)
+{
+	if (f->parent_fd >= 0)
+		close(f->parent_fd);
+	f->parent_fd = -1;
+	f->parent_path[0] = '\0';
+}
+
+/* ---- whiteouts -------------------------------------------------------------- */
+
+static int apply_opaque(struct flatten *f, char *path, struct berth_err *err)
+{
+	char *slash = strrchr(path, '/');
+	const char *dir = slash ? (*slash = '\0', path) : "";
+	int fd = resolve(f->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
+
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* nothing below to hide */
+	if (fd < 0)
+		return berth_fail(err, errno, "layer %s: opaque folder '%s'",
+				  f->layer, dir);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return berth_fail(err, errno, "layer %s: opaque folder '%s'", f->layer, dir);
+	}
+	struct dirent *de;
+	char child[PATH_MAX];
+	int rc = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(child, sizeof(child), "%s%s%s", dir, *dir ? "/" : "", de->d_name);
+		if (hashset_has(&f->created, path_hash(child)))
+			continue; /* this layer's own entry */
+		if (berth_remove_tree(dirfd(d), de->d_name) < 0)
+			rc = berth_fail(err, errno, "layer %s: cannot clear '%s'",
+					f->layer, child);
+	}
+	closedir(d);
+	forget_parent(f); /* folders below may be gone */
+	f->stats->whiteouts++;
+	return rc;
+}
+
+static int apply_whiteout(struct flatten *f, char *path, struct berth_err *err)
+{
+	const char *base;
+	int pfd = parent_of(f, path, &base, err);
+
+	if (pfd < 0)
+		return -1;
+	const char *victim = base + strlen(WHITEOUT);
+	if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..") ||
+	    strchr(victim, '/'))
+		return berth_fail(err, 0, "layer %s: invalid whiteout '%s' refused",
+				  f->layer, path);
+	if (berth_remove_tree(pfd, victim) < 0)
+		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
+	f->stats->whiteouts++;
+	return 0;
+}
+
+/* Record `path` and its ancestors as this layer's (an opaque marker must
+ * keep "a/b" when this layer wrote "a/b/c", even without an entry "a/b"). */
+static int remember_created(struct flatten *f, const char *path)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = path;; p++) {
+		if (*p == '/' || !*p) {
+			if (hashset_add(&f->created, h ? h : 1) < 0)
+				return -1;
+			if (!*p)
+				return 0;
+		}
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	}
+}
+
+/* ---- entries ------------------------------------------------------------------ */
+
+static mode_t safe_mode(struct flatten *f, mode_t mode)
+{
+	if (mode & (S_ISUID | S_ISGID))
+		f->stats->dropped_setid++;
+	return mode & 01777;
+}
+
+/* Make room for a new entry `base` in pfd: anything there goes, except a
+ * folder when a folder is wanted (folders merge). */
+static int make_room(int pfd, const char *base, bool want_dir)
+{
+	struct stat st;
+
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (want_dir && S_ISDIR(st.st_mode))
+		return 0;
+	return berth_remove_tree(pfd, base);
+}
+
+static int write_data(struct archive *layer, int fd, struct flatten *f,
+		      const char *path, struct berth_err *err)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t offset, written = 0;
+	int rc;
+
+	while ((rc = archive_read_data_block(layer, &buf, &size, &offset)) == ARCHIVE_OK) {
+		if (offset != written && lseek(fd, offset, SEEK_SET) < 0)
+			return berth_fail(err, errno, "layer %s: seek in '%s'", f->layer, path);
+		for (size_t done = 0; done < size;) {
+			ssize_t n = write(fd, (const char *)buf + done, size - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return berth_fail(err, errno, "layer %s: cannot write '%s'",
+						  f->layer, path);
+			done += (size_t)n;
+		}
+		written = offset + (la_int64_t)size;
+		f->stats->bytes += size;
+	}
+	if (rc != ARCHIVE_EOF)
+		return berth_fail(err, archive_errno(layer),
+				  "layer %s is damaged inside '%s' (%s)", f->layer,
+				  path, archive_error_string(layer));
+	if (ftruncate(fd, written) < 0) /* sparse tail */
+		return berth_fail(err, errno, "layer %s: '%s'", f->layer, path);
+	return 0;
+}
+
+static void set_mtime(int pfd, const char *base, struct archive_entry *e)
+{
+	struct timespec ts[2] = {
+		{.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
+		{.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
+	};
+
+	utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int put_file(struct flatten *f, struct archive *layer, struct archive_entry *e,
+		    int pfd, const char *base, const char *path, struct berth_err *err)
+{
+	mode_t mode = safe_mode(f, archive_entry_perm(e));
+	_cleanup_close_ int fd = openat(pfd, base,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					0600);
+
+	if (fd < 0)
+		return berth_fail(err, errno, "layer %s: cannot create '%s'", f->layer, path);
+	if (write_data(layer, fd, f, path, err) < 0)
+		return -1;
+	if (fchmod(fd, mode) < 0)
+		return berth_fail(err, errno, "layer %s: chmod '%s'", f->layer, path);
+	struct timespec ts[2] = {
+		{.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
+		{.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
+	};
+	futimens(fd, ts);
+	return 0;
+}
+
+static int put_hardlink(struct flatten *f, struct archive_entry *e, int pfd,
+			const char *base, const char *path, struct berth_err *err)
+{
+	_cleanup_free_ char *target = strdup(archive_entry_hardlink(e));
+	const char *tbase;
+
+	if (!target)
+		return berth_fail(err, ENOMEM, "hard link");
+	if (clean_name(target, f, err) < 0)
+		return berth_wrap(err, "hard link '%s'", path);
+	if (!*target)
+		return berth_fail(err, 0, "layer %s: hard link '%s' has no target",
+				  f->layer, path);
+	/* The target's folder is resolved without symlinks as well; keep our
+	 * own parent fd, because parent_of() caches only one folder. */
+	_cleanup_close_ int own = dup(pfd);
+	int tfd = parent_of(f, target, &tbase, err);
+	if (tfd < 0 || own < 0)
+		return berth_wrap(err, "hard link '%s' -> '%s'", path, target);
+	if (linkat(tfd, tbase, own, base, 0) < 0)
+		return berth_fail(err, errno, "layer %s: hard link '%s' -> '%s'",
+				  f->layer, path, target);
+	return 0;
+}
+
+static int apply_entry(struct flatten *f, struct archive *layer,
+		       struct archive_entry *e, struct berth_err *err)
+{
+	_cleanup_free_ char *path = strdup(archive_entry_pathname(e) ?: "");
+	const char *base;
+	mode_t type = archive_entry_filetype(e);
+
+	if (!path)
+		return berth_fail(err, ENOMEM, "entry");
+	if (clean_name(path, f, err) < 0)
+		return -1;
+	if (!*path)
+		return 0; /* "./" itself: the root folder */
+	f->stats->entries++;
+	const char *last = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!strcmp(last, OPAQUE))
+		return apply_opaque(f, path, err);
+	if (!strncmp(last, WHITEOUT, strlen(WHITEOUT)))
+		return apply_whiteout(f, path, err);
+	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK &&
+	    !archive_entry_hardlink(e)) {
+		f->stats->skipped_devices++;
+		return 0;
+	}
+	if (remember_created(f, path) < 0)
+		return berth_fail(err, ENOMEM, "entry set");
+	int pfd = parent_of(f, path, &base, err);
+	if (pfd < 0)
+		return -1;
+	if (make_room(pfd, base, type == AE_IFDIR) < 0)
+		return berth_fail(err, errno, "layer %s: cannot replace '%s'", f->layer, path);
+	if (archive_entry_hardlink(e))
+		return put_hardlink(f, e, pfd, base, path, err);
+	switch (type) {
+	case AE_IFDIR:
+		if (mkdirat(pfd, base, 0700) < 0 && errno != EEXIST)
+			return berth_fail(err, errno, "layer %s: mkdir '%s'", f->layer, path);
+		if (fchmodat(pfd, base, safe_mode(f, archive_entry_perm(e)) | 0700, 0) < 0)
+			return berth_fail(err, errno, "layer %s: chmod '%s'", f->layer, path);
+		set_mtime(pfd, base, e);
+		/* a cached fd for this path may now be stale (replaced folder) */
+		if (!strcmp(f->parent_path, path))
+			forget_parent(f);
+		return 0;
+	case AE_IFLNK:
+		if (symlinkat(archive_entry_symlink(e) ?: "", pfd, base) < 0)
+			return berth_fail(err, errno, "layer %s: symlink '%s'", f->layer, path);
+		set_mtime(pfd, base, e);
+		return 0;
+	default:
+		return put_file(f, layer, e, pfd, base, path, err);
+	}
+}
+
+/* ---- one layer ----------------------------------------------------------------- */
+
+/* The inner archive reads the layer member through this, hashing it. */
+struct member_reader {
+	struct archive *outer;
+	EVP_MD_CTX *sha;
+	char buf[BLOCK];
+};
+
+static la_ssize_t member_read(struct archive *inner, void *data, const void **out)
+{
+	struct member_reader *r = data;
+	la_ssize_t n = archive_read_data(r->outer, r->buf, sizeof(r->buf));
+
+	if (n < 0) {
+		archive_set_error(inner, archive_errno(r->outer), "%s",
+				  archive_error_string(r->outer));
+		return -1;
+	}
+	EVP_DigestUpdate(r->sha, r->buf, (size_t)n);
+	*out = r->buf;
+	return n;
+}
+
+/* Read what the inner reader left (tar padding) so the hash covers it all. */
+static int drain(struct member_reader *r)
+{
+	const void *ignored;
+	la_ssize_t n;
+
+	while ((n = member_read(NULL, r, &ignored)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
+static int apply_layer(struct flatten *f, const char *archive_path,
+		       const struct berth_layer *layer, struct berth_err *err)
+{
+	_cleanup_archive_ struct archive *outer =
+		berth_tar_seek_member(archive_path, layer->entry, NULL, err);
+	_cleanup_archive_ struct archive *inner = NULL;
+	struct member_reader *r = NULL;
+	struct archive_entry *e;
+	int rc = -1, hrc;
+
+	if (!outer)
+		return berth_wrap(err, "missing layer");
+	if (!(r = calloc(1, sizeof(*r))) || !(r->sha = EVP_MD_CTX_new()) ||
+	    !(inner = archive_read_new())) {
+		berth_fail(err, ENOMEM, "layer reader");
+		goto out;
+	}
+	r->outer = outer;
+	EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
+	archive_read_support_filter_all(inner);
+	archive_read_support_format_tar(inner);
+	archive_read_support_format_gnutar(inner);
+	if (archive_read_open(inner, r, NULL, member_read, NULL) != ARCHIVE_OK) {
+		berth_fail(err, archive_errno(inner), "layer %s is not a tar (%s)",
+			   layer->entry, archive_error_string(inner));
+		goto out;
+	}
+	f->layer = layer->entry;
+	hashset_clear(&f->created);
+	forget_parent(f);
+	while ((hrc = archive_read_next_header(inner, &e)) == ARCHIVE_OK ||
+	       hrc == ARCHIVE_WARN) {
+		if (apply_entry(f, inner, e, err) < 0)
+			goto out;
+	}
+	if (hrc != ARCHIVE_EOF) {
+		berth_fail(err, archive_errno(inner), "layer %s is damaged (%s)",
+			   layer->entry, archive_error_string(inner));
+		goto out;
+	}
+	if (drain(r) < 0) {
+		berth_fail(err, archive_errno(outer), "layer %s is truncated (%s)",
+			   layer->entry, archive_error_string(outer));
+		goto out;
+	}
+	char seen[72];
+	berth_sha256_final(r->sha, seen);
+	bool gzipped = archive_filter_count(inner) > 1;
+	bool named_blob = !strncmp(layer->entry, "blobs/sha256/", 13);
+	/* A blob's digest covers its stored bytes; a legacy diff_id covers the
+	 * uncompressed tar, which is what is stored when it is not gzipped. */
+	if (layer->digest[0] && (named_blob || !gzipped) &&
+	    strcmp(seen, layer->digest) != 0) {
+		berth_fail(err, 0, "layer %s does not match its digest (expected %s, "
+			   "content is %s); the archive is corrupt", layer->entry,
+			   layer->digest, seen);
+		goto out;
+	}
+	rc = 0;
+out:
+	forget_parent(f);
+	if (r) {
+		EVP_MD_CTX_free(r->sha);
+		free(r);
+	}
+	return rc;
+}
+
+int berth_image_flatten(const struct berth_image *img, const char *root_dir,
+			struct berth_flatten_stats *stats, struct berth_err *err)
+{
+	struct flatten f = {.parent_fd = -1, .stats = stats};
+	int rc = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	f.root_fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (f.root_fd < 0)
+		return berth_fail(err, errno, "cannot open rootfs folder %s", root_dir);
+	for (size_t i = 0; i < img->n_layers && rc == 0; i++)
+		rc = apply_layer(&f, img->archive, &img->layers[i], err);
+	free(f.created.slots);
+	close(f.root_fd);
+	return rc;
+}
+
+/* ---- mount points ------------------------------------------------------------ */
+
+int berth_rootfs_add_mountpoints(const char *root_dir, struct berth_err *err)
+{
+	static const char *const dirs[] = {"dev", "proc", "sys", "tmp", "home",
+					   "etc", "mnt", ".berth", ".berth/batch"};
+	static const char *const files[] = {"etc/hosts", "etc/resolv.conf",
+					    "etc/passwd", "etc/group"};
+	struct berth_flatten_stats stats = {0};
+	struct flatten f = {.parent_fd = -1, .stats = &stats, .layer = "(mount points)"};
+	int rc = 0;
+
+	f.root_fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (f.root_fd < 0)
+		return berth_fail(err, errno, "cannot open rootfs folder %s", root_dir);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs) && rc == 0; i++) {
+		int fd = open_dir_p(&f, dirs[i], err);
+		if (fd < 0 && errno != ELOOP && errno != ENOTDIR) /* image's own choice */
+			rc = -1;
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(*files) && rc == 0; i++) {
+		int pfd = resolve(f.root_fd, "etc", O_PATH | O_DIRECTORY, 0);
+		if (pfd < 0)
+			break; /* /etc is a symlink in this image: leave it */
+		int fd = openat(pfd, files[i] + 4, O_WRONLY | O_CREAT | O_EXCL |
+				O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 && errno != EEXIST)
+			rc = berth_fail(err, errno, "cannot create mount point /%s in %s",
+					files[i], root_dir);
+		if (fd >= 0)
+			close(fd);
+		close(pfd);
+	}
+	close(f.root_fd);
+	return rc;
+}

@@ -1,0 +1,11 @@
+/* berth: file-system helpers shared by the image pipeline and the cache. */
+#ifndef BERTH_FS_H
+#define BERTH_FS_H
+
+/* Remove `name` in the folder `dir_fd`, recursively when it is a folder.
+ * Never follows symlinks: a symlink is removed, not its target.  Folders
+ * are made writable first (we own them; a 0555 folder must still empty).
+ * Returns 0, or -1 with errno set; ENOENT counts as success. */
+int berth_remove_tree(int dir_fd, const char *name);
+
+#endif

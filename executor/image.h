@@ -1,0 +1,96 @@
+/* berth: docker-save archives.
+ *
+ * Reads both layouts `docker save` writes: the legacy one (manifest.json,
+ * <id>.json, <dir>/layer.tar) and the OCI image layout of Docker 25+
+ * (oci-layout, index.json, blobs/sha256/..., manifest.json optional), the
+ * archive plain or gzip-compressed, layers plain or gzip.
+ *
+ * Identity is the sha256 of the config bytes, computed here, never taken
+ * from a file name.  Every blob named by digest is verified while it is read.
+ * A compressed archive is first decompressed into `work_dir` so that layers
+ * can be visited in manifest order with seeks instead of re-decompressing. */
+#ifndef BERTH_IMAGE_H
+#define BERTH_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../conf/error.h"
+
+#define BERTH_DIGEST_LEN 71 /* "sha256:" + 64 hex */
+#define BERTH_MANIFEST_MAX (16u << 20)
+#define BERTH_CONFIG_MAX (16u << 20)
+
+struct berth_layer {
+	char *entry;           /* archive member holding the layer */
+	char digest[BERTH_DIGEST_LEN + 1]; /* expected sha256 of the member bytes, "" = unknown */
+};
+
+struct berth_image {
+	char digest[BERTH_DIGEST_LEN + 1]; /* sha256 of the config bytes */
+	char *archive;         /* path actually read (a decompressed copy, maybe) */
+	bool archive_is_copy;  /* `archive` is ours to delete */
+	struct berth_layer *layers;
+	size_t n_layers;
+	char **tags;           /* repo:tag names of the chosen image */
+	size_t n_tags;
+	/* From the config: */
+	char **env;            /* "NAME=value" */
+	size_t n_env;
+	char *workdir;
+	char **entrypoint;
+	size_t n_entrypoint;
+	char **cmd;
+	size_t n_cmd;
+	char *user;
+	char **labels;         /* "key=value" */
+	size_t n_labels;
+	char *config_json;     /* the config bytes, verbatim (digest input) */
+	size_t config_len;
+};
+
+/* Parse `path` (an archive file).  `tag` picks one image of several
+ * ("repo:tag"); NULL is fine when the archive holds exactly one.
+ * `work_dir` receives the decompressed copy of a compressed archive. */
+int berth_image_open(struct berth_image *img, const char *path,
+		     const char *tag, const char *work_dir,
+		     struct berth_err *err);
+
+void berth_image_close(struct berth_image *img);
+
+/* Fill the config fields of img (env, workdir, ...) from config JSON bytes
+ * kept elsewhere (the cache keeps each image's config verbatim). */
+int berth_image_parse_config(struct berth_image *img, const char *buf,
+			     size_t len, const char *name,
+			     struct berth_err *err);
+
+/* Create the mount points every runtime binds over (/dev, /proc, /sys, /tmp,
+ * /home, /etc/hosts, /etc/resolv.conf, /etc/passwd, /etc/group, /.berth)
+ * where the image lacks them; ch-run cannot bind onto a missing target. */
+int berth_rootfs_add_mountpoints(const char *root_dir, struct berth_err *err);
+
+/* The verbatim config bytes (a copy, caller frees). */
+int berth_image_config_bytes(const struct berth_image *img, char **buf,
+			     size_t *len, struct berth_err *err);
+
+/* Split "/x/y.tar#repo:tag" into path and tag (tag NULL when absent). */
+int berth_image_ref_split(const char *ref, char **path, char **tag,
+			  struct berth_err *err);
+
+/* Counters reported after flattening. */
+struct berth_flatten_stats {
+	uint64_t entries;
+	uint64_t bytes;
+	uint64_t skipped_devices; /* device nodes, fifos, sockets */
+	uint64_t dropped_setid;   /* setuid/setgid bits removed */
+	uint64_t whiteouts;
+};
+
+/* Apply every layer of `img`, in order, into the empty folder `root_dir`
+ * (created by the caller).  Never writes outside root_dir. */
+int berth_image_flatten(const struct berth_image *img, const char *root_dir,
+			struct berth_flatten_stats *stats,
+			struct berth_err *err);
+
+#endif

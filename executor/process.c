@@ -1,0 +1,210 @@
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+/* What the child reports through the pipe when it fails before exec. */
+struct child_failure {
+	int errnum;
+	char what[64];
+};
+
+int berth_exit_code(int wait_status)
+{
+	if (WIFEXITED(wait_status))
+		return WEXITSTATUS(wait_status);
+	if (WIFSIGNALED(wait_status))
+		return 128 + WTERMSIG(wait_status);
+	return 255;
+}
+
+int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err)
+{
+	if (setgroups(cred->n_groups, cred->groups) < 0)
+		return berth_fail(err, errno, "setgroups for uid %u",
+				  (unsigned)cred->uid);
+	if (setresgid(cred->gid, cred->gid, cred->gid) < 0)
+		return berth_fail(err, errno, "setresgid(%u)", (unsigned)cred->gid);
+	if (setresuid(cred->uid, cred->uid, cred->uid) < 0)
+		return berth_fail(err, errno, "setresuid(%u)", (unsigned)cred->uid);
+	/* Belt and braces: a non-root target must not be able to return. */
+	if (cred->uid != 0 && setuid(0) == 0)
+		return berth_fail(err, 0, "privileges still recoverable after drop");
+	return 0;
+}
+
+static void child_report(int fd, int errnum, const char *what)
+{
+	struct child_failure f = {.errnum = errnum};
+
+	strncpy(f.what, what, sizeof(f.what) - 1);
+	if (write(fd, &f, sizeof(f)) < 0) {
+		/* nothing left to tell anyone */
+	}
+	_exit(127);
+}
+
+static int dup_onto(int from, int to)
+{
+	if (from == to)
+		return fcntl(to, F_SETFD, 0); /* keep it across exec */
+	return dup2(from, to) < 0 ? -1 : 0;
+}
+
+/* In the child: wire stdio, drop credentials, exec.  Never returns. */
+static void child_exec(const struct berth_spawn *sp, int out_fd, int report_fd)
+{
+	struct berth_err err;
+	int in_fd = sp->stdin_fd;
+
+	if (in_fd < 0 && (in_fd = open("/dev/null", O_RDONLY)) < 0)
+		child_report(report_fd, errno, "open /dev/null");
+	if (dup_onto(in_fd, STDIN_FILENO) < 0)
+		child_report(report_fd, errno, "dup2 stdin");
+	if (out_fd >= 0 && dup_onto(out_fd, STDOUT_FILENO) < 0)
+		child_report(report_fd, errno, "dup2 stdout");
+	int err_fd = sp->stderr_to_capture ? out_fd : sp->stderr_fd;
+	if (err_fd >= 0 && dup_onto(err_fd, STDERR_FILENO) < 0)
+		child_report(report_fd, errno, "dup2 stderr");
+	if (sp->cred && berth_drop_privileges(sp->cred, &err) < 0)
+		child_report(report_fd, err.errnum, "drop privileges");
+	if (sp->cwd && chdir(sp->cwd) < 0)
+		child_report(report_fd, errno, "chdir");
+	/* The parent may have blocked or ignored signals (slurmstepd does). */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	execve(sp->argv[0], sp->argv, sp->envp ? sp->envp : environ);
+	child_report(report_fd, errno, "execve");
+}
+
+/* Read the child's pre-exec failure, if any: 0 when exec succeeded. */
+static int read_child_failure(int fd, const struct berth_spawn *sp,
+			      struct berth_err *err)
+{
+	struct child_failure f;
+	ssize_t n;
+
+	do
+		n = read(fd, &f, sizeof(f));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(f))
+		return 0;
+	f.what[sizeof(f.what) - 1] = '\0';
+	return berth_fail(err, f.errnum, "cannot run %s (%s)", sp->argv[0],
+			  f.what);
+}
+
+static pid_t start(const struct berth_spawn *sp, int out_fd,
+		   struct berth_err *err)
+{
+	int report[2];
+	pid_t pid;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return berth_fail(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(report[0]);
+		close(report[1]);
+		return berth_fail(err, errno, "fork");
+	}
+	if (pid == 0) {
+		close(report[0]);
+		child_exec(sp, out_fd, report[1]);
+	}
+	close(report[1]);
+	if (read_child_failure(report[0], sp, err) < 0) {
+		close(report[0]);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	close(report[0]);
+	return pid;
+}
+
+pid_t berth_spawn_start(const struct berth_spawn *sp, struct berth_err *err)
+{
+	return start(sp, -1, err);
+}
+
+int berth_wait_pid(pid_t pid, struct berth_err *err)
+{
+	int wstatus;
+
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR)
+			return berth_fail(err, errno, "waitpid(%d)", (int)pid);
+	}
+	return berth_exit_code(wstatus);
+}
+
+/* Read all of fd into a NUL-terminated buffer of at most `max` bytes. */
+static int read_capped(int fd, size_t max, char **out, struct berth_err *err)
+{
+	size_t cap = 4096, len = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+
+	if (!buf)
+		return berth_fail(err, ENOMEM, "capture buffer");
+	for (;;) {
+		if (len + 1 >= cap) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger)
+				return berth_fail(err, ENOMEM, "capture buffer");
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return berth_fail(err, errno, "read child output");
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max)
+			return berth_fail(err, 0, "child output over %zu bytes", max);
+	}
+	buf[len] = '\0';
+	*out = berth_steal(buf);
+	return 0;
+}
+
+int berth_spawn_run(const struct berth_spawn *sp, int *status,
+		    struct berth_err *err)
+{
+	int out[2] = {-1, -1};
+	pid_t pid;
+	int rc = 0;
+
+	if (sp->capture_stdout && pipe2(out, O_CLOEXEC) < 0)
+		return berth_fail(err, errno, "pipe");
+	pid = start(sp, out[1], err);
+	if (out[1] >= 0)
+		close(out[1]);
+	if (pid < 0) {
+		if (out[0] >= 0)
+			close(out[0]);
+		return -1;
+	}
+	if (sp->capture_stdout) {
+		rc = read_capped(out[0], sp->capture_max, sp->capture_stdout, err);
+		close(out[0]);
+		if (rc < 0)
+			kill(pid, SIGKILL);
+	}
+	int code = berth_wait_pid(pid, rc < 0 ? NULL : err);
+	if (rc < 0 || code < 0)
+		return -1;
+	*status = code;
+	return 0;
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Static checks: lint.sh cppcheck | clang-tidy | exports
+set -u
+cd "$(dirname "$0")/.."
+srcs=$(ls conf/*.c executor/*.c cli/*.c spank/*.c)
+incs="-I/usr/include/json-c -I/usr/include/x86_64-linux-gnu"
+case ${1:-all} in
+cppcheck)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem -D__GNUC__ $srcs
+	;;
+clang-tidy)
+	clang-tidy --quiet $srcs -- -std=gnu11 -DBERTH_VERSION="\"lint\"" $incs 2>/dev/null | grep -E 'warning:|error:' && exit 1
+	exit 0
+	;;
+exports)
+	# The plugin must export the SPANK hooks and plugin symbols, nothing else.
+	bad=$(nm -D --defined-only "${BUILD:-build}/spank_berth.so" | awk '{print $3}' |
+		grep -Ev '^(slurm_spank_[a-z_]+|plugin_name|plugin_type|plugin_version|spank_plugin_version)$')
+	[ -z "$bad" ] || { echo "unexpected exports: $bad"; exit 1; }
+	;;
+*)
+	"$0" cppcheck && "$0" clang-tidy && "$0" exports
+	;;
+esac

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Run every test of berth and end with one line "N passed, N failed".
+#   lint            cppcheck and clang-tidy over the C sources
+#   unit            cmocka tests under ASan/UBSan, then again under valgrind
+#   pipeline        image reader/flattener/cache against generated archives
+#   e2e             jobs through the real one-node Slurm (tests/cluster/)
+# BERTH_TESTS="unit pipeline" limits the groups.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export BUILD=${BUILD:-$here/../build}
+BUILD=$(cd "$BUILD" && pwd)
+groups=${BERTH_TESTS:-lint unit pipeline e2e}
+passed=0
+failed=0
+failures=()
+
+tally() { # name rc
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+# Count TAP lines from bats: every "ok" passes, every "not ok" fails.
+run_bats() { # file
+	local out rc
+	out=$(mktemp)
+	bats --tap "$1" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	local ok nok
+	ok=$(grep -c '^ok ' "$out")
+	nok=$(grep -c '^not ok ' "$out")
+	passed=$((passed + ok))
+	failed=$((failed + nok))
+	grep '^not ok ' "$out" | while read -r line; do echo "FAILED: $line"; done
+	for l in $(grep -n '^not ok ' "$out" | cut -d: -f1); do failures+=("$(basename "$1"):$(sed -n "${l}p" "$out")"); done
+	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+		failed=$((failed + 1)); failures+=("$1 (bats exited $rc)")
+	fi
+	rm -f "$out"
+}
+
+for group in $groups; do
+	echo "=== $group"
+	case $group in
+	lint)
+		bash "$here/lint.sh" cppcheck; tally "lint: cppcheck" $?
+		bash "$here/lint.sh" clang-tidy; tally "lint: clang-tidy" $?
+		bash "$here/lint.sh" exports; tally "lint: plugin exports only slurm_spank_*" $?
+		;;
+	unit)
+		for t in "$BUILD"/unit/test_*; do
+			name=$(basename "$t")
+			out=$(mktemp)
+			"$t" 2>&1 | tee "$out"
+			rc=${PIPESTATUS[0]}
+			ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
+			nok=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
+			passed=$((passed + ${ok:-0}))
+			failed=$((failed + ${nok:-0}))
+			[ -n "$nok" ] && [ "$nok" -gt 0 ] && failures+=("unit: $name ($nok)")
+			if [ "$rc" -ne 0 ] && [ -z "$nok" ]; then tally "unit: $name crashed (rc $rc)" 1; fi
+			rm -f "$out"
+			valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+				"$BUILD/unit-vg/$name" >/dev/null 2>"$BUILD/unit-vg/$name.log"
+			rc=$?
+			[ "$rc" -ne 0 ] && cat "$BUILD/unit-vg/$name.log"
+			tally "valgrind: $name" "$rc"
+		done
+		;;
+	pipeline | e2e)
+		for f in "$here/$group"/*.bats; do
+			[ -e "$f" ] || continue
+			run_bats "$f"
+		done
+		;;
+	esac
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "=== failures"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

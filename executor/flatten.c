@@ -348,7 +348,7 @@ static int write_data(struct archive *layer, int fd, struct flatten *f,
 		f->stats->bytes += size;
 	}
 	if (rc != ARCHIVE_EOF)
-		return berth_fail(err, archive_errno(layer),
+		return berth_fail(err, 0,
 				  "layer %s is damaged inside '%s' (%s)", f->layer,
 				  path, archive_error_string(layer));
 	if (ftruncate(fd, written) < 0) /* sparse tail */
@@ -525,7 +525,7 @@ static int apply_layer(struct flatten *f, const char *archive_path,
 	archive_read_support_format_tar(inner);
 	archive_read_support_format_gnutar(inner);
 	if (archive_read_open(inner, r, NULL, member_read, NULL) != ARCHIVE_OK) {
-		berth_fail(err, archive_errno(inner), "layer %s is not a tar (%s)",
+		berth_fail(err, 0, "layer %s is not a tar (%s)",
 			   layer->entry, archive_error_string(inner));
 		goto out;
 	}
@@ -538,12 +538,12 @@ static int apply_layer(struct flatten *f, const char *archive_path,
 			goto out;
 	}
 	if (hrc != ARCHIVE_EOF) {
-		berth_fail(err, archive_errno(inner), "layer %s is damaged (%s)",
+		berth_fail(err, 0, "layer %s is damaged (%s)",
 			   layer->entry, archive_error_string(inner));
 		goto out;
 	}
 	if (drain(r) < 0) {
-		berth_fail(err, archive_errno(outer), "layer %s is truncated (%s)",
+		berth_fail(err, 0, "layer %s is truncated (%s)",
 			   layer->entry, archive_error_string(outer));
 		goto out;
 	}

@@ -136,7 +136,7 @@ static int archive_compressed(const char *path, bool *compressed,
 		return -1;
 	rc = archive_read_next_header(a, &entry);
 	if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-		return berth_fail(err, archive_errno(a),
+		return berth_fail(err, 0,
 				  "%s is not a docker-save archive (%s); create "
 				  "one with 'docker save IMAGE -o FILE.tar'",
 				  path, archive_error_string(a));
@@ -160,7 +160,7 @@ static int decompress_to(const char *path, const char *dest,
 	archive_read_support_format_raw(a);
 	if (archive_read_open_filename(a, path, sizeof(buf)) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &entry) != ARCHIVE_OK)
-		return berth_fail(err, archive_errno(a), "cannot decompress %s (%s)",
+		return berth_fail(err, 0, "cannot decompress %s (%s)",
 				  path, archive_error_string(a));
 	fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -176,7 +176,7 @@ static int decompress_to(const char *path, const char *dest,
 		}
 	}
 	if (n < 0)
-		return berth_fail(err, archive_errno(a),
+		return berth_fail(err, 0,
 				  "%s is damaged: decompression failed (%s)", path,
 				  archive_error_string(a));
 	return 0;

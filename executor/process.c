@@ -27,6 +27,12 @@ int berth_exit_code(int wait_status)
 
 int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err)
 {
+	/* SPANK's user_init runs with the effective uid dropped and the real
+	 * uid 0: setgroups() needs the effective root back first.  Only this
+	 * process (a forked child) regains it, and only to give it up fully. */
+	if (getuid() == 0 && geteuid() != 0 && seteuid(0) < 0)
+		return berth_fail(err, errno, "seteuid(0) before dropping to uid %u",
+				  (unsigned)cred->uid);
 	if (setgroups(cred->n_groups, cred->groups) < 0)
 		return berth_fail(err, errno, "setgroups for uid %u",
 				  (unsigned)cred->uid);

@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define READ_BLOCK (256 * 1024)
 
@@ -15,6 +16,17 @@ void berth_archive_freep(struct archive **a)
 
 struct archive *berth_tar_open(const char *path, struct berth_err *err)
 {
+	struct stat st;
+
+	/* Say "no such file" plainly instead of libarchive's wording. */
+	if (stat(path, &st) < 0) {
+		berth_fail(err, errno, "cannot open image archive %s", path);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		berth_fail(err, 0, "image archive %s is not a regular file", path);
+		return NULL;
+	}
 	struct archive *a = archive_read_new();
 
 	if (!a) {
@@ -25,7 +37,8 @@ struct archive *berth_tar_open(const char *path, struct berth_err *err)
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	if (archive_read_open_filename(a, path, READ_BLOCK) != ARCHIVE_OK) {
-		berth_fail(err, archive_errno(a), "cannot read image archive %s (%s)",
+		berth_fail(err, 0, "%s is not a docker-save archive (%s); create "
+			   "one with 'docker save IMAGE -o FILE.tar'",
 			   path, archive_error_string(a));
 		archive_read_free(a);
 		return NULL;
@@ -63,7 +76,7 @@ struct archive *berth_tar_seek_member(const char *path, const char *name,
 	if (rc == ARCHIVE_EOF)
 		berth_fail(err, 0, "image archive %s has no member '%s'", path, name);
 	else
-		berth_fail(err, archive_errno(a), "image archive %s is damaged (%s)",
+		berth_fail(err, 0, "image archive %s is damaged (%s)",
 			   path, archive_error_string(a));
 	archive_read_free(a);
 	return NULL;
@@ -92,7 +105,7 @@ int berth_tar_read_member(const char *path, const char *name, size_t max,
 	while (have < (size_t)size) {
 		la_ssize_t n = archive_read_data(a, data + have, (size_t)size - have);
 		if (n < 0)
-			return berth_fail(err, archive_errno(a),
+			return berth_fail(err, 0,
 					  "image archive %s: cannot read '%s' (%s)",
 					  path, name, archive_error_string(a));
 		if (n == 0)

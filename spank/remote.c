@@ -74,8 +74,11 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 	}
 	char *line = last_line(output);
 	if (status != 0) {
-		/* The command already said "berth: ..." */
-		keep_error("%s", *output ? output : "image staging failed");
+		/* The command already said "berth: ...": say it once. */
+		const char *msg = output;
+		if (!strncmp(msg, PFX, strlen(PFX)))
+			msg += strlen(PFX);
+		keep_error("%s", *msg ? msg : "image staging failed");
 		return -1;
 	}
 	if (strncmp(line, "sha256:", 7) != 0 || strlen(line) < 71) {

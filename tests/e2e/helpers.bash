@@ -1,0 +1,44 @@
+# Shared by the end-to-end tests: they run jobs as the unprivileged test user
+# through the one-node cluster that tests/cluster/start.sh brings up.
+E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$E2E_HERE/../.." && pwd)
+BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}
+SUBMIT="$REPO/tests/cluster/submit.sh"
+# Images and job folders live where the test user may read them.
+E2E_DIR=$BERTH_CLUSTER_DIR/e2e
+IMAGES=$E2E_DIR/images
+
+# as_user CMD...: run CMD as the test user with the cluster's SLURM_CONF.
+as_user() {
+	timeout "${E2E_TIMEOUT:-120}" "$SUBMIT" "$@"
+}
+
+# make_image NAME KIND [mkimage options]: build once per run, world-readable.
+make_image() {
+	local name=$1
+	shift
+	mkdir -p "$IMAGES"
+	chmod 755 "$E2E_DIR" "$IMAGES"
+	if [ ! -e "$IMAGES/$name" ]; then
+		python3 "$REPO/tests/fixtures/mkimage.py" "$@" "$IMAGES/$name.tmp" >/dev/null
+		mv "$IMAGES/$name.tmp" "$IMAGES/$name"
+	fi
+	chmod 644 "$IMAGES/$name"
+	echo "$IMAGES/$name"
+}
+
+# A fresh folder the test user owns, for job files and outputs.
+job_dir() {
+	local d
+	d=$(mktemp -d "$E2E_DIR/job.XXXXXX")
+	chown "${BERTH_TEST_USER:-berthtest}" "$d"
+	echo "$d"
+}
+
+# The cluster must be up; a test run without it fails loudly, not silently.
+require_cluster() {
+	[ -r "$BERTH_CLUSTER_DIR/env" ] || {
+		echo "no cluster: run tests/cluster/start.sh (make cluster-start)" >&2
+		return 1
+	}
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bats
+# The walking skeleton: a job submitted to a real Slurm runs in a real
+# container (charliecloud's ch-run) made from a docker-save archive.
+
+load helpers
+
+setup_file() {
+	require_cluster
+	export IMG
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+}
+
+@test "srun prints a file that only the image has" {
+	[ ! -e /etc/only-in-image ]
+	run as_user srun --container-image="$IMG" cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"only-in-image"* ]]
+}
+
+@test "the command runs as the job user, not root" {
+	run as_user srun --container-image="$IMG" id -u
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$(id -u berthtest)"* ]]
+}
+
+@test "srun's exit status is the container command's: 0" {
+	run as_user srun --container-image="$IMG" true
+	[ "$status" -eq 0 ]
+}
+
+@test "srun's exit status is the container command's: 3" {
+	run as_user srun --container-image="$IMG" sh -c 'exit 3'
+	[ "$status" -eq 3 ]
+}
+
+@test "a command that exists only in the image runs" {
+	[ ! -e /usr/bin/image-only-command ]
+	run as_user srun --container-image="$IMG" image-only-command
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"image-only-command ran"* ]]
+}
+
+@test "whiteouts: files deleted by an upper layer are gone in the container" {
+	run as_user srun --container-image="$IMG" sh -c 'test ! -e /etc/removed-by-whiteout && ls /opt/old'
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | grep -v '^srun' | tr '\n' ' ')" = "c " ]
+}
+
+@test "sbatch -o/-e: stdout and stderr land in their own files" {
+	d=$(job_dir)
+	run as_user sbatch --wait --container-image="$IMG" -o "$d/out" -e "$d/err" \
+		--wrap='echo to-stdout; echo to-stderr >&2'
+	[ "$status" -eq 0 ]
+	grep -qx to-stdout "$d/out"
+	grep -qx to-stderr "$d/err"
+	! grep -q to-stderr "$d/out"
+	! grep -q to-stdout "$d/err"
+}
+
+@test "sbatch runs the batch script itself inside the container" {
+	d=$(job_dir)
+	cat >"$d/job.sh" <<'SCRIPT'
+#!/bin/sh
+cat /etc/berth-release
+cat /data/hello.txt
+SCRIPT
+	chmod 755 "$d/job.sh"
+	chown berthtest "$d/job.sh"
+	BERTH_SUBMIT_CWD=$d run as_user sbatch --wait --container-image="$IMG" -o "$d/out" "$d/job.sh"
+	[ "$status" -eq 0 ]
+	grep -qx "berth test image" "$d/out"
+	grep -qx "hello from the image" "$d/out"
+}
+
+@test "a batch script's exit status becomes the job's" {
+	d=$(job_dir)
+	run as_user sbatch --wait --container-image="$IMG" -o "$d/out" --wrap='exit 7'
+	[ "$status" -ne 0 ]
+	run as_user sacct -n -X -o ExitCode -j "$(grep -o '[0-9]*' <<<"$output" | head -1)" 2>/dev/null
+	true # sacct needs accounting; the non-zero sbatch --wait status is the check
+}
+
+@test "plain jobs without container options still run on the host" {
+	run as_user srun cat /etc/hostname
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$(cat /etc/hostname)"* ]]
+}
+
+@test "an unknown runtime is refused at submission with the names that work" {
+	run as_user srun --container-image="$IMG" --container-runtime=podman true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: unknown --container-runtime 'podman'"* ]]
+	[[ "$output" == *"charliecloud"* ]]
+}
+
+@test "a runtime the site has not enabled is refused, naming AllowedRuntimes" {
+	run as_user srun --container-image="$IMG" --container-runtime=docker true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"AllowedRuntimes"* ]]
+}
+
+@test "a missing image fails the step with berth's message, not silence" {
+	run as_user srun --container-image=/nonexistent/image.tar true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: "*"/nonexistent/image.tar"* ]]
+}
+
+@test "a file that is not an image archive fails with a clear error" {
+	run as_user srun --container-image=/etc/hostname true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: "*"not a docker-save archive"* ]]
+}
+
+@test "the image is staged in the user's own cache folder, mode 0700" {
+	uid=$(id -u berthtest)
+	as_user srun --container-image="$IMG" true
+	[ "$(stat -c '%u %a' "$BERTH_CLUSTER_DIR/cache/$uid")" = "$uid 700" ]
+	ls "$BERTH_CLUSTER_DIR/cache/$uid/images/" | grep -q '^[0-9a-f]\{64\}$'
+	# nothing left in the build area
+	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$uid/tmp/")" ]
+}

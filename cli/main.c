@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../executor/cache.h"
@@ -17,6 +19,11 @@ static const char usage[] =
 	"  pull [--cache-dir DIR] IMAGE     stage IMAGE (a docker-save archive,\n"
 	"                                   PATH[#REPO:TAG]) into your cache\n"
 	"  inspect [--json] IMAGE           show digest, layers and config\n"
+	"  cache ls [--cache-dir DIR]       list cached images: digest, size, last use,\n"
+	"                                   source\n"
+	"  cache gc [--cache-dir DIR] [--max-size SIZE]\n"
+	"                                   evict least recently used images above SIZE\n"
+	"                                   (default CacheMaxSize); never one in use\n"
 	"  config                           print the effective configuration\n"
 	"  version                          print the version\n"
 	"  launch ...                       per-task launcher used by the Slurm\n"
@@ -136,6 +143,111 @@ static int cmd_pull(int argc, char **argv)
 	return rc;
 }
 
+/* Shared by the cache subcommands: config + the caller's cache. */
+static int open_user_cache(const char *cache_dir, struct berth_config *cfg,
+			   struct berth_cache *cache, struct berth_err *err)
+{
+	cache->dir_fd = -1;
+	if (cli_load_config(cfg, err) < 0)
+		return -1;
+	return berth_cache_open(cache, cache_dir ? cache_dir : cfg->cache_dir,
+				getuid(), err);
+}
+
+static void print_size(unsigned long long bytes, char *out, size_t cap)
+{
+	static const char units[] = "BKMGT";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, cap, u ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+static int cache_ls(struct berth_cache *cache, struct berth_err *err)
+{
+	struct berth_cache_entry *list = NULL;
+	size_t n = 0;
+	char size[32], when[32];
+
+	if (berth_cache_list(cache, &list, &n, err) < 0)
+		return -1;
+	printf("%-71s %8s  %-19s  %s\n", "DIGEST", "SIZE", "LAST USE", "SOURCE");
+	for (size_t i = n; i-- > 0;) { /* most recent first */
+		time_t t = (time_t)list[i].last_use;
+		struct tm tm;
+		print_size(list[i].size, size, sizeof(size));
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+		printf("%-71s %8s  %-19s  %s%s\n", list[i].digest, size, when,
+		       list[i].source, list[i].in_use ? "  (in use)" : "");
+	}
+	free(list);
+	return 0;
+}
+
+static int cache_gc(struct berth_cache *cache, const struct berth_config *cfg,
+		    const char *max_text, struct berth_err *err)
+{
+	uint64_t max = cfg->cache_max_size;
+	unsigned long long freed;
+	size_t evicted;
+	char size[32];
+
+	if (max_text && berth_parse_size(max_text, &max) < 0)
+		return berth_fail(err, 0, "--max-size '%s' is not a size (use e.g. "
+				  "500M, 20G)", max_text);
+	if (!max_text && max == 0)
+		return berth_fail(err, 0, "no size limit: pass --max-size SIZE or set "
+				  "CacheMaxSize in berth.conf");
+	if (berth_cache_gc(cache, max, &freed, &evicted, err) < 0)
+		return -1;
+	print_size(freed, size, sizeof(size));
+	printf("evicted %zu image(s), freed %s\n", evicted, size);
+	return 0;
+}
+
+static int cmd_cache(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cache-dir", required_argument, NULL, 'c'},
+		{"max-size", required_argument, NULL, 'm'},
+		{NULL, 0, NULL, 0},
+	};
+	struct berth_err err = {0};
+	struct berth_config cfg;
+	struct berth_cache cache = {.dir_fd = -1};
+	const char *cache_dir = NULL, *max = NULL;
+	int c, rc;
+
+	if (argc < 2 || (strcmp(argv[1], "ls") && strcmp(argv[1], "gc"))) {
+		fputs("usage: berth cache ls|gc [--cache-dir DIR] [--max-size SIZE]\n", stderr);
+		return 2;
+	}
+	const char *sub = argv[1];
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c == 'c')
+			cache_dir = optarg;
+		else if (c == 'm' && !strcmp(sub, "gc"))
+			max = optarg;
+		else
+			return 2;
+	}
+	rc = open_user_cache(cache_dir, &cfg, &cache, &err);
+	if (rc == 0)
+		rc = !strcmp(sub, "ls") ? cache_ls(&cache, &err)
+					: cache_gc(&cache, &cfg, max, &err);
+	if (rc < 0)
+		cli_error(&err);
+	berth_cache_close(&cache);
+	berth_config_free(&cfg);
+	return rc < 0 ? 1 : 0;
+}
+
 static int cmd_config(void)
 {
 	struct berth_err err = {0};
@@ -165,6 +277,8 @@ int main(int argc, char **argv)
 		return cmd_inspect(argc, argv);
 	if (!strcmp(cmd, "launch"))
 		return cmd_launch(argc, argv);
+	if (!strcmp(cmd, "cache"))
+		return cmd_cache(argc, argv);
 	if (!strcmp(cmd, "config"))
 		return cmd_config();
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

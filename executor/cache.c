@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -92,6 +93,14 @@ static int lock_digest(struct berth_cache *cache, const char *digest, int how,
 		return berth_fail(err, saved, "cannot lock %s/%s", cache->dir, name);
 	}
 	return fd;
+}
+
+static void touch_last_use(struct berth_cache *cache, const char *digest)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "images/%s/last-use", digest + 7);
+	utimensat(cache->dir_fd, name, NULL, AT_SYMLINK_NOFOLLOW);
 }
 
 static bool entry_exists(struct berth_cache *cache, const char *digest)
@@ -223,6 +232,15 @@ static int build_entry(struct berth_cache *cache, struct build *b,
 	snprintf(path, sizeof(path), "%s/entry/source", b->name);
 	if (write_file_at(cache->dir_fd, path, ref, strlen(ref), err) < 0)
 		return -1;
+	char size[32];
+	snprintf(path, sizeof(path), "%s/entry", b->name);
+	snprintf(size, sizeof(size), "%llu", berth_tree_size(cache->dir_fd, path));
+	snprintf(path, sizeof(path), "%s/entry/size", b->name);
+	if (write_file_at(cache->dir_fd, path, size, strlen(size), err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/entry/last-use", b->name);
+	if (write_file_at(cache->dir_fd, path, "", 0, err) < 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/entry", b->name);
 	snprintf(entry, sizeof(entry), "images/%s", img->digest + 7);
 	if (renameat(cache->dir_fd, path, cache->dir_fd, entry) < 0)
@@ -251,6 +269,7 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		goto out;
 	snprintf(res->digest, sizeof(res->digest), "%s", img.digest);
 	if (entry_exists(cache, img.digest)) {
+		touch_last_use(cache, img.digest);
 		rc = 0;
 		goto out;
 	}
@@ -280,6 +299,7 @@ int berth_cache_use(struct berth_cache *cache, const char *digest,
 		return berth_fail(err, 0, "image %s is not in the cache %s (evicted?); "
 				  "run the job again to stage it", digest, cache->dir);
 	}
+	touch_last_use(cache, digest);
 	return fd;
 }
 
@@ -309,4 +329,148 @@ int berth_cache_load_config(struct berth_cache *cache, const char *digest,
 	memset(img, 0, sizeof(*img));
 	snprintf(img->digest, sizeof(img->digest), "%s", digest);
 	return berth_image_parse_config(img, data, len, name, err);
+}
+
+/* Read a small text file of an entry ("" when missing). */
+static void read_entry_file(struct berth_cache *cache, const char *hex,
+			    const char *leaf, char *out, size_t cap)
+{
+	char name[160];
+
+	out[0] = '\0';
+	snprintf(name, sizeof(name), "images/%s/%s", hex, leaf);
+	int fd = openat(cache->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, out, cap - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+static bool entry_in_use(struct berth_cache *cache, const char *digest)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "locks/%s", digest + 7);
+	_cleanup_close_ int fd = openat(cache->dir_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return true;
+	flock(fd, LOCK_UN);
+	return false;
+}
+
+static int by_last_use(const void *a, const void *b)
+{
+	const struct berth_cache_entry *x = a, *y = b;
+
+	return (x->last_use > y->last_use) - (x->last_use < y->last_use);
+}
+
+static void describe_entry(struct berth_cache *cache, const char *hex,
+			   struct berth_cache_entry *e)
+{
+	char size[32], name[160];
+	struct stat st;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->digest, sizeof(e->digest), "sha256:%s", hex);
+	read_entry_file(cache, hex, "size", size, sizeof(size));
+	e->size = strtoull(size, NULL, 10);
+	read_entry_file(cache, hex, "source", e->source, sizeof(e->source));
+	snprintf(name, sizeof(name), "images/%s/last-use", hex);
+	if (fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		e->last_use = st.st_mtime;
+	e->in_use = entry_in_use(cache, e->digest);
+}
+
+int berth_cache_list(struct berth_cache *cache, struct berth_cache_entry **entries,
+		     size_t *n, struct berth_err *err)
+{
+	int fd = openat(cache->dir_fd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct berth_cache_entry *list = NULL;
+	size_t count = 0, cap = 0;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return berth_fail(err, errno, "cannot list %s/images", cache->dir);
+	}
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct berth_cache_entry *bigger = realloc(list, cap * sizeof(*list));
+			if (!bigger) {
+				free(list);
+				closedir(d);
+				return berth_fail(err, ENOMEM, "cache list");
+			}
+			list = bigger;
+		}
+		describe_entry(cache, de->d_name, &list[count++]);
+	}
+	closedir(d);
+	if (count)
+		qsort(list, count, sizeof(*list), by_last_use);
+	*entries = list;
+	*n = count;
+	return 0;
+}
+
+/* Evict one entry if nobody uses it: rename it into tmp/ under its
+ * exclusive lock (readers see all or nothing), then delete it. */
+static int evict(struct berth_cache *cache, const char *digest, bool *evicted,
+		 struct berth_err *err)
+{
+	char name[128], lock[128], trash[64];
+	unsigned long long r = 0;
+
+	*evicted = false;
+	snprintf(lock, sizeof(lock), "locks/%s", digest + 7);
+	_cleanup_close_ int fd = openat(cache->dir_fd, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return 0; /* in use: keep it */
+	if (getentropy(&r, sizeof(r)) < 0)
+		return berth_fail(err, errno, "getentropy");
+	snprintf(name, sizeof(name), "images/%s", digest + 7);
+	snprintf(trash, sizeof(trash), "tmp/evict-%016llx", r);
+	if (renameat(cache->dir_fd, name, cache->dir_fd, trash) < 0)
+		return berth_fail(err, errno, "cannot evict %s/%s", cache->dir, name);
+	berth_remove_tree(cache->dir_fd, trash);
+	*evicted = true;
+	return 0;
+}
+
+int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
+		   unsigned long long *freed, size_t *evicted,
+		   struct berth_err *err)
+{
+	struct berth_cache_entry *list = NULL;
+	unsigned long long total = 0;
+	size_t n = 0;
+	int rc = 0;
+
+	*freed = 0;
+	*evicted = 0;
+	sweep_dead_builds(cache);
+	if (berth_cache_list(cache, &list, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		total += list[i].size;
+	for (size_t i = 0; i < n && total > max_bytes && rc == 0; i++) {
+		bool gone = false;
+		rc = evict(cache, list[i].digest, &gone, err);
+		if (gone) {
+			total -= list[i].size;
+			*freed += list[i].size;
+			(*evicted)++;
+		}
+	}
+	free(list);
+	return rc;
 }

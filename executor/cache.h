@@ -4,6 +4,8 @@
  *     images/<hex>/rootfs/          flattened root filesystem
  *     images/<hex>/config.json      the image config, verbatim
  *     images/<hex>/source           where it came from
+ *     images/<hex>/size             disk use in bytes, measured at build
+ *     images/<hex>/last-use         its mtime is the last time a job used it
  *     locks/<hex>                   flock: EX while building, SH while in use
  *     tmp/<random>/                 build folders; published with rename()
  *
@@ -62,5 +64,24 @@ int berth_cache_use(struct berth_cache *cache, const char *digest,
 /* Load the cached config of an entry into img (env, workdir, ...). */
 int berth_cache_load_config(struct berth_cache *cache, const char *digest,
 			    struct berth_image *img, struct berth_err *err);
+
+/* One cache entry, for `berth cache ls` and gc. */
+struct berth_cache_entry {
+	char digest[BERTH_DIGEST_LEN + 1];
+	unsigned long long size;
+	long long last_use; /* seconds since the epoch */
+	char source[512];
+	bool in_use;        /* a job holds its lock shared */
+};
+
+/* List the entries, least recently used first.  *entries is malloc'd. */
+int berth_cache_list(struct berth_cache *cache, struct berth_cache_entry **entries,
+		     size_t *n, struct berth_err *err);
+
+/* Evict least recently used entries until the total is at most max_bytes.
+ * Entries in use are never evicted.  *freed gets the bytes removed. */
+int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
+		   unsigned long long *freed, size_t *evicted,
+		   struct berth_err *err);
 
 #endif

@@ -39,3 +39,27 @@ int berth_remove_tree(int dir_fd, const char *name)
 		rc = -1;
 	return rc;
 }
+
+unsigned long long berth_tree_size(int dir_fd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	unsigned long long total = (unsigned long long)st.st_blocks * 512;
+	if (!S_ISDIR(st.st_mode))
+		return total;
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return total;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (!is_dot(de->d_name))
+			total += berth_tree_size(dirfd(d), de->d_name);
+	closedir(d);
+	return total;
+}

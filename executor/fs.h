@@ -8,4 +8,8 @@
  * Returns 0, or -1 with errno set; ENOENT counts as success. */
 int berth_remove_tree(int dir_fd, const char *name);
 
+/* Disk use of `name` under dir_fd in bytes (st_blocks), not following
+ * symlinks; hard-linked files count once per link (an upper bound). */
+unsigned long long berth_tree_size(int dir_fd, const char *name);
+
 #endif

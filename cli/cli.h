@@ -13,5 +13,6 @@ void cli_error(const struct berth_err *err);
 int cli_load_config(struct berth_config *cfg, struct berth_err *err);
 
 int cmd_launch(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -2,14 +2,13 @@
  *
  * The plugin's task_init execs this as the job user (Slurm 22.05 has no
  * spank_prepend_task_argv).  It does what slurmstepd would still have done
- * after task_init (create TMPDIR, apply SLURM_RLIMIT_*), takes the image's
- * cache lock shared so gc cannot evict it while the task runs (the fd stays
- * open across exec), builds the container environment, and execs the
- * runtime in place: the task's pid, signals, stdio and exit code stay the
- * runtime's, which passes them on to the command. */
+ * after task_init (create TMPDIR, apply SLURM_RLIMIT_*), then hands the
+ * task to the executor, which replaces this process with the container:
+ * the task's pid, signals, stdio and exit code are the container's.  The
+ * image's cache lock is held shared across that exec, so gc cannot evict an
+ * image a task runs from. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdbool.h>
@@ -19,16 +18,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../executor/cache.h"
-#include "../executor/image.h"
+#include "../executor/executor.h"
 #include "cli.h"
 
 extern char **environ;
 
+#define BATCH_DIR "/.berth/batch" /* every cached rootfs has this mount point */
+
 struct launch {
 	const char *runtime;
 	const char *cache_dir;
-	const char *chrun;
 	const char *digest;
 	const char *batch_script;
 	bool mount_home;
@@ -36,16 +35,17 @@ struct launch {
 };
 
 static const char launch_usage[] =
-	"usage: berth launch --runtime charliecloud --cache-dir DIR --ch-run PATH\n"
-	"                    --digest sha256:HEX [--batch-script PATH] [--mount-home]\n"
-	"                    -- CMD [ARG...]\n";
+	"usage: berth launch --runtime R --cache-dir DIR --digest sha256:HEX\n"
+	"                    [--ch-run PATH] [--singularity PATH]\n"
+	"                    [--batch-script PATH] [--mount-home] -- CMD [ARG...]\n";
 
-static int parse_launch(int argc, char **argv, struct launch *l)
+static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
 {
 	static const struct option opts[] = {
 		{"runtime", required_argument, NULL, 'r'},
 		{"cache-dir", required_argument, NULL, 'c'},
 		{"ch-run", required_argument, NULL, 'x'},
+		{"singularity", required_argument, NULL, 's'},
 		{"digest", required_argument, NULL, 'd'},
 		{"batch-script", required_argument, NULL, 'b'},
 		{"mount-home", no_argument, NULL, 'h'},
@@ -57,14 +57,15 @@ static int parse_launch(int argc, char **argv, struct launch *l)
 		switch (c) {
 		case 'r': l->runtime = optarg; break;
 		case 'c': l->cache_dir = optarg; break;
-		case 'x': l->chrun = optarg; break;
+		case 'x': snprintf(cfg->chrun_path, sizeof(cfg->chrun_path), "%s", optarg); break;
+		case 's': snprintf(cfg->singularity_path, sizeof(cfg->singularity_path), "%s", optarg); break;
 		case 'd': l->digest = optarg; break;
 		case 'b': l->batch_script = optarg; break;
 		case 'h': l->mount_home = true; break;
 		default: return -1;
 		}
 	}
-	if (!l->runtime || !l->cache_dir || !l->chrun || !l->digest || optind >= argc)
+	if (!l->runtime || !l->cache_dir || !l->digest || optind >= argc)
 		return -1;
 	l->argv = argv + optind;
 	return 0;
@@ -91,107 +92,60 @@ static void apply_slurm_task_setup(void)
 	for (size_t i = 0; i < sizeof(limits) / sizeof(*limits); i++) {
 		const char *value = getenv(limits[i].name);
 		struct rlimit rl;
-		char *end;
 		if (!value || getrlimit(limits[i].resource, &rl) < 0)
 			continue;
-		/* A leading 'U' marks an unlimited request in Slurm's encoding. */
+		/* "U" is Slurm's unlimited; an unprivileged task cannot go above
+		 * its hard limit, so the request is capped there. */
 		rlim_t want = !strcmp(value, "U") ? RLIM_INFINITY
-						  : (rlim_t)strtoull(value, &end, 10);
-		if (want > rl.rlim_max)
-			want = rl.rlim_max; /* an unprivileged task cannot raise it */
-		rl.rlim_cur = want;
+						  : (rlim_t)strtoull(value, NULL, 10);
+		rl.rlim_cur = want > rl.rlim_max ? rl.rlim_max : want;
 		setrlimit(limits[i].resource, &rl);
 	}
-}
-
-/* Image Env wins over the job's for the names it sets, except SLURM_*,
- * which always reach the task. */
-static void apply_image_env(const struct berth_image *img)
-{
-	for (size_t i = 0; i < img->n_env; i++) {
-		_cleanup_free_ char *pair = strdup(img->env[i]);
-		char *eq = pair ? strchr(pair, '=') : NULL;
-		if (!eq || eq == pair || !strncmp(pair, "SLURM_", 6))
-			continue;
-		*eq = '\0';
-		setenv(pair, eq + 1, 1);
-	}
-}
-
-static int exec_charliecloud(const struct launch *l, const struct berth_cache *cache,
-			     const struct berth_image *img, struct berth_err *err)
-{
-	char rootfs[PATH_MAX], bind[PATH_MAX + 32], script_copy[PATH_MAX];
-	const char *args[64];
-	size_t n = 0, argc = 0;
-
-	while (l->argv[argc])
-		argc++;
-	berth_cache_entry_path(cache, l->digest, "rootfs", rootfs);
-	args[n++] = l->chrun;
-	if (l->mount_home)
-		args[n++] = "--home";
-	args[n++] = "-c";
-	args[n++] = img->workdir ? img->workdir : "/";
-	if (l->batch_script) {
-		/* ch-run can bind only onto a path the image has: the script's
-		 * folder goes to the mount point every cached rootfs carries. */
-		snprintf(script_copy, sizeof(script_copy), "%s", l->batch_script);
-		snprintf(bind, sizeof(bind), "%s:/.berth/batch", dirname(script_copy));
-		args[n++] = "-b";
-		args[n++] = bind;
-	}
-	args[n++] = rootfs;
-	args[n++] = "--";
-	const char **full = calloc(n + argc + 1, sizeof(char *));
-	if (!full)
-		return berth_fail(err, ENOMEM, "argv");
-	memcpy(full, args, n * sizeof(char *));
-	for (size_t i = 0; i < argc; i++)
-		full[n + i] = l->argv[i];
-	if (l->batch_script) {
-		static char script_in[PATH_MAX];
-		snprintf(script_copy, sizeof(script_copy), "%s", l->batch_script);
-		snprintf(script_in, sizeof(script_in), "/.berth/batch/%s",
-			 basename(script_copy));
-		full[n] = script_in;
-	}
-	execve(l->chrun, (char *const *)full, environ);
-	int saved = errno;
-	free(full);
-	return berth_fail(err, saved, "cannot run %s (ChRunPath)", l->chrun);
 }
 
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
 	struct berth_err err = {0};
-	struct berth_cache cache = {.dir_fd = -1};
-	struct berth_image img = {0};
+	struct berth_config cfg;
+	struct berth_executor *ex = NULL;
+	struct berth_bind batch = {.dst = BATCH_DIR, .read_only = true};
+	char script_dir[PATH_MAX], script_in[PATH_MAX];
+	char **env = NULL;
 
-	if (parse_launch(argc, argv, &l) < 0) {
+	berth_config_defaults(&cfg);
+	if (parse_launch(argc, argv, &l, &cfg) < 0) {
 		fputs(launch_usage, stderr);
 		return 2;
 	}
-	if (strcmp(l.runtime, "charliecloud") != 0) {
-		fprintf(stderr, "berth: runtime '%s' cannot launch tasks yet\n", l.runtime);
-		return 1;
-	}
 	apply_slurm_task_setup();
-	if (berth_cache_open(&cache, l.cache_dir, getuid(), &err) < 0)
+	if (berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
+	    berth_executor_use_image(ex, l.digest, &err) < 0)
 		goto fail;
-	int lock = berth_cache_use(&cache, l.digest, &err);
-	if (lock < 0)
+	/* The job's environment, under the image's own variables. */
+	if (!(env = berth_env_merge(environ, &ex->img, NULL, &err)))
 		goto fail;
-	/* Keep the shared lock for the life of the container. */
-	fcntl(lock, F_SETFD, 0);
-	if (berth_cache_load_config(&cache, l.digest, &img, &err) < 0)
+	struct berth_container_spec spec = {
+		.argv = l.argv, .env = env, .mount_home = l.mount_home,
+		.uid = getuid(), .gid = getgid(),
+		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
+	};
+	if (l.batch_script) {
+		/* The spooled script's folder, read-only, at a fixed mount point. */
+		snprintf(script_dir, sizeof(script_dir), "%s", l.batch_script);
+		batch.src = dirname(script_dir);
+		snprintf(script_in, sizeof(script_in), BATCH_DIR "/%s",
+			 basename(strdupa(l.batch_script)));
+		l.argv[0] = script_in;
+		spec.binds = &batch;
+		spec.n_binds = 1;
+	}
+	if (berth_executor_create(ex, &spec, &err) < 0)
 		goto fail;
-	apply_image_env(&img);
-	exec_charliecloud(&l, &cache, &img, &err);
+	berth_executor_exec(ex, &err);
 fail:
 	cli_error(&err);
-	berth_image_close(&img);
-	berth_cache_close(&cache);
+	berth_executor_destroy(ex);
+	berth_strv_free(env);
 	return 1;
 }

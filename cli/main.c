@@ -10,15 +10,20 @@
 #include <unistd.h>
 
 #include "../executor/cache.h"
+#include "../executor/executor.h"
 #include "../executor/image.h"
 #include "cli.h"
 
 static const char usage[] =
 	"usage: berth COMMAND [ARGS]\n"
 	"\n"
-	"  pull [--cache-dir DIR] IMAGE     stage IMAGE (a docker-save archive,\n"
+	"  pull [--runtime R] [--cache-dir DIR] IMAGE\n"
+	"                                   stage IMAGE (a docker-save archive,\n"
 	"                                   PATH[#REPO:TAG]) into your cache\n"
 	"  inspect [--json] IMAGE           show digest, layers and config\n"
+	"  run --runtime R --image IMAGE [--bind SRC:DST[:ro|rw]] [--workdir D]\n"
+	"      [--env K=V] [--env-pass NAME] [--writable] [--mount-home] -- CMD...\n"
+	"                                   run CMD in a container\n"
 	"  cache ls [--cache-dir DIR]       list cached images: digest, size, last use,\n"
 	"                                   source\n"
 	"  cache gc [--cache-dir DIR] [--max-size SIZE]\n"
@@ -102,43 +107,53 @@ static int cmd_pull(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"cache-dir", required_argument, NULL, 'c'},
+		{"runtime", required_argument, NULL, 'r'},
+		{"singularity", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
+	static const char pull_usage[] =
+		"usage: berth pull [--runtime R] [--cache-dir DIR] [--singularity PATH] IMAGE\n";
+	const char *singularity = NULL;
 	struct berth_err err = {0};
 	struct berth_config cfg;
-	struct berth_cache cache;
-	struct berth_stage_result res;
-	const char *cache_dir = NULL;
+	struct berth_executor *ex = NULL;
+	const char *cache_dir = NULL, *runtime = NULL;
+	char digest[BERTH_DIGEST_LEN + 1];
+	bool converted = false;
 	int c, rc = 1;
 
+	berth_config_defaults(&cfg);
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c != 'c') {
-			fputs("usage: berth pull [--cache-dir DIR] IMAGE\n", stderr);
+		if (c == 'c')
+			cache_dir = optarg;
+		else if (c == 'r')
+			runtime = optarg;
+		else if (c == 's')
+			singularity = optarg;
+		else {
+			fputs(pull_usage, stderr);
 			return 2;
 		}
-		cache_dir = optarg;
 	}
 	if (optind != argc - 1) {
-		fputs("usage: berth pull [--cache-dir DIR] IMAGE\n", stderr);
+		fputs(pull_usage, stderr);
 		return 2;
 	}
-	if (cli_load_config(&cfg, &err) < 0) {
-		cli_error(&err);
-		return 1;
-	}
-	if (berth_cache_open(&cache, cache_dir ? cache_dir : cfg.cache_dir,
-			     getuid(), &err) == 0 &&
-	    berth_cache_stage(&cache, argv[optind], &res, &err) == 0) {
-		/* One line for machines (the plugin reads it), details on stderr. */
-		printf("%s %s\n", res.digest, res.converted ? "converted" : "cached");
-		if (res.converted && res.stats.skipped_devices)
-			fprintf(stderr, "berth: skipped %llu device nodes/fifos\n",
-				(unsigned long long)res.stats.skipped_devices);
+	int loaded = cli_load_config(&cfg, &err);
+	if (singularity) /* the plugin passes the site's value */
+		snprintf(cfg.singularity_path, sizeof(cfg.singularity_path), "%s", singularity);
+	if (loaded == 0 &&
+	    berth_executor_new(runtime ? runtime : berth_runtime_name(cfg.default_runtime),
+			       &cfg, cache_dir, &ex, &err) == 0 &&
+	    berth_executor_load_image(ex, argv[optind], digest, &converted, &err) == 0) {
+		/* One line for machines (the plugin reads it). */
+		printf("%s %s\n", digest[0] ? digest : argv[optind],
+		       converted ? "converted" : digest[0] ? "cached" : "as-is");
 		rc = 0;
 	} else {
 		cli_error(&err);
 	}
-	berth_cache_close(&cache);
+	berth_executor_destroy(ex);
 	berth_config_free(&cfg);
 	return rc;
 }
@@ -275,6 +290,8 @@ int main(int argc, char **argv)
 		return cmd_pull(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc, argv);
 	if (!strcmp(cmd, "launch"))
 		return cmd_launch(argc, argv);
 	if (!strcmp(cmd, "cache"))

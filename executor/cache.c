@@ -103,14 +103,14 @@ static void touch_last_use(struct berth_cache *cache, const char *digest)
 	utimensat(cache->dir_fd, name, NULL, AT_SYMLINK_NOFOLLOW);
 }
 
-static bool entry_exists(struct berth_cache *cache, const char *digest)
+static bool entry_exists(struct berth_cache *cache, const char *digest,
+			 const char *leaf)
 {
-	char name[128];
+	char name[160];
 	struct stat st;
 
-	snprintf(name, sizeof(name), "images/%s/rootfs", digest + 7);
-	return fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       S_ISDIR(st.st_mode);
+	snprintf(name, sizeof(name), "images/%s/%s", digest + 7, leaf ? leaf : "");
+	return fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Remove build folders whose builder is gone (their lock is free). */
@@ -206,24 +206,51 @@ static int write_file_at(int dir_fd, const char *name, const void *data,
 	return 0;
 }
 
-/* Flatten the image into the build folder and publish it. */
-static int build_entry(struct berth_cache *cache, struct build *b,
-		       struct berth_image *img, const char *ref,
-		       struct berth_stage_result *res, struct berth_err *err)
+/* The default artifact: the flattened rootfs, with runtime mount points. */
+static int convert_rootfs(void *ctx, const struct berth_image *img,
+			  const char *out_path, const char *work_dir,
+			  struct berth_flatten_stats *stats, struct berth_err *err)
 {
-	char path[PATH_MAX + 16], entry[128];
+	(void)ctx;
+	(void)work_dir;
+	if (mkdir(out_path, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", out_path);
+	if (berth_image_flatten(img, out_path, stats, err) < 0)
+		return -1;
+	return berth_rootfs_add_mountpoints(out_path, err);
+}
+
+const struct berth_artifact berth_artifact_rootfs = {
+	.leaf = "rootfs",
+	.convert = convert_rootfs,
+};
+
+static int write_size(struct berth_cache *cache, const char *entry_name,
+		      struct berth_err *err)
+{
+	char path[256], size[32];
+
+	snprintf(size, sizeof(size), "%llu", berth_tree_size(cache->dir_fd, entry_name));
+	snprintf(path, sizeof(path), "%s/size.new", entry_name);
+	unlinkat(cache->dir_fd, path, 0);
+	if (write_file_at(cache->dir_fd, path, size, strlen(size), err) < 0)
+		return -1;
+	char final[256];
+	snprintf(final, sizeof(final), "%s/size", entry_name);
+	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
+		return berth_fail(err, errno, "cannot write %s/%s", cache->dir, final);
+	return 0;
+}
+
+/* A whole new entry: metadata + the artifact, published with one rename. */
+static int publish_entry(struct berth_cache *cache, struct build *b,
+			 const struct berth_image *img, const char *ref,
+			 struct berth_err *err)
+{
+	char path[PATH_MAX], entry[128];
 	_cleanup_free_ char *config = NULL;
 	size_t config_len;
 
-	snprintf(path, sizeof(path), "%s/entry", b->path);
-	if (mkdir(path, 0700) < 0)
-		return berth_fail(err, errno, "cannot create %s", path);
-	snprintf(path, sizeof(path), "%s/entry/rootfs", b->path);
-	if (mkdir(path, 0755) < 0)
-		return berth_fail(err, errno, "cannot create %s", path);
-	if (berth_image_flatten(img, path, &res->stats, err) < 0 ||
-	    berth_rootfs_add_mountpoints(path, err) < 0)
-		return -1;
 	if (berth_image_config_bytes(img, &config, &config_len, err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/entry/config.json", b->name);
@@ -232,24 +259,48 @@ static int build_entry(struct berth_cache *cache, struct build *b,
 	snprintf(path, sizeof(path), "%s/entry/source", b->name);
 	if (write_file_at(cache->dir_fd, path, ref, strlen(ref), err) < 0)
 		return -1;
-	char size[32];
-	snprintf(path, sizeof(path), "%s/entry", b->name);
-	snprintf(size, sizeof(size), "%llu", berth_tree_size(cache->dir_fd, path));
-	snprintf(path, sizeof(path), "%s/entry/size", b->name);
-	if (write_file_at(cache->dir_fd, path, size, strlen(size), err) < 0)
-		return -1;
 	snprintf(path, sizeof(path), "%s/entry/last-use", b->name);
 	if (write_file_at(cache->dir_fd, path, "", 0, err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/entry", b->name);
+	if (write_size(cache, path, err) < 0)
+		return -1;
 	snprintf(entry, sizeof(entry), "images/%s", img->digest + 7);
 	if (renameat(cache->dir_fd, path, cache->dir_fd, entry) < 0)
 		return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, entry);
-	res->converted = true;
 	return 0;
 }
 
+/* Convert into the build folder and publish: a new entry, or one more
+ * artifact (say a SIF next to a rootfs) in an entry that exists. */
+static int build_artifact(struct berth_cache *cache, struct build *b,
+			  const struct berth_image *img, const char *ref,
+			  const struct berth_artifact *art,
+			  struct berth_stage_result *res, struct berth_err *err)
+{
+	char path[PATH_MAX + 64], entry[128], final[192];
+	struct stat st;
+
+	snprintf(entry, sizeof(entry), "images/%s", img->digest + 7);
+	bool have_entry = fstatat(cache->dir_fd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	snprintf(path, sizeof(path), "%s/entry", b->path);
+	if (mkdir(path, 0700) < 0)
+		return berth_fail(err, errno, "cannot create %s", path);
+	snprintf(path, sizeof(path), "%s/entry/%s", b->path, art->leaf);
+	if (art->convert(art->ctx, img, path, b->path, &res->stats, err) < 0)
+		return -1;
+	res->converted = true;
+	if (!have_entry)
+		return publish_entry(cache, b, img, ref, err);
+	snprintf(path, sizeof(path), "%s/entry/%s", b->name, art->leaf);
+	snprintf(final, sizeof(final), "%s/%s", entry, art->leaf);
+	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
+		return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, final);
+	return write_size(cache, entry, err);
+}
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
+		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
 {
 	_cleanup_free_ char *path = NULL;
@@ -268,7 +319,7 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	if (berth_image_open(&img, path, tag, b.path, err) < 0)
 		goto out;
 	snprintf(res->digest, sizeof(res->digest), "%s", img.digest);
-	if (entry_exists(cache, img.digest)) {
+	if (entry_exists(cache, img.digest, art->leaf)) {
 		touch_last_use(cache, img.digest);
 		rc = 0;
 		goto out;
@@ -277,7 +328,9 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	if (lock < 0)
 		goto out;
 	/* Someone else may have built it while we waited for the lock. */
-	rc = entry_exists(cache, img.digest) ? 0 : build_entry(cache, &b, &img, ref, res, err);
+	rc = entry_exists(cache, img.digest, art->leaf)
+		     ? 0
+		     : build_artifact(cache, &b, &img, ref, art, res, err);
 	close(lock);
 out:
 	berth_image_close(&img);
@@ -286,7 +339,7 @@ out:
 }
 
 int berth_cache_use(struct berth_cache *cache, const char *digest,
-		    struct berth_err *err)
+		    const char *leaf, struct berth_err *err)
 {
 	if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != BERTH_DIGEST_LEN ||
 	    strspn(digest + 7, "0123456789abcdef") != 64)
@@ -294,7 +347,7 @@ int berth_cache_use(struct berth_cache *cache, const char *digest,
 	int fd = lock_digest(cache, digest, LOCK_SH, err);
 	if (fd < 0)
 		return -1;
-	if (!entry_exists(cache, digest)) {
+	if (!entry_exists(cache, digest, leaf)) {
 		close(fd);
 		return berth_fail(err, 0, "image %s is not in the cache %s (evicted?); "
 				  "run the job again to stage it", digest, cache->dir);
@@ -443,6 +496,22 @@ static int evict(struct berth_cache *cache, const char *digest, bool *evicted,
 		return berth_fail(err, errno, "cannot evict %s/%s", cache->dir, name);
 	berth_remove_tree(cache->dir_fd, trash);
 	*evicted = true;
+	return 0;
+}
+
+int berth_cache_remove(struct berth_cache *cache, const char *digest,
+		       struct berth_err *err)
+{
+	bool gone = false;
+
+	if (!entry_exists(cache, digest, NULL))
+		return berth_fail(err, 0, "image %s is not in the cache %s", digest,
+				  cache->dir);
+	if (evict(cache, digest, &gone, err) < 0)
+		return -1;
+	if (!gone)
+		return berth_fail(err, EBUSY, "image %s is in use by a running job; "
+				  "not removed", digest);
 	return 0;
 }
 

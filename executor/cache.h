@@ -1,7 +1,8 @@
 /* berth: the per-user, content-addressed image cache.
  *
  *   CacheDir/<uid>/                 0700, owned by the user
- *     images/<hex>/rootfs/          flattened root filesystem
+ *     images/<hex>/rootfs/          flattened root filesystem (charliecloud)
+ *     images/<hex>/image.sif        the SIF built from it (singularity)
  *     images/<hex>/config.json      the image config, verbatim
  *     images/<hex>/source           where it came from
  *     images/<hex>/size             disk use in bytes, measured at build
@@ -46,9 +47,30 @@ struct berth_stage_result {
 	struct berth_flatten_stats stats;
 };
 
-/* Make sure the image `ref` (path[#tag]) is in the cache as a rootfs. */
+/* What an executor keeps in a cache entry, and how to make it from an
+ * opened image: `convert` writes `out_path` (inside a private build folder;
+ * the cache publishes it with rename()); `work_dir` is scratch space in the
+ * same build folder, removed afterwards. */
+struct berth_artifact {
+	const char *leaf; /* "rootfs", "image.sif", ... */
+	int (*convert)(void *ctx, const struct berth_image *img, const char *out_path,
+		       const char *work_dir, struct berth_flatten_stats *stats,
+		       struct berth_err *err);
+	void *ctx;
+};
+
+/* The flattened root filesystem (charliecloud, and the base of others). */
+extern const struct berth_artifact berth_artifact_rootfs;
+
+/* Make sure the image `ref` (path[#tag]) is in the cache with artifact
+ * `art`, converting it once under the digest's lock when it is not. */
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
+		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err);
+
+/* Remove an entry unless a job uses it. */
+int berth_cache_remove(struct berth_cache *cache, const char *digest,
+		       struct berth_err *err);
 
 /* Paths of an entry (no check that it exists). */
 void berth_cache_entry_path(const struct berth_cache *cache,
@@ -59,7 +81,7 @@ void berth_cache_entry_path(const struct berth_cache *cache,
  * exec: gc will not evict it while the returned fd lives.  Fails when the
  * entry is not in the cache. */
 int berth_cache_use(struct berth_cache *cache, const char *digest,
-		    struct berth_err *err);
+		    const char *leaf, struct berth_err *err);
 
 /* Load the cached config of an entry into img (env, workdir, ...). */
 int berth_cache_load_config(struct berth_cache *cache, const char *digest,

@@ -4,6 +4,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,4 +66,56 @@ unsigned long long berth_tree_size(int dir_fd, const char *name)
 			total += berth_tree_size(dirfd(d), de->d_name);
 	closedir(d);
 	return total;
+}
+
+int berth_open_beneath(int root_fd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (unsigned long long)flags | O_CLOEXEC | O_NOFOLLOW,
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how,
+			    sizeof(how));
+}
+
+int berth_mkdir_beneath(int root_fd, const char *path, mode_t mode)
+{
+	char name[NAME_MAX + 1];
+	int fd = berth_open_beneath(root_fd, "", O_PATH | O_DIRECTORY, 0);
+
+	while (*path == '/')
+		path++;
+	for (const char *p = path; fd >= 0 && *p;) {
+		size_t len = strcspn(p, "/");
+		if (len > NAME_MAX) {
+			close(fd);
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)len, p);
+		p += len;
+		p += strspn(p, "/");
+		if (!strcmp(name, ".."))  {
+			close(fd);
+			errno = EINVAL;
+			return -1;
+		}
+		if (!strcmp(name, "."))
+			continue;
+		if (mkdirat(fd, name, mode) < 0 && errno != EEXIST) {
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		int next = berth_open_beneath(fd, name, O_PATH | O_DIRECTORY, 0);
+		int saved = errno;
+		close(fd);
+		fd = next;
+		errno = saved;
+	}
+	return fd;
 }

@@ -2,6 +2,8 @@
 #ifndef BERTH_FS_H
 #define BERTH_FS_H
 
+#include <sys/types.h>
+
 /* Remove `name` in the folder `dir_fd`, recursively when it is a folder.
  * Never follows symlinks: a symlink is removed, not its target.  Folders
  * are made writable first (we own them; a 0555 folder must still empty).
@@ -11,5 +13,14 @@ int berth_remove_tree(int dir_fd, const char *name);
 /* Disk use of `name` under dir_fd in bytes (st_blocks), not following
  * symlinks; hard-linked files count once per link (an upper bound). */
 unsigned long long berth_tree_size(int dir_fd, const char *name);
+
+/* Create folder `path` (relative, any depth) beneath `root_fd`, one
+ * component at a time, never following a symlink: a symlinked component
+ * fails with ELOOP.  Returns an O_PATH fd of the folder, or -1 (errno). */
+int berth_mkdir_beneath(int root_fd, const char *path, mode_t mode);
+
+/* openat2() beneath root_fd, no symlinks, no magic links, no mount
+ * crossing.  `flags` gets O_CLOEXEC | O_NOFOLLOW added. */
+int berth_open_beneath(int root_fd, const char *path, int flags, mode_t mode);
 
 #endif

@@ -52,8 +52,10 @@ static char *last_line(char *out)
 static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 {
 	char cwd[PATH_MAX] = "/";
-	char *argv[] = {berth.cfg.launcher_path, "pull", "--cache-dir",
-			berth.cfg.cache_dir, berth.image, NULL};
+	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
+			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
+			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
+			"--", berth.image, NULL};
 	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
 	_cleanup_free_ char *output = NULL;
 	struct berth_err err = {0};
@@ -81,7 +83,7 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 		keep_error("%s", *msg ? msg : "image staging failed");
 		return -1;
 	}
-	if (strncmp(line, "sha256:", 7) != 0 || strlen(line) < 71) {
+	if (strncmp(line, "sha256:", 7) != 0 || strlen(line) < 72 || line[71] != ' ') {
 		keep_error("unexpected output from the image stager: %s", line);
 		return -1;
 	}
@@ -98,7 +100,7 @@ int berth_remote_user_init(spank_t sp)
 
 	if (berth.stage_error[0])
 		return 0; /* reported from task_init, where srun's user sees it */
-	if (berth.runtime != BERTH_RT_CHARLIECLOUD) {
+	if (berth.runtime == BERTH_RT_DOCKER) {
 		keep_error("runtime '%s' is not available yet in this berth version; "
 			   "use --container-runtime=charliecloud",
 			   berth_runtime_name(berth.runtime));
@@ -137,7 +139,7 @@ int berth_remote_task_init(spank_t sp)
 	}
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
 	bool batch = step_id == SLURM_BATCH_SCRIPT;
-	char **argv = calloc((size_t)job_argc + 16, sizeof(char *));
+	char **argv = calloc((size_t)job_argc + 32, sizeof(char *));
 	size_t n = 0;
 	if (!argv)
 		return -1;
@@ -149,6 +151,8 @@ int berth_remote_task_init(spank_t sp)
 	argv[n++] = berth.cfg.cache_dir;
 	argv[n++] = "--ch-run";
 	argv[n++] = berth.cfg.chrun_path;
+	argv[n++] = "--singularity";
+	argv[n++] = berth.cfg.singularity_path;
 	argv[n++] = "--digest";
 	argv[n++] = berth.digest;
 	if (berth.cfg.mount_home)
@@ -160,6 +164,7 @@ int berth_remote_task_init(spank_t sp)
 	argv[n++] = "--";
 	for (int i = 0; i < job_argc; i++)
 		argv[n++] = job_argv[i];
+	argv[n] = NULL; /* room: the fixed options above are fewer than 32 */
 	/* Slurm 22.05 has no spank_prepend_task_argv(): become the launcher. */
 	execve(argv[0], argv, job_env);
 	fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",

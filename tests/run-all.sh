@@ -3,13 +3,14 @@
 #   lint            cppcheck and clang-tidy over the C sources
 #   unit            cmocka tests under ASan/UBSan, then again under valgrind
 #   pipeline        image reader/flattener/cache against generated archives
+#   conformance     one executor suite, run unchanged against every runtime
 #   e2e             jobs through the real one-node Slurm (tests/cluster/)
 # BERTH_TESTS="unit pipeline" limits the groups.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../build}
 BUILD=$(cd "$BUILD" && pwd)
-groups=${BERTH_TESTS:-lint unit pipeline e2e}
+groups=${BERTH_TESTS:-lint unit pipeline conformance e2e}
 passed=0
 failed=0
 failures=()
@@ -64,6 +65,18 @@ for group in $groups; do
 			[ "$rc" -ne 0 ] && cat "$BUILD/unit-vg/$name.log"
 			tally "valgrind: $name" "$rc"
 		done
+		;;
+	conformance)
+		out=$(mktemp)
+		bash "$here/conformance/run.sh" 2>&1 | tee "$out"
+		rc=${PIPESTATUS[0]}
+		ok=$(grep -c '^ok ' "$out")
+		nok=$(grep -c '^not ok ' "$out")
+		passed=$((passed + ok))
+		failed=$((failed + nok))
+		while read -r line; do failures+=("conformance: $line"); done < <(grep '^not ok ' "$out")
+		if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then tally "conformance (run.sh exited $rc)" 1; fi
+		rm -f "$out"
 		;;
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do

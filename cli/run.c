@@ -1,0 +1,206 @@
+/* berth run: load an image and run one command in a container, through
+ * the executor interface; the terminal way to do what the plugin does. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../executor/executor.h"
+#include "cli.h"
+
+#define MAX_ITEMS 256
+#define KILL_GRACE_SECONDS 2
+
+extern char **environ;
+
+static const char run_usage[] =
+	"usage: berth run --runtime R --image IMAGE [--cache-dir DIR]\n"
+	"                 [--bind SRC:DST[:ro|rw]]... [--workdir DIR]\n"
+	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
+	"                 [--mount-home] -- CMD [ARG...]\n";
+
+struct run_args {
+	const char *runtime, *image, *cache_dir, *workdir;
+	struct berth_bind binds[MAX_ITEMS];
+	size_t n_binds;
+	const char *env[MAX_ITEMS];  /* --env K=V and --env-pass results, in order */
+	size_t n_env;
+	bool writable, mount_home;
+	char **argv;
+};
+
+/* "SRC:DST[:ro|rw]" into a bind; the strings point into `text` (argv). */
+int cli_parse_bind(char *text, struct berth_bind *b, struct berth_err *err)
+{
+	char *dst = strchr(text, ':');
+	char *mode = dst ? strchr(dst + 1, ':') : NULL;
+
+	if (!dst)
+		return berth_fail(err, 0, "bind '%s': write SRC:DST[:ro|rw]", text);
+	*dst++ = '\0';
+	if (mode)
+		*mode++ = '\0';
+	b->src = text;
+	b->dst = dst;
+	b->read_only = mode && !strcmp(mode, "ro");
+	if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
+		return berth_fail(err, 0, "bind '%s:%s:%s': the mode must be ro or rw",
+				  text, dst, mode);
+	if (text[0] != '/' || dst[0] != '/')
+		return berth_fail(err, 0, "bind '%s:%s': both paths must be absolute",
+				  text, dst);
+	if (access(text, F_OK) < 0)
+		return berth_fail(err, errno, "bind source %s", text);
+	return 0;
+}
+
+static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err *err)
+{
+	static const struct option opts[] = {
+		{"runtime", required_argument, NULL, 'r'},
+		{"image", required_argument, NULL, 'i'},
+		{"cache-dir", required_argument, NULL, 'c'},
+		{"bind", required_argument, NULL, 'b'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"env", required_argument, NULL, 'e'},
+		{"env-pass", required_argument, NULL, 'p'},
+		{"writable", no_argument, NULL, 'W'},
+		{"mount-home", no_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if ((c == 'b' && a->n_binds >= MAX_ITEMS) || (strchr("ep", c) && a->n_env >= MAX_ITEMS))
+			return berth_fail(err, 0, "too many --bind/--env options");
+		switch (c) {
+		case 'r': a->runtime = optarg; break;
+		case 'i': a->image = optarg; break;
+		case 'c': a->cache_dir = optarg; break;
+		case 'w': a->workdir = optarg; break;
+		case 'W': a->writable = true; break;
+		case 'H': a->mount_home = true; break;
+		case 'b':
+			if (cli_parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
+				return -1;
+			break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				return berth_fail(err, 0, "--env '%s': write NAME=VALUE", optarg);
+			a->env[a->n_env++] = optarg;
+			break;
+		case 'p': {
+			const char *value = getenv(optarg);
+			char *pair = NULL;
+			if (!value)
+				continue; /* not set here: nothing to pass */
+			if (asprintf(&pair, "%s=%s", optarg, value) < 0)
+				return berth_fail(err, ENOMEM, "--env-pass");
+			a->env[a->n_env++] = pair; /* lives until exit */
+			break;
+		}
+		default:
+			return berth_fail(err, 0, "unknown option; see the usage");
+		}
+	}
+	if (!a->runtime || !a->image || optind >= argc)
+		return berth_fail(err, 0, "--runtime, --image and a command are required");
+	if (a->workdir && a->workdir[0] != '/')
+		return berth_fail(err, 0, "--workdir '%s' must be an absolute path", a->workdir);
+	a->argv = argv + optind;
+	return 0;
+}
+
+/* Wait for the container, passing on SIGTERM/SIGINT/SIGHUP; a container
+ * that ignores them is killed after a grace period.  The signals are
+ * blocked (berth_run_block_signals) before the container starts and taken
+ * here with sigtimedwait, so none is lost between checks. */
+static int supervise(struct berth_executor *ex, const sigset_t *set,
+		     struct berth_err *err)
+{
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+	struct timespec deadline = {0}, now;
+	siginfo_t info;
+
+	for (;;) {
+		int sig = sigtimedwait(set, &info, &tick);
+		if (sig > 0 && sig != SIGCHLD) {
+			berth_executor_kill(ex, sig, NULL);
+			clock_gettime(CLOCK_MONOTONIC, &deadline);
+			deadline.tv_sec += KILL_GRACE_SECONDS;
+		}
+		int done = berth_executor_poll(ex, err);
+		if (done < 0)
+			return -1;
+		if (done)
+			return berth_executor_exit_code(ex);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (deadline.tv_sec && now.tv_sec >= deadline.tv_sec)
+			berth_executor_kill(ex, SIGKILL, NULL);
+	}
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_args a = {0};
+	struct berth_err err = {0};
+	struct berth_config cfg;
+	struct berth_executor *ex = NULL;
+	char digest[BERTH_DIGEST_LEN + 1];
+	char **env = NULL;
+	int code = 1;
+
+	berth_config_defaults(&cfg);
+	if (parse_run(argc, argv, &a, &err) < 0) {
+		cli_error(&err);
+		fputs(run_usage, stderr);
+		return 2;
+	}
+	if (cli_load_config(&cfg, &err) < 0 ||
+	    berth_executor_new(a.runtime, &cfg, a.cache_dir, &ex, &err) < 0 ||
+	    berth_executor_load_image(ex, a.image, digest, NULL, &err) < 0 ||
+	    (digest[0] && berth_executor_use_image(ex, digest, &err) < 0))
+		goto out;
+	/* The environment is exactly: the image's Env, --env, --env-pass. */
+	char *none[] = {NULL};
+	if (!(env = berth_env_merge(none, ex->img_loaded ? &ex->img : NULL, NULL, &err)))
+		goto out;
+	for (size_t i = 0; i < a.n_env; i++) {
+		char *one[] = {(char *)a.env[i], NULL};
+		struct berth_image over = {.env = one, .n_env = 1};
+		char **next = berth_env_merge(env, &over, NULL, &err);
+		berth_strv_free(env);
+		if (!(env = next))
+			goto out;
+	}
+	struct berth_container_spec spec = {
+		.argv = a.argv, .env = env, .workdir = a.workdir,
+		.binds = a.binds, .n_binds = a.n_binds,
+		.writable = a.writable, .mount_home = a.mount_home,
+		.uid = getuid(), .gid = getgid(),
+		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
+	};
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL); /* the container's child unblocks */
+	if (berth_executor_create(ex, &spec, &err) < 0 ||
+	    berth_executor_start(ex, &err) < 0)
+		goto out;
+	code = supervise(ex, &set, &err);
+out:
+	if (code < 0 || (code == 1 && err.msg[0]))
+		cli_error(&err);
+	berth_executor_destroy(ex);
+	berth_strv_free(env);
+	berth_config_free(&cfg);
+	return code < 0 ? 1 : code;
+}

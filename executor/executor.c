@@ -1,0 +1,399 @@
+/* berth: the executor lifecycle shared by every runtime, and the registry.
+ * A runtime file supplies only what differs: its cached artifact and the
+ * command line/environment of its runtime program. */
+#define _GNU_SOURCE
+#include "executor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process.h"
+
+/* One row per runtime. */
+static const struct {
+	enum berth_runtime runtime;
+	const struct berth_executor_ops *ops;
+} registry[] = {
+	{BERTH_RT_CHARLIECLOUD, &berth_charliecloud_ops},
+	{BERTH_RT_SINGULARITY, &berth_singularity_ops},
+};
+
+int berth_executor_new(const char *name, const struct berth_config *cfg,
+		       const char *cache_dir, struct berth_executor **out,
+		       struct berth_err *err)
+{
+	enum berth_runtime rt = berth_runtime_from_name(name);
+	const struct berth_executor_ops *ops = NULL;
+
+	*out = NULL;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(*registry); i++)
+		if (registry[i].runtime == rt)
+			ops = registry[i].ops;
+	if (rt == BERTH_RT_NONE)
+		return berth_fail(err, 0, "unknown runtime '%s' (known: charliecloud, "
+				  "singularity, apptainer, docker)", name);
+	if (!ops)
+		return berth_fail(err, 0, "runtime '%s' is not available in this "
+				  "version of berth", name);
+	struct berth_executor *ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return berth_fail(err, ENOMEM, "executor");
+	ex->ops = ops;
+	ex->cfg = cfg;
+	ex->lock_fd = -1;
+	ex->pid = -1;
+	ex->cache.dir_fd = -1;
+	if (berth_cache_open(&ex->cache, cache_dir ? cache_dir : cfg->cache_dir,
+			     getuid(), err) < 0 ||
+	    (ops->prepare && ops->prepare(ex, err) < 0)) {
+		berth_executor_destroy(ex);
+		return -1;
+	}
+	ex->cache_open = true;
+	*out = ex;
+	return 0;
+}
+
+int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
+				bool *loaded, struct berth_err *err)
+{
+	char path[PATH_MAX];
+
+	(void)err;
+	berth_cache_entry_path(&ex->cache, digest, ex->ops->artifact(ex)->leaf, path);
+	*loaded = access(path, F_OK) == 0;
+	return 0;
+}
+
+/* A SIF ("SIF_MAGIC" at offset 32) or a bare squashfs ("hsqs"). */
+static bool is_raw_image(const char *path)
+{
+	char head[48] = {0};
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, head, sizeof(head)) < 4)
+		return false;
+	return !memcmp(head, "hsqs", 4) || !memcmp(head + 32, "SIF_MAGIC", 9);
+}
+
+int berth_executor_load_image(struct berth_executor *ex, const char *ref,
+			      char digest[BERTH_DIGEST_LEN + 1], bool *converted,
+			      struct berth_err *err)
+{
+	struct berth_stage_result res;
+
+	if (is_raw_image(ref)) {
+		if (!ex->ops->runs_raw_images)
+			return berth_fail(err, 0, "%s is a SIF/squashfs image: it runs "
+					  "only with the singularity runtime; give %s "
+					  "a docker-save archive", ref, ex->ops->name);
+		if (converted)
+			*converted = false;
+		digest[0] = '\0';
+		ex->raw_image = ref; /* the caller's string; runs without a cache entry */
+		return 0;
+	}
+	if (berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), &res, err) < 0)
+		return -1;
+	snprintf(digest, BERTH_DIGEST_LEN + 1, "%s", res.digest);
+	if (converted)
+		*converted = res.converted;
+	return 0;
+}
+
+int berth_executor_use_image(struct berth_executor *ex, const char *digest,
+			     struct berth_err *err)
+{
+	if (ex->lock_fd >= 0)
+		close(ex->lock_fd);
+	/* Held shared while the container lives, across exec too: gc will
+	 * not evict an image in use. */
+	ex->lock_fd = berth_cache_use(&ex->cache, digest, ex->ops->artifact(ex)->leaf, err);
+	if (ex->lock_fd < 0)
+		return -1;
+	if (ex->img_loaded)
+		berth_image_close(&ex->img);
+	ex->img_loaded = false;
+	if (berth_cache_load_config(&ex->cache, digest, &ex->img, err) < 0)
+		return -1;
+	ex->img_loaded = true;
+	snprintf(ex->digest, sizeof(ex->digest), "%s", digest);
+	return 0;
+}
+
+int berth_executor_remove_image(struct berth_executor *ex, const char *digest,
+				struct berth_err *err)
+{
+	return berth_cache_remove(&ex->cache, digest, err);
+}
+
+const char *berth_spec_workdir(const struct berth_executor *ex)
+{
+	if (ex->spec && ex->spec->workdir)
+		return ex->spec->workdir;
+	if (ex->img_loaded && ex->img.workdir)
+		return ex->img.workdir;
+	return "/";
+}
+
+int berth_executor_create(struct berth_executor *ex,
+			  const struct berth_container_spec *spec,
+			  struct berth_err *err)
+{
+	if (ex->state != BERTH_STATE_NONE)
+		return berth_fail(err, 0, "container already created");
+	if (!ex->digest[0] && !ex->raw_image)
+		return berth_fail(err, 0, "no image loaded: load one before creating "
+				  "a container");
+	if (!spec->argv || !spec->argv[0])
+		return berth_fail(err, 0, "no command to run in the container");
+	for (size_t i = 0; i < spec->n_binds; i++)
+		if (spec->binds[i].src[0] != '/' || spec->binds[i].dst[0] != '/')
+			return berth_fail(err, 0, "bind '%s:%s': both paths must be "
+					  "absolute", spec->binds[i].src, spec->binds[i].dst);
+	ex->spec = spec;
+	if (ex->ops->create(ex, spec, err) < 0)
+		return -1;
+	ex->state = BERTH_STATE_CREATED;
+	return 0;
+}
+
+/* In the child (or this process, for exec): stdio, then the runtime's own
+ * last steps, then execve.  Returns only on failure. */
+static int exec_runtime(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	const int fds[3] = {spec->stdin_fd, spec->stdout_fd, spec->stderr_fd};
+
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0)
+			return berth_fail(err, errno, "dup2");
+	if (ex->lock_fd >= 0)
+		fcntl(ex->lock_fd, F_SETFD, 0); /* keep the shared lock across exec */
+	if (ex->ops->before_exec && ex->ops->before_exec(ex, err) < 0)
+		return -1;
+	execve(ex->argv[0], ex->argv, ex->envp);
+	return berth_fail(err, errno, "cannot run %s", ex->argv[0]);
+}
+
+int berth_executor_exec(struct berth_executor *ex, struct berth_err *err)
+{
+	if (ex->state != BERTH_STATE_CREATED)
+		return berth_fail(err, 0, "container not created");
+	return exec_runtime(ex, err);
+}
+
+int berth_executor_start(struct berth_executor *ex, struct berth_err *err)
+{
+	int report[2];
+
+	if (ex->state != BERTH_STATE_CREATED)
+		return berth_fail(err, 0, "container not created");
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return berth_fail(err, errno, "pipe");
+	ex->pid = fork();
+	if (ex->pid < 0) {
+		close(report[0]);
+		close(report[1]);
+		return berth_fail(err, errno, "fork");
+	}
+	if (ex->pid == 0) {
+		struct berth_err child = {0};
+		close(report[0]);
+		setpgid(0, 0); /* kill() reaches the whole container */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL); /* the caller may block some */
+		signal(SIGPIPE, SIG_DFL);
+		exec_runtime(ex, &child);
+		if (write(report[1], &child, sizeof(child)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	setpgid(ex->pid, ex->pid);
+	close(report[1]);
+	struct berth_err child;
+	ssize_t n = read(report[0], &child, sizeof(child));
+	close(report[0]);
+	if (n == (ssize_t)sizeof(child)) {
+		waitpid(ex->pid, NULL, 0);
+		ex->pid = -1;
+		*err = child;
+		return -1;
+	}
+	ex->state = BERTH_STATE_RUNNING;
+	return 0;
+}
+
+int berth_executor_kill(struct berth_executor *ex, int sig, struct berth_err *err)
+{
+	if (ex->state != BERTH_STATE_RUNNING || ex->pid <= 0)
+		return 0;
+	if (kill(-ex->pid, sig) < 0 && errno != ESRCH)
+		return berth_fail(err, errno, "cannot signal the container");
+	return 0;
+}
+
+int berth_executor_wait(struct berth_executor *ex, struct berth_err *err)
+{
+	if (ex->state != BERTH_STATE_RUNNING)
+		return berth_fail(err, 0, "container not running");
+	int code = berth_wait_pid(ex->pid, err);
+	if (code < 0)
+		return -1;
+	ex->exit_code = code;
+	ex->state = BERTH_STATE_EXITED;
+	ex->pid = -1;
+	return 0;
+}
+
+int berth_executor_poll(struct berth_executor *ex, struct berth_err *err)
+{
+	int wstatus;
+
+	if (ex->state != BERTH_STATE_RUNNING)
+		return berth_fail(err, 0, "container not running");
+	pid_t pid = waitpid(ex->pid, &wstatus, WNOHANG);
+	if (pid < 0 && errno != EINTR)
+		return berth_fail(err, errno, "waitpid(%d)", (int)ex->pid);
+	if (pid <= 0)
+		return 0;
+	ex->exit_code = berth_exit_code(wstatus);
+	ex->state = BERTH_STATE_EXITED;
+	ex->pid = -1;
+	return 1;
+}
+
+int berth_executor_exit_code(const struct berth_executor *ex)
+{
+	return ex->exit_code;
+}
+
+enum berth_state berth_executor_state(const struct berth_executor *ex)
+{
+	return ex->state;
+}
+
+void berth_strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void berth_executor_destroy(struct berth_executor *ex)
+{
+	if (!ex)
+		return;
+	if (ex->state == BERTH_STATE_RUNNING && ex->pid > 0) {
+		kill(-ex->pid, SIGKILL);
+		waitpid(ex->pid, NULL, 0);
+	}
+	if (ex->ops->release)
+		ex->ops->release(ex);
+	if (ex->lock_fd >= 0)
+		close(ex->lock_fd);
+	if (ex->img_loaded)
+		berth_image_close(&ex->img);
+	berth_strv_free(ex->argv);
+	berth_strv_free(ex->envp);
+	berth_cache_close(&ex->cache);
+	free(ex);
+}
+
+/* ---- vectors ------------------------------------------------------------ */
+
+int berth_strv_add(struct berth_strv *sv, const char *s, struct berth_err *err)
+{
+	if (sv->n + 2 > sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 32;
+		char **bigger = realloc(sv->v, cap * sizeof(char *));
+		if (!bigger)
+			return berth_fail(err, ENOMEM, "argv");
+		sv->v = bigger;
+		sv->cap = cap;
+	}
+	if (!(sv->v[sv->n] = strdup(s)))
+		return berth_fail(err, ENOMEM, "argv");
+	sv->v[++sv->n] = NULL;
+	return 0;
+}
+
+int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fmt, ...)
+{
+	_cleanup_free_ char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		s = NULL;
+		return berth_fail(err, ENOMEM, "argv");
+	}
+	return berth_strv_add(sv, s, err);
+}
+
+/* ---- environment ------------------------------------------------------------ */
+
+static bool env_name_in(const char *pair, char *const *names)
+{
+	size_t len = strcspn(pair, "=");
+
+	for (size_t i = 0; names && names[i]; i++)
+		if (strlen(names[i]) == len && !strncmp(names[i], pair, len))
+			return true;
+	return false;
+}
+
+static ssize_t env_find(char **v, size_t n, const char *pair)
+{
+	size_t len = strcspn(pair, "=");
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(v[i], pair, len) && v[i][len] == '=')
+			return (ssize_t)i;
+	return -1;
+}
+
+char **berth_env_merge(char *const *base, const struct berth_image *img,
+		       char *const *keep, struct berth_err *err)
+{
+	struct berth_strv out = {0};
+
+	for (size_t i = 0; base && base[i]; i++)
+		if (strchr(base[i], '=') && berth_strv_add(&out, base[i], err) < 0)
+			goto fail;
+	for (size_t i = 0; img && i < img->n_env; i++) {
+		const char *pair = img->env[i];
+		if (!strchr(pair, '=') || pair[0] == '=' ||
+		    !strncmp(pair, "SLURM_", 6) || env_name_in(pair, keep))
+			continue;
+		ssize_t at = env_find(out.v, out.n, pair);
+		if (at < 0) {
+			if (berth_strv_add(&out, pair, err) < 0)
+				goto fail;
+			continue;
+		}
+		char *copy = strdup(pair);
+		if (!copy) {
+			berth_fail(err, ENOMEM, "environment");
+			goto fail;
+		}
+		free(out.v[at]);
+		out.v[at] = copy;
+	}
+	if (!out.v && !(out.v = calloc(1, sizeof(char *)))) {
+		berth_fail(err, ENOMEM, "environment");
+		goto fail;
+	}
+	return out.v;
+fail:
+	berth_strv_free(out.v);
+	return NULL;
+}

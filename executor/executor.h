@@ -1,0 +1,158 @@
+/* berth: the executor interface, one implementation per runtime.
+ *
+ * It mirrors the ContainerExecuter of the original request: is an image
+ * loaded, load one (from a docker-save archive), remove it, create a
+ * container from one spec, start it, kill it, its stdio, wait, exit code,
+ * destroy.  One more operation, `exec`, replaces the calling process with
+ * the container: the Slurm launch path uses it so that the task's pid,
+ * signals, stdio and exit code are the container's own.
+ *
+ * Adding a runtime is adding one file with a `struct berth_executor_ops`
+ * and one row in the registry (executor.c). */
+#ifndef BERTH_EXECUTOR_H
+#define BERTH_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../conf/config.h"
+#include "../conf/error.h"
+#include "cache.h"
+#include "image.h"
+
+struct berth_bind {
+	const char *src; /* absolute host path */
+	const char *dst; /* absolute container path */
+	bool read_only;
+};
+
+/* Everything a container is made from.  Runtimes use only vetted fields. */
+struct berth_container_spec {
+	char *const *argv;           /* the command, argv[0] looked up in the image */
+	char *const *env;            /* the command's exact environment, "K=V" */
+	const char *workdir;         /* NULL: the image's WorkingDir, else "/" */
+	const struct berth_bind *binds;
+	size_t n_binds;
+	bool writable;               /* writable root (where the runtime can) */
+	bool mount_home;             /* the user's home at its path */
+	/* Docker only (the others run as the calling user, unprivileged): */
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+	uint64_t memory_bytes;       /* 0 = no limit */
+	unsigned cpus;               /* 0 = no limit */
+	bool network_none;
+	const char *cgroup_parent;
+	const char *label_job, *label_step;
+	/* stdio of the container; -1 = the caller's own */
+	int stdin_fd, stdout_fd, stderr_fd;
+};
+
+enum berth_state { BERTH_STATE_NONE, BERTH_STATE_CREATED, BERTH_STATE_RUNNING,
+		   BERTH_STATE_EXITED };
+
+struct berth_executor;
+
+struct berth_executor_ops {
+	const char *name;
+	/* the cached form of an image this runtime runs from */
+	const struct berth_artifact *(*artifact)(struct berth_executor *ex);
+	int (*prepare)(struct berth_executor *ex, struct berth_err *err);
+	/* build the runtime's argv/env from the spec; nothing runs yet */
+	int (*create)(struct berth_executor *ex, const struct berth_container_spec *spec,
+		      struct berth_err *err);
+	/* called in the process that is about to execve the runtime */
+	int (*before_exec)(struct berth_executor *ex, struct berth_err *err);
+	void (*release)(struct berth_executor *ex);
+	bool runs_raw_images;        /* a .sif / squashfs file runs as it is */
+};
+
+struct berth_executor {
+	const struct berth_executor_ops *ops;
+	const struct berth_config *cfg;
+	struct berth_cache cache;
+	bool cache_open;
+	enum berth_state state;
+	char digest[BERTH_DIGEST_LEN + 1];
+	const char *raw_image;       /* a runnable file used as is (.sif, squashfs) */
+	struct berth_image img;      /* the loaded image's config (Env, WorkingDir...) */
+	bool img_loaded;
+	int lock_fd;                 /* shared cache lock while a container uses it */
+	/* what create() built: the runtime's command line and environment */
+	char **argv;
+	char **envp;
+	const struct berth_container_spec *spec;
+	pid_t pid;
+	int exit_code;
+	void *priv;                  /* the runtime's own state */
+};
+
+/* ---- the interface ---- */
+
+/* A new executor for runtime `name` ("charliecloud", "singularity",
+ * "apptainer", "docker"), using cfg's paths and the caller's cache under
+ * `cache_dir` (NULL: cfg->cache_dir). */
+int berth_executor_new(const char *name, const struct berth_config *cfg,
+		       const char *cache_dir, struct berth_executor **out,
+		       struct berth_err *err);
+
+/* CheckImageIsLoaded: is the digest's artifact in the cache? */
+int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
+				bool *loaded, struct berth_err *err);
+/* LoadImage: stage a docker-save archive (PATH[#REPO:TAG]); the digest is
+ * written to `digest`.  *converted tells whether work was done. */
+int berth_executor_load_image(struct berth_executor *ex, const char *ref,
+			      char digest[BERTH_DIGEST_LEN + 1], bool *converted,
+			      struct berth_err *err);
+/* Use an image already loaded (by digest) for the next container. */
+int berth_executor_use_image(struct berth_executor *ex, const char *digest,
+			     struct berth_err *err);
+/* ImageRemove */
+int berth_executor_remove_image(struct berth_executor *ex, const char *digest,
+				struct berth_err *err);
+/* CreateContainer: the spec must outlive the container. */
+int berth_executor_create(struct berth_executor *ex,
+			  const struct berth_container_spec *spec,
+			  struct berth_err *err);
+/* StartContainer: runs it as a child in its own process group. */
+int berth_executor_start(struct berth_executor *ex, struct berth_err *err);
+/* Replace this process with the container (returns only on failure). */
+int berth_executor_exec(struct berth_executor *ex, struct berth_err *err);
+/* Kill: deliver `sig` to every process of the container. */
+int berth_executor_kill(struct berth_executor *ex, int sig, struct berth_err *err);
+/* Wait; then ExitCode gives the command's status (128+N after signal N). */
+int berth_executor_wait(struct berth_executor *ex, struct berth_err *err);
+/* Has it exited?  1 yes (exit code set), 0 still running, -1 error. */
+int berth_executor_poll(struct berth_executor *ex, struct berth_err *err);
+int berth_executor_exit_code(const struct berth_executor *ex);
+enum berth_state berth_executor_state(const struct berth_executor *ex);
+/* Destroy: kill what still runs, release locks and memory. */
+void berth_executor_destroy(struct berth_executor *ex);
+
+/* The environment a container gets by default: the image's Env over
+ * `base` (NULL-terminated "K=V"), except names in `keep` (may be NULL) and
+ * SLURM_*, which keep base's value.  Returns a malloc'd vector. */
+char **berth_env_merge(char *const *base, const struct berth_image *img,
+		       char *const *keep, struct berth_err *err);
+void berth_strv_free(char **v);
+
+/* ---- for the runtime files ---- */
+
+/* A growing NULL-terminated argv/env vector. */
+struct berth_strv {
+	char **v;
+	size_t n, cap;
+};
+int berth_strv_add(struct berth_strv *sv, const char *s, struct berth_err *err);
+int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The working directory the command starts in. */
+const char *berth_spec_workdir(const struct berth_executor *ex);
+
+extern const struct berth_executor_ops berth_charliecloud_ops;
+extern const struct berth_executor_ops berth_singularity_ops;
+
+#endif

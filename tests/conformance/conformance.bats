@@ -1,0 +1,474 @@
+#!/usr/bin/env bats
+# Executor conformance suite: one file, run unchanged against every runtime.
+#
+#   BERTH_RUNTIME=charliecloud|singularity|docker bats --tap conformance.bats
+#
+# Normally started by tests/conformance/run.sh, once per available runtime,
+# as an unprivileged user.  Optional environment:
+#   BERTH                 the berth command (default: <repo>/build/berth)
+#   BERTH_CONFORMANCE_DIR a work folder the user owns (default: bats' temp)
+#   BERTH_SINGULARITY     singularity/apptainer binary (default: the strict
+#                         stand-in tests/fakes/singularity)
+#   BERTH_CONFIG          berth configuration (default: one written here)
+#
+# Everything goes through `berth run` (see DESIGN.md, "The executor
+# interface"); the image is staged by berth run itself into a per-suite cache.
+
+# ---- names a runtime adds to the container environment -------------------
+# The environment inside must be exactly: image Env, then --env, then
+# --env-pass.  Each runtime adds a few names of its own; the env test ignores
+# exactly these and nothing else.
+#   charliecloud: ch-run sets CH_RUNNING=Y and HOME (the user's home); PWD,
+#     SHLVL and _ come from the shell / exec conventions; PATH is added by
+#     ch-run only when the image sets none (added below in that case).
+#   singularity/apptainer: the action scripts under /.singularity.d set HOME,
+#     PS1, PWD, SHLVL, _, LANG, TERM and their own SINGULARITY_* /
+#     APPTAINER_* bookkeeping variables.
+#   docker: the daemon sets HOME and HOSTNAME; PWD, SHLVL, _ as above.
+IGNORE_charliecloud="CH_RUNNING HOME PWD SHLVL _"
+IGNORE_singularity="HOME PS1 PWD SHLVL _ LANG TERM
+	SINGULARITY_CONTAINER SINGULARITY_NAME SINGULARITY_ENVIRONMENT SINGULARITY_BIND
+	APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT APPTAINER_BIND"
+IGNORE_docker="HOME HOSTNAME PWD SHLVL _"
+
+# ---- helpers --------------------------------------------------------------
+
+# brun [berth run options] -- CMD...: run a container with the suite's image
+# (override with IMG=...), stdin from /dev/null; sets $status, and leaves
+# stdout in $OUT and stderr in $ERR.  Both are echoed so a failure shows them.
+brun() {
+	status=0
+	timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" --image "${IMG:-$IMAGE}" \
+		--cache-dir "$CACHE" "$@" >"$OUT" 2>"$ERR" </dev/null || status=$?
+	show
+}
+
+show() {
+	echo "# berth run exit status: $status"
+	echo "# --- stdout:"
+	tr '\0' '\n' <"$OUT" | sed 's/^/#   /'
+	echo "# --- stderr:"
+	tr '\0' '\n' <"$ERR" | sed 's/^/#   /'
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local s
+	s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$s" ] && [[ $s != Z* ]]
+}
+
+# image_env ARCHIVE: the image config's Env, one entry per line.
+image_env() {
+	python3 - "$1" <<'EOF'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+m = json.load(t.extractfile("manifest.json"))
+c = json.load(t.extractfile(m[0]["Config"]))
+for kv in c.get("config", {}).get("Env") or []:
+    print(kv)
+EOF
+}
+
+# env_of FILE: `env -0` output (as written by the container) as sorted
+# NAME=VALUE lines, minus the runtime's own names.
+env_of() {
+	local ignore="IGNORE_$BERTH_RUNTIME" kv name
+	local -A skip=()
+	for name in ${!ignore} $EXTRA_IGNORE; do skip[$name]=1; done
+	while IFS= read -r -d '' kv; do
+		name=${kv%%=*}
+		[ -n "${skip[$name]:-}" ] || printf '%s\n' "$kv"
+	done <"$1" | LC_ALL=C sort
+}
+
+# ---- suite setup ----------------------------------------------------------
+
+setup_file() {
+	# The point of the suite is the unprivileged case: refuse to run as root.
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "conformance suite must run as an unprivileged user (run.sh does)" >&2
+		return 1
+	fi
+	case ${BERTH_RUNTIME:-} in
+	charliecloud | singularity | docker) ;;
+	*)
+		echo "BERTH_RUNTIME must be charliecloud, singularity or docker" >&2
+		return 1
+		;;
+	esac
+	REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+	export REPO
+	export BERTH=${BERTH:-$REPO/build/berth}
+	[ -x "$BERTH" ] || {
+		echo "no berth command at $BERTH" >&2
+		return 1
+	}
+	export W=${BERTH_CONFORMANCE_DIR:-$BATS_FILE_TMPDIR}/$BERTH_RUNTIME
+	rm -rf "$W"
+	mkdir -p "$W"
+	# CacheDir must exist (the Slurm plugin makes it on a node); berth
+	# makes CacheDir/<uid> itself.
+	export CACHE=$W/cache
+	mkdir -p "$CACHE"
+	# Image with Env and WorkingDir, and one without a WorkingDir.
+	export IMAGE=$W/image.tar IMAGE_NOWD=$W/image-nowd.tar
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$IMAGE" --workdir /work \
+		--env IMG_VAR=from-image --env IMG_OVERRIDE=image-value >/dev/null
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$IMAGE_NOWD" >/dev/null
+	export EXTRA_IGNORE=""
+	if [ "$BERTH_RUNTIME" = charliecloud ] && ! image_env "$IMAGE" | grep -q '^PATH='; then
+		EXTRA_IGNORE=PATH
+	fi
+	if [ -z "${BERTH_CONFIG:-}" ]; then
+		local sing=${BERTH_SINGULARITY:-${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}}
+		local chrun
+		chrun=$(command -v ch-run || echo /usr/bin/ch-run)
+		export BERTH_CONFIG=$W/berth.conf
+		cat >"$BERTH_CONFIG" <<-EOF
+			AllowedRuntimes=charliecloud,singularity,docker
+			SingularityPath=$sing
+			ChRunPath=$chrun
+			DockerAllowedMounts=$W
+		EOF
+	fi
+}
+
+setup() {
+	T=$(mktemp -d "$W/t.XXXXXX")
+	OUT=$T/stdout
+	ERR=$T/stderr
+	: >"$OUT"
+	: >"$ERR"
+}
+
+teardown() {
+	# A FUSE mount left by a failed test must not block the clean-up.
+	if [ -n "${FUSE_MNT:-}" ] && mountpoint -q "$FUSE_MNT"; then
+		fusermount -u "$FUSE_MNT" || fusermount -u -z "$FUSE_MNT" || true
+	fi
+	[ -z "${KILL_PID:-}" ] || kill -KILL "$KILL_PID" 2>/dev/null || true
+	chmod -R u+rwX "$T" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# ---- cases ----------------------------------------------------------------
+
+@test "[$BERTH_RUNTIME] runs as an unprivileged user" {
+	[ "$(id -u)" -ne 0 ]
+	[ "$(id -g)" -ne 0 ]
+	brun -- id -u
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "$(id -u)" ]
+}
+
+@test "[$BERTH_RUNTIME] echo" {
+	brun -- echo hello world
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "hello world" ]
+}
+
+@test "[$BERTH_RUNTIME] stdout and stderr are kept apart" {
+	brun -- sh -c 'echo to-stdout; echo to-stderr >&2'
+	[ "$status" -eq 0 ]
+	# stdout holds exactly the command's output: berth writes nothing there
+	printf 'to-stdout\n' | cmp - "$OUT"
+	grep -qx to-stderr "$ERR"
+	! grep -q to-stdout "$ERR" || false
+}
+
+@test "[$BERTH_RUNTIME] stdin is delivered" {
+	status=0
+	printf 'abc\0def\nlast line without newline' >"$T/in"
+	timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" --image "$IMAGE" \
+		--cache-dir "$CACHE" -- cat <"$T/in" >"$OUT" 2>"$ERR" || status=$?
+	show
+	[ "$status" -eq 0 ]
+	cmp "$T/in" "$OUT"
+	# and through a pipe, as the spec writes it
+	printf 'abc' | timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" \
+		--image "$IMAGE" --cache-dir "$CACHE" -- cat >"$OUT" 2>"$ERR" || status=$?
+	show
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = abc ]
+}
+
+@test "[$BERTH_RUNTIME] no TTY: stdio are the caller's pipes and files" {
+	brun -- sh -c 'test -t 0 || test -t 1 || test -t 2 || echo no-tty'
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = no-tty ]
+}
+
+@test "[$BERTH_RUNTIME] exit code 0" {
+	brun -- true
+	[ "$status" -eq 0 ]
+}
+
+@test "[$BERTH_RUNTIME] exit code 1" {
+	brun -- sh -c 'echo ran; exit 1'
+	[ "$status" -eq 1 ]
+	[ "$(cat "$OUT")" = ran ]
+}
+
+@test "[$BERTH_RUNTIME] exit code 42" {
+	brun -- sh -c 'exit 42'
+	[ "$status" -eq 42 ]
+}
+
+@test "[$BERTH_RUNTIME] death by SIGKILL gives 137" {
+	brun -- sh -c 'kill -9 $$'
+	[ "$status" -eq 137 ]
+}
+
+@test "[$BERTH_RUNTIME] death by SIGTERM gives 143" {
+	brun -- sh -c 'kill -TERM $$'
+	[ "$status" -eq 143 ]
+}
+
+@test "[$BERTH_RUNTIME] environment is exactly image Env + --env + --env-pass" {
+	export CANARY=1 PASSED_VAR=passed-value
+	brun --env IMG_OVERRIDE=from-cli --env NEW_VAR=new --env-pass PASSED_VAR -- env -0
+	unset CANARY PASSED_VAR
+	[ "$status" -eq 0 ]
+	{
+		image_env "$IMAGE" | grep -v '^IMG_OVERRIDE='
+		echo IMG_OVERRIDE=from-cli
+		echo NEW_VAR=new
+		echo PASSED_VAR=passed-value
+	} | grep -v "^\\(${EXTRA_IGNORE:-#}\\)=" | LC_ALL=C sort >"$T/expected"
+	env_of "$OUT" >"$T/actual"
+	echo "# expected / actual (runtime-added names removed):"
+	diff -u "$T/expected" "$T/actual" | sed 's/^/#   /' || true
+	cmp "$T/expected" "$T/actual"
+	# The caller's environment does not leak in.
+	! tr '\0' '\n' <"$OUT" | grep -q '^CANARY=' || false
+}
+
+@test "[$BERTH_RUNTIME] hostile env values arrive unchanged" {
+	local -A want=(
+		[H_SPACES]='two  spaces and	a tab'
+		[H_SQUOTE]="it's"
+		[H_DQUOTE]='say "hi"'
+		[H_DOLLAR]='$HOME'
+		[H_SUBST]='$(id)'
+		[H_BACKTICK]='`id`'
+		[H_EQUALS]='a=b==c='
+		[H_BACKSLASH]='ends with \'
+		[H_NEWLINE]=$'line one\nline two\n'
+		[H_EMPTY]=''
+		[H_GLOB]='* ? [a]'
+		[H_DASH]='-e -n'
+	)
+	local args=() name
+	for name in "${!want[@]}"; do args+=(--env "$name=${want[$name]}"); done
+	export H_PASSED=${want[H_SUBST]}' '${want[H_BACKSLASH]}
+	brun "${args[@]}" --env-pass H_PASSED -- env -0
+	unset H_PASSED
+	[ "$status" -eq 0 ]
+	want[H_PASSED]='$(id) ends with \'
+	local -A got=()
+	local kv
+	while IFS= read -r -d '' kv; do got[${kv%%=*}]=${kv#*=}; done <"$OUT"
+	local bad=0
+	for name in "${!want[@]}"; do
+		if [ -z "${got[$name]+set}" ]; then
+			echo "# $name missing"
+			bad=1
+		elif [ "${got[$name]}" != "${want[$name]}" ]; then
+			echo "# $name: want $(printf %q "${want[$name]}") got $(printf %q "${got[$name]}")"
+			bad=1
+		fi
+	done
+	[ "$bad" -eq 0 ]
+	# Byte-exact through a shell too: the value as a file.
+	brun --env "H_NEWLINE=${want[H_NEWLINE]}" -- sh -c 'printf %s "$H_NEWLINE"'
+	[ "$status" -eq 0 ]
+	printf %s "${want[H_NEWLINE]}" | cmp - "$OUT"
+}
+
+@test "[$BERTH_RUNTIME] --env-pass copies the caller's value" {
+	export PASS_ME='from the caller: $x "y" z'
+	brun --env-pass PASS_ME -- sh -c 'printf %s "$PASS_ME"'
+	unset PASS_ME
+	[ "$status" -eq 0 ]
+	printf %s 'from the caller: $x "y" z' | cmp - "$OUT"
+}
+
+@test "[$BERTH_RUNTIME] --workdir sets the working directory" {
+	brun --workdir /data -- pwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = /data ]
+	brun --workdir /data -- cat hello.txt
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "hello from the image" ]
+}
+
+@test "[$BERTH_RUNTIME] image WorkingDir is honoured by default" {
+	brun -- pwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = /work ]
+}
+
+@test "[$BERTH_RUNTIME] working directory is / when the image sets none" {
+	IMG=$IMAGE_NOWD brun -- pwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = / ]
+}
+
+@test "[$BERTH_RUNTIME] image Env is honoured" {
+	brun -- sh -c 'printf %s "$IMG_VAR"'
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = from-image ]
+}
+
+@test "[$BERTH_RUNTIME] --env overrides an image value" {
+	brun --env IMG_VAR=from-cli -- sh -c 'printf %s "$IMG_VAR"'
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = from-cli ]
+}
+
+@test "[$BERTH_RUNTIME] read-only bind refuses writes" {
+	mkdir "$T/ro"
+	echo original >"$T/ro/file"
+	local before
+	before=$(stat -c '%s %Y' "$T/ro/file")
+	brun --bind "$T/ro:/mnt/ro:ro" -- sh -c \
+		'cat /mnt/ro/file; echo changed > /mnt/ro/file; echo rc=$?; touch /mnt/ro/new; echo rc=$?'
+	[ "$status" -eq 0 ]
+	grep -qx original "$OUT"
+	! grep -qx rc=0 "$OUT" || false
+	grep -q 'Read-only file system' "$ERR"
+	[ "$(cat "$T/ro/file")" = original ]
+	[ "$(stat -c '%s %Y' "$T/ro/file")" = "$before" ]
+	[ ! -e "$T/ro/new" ]
+}
+
+@test "[$BERTH_RUNTIME] read-write bind accepts writes (:rw and default)" {
+	mkdir "$T/rw" "$T/rw2"
+	echo original >"$T/rw/file"
+	# /berth-rw is not in the image: berth makes the mount point.
+	brun --bind "$T/rw:/berth-rw:rw" --bind "$T/rw2:/mnt/rw2" -- sh -c \
+		'cat /berth-rw/file && echo changed > /berth-rw/file && echo new > /mnt/rw2/new'
+	[ "$status" -eq 0 ]
+	grep -qx original "$OUT"
+	[ "$(cat "$T/rw/file")" = changed ]
+	[ "$(cat "$T/rw2/new")" = new ]
+}
+
+@test "[$BERTH_RUNTIME] a FUSE mount can be bound in" {
+	command -v bindfs >/dev/null || {
+		echo "# bindfs is not installed"
+		return 1
+	}
+	[ -r /dev/fuse ] && [ -w /dev/fuse ] || {
+		echo "# /dev/fuse is not usable by $(id -un)"
+		return 1
+	}
+	mkdir "$T/fsrc" "$T/fmnt"
+	echo "through fuse" >"$T/fsrc/file"
+	# allow_other lets a runtime whose mounts are made by root (docker) read
+	# it; it needs user_allow_other in /etc/fuse.conf (run.sh adds it).
+	local opts=()
+	grep -qs '^[[:space:]]*user_allow_other' /etc/fuse.conf && opts=(-o allow_other)
+	bindfs "${opts[@]}" "$T/fsrc" "$T/fmnt"
+	FUSE_MNT=$T/fmnt
+	mountpoint -q "$T/fmnt"
+	grep -q " $T/fmnt fuse" /proc/self/mounts
+	brun --bind "$T/fmnt:/fuse:ro" -- cat /fuse/file
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "through fuse" ]
+	fusermount -u "$T/fmnt"
+	! mountpoint -q "$T/fmnt" || false
+}
+
+@test "[$BERTH_RUNTIME] files written in a rw bind are the caller's and deletable" {
+	mkdir "$T/own"
+	brun --bind "$T/own:/out" -- sh -c \
+		'echo a > /out/file && mkdir /out/sub && echo b > /out/sub/file2'
+	[ "$status" -eq 0 ]
+	local me f
+	me="$(id -u):$(id -g)"
+	for f in "$T/own/file" "$T/own/sub" "$T/own/sub/file2"; do
+		echo "# $f: $(stat -c '%u:%g %A' "$f")"
+		[ "$(stat -c %u:%g "$f")" = "$me" ]
+	done
+	rm "$T/own/sub/file2"
+	rmdir "$T/own/sub"
+	rm "$T/own/file"
+	[ -z "$(ls -A "$T/own")" ]
+}
+
+@test "[$BERTH_RUNTIME] SIGTERM to berth run ends the container within 2 s" {
+	local n=$((100000 + RANDOM * 8 + $$ % 8))
+	# fd 3 closed: bats waits for every holder of it.
+	"$BERTH" run --runtime "$BERTH_RUNTIME" --image "$IMAGE" \
+		--cache-dir "$CACHE" -- sh -c "echo started; exec sleep $n" \
+		>"$OUT" 2>"$ERR" </dev/null 3>&- &
+	KILL_PID=$!
+	local berth_pid=$KILL_PID i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q started "$OUT" && pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null && break
+		alive "$berth_pid" || break
+		sleep 0.1
+	done
+	show
+	grep -q started "$OUT"
+	echo "# container process: $(pgrep -u "$(id -u)" -a -x -f "sleep $n")"
+	pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null
+	kill -TERM "$berth_pid"
+	local gone=0
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.1
+		if ! alive "$berth_pid" && ! pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null; then
+			gone=1
+			break
+		fi
+	done
+	local rc=0
+	alive "$berth_pid" && echo "# berth run still running after 2 s"
+	pgrep -u "$(id -u)" -a -f "sleep $n" | sed 's/^/# left over: /' || true
+	kill -KILL "$KILL_PID" 2>/dev/null || true
+	wait "$KILL_PID" || rc=$?
+	local p
+	for p in $(pgrep -u "$(id -u)" -x -f "sleep $n"); do kill -KILL "$p" || true; done
+	KILL_PID=
+	echo "# berth run exit status after SIGTERM: $rc"
+	[ "$gone" -eq 1 ]
+}
+
+@test "[$BERTH_RUNTIME] uid and gid inside equal the caller's" {
+	brun -- sh -c 'id -u; id -g'
+	[ "$status" -eq 0 ]
+	printf '%s\n%s\n' "$(id -u)" "$(id -g)" | cmp - "$OUT"
+}
+
+@test "[$BERTH_RUNTIME] the image's /etc/only-in-image is readable" {
+	[ ! -e /etc/only-in-image ]
+	brun -- cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = only-in-image ]
+}
+
+@test "[$BERTH_RUNTIME] a command only in the image runs" {
+	! command -v image-only-command >/dev/null || false
+	brun -- image-only-command
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "image-only-command ran" ]
+}
+
+# Keep this last: bats runs the cases in file order.
+@test "[$BERTH_RUNTIME] no temporary folders left in the cache" {
+	local dir
+	dir=$CACHE/$(id -u)
+	[ -d "$dir" ] || {
+		echo "# no per-user cache at $dir: $(ls -A "$CACHE" 2>&1)"
+		return 1
+	}
+	echo "# $dir: $(ls -A "$dir")"
+	if [ -d "$dir/tmp" ]; then
+		find "$dir/tmp" -mindepth 1 -maxdepth 2 | sed 's/^/# left: /'
+		[ -z "$(find "$dir/tmp" -mindepth 1 -maxdepth 1)" ]
+	fi
+	# and no container process of ours survives the suite
+	! pgrep -u "$(id -u)" -a -x -f 'sleep [0-9]{6}' || false
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Executor conformance: run tests/conformance/conformance.bats once per
+# available runtime, as the unprivileged test user, and print the TAP of all
+# runs on stdout (tests/run-all.sh counts its "ok" / "not ok" lines).  Exits
+# non-zero on any failure.
+#
+#   charliecloud  always
+#   singularity   always: the real binary named by BERTH_TEST_SINGULARITY,
+#                 else the strict stand-in tests/fakes/singularity
+#   docker        when dockerd answers on /var/run/docker.sock and berth
+#                 supports it; otherwise a visible "ok N # skip" line
+#
+# Started as root (make test): the suite runs as BERTH_TEST_USER (default
+# berthtest, created if missing) through setpriv, with a clean environment,
+# in a work folder under /var/tmp that the user owns and that is removed
+# afterwards.  Started as another user, it runs the suite as that user.
+# BERTH_RUNTIMES="charliecloud singularity" limits the runtimes.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$(cd "${BUILD:-$repo/build}" 2>/dev/null && pwd) || build=${BUILD:-$repo/build}
+berth=$build/berth
+suite=$here/conformance.bats
+user=${BERTH_TEST_USER:-berthtest}
+runtimes=${BERTH_RUNTIMES:-charliecloud singularity docker}
+sing=${BERTH_TEST_SINGULARITY:-$repo/tests/fakes/singularity}
+upath=/usr/local/bin:/usr/bin:/bin
+
+if [ "$(id -u)" -eq 0 ]; then
+	id "$user" >/dev/null 2>&1 || useradd -m "$user" >&2
+	# FUSE as the user: the device must be open to it, and allow_other
+	# (for runtimes whose mounts root makes) needs user_allow_other.
+	if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+		chmod 0666 /dev/fuse
+	fi
+	if ! grep -qs '^[[:space:]]*user_allow_other' /etc/fuse.conf; then
+		echo user_allow_other >>/etc/fuse.conf
+	fi
+	uhome=$(getent passwd "$user" | cut -d: -f6)
+	as_user() {
+		setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+			env -i HOME="$uhome" USER="$user" LOGNAME="$user" PATH="$upath" "$@"
+	}
+else
+	user=$(id -un)
+	uhome=$HOME
+	as_user() { env -i HOME="$uhome" USER="$user" LOGNAME="$user" PATH="$upath" "$@"; }
+fi
+
+work=$(mktemp -d /var/tmp/berth-conformance.XXXXXX)
+chown "$user:" "$work"
+chmod 0700 "$work"
+cd "$work" || exit 1
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+	cd / || true
+	# FUSE mounts a failed test may have left, deepest first
+	local m
+	awk -v w="$work" 'index($2, w "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do
+			fusermount -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+		done
+	chmod -R u+rwX "$work" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failed=0
+
+# run_suite RUNTIME [VAR=VALUE...]: one bats run as the user; TAP to stdout.
+run_suite() {
+	local rt=$1 rc
+	shift
+	as_user BERTH_RUNTIME="$rt" BERTH="$berth" BERTH_CONFORMANCE_DIR="$work" \
+		"$@" bats --tap "$suite" </dev/null
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		failed=1
+		# a bats that died without saying "not ok" still counts as a failure
+		echo "# [$rt] bats exited $rc"
+	fi
+	return 0
+}
+
+# skip_runtime RUNTIME REASON: a TAP block that shows the skip.
+skip_runtime() {
+	echo "1..1"
+	echo "ok 1 # skip $1: $2"
+}
+
+# fail_runtime RUNTIME REASON
+fail_runtime() {
+	echo "1..1"
+	echo "not ok 1 [$1] $2"
+	failed=1
+}
+
+if [ ! -x "$berth" ]; then
+	echo "1..1"
+	echo "not ok 1 conformance: no berth command at $berth (make first)"
+	exit 1
+fi
+
+for rt in $runtimes; do
+	case $rt in
+	charliecloud)
+		chrun=$(command -v ch-run)
+		if [ -z "$chrun" ]; then
+			fail_runtime "$rt" "ch-run not found"
+			continue
+		fi
+		echo "# [$rt] ch-run: $chrun, version $(as_user "$chrun" --version 2>&1 | head -1)"
+		run_suite "$rt"
+		;;
+	singularity)
+		if [ ! -x "$sing" ]; then
+			fail_runtime "$rt" "no singularity binary at $sing"
+			continue
+		fi
+		if [ -n "${BERTH_TEST_SINGULARITY:-}" ]; then kind="real binary"; else kind="stand-in"; fi
+		echo "# [$rt] singularity ($kind): $sing, version: $(as_user "$sing" --version 2>&1 | head -1)"
+		run_suite "$rt" BERTH_SINGULARITY="$sing"
+		;;
+	docker)
+		ping=$(curl -s -m 5 --unix-socket /var/run/docker.sock http://x/_ping 2>/dev/null)
+		if [ "$ping" != OK ]; then
+			skip_runtime "$rt" "dockerd not running"
+			continue
+		fi
+		# Does berth support it?  Probe once with a small image.
+		probe=$work/docker-probe
+		as_user mkdir -p "$probe"
+		as_user python3 "$repo/tests/fixtures/mkimage.py" legacy "$probe/image.tar" >/dev/null
+		as_user sh -c "printf '%s\n' AllowedRuntimes=charliecloud,singularity,docker \
+			DockerAllowedMounts=$work >'$probe/berth.conf'"
+		out=$(as_user BERTH_CONFIG="$probe/berth.conf" timeout 300 "$berth" run --runtime docker \
+			--image "$probe/image.tar" --cache-dir "$probe/cache" -- true 2>&1 </dev/null)
+		rc=$?
+		if [ "$rc" -eq 2 ] || grep -qi 'not supported' <<<"$out"; then
+			skip_runtime "$rt" "not supported by berth run ($(head -1 <<<"$out"))"
+			continue
+		fi
+		ver=$(curl -s -m 5 --unix-socket /var/run/docker.sock http://x/version |
+			python3 -c 'import json,sys; print(json.load(sys.stdin).get("Version","?"))' 2>/dev/null)
+		echo "# [$rt] dockerd ${ver:-?} on /var/run/docker.sock (probe: exit $rc)"
+		run_suite "$rt"
+		;;
+	*)
+		fail_runtime "$rt" "unknown runtime"
+		;;
+	esac
+done
+
+exit "$failed"

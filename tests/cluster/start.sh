@@ -64,6 +64,13 @@ install_bins() {
     local f
     mkdir -p "$CL_BIN"
     chmod 0755 "$CL_BIN"
+    # Singularity: a real binary when BERTH_TEST_SINGULARITY names one, else
+    # the strict stand-in (no package exists for Debian 12).
+    local sing=${BERTH_TEST_SINGULARITY:-$REPO_ROOT/tests/fakes/singularity}
+    if [ -f "$sing" ] && ! cmp -s "$sing" "$CL_BIN/singularity"; then
+        install -m 0755 "$sing" "$CL_BIN/.singularity.new"
+        mv -f "$CL_BIN/.singularity.new" "$CL_BIN/singularity"
+    fi
     for f in spank_berth.so berth; do
         if [ -f "$BERTH_BUILD/$f" ]; then
             if ! cmp -s "$BERTH_BUILD/$f" "$CL_BIN/$f"; then
@@ -191,7 +198,7 @@ CONF
     if [ -f "$CL_BIN/spank_berth.so" ]; then
         plug="required $CL_BIN/spank_berth.so Config=$CL_ETC/berth.conf"
     else
-        log "warning: no $BERTH_BUILD/spank_berth.so: empty plugstack.conf, plain Slurm"
+        log "warning: no plugin: empty plugstack.conf, plain Slurm only"
         plug=""
     fi
     write_file "$CL_ETC/plugstack.conf" 0644 <<<"$plug"
@@ -202,7 +209,8 @@ CONF
         echo "LauncherPath=$CL_BIN/berth"
         echo "ChRunPath=/usr/bin/ch-run"
         echo "DefaultRuntime=charliecloud"
-        echo "AllowedRuntimes=charliecloud"
+        echo "AllowedRuntimes=charliecloud,singularity"
+        echo "SingularityPath=$CL_BIN/singularity"
         if [ -f "$CL_ETC/berth.conf.extra" ]; then
             # sed adds a final newline only where it is missing
             # shellcheck disable=SC1003 # "$a\" is sed, not a quote escape
@@ -270,10 +278,8 @@ start_slurm() {
     local name pid
     for name in slurmctld slurmd; do
         if [ "$name" = slurmctld ]; then
-            port_free "$CTLD_PORT" || { ss -Hltnp "( sport = :$CTLD_PORT )"; log "port $CTLD_PORT is taken"; return 1; }
             (cd "$CL_RUN" && exec setsid slurmctld -D -c -f "$CL_CONF" </dev/null >>"$CL_LOG/slurmctld.out" 2>&1) &
         else
-            port_free "$SLURMD_PORT" || { ss -Hltnp "( sport = :$SLURMD_PORT )"; log "port $SLURMD_PORT is taken"; return 1; }
             (cd "$CL_RUN" && exec setsid slurmd -D -f "$CL_CONF" </dev/null >>"$CL_LOG/slurmd.out" 2>&1) &
         fi
         pid=$!
@@ -326,17 +332,20 @@ mark_logs() {
 }
 
 show_logs() {
-    local f
+    local f new
     for f in slurmctld.log slurmd.log; do
-        [ -s "$CL_LOG/$f" ] || continue
+        new=$(tail -n +"$((${LOG_MARK[$f]:-0} + 1))" "$CL_LOG/$f" 2>/dev/null | tail -n 40)
+        [ -n "$new" ] || continue
         echo "----- $CL_LOG/$f (this start, last 40 lines)"
-        tail -n +"$((${LOG_MARK[$f]:-0} + 1))" "$CL_LOG/$f" | tail -n 40
+        printf '%s\n' "$new"
     done
     echo "-----"
 }
 
+# Cancel the jobs, then stop slurmd and slurmctld by recorded pid (the next
+# slurmctld starts with -c: nothing carries over).
 stop_slurm() {
-    # Cancel what runs so stepds go away, then the daemons (by recorded pid).
+    cancel_jobs
     KILL_WAIT=10 stop_daemon slurmd
     KILL_WAIT=10 stop_daemon slurmctld
 }
@@ -422,6 +431,15 @@ case "$PROCTRACK" in
     *) die "BERTH_CLUSTER_PROCTRACK must be auto, cgroup or linuxproc" ;;
 esac
 
+# Another Slurm (a system one, another cluster dir) on our ports is not
+# something the fallback can fix.
+for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+    if ! port_free "$port"; then
+        ss -Hltnp "( sport = :$port )"
+        die "port $port is taken (BERTH_SLURMCTLD_PORT / BERTH_SLURMD_PORT choose others)"
+    fi
+done
+
 ok=0
 for v in $variants; do
     gen_configs "$v" "$(next_job_id)"
@@ -437,8 +455,9 @@ for v in $variants; do
     fi
     show_logs
     stop_slurm
-    [ "$v" = cgroup ] && [ "$PROCTRACK" = auto ] &&
+    if [ "$v" = cgroup ] && [ "$PROCTRACK" = auto ]; then
         log "cgroup variant failed: falling back to proctrack/linuxproc + task/none"
+    fi
 done
 [ "$ok" = 1 ] || die "cluster did not come up (logs in $CL_LOG)"
 

@@ -23,10 +23,11 @@
 #     ch-run only when the image sets none (added below in that case).
 #   singularity/apptainer: the action scripts under /.singularity.d set HOME,
 #     PS1, PWD, SHLVL, _, LANG, TERM and their own SINGULARITY_* /
-#     APPTAINER_* bookkeeping variables.
+#     APPTAINER_* bookkeeping variables, and LD_LIBRARY_PATH pointing at
+#     /.singularity.d/libs (where --nv and friends put host libraries).
 #   docker: the daemon sets HOME and HOSTNAME; PWD, SHLVL, _ as above.
 IGNORE_charliecloud="CH_RUNNING HOME PWD SHLVL _"
-IGNORE_singularity="HOME PS1 PWD SHLVL _ LANG TERM
+IGNORE_singularity="HOME PS1 PWD SHLVL _ LANG TERM LD_LIBRARY_PATH
 	SINGULARITY_CONTAINER SINGULARITY_NAME SINGULARITY_ENVIRONMENT SINGULARITY_BIND
 	APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT APPTAINER_BIND"
 IGNORE_docker="HOME HOSTNAME PWD SHLVL _"

@@ -81,7 +81,14 @@ for group in $groups; do
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do
 			[ -e "$f" ] || continue
-			run_bats "$f"
+			case $f in
+			*/e2e/runtime.bats) # once per runtime the cluster enables
+				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity}; do
+					BERTH_RUNTIME=$rt run_bats "$f"
+				done
+				;;
+			*) run_bats "$f" ;;
+			esac
 		done
 		;;
 	esac

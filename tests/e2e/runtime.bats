@@ -1,0 +1,52 @@
+#!/usr/bin/env bats
+# Jobs through the real Slurm, once per runtime (BERTH_RUNTIME, set by
+# tests/run-all.sh): the same behaviour whatever runs the container.
+
+load helpers
+
+setup_file() {
+	require_cluster
+	export IMG RT=${BERTH_RUNTIME:-charliecloud}
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+}
+
+@test "[$BERTH_RUNTIME] srun prints a file only the image has, as the job user" {
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		sh -c 'cat /etc/only-in-image; id -u'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"only-in-image"* ]]
+	[[ "$output" == *"$(id -u berthtest)"* ]]
+}
+
+@test "[$BERTH_RUNTIME] srun's exit status is the command's (0, 3, 137 after SIGKILL)" {
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" true
+	[ "$status" -eq 0 ]
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c 'exit 3'
+	[ "$status" -eq 3 ]
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c 'kill -9 $$'
+	[ "$status" -eq 137 ] || [ "$status" -eq 9 ] # srun reports signals its own way
+}
+
+@test "[$BERTH_RUNTIME] SLURM_* reaches the task, the image's Env wins for its names" {
+	run as_user env PATH_MARK=host srun --container-runtime="$RT" --container-image="$IMG" \
+		sh -c 'echo "job=$SLURM_JOB_ID path=$PATH"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"job="[0-9]*" path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"* ]]
+}
+
+@test "[$BERTH_RUNTIME] srun -n 4: every task in the container with its own SLURM_PROCID" {
+	run as_user srun --overcommit -n 4 --container-runtime="$RT" --container-image="$IMG" \
+		sh -c 'test -e /etc/only-in-image && echo "task $SLURM_PROCID"'
+	[ "$status" -eq 0 ]
+	for i in 0 1 2 3; do grep -qx "task $i" <<<"$output"; done
+}
+
+@test "[$BERTH_RUNTIME] sbatch: the script runs in the container, stderr apart" {
+	d=$(job_dir)
+	run as_user sbatch --wait --container-runtime="$RT" --container-image="$IMG" \
+		-o "$d/out" -e "$d/err" --wrap='cat /etc/berth-release; echo oops >&2'
+	[ "$status" -eq 0 ]
+	grep -qx "berth test image" "$d/out"
+	grep -qx oops "$d/err"
+	! grep -q oops "$d/out"
+}

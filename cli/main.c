@@ -103,6 +103,18 @@ static int cmd_inspect(int argc, char **argv)
 	return 0;
 }
 
+/* Progress on stderr, at most a line a second (the fetcher throttles). */
+static void show_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	if (total)
+		fprintf(stderr, "berth: %s: %.1f of %.1f MiB (%d%%)\n", what,
+			(double)done / 1048576, (double)total / 1048576,
+			(int)(done * 100 / total));
+	else
+		fprintf(stderr, "berth: %s: %.1f MiB\n", what, (double)done / 1048576);
+}
+
 static int cmd_pull(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -118,8 +130,7 @@ static int cmd_pull(int argc, char **argv)
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
 	const char *cache_dir = NULL, *runtime = NULL;
-	char digest[BERTH_DIGEST_LEN + 1];
-	bool converted = false;
+	struct berth_stage_result res;
 	int c, rc = 1;
 
 	berth_config_defaults(&cfg);
@@ -145,10 +156,14 @@ static int cmd_pull(int argc, char **argv)
 	if (loaded == 0 &&
 	    berth_executor_new(runtime ? runtime : berth_runtime_name(cfg.default_runtime),
 			       &cfg, cache_dir, &ex, &err) == 0 &&
-	    berth_executor_load_image(ex, argv[optind], digest, &converted, &err) == 0) {
-		/* One line for machines (the plugin reads it). */
-		printf("%s %s\n", digest[0] ? digest : argv[optind],
-		       converted ? "converted" : digest[0] ? "cached" : "as-is");
+	    (ex->cache.progress = show_progress, true) &&
+	    berth_executor_load_image(ex, argv[optind], &res, &err) == 0) {
+		/* One line for machines (the plugin reads it), details on stderr. */
+		printf("%s %s\n", res.digest[0] ? res.digest : argv[optind],
+		       res.converted ? "converted" : res.digest[0] ? "cached" : "as-is");
+		if (res.converted && res.stats.skipped_devices)
+			fprintf(stderr, "berth: skipped %llu device nodes/fifos\n",
+				(unsigned long long)res.stats.skipped_devices);
 		rc = 0;
 	} else {
 		cli_error(&err);
@@ -237,7 +252,7 @@ static int cmd_cache(int argc, char **argv)
 	const char *cache_dir = NULL, *max = NULL;
 	int c, rc;
 
-	if (argc < 2 || (strcmp(argv[1], "ls") && strcmp(argv[1], "gc"))) {
+	if (argc < 2 || (strcmp(argv[1], "ls") != 0 && strcmp(argv[1], "gc") != 0)) {
 		fputs("usage: berth cache ls|gc [--cache-dir DIR] [--max-size SIZE]\n", stderr);
 		return 2;
 	}

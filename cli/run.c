@@ -48,7 +48,7 @@ int cli_parse_bind(char *text, struct berth_bind *b, struct berth_err *err)
 	b->src = text;
 	b->dst = dst;
 	b->read_only = mode && !strcmp(mode, "ro");
-	if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
+	if (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
 		return berth_fail(err, 0, "bind '%s:%s:%s': the mode must be ro or rw",
 				  text, dst, mode);
 	if (text[0] != '/' || dst[0] != '/')
@@ -151,7 +151,7 @@ int cmd_run(int argc, char **argv)
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
-	char digest[BERTH_DIGEST_LEN + 1];
+	struct berth_stage_result staged;
 	char **env = NULL;
 	int code = 1;
 
@@ -163,8 +163,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (cli_load_config(&cfg, &err) < 0 ||
 	    berth_executor_new(a.runtime, &cfg, a.cache_dir, &ex, &err) < 0 ||
-	    berth_executor_load_image(ex, a.image, digest, NULL, &err) < 0 ||
-	    (digest[0] && berth_executor_use_image(ex, digest, &err) < 0))
+	    berth_executor_load_image(ex, a.image, &staged, &err) < 0 ||
+	    (staged.digest[0] && berth_executor_use_image(ex, staged.digest, &err) < 0))
 		goto out;
 	/* The environment is exactly: the image's Env, --env, --env-pass. */
 	char *none[] = {NULL};

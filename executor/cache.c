@@ -1,7 +1,9 @@
 /* berth: per-user content-addressed cache (see cache.h for the layout). */
 #define _GNU_SOURCE
 #include "cache.h"
+#include "fetch.h"
 #include "fs.h"
+#include "tarmember.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,8 +38,9 @@ static int check_owned_private(int fd, const char *path, uid_t uid,
 int berth_cache_open(struct berth_cache *cache, const char *cache_dir,
 		     uid_t uid, struct berth_err *err)
 {
-	static const char *const subdirs[] = {"images", "locks", "tmp"};
+	static const char *const subdirs[] = {"images", "locks", "tmp", "downloads"};
 
+	memset(cache, 0, sizeof(*cache));
 	cache->dir_fd = -1;
 	if (snprintf(cache->dir, sizeof(cache->dir), "%s/%u", cache_dir,
 		     (unsigned)uid) >= (int)sizeof(cache->dir))
@@ -299,6 +302,67 @@ static int build_artifact(struct berth_cache *cache, struct build *b,
 	return write_size(cache, entry, err);
 }
 
+static bool is_url(const char *ref)
+{
+	return !strncmp(ref, "http://", 7) || !strncmp(ref, "https://", 8) ||
+	       !strncmp(ref, "file://", 7);
+}
+
+static void fetch_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct berth_cache *cache = ctx;
+
+	cache->progress(cache->progress_ctx, "downloading", done, total);
+}
+
+/* Remove what killed fetches of this URL left: we hold its lock. */
+static void sweep_partial_downloads(struct berth_cache *cache, const char *hex)
+{
+	_cleanup_close_ int fd = openat(cache->dir_fd, "downloads",
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(dup(fd)) : NULL;
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, hex, 64) && strstr(de->d_name, ".part-"))
+			unlinkat(fd, de->d_name, 0);
+	closedir(d);
+}
+
+/* Fetch a URL into downloads/ under its own lock, so N steps on a node
+ * download it once; a cached URL costs one conditional request. */
+static int fetch_url(struct berth_cache *cache, const char *url, char **local,
+		     struct berth_err *err)
+{
+	struct berth_fetch_opts opts;
+	struct berth_fetch_result res;
+	char dir[PATH_MAX + 16], lock[128], hex[72];
+
+	berth_sha256_hex(url, strlen(url), hex);
+	snprintf(lock, sizeof(lock), "downloads/%s.lock", hex + 7);
+	_cleanup_close_ int fd = openat(cache->dir_fd, lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+					O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0)
+		return berth_fail(err, errno, "cannot lock %s/%s", cache->dir, lock);
+	sweep_partial_downloads(cache, hex + 7);
+	berth_fetch_opts_init(&opts);
+	if (cache->fetch_timeout)
+		opts.timeout_s = cache->fetch_timeout;
+	opts.max_bytes = cache->fetch_max_bytes;
+	if (cache->progress) {
+		opts.progress = fetch_progress;
+		opts.progress_ctx = cache;
+	}
+	snprintf(dir, sizeof(dir), "%s/downloads", cache->dir);
+	if (berth_fetch(url, dir, &opts, &res, err) < 0)
+		return -1;
+	if (!(*local = strdup(res.path)))
+		return berth_fail(err, ENOMEM, "path");
+	return 0;
+}
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
@@ -312,6 +376,13 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	memset(res, 0, sizeof(*res));
 	if (berth_image_ref_split(ref, &path, &tag, err) < 0)
 		return -1;
+	if (is_url(path)) {
+		char *local = NULL;
+		if (fetch_url(cache, path, &local, err) < 0)
+			return -1;
+		free(path);
+		path = local;
+	}
 	sweep_dead_builds(cache);
 	/* The build folder also receives the decompressed copy of a .tar.gz. */
 	if (build_begin(cache, &b, err) < 0)

@@ -9,6 +9,9 @@
  *     images/<hex>/last-use         its mtime is the last time a job used it
  *     locks/<hex>                   flock: EX while building, SH while in use
  *     tmp/<random>/                 build folders; published with rename()
+ *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
+ *                                   the URL), with <hex>.meta validators and
+ *                                   <hex>.lock serialising its fetches
  *
  * A build happens in tmp/ under the digest's exclusive lock and is published
  * with one rename(), so a reader sees a whole entry or none, and N steps that
@@ -19,6 +22,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../conf/error.h"
@@ -27,6 +31,12 @@
 struct berth_cache {
 	char dir[PATH_MAX]; /* CacheDir/<uid> */
 	int dir_fd;
+	/* URL downloads (downloads/<sha256(url)>.tar): FetchTimeout, cap, and
+	 * where progress goes (NULL: nowhere). */
+	unsigned fetch_timeout;
+	uint64_t fetch_max_bytes;
+	void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 /* Open CacheDir/<uid> as the user, creating it (0700) when the parent lets
@@ -62,7 +72,8 @@ struct berth_artifact {
 /* The flattened root filesystem (charliecloud, and the base of others). */
 extern const struct berth_artifact berth_artifact_rootfs;
 
-/* Make sure the image `ref` (path[#tag]) is in the cache with artifact
+/* Make sure the image `ref` (PATH[#TAG], or an http://, https:// or
+ * file:// URL of an archive, [#TAG]) is in the cache with artifact
  * `art`, converting it once under the digest's lock when it is not. */
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,

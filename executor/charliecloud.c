@@ -44,9 +44,9 @@ static int make_mount_point(int root_fd, const struct berth_bind *b,
 		return 0;
 	}
 	_cleanup_free_ char *parent = strdup(b->dst);
-	char *slash = parent ? strrchr(parent, '/') : NULL;
-	if (!slash)
+	if (!parent)
 		return berth_fail(err, ENOMEM, "mount point");
+	char *slash = strrchr(parent, '/'); /* dst is absolute: never NULL */
 	*slash = '\0';
 	_cleanup_close_ int pfd = berth_mkdir_beneath(root_fd, parent, 0755);
 	if (pfd < 0)

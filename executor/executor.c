@@ -55,6 +55,8 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 		return -1;
 	}
 	ex->cache_open = true;
+	ex->cache.fetch_timeout = cfg->fetch_timeout;
+	ex->cache.fetch_max_bytes = cfg->cache_max_size;
 	*out = ex;
 	return 0;
 }
@@ -82,28 +84,18 @@ static bool is_raw_image(const char *path)
 }
 
 int berth_executor_load_image(struct berth_executor *ex, const char *ref,
-			      char digest[BERTH_DIGEST_LEN + 1], bool *converted,
-			      struct berth_err *err)
+			      struct berth_stage_result *res, struct berth_err *err)
 {
-	struct berth_stage_result res;
-
+	memset(res, 0, sizeof(*res));
 	if (is_raw_image(ref)) {
 		if (!ex->ops->runs_raw_images)
 			return berth_fail(err, 0, "%s is a SIF/squashfs image: it runs "
 					  "only with the singularity runtime; give %s "
 					  "a docker-save archive", ref, ex->ops->name);
-		if (converted)
-			*converted = false;
-		digest[0] = '\0';
 		ex->raw_image = ref; /* the caller's string; runs without a cache entry */
 		return 0;
 	}
-	if (berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), &res, err) < 0)
-		return -1;
-	snprintf(digest, BERTH_DIGEST_LEN + 1, "%s", res.digest);
-	if (converted)
-		*converted = res.converted;
-	return 0;
+	return berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
 }
 
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,

@@ -101,11 +101,11 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 /* CheckImageIsLoaded: is the digest's artifact in the cache? */
 int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
 				bool *loaded, struct berth_err *err);
-/* LoadImage: stage a docker-save archive (PATH[#REPO:TAG]); the digest is
- * written to `digest`.  *converted tells whether work was done. */
+/* LoadImage: stage a docker-save archive (PATH[#REPO:TAG] or a URL of
+ * one).  res->digest gets its digest ("" for a .sif/squashfs run as it is),
+ * res->converted and res->stats what the staging did. */
 int berth_executor_load_image(struct berth_executor *ex, const char *ref,
-			      char digest[BERTH_DIGEST_LEN + 1], bool *converted,
-			      struct berth_err *err);
+			      struct berth_stage_result *res, struct berth_err *err);
 /* Use an image already loaded (by digest) for the next container. */
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,
 			     struct berth_err *err);

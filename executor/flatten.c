@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -277,8 +278,10 @@ static int apply_whiteout(struct flatten *f, char *path, struct berth_err *err)
 	const char *victim = base + strlen(WHITEOUT);
 	if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..") ||
 	    strchr(victim, '/'))
-		return berth_fail(err, 0, "layer %s: invalid whiteout '%s' refused",
-				  f->layer, path);
+		return berth_fail(err, 0, "layer %s: invalid whiteout '%s' refused "
+				  "(a whiteout must name one entry of its own "
+				  "folder, not '.', '..' or a path); the image is "
+				  "malformed or malicious", f->layer, path);
 	if (berth_remove_tree(pfd, victim) < 0)
 		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
 	f->stats->whiteouts++;
@@ -349,8 +352,10 @@ static int write_data(struct archive *layer, int fd, struct flatten *f,
 	}
 	if (rc != ARCHIVE_EOF)
 		return berth_fail(err, 0,
-				  "layer %s is damaged inside '%s' (%s)", f->layer,
-				  path, archive_error_string(layer));
+				  "layer %s is damaged or the image archive is "
+				  "truncated inside '%s' (%s); download or save the "
+				  "image again", f->layer, path,
+				  archive_error_string(layer));
 	if (ftruncate(fd, written) < 0) /* sparse tail */
 		return berth_fail(err, errno, "layer %s: '%s'", f->layer, path);
 	return 0;
@@ -469,119 +474,234 @@ static int apply_entry(struct flatten *f, struct archive *layer,
 
 /* ---- one layer ----------------------------------------------------------------- */
 
-/* The inner archive reads the layer member through this, hashing it. */
+/* Three readers are chained: `outer` (the docker-save tar, positioned at the
+ * layer member), `middle` (raw format: undoes any gzip) and `inner` (the
+ * layer's tar).  The stored bytes are hashed on their way into `middle`
+ * (blob digest), the uncompressed ones on their way into `inner` (diff_id),
+ * so a gzipped layer is checked against both. */
 struct member_reader {
-	struct archive *outer;
-	EVP_MD_CTX *sha;
+	struct archive *outer, *middle;
+	EVP_MD_CTX *stored, *plain;
 	char buf[BLOCK];
+	char pbuf[BLOCK];
 };
 
-static la_ssize_t member_read(struct archive *inner, void *data, const void **out)
+static la_ssize_t stored_read(struct archive *middle, void *data, const void **out)
 {
 	struct member_reader *r = data;
 	la_ssize_t n = archive_read_data(r->outer, r->buf, sizeof(r->buf));
 
 	if (n < 0) {
-		archive_set_error(inner, archive_errno(r->outer), "%s",
-				  archive_error_string(r->outer));
+		if (middle)
+			archive_set_error(middle, archive_errno(r->outer), "%s",
+					  archive_error_string(r->outer));
 		return -1;
 	}
-	EVP_DigestUpdate(r->sha, r->buf, (size_t)n);
+	EVP_DigestUpdate(r->stored, r->buf, (size_t)n);
 	*out = r->buf;
 	return n;
 }
 
-/* Read what the inner reader left (tar padding) so the hash covers it all. */
+static la_ssize_t plain_read(struct archive *inner, void *data, const void **out)
+{
+	struct member_reader *r = data;
+	la_ssize_t n = archive_read_data(r->middle, r->pbuf, sizeof(r->pbuf));
+
+	if (n < 0) {
+		if (inner)
+			archive_set_error(inner, archive_errno(r->middle), "%s",
+					  archive_error_string(r->middle));
+		return -1;
+	}
+	EVP_DigestUpdate(r->plain, r->pbuf, (size_t)n);
+	*out = r->pbuf;
+	return n;
+}
+
+/* Read what the inner reader left (tar padding, gzip trailer) so both
+ * hashes cover everything. */
 static int drain(struct member_reader *r)
 {
 	const void *ignored;
 	la_ssize_t n;
 
-	while ((n = member_read(NULL, r, &ignored)) > 0)
+	while ((n = plain_read(NULL, r, &ignored)) > 0)
+		;
+	if (n < 0)
+		return -1;
+	while ((n = stored_read(NULL, r, &ignored)) > 0)
 		;
 	return n < 0 ? -1 : 0;
 }
 
+static void reader_free(struct member_reader *r)
+{
+	if (!r)
+		return;
+	if (r->middle)
+		archive_read_free(r->middle);
+	EVP_MD_CTX_free(r->stored);
+	EVP_MD_CTX_free(r->plain);
+	free(r);
+}
+
+/* Set up middle and inner on top of the positioned outer reader. */
+static int reader_open(struct member_reader *r, struct archive *inner,
+		       const char *entry, struct berth_err *err)
+{
+	struct archive_entry *raw;
+
+	if (!(r->stored = EVP_MD_CTX_new()) || !(r->plain = EVP_MD_CTX_new()) ||
+	    !(r->middle = archive_read_new()))
+		return berth_fail(err, ENOMEM, "layer reader");
+	EVP_DigestInit_ex(r->stored, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(r->plain, EVP_sha256(), NULL);
+	archive_read_support_filter_all(r->middle);
+	archive_read_support_format_raw(r->middle);
+	archive_read_support_format_tar(inner);
+	archive_read_support_format_gnutar(inner);
+	if (archive_read_open(r->middle, r, NULL, stored_read, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(r->middle, &raw) != ARCHIVE_OK)
+		return berth_fail(err, 0, "layer %s cannot be read (%s); the image "
+				  "archive is damaged, save it again", entry,
+				  archive_error_string(r->middle));
+	if (archive_read_open(inner, r, NULL, plain_read, NULL) != ARCHIVE_OK)
+		return berth_fail(err, 0, "layer %s is not a tar (%s); the image "
+				  "archive is damaged, save it again", entry,
+				  archive_error_string(inner));
+	return 0;
+}
+
+static int check_digest(const char *entry, const char *what,
+			const char *expected, const char *seen,
+			struct berth_err *err)
+{
+	if (!expected || !expected[0] || strcmp(expected, seen) == 0)
+		return 0;
+	return berth_fail(err, 0, "layer %s does not match its %s (expected %s, "
+			  "content is %s); the archive is corrupt or was edited, "
+			  "save the image again", entry, what, expected, seen);
+}
+
+/* Both digests of a fully read layer: the stored bytes against a blob
+ * name, the uncompressed tar against the config's diff_id (which is also
+ * what a legacy layer's digest field holds). */
+static int check_layer(struct member_reader *r, const struct berth_layer *layer,
+		       const char *diff_id, struct berth_err *err)
+{
+	char stored[72], plain[72];
+	bool named_blob = !strncmp(layer->entry, "blobs/sha256/", 13);
+
+	berth_sha256_final(r->stored, stored);
+	berth_sha256_final(r->plain, plain);
+	if (named_blob &&
+	    check_digest(layer->entry, "digest", layer->digest, stored, err) < 0)
+		return -1;
+	if (!named_blob &&
+	    check_digest(layer->entry, "diff_id", layer->digest, plain, err) < 0)
+		return -1;
+	return check_digest(layer->entry, "diff_id", diff_id, plain, err);
+}
+
+static int apply_entries(struct flatten *f, struct archive *inner,
+			 struct berth_err *err)
+{
+	struct archive_entry *e;
+	int hrc;
+
+	while ((hrc = archive_read_next_header(inner, &e)) == ARCHIVE_OK ||
+	       hrc == ARCHIVE_WARN) {
+		if (apply_entry(f, inner, e, err) < 0)
+			return -1;
+	}
+	if (hrc != ARCHIVE_EOF)
+		return berth_fail(err, 0, "layer %s is damaged or the image archive "
+				  "is truncated (%s); download or save the image "
+				  "again", f->layer, archive_error_string(inner));
+	return 0;
+}
+
 static int apply_layer(struct flatten *f, const char *archive_path,
-		       const struct berth_layer *layer, struct berth_err *err)
+		       const struct berth_layer *layer, const char *diff_id,
+		       struct berth_err *err)
 {
 	_cleanup_archive_ struct archive *outer =
 		berth_tar_seek_member(archive_path, layer->entry, NULL, err);
 	_cleanup_archive_ struct archive *inner = NULL;
 	struct member_reader *r = NULL;
-	struct archive_entry *e;
-	int rc = -1, hrc;
+	int rc = -1;
 
 	if (!outer)
 		return berth_wrap(err, "missing layer");
-	if (!(r = calloc(1, sizeof(*r))) || !(r->sha = EVP_MD_CTX_new()) ||
-	    !(inner = archive_read_new())) {
+	if (!(r = calloc(1, sizeof(*r))) || !(inner = archive_read_new())) {
 		berth_fail(err, ENOMEM, "layer reader");
 		goto out;
 	}
 	r->outer = outer;
-	EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
-	archive_read_support_filter_all(inner);
-	archive_read_support_format_tar(inner);
-	archive_read_support_format_gnutar(inner);
-	if (archive_read_open(inner, r, NULL, member_read, NULL) != ARCHIVE_OK) {
-		berth_fail(err, 0, "layer %s is not a tar (%s)",
-			   layer->entry, archive_error_string(inner));
+	if (reader_open(r, inner, layer->entry, err) < 0)
 		goto out;
-	}
 	f->layer = layer->entry;
 	hashset_clear(&f->created);
 	forget_parent(f);
-	while ((hrc = archive_read_next_header(inner, &e)) == ARCHIVE_OK ||
-	       hrc == ARCHIVE_WARN) {
-		if (apply_entry(f, inner, e, err) < 0)
-			goto out;
-	}
-	if (hrc != ARCHIVE_EOF) {
-		berth_fail(err, 0, "layer %s is damaged (%s)",
-			   layer->entry, archive_error_string(inner));
+	if (apply_entries(f, inner, err) < 0)
 		goto out;
-	}
 	if (drain(r) < 0) {
-		berth_fail(err, 0, "layer %s is truncated (%s)",
-			   layer->entry, archive_error_string(outer));
+		berth_fail(err, 0, "layer %s is truncated (%s); download or save "
+			   "the image again", layer->entry,
+			   archive_error_string(r->middle));
 		goto out;
 	}
-	char seen[72];
-	berth_sha256_final(r->sha, seen);
-	bool gzipped = archive_filter_count(inner) > 1;
-	bool named_blob = !strncmp(layer->entry, "blobs/sha256/", 13);
-	/* A blob's digest covers its stored bytes; a legacy diff_id covers the
-	 * uncompressed tar, which is what is stored when it is not gzipped. */
-	if (layer->digest[0] && (named_blob || !gzipped) &&
-	    strcmp(seen, layer->digest) != 0) {
-		berth_fail(err, 0, "layer %s does not match its digest (expected %s, "
-			   "content is %s); the archive is corrupt", layer->entry,
-			   layer->digest, seen);
-		goto out;
-	}
-	rc = 0;
+	rc = check_layer(r, layer, diff_id, err);
 out:
 	forget_parent(f);
-	if (r) {
-		EVP_MD_CTX_free(r->sha);
-		free(r);
-	}
+	reader_free(r);
 	return rc;
+}
+
+/* The config's rootfs.diff_ids (NULL entries where it lists none). */
+static struct json_object *config_diff_ids(const struct berth_image *img)
+{
+	struct json_object *root, *rootfs, *ids;
+
+	if (!img->config_json)
+		return NULL;
+	root = json_tokener_parse(img->config_json);
+	if (json_object_object_get_ex(root, "rootfs", &rootfs) &&
+	    json_object_object_get_ex(rootfs, "diff_ids", &ids) &&
+	    json_object_is_type(ids, json_type_array) &&
+	    json_object_array_length(ids) == img->n_layers) {
+		json_object_get(ids);
+		json_object_put(root);
+		return ids;
+	}
+	json_object_put(root);
+	return NULL;
+}
+
+static const char *diff_id_at(struct json_object *ids, size_t i)
+{
+	struct json_object *v = ids ? json_object_array_get_idx(ids, i) : NULL;
+
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+							: NULL;
 }
 
 int berth_image_flatten(const struct berth_image *img, const char *root_dir,
 			struct berth_flatten_stats *stats, struct berth_err *err)
 {
 	struct flatten f = {.parent_fd = -1, .stats = stats};
+	struct json_object *ids = config_diff_ids(img);
 	int rc = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	f.root_fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (f.root_fd < 0)
+	if (f.root_fd < 0) {
+		json_object_put(ids);
 		return berth_fail(err, errno, "cannot open rootfs folder %s", root_dir);
+	}
 	for (size_t i = 0; i < img->n_layers && rc == 0; i++)
-		rc = apply_layer(&f, img->archive, &img->layers[i], err);
+		rc = apply_layer(&f, img->archive, &img->layers[i], diff_id_at(ids, i), err);
+	json_object_put(ids);
 	free(f.created.slots);
 	close(f.root_fd);
 	return rc;

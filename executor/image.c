@@ -71,8 +71,11 @@ static struct json_object *parse_json(const char *buf, size_t len,
 	}
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
-		berth_fail(err, 0, "%s is not valid JSON (%s)", what,
-			   json_tokener_error_desc(json_tokener_get_error(tok)));
+		enum json_tokener_error jerr = json_tokener_get_error(tok);
+		berth_fail(err, 0, "%s is not valid JSON (%s); the archive is "
+			   "damaged or was not written by 'docker save'", what,
+			   jerr == json_tokener_continue ? "it ends too early"
+							 : json_tokener_error_desc(jerr));
 		json_object_put(obj);
 		obj = NULL;
 	}
@@ -177,7 +180,8 @@ static int decompress_to(const char *path, const char *dest,
 	}
 	if (n < 0)
 		return berth_fail(err, 0,
-				  "%s is damaged: decompression failed (%s)", path,
+				  "%s is truncated or damaged: decompression failed "
+				  "(%s); download or save the image again", path,
 				  archive_error_string(a));
 	return 0;
 }

@@ -74,7 +74,9 @@ struct archive *berth_tar_seek_member(const char *path, const char *name,
 		}
 	}
 	if (rc == ARCHIVE_EOF)
-		berth_fail(err, 0, "image archive %s has no member '%s'", path, name);
+		berth_fail(err, 0, "image archive %s has no member '%s'; it is "
+			   "incomplete or not a docker-save archive, save the "
+			   "image again", path, name);
 	else
 		berth_fail(err, 0, "image archive %s is damaged (%s)",
 			   path, archive_error_string(a));

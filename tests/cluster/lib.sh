@@ -96,3 +96,20 @@ descendants() {
         done
     done
 }
+
+# Give running jobs a clean end (the plugin's cleanup runs) while the daemons
+# are still up: scancel everything, wait up to 10 s for our slurmstepds to go.
+# Needs SLURM_CONF=$CL_CONF.
+cancel_jobs() {
+    local jobs i
+    daemon_alive slurmctld && daemon_alive slurmd || return 0
+    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
+    [ -n "$jobs" ] || return 0
+    echo "  cancelling jobs: $(echo "$jobs" | tr '\n' ' ')"
+    # shellcheck disable=SC2086 # one job id per word
+    timeout 10 scancel $jobs 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        [ -z "$(cluster_stepds)" ] && return 0
+        sleep 0.1
+    done
+}

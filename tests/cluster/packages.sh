@@ -35,13 +35,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # Services must not be started by the postinst scripts (a clean container has
 # no init anyway); tests/cluster/start.sh starts what it needs itself.
-policy_added=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 0755 /usr/sbin/policy-rc.d
-    policy_added=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-rc=0
-apt-get install -y --no-install-recommends "${missing[@]}" || rc=$?
-[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
-exit "$rc"
+apt-get install -y --no-install-recommends "${missing[@]}"

@@ -12,20 +12,7 @@ export SLURM_CONF=$CL_CONF
 [ -d "$BERTH_CLUSTER_DIR" ] || { echo "stop.sh: nothing in $BERTH_CLUSTER_DIR"; exit 0; }
 echo "stop.sh: stopping the cluster in $BERTH_CLUSTER_DIR"
 
-# Give running jobs a clean end (their plugin cleanup runs) while the
-# daemons are still there.
-if daemon_alive slurmctld && daemon_alive slurmd; then
-    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
-    if [ -n "$jobs" ]; then
-        echo "  cancelling jobs: $(echo "$jobs" | tr '\n' ' ')"
-        # shellcheck disable=SC2086 # one job id per word
-        timeout 10 scancel $jobs 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            [ -z "$(cluster_stepds)" ] && break
-            sleep 0.1
-        done
-    fi
-fi
+cancel_jobs
 
 stop_daemon slurmd
 stop_daemon slurmctld

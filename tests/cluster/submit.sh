@@ -24,14 +24,14 @@ vars=(
     "HOME=$home" "USER=$user" "LOGNAME=$user" "SHELL=/bin/bash"
     "LANG=${LANG:-C.UTF-8}"
 )
-[ -n "${TERM:-}" ] && vars+=("TERM=$TERM")
-while IFS='=' read -r name _; do
+if [ -n "${TERM:-}" ]; then vars+=("TERM=$TERM"); fi
+for name in $(compgen -e); do
     case "$name" in
         BERTH_* | SLURM_* | SRUN_* | SBATCH_* | SALLOC_*) vars+=("$name=${!name}") ;;
     esac
-done < <(env -0 | tr '\0' '\n' | grep -E '^[A-Za-z_][A-Za-z0-9_]*=' || true)
+done
 for name in ${BERTH_SUBMIT_ENV:-}; do
-    [ -n "${!name+x}" ] && vars+=("$name=${!name}")
+    if [ -n "${!name+x}" ]; then vars+=("$name=${!name}"); fi
 done
 # Last, so it wins over an inherited value.
 vars+=("SLURM_CONF=$CL_CONF" "BERTH_CLUSTER_DIR=$BERTH_CLUSTER_DIR")

@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# berth pull of images by URL, against a real HTTP server on loopback
+# (tests/fixtures/httpd.py): download once, a cached URL costs one
+# conditional request and no body, a cut download resumes, errors are clear.
+
+setup() {
+	REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+	BERTH=${BUILD:-$REPO/build}/berth
+	WORK=$(mktemp -d /tmp/berth-url-test.XXXXXX)
+	CACHE=$WORK/cache
+	mkdir -p "$CACHE" "$WORK/www"
+	DIGEST=$(python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/www/img.tar" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["config_digest"])')
+	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$WORK/www"; }
+	read -r PORT <&"${HTTPD[0]}"
+	URL=http://127.0.0.1:$PORT
+	U=$CACHE/$(id -u)
+}
+
+teardown() {
+	kill "$HTTPD_PID" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+
+stats() { curl -s "$URL/stats"; }
+
+@test "an image fetched by URL is staged; its digest is the config's" {
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/img.tar"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST converted" ]
+	[ -d "$U/images/${DIGEST#sha256:}/rootfs/bin" ]
+}
+
+@test "a cached URL costs one conditional request and no body" {
+	"$BERTH" pull --cache-dir "$CACHE" "$URL/img.tar" >/dev/null 2>&1
+	curl -s "$URL/reset" >/dev/null
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/img.tar"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST cached" ]
+	[ "$(stats)" = "requests 1 bodies 0 ranges 0 conditional 1 not_modified 1" ]
+}
+
+@test "a download cut mid-body resumes with a Range request" {
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/cut/img.tar"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST converted" ]
+	[[ "$(stats)" == "requests 2 "*"ranges 1 "* ]]
+}
+
+@test "404 names the status and the fix; nothing is left behind" {
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/404"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "berth: cannot fetch"*"404"*"check the image URL"* ]]
+	[ -z "$(ls "$U/images")" ]
+	[ -z "$(ls "$U/downloads" | grep -v '\.lock$')" ]
+}
+
+@test "500 is retried, then reported with its status" {
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/500"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"500"*"gave up after"* ]]
+}
+
+@test "a body larger than CacheMaxSize is refused, naming the cap" {
+	printf 'CacheMaxSize=1M\n' >"$WORK/berth.conf"
+	run env BERTH_CONFIG="$WORK/berth.conf" "$BERTH" pull --cache-dir "$CACHE" "$URL/big/3000000"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"CacheMaxSize"* ]]
+	[ -z "$(ls "$U/downloads" | grep -v '\.lock$')" ]
+}
+
+@test "progress is shown while downloading" {
+	run "$BERTH" pull --cache-dir "$CACHE" "$URL/img.tar"
+	[[ "$output" == *"berth: downloading: "*"MiB (100%)"* ]]
+}
+
+@test "file:// URLs work; other schemes are refused clearly" {
+	run "$BERTH" pull --cache-dir "$CACHE" "file://$WORK/www/img.tar"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST converted" ]
+	run "$BERTH" pull --cache-dir "$CACHE" "ftp://127.0.0.1/img.tar"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "berth: "* ]]
+}

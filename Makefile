@@ -34,7 +34,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c executor/process.c executor/cachedir
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test unit e2e lint demo bench cluster-start cluster-stop
+.PHONY: all clean install test unit e2e lint demo bench fuzz cluster-start cluster-stop
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -95,3 +95,7 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer over the image reader + flattener (clang).  FUZZ_SECONDS=N.
+fuzz:
+	BUILD=$(BUILD) bash tests/fuzz/run.sh

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make fuzz FUZZ_SECONDS=N: build the libFuzzer target with clang and run it
+# for N seconds from a seed corpus of generated archives (good and bad).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${BUILD:-$repo/build}
+out=$build/fuzz
+mkdir -p "$out/corpus" "$out/findings"
+clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	$(pkg-config --cflags libarchive json-c libcrypto libcurl) \
+	-o "$out/fuzz_image" "$here/fuzz_image.c" \
+	"$repo"/conf/error.c "$repo"/executor/tarmember.c "$repo"/executor/image.c \
+	"$repo"/executor/flatten.c "$repo"/executor/fs.c \
+	$(pkg-config --libs libarchive json-c libcrypto)
+# Small seeds: every layout and every defect mkimage knows (no big ones).
+for kind in legacy oci multi not-a-tar truncated no-manifest bad-manifest-json \
+	manifest-not-array missing-config missing-layer digest-mismatch \
+	config-digest-mismatch dotdot absolute symlink-escape symlink-chain \
+	hardlink-escape whiteout-dotdot device-nodes setuid; do
+	[ -e "$out/corpus/$kind.tar" ] ||
+		python3 "$repo/tests/fixtures/mkimage.py" "$kind" "$out/corpus/$kind.tar" >/dev/null
+done
+[ -e "$out/corpus/oci-gz.tar" ] ||
+	python3 "$repo/tests/fixtures/mkimage.py" oci "$out/corpus/oci-gz.tar" --gzip-layers >/dev/null
+"$out/fuzz_image" -max_total_time="${FUZZ_SECONDS:-60}" -max_len=4000000 \
+	-artifact_prefix="$out/findings/" -print_final_stats=1 "$out/corpus" 2>&1 |
+	grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done' || true
+n=$(find "$out/findings" -type f | wc -l)
+echo "fuzz: $n finding(s) in $out/findings"
+[ "$n" -eq 0 ]

@@ -11,7 +11,7 @@ if [ ! -r "${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/env" ] || ! sinfo -h >/d
 fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "N=${BENCH_N:-11} runs per figure, medians"
-for b in "$here"/srun.sh; do
+for b in "$here"/start.sh "$here"/flatten.sh "$here"/srun.sh; do
 	echo "== $(basename "$b" .sh)"
 	bash "$b"
 done

@@ -3,6 +3,7 @@
  * launcher the Slurm plugin execs (`berth launch`, see launch.c). */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,39 @@ static void print_list(const char *label, char **items, size_t n)
 	printf("\n");
 }
 
+static struct json_object *json_strings(char **items, size_t n)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(items[i]));
+	return arr;
+}
+
+/* {"digest", "tags", "layers": [{"member", "digest"}], "config": {...}} */
+static void print_json(const struct berth_image *img)
+{
+	struct json_object *out = json_object_new_object();
+	struct json_object *layers = json_object_new_array();
+	struct json_object *config = json_tokener_parse(img->config_json);
+
+	for (size_t i = 0; i < img->n_layers; i++) {
+		struct json_object *layer = json_object_new_object();
+		json_object_object_add(layer, "member",
+				       json_object_new_string(img->layers[i].entry));
+		json_object_object_add(layer, "digest",
+				       json_object_new_string(img->layers[i].digest));
+		json_object_array_add(layers, layer);
+	}
+	json_object_object_add(out, "digest", json_object_new_string(img->digest));
+	json_object_object_add(out, "tags", json_strings(img->tags, img->n_tags));
+	json_object_object_add(out, "layers", layers);
+	json_object_object_add(out, "config", config);
+	puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
+						     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(out);
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
 	struct berth_err err = {0};
@@ -85,8 +119,7 @@ static int cmd_inspect(int argc, char **argv)
 		return 1;
 	}
 	if (json) {
-		fwrite(img.config_json, 1, img.config_len, stdout);
-		printf("\n");
+		print_json(&img);
 	} else {
 		printf("%-12s%s\n", "digest", img.digest);
 		print_list("tags", img.tags, img.n_tags);

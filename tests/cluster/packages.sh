@@ -9,7 +9,7 @@ PACKAGES=(
     libslurm-dev slurm-wlm-basic-plugins-dev slurm-wlm slurmd slurmctld munge
     libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
     docker.io charliecloud-runtime squashfs-tools busybox-static bindfs fuse3
-    squashfuse python3 curl procps psmisc iproute2
+    squashfuse python3 curl procps psmisc iproute2 time bats jq
 )
 
 missing=()

@@ -199,6 +199,18 @@ pull_bad() {
 	[[ "$output" == *"$(info "$img" .config_digest)"* ]]
 }
 
+@test "inspect --json: digest, tags, layers with digests, config as stored" {
+	local img
+	img=$(mk legacy-env.tar legacy --env INSPECT_ME=yes --workdir /work --tag berth/i:1)
+	run "$BERTH" inspect --json "$img"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .digest <<<"$output")" = "$(info "$img" .config_digest)" ]
+	[ "$(jq -r '.tags[0]' <<<"$output")" = "berth/i:1" ]
+	[ "$(jq -r '[.layers[].digest] | join(" ")' <<<"$output")" = "$(info "$img" '.layers | join(" ")')" ]
+	[ "$(jq -r '.config.config.WorkingDir' <<<"$output")" = "/work" ]
+	jq -e '.config.config.Env | index("INSPECT_ME=yes")' <<<"$output"
+}
+
 # ---- 8. second pull ----------------------------------------------------------
 
 @test "second pull of the same image prints cached" {

@@ -30,14 +30,19 @@ struct launch {
 	const char *cache_dir;
 	const char *digest;
 	const char *batch_script;
-	bool mount_home;
+	const char *workdir;
+	const char *mounts;    /* --container-mounts, checked by the plugin */
+	char *env_keep;        /* NAME,NAME: the job's value wins */
+	bool mount_home, writable, entrypoint;
 	char **argv;
 };
 
 static const char launch_usage[] =
 	"usage: berth launch --runtime R --cache-dir DIR --digest sha256:HEX\n"
 	"                    [--ch-run PATH] [--singularity PATH]\n"
-	"                    [--batch-script PATH] [--mount-home] -- CMD [ARG...]\n";
+	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
+	"                    [--entrypoint] [--workdir DIR] [--env-keep NAME,...]\n"
+	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
 {
@@ -49,6 +54,11 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"digest", required_argument, NULL, 'd'},
 		{"batch-script", required_argument, NULL, 'b'},
 		{"mount-home", no_argument, NULL, 'h'},
+		{"writable", no_argument, NULL, 'W'},
+		{"entrypoint", no_argument, NULL, 'E'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"env-keep", required_argument, NULL, 'k'},
+		{"mounts", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -62,6 +72,11 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'd': l->digest = optarg; break;
 		case 'b': l->batch_script = optarg; break;
 		case 'h': l->mount_home = true; break;
+		case 'W': l->writable = true; break;
+		case 'E': l->entrypoint = true; break;
+		case 'w': l->workdir = optarg; break;
+		case 'k': l->env_keep = optarg; break;
+		case 'm': l->mounts = optarg; break;
 		default: return -1;
 		}
 	}
@@ -103,15 +118,48 @@ static void apply_slurm_task_setup(void)
 	}
 }
 
+/* "A,B,C" into a NULL-terminated vector of names (in place). */
+static char **split_names(char *list)
+{
+	size_t n = 1;
+
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	char **names = calloc(n + 1, sizeof(char *));
+	char *save = NULL;
+	size_t i = 0;
+
+	for (char *t = names ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+		names[i++] = t;
+	return names;
+}
+
+/* The command, after the image's ENTRYPOINT when asked for. */
+static char **task_argv(const struct launch *l, const struct berth_image *img)
+{
+	size_t n = 0, e = l->entrypoint ? img->n_entrypoint : 0;
+
+	while (l->argv[n])
+		n++;
+	char **argv = calloc(e + n + 1, sizeof(char *));
+	if (!argv)
+		return NULL;
+	for (size_t i = 0; i < e; i++)
+		argv[i] = img->entrypoint[i];
+	memcpy(argv + e, l->argv, n * sizeof(char *));
+	return argv;
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
-	struct berth_bind batch = {.dst = BATCH_DIR, .read_only = true};
+	struct berth_mount *binds = NULL;
+	size_t n_binds = 0;
 	char script_dir[PATH_MAX], script_in[PATH_MAX];
-	char **env = NULL;
+	char **env = NULL, **keep = NULL, **cmd = NULL;
 
 	berth_config_defaults(&cfg);
 	if (parse_launch(argc, argv, &l, &cfg) < 0) {
@@ -119,33 +167,48 @@ int cmd_launch(int argc, char **argv)
 		return 2;
 	}
 	apply_slurm_task_setup();
-	if (berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
+	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
+	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
 	    berth_executor_use_image(ex, l.digest, &err) < 0)
 		goto fail;
-	/* The job's environment, under the image's own variables. */
-	if (!(env = berth_env_merge(environ, &ex->img, NULL, &err)))
+	/* The job's environment, under the image's own variables, except the
+	 * names the user asked to keep (--container-env) and SLURM_*. */
+	keep = l.env_keep ? split_names(l.env_keep) : NULL;
+	if (!(env = berth_env_merge(environ, &ex->img, keep, &err)) ||
+	    !(cmd = task_argv(&l, &ex->img)))
 		goto fail;
+	if (l.batch_script) {
+		/* The spooled script's folder, read-only, at a fixed mount point. */
+		struct berth_mount *more = realloc(binds, (n_binds + 1) * sizeof(*binds));
+		if (!more)
+			goto fail;
+		binds = more;
+		snprintf(script_dir, sizeof(script_dir), "%s", l.batch_script);
+		binds[n_binds++] = (struct berth_mount){.src = strdup(dirname(script_dir)),
+							.dst = strdup(BATCH_DIR),
+							.read_only = true};
+		snprintf(script_in, sizeof(script_in), BATCH_DIR "/%s",
+			 basename(strdupa(l.batch_script)));
+		cmd[l.entrypoint ? ex->img.n_entrypoint : 0] = script_in;
+	}
 	struct berth_container_spec spec = {
-		.argv = l.argv, .env = env, .mount_home = l.mount_home,
+		.argv = cmd, .env = env, .workdir = l.workdir,
+		.binds = binds, .n_binds = n_binds,
+		.mount_home = l.mount_home, .writable = l.writable,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
-	if (l.batch_script) {
-		/* The spooled script's folder, read-only, at a fixed mount point. */
-		snprintf(script_dir, sizeof(script_dir), "%s", l.batch_script);
-		batch.src = dirname(script_dir);
-		snprintf(script_in, sizeof(script_in), BATCH_DIR "/%s",
-			 basename(strdupa(l.batch_script)));
-		l.argv[0] = script_in;
-		spec.binds = &batch;
-		spec.n_binds = 1;
-	}
 	if (berth_executor_create(ex, &spec, &err) < 0)
 		goto fail;
 	berth_executor_exec(ex, &err);
 fail:
+	if (!err.msg[0])
+		berth_fail(&err, ENOMEM, "launch");
 	cli_error(&err);
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
+	berth_mounts_free(binds, n_binds);
+	free(keep);
+	free(cmd);
 	return 1;
 }

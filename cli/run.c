@@ -26,7 +26,7 @@ static const char run_usage[] =
 
 struct run_args {
 	const char *runtime, *image, *cache_dir, *workdir;
-	struct berth_bind binds[MAX_ITEMS];
+	struct berth_mount binds[MAX_ITEMS];
 	size_t n_binds;
 	const char *env[MAX_ITEMS];  /* --env K=V and --env-pass results, in order */
 	size_t n_env;
@@ -34,28 +34,13 @@ struct run_args {
 	char **argv;
 };
 
-/* "SRC:DST[:ro|rw]" into a bind; the strings point into `text` (argv). */
-int cli_parse_bind(char *text, struct berth_bind *b, struct berth_err *err)
+/* A bind for `berth run`: the shared mount syntax, and a source that exists. */
+static int parse_bind(const char *text, struct berth_mount *m, struct berth_err *err)
 {
-	char *dst = strchr(text, ':');
-	char *mode = dst ? strchr(dst + 1, ':') : NULL;
-
-	if (!dst)
-		return berth_fail(err, 0, "bind '%s': write SRC:DST[:ro|rw]", text);
-	*dst++ = '\0';
-	if (mode)
-		*mode++ = '\0';
-	b->src = text;
-	b->dst = dst;
-	b->read_only = mode && !strcmp(mode, "ro");
-	if (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
-		return berth_fail(err, 0, "bind '%s:%s:%s': the mode must be ro or rw",
-				  text, dst, mode);
-	if (text[0] != '/' || dst[0] != '/')
-		return berth_fail(err, 0, "bind '%s:%s': both paths must be absolute",
-				  text, dst);
-	if (access(text, F_OK) < 0)
-		return berth_fail(err, errno, "bind source %s", text);
+	if (berth_mount_parse(text, m, err) < 0)
+		return -1;
+	if (access(m->src, F_OK) < 0)
+		return berth_fail(err, errno, "bind source %s", m->src);
 	return 0;
 }
 
@@ -86,7 +71,7 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		case 'W': a->writable = true; break;
 		case 'H': a->mount_home = true; break;
 		case 'b':
-			if (cli_parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
+			if (parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
 				return -1;
 			break;
 		case 'e':
@@ -202,5 +187,9 @@ out:
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
 	berth_config_free(&cfg);
+	for (size_t i = 0; i < a.n_binds; i++) {
+		free(a.binds[i].src);
+		free(a.binds[i].dst);
+	}
 	return code < 0 ? 1 : code;
 }

@@ -28,7 +28,7 @@ static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
 
 /* Make `dst` exist in the rootfs: a folder, or an empty file when the
  * source is a file. */
-static int make_mount_point(int root_fd, const struct berth_bind *b,
+static int make_mount_point(int root_fd, const struct berth_mount *b,
 			    struct berth_err *err)
 {
 	struct stat st;
@@ -90,7 +90,7 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	if (berth_strv_addf(&argv, err, "--cd=%s", berth_spec_workdir(ex)) < 0)
 		goto fail;
 	for (size_t i = 0; i < spec->n_binds; i++) {
-		const struct berth_bind *b = &spec->binds[i];
+		const struct berth_mount *b = &spec->binds[i];
 		if (make_mount_point(root_fd, b, err) < 0 ||
 		    berth_strv_addf(&argv, err, "--bind=%s:%s", b->src, b->dst) < 0)
 			goto fail;

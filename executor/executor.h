@@ -18,21 +18,17 @@
 
 #include "../conf/config.h"
 #include "../conf/error.h"
+#include "../conf/mounts.h"
 #include "cache.h"
 #include "image.h"
 
-struct berth_bind {
-	const char *src; /* absolute host path */
-	const char *dst; /* absolute container path */
-	bool read_only;
-};
 
 /* Everything a container is made from.  Runtimes use only vetted fields. */
 struct berth_container_spec {
 	char *const *argv;           /* the command, argv[0] looked up in the image */
 	char *const *env;            /* the command's exact environment, "K=V" */
 	const char *workdir;         /* NULL: the image's WorkingDir, else "/" */
-	const struct berth_bind *binds;
+	const struct berth_mount *binds;
 	size_t n_binds;
 	bool writable;               /* writable root (where the runtime can) */
 	bool mount_home;             /* the user's home at its path */

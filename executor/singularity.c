@@ -223,7 +223,7 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	if (spec->writable && berth_strv_add(&argv, "--writable-tmpfs", err) < 0)
 		goto fail;
 	for (size_t i = 0; i < spec->n_binds; i++) {
-		const struct berth_bind *b = &spec->binds[i];
+		const struct berth_mount *b = &spec->binds[i];
 		if (strchr(b->src, ':') || strchr(b->src, ',') || strchr(b->dst, ':') ||
 		    strchr(b->dst, ',')) {
 			berth_fail(err, 0, "bind '%s:%s': singularity cannot bind paths "

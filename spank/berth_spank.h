@@ -6,14 +6,26 @@
 #include <stdbool.h>
 
 #include "../conf/config.h"
+#include "../conf/mounts.h"
 
 #define PFX "berth: "
 
+/* A yes/no option: unset, or the user's choice. */
+enum berth_tristate { BERTH_UNSET = 0, BERTH_NO, BERTH_YES };
+
 struct berth_spank {
 	struct berth_config cfg;
+	/* The options (or their BERTH_CONTAINER_* environment defaults). */
 	char *image;                 /* --container-image */
 	char *runtime_name;          /* --container-runtime */
+	char *mounts;                /* --container-mounts */
+	char *workdir;               /* --container-workdir */
+	char *env_names;             /* --container-env */
+	enum berth_tristate mount_home, writable, entrypoint;
+	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;
+	struct berth_mount *mount_list;
+	size_t n_mounts;
 	/* Remote context: result of staging, kept for task_init. */
 	bool staged;
 	char digest[80];
@@ -21,6 +33,12 @@ struct berth_spank {
 };
 
 extern struct berth_spank berth;
+
+/* options.c */
+int berth_options_register(spank_t sp);
+int berth_options_from_env(spank_t sp);  /* fill unset options from BERTH_CONTAINER_* */
+int berth_options_validate(spank_t sp);  /* the submitting side: fail early */
+void berth_options_free(void);
 
 /* remote.c */
 int berth_remote_post_opt(spank_t sp);

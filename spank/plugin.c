@@ -10,43 +10,6 @@ SPANK_PLUGIN(berth, 1);
 
 struct berth_spank berth = {.runtime = BERTH_RT_NONE};
 
-static int set_string(char **slot, const char *value, const char *option)
-{
-	if (!value || !*value) {
-		slurm_error(PFX "--%s needs a value", option);
-		return -1;
-	}
-	free(*slot);
-	*slot = strdup(value);
-	return *slot ? 0 : -1;
-}
-
-static int opt_image(int val, const char *optarg, int remote)
-{
-	(void)val;
-	(void)remote;
-	return set_string(&berth.image, optarg, "container-image");
-}
-
-static int opt_runtime(int val, const char *optarg, int remote)
-{
-	(void)val;
-	(void)remote;
-	return set_string(&berth.runtime_name, optarg, "container-runtime");
-}
-
-static struct spank_option options[] = {
-	{"container-image", "IMAGE",
-	 "[berth] run the step in a container made from IMAGE: a docker-save "
-	 "archive PATH[#REPO:TAG]",
-	 1, 0, opt_image},
-	{"container-runtime", "NAME",
-	 "[berth] container runtime: charliecloud, singularity, apptainer or "
-	 "docker (default: the site's DefaultRuntime)",
-	 1, 0, opt_runtime},
-	SPANK_OPTIONS_TABLE_END,
-};
-
 static bool registers_options(spank_context_t ctx)
 {
 	return ctx == S_CTX_LOCAL || ctx == S_CTX_REMOTE || ctx == S_CTX_ALLOCATOR;
@@ -63,15 +26,7 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 		slurm_error(PFX "%s", err.msg);
 		return -1;
 	}
-	if (!registers_options(ctx))
-		return 0;
-	for (struct spank_option *opt = options; opt->name; opt++) {
-		if (spank_option_register(sp, opt) != ESPANK_SUCCESS) {
-			slurm_error(PFX "cannot register --%s", opt->name);
-			return -1;
-		}
-	}
-	return 0;
+	return registers_options(ctx) ? berth_options_register(sp) : 0;
 }
 
 /* Decide the runtime and check it against the site's list.  Runs on the
@@ -103,6 +58,11 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
+	if (!registers_options(spank_context()))
+		return 0;
+	berth_options_from_env(sp);
+	if (berth_options_validate(sp) < 0)
+		return -1;
 	if (!berth.image)
 		return 0; /* not a container job: stay out of the way */
 	if (resolve_runtime() < 0)
@@ -131,9 +91,7 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 	(void)sp;
 	(void)ac;
 	(void)av;
-	free(berth.image);
-	free(berth.runtime_name);
-	berth.image = berth.runtime_name = NULL;
+	berth_options_free();
 	berth_config_free(&berth.cfg);
 	return 0;
 }

@@ -121,6 +121,59 @@ int berth_remote_user_init(spank_t sp)
 	return 0;
 }
 
+/* The launcher's command line: settings the user cannot change travel as
+ * options (the launcher reads no configuration), then the task's argv. */
+static char **launcher_argv(int job_argc, char **job_argv, bool batch)
+{
+	size_t cap = (size_t)job_argc + 32 + 2 * berth.n_mounts;
+	char **argv = calloc(cap, sizeof(char *));
+	size_t n = 0;
+
+	if (!argv)
+		return NULL;
+	argv[n++] = berth.cfg.launcher_path;
+	argv[n++] = "launch";
+	argv[n++] = "--runtime";
+	argv[n++] = (char *)berth_runtime_name(berth.runtime);
+	argv[n++] = "--cache-dir";
+	argv[n++] = berth.cfg.cache_dir;
+	argv[n++] = "--ch-run";
+	argv[n++] = berth.cfg.chrun_path;
+	argv[n++] = "--singularity";
+	argv[n++] = berth.cfg.singularity_path;
+	argv[n++] = "--digest";
+	argv[n++] = berth.digest;
+	bool home = berth.mount_home == BERTH_UNSET ? berth.cfg.mount_home
+						    : berth.mount_home == BERTH_YES;
+	if (home)
+		argv[n++] = "--mount-home";
+	if (berth.writable == BERTH_YES)
+		argv[n++] = "--writable";
+	if (berth.entrypoint == BERTH_YES)
+		argv[n++] = "--entrypoint";
+	if (berth.workdir) {
+		argv[n++] = "--workdir";
+		argv[n++] = berth.workdir;
+	}
+	if (berth.env_names) {
+		argv[n++] = "--env-keep";
+		argv[n++] = berth.env_names;
+	}
+	if (berth.mounts) {
+		argv[n++] = "--mounts";
+		argv[n++] = berth.mounts;
+	}
+	if (batch && job_argc > 0) {
+		argv[n++] = "--batch-script";
+		argv[n++] = job_argv[0];
+	}
+	argv[n++] = "--";
+	for (int i = 0; i < job_argc; i++)
+		argv[n++] = job_argv[i];
+	argv[n] = NULL;
+	return argv;
+}
+
 int berth_remote_task_init(spank_t sp)
 {
 	char **job_argv, **job_env;
@@ -138,33 +191,9 @@ int berth_remote_task_init(spank_t sp)
 		return -1;
 	}
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
-	bool batch = step_id == SLURM_BATCH_SCRIPT;
-	char **argv = calloc((size_t)job_argc + 32, sizeof(char *));
-	size_t n = 0;
+	char **argv = launcher_argv(job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT);
 	if (!argv)
 		return -1;
-	argv[n++] = berth.cfg.launcher_path;
-	argv[n++] = "launch";
-	argv[n++] = "--runtime";
-	argv[n++] = (char *)berth_runtime_name(berth.runtime);
-	argv[n++] = "--cache-dir";
-	argv[n++] = berth.cfg.cache_dir;
-	argv[n++] = "--ch-run";
-	argv[n++] = berth.cfg.chrun_path;
-	argv[n++] = "--singularity";
-	argv[n++] = berth.cfg.singularity_path;
-	argv[n++] = "--digest";
-	argv[n++] = berth.digest;
-	if (berth.cfg.mount_home)
-		argv[n++] = "--mount-home";
-	if (batch && job_argc > 0) {
-		argv[n++] = "--batch-script";
-		argv[n++] = job_argv[0];
-	}
-	argv[n++] = "--";
-	for (int i = 0; i < job_argc; i++)
-		argv[n++] = job_argv[i];
-	argv[n] = NULL; /* room: the fixed options above are fewer than 32 */
 	/* Slurm 22.05 has no spank_prepend_task_argv(): become the launcher. */
 	execve(argv[0], argv, job_env);
 	fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",

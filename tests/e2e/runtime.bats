@@ -50,3 +50,65 @@ setup_file() {
 	grep -qx oops "$d/err"
 	! grep -q oops "$d/out"
 }
+
+@test "[$BERTH_RUNTIME] --container-mounts: rw output folder, files owned and deletable by the user" {
+	d=$(job_dir)
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-mounts="$d:/output" sh -c 'mkdir /output/sub && echo data > /output/sub/result.txt'
+	[ "$status" -eq 0 ]
+	[ "$(stat -c '%U:%G' "$d/sub/result.txt")" = "berthtest:berthtest" ]
+	[ "$(cat "$d/sub/result.txt")" = data ]
+	run as_user rm -r "$d/sub"
+	[ "$status" -eq 0 ]
+	[ ! -e "$d/sub" ]
+}
+
+@test "[$BERTH_RUNTIME] --container-mounts :ro refuses writes, the host file stays" {
+	d=$(job_dir)
+	echo original >"$d/input.txt"
+	chown berthtest "$d/input.txt"
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-mounts="$d:/input:ro" sh -c 'cat /input/input.txt; echo changed > /input/input.txt'
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"original"* ]]
+	[[ "$output" == *"Read-only file system"* ]]
+	[ "$(cat "$d/input.txt")" = original ]
+}
+
+@test "[$BERTH_RUNTIME] a FUSE mount (bindfs) bound in is readable" {
+	d=$(job_dir)
+	mkdir "$d/src" "$d/fuse"
+	echo through-fuse >"$d/src/f.txt"
+	chown -R berthtest "$d/src" "$d/fuse"
+	as_user bindfs "$d/src" "$d/fuse"
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-mounts="$d/fuse:/fuse:ro" cat /fuse/f.txt
+	as_user fusermount -u "$d/fuse" || umount -l "$d/fuse" || true
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"through-fuse"* ]]
+}
+
+@test "[$BERTH_RUNTIME] --container-workdir sets the starting folder" {
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-workdir=/data cat hello.txt
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"hello from the image"* ]]
+}
+
+@test "[$BERTH_RUNTIME] --container-env keeps the job's value where the image sets one" {
+	run as_user env PATH=/bin:/usr/bin:/berth-marker srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-env=PATH sh -c 'echo "$PATH"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"/berth-marker"* ]]
+	run as_user env PATH=/bin:/usr/bin:/berth-marker srun --container-runtime="$RT" \
+		--container-image="$IMG" sh -c 'echo "$PATH"'
+	[[ "$output" != *"/berth-marker"* ]]
+}
+
+@test "[$BERTH_RUNTIME] a dispatcher's plain job with BERTH_CONTAINER_IMAGE runs containerised" {
+	d=$(job_dir)
+	run as_user env BERTH_CONTAINER_IMAGE="$IMG" BERTH_CONTAINER_RUNTIME="$RT" \
+		sbatch --wait -o "$d/out" --wrap='cat /etc/only-in-image'
+	[ "$status" -eq 0 ]
+	grep -qx only-in-image "$d/out"
+}

@@ -1,0 +1,237 @@
+/* berth: the SPANK options, their BERTH_CONTAINER_* environment defaults,
+ * and their validation on the submitting side (srun, sbatch, salloc), so a
+ * bad value fails at submission with a message that says what to fix. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth_spank.h"
+
+enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
+	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
+	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT };
+
+/* Where each string option is kept, and its environment default. */
+static char **string_slot(int id)
+{
+	switch (id) {
+	case OPT_IMAGE: return &berth.image;
+	case OPT_RUNTIME: return &berth.runtime_name;
+	case OPT_MOUNTS: return &berth.mounts;
+	case OPT_WORKDIR: return &berth.workdir;
+	case OPT_ENV: return &berth.env_names;
+	default: return NULL;
+	}
+}
+
+static int on_option(int id, const char *optarg, int remote)
+{
+	char **slot = string_slot(id);
+
+	(void)remote;
+	if (slot) {
+		if (!optarg || !*optarg) {
+			slurm_error(PFX "this option needs a value");
+			return -1;
+		}
+		free(*slot);
+		*slot = strdup(optarg);
+		return *slot ? 0 : -1;
+	}
+	switch (id) {
+	case OPT_HOME: berth.mount_home = BERTH_YES; break;
+	case OPT_NO_HOME: berth.mount_home = BERTH_NO; break;
+	case OPT_WRITABLE: berth.writable = BERTH_YES; break;
+	case OPT_READONLY: berth.writable = BERTH_NO; break;
+	case OPT_ENTRYPOINT: berth.entrypoint = BERTH_YES; break;
+	case OPT_NO_ENTRYPOINT: berth.entrypoint = BERTH_NO; break;
+	default: return -1;
+	}
+	return 0;
+}
+
+/* Same names as pyxis where the meaning is the same. */
+static struct spank_option options[] = {
+	{"container-image", "IMAGE",
+	 "[berth] run in a container made from IMAGE: a docker-save archive "
+	 "PATH[#REPO:TAG], an http(s):// or file:// URL of one, or (singularity) "
+	 "a .sif/squashfs file",
+	 1, OPT_IMAGE, on_option},
+	{"container-runtime", "NAME",
+	 "[berth] charliecloud, singularity, apptainer or docker (default: the "
+	 "site's DefaultRuntime)",
+	 1, OPT_RUNTIME, on_option},
+	{"container-mounts", "SRC:DST[:ro|rw][,...]",
+	 "[berth] bind host folders or files into the container", 1, OPT_MOUNTS, on_option},
+	{"container-workdir", "DIR",
+	 "[berth] working directory inside the container (default: the image's)",
+	 1, OPT_WORKDIR, on_option},
+	{"container-env", "NAME[,NAME...]",
+	 "[berth] these variables keep the job's value even where the image sets "
+	 "them", 1, OPT_ENV, on_option},
+	{"container-mount-home", NULL, "[berth] bind the home folder (site default: MountHome)",
+	 0, OPT_HOME, on_option},
+	{"no-container-mount-home", NULL, "[berth] do not bind the home folder",
+	 0, OPT_NO_HOME, on_option},
+	{"container-writable", NULL,
+	 "[berth] make the container's root writable (changes are discarded or, "
+	 "for charliecloud, kept in your image cache)", 0, OPT_WRITABLE, on_option},
+	{"container-readonly", NULL, "[berth] keep the container's root read-only (default)",
+	 0, OPT_READONLY, on_option},
+	{"container-entrypoint", NULL, "[berth] run the image's ENTRYPOINT before the command",
+	 0, OPT_ENTRYPOINT, on_option},
+	{"no-container-entrypoint", NULL, "[berth] do not run the ENTRYPOINT (default)",
+	 0, OPT_NO_ENTRYPOINT, on_option},
+	SPANK_OPTIONS_TABLE_END,
+};
+
+int berth_options_register(spank_t sp)
+{
+	for (struct spank_option *opt = options; opt->name; opt++) {
+		if (spank_option_register(sp, opt) != ESPANK_SUCCESS) {
+			slurm_error(PFX "cannot register --%s", opt->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The value of NAME in the job's environment (remote) or ours (local). */
+static char *env_default(spank_t sp, const char *name)
+{
+	char buf[4096];
+
+	if (spank_context() == S_CTX_REMOTE) {
+		if (spank_getenv(sp, name, buf, sizeof(buf)) != ESPANK_SUCCESS)
+			return NULL;
+		return buf[0] ? strdup(buf) : NULL;
+	}
+	const char *value = getenv(name);
+	return value && *value ? strdup(value) : NULL;
+}
+
+static enum berth_tristate yes_no(const char *value)
+{
+	if (!value)
+		return BERTH_UNSET;
+	if (!strcasecmp(value, "1") || !strcasecmp(value, "yes") || !strcasecmp(value, "true"))
+		return BERTH_YES;
+	return BERTH_NO;
+}
+
+int berth_options_from_env(spank_t sp)
+{
+	static const struct {
+		int id;
+		const char *env;
+	} strings[] = {
+		{OPT_IMAGE, "BERTH_CONTAINER_IMAGE"},     {OPT_RUNTIME, "BERTH_CONTAINER_RUNTIME"},
+		{OPT_MOUNTS, "BERTH_CONTAINER_MOUNTS"},   {OPT_WORKDIR, "BERTH_CONTAINER_WORKDIR"},
+		{OPT_ENV, "BERTH_CONTAINER_ENV"},
+	};
+	static const struct {
+		enum berth_tristate *slot;
+		const char *env;
+	} flags[] = {
+		{&berth.mount_home, "BERTH_CONTAINER_MOUNT_HOME"},
+		{&berth.writable, "BERTH_CONTAINER_WRITABLE"},
+		{&berth.entrypoint, "BERTH_CONTAINER_ENTRYPOINT"},
+	};
+
+	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
+		char **slot = string_slot(strings[i].id);
+		if (!*slot)
+			*slot = env_default(sp, strings[i].env);
+	}
+	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++) {
+		if (*flags[i].slot != BERTH_UNSET)
+			continue;
+		_cleanup_free_ char *value = env_default(sp, flags[i].env);
+		*flags[i].slot = yes_no(value);
+	}
+	return 0;
+}
+
+static bool valid_env_names(const char *list)
+{
+	for (const char *p = list; *p; p++)
+		if (!(*p == ',' || *p == '_' || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+/* The image is a URL, a .sif path or an archive path; a local path must
+ * be there where the job is submitted (a shared file system, normally). */
+static int check_image(void)
+{
+	const char *img = berth.image;
+	_cleanup_free_ char *path = strdup(img);
+
+	if (!path)
+		return -1;
+	if (!strncmp(img, "http://", 7) || !strncmp(img, "https://", 8) ||
+	    !strncmp(img, "file://", 7))
+		return 0;
+	if (strstr(img, "://")) {
+		slurm_error(PFX "--container-image=%s: unsupported scheme; use a path, "
+			    "or an http://, https:// or file:// URL", img);
+		return -1;
+	}
+	char *hash = strrchr(path, '#');
+	if (hash)
+		*hash = '\0';
+	if (access(path, R_OK) < 0) {
+		slurm_error(PFX "--container-image=%s: cannot read %s: %s; give the path "
+			    "of a docker-save archive (docker save IMAGE -o FILE.tar)",
+			    img, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int berth_options_validate(spank_t sp)
+{
+	struct berth_err err = {0};
+
+	(void)sp;
+	if (!berth.image) {
+		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names)
+			slurm_error(PFX "container options given without --container-image: "
+				    "they are ignored and the job runs on the host");
+		return 0;
+	}
+	if (berth.mounts &&
+	    berth_mounts_parse_list(berth.mounts, &berth.mount_list, &berth.n_mounts, &err) < 0) {
+		slurm_error(PFX "--container-mounts: %s", err.msg);
+		return -1;
+	}
+	if (berth.workdir && berth.workdir[0] != '/') {
+		slurm_error(PFX "--container-workdir=%s: the path must be absolute "
+			    "(inside the container)", berth.workdir);
+		return -1;
+	}
+	if (berth.env_names && !valid_env_names(berth.env_names)) {
+		slurm_error(PFX "--container-env=%s: give variable names separated by "
+			    "commas", berth.env_names);
+		return -1;
+	}
+	if (spank_context() != S_CTX_REMOTE && check_image() < 0)
+		return -1;
+	return 0;
+}
+
+void berth_options_free(void)
+{
+	for (int id = OPT_IMAGE; id <= OPT_ENV; id++) {
+		char **slot = string_slot(id);
+		free(*slot);
+		*slot = NULL;
+	}
+	berth_mounts_free(berth.mount_list, berth.n_mounts);
+	berth.mount_list = NULL;
+	berth.n_mounts = 0;
+}

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,8 @@ static const char run_usage[] =
 	"usage: berth run --runtime R --image IMAGE [--cache-dir DIR]\n"
 	"                 [--bind SRC:DST[:ro|rw]]... [--workdir DIR]\n"
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
-	"                 [--mount-home] -- CMD [ARG...]\n";
+	"                 [--mount-home] [--network-none] [--user UID:GID (root only)]\n"
+	"                 -- CMD [ARG...]\n";
 
 struct run_args {
 	const char *runtime, *image, *cache_dir, *workdir;
@@ -30,7 +33,8 @@ struct run_args {
 	size_t n_binds;
 	const char *env[MAX_ITEMS];  /* --env K=V and --env-pass results, in order */
 	size_t n_env;
-	bool writable, mount_home;
+	bool writable, mount_home, network_none;
+	const char *user;            /* root only: run the container as UID:GID */
 	char **argv;
 };
 
@@ -56,6 +60,8 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		{"env-pass", required_argument, NULL, 'p'},
 		{"writable", no_argument, NULL, 'W'},
 		{"mount-home", no_argument, NULL, 'H'},
+		{"user", required_argument, NULL, 'u'},
+		{"network-none", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -70,6 +76,8 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		case 'w': a->workdir = optarg; break;
 		case 'W': a->writable = true; break;
 		case 'H': a->mount_home = true; break;
+		case 'u': a->user = optarg; break;
+		case 'N': a->network_none = true; break;
 		case 'b':
 			if (parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
 				return -1;
@@ -130,6 +138,33 @@ static int supervise(struct berth_executor *ex, const sigset_t *set,
 	}
 }
 
+/* Who the container runs as: the caller, or (root only) --user UID:GID
+ * with that user's groups, the way the plugin runs a job user's container. */
+static int run_identity(const struct run_args *a, uid_t *uid, gid_t *gid, gid_t *groups,
+			int *n_groups, struct berth_err *err)
+{
+	*uid = getuid();
+	*gid = getgid();
+	*n_groups = getgroups(64, groups);
+	if (*n_groups < 0)
+		*n_groups = 0;
+	if (!a->user)
+		return 0;
+	if (getuid() != 0)
+		return berth_fail(err, 0, "--user is for root (the container runs as you)");
+	unsigned u, g;
+	char extra;
+	if (sscanf(a->user, "%u:%u%c", &u, &g, &extra) != 2)
+		return berth_fail(err, 0, "--user '%s': write UID:GID", a->user);
+	*uid = u;
+	*gid = g;
+	struct passwd *pw = getpwuid(u);
+	*n_groups = 64;
+	if (!pw || getgrouplist(pw->pw_name, g, groups, n_groups) < 0)
+		*n_groups = 0;
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_args a = {0};
@@ -163,11 +198,17 @@ int cmd_run(int argc, char **argv)
 		if (!(env = next))
 			goto out;
 	}
+	uid_t uid;
+	gid_t gid, groups[64];
+	int n_groups;
+	if (run_identity(&a, &uid, &gid, groups, &n_groups, &err) < 0)
+		goto out;
 	struct berth_container_spec spec = {
 		.argv = a.argv, .env = env, .workdir = a.workdir,
 		.binds = a.binds, .n_binds = a.n_binds,
 		.writable = a.writable, .mount_home = a.mount_home,
-		.uid = getuid(), .gid = getgid(),
+		.network_none = a.network_none,
+		.uid = uid, .gid = gid, .groups = groups, .n_groups = (size_t)n_groups,
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
 	sigset_t set;

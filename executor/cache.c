@@ -363,6 +363,22 @@ static int fetch_url(struct berth_cache *cache, const char *url, char **local,
 	return 0;
 }
 
+int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
+			char **tag, struct berth_err *err)
+{
+	*path = *tag = NULL;
+	if (berth_image_ref_split(ref, path, tag, err) < 0)
+		return -1;
+	if (!is_url(*path))
+		return 0;
+	char *local = NULL;
+	if (fetch_url(cache, *path, &local, err) < 0)
+		return -1;
+	free(*path);
+	*path = local;
+	return 0;
+}
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
@@ -374,15 +390,8 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (berth_image_ref_split(ref, &path, &tag, err) < 0)
+	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
 		return -1;
-	if (is_url(path)) {
-		char *local = NULL;
-		if (fetch_url(cache, path, &local, err) < 0)
-			return -1;
-		free(path);
-		path = local;
-	}
 	sweep_dead_builds(cache);
 	/* The build folder also receives the decompressed copy of a .tar.gz. */
 	if (build_begin(cache, &b, err) < 0)

@@ -79,6 +79,11 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err);
 
+/* Split PATH[#TAG] and, for a URL, fetch it into downloads/: *path is
+ * then a local archive.  Both strings are malloc'd (tag may be NULL). */
+int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
+			char **tag, struct berth_err *err);
+
 /* Remove an entry unless a job uses it. */
 int berth_cache_remove(struct berth_cache *cache, const char *digest,
 		       struct berth_err *err);

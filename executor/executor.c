@@ -21,6 +21,7 @@ static const struct {
 } registry[] = {
 	{BERTH_RT_CHARLIECLOUD, &berth_charliecloud_ops},
 	{BERTH_RT_SINGULARITY, &berth_singularity_ops},
+	{BERTH_RT_DOCKER, &berth_docker_ops},
 };
 
 int berth_executor_new(const char *name, const struct berth_config *cfg,
@@ -87,6 +88,8 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 			      struct berth_stage_result *res, struct berth_err *err)
 {
 	memset(res, 0, sizeof(*res));
+	if (ex->ops->load)
+		return ex->ops->load(ex, ref, res, err);
 	if (is_raw_image(ref)) {
 		if (!ex->ops->runs_raw_images)
 			return berth_fail(err, 0, "%s is a SIF/squashfs image: it runs "
@@ -101,6 +104,8 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,
 			     struct berth_err *err)
 {
+	if (ex->ops->use)
+		return ex->ops->use(ex, digest, err);
 	if (ex->lock_fd >= 0)
 		close(ex->lock_fd);
 	/* Held shared while the container lives, across exec too: gc will
@@ -121,6 +126,8 @@ int berth_executor_use_image(struct berth_executor *ex, const char *digest,
 int berth_executor_remove_image(struct berth_executor *ex, const char *digest,
 				struct berth_err *err)
 {
+	if (ex->ops->remove_image)
+		return ex->ops->remove_image(ex, digest, err);
 	return berth_cache_remove(&ex->cache, digest, err);
 }
 
@@ -186,6 +193,12 @@ int berth_executor_start(struct berth_executor *ex, struct berth_err *err)
 
 	if (ex->state != BERTH_STATE_CREATED)
 		return berth_fail(err, 0, "container not created");
+	if (ex->ops->start) {
+		if (ex->ops->start(ex, err) < 0)
+			return -1;
+		ex->state = BERTH_STATE_RUNNING;
+		return 0;
+	}
 	if (pipe2(report, O_CLOEXEC) < 0)
 		return berth_fail(err, errno, "pipe");
 	ex->pid = fork();
@@ -224,7 +237,11 @@ int berth_executor_start(struct berth_executor *ex, struct berth_err *err)
 
 int berth_executor_kill(struct berth_executor *ex, int sig, struct berth_err *err)
 {
-	if (ex->state != BERTH_STATE_RUNNING || ex->pid <= 0)
+	if (ex->state != BERTH_STATE_RUNNING)
+		return 0;
+	if (ex->ops->kill)
+		return ex->ops->kill(ex, sig, err);
+	if (ex->pid <= 0)
 		return 0;
 	if (kill(-ex->pid, sig) < 0 && errno != ESRCH)
 		return berth_fail(err, errno, "cannot signal the container");
@@ -235,6 +252,12 @@ int berth_executor_wait(struct berth_executor *ex, struct berth_err *err)
 {
 	if (ex->state != BERTH_STATE_RUNNING)
 		return berth_fail(err, 0, "container not running");
+	if (ex->ops->poll) {
+		int done;
+		while ((done = berth_executor_poll(ex, err)) == 0)
+			usleep(20 * 1000);
+		return done < 0 ? -1 : 0;
+	}
 	int code = berth_wait_pid(ex->pid, err);
 	if (code < 0)
 		return -1;
@@ -250,6 +273,12 @@ int berth_executor_poll(struct berth_executor *ex, struct berth_err *err)
 
 	if (ex->state != BERTH_STATE_RUNNING)
 		return berth_fail(err, 0, "container not running");
+	if (ex->ops->poll) {
+		int done = ex->ops->poll(ex, err);
+		if (done > 0)
+			ex->state = BERTH_STATE_EXITED;
+		return done;
+	}
 	pid_t pid = waitpid(ex->pid, &wstatus, WNOHANG);
 	if (pid < 0 && errno != EINTR)
 		return berth_fail(err, errno, "waitpid(%d)", (int)ex->pid);
@@ -282,7 +311,7 @@ void berth_executor_destroy(struct berth_executor *ex)
 {
 	if (!ex)
 		return;
-	if (ex->state == BERTH_STATE_RUNNING && ex->pid > 0) {
+	if (ex->state == BERTH_STATE_RUNNING && ex->pid > 0 && !ex->ops->kill) {
 		kill(-ex->pid, SIGKILL);
 		waitpid(ex->pid, NULL, 0);
 	}

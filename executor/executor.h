@@ -63,6 +63,16 @@ struct berth_executor_ops {
 	int (*before_exec)(struct berth_executor *ex, struct berth_err *err);
 	void (*release)(struct berth_executor *ex);
 	bool runs_raw_images;        /* a .sif / squashfs file runs as it is */
+	/* Runtimes driven through an API instead of an exec'd program (docker)
+	 * replace these; NULL means the generic fork/exec/waitpid code. */
+	int (*load)(struct berth_executor *ex, const char *ref,
+		    struct berth_stage_result *res, struct berth_err *err);
+	int (*use)(struct berth_executor *ex, const char *digest, struct berth_err *err);
+	int (*start)(struct berth_executor *ex, struct berth_err *err);
+	int (*kill)(struct berth_executor *ex, int sig, struct berth_err *err);
+	int (*poll)(struct berth_executor *ex, struct berth_err *err);
+	int (*remove_image)(struct berth_executor *ex, const char *digest,
+			    struct berth_err *err);
 };
 
 struct berth_executor {
@@ -150,5 +160,6 @@ const char *berth_spec_workdir(const struct berth_executor *ex);
 
 extern const struct berth_executor_ops berth_charliecloud_ops;
 extern const struct berth_executor_ops berth_singularity_ops;
+extern const struct berth_executor_ops berth_docker_ops;
 
 #endif

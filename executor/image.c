@@ -21,6 +21,13 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+void berth_image_close_archive(struct berth_image *img)
+{
+	if (img->archive_is_copy && img->archive)
+		unlink(img->archive);
+	img->archive_is_copy = false;
+}
+
 void berth_image_close(struct berth_image *img)
 {
 	if (img->archive_is_copy && img->archive)

@@ -59,6 +59,9 @@ int berth_image_open(struct berth_image *img, const char *path,
 
 void berth_image_close(struct berth_image *img);
 
+/* Delete the decompressed copy (if any) but keep the parsed config. */
+void berth_image_close_archive(struct berth_image *img);
+
 /* Fill the config fields of img (env, workdir, ...) from config JSON bytes
  * kept elsewhere (the cache keeps each image's config verbatim). */
 int berth_image_parse_config(struct berth_image *img, const char *buf,

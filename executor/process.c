@@ -214,3 +214,28 @@ int berth_spawn_run(const struct berth_spawn *sp, int *status,
 	*status = code;
 	return 0;
 }
+
+int berth_user_can_read(const struct berth_cred *cred, const char *path,
+			struct berth_err *err)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return berth_fail(err, errno, "fork");
+	if (pid == 0) {
+		struct berth_err ignored;
+		if (berth_drop_privileges(cred, &ignored) < 0)
+			_exit(2);
+		/* open() as the user: a folder opens only if it can be read
+		 * and every parent entered. */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		_exit(fd >= 0 ? 0 : 1);
+	}
+	int code = berth_wait_pid(pid, err);
+	if (code < 0)
+		return -1;
+	if (code == 2)
+		return berth_fail(err, 0, "cannot take uid %u to check %s",
+				  (unsigned)cred->uid, path);
+	return code == 0;
+}

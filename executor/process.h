@@ -53,6 +53,12 @@ int berth_wait_pid(pid_t pid, struct berth_err *err);
  * verify that getting root back is impossible. */
 int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err);
 
+/* May `cred` open `path` for reading (a folder: list and enter it)?  Asked
+ * in a child that has dropped to cred, so the kernel's own checks decide:
+ * permissions, ACLs, every parent folder.  Returns 1 yes, 0 no, -1 error. */
+int berth_user_can_read(const struct berth_cred *cred, const char *path,
+			struct berth_err *err);
+
 /* Exit status in the shell's convention from a waitpid() status. */
 int berth_exit_code(int wait_status);
 

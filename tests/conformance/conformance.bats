@@ -40,8 +40,23 @@ IGNORE_docker="HOME HOSTNAME PWD SHLVL _"
 brun() {
 	status=0
 	timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" --image "${IMG:-$IMAGE}" \
-		--cache-dir "$CACHE" "$@" >"$OUT" 2>"$ERR" </dev/null || status=$?
+		--cache-dir "$CACHE" $AS_USER_OPT "$@" >"$OUT" 2>"$ERR" </dev/null || status=$?
 	show
+}
+
+# give PATH...: hand test files to the caller (the docker pass creates
+# them as root; the container runs as the caller and must use them).
+give() {
+	[ -z "${AS_ROOT_FOR:-}" ] || chown -R "$CALLER_UID:$CALLER_GID" "$@"
+}
+
+# as_caller CMD...: run CMD as the caller (the test user, in the docker pass).
+as_caller() {
+	if [ -n "${AS_ROOT_FOR:-}" ]; then
+		setpriv --reuid="$CALLER_UID" --regid="$CALLER_GID" --init-groups "$@"
+	else
+		"$@"
+	fi
 }
 
 show() {
@@ -86,11 +101,23 @@ env_of() {
 # ---- suite setup ----------------------------------------------------------
 
 setup_file() {
-	# The point of the suite is the unprivileged case: refuse to run as root.
-	if [ "$(id -u)" -eq 0 ]; then
+	# The point of the suite is the unprivileged case: refuse to run as root,
+	# except for docker.  Docker is root-equivalent: berth's root side runs
+	# the container for the user (the plugin does in a job), so the suite
+	# plays that root side with `berth run --user` and checks everything
+	# as the user: CALLER_UID/CALLER_GID are whose container it is.
+	if [ "$(id -u)" -eq 0 ] && [ "${BERTH_RUNTIME:-}" = docker ]; then
+		export AS_ROOT_FOR=${BERTH_TEST_USER:-berthtest}
+		CALLER_UID=$(id -u "$AS_ROOT_FOR")
+		CALLER_GID=$(id -g "$AS_ROOT_FOR")
+	elif [ "$(id -u)" -eq 0 ]; then
 		echo "conformance suite must run as an unprivileged user (run.sh does)" >&2
 		return 1
+	else
+		CALLER_UID=$(id -u)
+		CALLER_GID=$(id -g)
 	fi
+	export CALLER_UID CALLER_GID
 	case ${BERTH_RUNTIME:-} in
 	charliecloud | singularity | docker) ;;
 	*)
@@ -137,6 +164,8 @@ setup_file() {
 
 setup() {
 	T=$(mktemp -d "$W/t.XXXXXX")
+	give "$T"
+	AS_USER_OPT=${AS_ROOT_FOR:+--user $CALLER_UID:$CALLER_GID}
 	OUT=$T/stdout
 	ERR=$T/stderr
 	: >"$OUT"
@@ -156,11 +185,11 @@ teardown() {
 # ---- cases ----------------------------------------------------------------
 
 @test "[$BERTH_RUNTIME] runs as an unprivileged user" {
-	[ "$(id -u)" -ne 0 ]
-	[ "$(id -g)" -ne 0 ]
+	[ "$CALLER_UID" -ne 0 ]
+	[ "$CALLER_GID" -ne 0 ]
 	brun -- id -u
 	[ "$status" -eq 0 ]
-	[ "$(cat "$OUT")" = "$(id -u)" ]
+	[ "$(cat "$OUT")" = "$CALLER_UID" ]
 }
 
 @test "[$BERTH_RUNTIME] echo" {
@@ -182,13 +211,13 @@ teardown() {
 	status=0
 	printf 'abc\0def\nlast line without newline' >"$T/in"
 	timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" --image "$IMAGE" \
-		--cache-dir "$CACHE" -- cat <"$T/in" >"$OUT" 2>"$ERR" || status=$?
+		--cache-dir "$CACHE" $AS_USER_OPT -- cat <"$T/in" >"$OUT" 2>"$ERR" || status=$?
 	show
 	[ "$status" -eq 0 ]
 	cmp "$T/in" "$OUT"
 	# and through a pipe, as the spec writes it
 	printf 'abc' | timeout 120 "$BERTH" run --runtime "$BERTH_RUNTIME" \
-		--image "$IMAGE" --cache-dir "$CACHE" -- cat >"$OUT" 2>"$ERR" || status=$?
+		--image "$IMAGE" --cache-dir "$CACHE" $AS_USER_OPT -- cat >"$OUT" 2>"$ERR" || status=$?
 	show
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = abc ]
@@ -331,6 +360,7 @@ teardown() {
 @test "[$BERTH_RUNTIME] read-only bind refuses writes" {
 	mkdir "$T/ro"
 	echo original >"$T/ro/file"
+	give "$T/ro"
 	local before
 	before=$(stat -c '%s %Y' "$T/ro/file")
 	brun --bind "$T/ro:/mnt/ro:ro" -- sh -c \
@@ -347,6 +377,7 @@ teardown() {
 @test "[$BERTH_RUNTIME] read-write bind accepts writes (:rw and default)" {
 	mkdir "$T/rw" "$T/rw2"
 	echo original >"$T/rw/file"
+	give "$T/rw" "$T/rw2"
 	# /berth-rw is not in the image: berth makes the mount point.
 	brun --bind "$T/rw:/berth-rw:rw" --bind "$T/rw2:/mnt/rw2" -- sh -c \
 		'cat /berth-rw/file && echo changed > /berth-rw/file && echo new > /mnt/rw2/new'
@@ -367,6 +398,7 @@ teardown() {
 	}
 	mkdir "$T/fsrc" "$T/fmnt"
 	echo "through fuse" >"$T/fsrc/file"
+	give "$T/fsrc" "$T/fmnt"
 	# allow_other lets a runtime whose mounts are made by root (docker) read
 	# it; it needs user_allow_other in /etc/fuse.conf (run.sh adds it).
 	local opts=()
@@ -384,18 +416,19 @@ teardown() {
 
 @test "[$BERTH_RUNTIME] files written in a rw bind are the caller's and deletable" {
 	mkdir "$T/own"
+	give "$T/own"
 	brun --bind "$T/own:/out" -- sh -c \
 		'echo a > /out/file && mkdir /out/sub && echo b > /out/sub/file2'
 	[ "$status" -eq 0 ]
 	local me f
-	me="$(id -u):$(id -g)"
+	me="$CALLER_UID:$CALLER_GID"
 	for f in "$T/own/file" "$T/own/sub" "$T/own/sub/file2"; do
 		echo "# $f: $(stat -c '%u:%g %A' "$f")"
 		[ "$(stat -c %u:%g "$f")" = "$me" ]
 	done
-	rm "$T/own/sub/file2"
-	rmdir "$T/own/sub"
-	rm "$T/own/file"
+	as_caller rm "$T/own/sub/file2"
+	as_caller rmdir "$T/own/sub"
+	as_caller rm "$T/own/file"
 	[ -z "$(ls -A "$T/own")" ]
 }
 
@@ -403,35 +436,35 @@ teardown() {
 	local n=$((100000 + RANDOM * 8 + $$ % 8))
 	# fd 3 closed: bats waits for every holder of it.
 	"$BERTH" run --runtime "$BERTH_RUNTIME" --image "$IMAGE" \
-		--cache-dir "$CACHE" -- sh -c "echo started; exec sleep $n" \
+		--cache-dir "$CACHE" $AS_USER_OPT -- sh -c "echo started; exec sleep $n" \
 		>"$OUT" 2>"$ERR" </dev/null 3>&- &
 	KILL_PID=$!
 	local berth_pid=$KILL_PID i
 	for ((i = 0; i < 1200; i++)); do
-		grep -q started "$OUT" && pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null && break
+		grep -q started "$OUT" && pgrep -u "$CALLER_UID" -x -f "sleep $n" >/dev/null && break
 		alive "$berth_pid" || break
 		sleep 0.1
 	done
 	show
 	grep -q started "$OUT"
-	echo "# container process: $(pgrep -u "$(id -u)" -a -x -f "sleep $n")"
-	pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null
+	echo "# container process: $(pgrep -u "$CALLER_UID" -a -x -f "sleep $n")"
+	pgrep -u "$CALLER_UID" -x -f "sleep $n" >/dev/null
 	kill -TERM "$berth_pid"
 	local gone=0
 	for ((i = 0; i < 20; i++)); do
 		sleep 0.1
-		if ! alive "$berth_pid" && ! pgrep -u "$(id -u)" -x -f "sleep $n" >/dev/null; then
+		if ! alive "$berth_pid" && ! pgrep -u "$CALLER_UID" -x -f "sleep $n" >/dev/null; then
 			gone=1
 			break
 		fi
 	done
 	local rc=0
 	alive "$berth_pid" && echo "# berth run still running after 2 s"
-	pgrep -u "$(id -u)" -a -f "sleep $n" | sed 's/^/# left over: /' || true
+	pgrep -u "$CALLER_UID" -a -f "sleep $n" | sed 's/^/# left over: /' || true
 	kill -KILL "$KILL_PID" 2>/dev/null || true
 	wait "$KILL_PID" || rc=$?
 	local p
-	for p in $(pgrep -u "$(id -u)" -x -f "sleep $n"); do kill -KILL "$p" || true; done
+	for p in $(pgrep -u "$CALLER_UID" -x -f "sleep $n"); do kill -KILL "$p" || true; done
 	KILL_PID=
 	echo "# berth run exit status after SIGTERM: $rc"
 	[ "$gone" -eq 1 ]
@@ -440,7 +473,7 @@ teardown() {
 @test "[$BERTH_RUNTIME] uid and gid inside equal the caller's" {
 	brun -- sh -c 'id -u; id -g'
 	[ "$status" -eq 0 ]
-	printf '%s\n%s\n' "$(id -u)" "$(id -g)" | cmp - "$OUT"
+	printf '%s\n%s\n' "$CALLER_UID" "$CALLER_GID" | cmp - "$OUT"
 }
 
 @test "[$BERTH_RUNTIME] the image's /etc/only-in-image is readable" {
@@ -471,5 +504,5 @@ teardown() {
 		[ -z "$(find "$dir/tmp" -mindepth 1 -maxdepth 1)" ]
 	fi
 	# and no container process of ours survives the suite
-	! pgrep -u "$(id -u)" -a -x -f 'sleep [0-9]{6}' || false
+	! pgrep -u "$CALLER_UID" -a -x -f 'sleep [0-9]{6}' || false
 }

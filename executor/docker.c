@@ -1,0 +1,272 @@
+/* berth: the Docker runtime, through the Engine API (docker_api.c).
+ *
+ * Docker is root-equivalent, so this runtime is driven from root-side code
+ * only (the plugin's privileged helper, or an administrator's `berth run`)
+ * and sends vetted fields only: User = the job's uid:gid and groups, all
+ * capabilities dropped, no-new-privileges, not privileged, binds only
+ * under DockerAllowedMounts and only where the user may read (asked of
+ * the kernel as that user), labels berth.job/.step/.uid.  The image is
+ * identified by the digest berth computes from the archive and loaded into
+ * the daemon only when the daemon lacks that exact image ID. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docker_api.h"
+#include "executor.h"
+#include "fs.h"
+#include "process.h"
+
+struct dock {
+	struct berth_docker *api;
+	char container[BERTH_DOCKER_ID_MAX];
+	pid_t relay;           /* the process copying stdio over the attach */
+	char uid_label[16];
+};
+
+static struct dock *dk(struct berth_executor *ex)
+{
+	return ex->priv;
+}
+
+static int docker_prepare(struct berth_executor *ex, struct berth_err *err)
+{
+	struct dock *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return berth_fail(err, ENOMEM, "executor");
+	ex->priv = d;
+	d->relay = -1;
+	return berth_docker_open(&d->api, ex->cfg->docker_socket, err);
+}
+
+static const struct berth_artifact *docker_artifact(struct berth_executor *ex)
+{
+	(void)ex;
+	return &berth_artifact_rootfs; /* unused: images live in the daemon */
+}
+
+/* Open the archive, compute its digest, and load it unless the daemon has
+ * that image already.  The archive is read from a descriptor this process
+ * opened (the plugin opens it with the job user's credentials). */
+static int docker_load(struct berth_executor *ex, const char *ref,
+		       struct berth_stage_result *res, struct berth_err *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *tag = NULL;
+	char work[PATH_MAX], id[BERTH_DOCKER_ID_MAX];
+	bool present = false;
+
+	if (berth_cache_resolve(&ex->cache, ref, &path, &tag, err) < 0)
+		return -1;
+	snprintf(work, sizeof(work), "%s/tmp/docker-XXXXXX", ex->cache.dir);
+	if (!mkdtemp(work))
+		return berth_fail(err, errno, "cannot create %s", work);
+	int rc = berth_image_open(&ex->img, path, tag, work, err);
+	if (rc == 0) {
+		ex->img_loaded = true;
+		snprintf(res->digest, sizeof(res->digest), "%s", ex->img.digest);
+		rc = berth_docker_image_inspect(dk(ex)->api, ex->img.digest, &present, id, err);
+	}
+	if (rc == 0 && !present) {
+		_cleanup_close_ int fd = open(ex->img.archive, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			rc = berth_fail(err, errno, "cannot open %s", ex->img.archive);
+		else if ((rc = berth_docker_image_load(dk(ex)->api, fd, id, err)) == 0)
+			res->converted = true;
+		/* An archive of several images loads them all: ask for ours. */
+		if (rc == 0)
+			rc = berth_docker_image_inspect(dk(ex)->api, ex->img.digest,
+							&present, id, err);
+		if (rc == 0 && !present)
+			rc = berth_fail(err, 0, "Docker loaded %s but not image %s that "
+					"berth verified; refusing to run it", path,
+					ex->img.digest);
+	}
+	if (rc == 0)
+		snprintf(ex->digest, sizeof(ex->digest), "%s", ex->img.digest);
+	_cleanup_close_ int dir = open(ex->cache.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	berth_image_close_archive(&ex->img);
+	if (dir >= 0)
+		berth_remove_tree(dir, work + strlen(ex->cache.dir) + 1);
+	return rc;
+}
+
+static int docker_use(struct berth_executor *ex, const char *digest,
+		      struct berth_err *err)
+{
+	char id[BERTH_DOCKER_ID_MAX];
+	bool present = false;
+
+	if (berth_docker_image_inspect(dk(ex)->api, digest, &present, id, err) < 0)
+		return -1;
+	if (!present)
+		return berth_fail(err, 0, "Docker has no image %s (removed?); run the "
+				  "job again to load it", digest);
+	snprintf(ex->digest, sizeof(ex->digest), "%s", digest);
+	return 0;
+}
+
+/* A bind is allowed when its real path lies under one of the site's
+ * DockerAllowedMounts and the user may read it. */
+static int vet_bind(struct berth_executor *ex, const struct berth_container_spec *spec,
+		    const struct berth_mount *m, struct berth_err *err)
+{
+	const struct berth_config *cfg = ex->cfg;
+	struct berth_cred cred = {.uid = spec->uid, .gid = spec->gid,
+				  .groups = spec->groups, .n_groups = spec->n_groups};
+	_cleanup_free_ char *real = realpath(m->src, NULL);
+	bool allowed = false;
+
+	if (!real)
+		return berth_fail(err, errno, "bind source %s", m->src);
+	for (unsigned i = 0; i < cfg->n_docker_allowed_mounts && !allowed; i++) {
+		const char *prefix = cfg->docker_allowed_mounts[i];
+		size_t n = strlen(prefix);
+		allowed = !strcmp(prefix, "/") ||
+			  (!strncmp(real, prefix, n) && (real[n] == '/' || real[n] == '\0'));
+	}
+	if (!allowed)
+		return berth_fail(err, 0, "bind %s: Docker jobs may bind only under "
+				  "DockerAllowedMounts (%s%s); ask the administrator",
+				  m->src, cfg->n_docker_allowed_mounts ? "" : "none set",
+				  cfg->n_docker_allowed_mounts ? cfg->docker_allowed_mounts[0] : "");
+	int can = berth_user_can_read(&cred, real, err);
+	if (can < 0)
+		return -1;
+	if (!can)
+		return berth_fail(err, EACCES, "bind %s: uid %u may not read it", m->src,
+				  (unsigned)spec->uid);
+	return 0;
+}
+
+static int docker_create(struct berth_executor *ex, const struct berth_container_spec *spec,
+			 struct berth_err *err)
+{
+	struct dock *d = dk(ex);
+	_cleanup_free_ struct berth_docker_bind *binds =
+		calloc(spec->n_binds + 1, sizeof(*binds));
+
+	if (!binds)
+		return berth_fail(err, ENOMEM, "binds");
+	if (spec->uid == 0)
+		return berth_fail(err, 0, "berth does not run Docker containers as root");
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		if (vet_bind(ex, spec, &spec->binds[i], err) < 0)
+			return -1;
+		binds[i] = (struct berth_docker_bind){spec->binds[i].src, spec->binds[i].dst,
+						      spec->binds[i].read_only};
+	}
+	snprintf(d->uid_label, sizeof(d->uid_label), "%u", (unsigned)spec->uid);
+	struct berth_docker_create c = {
+		.image = ex->digest, .argv = spec->argv, .env = spec->env,
+		.workdir = berth_spec_workdir(ex),
+		.uid = spec->uid, .gid = spec->gid,
+		.groups = spec->groups, .n_groups = spec->n_groups,
+		.binds = binds, .n_binds = spec->n_binds,
+		.network_none = spec->network_none,
+		.memory_bytes = spec->memory_bytes, .cpus = spec->cpus,
+		.cgroup_parent = spec->cgroup_parent,
+		.label_job = spec->label_job, .label_step = spec->label_step,
+		.label_uid = d->uid_label,
+		.open_stdin = true,
+	};
+	return berth_docker_container_create(d->api, &c, d->container, err);
+}
+
+/* Attach before start (no output lost), start, and copy stdio in a child:
+ * the caller keeps its own loop for signals and the exit code. */
+static int docker_start(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	struct dock *d = dk(ex);
+	int sock = -1;
+
+	if (berth_docker_attach(d->api, d->container, &sock, err) < 0)
+		return -1;
+	d->relay = fork();
+	if (d->relay < 0) {
+		close(sock);
+		return berth_fail(err, errno, "fork");
+	}
+	if (d->relay == 0) {
+		struct berth_err ignored;
+		int in = spec->stdin_fd >= 0 ? spec->stdin_fd : STDIN_FILENO;
+		int out = spec->stdout_fd >= 0 ? spec->stdout_fd : STDOUT_FILENO;
+		int errfd = spec->stderr_fd >= 0 ? spec->stderr_fd : STDERR_FILENO;
+		signal(SIGPIPE, SIG_IGN);
+		_exit(berth_docker_relay(sock, in, out, errfd, &ignored) < 0 ? 1 : 0);
+	}
+	close(sock);
+	return berth_docker_container_start(d->api, d->container, err);
+}
+
+static int docker_kill(struct berth_executor *ex, int sig, struct berth_err *err)
+{
+	return berth_docker_container_kill(dk(ex)->api, dk(ex)->container, sig, err);
+}
+
+/* Done when the relay has seen the stream close; then the daemon's wait
+ * gives the exit code (128+N after signal N, as the shell's). */
+static int docker_poll(struct berth_executor *ex, struct berth_err *err)
+{
+	struct dock *d = dk(ex);
+	int code;
+
+	if (d->relay > 0) {
+		pid_t pid = waitpid(d->relay, NULL, WNOHANG);
+		if (pid == 0)
+			return 0;
+		d->relay = -1;
+	}
+	if (berth_docker_container_wait(d->api, d->container, &code, err) < 0)
+		return -1;
+	ex->exit_code = code;
+	return 1;
+}
+
+static int docker_remove_image(struct berth_executor *ex, const char *digest,
+			       struct berth_err *err)
+{
+	return berth_docker_image_remove(dk(ex)->api, digest, err);
+}
+
+/* The container goes with the executor, whatever happened to it. */
+static void docker_release(struct berth_executor *ex)
+{
+	struct dock *d = dk(ex);
+	struct berth_err ignored;
+
+	if (!d)
+		return;
+	if (d->relay > 0) {
+		kill(d->relay, SIGKILL);
+		waitpid(d->relay, NULL, 0);
+	}
+	if (d->container[0])
+		berth_docker_container_remove(d->api, d->container, &ignored);
+	berth_docker_close(d->api);
+	free(d);
+	ex->priv = NULL;
+}
+
+const struct berth_executor_ops berth_docker_ops = {
+	.name = "docker",
+	.artifact = docker_artifact,
+	.prepare = docker_prepare,
+	.create = docker_create,
+	.release = docker_release,
+	.load = docker_load,
+	.use = docker_use,
+	.start = docker_start,
+	.kill = docker_kill,
+	.poll = docker_poll,
+	.remove_image = docker_remove_image,
+};

@@ -1,0 +1,1227 @@
+/* berth: Docker Engine API client over the unix socket. See docker_api.h. */
+#define _GNU_SOURCE
+#include "docker_api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json.h>
+
+#define DK_BODY_MAX (8u << 20)   /* cap on any answer we keep in memory */
+#define DK_HEADER_MAX 8192       /* cap on the attach answer's headers */
+#define DK_ATTACH_TIMEOUT_MS 30000
+#define DK_CONNECT_TIMEOUT_S 10L
+
+struct berth_docker {
+	char *socket;
+	char version[16]; /* "" until negotiated, then "1.41" */
+	CURL *curl;
+};
+
+struct dk_buf {
+	char *p;
+	size_t len, cap;
+	bool overflow;
+};
+
+struct dk_upload {
+	int fd;
+	int errnum; /* read(2) failure, reported after curl gives up */
+};
+
+static void dk_buf_free(struct dk_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static void dk_json_putp(json_object **o)
+{
+	if (*o)
+		json_object_put(*o);
+}
+#define _cleanup_json_ __attribute__((cleanup(dk_json_putp)))
+#define _cleanup_buf_ __attribute__((cleanup(dk_buf_free)))
+
+static void dk_slist_freep(struct curl_slist **l)
+{
+	if (*l)
+		curl_slist_free_all(*l);
+}
+
+static size_t dk_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct dk_buf *b = userp;
+	size_t n = size * nmemb;
+
+	if (b->len + n + 1 > DK_BODY_MAX) {
+		b->overflow = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p)
+			return 0;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static size_t dk_read_cb(char *buf, size_t size, size_t nmemb, void *userp)
+{
+	struct dk_upload *u = userp;
+	ssize_t n;
+
+	do
+		n = read(u->fd, buf, size * nmemb);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		u->errnum = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	return (size_t)n;
+}
+
+/* Plain AF_UNIX connect: used by attach and, in open, to name the errno
+ * when the daemon is not there (curl only says "Couldn't connect"). */
+static int dk_connect(const char *path, struct berth_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return berth_fail(err, ENAMETOOLONG,
+				  "cannot reach Docker at %s: socket path too long (set a shorter DockerSocket)",
+				  path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot reach Docker at %s: socket", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		berth_fail(err, 0,
+			   "cannot reach Docker at %s: %s; start dockerd or fix DockerSocket",
+			   path, strerror(e));
+		err->errnum = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Refs and ids go into URL paths: allow only what image references and
+ * container ids consist of. */
+static int dk_check_ref(const char *what, const char *ref, struct berth_err *err)
+{
+	if (!ref || !*ref)
+		return berth_fail(err, 0, "Docker %s is empty: pass an id or name", what);
+	if (strlen(ref) > 255)
+		return berth_fail(err, 0, "Docker %s '%.40s...' is longer than 255 characters: pass an id",
+				  what, ref);
+	for (const char *p = ref; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-/:@", *p))
+			return berth_fail(err, 0,
+					  "Docker %s '%s' has the character '%c' that no id or name has: pass an id or repo:tag",
+					  what, ref, *p);
+	return 0;
+}
+
+/* One request on the reused handle. path is below the version prefix.
+ * json_body (a string) or upload (a file descriptor) is the body. */
+static int dk_request(struct berth_docker *d, const char *method, const char *path,
+		      const char *json_body, struct dk_upload *upload,
+		      long *status, struct dk_buf *out, struct berth_err *err)
+{
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "";
+	__attribute__((cleanup(dk_slist_freep))) struct curl_slist *hdr = NULL;
+	struct curl_slist *h;
+	CURLcode rc;
+	int n;
+
+	if (d->version[0])
+		n = snprintf(url, sizeof(url), "http://docker/v%s%s", d->version, path);
+	else
+		n = snprintf(url, sizeof(url), "http://docker%s", path);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return berth_fail(err, 0, "Docker request %s %.60s...: URL too long", method, path);
+
+	curl_easy_reset(d->curl); /* keeps the live connection */
+	curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->socket);
+	curl_easy_setopt(d->curl, CURLOPT_URL, url);
+	curl_easy_setopt(d->curl, CURLOPT_PROXY, ""); /* ignore *_proxy env */
+	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, DK_CONNECT_TIMEOUT_S);
+	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, dk_write_cb);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, method);
+
+	h = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
+	if (!h)
+		return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
+	hdr = h;
+	if (json_body) {
+		h = curl_slist_append(hdr, "Content-Type: application/json");
+		if (!h)
+			return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
+		hdr = h;
+		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, json_body);
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)strlen(json_body));
+	} else if (upload) {
+		struct stat st;
+
+		h = curl_slist_append(hdr, "Content-Type: application/x-tar");
+		if (!h)
+			return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
+		hdr = h;
+		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_READFUNCTION, dk_read_cb);
+		curl_easy_setopt(d->curl, CURLOPT_READDATA, upload);
+		/* Known size for a regular file read from its start; chunked
+		 * otherwise (pipes, or an offset we cannot vouch for). */
+		if (fstat(upload->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    lseek(upload->fd, 0, SEEK_CUR) == 0) {
+			curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)st.st_size);
+		} else {
+			h = curl_slist_append(hdr, "Transfer-Encoding: chunked");
+			if (!h)
+				return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
+			hdr = h;
+		}
+	} else if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+	}
+	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, hdr);
+
+	rc = curl_easy_perform(d->curl);
+	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, NULL);
+	if (rc != CURLE_OK) {
+		if (upload && upload->errnum)
+			return berth_fail(err, upload->errnum,
+					  "Docker %s %s: reading the image archive", method, path);
+		if (out->overflow)
+			return berth_fail(err, 0,
+					  "Docker %s %s: answer larger than %u MiB; check the daemon",
+					  method, path, DK_BODY_MAX >> 20);
+		if (rc == CURLE_COULDNT_CONNECT) {
+			int fd = dk_connect(d->socket, err);
+
+			if (fd < 0)
+				return -1;
+			close(fd);
+		}
+		return berth_fail(err, 0,
+				  "cannot reach Docker at %s: %s (%s %s); check that dockerd is running",
+				  d->socket, errbuf[0] ? errbuf : curl_easy_strerror(rc), method, path);
+	}
+	curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+/* The daemon's {"message": "..."} or, failing that, the raw answer. */
+static int dk_http_fail(struct berth_err *err, const char *what, long status,
+			const struct dk_buf *body, const char *fix)
+{
+	_cleanup_json_ json_object *o = NULL;
+	json_object *m;
+	const char *msg = NULL;
+
+	if (body->p) {
+		o = json_tokener_parse(body->p);
+		if (o && json_object_object_get_ex(o, "message", &m))
+			msg = json_object_get_string(m);
+	}
+	if (!msg)
+		msg = body->p && body->p[0] ? body->p : "(no message)";
+	return berth_fail(err, 0, "%s: Docker answered HTTP %ld: %.400s%s%s", what, status,
+			  msg, fix ? "; " : "", fix ? fix : "");
+}
+
+static int dk_parse_json(const struct dk_buf *b, const char *what, json_object **o,
+			 struct berth_err *err)
+{
+	*o = b->p ? json_tokener_parse(b->p) : NULL;
+	if (!*o || !json_object_is_type(*o, json_type_object)) {
+		if (*o)
+			json_object_put(*o);
+		*o = NULL;
+		return berth_fail(err, 0, "%s: Docker's answer is not a JSON object: %.200s",
+				  what, b->p ? b->p : "(empty)");
+	}
+	return 0;
+}
+
+static int dk_parse_version(const char *s, int *major, int *minor)
+{
+	char *end;
+	long a, b;
+
+	errno = 0;
+	a = strtol(s, &end, 10);
+	if (end == s || *end != '.' || errno)
+		return -1;
+	s = end + 1;
+	b = strtol(s, &end, 10);
+	if (end == s || *end || errno || a < 0 || a > 1000 || b < 0 || b > 1000)
+		return -1;
+	*major = (int)a;
+	*minor = (int)b;
+	return 0;
+}
+
+int berth_docker_open(struct berth_docker **dp, const char *socket_path,
+		      struct berth_err *err)
+{
+	struct berth_docker *d;
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v;
+	long status = 0;
+	int fd, major, minor;
+
+	*dp = NULL;
+	if (!socket_path || !*socket_path)
+		socket_path = BERTH_DOCKER_SOCKET;
+	fd = dk_connect(socket_path, err);
+	if (fd < 0)
+		return -1;
+	close(fd);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return berth_fail(err, 0, "cannot initialise libcurl: reinstall libcurl");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return berth_fail(err, ENOMEM, "opening Docker connection");
+	d->socket = strdup(socket_path);
+	d->curl = curl_easy_init();
+	if (!d->socket || !d->curl) {
+		berth_docker_close(d);
+		return berth_fail(err, ENOMEM, "opening Docker connection");
+	}
+
+	if (dk_request(d, "GET", "/version", NULL, NULL, &status, &body, err) < 0)
+		goto fail;
+	if (status != 200) {
+		dk_http_fail(err, "asking Docker for its version", status, &body, NULL);
+		goto fail;
+	}
+	if (dk_parse_json(&body, "asking Docker for its version", &o, err) < 0)
+		goto fail;
+	if (!json_object_object_get_ex(o, "ApiVersion", &v) ||
+	    dk_parse_version(json_object_get_string(v), &major, &minor) < 0) {
+		berth_fail(err, 0, "Docker at %s answered GET /version without a usable ApiVersion: is it a Docker daemon?",
+			   socket_path);
+		goto fail;
+	}
+	if (major > BERTH_DOCKER_API_MAX_MAJOR ||
+	    (major == BERTH_DOCKER_API_MAX_MAJOR && minor > BERTH_DOCKER_API_MAX_MINOR)) {
+		major = BERTH_DOCKER_API_MAX_MAJOR;
+		minor = BERTH_DOCKER_API_MAX_MINOR;
+	}
+	if (major < BERTH_DOCKER_API_MIN_MAJOR ||
+	    (major == BERTH_DOCKER_API_MIN_MAJOR && minor < BERTH_DOCKER_API_MIN_MINOR)) {
+		berth_fail(err, 0, "Docker at %s speaks API %d.%d; berth needs %d.%d (Docker 19.03) or newer: upgrade Docker",
+			   socket_path, major, minor, BERTH_DOCKER_API_MIN_MAJOR,
+			   BERTH_DOCKER_API_MIN_MINOR);
+		goto fail;
+	}
+	snprintf(d->version, sizeof(d->version), "%d.%d", major, minor);
+	*dp = d;
+	return 0;
+fail:
+	berth_docker_close(d);
+	return -1;
+}
+
+void berth_docker_close(struct berth_docker *d)
+{
+	if (!d)
+		return;
+	if (d->curl)
+		curl_easy_cleanup(d->curl);
+	free(d->socket);
+	free(d);
+}
+
+const char *berth_docker_api_version(const struct berth_docker *d)
+{
+	return d->version;
+}
+
+/* ---- images ------------------------------------------------------------ */
+
+static int dk_copy_id(char id[BERTH_DOCKER_ID_MAX], const char *s, bool image,
+		      const char *what, struct berth_err *err)
+{
+	size_t hex = image ? 7 : 0;
+
+	if (!s || (image && strncmp(s, "sha256:", 7) != 0) || strlen(s) != hex + 64 ||
+	    strspn(s + hex, "0123456789abcdef") != 64)
+		return berth_fail(err, 0, "%s: Docker answered an id that is not %s64 hex digits: '%.80s'",
+				  what, image ? "sha256:" : "", s ? s : "(none)");
+	memcpy(id, s, hex + 65);
+	return 0;
+}
+
+int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
+			       bool *present, char id[BERTH_DOCKER_ID_MAX],
+			       struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v;
+	char path[512], what[320];
+	long status = 0;
+
+	*present = false;
+	id[0] = '\0';
+	if (dk_check_ref("image reference", ref, err) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "inspecting image %s", ref);
+	snprintf(path, sizeof(path), "/images/%s/json", ref);
+	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
+		return -1;
+	if (status == 404)
+		return 0;
+	if (status != 200)
+		return dk_http_fail(err, what, status, &body, NULL);
+	if (dk_parse_json(&body, what, &o, err) < 0)
+		return -1;
+	if (!json_object_object_get_ex(o, "Id", &v))
+		return berth_fail(err, 0, "%s: Docker's answer has no Id", what);
+	if (dk_copy_id(id, json_object_get_string(v), true, what, err) < 0)
+		return -1;
+	*present = true;
+	return 0;
+}
+
+/* Walk the concatenated JSON messages of a load answer. */
+static int dk_load_messages(const struct dk_buf *body, char *first_id,
+			    char *first_name, size_t name_size, struct berth_err *err)
+{
+	struct json_tokener *tok = json_tokener_new();
+	const char *p = body->p ? body->p : "";
+	size_t left = body->len;
+	int ret = 0;
+
+	if (!tok)
+		return berth_fail(err, ENOMEM, "loading image: parsing Docker's answer");
+	while (left > 0 && ret == 0) {
+		json_object *o, *v, *dv;
+		size_t used;
+
+		while (left > 0 && isspace((unsigned char)*p)) {
+			p++;
+			left--;
+		}
+		if (left == 0)
+			break;
+		o = json_tokener_parse_ex(tok, p, (int)(left > INT32_MAX ? INT32_MAX : left));
+		if (!o) {
+			ret = berth_fail(err, 0, "loading image: Docker's answer is not a JSON message stream: %.200s",
+					 p);
+			break;
+		}
+		used = json_tokener_get_parse_end(tok);
+		json_tokener_reset(tok);
+		p += used;
+		left -= used;
+
+		if ((json_object_object_get_ex(o, "errorDetail", &dv) &&
+		     json_object_object_get_ex(dv, "message", &v)) ||
+		    json_object_object_get_ex(o, "error", &v)) {
+			ret = berth_fail(err, 0, "loading image: Docker: %.400s; check that the file is a docker-save archive (docker save / skopeo copy docker-archive:)",
+					 json_object_get_string(v));
+		} else if (json_object_object_get_ex(o, "stream", &v)) {
+			const char *s = json_object_get_string(v);
+			size_t n;
+
+			if (!first_id[0] && !first_name[0] &&
+			    strncmp(s, "Loaded image ID: ", 17) == 0) {
+				n = strcspn(s + 17, "\r\n");
+				if (n < BERTH_DOCKER_ID_MAX)
+					memcpy(first_id, s + 17, n), first_id[n] = '\0';
+			} else if (!first_id[0] && !first_name[0] &&
+				   strncmp(s, "Loaded image: ", 14) == 0) {
+				n = strcspn(s + 14, "\r\n");
+				if (n < name_size)
+					memcpy(first_name, s + 14, n), first_name[n] = '\0';
+			}
+		}
+		json_object_put(o);
+	}
+	json_tokener_free(tok);
+	return ret;
+}
+
+int berth_docker_image_load(struct berth_docker *d, int archive_fd,
+			    char id[BERTH_DOCKER_ID_MAX], struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	struct dk_upload up = { .fd = archive_fd };
+	char first_id[BERTH_DOCKER_ID_MAX] = "", name[300] = "";
+	long status = 0;
+	bool present;
+
+	id[0] = '\0';
+	if (dk_request(d, "POST", "/images/load?quiet=1", NULL, &up, &status, &body, err) < 0)
+		return -1;
+	if (status != 200)
+		return dk_http_fail(err, "loading image", status, &body,
+				    "check that the file is a docker-save archive");
+	if (dk_load_messages(&body, first_id, name, sizeof(name), err) < 0)
+		return -1;
+	if (first_id[0])
+		return dk_copy_id(id, first_id, true, "loading image", err);
+	if (!name[0])
+		return berth_fail(err, 0, "loading image: Docker loaded no image (answer: %.200s); check that the archive's manifest.json names one",
+				  body.p ? body.p : "");
+	if (berth_docker_image_inspect(d, name, &present, id, err) < 0)
+		return berth_wrap(err, "loading image");
+	if (!present)
+		return berth_fail(err, 0, "loading image: Docker said it loaded %s but does not know it now (removed concurrently?); retry",
+				  name);
+	return 0;
+}
+
+int berth_docker_image_remove(struct berth_docker *d, const char *ref,
+			      struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	char path[512], what[320];
+	long status = 0;
+
+	if (dk_check_ref("image reference", ref, err) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "removing image %s", ref);
+	snprintf(path, sizeof(path), "/images/%s", ref);
+	if (dk_request(d, "DELETE", path, NULL, NULL, &status, &body, err) < 0)
+		return -1;
+	if (status == 200 || status == 404)
+		return 0;
+	return dk_http_fail(err, what, status, &body,
+			    status == 409 ? "a container still uses it: remove that first" : NULL);
+}
+
+/* ---- containers -------------------------------------------------------- */
+
+static int dk_check_path(const char *what, size_t i, const char *p, struct berth_err *err)
+{
+	if (!p || p[0] != '/')
+		return berth_fail(err, 0, "bind %zu: %s '%s' is not an absolute path: give a path starting with /",
+				  i, what, p ? p : "(null)");
+	if (strpbrk(p, ":,"))
+		return berth_fail(err, 0, "bind %zu: %s '%s' contains ':' or ',', which Docker's bind syntax cannot carry: rename or choose another path",
+				  i, what, p);
+	if (strlen(p) > 4096)
+		return berth_fail(err, 0, "bind %zu: %s is longer than 4096 bytes", i, what);
+	return 0;
+}
+
+static int dk_check_label(const char *name, const char *v, struct berth_err *err)
+{
+	if (!v)
+		return 0;
+	for (const char *p = v; *p; p++)
+		if (iscntrl((unsigned char)*p))
+			return berth_fail(err, 0, "container label %s holds a control character: pass plain text",
+					  name);
+	return 0;
+}
+
+static int dk_check_create(const struct berth_docker_create *c, struct berth_err *err)
+{
+	if (!c)
+		return berth_fail(err, EINVAL, "creating container: no settings");
+	if (dk_check_ref("image", c->image, err) < 0)
+		return berth_wrap(err, "creating container");
+	for (size_t i = 0; i < c->n_binds; i++)
+		if (dk_check_path("source", i, c->binds[i].src, err) < 0 ||
+		    dk_check_path("destination", i, c->binds[i].dst, err) < 0)
+			return berth_wrap(err, "creating container");
+	if (c->n_groups && !c->groups)
+		return berth_fail(err, EINVAL, "creating container: n_groups without groups");
+	if (c->argv)
+		for (size_t i = 0; c->argv[i]; i++)
+			if (i > 65536)
+				return berth_fail(err, E2BIG, "creating container: argv");
+	if (c->env)
+		for (size_t i = 0; c->env[i]; i++)
+			if (!strchr(c->env[i], '=') || c->env[i][0] == '=')
+				return berth_fail(err, 0, "creating container: environment entry %zu '%.60s' is not NAME=value",
+						  i, c->env[i]);
+	if (c->workdir && c->workdir[0] != '/')
+		return berth_fail(err, 0, "creating container: working directory '%s' is not absolute: give a path starting with /",
+				  c->workdir);
+	if (c->cgroup_parent && !*c->cgroup_parent)
+		return berth_fail(err, 0, "creating container: empty cgroup parent: pass NULL for Docker's default");
+	if (c->cpus > 4096)
+		return berth_fail(err, 0, "creating container: %u CPUs is not plausible", c->cpus);
+	if (c->memory_bytes > INT64_MAX)
+		return berth_fail(err, 0, "creating container: memory limit too large");
+	if (dk_check_label("berth.job", c->label_job, err) < 0 ||
+	    dk_check_label("berth.step", c->label_step, err) < 0 ||
+	    dk_check_label("berth.uid", c->label_uid, err) < 0)
+		return berth_wrap(err, "creating container");
+	return 0;
+}
+
+/* json-c helpers: they take ownership of v and report allocation failure. */
+static int dk_add(json_object *o, const char *k, json_object *v)
+{
+	if (!v)
+		return -1;
+	if (json_object_object_add(o, k, v) < 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+static int dk_push(json_object *a, json_object *v)
+{
+	if (!v)
+		return -1;
+	if (json_object_array_add(a, v) < 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+static json_object *dk_strings(char *const *v, size_t from)
+{
+	json_object *a = json_object_new_array();
+
+	if (!a)
+		return NULL;
+	for (size_t i = from; v && v[i]; i++)
+		if (dk_push(a, json_object_new_string(v[i])) < 0) {
+			json_object_put(a);
+			return NULL;
+		}
+	return a;
+}
+
+static json_object *dk_create_body(const struct berth_docker_create *c)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *hc, *a, *labels;
+	char buf[4200];
+
+	if (!o)
+		return NULL;
+	if (dk_add(o, "Image", json_object_new_string(c->image)) < 0)
+		return NULL;
+	if (c->argv && c->argv[0]) {
+		/* Exactly argv: Entrypoint = argv[0], Cmd = the rest. A set
+		 * Entrypoint also stops the image's Cmd from being appended. */
+		char *const first[] = { c->argv[0], NULL };
+
+		if (dk_add(o, "Entrypoint", dk_strings(first, 0)) < 0 ||
+		    dk_add(o, "Cmd", dk_strings(c->argv, 1)) < 0)
+			return NULL;
+	}
+	if (c->env && dk_add(o, "Env", dk_strings(c->env, 0)) < 0)
+		return NULL;
+	if (c->workdir && dk_add(o, "WorkingDir", json_object_new_string(c->workdir)) < 0)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%ju:%ju", (uintmax_t)c->uid, (uintmax_t)c->gid);
+	if (dk_add(o, "User", json_object_new_string(buf)) < 0 ||
+	    dk_add(o, "Tty", json_object_new_boolean(0)) < 0 ||
+	    dk_add(o, "AttachStdin", json_object_new_boolean(c->open_stdin)) < 0 ||
+	    dk_add(o, "OpenStdin", json_object_new_boolean(c->open_stdin)) < 0 ||
+	    dk_add(o, "StdinOnce", json_object_new_boolean(c->open_stdin)) < 0 ||
+	    dk_add(o, "AttachStdout", json_object_new_boolean(1)) < 0 ||
+	    dk_add(o, "AttachStderr", json_object_new_boolean(1)) < 0)
+		return NULL;
+
+	labels = json_object_new_object();
+	if (dk_add(o, "Labels", labels) < 0)
+		return NULL;
+	if ((c->label_job && dk_add(labels, "berth.job", json_object_new_string(c->label_job)) < 0) ||
+	    (c->label_step && dk_add(labels, "berth.step", json_object_new_string(c->label_step)) < 0) ||
+	    (c->label_uid && dk_add(labels, "berth.uid", json_object_new_string(c->label_uid)) < 0))
+		return NULL;
+
+	hc = json_object_new_object();
+	if (dk_add(o, "HostConfig", hc) < 0)
+		return NULL;
+	if (dk_add(hc, "Privileged", json_object_new_boolean(0)) < 0 ||
+	    dk_add(hc, "ReadonlyRootfs", json_object_new_boolean(0)) < 0 ||
+	    dk_add(hc, "AutoRemove", json_object_new_boolean(0)) < 0 ||
+	    dk_add(hc, "Init", json_object_new_boolean(1)) < 0 ||
+	    dk_add(hc, "PublishAllPorts", json_object_new_boolean(0)) < 0 ||
+	    dk_add(hc, "NetworkMode", json_object_new_string(c->network_none ? "none" : "host")) < 0)
+		return NULL;
+	a = json_object_new_array();
+	if (dk_add(hc, "CapDrop", a) < 0 || dk_push(a, json_object_new_string("ALL")) < 0)
+		return NULL;
+	a = json_object_new_array();
+	if (dk_add(hc, "SecurityOpt", a) < 0 ||
+	    dk_push(a, json_object_new_string("no-new-privileges")) < 0)
+		return NULL;
+	a = json_object_new_array();
+	if (dk_add(hc, "GroupAdd", a) < 0)
+		return NULL;
+	for (size_t i = 0; i < c->n_groups; i++) {
+		snprintf(buf, sizeof(buf), "%ju", (uintmax_t)c->groups[i]);
+		if (dk_push(a, json_object_new_string(buf)) < 0)
+			return NULL;
+	}
+	a = json_object_new_array();
+	if (dk_add(hc, "Binds", a) < 0)
+		return NULL;
+	for (size_t i = 0; i < c->n_binds; i++) {
+		snprintf(buf, sizeof(buf), "%s:%s:%s", c->binds[i].src, c->binds[i].dst,
+			 c->binds[i].read_only ? "ro" : "rw");
+		if (dk_push(a, json_object_new_string(buf)) < 0)
+			return NULL;
+	}
+	if (c->memory_bytes &&
+	    dk_add(hc, "Memory", json_object_new_int64((int64_t)c->memory_bytes)) < 0)
+		return NULL;
+	if (c->cpus &&
+	    dk_add(hc, "NanoCpus", json_object_new_int64((int64_t)c->cpus * 1000000000LL)) < 0)
+		return NULL;
+	if (c->cgroup_parent &&
+	    dk_add(hc, "CgroupParent", json_object_new_string(c->cgroup_parent)) < 0)
+		return NULL;
+	return berth_steal(o);
+}
+
+int berth_docker_container_create(struct berth_docker *d,
+				  const struct berth_docker_create *c,
+				  char id[BERTH_DOCKER_ID_MAX], struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *req = NULL;
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v;
+	long status = 0;
+
+	id[0] = '\0';
+	if (dk_check_create(c, err) < 0) /* before any API call */
+		return -1;
+	if (!d)
+		return berth_fail(err, EINVAL, "creating container: no Docker connection");
+	req = dk_create_body(c);
+	if (!req)
+		return berth_fail(err, ENOMEM, "creating container: building the request");
+	if (dk_request(d, "POST", "/containers/create",
+		       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+							   JSON_C_TO_STRING_NOSLASHESCAPE),
+		       NULL, &status, &body, err) < 0)
+		return -1;
+	if (status != 201 && status != 200)
+		return dk_http_fail(err, "creating container", status, &body,
+				    status == 404 ? "load the image first" : NULL);
+	if (dk_parse_json(&body, "creating container", &o, err) < 0)
+		return -1;
+	if (!json_object_object_get_ex(o, "Id", &v))
+		return berth_fail(err, 0, "creating container: Docker's answer has no Id");
+	return dk_copy_id(id, json_object_get_string(v), false, "creating container", err);
+}
+
+/* A POST with an empty body whose answer only matters by status. */
+static int dk_simple(struct berth_docker *d, const char *method, const char *id,
+		     const char *suffix, const char *what, long ok1, long ok2,
+		     struct dk_buf *body, long *status, struct berth_err *err)
+{
+	char path[512];
+
+	if (dk_check_ref("container id", id, err) < 0)
+		return berth_wrap(err, "%s", what);
+	snprintf(path, sizeof(path), "/containers/%s%s", id, suffix);
+	if (dk_request(d, method, path, NULL, NULL, status, body, err) < 0)
+		return berth_wrap(err, "%s %.12s", what, id);
+	if (*status == ok1 || *status == ok2)
+		return 0;
+	{
+		char w[128];
+
+		snprintf(w, sizeof(w), "%s %.12s", what, id);
+		return dk_http_fail(err, w, *status, body, NULL);
+	}
+}
+
+int berth_docker_container_start(struct berth_docker *d, const char *id,
+				 struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	long status = 0;
+
+	/* 304: already started. */
+	return dk_simple(d, "POST", id, "/start", "starting container", 204, 304,
+			 &body, &status, err);
+}
+
+int berth_docker_container_wait(struct berth_docker *d, const char *id, int *code,
+				struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v, *m;
+	long status = 0;
+	int64_t sc;
+
+	*code = -1;
+	if (dk_simple(d, "POST", id, "/wait?condition=not-running", "waiting for container",
+		      200, 200, &body, &status, err) < 0)
+		return -1;
+	if (dk_parse_json(&body, "waiting for container", &o, err) < 0)
+		return -1;
+	if (json_object_object_get_ex(o, "Error", &v) && v &&
+	    json_object_object_get_ex(v, "Message", &m) && json_object_get_string(m)[0])
+		return berth_fail(err, 0, "waiting for container %.12s: Docker: %.400s", id,
+				  json_object_get_string(m));
+	if (!json_object_object_get_ex(o, "StatusCode", &v))
+		return berth_fail(err, 0, "waiting for container %.12s: Docker's answer has no StatusCode", id);
+	sc = json_object_get_int64(v);
+	if (sc < 0 || sc > 255)
+		return berth_fail(err, 0, "waiting for container %.12s: Docker's StatusCode %" PRId64 " is not an exit status",
+				  id, sc);
+	*code = (int)sc;
+	return 0;
+}
+
+static const char *dk_signame(int signo)
+{
+	static const struct {
+		int no;
+		const char *name;
+	} tab[] = {
+		{ SIGHUP, "SIGHUP" },   { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
+		{ SIGABRT, "SIGABRT" }, { SIGKILL, "SIGKILL" }, { SIGUSR1, "SIGUSR1" },
+		{ SIGUSR2, "SIGUSR2" }, { SIGPIPE, "SIGPIPE" }, { SIGALRM, "SIGALRM" },
+		{ SIGTERM, "SIGTERM" }, { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
+		{ SIGTSTP, "SIGTSTP" }, { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
+		{ SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" }, { SIGWINCH, "SIGWINCH" },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (tab[i].no == signo)
+			return tab[i].name;
+	return NULL;
+}
+
+int berth_docker_container_kill(struct berth_docker *d, const char *id, int signo,
+				struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	const char *name = dk_signame(signo);
+	char suffix[64];
+	long status = 0;
+
+	if (signo <= 0 || signo >= 65)
+		return berth_fail(err, EINVAL, "signalling container: %d is not a signal number", signo);
+	if (name)
+		snprintf(suffix, sizeof(suffix), "/kill?signal=%s", name);
+	else
+		snprintf(suffix, sizeof(suffix), "/kill?signal=%d", signo);
+	/* 409: not running, which is what a kill aims at. */
+	return dk_simple(d, "POST", id, suffix, "signalling container", 204, 409,
+			 &body, &status, err);
+}
+
+int berth_docker_container_inspect(struct berth_docker *d, const char *id,
+				   bool *present, struct berth_docker_state *st,
+				   struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *s, *v;
+	long status = 0;
+
+	*present = false;
+	memset(st, 0, sizeof(*st));
+	if (dk_simple(d, "GET", id, "/json", "inspecting container", 200, 404, &body,
+		      &status, err) < 0)
+		return -1;
+	if (status == 404)
+		return 0;
+	if (dk_parse_json(&body, "inspecting container", &o, err) < 0)
+		return -1;
+	if (!json_object_object_get_ex(o, "State", &s) || !json_object_is_type(s, json_type_object))
+		return berth_fail(err, 0, "inspecting container %.12s: Docker's answer has no State", id);
+	if (json_object_object_get_ex(s, "Status", &v))
+		snprintf(st->status, sizeof(st->status), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(s, "ExitCode", &v))
+		st->exit_code = json_object_get_int(v);
+	if (json_object_object_get_ex(s, "Pid", &v))
+		st->pid = (pid_t)json_object_get_int(v);
+	*present = true;
+	return 0;
+}
+
+int berth_docker_container_remove(struct berth_docker *d, const char *id,
+				  struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	long status = 0;
+
+	/* 404: already gone. */
+	return dk_simple(d, "DELETE", id, "?force=1&v=1", "removing container", 204, 404,
+			 &body, &status, err);
+}
+
+void berth_docker_ids_free(char **ids)
+{
+	if (!ids)
+		return;
+	for (size_t i = 0; ids[i]; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int berth_docker_container_list(struct berth_docker *d, const char *label,
+				char ***idsp, size_t *np, struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *f = NULL;
+	_cleanup_json_ json_object *o = NULL;
+	json_object *a;
+	char path[2048], *esc;
+	char **ids;
+	long status = 0;
+	size_t n;
+
+	*idsp = NULL;
+	*np = 0;
+	if (!label || !*label || strlen(label) > 512)
+		return berth_fail(err, EINVAL, "listing containers: label filter must be 1 to 512 bytes");
+	f = json_object_new_object();
+	a = json_object_new_array();
+	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0)
+		return berth_fail(err, ENOMEM, "listing containers");
+	esc = curl_easy_escape(d->curl, json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN), 0);
+	if (!esc)
+		return berth_fail(err, ENOMEM, "listing containers");
+	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", esc);
+	curl_free(esc);
+	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
+		return berth_wrap(err, "listing containers labelled %s", label);
+	if (status != 200) {
+		char w[600];
+
+		snprintf(w, sizeof(w), "listing containers labelled %s", label);
+		return dk_http_fail(err, w, status, &body, NULL);
+	}
+	o = body.p ? json_tokener_parse(body.p) : NULL;
+	if (!o || !json_object_is_type(o, json_type_array))
+		return berth_fail(err, 0, "listing containers: Docker's answer is not a JSON array");
+	n = json_object_array_length(o);
+	ids = calloc(n + 1, sizeof(*ids));
+	if (!ids)
+		return berth_fail(err, ENOMEM, "listing containers");
+	for (size_t i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(o, i), *v;
+		char id[BERTH_DOCKER_ID_MAX];
+
+		if (dk_copy_id(id, json_object_object_get_ex(c, "Id", &v) ?
+				       json_object_get_string(v) : NULL,
+			       false, "listing containers", err) < 0) {
+			berth_docker_ids_free(ids);
+			return -1;
+		}
+		ids[i] = strdup(id);
+		if (!ids[i]) {
+			berth_docker_ids_free(ids);
+			return berth_fail(err, ENOMEM, "listing containers");
+		}
+	}
+	*idsp = ids;
+	*np = n;
+	return 0;
+}
+
+/* ---- attach and relay -------------------------------------------------- */
+
+/* send(2) with MSG_NOSIGNAL on sockets: a daemon that went away must not
+ * SIGPIPE the caller. */
+static int dk_write_all(int fd, const char *p, size_t n, bool sock)
+{
+	while (n > 0) {
+		ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+			(void)poll(&pf, 1, -1);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Wait up to the deadline for fd to be readable; read one byte. */
+static ssize_t dk_read_byte(int fd, char *c)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&pf, 1, DK_ATTACH_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (r < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = read(fd, c, 1);
+
+		if (n >= 0 || errno != EINTR)
+			return n;
+	}
+}
+
+int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
+			struct berth_err *err)
+{
+	_cleanup_close_ int fd = -1;
+	char req[768], hdr[DK_HEADER_MAX] = "";
+	size_t len = 0;
+	int n, code;
+
+	*sock_fd = -1;
+	if (dk_check_ref("container id", id, err) < 0)
+		return berth_wrap(err, "attaching to container");
+	n = snprintf(req, sizeof(req),
+		     "POST /v%s/containers/%s/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+		     "Host: docker\r\n"
+		     "Content-Length: 0\r\n"
+		     "Connection: Upgrade\r\n"
+		     "Upgrade: tcp\r\n"
+		     "\r\n",
+		     d->version, id);
+	if (n < 0 || (size_t)n >= sizeof(req))
+		return berth_fail(err, 0, "attaching to container: request too long");
+	fd = dk_connect(d->socket, err);
+	if (fd < 0)
+		return -1;
+	if (dk_write_all(fd, req, (size_t)n, true) < 0)
+		return berth_fail(err, errno, "attaching to container %.12s: sending the request to %s",
+				  id, d->socket);
+	/* Read the headers one byte at a time: what follows is the stream. */
+	while (len < 4 || memcmp(hdr + len - 4, "\r\n\r\n", 4) != 0) {
+		ssize_t r;
+
+		if (len + 1 >= sizeof(hdr))
+			return berth_fail(err, 0, "attaching to container %.12s: Docker's answer headers exceed %d bytes",
+					  id, DK_HEADER_MAX);
+		r = dk_read_byte(fd, &hdr[len]);
+		if (r < 0)
+			return berth_fail(err, errno, "attaching to container %.12s: reading Docker's answer", id);
+		if (r == 0)
+			return berth_fail(err, 0, "attaching to container %.12s: Docker closed the connection before answering; check the daemon log",
+					  id);
+		len++;
+	}
+	hdr[len] = '\0';
+	{
+		char *end;
+		long c = -1;
+
+		if (strncmp(hdr, "HTTP/1.", 7) == 0 && isdigit((unsigned char)hdr[7]) && hdr[8] == ' ')
+			c = strtol(hdr + 9, &end, 10);
+		code = (int)c;
+	}
+	if (code < 100 || code > 599)
+		return berth_fail(err, 0, "attaching to container %.12s: not an HTTP answer: %.80s", id, hdr);
+	if (code != 101 && code != 200) {
+		/* Error answers are small JSON bodies with Content-Length. */
+		struct dk_buf body = { 0 };
+		char *cl = strcasestr(hdr, "\r\ncontent-length:");
+		long want = cl ? strtol(cl + 17, NULL, 10) : 0;
+		int ret;
+
+		if (want > 0 && want < 65536) {
+			body.p = calloc(1, (size_t)want + 1);
+			while (body.p && body.len < (size_t)want &&
+			       dk_read_byte(fd, body.p + body.len) == 1)
+				body.len++;
+		}
+		{
+			char w[80];
+
+			snprintf(w, sizeof(w), "attaching to container %.12s", id);
+			ret = dk_http_fail(err, w, code, &body, NULL);
+		}
+		dk_buf_free(&body);
+		return ret;
+	}
+	*sock_fd = berth_steal_fd(fd);
+	return 0;
+}
+
+struct dk_demux {
+	unsigned char hdr[8];
+	size_t hdr_len;
+	uint32_t left; /* payload bytes of the current frame still to come */
+	int target;
+};
+
+static int dk_demux_feed(struct dk_demux *x, const char *p, size_t n, int out_fd,
+			 int err_fd, struct berth_err *err)
+{
+	while (n > 0) {
+		if (x->left == 0) {
+			size_t take = 8 - x->hdr_len;
+
+			if (take > n)
+				take = n;
+			memcpy(x->hdr + x->hdr_len, p, take);
+			x->hdr_len += take;
+			p += take;
+			n -= take;
+			if (x->hdr_len < 8)
+				return 0;
+			x->hdr_len = 0;
+			if (x->hdr[0] > 2 || x->hdr[1] || x->hdr[2] || x->hdr[3])
+				return berth_fail(err, 0, "relaying container output: bad frame header %02x %02x %02x %02x (was the container created with a TTY?)",
+						  x->hdr[0], x->hdr[1], x->hdr[2], x->hdr[3]);
+			x->target = x->hdr[0] == 2 ? err_fd : out_fd;
+			x->left = (uint32_t)x->hdr[4] << 24 | (uint32_t)x->hdr[5] << 16 |
+				  (uint32_t)x->hdr[6] << 8 | (uint32_t)x->hdr[7];
+			continue;
+		}
+		{
+			size_t take = n < x->left ? n : x->left;
+
+			if (x->target >= 0 && dk_write_all(x->target, p, take, false) < 0)
+				return berth_fail(err, errno, "relaying container output to fd %d",
+						  x->target);
+			p += take;
+			n -= take;
+			x->left -= (uint32_t)take;
+		}
+	}
+	return 0;
+}
+
+int berth_docker_relay(int sock_fd, int in_fd, int out_fd, int err_fd,
+		       struct berth_err *err)
+{
+	struct dk_demux x = { .target = -1 };
+	char inbuf[65536], buf[65536];
+	size_t in_len = 0, in_off = 0;
+	bool in_open = in_fd >= 0;
+	int fl = fcntl(sock_fd, F_GETFL);
+
+	if (fl < 0 || fcntl(sock_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return berth_fail(err, errno, "relaying container stdio: fcntl on the Docker stream");
+	if (!in_open)
+		(void)shutdown(sock_fd, SHUT_WR);
+
+	for (;;) {
+		struct pollfd pf[2] = {
+			{ .fd = sock_fd, .events = POLLIN },
+			{ .fd = -1, .events = POLLIN },
+		};
+		int r;
+
+		/* Take more input only when the last piece is fully sent, so a
+		 * container that does not read its stdin cannot stall output. */
+		if (in_len > in_off)
+			pf[0].events |= POLLOUT;
+		else if (in_open)
+			pf[1].fd = in_fd;
+		r = poll(pf, 2, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			(void)fcntl(sock_fd, F_SETFL, fl);
+			return berth_fail(err, e, "relaying container stdio: poll");
+		}
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(sock_fd, buf, sizeof(buf));
+
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				n = -2;
+			if (n == -1) {
+				int e = errno;
+
+				(void)fcntl(sock_fd, F_SETFL, fl);
+				return berth_fail(err, e, "relaying container stdio: reading the Docker stream");
+			}
+			if (n == 0) {
+				(void)fcntl(sock_fd, F_SETFL, fl);
+				if (x.hdr_len || x.left)
+					return berth_fail(err, 0, "relaying container stdio: Docker's stream ended inside a frame");
+				return 0;
+			}
+			if (n > 0 && dk_demux_feed(&x, buf, (size_t)n, out_fd, err_fd, err) < 0) {
+				(void)fcntl(sock_fd, F_SETFL, fl);
+				return -1;
+			}
+		}
+		if ((pf[0].revents & POLLOUT) && in_len > in_off) {
+			ssize_t w = send(sock_fd, inbuf + in_off, in_len - in_off, MSG_NOSIGNAL);
+
+			if (w > 0) {
+				in_off += (size_t)w;
+				if (in_off == in_len)
+					in_off = in_len = 0;
+			} else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+				/* The container closed its stdin (or exited):
+				 * drop the input and keep relaying output. */
+				in_off = in_len = 0;
+				in_open = false;
+				(void)shutdown(sock_fd, SHUT_WR);
+			}
+		}
+		if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(in_fd, inbuf, sizeof(inbuf));
+
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				/* EOF (or an unreadable input): half-close. */
+				in_open = false;
+				(void)shutdown(sock_fd, SHUT_WR);
+			} else {
+				in_len = (size_t)n;
+				in_off = 0;
+			}
+		}
+	}
+}

@@ -152,12 +152,14 @@ static int run_identity(const struct run_args *a, uid_t *uid, gid_t *gid, gid_t 
 		return 0;
 	if (getuid() != 0)
 		return berth_fail(err, 0, "--user is for root (the container runs as you)");
-	unsigned u, g;
-	char extra;
-	if (sscanf(a->user, "%u:%u%c", &u, &g, &extra) != 2)
+	char *colon = NULL, *end = NULL;
+	errno = 0;
+	unsigned long u = strtoul(a->user, &colon, 10);
+	unsigned long g = colon && *colon == ':' ? strtoul(colon + 1, &end, 10) : 0;
+	if (errno || colon == a->user || *colon != ':' || !end || end == colon + 1 || *end)
 		return berth_fail(err, 0, "--user '%s': write UID:GID", a->user);
-	*uid = u;
-	*gid = g;
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
 	struct passwd *pw = getpwuid(u);
 	*n_groups = 64;
 	if (!pw || getgrouplist(pw->pw_name, g, groups, n_groups) < 0)

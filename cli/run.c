@@ -152,11 +152,13 @@ static int run_identity(const struct run_args *a, uid_t *uid, gid_t *gid, gid_t 
 		return 0;
 	if (getuid() != 0)
 		return berth_fail(err, 0, "--user is for root (the container runs as you)");
-	char *colon = NULL, *end = NULL;
+	char *colon = (char *)a->user, *end = colon;
 	errno = 0;
 	unsigned long u = strtoul(a->user, &colon, 10);
-	unsigned long g = colon && *colon == ':' ? strtoul(colon + 1, &end, 10) : 0;
-	if (errno || colon == a->user || *colon != ':' || !end || end == colon + 1 || *end)
+	unsigned long g = 0;
+	if (*colon == ':')
+		g = strtoul(colon + 1, &end, 10);
+	if (errno || colon == a->user || *colon != ':' || end == colon + 1 || *end)
 		return berth_fail(err, 0, "--user '%s': write UID:GID", a->user);
 	*uid = (uid_t)u;
 	*gid = (gid_t)g;
@@ -176,6 +178,9 @@ int cmd_run(int argc, char **argv)
 	struct berth_stage_result staged;
 	char **env = NULL;
 	int code = 1;
+	uid_t uid;
+	gid_t gid, groups[64];
+	int n_groups = 0;
 
 	berth_config_defaults(&cfg);
 	if (parse_run(argc, argv, &a, &err) < 0) {
@@ -183,7 +188,8 @@ int cmd_run(int argc, char **argv)
 		fputs(run_usage, stderr);
 		return 2;
 	}
-	if (cli_load_config(&cfg, &err) < 0 ||
+	if (run_identity(&a, &uid, &gid, groups, &n_groups, &err) < 0 ||
+	    cli_load_config(&cfg, &err) < 0 ||
 	    berth_executor_new(a.runtime, &cfg, a.cache_dir, &ex, &err) < 0 ||
 	    berth_executor_load_image(ex, a.image, &staged, &err) < 0 ||
 	    (staged.digest[0] && berth_executor_use_image(ex, staged.digest, &err) < 0))
@@ -200,11 +206,6 @@ int cmd_run(int argc, char **argv)
 		if (!(env = next))
 			goto out;
 	}
-	uid_t uid;
-	gid_t gid, groups[64];
-	int n_groups;
-	if (run_identity(&a, &uid, &gid, groups, &n_groups, &err) < 0)
-		goto out;
 	struct berth_container_spec spec = {
 		.argv = a.argv, .env = env, .workdir = a.workdir,
 		.binds = a.binds, .n_binds = a.n_binds,

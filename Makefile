@@ -24,13 +24,13 @@ BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
 CONF_SRC     := conf/error.c conf/config.c conf/mounts.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/singularity.c \
-	executor/fetch.c executor/docker_api.c executor/docker.c
+	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
-CLI_SRC      := cli/main.c cli/launch.c cli/run.c
+CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c
 SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c
 # The plugin stays thin: it links conf and the process helper only and
 # leaves image work to the berth command it spawns as the user.
-SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c executor/cachedir.c
+SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c executor/cachedir.c executor/strv.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 

@@ -12,7 +12,11 @@ void cli_error(const struct berth_err *err);
  * defaults, then BERTH_CONFIG or /etc/slurm/berth.conf (optional). */
 int cli_load_config(struct berth_config *cfg, struct berth_err *err);
 
+/* A file descriptor number given on the command line (> 2), or -1. */
+int cli_parse_fd(const char *text);
+
 int cmd_launch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_docker(int argc, char **argv);
 
 #endif

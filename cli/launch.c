@@ -11,7 +11,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,6 +24,7 @@
 #include <unistd.h>
 
 #include "../executor/executor.h"
+#include "../executor/process.h"
 #include "cli.h"
 
 extern char **environ;
@@ -26,6 +32,7 @@ extern char **environ;
 #define BATCH_DIR "/.berth/batch" /* every cached rootfs has this mount point */
 
 struct launch {
+	int control_fd;        /* docker: the root-side monitor's socket */
 	const char *runtime;
 	const char *cache_dir;
 	const char *digest;
@@ -59,6 +66,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"workdir", required_argument, NULL, 'w'},
 		{"env-keep", required_argument, NULL, 'k'},
 		{"mounts", required_argument, NULL, 'm'},
+		{"control-fd", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -77,9 +85,12 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
+		case 'C': l->control_fd = cli_parse_fd(optarg); break;
 		default: return -1;
 		}
 	}
+	if (l->runtime && !strcmp(l->runtime, "docker"))
+		return l->control_fd > 2 ? 0 : -1;
 	if (!l->runtime || !l->cache_dir || !l->digest || optind >= argc)
 		return -1;
 	l->argv = argv + optind;
@@ -139,6 +150,8 @@ static char **task_argv(const struct launch *l, const struct berth_image *img)
 {
 	size_t n = 0, e = l->entrypoint ? img->n_entrypoint : 0;
 
+	if (!l->argv)
+		return NULL;
 	while (l->argv[n])
 		n++;
 	char **argv = calloc(e + n + 1, sizeof(char *));
@@ -148,6 +161,84 @@ static char **task_argv(const struct launch *l, const struct berth_image *img)
 		argv[i] = img->entrypoint[i];
 	memcpy(argv + e, l->argv, n * sizeof(char *));
 	return argv;
+}
+
+/* stdio (SCM_RIGHTS), then the environment: a 32-bit length and the
+ * NUL-separated "K=V" strings. */
+static int send_task(int control)
+{
+	size_t len = 0;
+
+	if (berth_send_fds(control, (const int[]){0, 1, 2}, 3) < 0)
+		return -1;
+	for (char **e = environ; *e; e++)
+		len += strlen(*e) + 1;
+	_cleanup_free_ char *blob = malloc(len + 1);
+	uint32_t n = (uint32_t)len;
+	if (!blob)
+		return -1;
+	len = 0;
+	for (char **e = environ; *e; e++) {
+		size_t l = strlen(*e) + 1;
+		memcpy(blob + len, *e, l);
+		len += l;
+	}
+	if (write(control, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return -1;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(control, blob + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Docker: the container runs under the root-side monitor, which relays
+ * its stdio to this task's.  The task passes on the signals Slurm sends it
+ * and exits with the container's code, which comes back on the socket. */
+static int relay_docker(int control)
+{
+	static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Slurm wires the task's stdio and finishes its environment
+	 * (SLURM_PROCID, ...) only after task_init_privileged, where the
+	 * monitor was started: hand over the real ones now. */
+	if (send_task(control) < 0) {
+		fprintf(stderr, "berth: cannot pass the task to the Docker side: %s\n",
+			strerror(errno));
+		return 255;
+	}
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	struct pollfd pfd[2] = {{.fd = control, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				int sig = (int)si.ssi_signo;
+				if (write(control, &sig, sizeof(sig)) < 0)
+					break;
+			}
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			int code;
+			if (read(control, &code, sizeof(code)) == (ssize_t)sizeof(code))
+				return code;
+			break;
+		}
+	}
+	fprintf(stderr, "berth: the Docker side of this task ended without an exit "
+		"code; see the messages above\n");
+	return 255;
 }
 
 int cmd_launch(int argc, char **argv)
@@ -162,10 +253,13 @@ int cmd_launch(int argc, char **argv)
 	char **env = NULL, **keep = NULL, **cmd = NULL;
 
 	berth_config_defaults(&cfg);
+	l.control_fd = -1;
 	if (parse_launch(argc, argv, &l, &cfg) < 0) {
 		fputs(launch_usage, stderr);
 		return 2;
 	}
+	if (!strcmp(l.runtime, "docker"))
+		return relay_docker(l.control_fd);
 	apply_slurm_task_setup();
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||

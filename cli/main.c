@@ -35,6 +35,17 @@ static const char usage[] =
 	"  launch ...                       per-task launcher used by the Slurm\n"
 	"                                   plugin (see spank_berth(8))\n";
 
+int cli_parse_fd(const char *text)
+{
+	char *end;
+
+	errno = 0;
+	long fd = strtol(text, &end, 10);
+	if (errno || end == text || *end || fd < 3 || fd > 65535)
+		return -1;
+	return (int)fd;
+}
+
 void cli_error(const struct berth_err *err)
 {
 	fprintf(stderr, "berth: %s\n", err->msg);
@@ -311,6 +322,48 @@ static int cmd_cache(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
+/* berth fetch: download a URL image into the cache (a path is printed as
+ * it is); the plugin uses it so the job user fetches, not root. */
+static int cmd_fetch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cache-dir", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
+	};
+	struct berth_err err = {0};
+	struct berth_config cfg;
+	struct berth_cache cache = {.dir_fd = -1};
+	const char *cache_dir = NULL;
+	char *path = NULL, *tag = NULL;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'c')
+			return 2;
+		cache_dir = optarg;
+	}
+	if (optind != argc - 1) {
+		fputs("usage: berth fetch [--cache-dir DIR] IMAGE\n", stderr);
+		return 2;
+	}
+	if (open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
+		cache.fetch_timeout = cfg.fetch_timeout;
+		cache.fetch_max_bytes = cfg.cache_max_size;
+		cache.progress = show_progress;
+		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0) {
+			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");
+			rc = 0;
+		}
+	}
+	if (rc)
+		cli_error(&err);
+	free(path);
+	free(tag);
+	berth_cache_close(&cache);
+	berth_config_free(&cfg);
+	return rc;
+}
+
 static int cmd_config(void)
 {
 	struct berth_err err = {0};
@@ -342,6 +395,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc, argv);
 	if (!strcmp(cmd, "launch"))
 		return cmd_launch(argc, argv);
+	if (!strcmp(cmd, "fetch"))
+		return cmd_fetch(argc, argv);
+	if (!strcmp(cmd, "docker"))
+		return cmd_docker(argc, argv);
 	if (!strcmp(cmd, "cache"))
 		return cmd_cache(argc, argv);
 	if (!strcmp(cmd, "config"))

@@ -15,6 +15,8 @@ struct berth_mount {
 	char *src;      /* absolute host path */
 	char *dst;      /* absolute container path */
 	bool read_only; /* ":ro"; ":rw" or nothing is read-write */
+	bool berth_own; /* berth's own (the spooled batch script), never parsed
+			 * from user input: exempt from DockerAllowedMounts */
 };
 
 /* Parse one item.  Both paths must be absolute, without ':' or ','

@@ -111,6 +111,13 @@ static int docker_use(struct berth_executor *ex, const char *digest,
 		return berth_fail(err, 0, "Docker has no image %s (removed?); run the "
 				  "job again to load it", digest);
 	snprintf(ex->digest, sizeof(ex->digest), "%s", digest);
+	if (ex->img_loaded)
+		return 0; /* loaded by this executor: the config is parsed */
+	_cleanup_free_ char *config = NULL;
+	if (berth_docker_image_config(dk(ex)->api, digest, &config, err) < 0 ||
+	    berth_image_parse_config(&ex->img, config, strlen(config), digest, err) < 0)
+		return -1;
+	ex->img_loaded = true;
 	return 0;
 }
 
@@ -123,7 +130,7 @@ static int vet_bind(struct berth_executor *ex, const struct berth_container_spec
 	struct berth_cred cred = {.uid = spec->uid, .gid = spec->gid,
 				  .groups = spec->groups, .n_groups = spec->n_groups};
 	_cleanup_free_ char *real = realpath(m->src, NULL);
-	bool allowed = false;
+	bool allowed = m->berth_own; /* the batch script's spool folder */
 
 	if (!real)
 		return berth_fail(err, errno, "bind source %s", m->src);

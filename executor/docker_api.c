@@ -424,6 +424,37 @@ int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
 	return 0;
 }
 
+int berth_docker_image_config(struct berth_docker *d, const char *ref, char **config,
+			      struct berth_err *err)
+{
+	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v;
+	char path[512], what[320];
+	long status = 0;
+
+	*config = NULL;
+	if (dk_check_ref("image reference", ref, err) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "inspecting image %s", ref);
+	snprintf(path, sizeof(path), "/images/%s/json", ref);
+	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
+		return -1;
+	if (status != 200)
+		return dk_http_fail(err, what, status, &body, NULL);
+	if (dk_parse_json(&body, what, &o, err) < 0)
+		return -1;
+	if (!json_object_object_get_ex(o, "Config", &v))
+		return berth_fail(err, 0, "%s: Docker's answer has no Config", what);
+	/* In the image-config shape: {"config": {...}} */
+	_cleanup_json_ json_object *wrap = json_object_new_object();
+	if (!wrap || json_object_object_add(wrap, "config", json_object_get(v)) < 0)
+		return berth_fail(err, ENOMEM, "%s", what);
+	if (!(*config = strdup(json_object_to_json_string_ext(wrap, JSON_C_TO_STRING_PLAIN))))
+		return berth_fail(err, ENOMEM, "%s", what);
+	return 0;
+}
+
 /* Walk the concatenated JSON messages of a load answer. */
 static int dk_load_messages(const struct dk_buf *body, char *first_id,
 			    char *first_name, size_t name_size, struct berth_err *err)

@@ -48,6 +48,11 @@ int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
 			       bool *present, char id[BERTH_DOCKER_ID_MAX],
 			       struct berth_err *err);
 
+/* The image's Config (Env, WorkingDir, Entrypoint, ...) as an image-config
+ * document {"config": {...}} for berth_image_parse_config; malloc'd. */
+int berth_docker_image_config(struct berth_docker *d, const char *ref, char **config,
+			      struct berth_err *err);
+
 /* POST /images/load?quiet=1, the archive streamed from archive_fd (with its
  * size when it is a regular file, chunked otherwise; never copied to disk).
  * An error inside the 200 message stream is a failure with that message.

@@ -300,13 +300,6 @@ enum berth_state berth_executor_state(const struct berth_executor *ex)
 	return ex->state;
 }
 
-void berth_strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 void berth_executor_destroy(struct berth_executor *ex)
 {
 	if (!ex)
@@ -325,39 +318,6 @@ void berth_executor_destroy(struct berth_executor *ex)
 	berth_strv_free(ex->envp);
 	berth_cache_close(&ex->cache);
 	free(ex);
-}
-
-/* ---- vectors ------------------------------------------------------------ */
-
-int berth_strv_add(struct berth_strv *sv, const char *s, struct berth_err *err)
-{
-	if (sv->n + 2 > sv->cap) {
-		size_t cap = sv->cap ? sv->cap * 2 : 32;
-		char **bigger = realloc(sv->v, cap * sizeof(char *));
-		if (!bigger)
-			return berth_fail(err, ENOMEM, "argv");
-		sv->v = bigger;
-		sv->cap = cap;
-	}
-	if (!(sv->v[sv->n] = strdup(s)))
-		return berth_fail(err, ENOMEM, "argv");
-	sv->v[++sv->n] = NULL;
-	return 0;
-}
-
-int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fmt, ...)
-{
-	_cleanup_free_ char *s = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		s = NULL;
-		return berth_fail(err, ENOMEM, "argv");
-	}
-	return berth_strv_add(sv, s, err);
 }
 
 /* ---- environment ------------------------------------------------------------ */
@@ -396,7 +356,7 @@ char **berth_env_merge(char *const *base, const struct berth_image *img,
 		    !strncmp(pair, "SLURM_", 6) || env_name_in(pair, keep))
 			continue;
 		ssize_t at = env_find(out.v, out.n, pair);
-		if (at < 0) {
+		if (at < 0 || !out.v) {
 			if (berth_strv_add(&out, pair, err) < 0)
 				goto fail;
 			continue;

@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 extern char **environ;
@@ -79,6 +80,9 @@ static void child_exec(const struct berth_spawn *sp, int out_fd, int report_fd)
 	int err_fd = sp->stderr_to_capture ? out_fd : sp->stderr_fd;
 	if (err_fd >= 0 && dup_onto(err_fd, STDERR_FILENO) < 0)
 		child_report(report_fd, errno, "dup2 stderr");
+	for (size_t i = 0; i < sp->n_keep_fds; i++)
+		if (fcntl(sp->keep_fds[i], F_SETFD, 0) < 0)
+			child_report(report_fd, errno, "keep fd");
 	if (sp->cred && berth_drop_privileges(sp->cred, &err) < 0)
 		child_report(report_fd, err.errnum, "drop privileges");
 	if (sp->cwd && chdir(sp->cwd) < 0)
@@ -238,4 +242,55 @@ int berth_user_can_read(const struct berth_cred *cred, const char *path,
 		return berth_fail(err, 0, "cannot take uid %u to check %s",
 				  (unsigned)cred->uid, path);
 	return code == 0;
+}
+
+#define MAX_PASSED_FDS 8
+
+int berth_send_fds(int sock, const int *fds, size_t n)
+{
+	char byte = 'F';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+		struct cmsghdr align;
+	} u = {0};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+
+	if (n > MAX_PASSED_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int berth_recv_fds(int sock, int *fds, size_t n)
+{
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+
+	if (n > MAX_PASSED_FDS || recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) {
+		if (n > MAX_PASSED_FDS)
+			errno = EINVAL;
+		return -1;
+	}
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int) * n)) {
+		errno = EPROTO;
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(cm), sizeof(int) * n);
+	return 0;
 }

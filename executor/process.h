@@ -35,6 +35,8 @@ struct berth_spawn {
 	char **capture_stdout;
 	size_t capture_max;
 	bool stderr_to_capture;        /* 2>&1 into the capture (error text) */
+	const int *keep_fds;           /* close-on-exec fds the program inherits */
+	size_t n_keep_fds;
 };
 
 /* Run to completion.  *status receives the exit code in the shell's
@@ -58,6 +60,11 @@ int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err);
  * permissions, ACLs, every parent folder.  Returns 1 yes, 0 no, -1 error. */
 int berth_user_can_read(const struct berth_cred *cred, const char *path,
 			struct berth_err *err);
+
+/* Pass file descriptors over a unix socket (SCM_RIGHTS), and receive them.
+ * Return 0, or -1 with errno. */
+int berth_send_fds(int sock, const int *fds, size_t n);
+int berth_recv_fds(int sock, int *fds, size_t n);
 
 /* Exit status in the shell's convention from a waitpid() status. */
 int berth_exit_code(int wait_status);

@@ -30,6 +30,7 @@ struct berth_spank {
 	bool staged;
 	char digest[80];
 	char stage_error[2048];
+	int control_fd;              /* docker: the task's end of the monitor socket */
 };
 
 extern struct berth_spank berth;
@@ -44,5 +45,7 @@ void berth_options_free(void);
 int berth_remote_post_opt(spank_t sp);
 int berth_remote_user_init(spank_t sp);
 int berth_remote_task_init(spank_t sp);
+int berth_remote_task_privileged(spank_t sp);
+int berth_remote_exit(spank_t sp);
 
 #endif

@@ -8,7 +8,7 @@
 
 SPANK_PLUGIN(berth, 1);
 
-struct berth_spank berth = {.runtime = BERTH_RT_NONE};
+struct berth_spank berth = {.runtime = BERTH_RT_NONE, .control_fd = -1};
 
 static bool registers_options(spank_context_t ctx)
 {
@@ -86,11 +86,19 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	return berth.image ? berth_remote_task_init(sp) : 0;
 }
 
-int slurm_spank_exit(spank_t sp, int ac, char **av)
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
-	(void)sp;
 	(void)ac;
 	(void)av;
+	return berth.image ? berth_remote_task_privileged(sp) : 0;
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	if (spank_context() == S_CTX_REMOTE)
+		berth_remote_exit(sp);
 	berth_options_free();
 	berth_config_free(&berth.cfg);
 	return 0;

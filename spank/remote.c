@@ -2,6 +2,9 @@
  * stage the image as the user in user_init, launch each task in task_init. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <slurm/slurm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +12,7 @@
 #include <unistd.h>
 
 #include "../executor/cache.h"
+#include "../executor/executor.h"
 #include "../executor/process.h"
 #include "berth_spank.h"
 
@@ -49,15 +53,13 @@ static char *last_line(char *out)
 	return nl ? nl + 1 : out;
 }
 
-static int stage_as_user(spank_t sp, const struct berth_cred *cred)
+/* Run one berth command for staging and return its last output line
+ * (malloc'd in *line_out's owner `out`).  Errors are kept for task_init. */
+static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
+		      int stdin_fd, char **out, char **line_out)
 {
 	char cwd[PATH_MAX] = "/";
-	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
-			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
-			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
-			"--", berth.image, NULL};
 	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
-	_cleanup_free_ char *output = NULL;
 	struct berth_err err = {0};
 	int status;
 
@@ -66,30 +68,88 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 		snprintf(cwd, sizeof(cwd), "/");
 	struct berth_spawn spawn = {
 		.argv = argv, .envp = envp, .cred = cred, .cwd = cwd,
-		.stdin_fd = -1, .stderr_fd = -1,
-		.capture_stdout = &output, .capture_max = STAGE_OUTPUT_MAX,
+		.stdin_fd = stdin_fd, .stderr_fd = -1,
+		.capture_stdout = out, .capture_max = STAGE_OUTPUT_MAX,
 		.stderr_to_capture = true,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
 		keep_error("cannot stage the image: %s", err.msg);
 		return -1;
 	}
-	char *line = last_line(output);
+	*line_out = last_line(*out);
 	if (status != 0) {
 		/* The command already said "berth: ...": say it once. */
-		const char *msg = output;
+		const char *msg = *out;
 		if (!strncmp(msg, PFX, strlen(PFX)))
 			msg += strlen(PFX);
 		keep_error("%s", *msg ? msg : "image staging failed");
 		return -1;
 	}
+	return 0;
+}
+
+static int keep_digest(const char *line)
+{
 	if (strncmp(line, "sha256:", 7) != 0 || strlen(line) < 72 || line[71] != ' ') {
 		keep_error("unexpected output from the image stager: %s", line);
 		return -1;
 	}
 	snprintf(berth.digest, sizeof(berth.digest), "%.71s", line);
-	slurm_verbose(PFX "image %s ready (%s)", berth.digest, line + 72 > line + strlen(line) ? "" : line + 72);
+	slurm_verbose(PFX "image %s ready (%s)", berth.digest, line + 72);
 	return 0;
+}
+
+static int stage_as_user(spank_t sp, const struct berth_cred *cred)
+{
+	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
+			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
+			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
+			"--", berth.image, NULL};
+	_cleanup_free_ char *out = NULL;
+	char *line;
+
+	if (run_stager(sp, argv, cred, -1, &out, &line) < 0)
+		return -1;
+	return keep_digest(line);
+}
+
+/* Docker: the job user fetches (a URL) and opens the archive, so only what
+ * the user may read can be loaded; root-side `berth docker load` reads it
+ * from that descriptor and talks to dockerd. */
+static int stage_docker(spank_t sp, const struct berth_cred *user)
+{
+	static const struct berth_cred root = {.uid = 0, .gid = 0};
+	_cleanup_free_ char *out = NULL;
+	_cleanup_free_ char *out2 = NULL;
+	_cleanup_free_ char *path = NULL;
+	char *line, *tag = NULL, cwd[PATH_MAX] = "/";
+
+	char *fetch[] = {berth.cfg.launcher_path, "fetch", "--cache-dir", berth.cfg.cache_dir,
+			 "--", berth.image, NULL};
+	if (run_stager(sp, fetch, user, -1, &out, &line) < 0)
+		return -1;
+	if (!(path = strdup(line)))
+		return -1;
+	if ((tag = strrchr(path, '#')))
+		*tag++ = '\0';
+	spank_getenv(sp, "PWD", cwd, sizeof(cwd));
+	_cleanup_free_ char *abs = NULL;
+	if (path[0] != '/' && asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return -1;
+	/* user_init: the effective ids are the user's, so the kernel decides. */
+	_cleanup_close_ int fd = open(abs ? abs : path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		char msg[PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "%s: %s", path, strerror(errno));
+		keep_error("cannot read the image %s", msg);
+		return -1;
+	}
+	char *load[] = {berth.cfg.launcher_path, "docker", "load", "--socket",
+			berth.cfg.docker_socket, "--cache-dir", berth.cfg.cache_dir,
+			tag ? "--tag" : NULL, tag, NULL};
+	if (run_stager(sp, load, &root, fd, &out2, &line) < 0)
+		return -1;
+	return keep_digest(line);
 }
 
 int berth_remote_user_init(spank_t sp)
@@ -100,12 +160,6 @@ int berth_remote_user_init(spank_t sp)
 
 	if (berth.stage_error[0])
 		return 0; /* reported from task_init, where srun's user sees it */
-	if (berth.runtime == BERTH_RT_DOCKER) {
-		keep_error("runtime '%s' is not available yet in this berth version; "
-			   "use --container-runtime=charliecloud",
-			   berth_runtime_name(berth.runtime));
-		return 0;
-	}
 	if (spank_get_item(sp, S_JOB_UID, &cred.uid) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_GID, &cred.gid) != ESPANK_SUCCESS) {
 		keep_error("%s", "cannot get the job's uid/gid from Slurm");
@@ -116,7 +170,9 @@ int berth_remote_user_init(spank_t sp)
 		cred.groups = groups;
 		cred.n_groups = (size_t)n_groups;
 	}
-	if (stage_as_user(sp, &cred) == 0)
+	int rc = berth.runtime == BERTH_RT_DOCKER ? stage_docker(sp, &cred)
+						  : stage_as_user(sp, &cred);
+	if (rc == 0)
 		berth.staged = true;
 	return 0;
 }
@@ -174,6 +230,153 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch)
 	return argv;
 }
 
+/* ---- docker: the root-side monitor of each task -------------------------- */
+
+static void add_num(struct berth_strv *v, const char *opt, unsigned long long n)
+{
+	berth_strv_add(v, opt, NULL);
+	berth_strv_addf(v, NULL, "%llu", n);
+}
+
+/* task_init_privileged, as root in the task's process: start the monitor
+ * (it inherits the task's stdio) and keep our end of its control socket
+ * for the launcher the task becomes. */
+int berth_remote_task_privileged(spank_t sp)
+{
+	uid_t uid;
+	gid_t gid, *groups = NULL;
+	int n_groups = 0, job_argc, sv[2];
+	uint32_t job = 0, step = 0;
+	uint64_t mem_mb = 0;
+	uint32_t cpus = 0;
+	char **job_argv, **job_env;
+	struct berth_strv argv = {0};
+	struct berth_err err = {0};
+
+	if (berth.runtime != BERTH_RT_DOCKER || !berth.staged)
+		return 0;
+	if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_ARGV, &job_argc, &job_argv) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS) {
+		keep_error("%s", "cannot get the task from Slurm");
+		berth.staged = false;
+		return 0;
+	}
+	spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &groups, &n_groups);
+	spank_get_item(sp, S_JOB_ID, &job);
+	spank_get_item(sp, S_JOB_STEPID, &step);
+	spank_get_item(sp, S_STEP_ALLOC_MEM, &mem_mb);
+	spank_get_item(sp, S_STEP_CPUS_PER_TASK, &cpus);
+	(void)job_env; /* the launcher sends the final one, SLURM_PROCID & co. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		keep_error("%s", "cannot set up the Docker monitor (socketpair)");
+		berth.staged = false;
+		return 0;
+	}
+	berth_strv_add(&argv, berth.cfg.launcher_path, NULL);
+	berth_strv_add(&argv, "docker", NULL);
+	berth_strv_add(&argv, "monitor", NULL);
+	berth_strv_add(&argv, "--socket", NULL);
+	berth_strv_add(&argv, berth.cfg.docker_socket, NULL);
+	berth_strv_add(&argv, "--cache-dir", NULL);
+	berth_strv_add(&argv, berth.cfg.cache_dir, NULL);
+	berth_strv_add(&argv, "--digest", NULL);
+	berth_strv_add(&argv, berth.digest, NULL);
+	berth_strv_add(&argv, "--user", NULL);
+	berth_strv_addf(&argv, NULL, "%u:%u", (unsigned)uid, (unsigned)gid);
+	if (n_groups > 0) {
+		char list[4096] = "";
+		for (int i = 0; i < n_groups; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u",
+				 i ? "," : "", (unsigned)groups[i]);
+		berth_strv_add(&argv, "--groups", NULL);
+		berth_strv_add(&argv, list, NULL);
+	}
+	add_num(&argv, "--job", job);
+	add_num(&argv, "--step", step);
+	add_num(&argv, "--control-fd", (unsigned long long)sv[0]);
+	if (berth.cfg.n_docker_allowed_mounts) {
+		char list[8192] = "";
+		for (unsigned i = 0; i < berth.cfg.n_docker_allowed_mounts; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? "," : "", berth.cfg.docker_allowed_mounts[i]);
+		berth_strv_add(&argv, "--allowed-mounts", NULL);
+		berth_strv_add(&argv, list, NULL);
+	}
+	if (step == SLURM_BATCH_SCRIPT && job_argc > 0) {
+		berth_strv_add(&argv, "--batch-script", NULL);
+		berth_strv_add(&argv, job_argv[0], NULL);
+	}
+	if (mem_mb)
+		add_num(&argv, "--memory", (unsigned long long)mem_mb << 20);
+	if (cpus)
+		add_num(&argv, "--cpus", cpus);
+	if (berth.mounts) {
+		berth_strv_add(&argv, "--mounts", NULL);
+		berth_strv_add(&argv, berth.mounts, NULL);
+	}
+	if (berth.workdir) {
+		berth_strv_add(&argv, "--workdir", NULL);
+		berth_strv_add(&argv, berth.workdir, NULL);
+	}
+	if (berth.env_names) {
+		berth_strv_add(&argv, "--env-keep", NULL);
+		berth_strv_add(&argv, berth.env_names, NULL);
+	}
+	if (berth.entrypoint == BERTH_YES)
+		berth_strv_add(&argv, "--entrypoint", NULL);
+	berth_strv_add(&argv, "--", NULL);
+	for (int i = 0; i < job_argc; i++)
+		berth_strv_add(&argv, job_argv[i], NULL);
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
+	const int keep[] = {sv[0]};
+	struct berth_spawn spawn = {
+		.argv = argv.v, .envp = envp, .stdin_fd = STDIN_FILENO, .stderr_fd = -1,
+		.keep_fds = keep, .n_keep_fds = 1,
+	};
+	pid_t pid = argv.v ? berth_spawn_start(&spawn, &err) : -1;
+	berth_strv_free(argv.v);
+	close(sv[0]);
+	if (pid < 0) {
+		close(sv[1]);
+		keep_error("cannot start the Docker monitor: %s", err.msg);
+		berth.staged = false;
+		return 0;
+	}
+	fcntl(sv[1], F_SETFD, 0); /* the launcher inherits it */
+	berth.control_fd = sv[1];
+	return 0;
+}
+
+/* Remove what the step left in dockerd (the monitor may have been killed
+ * with the step's processes). */
+int berth_remote_exit(spank_t sp)
+{
+	uint32_t job = 0, step = 0;
+	char job_s[16], step_s[16];
+	struct berth_err err = {0};
+
+	if (berth.runtime != BERTH_RT_DOCKER || !berth.image)
+		return 0;
+	spank_get_item(sp, S_JOB_ID, &job);
+	spank_get_item(sp, S_JOB_STEPID, &step);
+	snprintf(job_s, sizeof(job_s), "%u", job);
+	snprintf(step_s, sizeof(step_s), "%u", step);
+	char *argv[] = {berth.cfg.launcher_path, "docker", "sweep", "--socket",
+			berth.cfg.docker_socket, "--job", job_s, "--step", step_s, NULL};
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct berth_spawn spawn = {.argv = argv, .envp = envp, .stdin_fd = -1,
+				    .stderr_fd = devnull};
+	pid_t pid = berth_spawn_start(&spawn, &err);
+	if (devnull >= 0)
+		close(devnull);
+	if (pid < 0 || berth_wait_pid(pid, &err) != 0)
+		slurm_error(PFX "sweeping the step's Docker containers failed: %s", err.msg);
+	return 0;
+}
+
 int berth_remote_task_init(spank_t sp)
 {
 	char **job_argv, **job_env;
@@ -191,6 +394,16 @@ int berth_remote_task_init(spank_t sp)
 		return -1;
 	}
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
+	if (berth.runtime == BERTH_RT_DOCKER) {
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", berth.control_fd);
+		char *relay[] = {berth.cfg.launcher_path, "launch", "--runtime", "docker",
+				 "--control-fd", fd, NULL};
+		execve(relay[0], relay, job_env);
+		fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",
+			relay[0], strerror(errno));
+		return -1;
+	}
 	char **argv = launcher_argv(job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT);
 	if (!argv)
 		return -1;

@@ -22,6 +22,11 @@ exports)
 	bad=$(nm -D --defined-only "${BUILD:-build}/spank_berth.so" | awk '{print $3}' |
 		grep -Ev '^(slurm_spank_[a-z_]+|plugin_name|plugin_type|plugin_version|spank_plugin_version)$')
 	[ -z "$bad" ] || { echo "unexpected exports: $bad"; exit 1; }
+	# ...and need nothing from outside but libc and Slurm (a missing
+	# symbol would only show when slurmstepd loads it).
+	missing=$(nm -u "${BUILD:-build}/spank_berth.so" | awk '$1 == "U" {print $2}' |
+		grep -Ev '@GLIBC|^(slurm_|spank_)')
+	[ -z "$missing" ] || { echo "plugin needs symbols nobody provides: $missing"; exit 1; }
 	;;
 *)
 	"$0" cppcheck && "$0" clang-tidy && "$0" exports

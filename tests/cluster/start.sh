@@ -209,7 +209,8 @@ CONF
         echo "LauncherPath=$CL_BIN/berth"
         echo "ChRunPath=/usr/bin/ch-run"
         echo "DefaultRuntime=charliecloud"
-        echo "AllowedRuntimes=charliecloud,singularity"
+        echo "AllowedRuntimes=charliecloud,singularity,docker"
+        echo "DockerAllowedMounts=$D/e2e,/tmp"
         echo "SingularityPath=$CL_BIN/singularity"
         if [ -f "$CL_ETC/berth.conf.extra" ]; then
             # sed adds a final newline only where it is missing

@@ -1,0 +1,379 @@
+/* berth docker: the root side of the Docker runtime in a Slurm job.
+ *
+ * The job user never holds a connection to the Docker socket.  The plugin
+ * runs these as root:
+ *   load     reads the archive from stdin (opened by the plugin with the
+ *            job user's credentials), verifies it, loads it into dockerd;
+ *   monitor  one per task: creates the container from vetted fields,
+ *            relays its stdio to the task's, passes on the signals the
+ *            user-side launcher forwards over the control socket, and sends
+ *            back the exit code; when the task goes away, the container is
+ *            killed and removed;
+ *   sweep    removes every container labelled with a job (and step): the
+ *            plugin's step exit and the job epilog call it, so a container
+ *            survives neither scancel nor SIGKILL. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../executor/docker_api.h"
+#include "../executor/executor.h"
+#include "../executor/process.h"
+#include "cli.h"
+
+#define MAX_GROUPS 256
+#define ENV_MAX (4u << 20)
+
+struct docker_args {
+	const char *socket, *cache_dir, *digest, *tag, *user, *groups, *job, *step;
+	const char *mounts, *workdir, *env_keep, *cgroup_parent;
+	int control_fd;
+	const char *allowed_mounts, *batch_script;
+	bool entrypoint, network_none;
+	unsigned long long memory;
+	unsigned cpus;
+	char **argv;
+};
+
+static int parse_docker(int argc, char **argv, struct docker_args *a)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"cache-dir", required_argument, NULL, 'c'},
+		{"digest", required_argument, NULL, 'd'},
+		{"tag", required_argument, NULL, 't'},
+		{"user", required_argument, NULL, 'u'},
+		{"groups", required_argument, NULL, 'G'},
+		{"job", required_argument, NULL, 'j'},
+		{"step", required_argument, NULL, 'S'},
+		{"mounts", required_argument, NULL, 'm'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"env-keep", required_argument, NULL, 'k'},
+		{"cgroup-parent", required_argument, NULL, 'p'},
+		{"control-fd", required_argument, NULL, 'C'},
+		{"allowed-mounts", required_argument, NULL, 'A'},
+		{"batch-script", required_argument, NULL, 'B'},
+		{"entrypoint", no_argument, NULL, 'e'},
+		{"network-none", no_argument, NULL, 'n'},
+		{"memory", required_argument, NULL, 'M'},
+		{"cpus", required_argument, NULL, 'P'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	a->control_fd = -1;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': a->socket = optarg; break;
+		case 'c': a->cache_dir = optarg; break;
+		case 'd': a->digest = optarg; break;
+		case 't': a->tag = optarg; break;
+		case 'u': a->user = optarg; break;
+		case 'G': a->groups = optarg; break;
+		case 'j': a->job = optarg; break;
+		case 'S': a->step = optarg; break;
+		case 'm': a->mounts = optarg; break;
+		case 'w': a->workdir = optarg; break;
+		case 'k': a->env_keep = optarg; break;
+		case 'p': a->cgroup_parent = optarg; break;
+		case 'C': a->control_fd = cli_parse_fd(optarg); break;
+		case 'A': a->allowed_mounts = optarg; break;
+		case 'B': a->batch_script = optarg; break;
+		case 'e': a->entrypoint = true; break;
+		case 'n': a->network_none = true; break;
+		case 'M': a->memory = strtoull(optarg, NULL, 10); break;
+		case 'P': a->cpus = (unsigned)strtoul(optarg, NULL, 10); break;
+		default: return -1;
+		}
+	}
+	a->argv = argv + optind;
+	return 0;
+}
+
+/* The site configuration, with the socket and cache the plugin passed. */
+static int docker_config(const struct docker_args *a, struct berth_config *cfg,
+			 struct berth_err *err)
+{
+	berth_config_defaults(cfg);
+	if (getuid() != 0 || geteuid() != 0)
+		return berth_fail(err, EPERM, "berth docker is the root side of the "
+				  "Docker runtime; it runs from the Slurm plugin");
+	if (a->socket)
+		snprintf(cfg->docker_socket, sizeof(cfg->docker_socket), "%s", a->socket);
+	if (a->cache_dir)
+		snprintf(cfg->cache_dir, sizeof(cfg->cache_dir), "%s", a->cache_dir);
+	/* The site's list, as the plugin read it (this process reads no file). */
+	if (a->allowed_mounts) {
+		char arg[PATH_MAX + 32];
+		char *args[] = {arg};
+		snprintf(arg, sizeof(arg), "DockerAllowedMounts=%s", a->allowed_mounts);
+		return berth_config_load_args(cfg, 1, args, err);
+	}
+	return 0;
+}
+
+/* berth docker load: the archive on stdin. */
+static int docker_load_cmd(const struct docker_args *a, struct berth_err *err)
+{
+	struct berth_config cfg;
+	struct berth_executor *ex = NULL;
+	struct berth_stage_result res;
+	char ref[64];
+	int rc;
+
+	if (docker_config(a, &cfg, err) < 0)
+		return -1;
+	snprintf(ref, sizeof(ref), "/proc/self/fd/0%s%s", a->tag ? "#" : "", a->tag ? a->tag : "");
+	rc = berth_executor_new("docker", &cfg, NULL, &ex, err);
+	if (rc == 0)
+		rc = berth_executor_load_image(ex, ref, &res, err);
+	if (rc == 0)
+		printf("%s %s\n", res.digest, res.converted ? "loaded" : "present");
+	berth_executor_destroy(ex);
+	berth_config_free(&cfg);
+	return rc;
+}
+
+/* The task's environment from the launcher: a 32-bit length, then
+ * NUL-separated "K=V" strings.  It is data for the container, never this
+ * root process's own environment (no LD_PRELOAD & co. from a job). */
+static char **read_env(int fd, struct berth_err *err)
+{
+	struct berth_strv env = {0};
+	uint32_t len = 0;
+	size_t have = 0;
+
+	if (read(fd, &len, sizeof(len)) != (ssize_t)sizeof(len) || len > ENV_MAX)
+		return berth_fail(err, EPROTO, "no environment from the task"), NULL;
+	_cleanup_free_ char *buf = malloc((size_t)len + 1);
+	if (!buf)
+		return berth_fail(err, ENOMEM, "environment"), NULL;
+	while (have < len) {
+		ssize_t n = read(fd, buf + have, len - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return berth_fail(err, EPROTO, "environment cut short"), NULL;
+		have += (size_t)n;
+	}
+	buf[len] = '\0';
+	for (size_t at = 0; at < len; at += strlen(buf + at) + 1)
+		if (buf[at] && berth_strv_add(&env, buf + at, err) < 0) {
+			berth_strv_free(env.v);
+			return NULL;
+		}
+	if (!env.v && !(env.v = calloc(1, sizeof(char *))))
+		berth_fail(err, ENOMEM, "environment");
+	return env.v;
+}
+
+static int parse_ids(const char *text, unsigned long *first, unsigned long *second)
+{
+	char *end;
+
+	errno = 0;
+	*first = strtoul(text, &end, 10);
+	if (errno || end == text || *end != ':')
+		return -1;
+	text = end + 1;
+	*second = strtoul(text, &end, 10);
+	return errno || end == text || *end ? -1 : 0;
+}
+
+/* Relay stdio, forward signals from the control socket, return the code. */
+static int monitor_loop(struct berth_executor *ex, int control, struct berth_err *err)
+{
+	struct pollfd pfd = {.fd = control, .events = POLLIN};
+
+	for (;;) {
+		int done = berth_executor_poll(ex, err);
+		if (done < 0)
+			return -1;
+		if (done)
+			return berth_executor_exit_code(ex);
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		int sig = 0;
+		ssize_t n = read(control, &sig, sizeof(sig));
+		if (n == (ssize_t)sizeof(sig) && sig > 0 && sig < 65) {
+			berth_executor_kill(ex, sig, NULL);
+			continue;
+		}
+		/* The task is gone (or spoke nonsense): so is its container. */
+		berth_executor_kill(ex, SIGKILL, NULL);
+		return berth_fail(err, 0, "the task ended; container killed");
+	}
+}
+
+static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err)
+{
+	struct berth_config cfg;
+	struct berth_executor *ex = NULL;
+	struct berth_mount *binds = NULL;
+	size_t n_binds = 0;
+	gid_t groups[MAX_GROUPS];
+	size_t n_groups = 0;
+	unsigned long uid, gid;
+	char **env = NULL, **merged = NULL;
+	int stdio[3] = {-1, -1, -1};
+	int code = -1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (docker_config(a, &cfg, err) < 0)
+		return -1;
+	if (!a->digest || !a->user || parse_ids(a->user, &uid, &gid) < 0 || a->control_fd < 0 ||
+	    !a->argv[0]) {
+		berth_fail(err, 0, "berth docker monitor: missing or bad arguments");
+		goto out;
+	}
+	for (char *save = NULL, *g = a->groups ? strtok_r(strdupa(a->groups), ",", &save) : NULL;
+	     g && n_groups < MAX_GROUPS; g = strtok_r(NULL, ",", &save))
+		groups[n_groups++] = (gid_t)strtoul(g, NULL, 10);
+	/* The task's stdio and final environment, from the launcher (Slurm
+	 * sets them up after the hook that started us). */
+	if (berth_recv_fds(a->control_fd, stdio, 3) < 0) {
+		berth_fail(err, errno, "no stdio from the task");
+		goto out;
+	}
+	if ((a->mounts && berth_mounts_parse_list(a->mounts, &binds, &n_binds, err) < 0) ||
+	    !(env = read_env(a->control_fd, err)) ||
+	    berth_executor_new("docker", &cfg, NULL, &ex, err) < 0 ||
+	    berth_executor_use_image(ex, a->digest, err) < 0)
+		goto out;
+	char **keep = NULL;
+	if (a->env_keep) {
+		struct berth_strv k = {0};
+		for (char *save = NULL, *t = strtok_r(strdupa(a->env_keep), ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
+			berth_strv_add(&k, t, NULL);
+		keep = k.v;
+	}
+	merged = berth_env_merge(env, &ex->img, keep, err);
+	berth_strv_free(keep);
+	if (!merged)
+		goto out;
+	char step_label[64];
+	snprintf(step_label, sizeof(step_label), "%s.%s", a->job ? a->job : "", a->step ? a->step : "");
+	size_t e = a->entrypoint ? ex->img.n_entrypoint : 0, n = 0;
+	while (a->argv[n])
+		n++;
+	char **cmd = calloc(e + n + 1, sizeof(char *));
+	if (!cmd) {
+		berth_fail(err, ENOMEM, "argv");
+		goto out;
+	}
+	memcpy(cmd, ex->img.entrypoint, e * sizeof(char *));
+	memcpy(cmd + e, a->argv, n * sizeof(char *));
+	char script_in[PATH_MAX];
+	if (a->batch_script) {
+		/* The spooled script's folder, read-only, at berth's mount point. */
+		struct berth_mount *more = realloc(binds, (n_binds + 1) * sizeof(*binds));
+		if (!more) {
+			free(cmd);
+			goto out;
+		}
+		binds = more;
+		char *dir = strdupa(a->batch_script);
+		binds[n_binds++] = (struct berth_mount){.src = strdup(dirname(dir)),
+							.dst = strdup("/.berth/batch"),
+							.read_only = true, .berth_own = true};
+		snprintf(script_in, sizeof(script_in), "/.berth/batch/%s",
+			 basename(strdupa(a->batch_script)));
+		cmd[e] = script_in;
+	}
+	struct berth_container_spec spec = {
+		.argv = cmd, .env = merged, .workdir = a->workdir,
+		.binds = binds, .n_binds = n_binds,
+		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
+		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
+		.cgroup_parent = a->cgroup_parent, .label_job = a->job, .label_step = step_label,
+		.stdin_fd = stdio[0], .stdout_fd = stdio[1], .stderr_fd = stdio[2],
+	};
+	if (berth_executor_create(ex, &spec, err) == 0 && berth_executor_start(ex, err) == 0)
+		code = monitor_loop(ex, a->control_fd, err);
+	free(cmd);
+out:
+	for (int i = 0; i < 3; i++)
+		if (stdio[i] >= 0)
+			close(stdio[i]);
+	if (code >= 0 && write(a->control_fd, &code, sizeof(code)) != (ssize_t)sizeof(code))
+		code = -1;
+	berth_executor_destroy(ex); /* removes the container */
+	berth_strv_free(env);
+	berth_strv_free(merged);
+	berth_mounts_free(binds, n_binds);
+	berth_config_free(&cfg);
+	return code < 0 ? -1 : 0;
+}
+
+static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
+{
+	struct berth_config cfg;
+	struct berth_docker *d = NULL;
+	char label[96], **ids = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	if (docker_config(a, &cfg, err) < 0)
+		return -1;
+	if (!a->job) {
+		berth_config_free(&cfg);
+		return berth_fail(err, 0, "berth docker sweep: --job N is required");
+	}
+	/* berth.step is "JOB.STEP", so one label picks a step's containers. */
+	if (a->step)
+		snprintf(label, sizeof(label), "berth.step=%s.%s", a->job, a->step);
+	else
+		snprintf(label, sizeof(label), "berth.job=%s", a->job);
+	if (berth_docker_open(&d, cfg.docker_socket, err) == 0 &&
+	    berth_docker_container_list(d, label, &ids, &n, err) == 0) {
+		rc = 0;
+		for (size_t i = 0; i < n; i++)
+			if (berth_docker_container_remove(d, ids[i], err) < 0)
+				rc = -1;
+		printf("removed %zu container(s) of job %s\n", n, a->job);
+	}
+	berth_docker_ids_free(ids);
+	berth_docker_close(d);
+	berth_config_free(&cfg);
+	return rc;
+}
+
+int cmd_docker(int argc, char **argv)
+{
+	struct docker_args a = {0};
+	struct berth_err err = {0};
+	int rc;
+
+	if (argc < 2) {
+		fputs("usage: berth docker load|monitor|sweep [options] (run by the Slurm plugin)\n",
+		      stderr);
+		return 2;
+	}
+	const char *sub = argv[1];
+	if (parse_docker(argc - 1, argv + 1, &a) < 0)
+		return 2;
+	if (!strcmp(sub, "load"))
+		rc = docker_load_cmd(&a, &err);
+	else if (!strcmp(sub, "monitor"))
+		rc = docker_monitor_cmd(&a, &err);
+	else if (!strcmp(sub, "sweep"))
+		rc = docker_sweep_cmd(&a, &err);
+	else
+		return fprintf(stderr, "berth docker: unknown command '%s'\n", sub), 2;
+	if (rc < 0)
+		cli_error(&err);
+	return rc < 0 ? 1 : 0;
+}

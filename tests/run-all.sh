@@ -83,7 +83,7 @@ for group in $groups; do
 			[ -e "$f" ] || continue
 			case $f in
 			*/e2e/runtime.bats) # once per runtime the cluster enables
-				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity}; do
+				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity docker}; do
 					BERTH_RUNTIME=$rt run_bats "$f"
 				done
 				;;

@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# Docker is root-equivalent: a job gets a container and nothing more.
+# Through the real cluster and the real dockerd.
+
+load helpers
+
+setup_file() {
+	require_cluster
+	curl -sf --unix-socket /var/run/docker.sock http://x/_ping >/dev/null || {
+		echo "dockerd is not running (.ci/run starts it)" >&2
+		return 1
+	}
+	export IMG
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+}
+
+dsrun() { as_user srun --container-runtime=docker --container-image="$IMG" "$@"; }
+
+# containers of job $1 still known to dockerd (any state)
+leftovers() { docker ps -aq --filter "label=berth.job=$1"; }
+
+# wait up to 10 s for job $1's containers to be gone
+gone_within_10s() {
+	for _ in $(seq 100); do
+		[ -z "$(leftovers "$1")" ] && return 0
+		sleep 0.1
+	done
+	docker ps -a --filter "label=berth.job=$1"
+	return 1
+}
+
+@test "the container runs as the job user, never uid 0" {
+	run dsrun id -u
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 <<<"$output")" = "$(id -u berthtest)" ]
+}
+
+@test "no capabilities, no new privileges" {
+	run dsrun sh -c 'grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status'
+	[ "$status" -eq 0 ]
+	grep -q 'CapEff:.0000000000000000' <<<"$output"
+	grep -q 'CapPrm:.0000000000000000' <<<"$output"
+	grep -q 'NoNewPrivs:.1' <<<"$output"
+}
+
+@test "the Docker socket is not in the container" {
+	run dsrun sh -c 'test -e /var/run/docker.sock && echo present || echo absent'
+	[[ "$output" == *absent* ]]
+}
+
+@test "binding /etc/shadow or /root is refused (outside DockerAllowedMounts)" {
+	run dsrun --container-mounts=/etc/shadow:/x true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"DockerAllowedMounts"* ]]
+	run dsrun --container-mounts=/root:/x true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"DockerAllowedMounts"* ]]
+}
+
+@test "an allowed folder the user may not read is refused" {
+	d=$(job_dir)
+	mkdir "$d/secret"
+	chmod 700 "$d/secret" # root's, inside an allowed folder
+	run dsrun --container-mounts="$d/secret:/x" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"may not read it"* ]]
+}
+
+@test "an archive the user cannot read is not loaded" {
+	d=$(job_dir)
+	cp "$IMG" "$d/private.tar"
+	chmod 600 "$d/private.tar" # root's
+	run as_user srun --container-runtime=docker --container-image="$d/private.tar" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"cannot read"* ]]
+}
+
+@test "the container is removed after a normal exit" {
+	run dsrun sh -c 'echo "job=$SLURM_JOB_ID"'
+	[ "$status" -eq 0 ]
+	job=$(grep -o 'job=[0-9]*' <<<"$output" | cut -d= -f2)
+	[ -n "$job" ]
+	gone_within_10s "$job"
+}
+
+@test "scancel: the container is removed" {
+	d=$(job_dir)
+	run as_user sbatch --container-runtime=docker --container-image="$IMG" -o "$d/out" \
+		--wrap='echo started; sleep 300'
+	job=$(grep -o '[0-9]*$' <<<"$output")
+	for _ in $(seq 300); do grep -q started "$d/out" 2>/dev/null && break; sleep 0.1; done
+	[ -n "$(leftovers "$job")" ] # it was running in Docker
+	as_user scancel "$job"
+	gone_within_10s "$job"
+}
+
+@test "time limit: the container is removed" {
+	d=$(job_dir)
+	run as_user sbatch --time=0:05 --container-runtime=docker --container-image="$IMG" \
+		-o "$d/out" --wrap='sleep 300'
+	job=$(grep -o '[0-9]*$' <<<"$output")
+	# Slurm enforces limits once a minute or so: allow for it.
+	for _ in $(seq 1200); do
+		squeue -h -j "$job" 2>/dev/null | grep -q . || break
+		sleep 0.1
+	done
+	gone_within_10s "$job"
+}
+
+@test "the task SIGKILLed: the container is removed" {
+	d=$(job_dir)
+	as_user srun --container-runtime=docker --container-image="$IMG" \
+		sh -c 'echo "job=$SLURM_JOB_ID"; exec sleep 300' >"$d/out" 2>&1 &
+	for _ in $(seq 300); do grep -q job= "$d/out" && break; sleep 0.1; done
+	job=$(grep -o 'job=[0-9]*' "$d/out" | cut -d= -f2)
+	[ -n "$(leftovers "$job")" ]
+	# the user-side task of this job: the launcher relaying for the container
+	pid=""
+	for p in $(pgrep -u berthtest -f "berth launch --runtime docker"); do
+		tr '\0' '\n' <"/proc/$p/environ" | grep -qx "SLURM_JOB_ID=$job" && pid=$p
+	done
+	[ -n "$pid" ]
+	kill -KILL "$pid"
+	gone_within_10s "$job"
+	wait || true
+}
+
+@test "the step's memory limit and CPU count reach the container" {
+	run dsrun --mem=500M -c 1 sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us'
+	[ "$status" -eq 0 ]
+	[ "$(sed -n 1p <<<"$output")" = 524288000 ]
+	[ "$(sed -n 2p <<<"$output")" = "$(sed -n 3p <<<"$output")" ] # 1 CPU
+}

@@ -47,5 +47,6 @@ int berth_remote_user_init(spank_t sp);
 int berth_remote_task_init(spank_t sp);
 int berth_remote_task_privileged(spank_t sp);
 int berth_remote_exit(spank_t sp);
+int berth_docker_sweep_job(spank_t sp);
 
 #endif

@@ -15,17 +15,28 @@ static bool registers_options(spank_context_t ctx)
 	return ctx == S_CTX_LOCAL || ctx == S_CTX_REMOTE || ctx == S_CTX_ALLOCATOR;
 }
 
-int slurm_spank_init(spank_t sp, int ac, char **av)
+/* berth.conf, then the plugstack arguments.  Slurm calls slurm_spank_init
+ * in every context but the job prolog/epilog one: those hooks load it. */
+static int load_config(int ac, char **av)
 {
 	struct berth_err err = {0};
-	spank_context_t ctx = spank_context();
 
+	berth_config_free(&berth.cfg);
 	berth_config_defaults(&berth.cfg);
 	if (berth_config_load_file(&berth.cfg, BERTH_DEFAULT_CONFIG_FILE, false, &err) < 0 ||
 	    berth_config_load_args(&berth.cfg, ac, av, &err) < 0) {
 		slurm_error(PFX "%s", err.msg);
 		return -1;
 	}
+	return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	spank_context_t ctx = spank_context();
+
+	if (load_config(ac, av) < 0)
+		return -1;
 	return registers_options(ctx) ? berth_options_register(sp) : 0;
 }
 
@@ -91,6 +102,15 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	(void)ac;
 	(void)av;
 	return berth.image ? berth_remote_task_privileged(sp) : 0;
+}
+
+/* The job epilog (root, job_script context): whatever a step's own clean-up
+ * could not remove (slurmstepd itself killed), the job's end does. */
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	if (load_config(ac, av) < 0)
+		return -1;
+	return berth_docker_sweep_job(sp);
 }
 
 int slurm_spank_exit(spank_t sp, int ac, char **av)

@@ -349,31 +349,62 @@ int berth_remote_task_privileged(spank_t sp)
 	return 0;
 }
 
+/* Run `berth docker sweep` as root for a job (and step, when given). */
+static void docker_sweep(uint32_t job, const uint32_t *step)
+{
+	char job_s[16], step_s[16];
+	struct berth_err err = {0};
+
+	snprintf(job_s, sizeof(job_s), "%u", job);
+	snprintf(step_s, sizeof(step_s), "%u", step ? *step : 0);
+	char *argv[] = {berth.cfg.launcher_path, "docker", "sweep", "--socket",
+			berth.cfg.docker_socket, "--job", job_s,
+			step ? "--step" : NULL, step_s, NULL};
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	static const struct berth_cred root = {.uid = 0, .gid = 0};
+	_cleanup_free_ char *out = NULL;
+	int status = -1;
+	struct berth_spawn spawn = {.argv = argv, .envp = envp, .cred = &root,
+				    .stdin_fd = -1, .stderr_fd = -1,
+				    .capture_stdout = &out, .capture_max = 65536,
+				    .stderr_to_capture = true};
+	if (berth_spawn_run(&spawn, &status, &err) < 0 || status != 0)
+		slurm_error(PFX "sweeping the Docker containers of job %s failed: %s",
+			    job_s, err.msg[0] ? err.msg : out ? out : "?");
+	else
+		slurm_verbose(PFX "%s", last_line(out));
+}
+
 /* Remove what the step left in dockerd (the monitor may have been killed
  * with the step's processes). */
 int berth_remote_exit(spank_t sp)
 {
 	uint32_t job = 0, step = 0;
-	char job_s[16], step_s[16];
-	struct berth_err err = {0};
 
 	if (berth.runtime != BERTH_RT_DOCKER || !berth.image)
 		return 0;
 	spank_get_item(sp, S_JOB_ID, &job);
 	spank_get_item(sp, S_JOB_STEPID, &step);
-	snprintf(job_s, sizeof(job_s), "%u", job);
-	snprintf(step_s, sizeof(step_s), "%u", step);
-	char *argv[] = {berth.cfg.launcher_path, "docker", "sweep", "--socket",
-			berth.cfg.docker_socket, "--job", job_s, "--step", step_s, NULL};
-	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	struct berth_spawn spawn = {.argv = argv, .envp = envp, .stdin_fd = -1,
-				    .stderr_fd = devnull};
-	pid_t pid = berth_spawn_start(&spawn, &err);
-	if (devnull >= 0)
-		close(devnull);
-	if (pid < 0 || berth_wait_pid(pid, &err) != 0)
-		slurm_error(PFX "sweeping the step's Docker containers failed: %s", err.msg);
+	docker_sweep(job, &step);
+	return 0;
+}
+
+/* The job epilog: every container of the job, if the site runs Docker. */
+int berth_docker_sweep_job(spank_t sp)
+{
+	uint32_t job = 0;
+	const char *env = getenv("SLURM_JOB_ID");
+
+	if (!(berth.cfg.allowed_runtimes & (1u << BERTH_RT_DOCKER)))
+		return 0;
+	/* The epilog's environment names the job where the item is missing. */
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || job == 0)
+		job = env ? (uint32_t)strtoul(env, NULL, 10) : 0;
+	if (job == 0) {
+		slurm_error(PFX "job epilog: no job id; Docker containers not swept");
+		return 0;
+	}
+	docker_sweep(job, NULL);
 	return 0;
 }
 

@@ -131,3 +131,23 @@ gone_within_10s() {
 	[ "$(sed -n 1p <<<"$output")" = 524288000 ]
 	[ "$(sed -n 2p <<<"$output")" = "$(sed -n 3p <<<"$output")" ] # 1 CPU
 }
+
+@test "the job epilog sweeps containers labelled with the finished job" {
+	d=$(job_dir)
+	run as_user sbatch -o "$d/out" --wrap='sleep 3'
+	job=$(grep -o '[0-9]*$' <<<"$output")
+	# a container left behind by that job (as if its slurmstepd had died)
+	docker create --label "berth.job=$job" --label berth.step=stray "$(docker images -q | head -1)" true
+	[ -n "$(leftovers "$job")" ]
+	for _ in $(seq 300); do
+		squeue -h -j "$job" 2>/dev/null | grep -q . || break
+		sleep 0.1
+	done
+	gone_within_10s "$job"
+}
+
+@test "berth docker sweep is root's: a user is refused" {
+	run as_user "$BERTH_CLUSTER_DIR/bin/berth" docker sweep --job 1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"root side of the Docker runtime"* ]]
+}

@@ -274,6 +274,20 @@ static int publish_entry(struct berth_cache *cache, struct build *b,
 	return 0;
 }
 
+/* One line per conversion in conversions.log (time, digest, artifact,
+ * source): for the admin, and for tests that count conversions. */
+static void log_conversion(struct berth_cache *cache, const struct berth_image *img,
+			   const char *leaf, const char *ref)
+{
+	int fd = openat(cache->dir_fd, "conversions.log",
+			O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return;
+	dprintf(fd, "%lld %s %s %s\n", (long long)time(NULL), img->digest, leaf, ref);
+	close(fd);
+}
+
 /* Convert into the build folder and publish: a new entry, or one more
  * artifact (say a SIF next to a rootfs) in an entry that exists. */
 static int build_artifact(struct berth_cache *cache, struct build *b,
@@ -293,6 +307,7 @@ static int build_artifact(struct berth_cache *cache, struct build *b,
 	if (art->convert(art->ctx, img, path, b->path, &res->stats, err) < 0)
 		return -1;
 	res->converted = true;
+	log_conversion(cache, img, art->leaf, ref);
 	if (!have_entry)
 		return publish_entry(cache, b, img, ref, err);
 	snprintf(path, sizeof(path), "%s/entry/%s", b->name, art->leaf);

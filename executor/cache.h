@@ -9,6 +9,7 @@
  *     images/<hex>/last-use         its mtime is the last time a job used it
  *     locks/<hex>                   flock: EX while building, SH while in use
  *     tmp/<random>/                 build folders; published with rename()
+ *     conversions.log               one line per conversion done
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
  *                                   the URL), with <hex>.meta validators and
  *                                   <hex>.lock serialising its fetches

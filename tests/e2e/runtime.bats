@@ -112,3 +112,9 @@ setup_file() {
 	[ "$status" -eq 0 ]
 	grep -qx only-in-image "$d/out"
 }
+
+@test "[$BERTH_RUNTIME] salloc, then srun --container-image inside the allocation" {
+	run as_user salloc -N1 srun --container-runtime="$RT" --container-image="$IMG" cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"only-in-image"* ]]
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bats
+# Many jobs needing the same cold image at once: all succeed, the image is
+# converted exactly once (per runtime that converts: charliecloud's rootfs,
+# singularity's SIF), counted in the user's conversions.log.
+
+load helpers
+
+setup_file() {
+	require_cluster
+}
+
+conversions() { # digest-prefix artifact
+	local log=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/conversions.log
+	[ -e "$log" ] || { echo 0; return; }
+	grep -c " $1 $2 " "$log" || true
+}
+
+cold_image() { # name: a new image (a unique label: a new digest) nobody converted yet
+	local img=$IMAGES/$1-$$-$RANDOM.tar
+	mkdir -p "$IMAGES"
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --tag "berth/cold:1" \
+		--label "cold=$(date +%s%N)-$RANDOM" >/dev/null
+	chmod 644 "$img"
+	echo "$img"
+}
+
+sixteen_at_once() { # runtime image
+	local d pids=() i rc=0
+	d=$(job_dir)
+	for i in $(seq 16); do
+		as_user sbatch --wait --overcommit --mem=100M --container-runtime="$1" \
+			--container-image="$2" -o "$d/out.$i" --wrap='cat /etc/only-in-image' \
+			>/dev/null 2>&1 &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	for i in $(seq 16); do grep -qx only-in-image "$d/out.$i" || rc=1; done
+	return $rc
+}
+
+digest_of() { "$REPO/build/berth" inspect "$1" | awk '/^digest/ {print $2}'; }
+
+@test "16 jobs at once on a cold image (charliecloud): all succeed, one conversion" {
+	img=$(cold_image cold-cc.tar)
+	digest=$(digest_of "$img")
+	[ "$(conversions "$digest" rootfs)" -eq 0 ]
+	E2E_TIMEOUT=600 sixteen_at_once charliecloud "$img"
+	[ "$(conversions "$digest" rootfs)" -eq 1 ]
+}
+
+@test "16 jobs at once on a cold image (singularity): all succeed, one SIF build" {
+	img=$(cold_image cold-sing.tar)
+	digest=$(digest_of "$img")
+	[ "$(conversions "$digest" image.sif)" -eq 0 ]
+	E2E_TIMEOUT=600 sixteen_at_once singularity "$img"
+	[ "$(conversions "$digest" image.sif)" -eq 1 ]
+}
+
+@test "after the jobs: no build folder, no partial download left in the cache" {
+	u=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+	[ -z "$(ls "$u/tmp")" ]
+	[ -z "$(ls "$u/downloads" | grep -v '\.lock$' | grep part || true)" ]
+}

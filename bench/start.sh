@@ -7,6 +7,7 @@ BERTH=${BERTH_BUILD:-$REPO/build}/berth
 work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
+mkdir -p "$work/cache"
 img=$work/img.tar
 python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" >/dev/null
 export USER=${USER:-root}
@@ -27,3 +28,19 @@ for rt in charliecloud singularity; do
 	printf '%-44s %8s ms\n' "raw: ${raw[0]##*/} ... true" "$r"
 	printf '%-44s %8s x   (+%s ms; target +5 ms)\n' "ratio" "$(ratio "$b" "$r")" "$((b - r))"
 done
+# Docker: berth run (as root for a user, the way the plugin's root side
+# does) against `docker run --rm --network host`, same image, warm.
+if curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
+	printf 'AllowedRuntimes=charliecloud,singularity,docker\n' >"$work/berth.conf"
+	"$BERTH" pull --runtime docker --cache-dir "$work/cache" "$img" >/dev/null
+	tag=$(docker load -i "$img" | sed -n 's/^Loaded image: //p')
+	u=$(id -u nobody):$(id -g nobody)
+	b=$(median_ms "$BERTH" run --runtime docker --user "$u" --cache-dir "$work/cache" \
+		--image "$img" -- true)
+	r=$(median_ms docker run --rm --network host --user "$u" "$tag" true)
+	printf '%-44s %8s ms\n' "berth run --runtime docker IMG true" "$b"
+	printf '%-44s %8s ms\n' "docker run --rm --network host IMG true" "$r"
+	printf '%-44s %8s x   (docker/berth; target >= 1.5)\n' "speed-up" "$(ratio "$r" "$b")"
+else
+	echo "docker: skipped (dockerd not running)"
+fi

@@ -394,6 +394,77 @@ int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 	return 0;
 }
 
+/* A warm start should cost a stat, not a read of the archive: refs/<key>
+ * remembers which digest a file had, keyed by its path and tag, and valid
+ * while its device, inode, size and mtime are the same.  It lives in the
+ * user's own cache, so a forged memo can only misdirect the user's own
+ * jobs to another image of their own cache. */
+static void ref_key(const char *path, const char *tag, char key[72])
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	_cleanup_free_ char *text = NULL;
+
+	if (asprintf(&text, "%s#%s", real ? real : path, tag ? tag : "") < 0) {
+		text = NULL;
+		key[0] = '\0';
+		return;
+	}
+	berth_sha256_hex(text, strlen(text), key);
+}
+
+static void ref_stamp(const struct stat *st, char *out, size_t cap)
+{
+	snprintf(out, cap, "%llu %llu %lld %lld.%09ld", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+}
+
+static bool ref_lookup(struct berth_cache *cache, const char *path, const char *tag,
+		       char digest[BERTH_DIGEST_LEN + 1])
+{
+	char key[72], name[96], stamp[128], line[256];
+	struct stat st;
+
+	ref_key(path, tag, key);
+	if (!key[0] || stat(path, &st) < 0)
+		return false;
+	ref_stamp(&st, stamp, sizeof(stamp));
+	snprintf(name, sizeof(name), "refs/%s", key + 7);
+	_cleanup_close_ int fd = openat(cache->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+	if (n <= 0)
+		return false;
+	line[n] = '\0';
+	size_t len = strlen(stamp);
+	if (strncmp(line, stamp, len) != 0 || line[len] != ' ' ||
+	    strlen(line + len + 1) != BERTH_DIGEST_LEN)
+		return false;
+	snprintf(digest, BERTH_DIGEST_LEN + 1, "%s", line + len + 1);
+	return true;
+}
+
+static void ref_remember(struct berth_cache *cache, const char *path, const char *tag,
+			 const char *digest)
+{
+	char key[72], name[96], tmp[112], stamp[128];
+	struct stat st;
+
+	ref_key(path, tag, key);
+	if (!key[0] || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	ref_stamp(&st, stamp, sizeof(stamp));
+	mkdirat(cache->dir_fd, "refs", 0700);
+	snprintf(name, sizeof(name), "refs/%s", key + 7);
+	snprintf(tmp, sizeof(tmp), "%s.%d", name, (int)getpid());
+	int fd = openat(cache->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+			O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	dprintf(fd, "%s %s", stamp, digest);
+	close(fd);
+	renameat(cache->dir_fd, tmp, cache->dir_fd, name);
+}
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
@@ -407,6 +478,11 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	memset(res, 0, sizeof(*res));
 	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
 		return -1;
+	if (ref_lookup(cache, path, tag, res->digest) &&
+	    entry_exists(cache, res->digest, art->leaf)) {
+		touch_last_use(cache, res->digest);
+		return 0; /* the same file as last time, already converted */
+	}
 	sweep_dead_builds(cache);
 	/* The build folder also receives the decompressed copy of a .tar.gz. */
 	if (build_begin(cache, &b, err) < 0)
@@ -428,6 +504,8 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		     : build_artifact(cache, &b, &img, ref, art, res, err);
 	close(lock);
 out:
+	if (rc == 0)
+		ref_remember(cache, path, tag, img.digest);
 	berth_image_close(&img);
 	build_end(cache, &b);
 	return rc;

@@ -23,12 +23,29 @@ python3 "$here/fixtures/mkimage.py" legacy "$img" --tag berth/demo:1 >/dev/null
 chmod 644 "$img"
 "$repo/build/berth" inspect "$img"
 
-for runtime in charliecloud; do
-	say "4. srun --container-runtime=$runtime --container-image=$img (as user berthtest)"
+say "4. dockerd (for the docker runtime)"
+if curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
+	echo "dockerd is running"
+else
+	(cd / && exec setsid dockerd </dev/null >/var/tmp/berth-dockerd.log 2>&1) &
+	for _ in $(seq 120); do
+		curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1 && break
+		sleep 0.5
+	done
+	echo "started dockerd (log: /var/tmp/berth-dockerd.log)"
+fi
+
+n=5
+for runtime in charliecloud singularity docker; do
+	say "$n. srun --container-runtime=$runtime --container-image=$img (as user berthtest)"
+	n=$((n + 1))
 	echo "\$ srun --container-runtime=$runtime --container-image=$img sh -c 'cat /etc/berth-release; id'"
 	"$here/cluster/submit.sh" srun --container-runtime="$runtime" --container-image="$img" \
-		sh -c 'cat /etc/berth-release; id'
+		sh -c 'cat /etc/berth-release; id' || echo "(the $runtime job failed: see above)"
 done
+echo
+echo "singularity here is tests/fakes/singularity (no Debian 12 package); set"
+echo "BERTH_TEST_SINGULARITY=/path before make demo to use a real one."
 
 say "done"
 echo "The cluster keeps running. Try, as user berthtest:"

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -158,14 +160,45 @@ int berth_wait_pid(pid_t pid, struct berth_err *err)
 }
 
 /* Read all of fd into a NUL-terminated buffer of at most `max` bytes. */
-static int read_capped(int fd, size_t max, char **out, struct berth_err *err)
+#define SILENCE_SECONDS 5
+
+/* Hand the complete lines in buf[from..len) to the callback. */
+static size_t report_lines(const struct berth_spawn *sp, char *buf, size_t from,
+			   size_t len, unsigned seconds)
 {
-	size_t cap = 4096, len = 0;
+	char *nl;
+
+	while (sp->on_output && from < len && (nl = memchr(buf + from, '\n', len - from))) {
+		*nl = '\0';
+		sp->on_output(sp->output_ctx, buf + from, seconds);
+		*nl = '\n';
+		from = (size_t)(nl - buf) + 1;
+	}
+	return from;
+}
+
+static int read_capped(const struct berth_spawn *sp, int fd, size_t max, char **out,
+		       struct berth_err *err)
+{
+	size_t cap = 4096, len = 0, reported = 0;
 	_cleanup_free_ char *buf = malloc(cap);
+	struct timespec start, now;
+	unsigned silent_since = 0;
 
 	if (!buf)
 		return berth_fail(err, ENOMEM, "capture buffer");
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		unsigned seconds = (unsigned)(now.tv_sec - start.tv_sec);
+		if (sp->on_output && poll(&pfd, 1, 1000) == 0) {
+			if (seconds - silent_since >= SILENCE_SECONDS) {
+				sp->on_output(sp->output_ctx, NULL, seconds);
+				silent_since = seconds;
+			}
+			continue;
+		}
 		if (len + 1 >= cap) {
 			char *bigger = realloc(buf, cap * 2);
 			if (!bigger)
@@ -183,6 +216,8 @@ static int read_capped(int fd, size_t max, char **out, struct berth_err *err)
 		len += (size_t)n;
 		if (len > max)
 			return berth_fail(err, 0, "child output over %zu bytes", max);
+		reported = report_lines(sp, buf, reported, len, seconds);
+		silent_since = seconds;
 	}
 	buf[len] = '\0';
 	*out = berth_steal(buf);
@@ -207,7 +242,7 @@ int berth_spawn_run(const struct berth_spawn *sp, int *status,
 		return -1;
 	}
 	if (sp->capture_stdout) {
-		rc = read_capped(out[0], sp->capture_max, sp->capture_stdout, err);
+		rc = read_capped(sp, out[0], sp->capture_max, sp->capture_stdout, err);
 		close(out[0]);
 		if (rc < 0)
 			kill(pid, SIGKILL);

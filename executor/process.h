@@ -35,6 +35,11 @@ struct berth_spawn {
 	char **capture_stdout;
 	size_t capture_max;
 	bool stderr_to_capture;        /* 2>&1 into the capture (error text) */
+	/* While capturing: called with each complete output line as it comes,
+	 * and with NULL and the seconds elapsed when the program has been
+	 * silent for a while (to tell a waiting user it is still working). */
+	void (*on_output)(void *ctx, const char *line, unsigned seconds);
+	void *output_ctx;
 	const int *keep_fds;           /* close-on-exec fds the program inherits */
 	size_t n_keep_fds;
 };

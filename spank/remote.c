@@ -53,6 +53,26 @@ static char *last_line(char *out)
 	return nl ? nl + 1 : out;
 }
 
+/* What srun's user sees while an image is staged: berth's own progress
+ * lines as they come, and a line every few seconds of silence. */
+static void show_staging(void *ctx, const char *line, unsigned seconds)
+{
+	static unsigned last_progress;
+
+	(void)ctx;
+	if (line && !strncmp(line, PFX, strlen(PFX))) {
+		/* progress lines come every second: pass one every 5 */
+		bool progress = strstr(line, "downloading:") != NULL;
+		if (progress && last_progress && seconds - last_progress < 5)
+			return;
+		if (progress)
+			last_progress = seconds ? seconds : 1;
+		slurm_spank_log("%s", line);
+	} else if (!line)
+		slurm_spank_log(PFX "still preparing %s for %s (%us)", berth.image,
+				berth_runtime_name(berth.runtime), seconds);
+}
+
 /* Run one berth command for staging and return its last output line
  * (malloc'd in *line_out's owner `out`).  Errors are kept for task_init. */
 static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
@@ -70,7 +90,7 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 		.argv = argv, .envp = envp, .cred = cred, .cwd = cwd,
 		.stdin_fd = stdin_fd, .stderr_fd = -1,
 		.capture_stdout = out, .capture_max = STAGE_OUTPUT_MAX,
-		.stderr_to_capture = true,
+		.stderr_to_capture = true, .on_output = show_staging,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
 		keep_error("cannot stage the image: %s", err.msg);

@@ -118,3 +118,17 @@ setup_file() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"only-in-image"* ]]
 }
+
+@test "[$BERTH_RUNTIME] a slow download shows progress to srun's user, not silence" {
+	[ "$RT" != docker ] || skip "docker fetches through the same berth fetch; one runtime is enough"
+	mkdir -p "$E2E_DIR/www"
+	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www"; }
+	read -r port <&"${HTTPD[0]}"
+	# /stall sends headers and a few bytes, then nothing for a minute
+	E2E_TIMEOUT=12 run as_user srun --container-runtime="$RT" \
+		--container-image="http://127.0.0.1:$port/stall" true
+	kill "$HTTPD_PID" 2>/dev/null || true
+	[[ "$output" == *"berth: downloading: "* ]]
+	# throttled: about one line per 5 s, not one per second
+	[ "$(grep -c 'berth: downloading' <<<"$output")" -le 4 ]
+}

@@ -425,6 +425,8 @@ static bool ref_lookup(struct berth_cache *cache, const char *path, const char *
 	char key[72], name[96], stamp[128], line[256];
 	struct stat st;
 
+	if (!path)
+		return false;
 	ref_key(path, tag, key);
 	if (!key[0] || stat(path, &st) < 0)
 		return false;
@@ -449,6 +451,8 @@ static void ref_remember(struct berth_cache *cache, const char *path, const char
 	char key[72], name[96], tmp[112], stamp[128];
 	struct stat st;
 
+	if (!path)
+		return;
 	ref_key(path, tag, key);
 	if (!key[0] || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return;

@@ -5,6 +5,7 @@ DATADIR     ?= $(PREFIX)/share/berth
 MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 PLUGINDIR   ?= $(PREFIX)/lib/$(MULTIARCH)/slurm-wlm
 SYSCONFDIR  ?= /etc/slurm
+MANDIR      ?= $(PREFIX)/share/man
 DESTDIR     ?=
 BUILD       ?= build
 VERSION     := 0.1.0
@@ -34,7 +35,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c exe
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test unit e2e lint demo bench fuzz cluster-start cluster-stop
+.PHONY: all clean install test unit e2e lint demo bench fuzz cluster-start cluster-stop deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -54,6 +55,10 @@ install: all
 	install -m 0755 $(BUILD)/berth $(DESTDIR)$(BINDIR)/berth
 	install -m 0755 $(BUILD)/spank_berth.so $(DESTDIR)$(PLUGINDIR)/spank_berth.so
 	install -m 0644 plugstack.conf.example berth.conf.example $(DESTDIR)$(DATADIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 doc/berth.1 $(DESTDIR)$(MANDIR)/man1/berth.1
+	install -m 0644 doc/berth.conf.5 $(DESTDIR)$(MANDIR)/man5/berth.conf.5
+	install -m 0644 doc/spank_berth.8 $(DESTDIR)$(MANDIR)/man8/spank_berth.8
 
 # ---- tests ---------------------------------------------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -99,3 +104,7 @@ clean:
 # libFuzzer over the image reader + flattener (clang).  FUZZ_SECONDS=N.
 fuzz:
 	BUILD=$(BUILD) bash tests/fuzz/run.sh
+
+# Debian package (dpkg-buildpackage -b); the .deb lands in build/deb/.
+deb:
+	bash tests/packaging/build-deb.sh $(BUILD)/deb

@@ -197,9 +197,10 @@ static int cmd_pull(int argc, char **argv)
 	int loaded = cli_load_config(&cfg, &err);
 	if (singularity) /* the plugin passes the site's value */
 		snprintf(cfg.singularity_path, sizeof(cfg.singularity_path), "%s", singularity);
+	enum berth_runtime rt = BERTH_RT_NONE;
 	if (loaded == 0 &&
-	    berth_executor_new(runtime ? runtime : berth_runtime_name(cfg.default_runtime),
-			       &cfg, cache_dir, &ex, &err) == 0 &&
+	    berth_config_pick_runtime(&cfg, runtime, &rt, &err) == 0 &&
+	    berth_executor_new(berth_runtime_name(rt), &cfg, cache_dir, &ex, &err) == 0 &&
 	    (ex->cache.progress = show_progress, true) &&
 	    berth_executor_load_image(ex, argv[optind], &res, &err) == 0) {
 		/* One line for machines (the plugin reads it), details on stderr. */

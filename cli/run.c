@@ -190,6 +190,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (run_identity(&a, &uid, &gid, groups, &n_groups, &err) < 0 ||
 	    cli_load_config(&cfg, &err) < 0 ||
+	    berth_config_pick_runtime(&cfg, a.runtime, &(enum berth_runtime){0}, &err) < 0 ||
 	    berth_executor_new(a.runtime, &cfg, a.cache_dir, &ex, &err) < 0 ||
 	    berth_executor_load_image(ex, a.image, &staged, &err) < 0 ||
 	    (staged.digest[0] && berth_executor_use_image(ex, staged.digest, &err) < 0))

@@ -892,3 +892,21 @@ int berth_config_load_args(struct berth_config *cfg, int argc,
 			return -1;
 	return check_default_allowed(cfg, err);
 }
+
+int berth_config_pick_runtime(const struct berth_config *cfg, const char *name,
+			      enum berth_runtime *out, struct berth_err *err)
+{
+	if (!name) {
+		*out = cfg->default_runtime;
+		return 0;
+	}
+	*out = berth_runtime_from_name(name);
+	if (*out == BERTH_RT_NONE)
+		return berth_fail(err, 0, "unknown --container-runtime '%s'; use one of: "
+				  "charliecloud, singularity, apptainer, docker", name);
+	if (!(cfg->allowed_runtimes & (1u << *out)))
+		return berth_fail(err, 0, "--container-runtime=%s is not enabled on this "
+				  "cluster (AllowedRuntimes in berth.conf); ask your "
+				  "administrator or pick another runtime", name);
+	return 0;
+}

@@ -85,6 +85,12 @@ int berth_config_load_args(struct berth_config *cfg, int argc,
  * case-insensitive, optional trailing "B".  Returns -1 on a bad value. */
 int berth_parse_size(const char *text, uint64_t *out);
 
+/* The runtime a job gets: `name` (NULL: DefaultRuntime), which must be
+ * known and in AllowedRuntimes.  The error says which names work or which
+ * key to change. */
+int berth_config_pick_runtime(const struct berth_config *cfg, const char *name,
+			      enum berth_runtime *out, struct berth_err *err);
+
 /* Write the effective configuration as berth.conf lines (for `berth config`). */
 void berth_config_print(const struct berth_config *cfg, FILE *out);
 

@@ -44,22 +44,11 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
  * submitting side too, so a bad value fails at submission. */
 static int resolve_runtime(void)
 {
-	if (!berth.runtime_name) {
-		berth.runtime = berth.cfg.default_runtime;
-		return 0;
-	}
-	berth.runtime = berth_runtime_from_name(berth.runtime_name);
-	if (berth.runtime == BERTH_RT_NONE) {
-		slurm_error(PFX "unknown --container-runtime '%s'; use one of: "
-			    "charliecloud, singularity, apptainer, docker",
-			    berth.runtime_name);
-		return -1;
-	}
-	if (!(berth.cfg.allowed_runtimes & (1u << berth.runtime))) {
-		slurm_error(PFX "--container-runtime=%s is not enabled on this "
-			    "cluster (AllowedRuntimes in berth.conf); ask your "
-			    "administrator or pick another runtime",
-			    berth.runtime_name);
+	struct berth_err err = {0};
+
+	if (berth_config_pick_runtime(&berth.cfg, berth.runtime_name, &berth.runtime,
+				      &err) < 0) {
+		slurm_error(PFX "%s", err.msg);
 		return -1;
 	}
 	return 0;

@@ -199,7 +199,7 @@ int berth_remote_user_init(spank_t sp)
 
 /* The launcher's command line: settings the user cannot change travel as
  * options (the launcher reads no configuration), then the task's argv. */
-static char **launcher_argv(int job_argc, char **job_argv, bool batch)
+static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n_prefix)
 {
 	size_t cap = (size_t)job_argc + 32 + 2 * berth.n_mounts;
 	char **argv = calloc(cap, sizeof(char *));
@@ -244,6 +244,7 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch)
 		argv[n++] = job_argv[0];
 	}
 	argv[n++] = "--";
+	*n_prefix = n;
 	for (int i = 0; i < job_argc; i++)
 		argv[n++] = job_argv[i];
 	argv[n] = NULL;
@@ -286,7 +287,9 @@ int berth_remote_task_privileged(spank_t sp)
 	spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &groups, &n_groups);
 	spank_get_item(sp, S_JOB_ID, &job);
 	spank_get_item(sp, S_JOB_STEPID, &step);
-	spank_get_item(sp, S_STEP_ALLOC_MEM, &mem_mb);
+	/* The step's memory, else the job's on this node (batch steps). */
+	if (spank_get_item(sp, S_STEP_ALLOC_MEM, &mem_mb) != ESPANK_SUCCESS || !mem_mb)
+		spank_get_item(sp, S_JOB_ALLOC_MEM, &mem_mb);
 	spank_get_item(sp, S_STEP_CPUS_PER_TASK, &cpus);
 	(void)job_env; /* the launcher sends the final one, SLURM_PROCID & co. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -445,23 +448,29 @@ int berth_remote_task_init(spank_t sp)
 		return -1;
 	}
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
-	if (berth.runtime == BERTH_RT_DOCKER) {
-		char fd[16];
-		snprintf(fd, sizeof(fd), "%d", berth.control_fd);
-		char *relay[] = {berth.cfg.launcher_path, "launch", "--runtime", "docker",
-				 "--control-fd", fd, NULL};
-		execve(relay[0], relay, job_env);
-		fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",
-			relay[0], strerror(errno));
+	char fd[16];
+	snprintf(fd, sizeof(fd), "%d", berth.control_fd);
+	char *relay[] = {berth.cfg.launcher_path, "launch", "--runtime", "docker",
+			 "--control-fd", fd, "--", NULL};
+	size_t n_prefix = 6;
+	_cleanup_free_ char **argv = berth.runtime == BERTH_RT_DOCKER
+		? NULL : launcher_argv(job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT, &n_prefix);
+	char **run = berth.runtime == BERTH_RT_DOCKER ? relay : argv;
+	if (!run)
 		return -1;
-	}
-	char **argv = launcher_argv(job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT);
-	if (!argv)
-		return -1;
-	/* Slurm 22.05 has no spank_prepend_task_argv(): become the launcher. */
-	execve(argv[0], argv, job_env);
-	fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",
-		argv[0], strerror(errno));
-	free(argv);
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 11, 0)
+	/* Slurm runs the launcher in front of the task's argv itself, after
+	 * its own set-up (TMPDIR, TaskProlog, rlimits). */
+	if (spank_prepend_task_argv(sp, (int)n_prefix, (const char **)run) == ESPANK_SUCCESS)
+		return 0;
+	fprintf(stderr, PFX "spank_prepend_task_argv failed\n");
 	return -1;
+#else
+	/* Slurm 22.05 has no spank_prepend_task_argv(): become the launcher. */
+	(void)n_prefix;
+	execve(run[0], run, job_env);
+	fprintf(stderr, PFX "cannot run the launcher %s (LauncherPath): %s\n",
+		run[0], strerror(errno));
+	return -1;
+#endif
 }

@@ -5,12 +5,14 @@
 #   pipeline        image reader/flattener/cache against generated archives
 #   conformance     one executor suite, run unchanged against every runtime
 #   e2e             jobs through the real one-node Slurm (tests/cluster/)
+#   packaging       man pages (groff -ww), the RPM spec, the .deb built,
+#                   installed and used for a job on the cluster
 # BERTH_TESTS="unit pipeline" limits the groups.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../build}
 BUILD=$(cd "$BUILD" && pwd)
-groups=${BERTH_TESTS:-lint unit pipeline conformance e2e}
+groups=${BERTH_TESTS:-lint unit pipeline conformance e2e packaging}
 passed=0
 failed=0
 failures=()
@@ -64,6 +66,20 @@ for group in $groups; do
 			rc=$?
 			[ "$rc" -ne 0 ] && cat "$BUILD/unit-vg/$name.log"
 			tally "valgrind: $name" "$rc"
+		done
+		;;
+	packaging)
+		for script in man.sh rpm.sh deb-install.sh; do
+			out=$(mktemp)
+			bash "$here/packaging/$script" 2>&1 | tee "$out"
+			rc=${PIPESTATUS[0]}
+			ok=$(grep -c '^ok ' "$out")
+			nok=$(grep -c '^not ok ' "$out")
+			passed=$((passed + ok))
+			failed=$((failed + nok))
+			while read -r line; do failures+=("packaging: $line"); done < <(grep '^not ok ' "$out")
+			if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then tally "packaging: $script exited $rc" 1; fi
+			rm -f "$out"
 		done
 		;;
 	conformance)

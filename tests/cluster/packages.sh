@@ -10,6 +10,7 @@ PACKAGES=(
     libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
     docker.io charliecloud-runtime squashfs-tools busybox-static bindfs fuse3
     squashfuse python3 curl procps psmisc iproute2 time bats jq
+    debhelper dpkg-dev devscripts lintian fakeroot rpm groff man-db
 )
 
 missing=()

@@ -127,6 +127,7 @@ gone_within_10s() {
 
 @test "the step's memory limit and CPU count reach the container" {
 	run dsrun --mem=500M -c 1 sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us'
+	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(sed -n 1p <<<"$output")" = 524288000 ]
 	[ "$(sed -n 2p <<<"$output")" = "$(sed -n 3p <<<"$output")" ] # 1 CPU

@@ -132,3 +132,27 @@ setup_file() {
 	# throttled: about one line per 5 s, not one per second
 	[ "$(grep -c 'berth: downloading' <<<"$output")" -le 4 ]
 }
+
+@test "[$BERTH_RUNTIME] a host batch script: srun with container options runs contained, without runs on the host" {
+	d=$(job_dir)
+	run as_user sbatch --wait -o "$d/out" --wrap="srun --container-runtime=$RT \
+		--container-image=$IMG cat /etc/only-in-image; srun sh -c 'test -e /etc/only-in-image || echo on-host'"
+	[ "$status" -eq 0 ]
+	grep -qx only-in-image "$d/out"
+	grep -qx on-host "$d/out"
+}
+
+@test "[$BERTH_RUNTIME] scancel: no process, container or build folder left" {
+	d=$(job_dir)
+	n=$((200000 + RANDOM))
+	run as_user sbatch --container-runtime="$RT" --container-image="$IMG" -o "$d/out" \
+		--wrap="echo started; exec sleep $n"
+	job=$(grep -o '[0-9]*$' <<<"$output")
+	for _ in $(seq 300); do grep -q started "$d/out" 2>/dev/null && break; sleep 0.1; done
+	pgrep -f "sleep $n" >/dev/null
+	as_user scancel "$job"
+	for _ in $(seq 100); do pgrep -f "sleep $n" >/dev/null || break; sleep 0.1; done
+	! pgrep -af "sleep $n"
+	[ -z "$(docker ps -aq --filter "label=berth.job=$job" 2>/dev/null)" ]
+	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp")" ]
+}

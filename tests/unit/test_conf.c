@@ -898,10 +898,33 @@ static void test_print_canonical_keys(void **state)
 	free(text);
 }
 
+static void test_pick_runtime(void **state)
+{
+	struct berth_config cfg;
+	struct berth_err err = {0};
+	enum berth_runtime rt;
+
+	(void)state;
+	berth_config_defaults(&cfg);
+	assert_int_equal(berth_config_pick_runtime(&cfg, NULL, &rt, &err), 0);
+	assert_int_equal(rt, BERTH_RT_CHARLIECLOUD);
+	assert_int_equal(berth_config_pick_runtime(&cfg, "apptainer", &rt, &err), 0);
+	assert_int_equal(rt, BERTH_RT_SINGULARITY);
+	/* docker is off by default: refused, naming the key to change */
+	assert_int_equal(berth_config_pick_runtime(&cfg, "docker", &rt, &err), -1);
+	assert_non_null(strstr(err.msg, "--container-runtime=docker is not enabled"));
+	assert_non_null(strstr(err.msg, "AllowedRuntimes"));
+	assert_int_equal(berth_config_pick_runtime(&cfg, "podman", &rt, &err), -1);
+	assert_non_null(strstr(err.msg, "unknown --container-runtime 'podman'"));
+	assert_non_null(strstr(err.msg, "charliecloud"));
+	berth_config_free(&cfg);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pick_runtime),
 		T(test_defaults),
 		T(test_runtime_names),
 		T(test_file_sets_every_key),

@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# srun with and without a container, warm cache, side by side in one run.
-# Prints medians of N runs and berth's ratio to plain `srun true`.
+# srun with and without a container, warm cache, per runtime, side by side
+# in one run; berth's own added time = (srun with container - srun) - the
+# raw runtime's own start on the same image.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SUBMIT="$REPO/tests/cluster/submit.sh"
+BERTH=$BERTH_CLUSTER_DIR/bin/berth
 img=$BERTH_CLUSTER_DIR/e2e/images/bench.tar
 mkdir -p "$(dirname "$img")"
 chmod 755 "$BERTH_CLUSTER_DIR/e2e" "$(dirname "$img")"
 [ -e "$img" ] || python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" >/dev/null
 chmod 644 "$img"
-"$SUBMIT" srun --container-image="$img" true # warm the cache
 plain=$(median_ms "$SUBMIT" srun true)
-berth=$(median_ms "$SUBMIT" srun --container-image="$img" true)
-printf '%-44s %8s ms\n' "srun true" "$plain"
-printf '%-44s %8s ms\n' "srun --container-image=busybox true (warm)" "$berth"
-printf '%-44s %8s x  (+%s ms)\n' "ratio container/plain" "$(ratio "$berth" "$plain")" "$((berth - plain))"
+printf '%-52s %8s ms\n' "srun true" "$plain"
+cache=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+for rt in charliecloud singularity docker; do
+	"$SUBMIT" srun --container-runtime="$rt" --container-image="$img" true >/dev/null 2>&1 || {
+		echo "$rt: skipped (the job failed)"
+		continue
+	}
+	with=$(median_ms "$SUBMIT" srun --container-runtime="$rt" --container-image="$img" true)
+	digest=$("$REPO/build/berth" inspect "$img" | awk '/^digest/ {print $2}')
+	case $rt in
+	charliecloud) raw=(runuser -u berthtest -- env USER=berthtest /usr/bin/ch-run "$cache/images/${digest#sha256:}/rootfs" -- true) ;;
+	singularity) raw=(runuser -u berthtest -- "$BERTH_CLUSTER_DIR/bin/singularity" exec --containall --cleanenv "$cache/images/${digest#sha256:}/image.sif" true) ;;
+	docker) raw=(docker run --rm --network host --user "$(id -u berthtest)" "$digest" true) ;;
+	esac
+	r=$(median_ms "${raw[@]}")
+	printf '%-52s %8s ms   (raw runtime %s ms; berth adds %s ms)\n' \
+		"srun --container-runtime=$rt --container-image=I true" "$with" "$r" \
+		"$((with - plain - r))"
+done

@@ -21,21 +21,25 @@ tally() { # name rc
 	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
-# Count TAP lines from bats: every "ok" passes, every "not ok" fails.
-run_bats() { # file
-	local out rc
+# run_tap LABEL CMD...: run a command that prints TAP, show its output, and
+# count it: every "ok" passes, every "not ok" fails, and a command that
+# fails without saying "not ok" is one failure more.
+run_tap() {
+	local label=$1 out rc ok nok line
+	shift
 	out=$(mktemp)
-	bats --tap "$1" 2>&1 | tee "$out"
+	"$@" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
-	local ok nok
 	ok=$(grep -c '^ok ' "$out")
 	nok=$(grep -c '^not ok ' "$out")
 	passed=$((passed + ok))
 	failed=$((failed + nok))
-	grep '^not ok ' "$out" | while read -r line; do echo "FAILED: $line"; done
-	for l in $(grep -n '^not ok ' "$out" | cut -d: -f1); do failures+=("$(basename "$1"):$(sed -n "${l}p" "$out")"); done
+	while read -r line; do
+		echo "FAILED: $line"
+		failures+=("$label: $line")
+	done < <(grep '^not ok ' "$out")
 	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
-		failed=$((failed + 1)); failures+=("$1 (bats exited $rc)")
+		tally "$label (exited $rc)" 1
 	fi
 	rm -f "$out"
 }
@@ -70,29 +74,11 @@ for group in $groups; do
 		;;
 	packaging)
 		for script in man.sh rpm.sh deb-install.sh; do
-			out=$(mktemp)
-			bash "$here/packaging/$script" 2>&1 | tee "$out"
-			rc=${PIPESTATUS[0]}
-			ok=$(grep -c '^ok ' "$out")
-			nok=$(grep -c '^not ok ' "$out")
-			passed=$((passed + ok))
-			failed=$((failed + nok))
-			while read -r line; do failures+=("packaging: $line"); done < <(grep '^not ok ' "$out")
-			if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then tally "packaging: $script exited $rc" 1; fi
-			rm -f "$out"
+			run_tap "packaging/$script" bash "$here/packaging/$script"
 		done
 		;;
 	conformance)
-		out=$(mktemp)
-		bash "$here/conformance/run.sh" 2>&1 | tee "$out"
-		rc=${PIPESTATUS[0]}
-		ok=$(grep -c '^ok ' "$out")
-		nok=$(grep -c '^not ok ' "$out")
-		passed=$((passed + ok))
-		failed=$((failed + nok))
-		while read -r line; do failures+=("conformance: $line"); done < <(grep '^not ok ' "$out")
-		if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then tally "conformance (run.sh exited $rc)" 1; fi
-		rm -f "$out"
+		run_tap conformance bash "$here/conformance/run.sh"
 		;;
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do
@@ -100,10 +86,10 @@ for group in $groups; do
 			case $f in
 			*/e2e/runtime.bats) # once per runtime the cluster enables
 				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity docker}; do
-					BERTH_RUNTIME=$rt run_bats "$f"
+					BERTH_RUNTIME=$rt run_tap "$(basename "$f") [$rt]" bats --tap "$f"
 				done
 				;;
-			*) run_bats "$f" ;;
+			*) run_tap "$(basename "$f")" bats --tap "$f" ;;
 			esac
 		done
 		;;

@@ -14,6 +14,9 @@ CC          ?= cc
 PKGS        := libarchive json-c libcurl libcrypto
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
+# libcurl is dlopen()ed when first needed (executor/curl_lazy.h): the
+# berth command does not link it; the unit tests, which call it, do.
+BERTH_LIBS  := $(shell pkg-config --libs libarchive json-c libcrypto)
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS      ?= -O2 -g
 BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
@@ -25,7 +28,8 @@ BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
 CONF_SRC     := conf/error.c conf/config.c conf/mounts.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/singularity.c \
-	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c
+	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c \
+	executor/curl_lazy.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
 CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c
 SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c
@@ -44,7 +48,7 @@ $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
 	@echo "  CC      $<"
 
 $(BUILD)/berth: $(call obj,$(CLI_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(BERTH_LIBS)
 
 $(BUILD)/spank_berth.so: $(call obj,$(SPANK_SRC) $(SPANK_LIB_SRC)) spank/berth.map
 	$(CC) $(CFLAGS) -shared -Wl,--version-script=spank/berth.map \

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_lazy.h"
 #include <json.h>
 
 #define DK_BODY_MAX (8u << 20)   /* cap on any answer we keep in memory */
@@ -309,6 +309,8 @@ int berth_docker_open(struct berth_docker **dp, const char *socket_path,
 	int fd, major, minor;
 
 	*dp = NULL;
+	if (berth_curl_load(err) < 0)
+		return -1;
 	if (!socket_path || !*socket_path)
 		socket_path = BERTH_DOCKER_SOCKET;
 	fd = dk_connect(socket_path, err);

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_lazy.h"
 #include <openssl/evp.h>
 
 #ifndef BERTH_VERSION
@@ -827,6 +827,8 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 	if (!o.retry_delay_ms)
 		o.retry_delay_ms = BERTH_FETCH_DEFAULT_DELAY_MS;
 	memset(res, 0, sizeof(*res));
+	if (berth_curl_load(err) < 0)
+		return -1;
 	if (!url || !*url)
 		return berth_fail(err, 0, "no image URL given; pass an http://, https:// or file:// URL");
 	fetch_shown_url(url, shown, sizeof(shown));

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -195,7 +196,15 @@ static int parse_ids(const char *text, unsigned long *first, unsigned long *seco
 /* Relay stdio, forward signals from the control socket, return the code. */
 static int monitor_loop(struct berth_executor *ex, int control, struct berth_err *err)
 {
-	struct pollfd pfd = {.fd = control, .events = POLLIN};
+	struct pollfd pfd[2] = {{.fd = control, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+	sigset_t chld;
+
+	/* Wake when the relay (our child) ends, not on the next tick. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	_cleanup_close_ int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	pfd[1].fd = sfd;
 
 	for (;;) {
 		int done = berth_executor_poll(ex, err);
@@ -203,7 +212,14 @@ static int monitor_loop(struct berth_executor *ex, int control, struct berth_err
 			return -1;
 		if (done)
 			return berth_executor_exit_code(ex);
-		if (poll(&pfd, 1, 50) <= 0)
+		if (poll(pfd, 2, 1000) <= 0)
+			continue;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(pfd[1].fd, &si, sizeof(si)) > 0)
+				;
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		int sig = 0;
 		ssize_t n = read(control, &sig, sizeof(sig));

@@ -107,12 +107,7 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	}
 	if (berth_strv_add(&argv, rootfs, err) < 0 || berth_strv_add(&argv, "--", err) < 0)
 		goto fail;
-	for (size_t i = 0; spec->argv[i]; i++)
-		if (berth_strv_add(&argv, spec->argv[i], err) < 0)
-			goto fail;
-	ex->argv = argv.v;
-	ex->envp = envp.v;
-	return 0;
+	return berth_executor_set_command(ex, &argv, &envp, err);
 fail:
 	berth_strv_free(argv.v);
 	berth_strv_free(envp.v);

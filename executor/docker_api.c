@@ -394,21 +394,19 @@ static int dk_copy_id(char id[BERTH_DOCKER_ID_MAX], const char *s, bool image,
 	return 0;
 }
 
-int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
-			       bool *present, char id[BERTH_DOCKER_ID_MAX],
-			       struct berth_err *err)
+/* GET /images/{ref}/json: *o gets the parsed answer, or stays NULL when
+ * the daemon has no such image (404).  `what` names the call in errors. */
+static int dk_image_json(struct berth_docker *d, const char *ref, json_object **o,
+			 char *what, size_t what_size, struct berth_err *err)
 {
 	_cleanup_buf_ struct dk_buf body = { 0 };
-	_cleanup_json_ json_object *o = NULL;
-	json_object *v;
-	char path[512], what[320];
+	char path[512];
 	long status = 0;
 
-	*present = false;
-	id[0] = '\0';
+	*o = NULL;
 	if (dk_check_ref("image reference", ref, err) < 0)
 		return -1;
-	snprintf(what, sizeof(what), "inspecting image %s", ref);
+	snprintf(what, what_size, "inspecting image %s", ref);
 	snprintf(path, sizeof(path), "/images/%s/json", ref);
 	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
 		return -1;
@@ -416,8 +414,23 @@ int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
 		return 0;
 	if (status != 200)
 		return dk_http_fail(err, what, status, &body, NULL);
-	if (dk_parse_json(&body, what, &o, err) < 0)
+	return dk_parse_json(&body, what, o, err);
+}
+
+int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
+			       bool *present, char id[BERTH_DOCKER_ID_MAX],
+			       struct berth_err *err)
+{
+	_cleanup_json_ json_object *o = NULL;
+	json_object *v;
+	char what[320];
+
+	*present = false;
+	id[0] = '\0';
+	if (dk_image_json(d, ref, &o, what, sizeof(what), err) < 0)
 		return -1;
+	if (!o)
+		return 0;
 	if (!json_object_object_get_ex(o, "Id", &v))
 		return berth_fail(err, 0, "%s: Docker's answer has no Id", what);
 	if (dk_copy_id(id, json_object_get_string(v), true, what, err) < 0)
@@ -429,23 +442,15 @@ int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
 int berth_docker_image_config(struct berth_docker *d, const char *ref, char **config,
 			      struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *v;
-	char path[512], what[320];
-	long status = 0;
+	char what[320];
 
 	*config = NULL;
-	if (dk_check_ref("image reference", ref, err) < 0)
+	if (dk_image_json(d, ref, &o, what, sizeof(what), err) < 0)
 		return -1;
-	snprintf(what, sizeof(what), "inspecting image %s", ref);
-	snprintf(path, sizeof(path), "/images/%s/json", ref);
-	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
-		return -1;
-	if (status != 200)
-		return dk_http_fail(err, what, status, &body, NULL);
-	if (dk_parse_json(&body, what, &o, err) < 0)
-		return -1;
+	if (!o)
+		return berth_fail(err, 0, "%s: Docker has no such image", what);
 	if (!json_object_object_get_ex(o, "Config", &v))
 		return berth_fail(err, 0, "%s: Docker's answer has no Config", what);
 	/* In the image-config shape: {"config": {...}} */

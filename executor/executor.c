@@ -140,6 +140,21 @@ const char *berth_spec_workdir(const struct berth_executor *ex)
 	return "/";
 }
 
+int berth_executor_set_command(struct berth_executor *ex, struct berth_strv *argv,
+			       struct berth_strv *envp, struct berth_err *err)
+{
+	for (size_t i = 0; ex->spec->argv[i]; i++) {
+		if (berth_strv_add(argv, ex->spec->argv[i], err) < 0) {
+			berth_strv_free(argv->v);
+			berth_strv_free(envp->v);
+			return -1;
+		}
+	}
+	ex->argv = argv->v;
+	ex->envp = envp->v;
+	return 0;
+}
+
 int berth_executor_create(struct berth_executor *ex,
 			  const struct berth_container_spec *spec,
 			  struct berth_err *err)

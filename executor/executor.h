@@ -155,6 +155,11 @@ int berth_strv_add(struct berth_strv *sv, const char *s, struct berth_err *err);
 int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The end of every create(): append the spec's command to the runtime's
+ * argv and hand both vectors to the executor.  On failure both are freed. */
+int berth_executor_set_command(struct berth_executor *ex, struct berth_strv *argv,
+			       struct berth_strv *envp, struct berth_err *err);
+
 /* The working directory the command starts in. */
 const char *berth_spec_workdir(const struct berth_executor *ex);
 

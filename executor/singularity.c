@@ -235,16 +235,9 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				    b->read_only ? "ro" : "rw") < 0)
 			goto fail;
 	}
-	if (berth_strv_add(&argv, image, err) < 0)
+	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;
-	for (size_t i = 0; spec->argv[i]; i++)
-		if (berth_strv_add(&argv, spec->argv[i], err) < 0)
-			goto fail;
-	if (sing_env(ex, spec, &envp, err) < 0)
-		goto fail;
-	ex->argv = argv.v;
-	ex->envp = envp.v;
-	return 0;
+	return berth_executor_set_command(ex, &argv, &envp, err);
 fail:
 	berth_strv_free(argv.v);
 	berth_strv_free(envp.v);

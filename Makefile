@@ -88,7 +88,11 @@ lint:
 
 # Everything: lint, unit tests (ASan/UBSan and valgrind), the end-to-end
 # suite through the real cluster.  Prints "N passed, N failed" last.
-test: all $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
+# On a fresh machine too: packages first (a no-op when installed), then the
+# build, then the tests (which start the cluster and dockerd if needed).
+test:
+	bash tests/cluster/packages.sh
+	$(MAKE) all $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
 	BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_TESTS)
 
 cluster-start: all

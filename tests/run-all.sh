@@ -17,6 +17,33 @@ passed=0
 failed=0
 failures=()
 
+# The cluster and dockerd: started here when a group needs them and they are
+# not running (so `make test` alone works on a fresh machine), and stopped
+# at the end only if started here.
+started=()
+cleanup() {
+	for what in "${started[@]}"; do
+		case $what in
+		cluster) bash "$here/cluster/stop.sh" >/dev/null ;;
+		dockerd) bash "$here/cluster/dockerd.sh" stop >/dev/null ;;
+		esac
+	done
+}
+trap cleanup EXIT
+case " $groups " in
+*" e2e "* | *" conformance "* | *" packaging "*)
+	if [ "$(id -u)" -eq 0 ]; then
+		if ! curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
+			bash "$here/cluster/dockerd.sh" start && started+=(dockerd)
+		fi
+		if ! { [ -r "${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/env" ] &&
+			SLURM_CONF=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; }; then
+			BERTH_BUILD=$BUILD bash "$here/cluster/start.sh" && started+=(cluster)
+		fi
+	fi
+	;;
+esac
+
 tally() { # name rc
 	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }

@@ -23,3 +23,4 @@ echo "== summary"
 grep -E ' x |adds' "$out" || true
 rm -f "$out"
 [ -z "$started" ] || bash "$here/../tests/cluster/stop.sh" >/dev/null
+bash "$here/../tests/cluster/dockerd.sh" stop >/dev/null || true

@@ -153,6 +153,11 @@ setup_file() {
 	as_user scancel "$job"
 	for _ in $(seq 100); do pgrep -f "sleep $n" >/dev/null || break; sleep 0.1; done
 	! pgrep -af "sleep $n"
+	# docker: the step's clean-up removes the container within 10 s
+	for _ in $(seq 100); do
+		[ -z "$(docker ps -aq --filter "label=berth.job=$job" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
 	[ -z "$(docker ps -aq --filter "label=berth.job=$job" 2>/dev/null)" ]
 	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp")" ]
 }

@@ -105,6 +105,8 @@ static int docker_use(struct berth_executor *ex, const char *digest,
 	char id[BERTH_DOCKER_ID_MAX];
 	bool present = false;
 
+	if (ex->img_loaded && !strcmp(ex->digest, digest))
+		return 0; /* this executor just loaded (and checked) it */
 	if (berth_docker_image_inspect(dk(ex)->api, digest, &present, id, err) < 0)
 		return -1;
 	if (!present)

@@ -40,20 +40,20 @@ sixteen_at_once() { # runtime image
 
 digest_of() { "$REPO/build/berth" inspect "$1" | awk '/^digest/ {print $2}'; }
 
-@test "16 jobs at once on a cold image (charliecloud): all succeed, one conversion" {
-	img=$(cold_image cold-cc.tar)
+one_conversion() { # runtime artifact
+	img=$(cold_image "cold-$1.tar")
 	digest=$(digest_of "$img")
-	[ "$(conversions "$digest" rootfs)" -eq 0 ]
-	E2E_TIMEOUT=600 sixteen_at_once charliecloud "$img"
-	[ "$(conversions "$digest" rootfs)" -eq 1 ]
+	[ "$(conversions "$digest" "$2")" -eq 0 ]
+	E2E_TIMEOUT=600 sixteen_at_once "$1" "$img"
+	[ "$(conversions "$digest" "$2")" -eq 1 ]
+}
+
+@test "16 jobs at once on a cold image (charliecloud): all succeed, one conversion" {
+	one_conversion charliecloud rootfs
 }
 
 @test "16 jobs at once on a cold image (singularity): all succeed, one SIF build" {
-	img=$(cold_image cold-sing.tar)
-	digest=$(digest_of "$img")
-	[ "$(conversions "$digest" image.sif)" -eq 0 ]
-	E2E_TIMEOUT=600 sixteen_at_once singularity "$img"
-	[ "$(conversions "$digest" image.sif)" -eq 1 ]
+	one_conversion singularity image.sif
 }
 
 @test "after the jobs: no build folder, no partial download left in the cache" {

@@ -100,10 +100,7 @@ gone_within_10s() {
 		-o "$d/out" --wrap='sleep 300'
 	job=$(grep -o '[0-9]*$' <<<"$output")
 	# Slurm enforces limits once a minute or so: allow for it.
-	for _ in $(seq 1200); do
-		squeue -h -j "$job" 2>/dev/null | grep -q . || break
-		sleep 0.1
-	done
+	wait_job_left "$job"
 	gone_within_10s "$job"
 }
 
@@ -140,10 +137,7 @@ gone_within_10s() {
 	# a container left behind by that job (as if its slurmstepd had died)
 	docker create --label "berth.job=$job" --label berth.step=stray "$(docker images -q | head -1)" true
 	[ -n "$(leftovers "$job")" ]
-	for _ in $(seq 300); do
-		squeue -h -j "$job" 2>/dev/null | grep -q . || break
-		sleep 0.1
-	done
+	wait_job_left "$job" 300
 	gone_within_10s "$job"
 }
 

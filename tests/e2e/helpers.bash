@@ -42,3 +42,12 @@ require_cluster() {
 		return 1
 	}
 }
+
+# wait_job_left N [TENTHS]: wait until job N has left the queue (default 120 s).
+wait_job_left() {
+	for _ in $(seq "${2:-1200}"); do
+		squeue -h -j "$1" 2>/dev/null | grep -q . || return 0
+		sleep 0.1
+	done
+	return 1
+}

@@ -39,7 +39,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c exe
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test unit e2e lint demo bench fuzz cluster-start cluster-stop deb
+.PHONY: all clean install test test-matrix unit e2e lint demo bench fuzz cluster-start cluster-stop deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -78,10 +78,10 @@ $(BUILD)/unit-vg/%: tests/unit/%.c $(LIB_SRC) $(wildcard conf/*.h executor/*.h)
 		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lcmocka
 
 unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS)) all
-	BUILD=$(BUILD) bash tests/run-unit.sh $(UNIT_TESTS)
+	BUILD=$(BUILD) BERTH_TESTS=unit bash tests/run-all.sh
 
 e2e: all
-	BUILD=$(BUILD) bash tests/run-e2e.sh
+	BUILD=$(BUILD) BERTH_TESTS=e2e bash tests/run-all.sh
 
 lint:
 	bash tests/lint.sh
@@ -100,8 +100,19 @@ cluster-start: all
 cluster-stop:
 	bash tests/cluster/stop.sh
 
-demo: all
+# Packages first: on a fresh machine the build needs their headers.
+demo:
+	bash tests/cluster/packages.sh
+	$(MAKE) all
 	BERTH_BUILD=$(abspath $(BUILD)) bash tests/demo.sh
+
+# The version matrix (tests/matrix/): unit, conformance and end-to-end
+# suites per Slurm release (Debian 12 here, trixie and sid in debootstrap
+# chroots, built and cached when missing) and runtime; prints the table.
+# MATRIX="trixie sid" limits the rows.
+test-matrix:
+	bash tests/cluster/packages.sh
+	bash tests/matrix/run.sh $(MATRIX)
 
 bench: all
 	BERTH_BUILD=$(abspath $(BUILD)) bash bench/run.sh

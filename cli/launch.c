@@ -40,7 +40,7 @@ struct launch {
 	const char *workdir;
 	const char *mounts;    /* --container-mounts, checked by the plugin */
 	char *env_keep;        /* NAME,NAME: the job's value wins */
-	bool mount_home, writable, entrypoint;
+	bool mount_home, writable, entrypoint, verbose;
 	char **argv;
 };
 
@@ -48,7 +48,7 @@ static const char launch_usage[] =
 	"usage: berth launch --runtime R --cache-dir DIR --digest sha256:HEX\n"
 	"                    [--ch-run PATH] [--singularity PATH]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
-	"                    [--entrypoint] [--workdir DIR] [--env-keep NAME,...]\n"
+	"                    [--entrypoint] [--verbose] [--workdir DIR] [--env-keep NAME,...]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
@@ -67,6 +67,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"env-keep", required_argument, NULL, 'k'},
 		{"mounts", required_argument, NULL, 'm'},
 		{"control-fd", required_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -82,6 +83,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'h': l->mount_home = true; break;
 		case 'W': l->writable = true; break;
 		case 'E': l->entrypoint = true; break;
+		case 'v': l->verbose = true; break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -288,7 +290,7 @@ int cmd_launch(int argc, char **argv)
 	struct berth_container_spec spec = {
 		.argv = cmd, .env = env, .workdir = l.workdir,
 		.binds = binds, .n_binds = n_binds,
-		.mount_home = l.mount_home, .writable = l.writable,
+		.mount_home = l.mount_home, .writable = l.writable, .verbose = l.verbose,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};

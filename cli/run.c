@@ -24,7 +24,8 @@ static const char run_usage[] =
 	"usage: berth run --runtime R --image IMAGE [--cache-dir DIR]\n"
 	"                 [--bind SRC:DST[:ro|rw]]... [--workdir DIR]\n"
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
-	"                 [--mount-home] [--network-none] [--user UID:GID (root only)]\n"
+	"                 [--mount-home] [--network-none] [--verbose]\n"
+	"                 [--user UID:GID (root only)]\n"
 	"                 -- CMD [ARG...]\n";
 
 struct run_args {
@@ -33,7 +34,7 @@ struct run_args {
 	size_t n_binds;
 	const char *env[MAX_ITEMS];  /* --env K=V and --env-pass results, in order */
 	size_t n_env;
-	bool writable, mount_home, network_none;
+	bool writable, mount_home, network_none, verbose;
 	const char *user;            /* root only: run the container as UID:GID */
 	char **argv;
 };
@@ -62,6 +63,7 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		{"mount-home", no_argument, NULL, 'H'},
 		{"user", required_argument, NULL, 'u'},
 		{"network-none", no_argument, NULL, 'N'},
+		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -78,6 +80,7 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		case 'H': a->mount_home = true; break;
 		case 'u': a->user = optarg; break;
 		case 'N': a->network_none = true; break;
+		case 'v': a->verbose = true; break;
 		case 'b':
 			if (parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
 				return -1;
@@ -211,7 +214,7 @@ int cmd_run(int argc, char **argv)
 		.argv = a.argv, .env = env, .workdir = a.workdir,
 		.binds = a.binds, .n_binds = a.n_binds,
 		.writable = a.writable, .mount_home = a.mount_home,
-		.network_none = a.network_none,
+		.network_none = a.network_none, .verbose = a.verbose,
 		.uid = uid, .gid = gid, .groups = groups, .n_groups = (size_t)n_groups,
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};

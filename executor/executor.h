@@ -32,6 +32,7 @@ struct berth_container_spec {
 	size_t n_binds;
 	bool writable;               /* writable root (where the runtime can) */
 	bool mount_home;             /* the user's home at its path */
+	bool verbose;                /* the runtime's own notices too (else errors only) */
 	/* Docker only (the others run as the calling user, unprivileged): */
 	uid_t uid;
 	gid_t gid;

@@ -207,7 +207,10 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	}
 	if (!home)
 		home = getenv("HOME");
+	/* --quiet keeps the runtime's notices ("INFO: gocryptfs not found")
+	 * out of the job's output; its warnings and errors still come. */
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
+	    (!spec->verbose && berth_strv_add(&argv, "--quiet", err) < 0) ||
 	    berth_strv_add(&argv, "exec", err) < 0 ||
 	    berth_strv_add(&argv, "--containall", err) < 0 ||
 	    berth_strv_add(&argv, "--cleanenv", err) < 0 ||

@@ -21,7 +21,7 @@ struct berth_spank {
 	char *mounts;                /* --container-mounts */
 	char *workdir;               /* --container-workdir */
 	char *env_names;             /* --container-env */
-	enum berth_tristate mount_home, writable, entrypoint;
+	enum berth_tristate mount_home, writable, entrypoint, verbose;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;
 	struct berth_mount *mount_list;

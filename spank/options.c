@@ -12,7 +12,7 @@
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
-	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT };
+	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE };
 
 /* Where each string option is kept, and its environment default. */
 static char **string_slot(int id)
@@ -48,6 +48,7 @@ static int on_option(int id, const char *optarg, int remote)
 	case OPT_READONLY: berth.writable = BERTH_NO; break;
 	case OPT_ENTRYPOINT: berth.entrypoint = BERTH_YES; break;
 	case OPT_NO_ENTRYPOINT: berth.entrypoint = BERTH_NO; break;
+	case OPT_VERBOSE: berth.verbose = BERTH_YES; break;
 	default: return -1;
 	}
 	return 0;
@@ -85,6 +86,9 @@ static struct spank_option options[] = {
 	 0, OPT_ENTRYPOINT, on_option},
 	{"no-container-entrypoint", NULL, "[berth] do not run the ENTRYPOINT (default)",
 	 0, OPT_NO_ENTRYPOINT, on_option},
+	{"container-verbose", NULL,
+	 "[berth] show the container runtime's own notices in the job's output "
+	 "(default: only its warnings and errors)", 0, OPT_VERBOSE, on_option},
 	SPANK_OPTIONS_TABLE_END,
 };
 
@@ -139,6 +143,7 @@ int berth_options_from_env(spank_t sp)
 		{&berth.mount_home, "BERTH_CONTAINER_MOUNT_HOME"},
 		{&berth.writable, "BERTH_CONTAINER_WRITABLE"},
 		{&berth.entrypoint, "BERTH_CONTAINER_ENTRYPOINT"},
+		{&berth.verbose, "BERTH_CONTAINER_VERBOSE"},
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {

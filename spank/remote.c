@@ -227,6 +227,8 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n
 		argv[n++] = "--writable";
 	if (berth.entrypoint == BERTH_YES)
 		argv[n++] = "--entrypoint";
+	if (berth.verbose == BERTH_YES)
+		argv[n++] = "--verbose";
 	if (berth.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = berth.workdir;

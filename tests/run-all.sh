@@ -8,6 +8,10 @@
 #   packaging       man pages (groff -ww), the RPM spec, the .deb built,
 #                   installed and used for a job on the cluster
 # BERTH_TESTS="unit pipeline" limits the groups.
+# BERTH_RESULTS=FILE appends one line per check, "RUNTIME ok|fail", where
+# RUNTIME is the runtime the check ran (charliecloud, singularity, docker)
+# or "common" for checks of no one runtime: tests/matrix/ adds them up into
+# the Slurm release x runtime table.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../build}
@@ -44,8 +48,36 @@ case " $groups " in
 	;;
 esac
 
+RUNTIMES="charliecloud singularity docker"
+
+# record LABEL LINE ok|fail: one line in BERTH_RESULTS, under the runtime
+# the label or the test's name names ("[docker]", "(singularity)"), else
+# "common".
+record() {
+	[ -n "${BERTH_RESULTS:-}" ] || return 0
+	local rt where="$1 $2"
+	case $1 in docker.bats*) echo "docker $3" >>"$BERTH_RESULTS"; return 0 ;; esac
+	for rt in $RUNTIMES; do
+		case $where in *"[$rt]"* | *"($rt)"*) echo "$rt $3" >>"$BERTH_RESULTS"; return 0 ;; esac
+	done
+	echo "common $3" >>"$BERTH_RESULTS"
+}
+
+# record_n LABEL N ok|fail: N checks of no one runtime.
+record_n() {
+	local i
+	for ((i = 0; i < $2; i++)); do record "$1" "" "$3"; done
+}
+
 tally() { # name rc
-	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1))
+		record "$1" "" ok
+	else
+		failed=$((failed + 1))
+		failures+=("$1")
+		record "$1" "" fail
+	fi
 }
 
 # run_tap LABEL CMD...: run a command that prints TAP, show its output, and
@@ -64,7 +96,11 @@ run_tap() {
 	while read -r line; do
 		echo "FAILED: $line"
 		failures+=("$label: $line")
+		record "$label" "$line" fail
 	done < <(grep '^not ok ' "$out")
+	while read -r line; do
+		record "$label" "$line" ok
+	done < <(grep '^ok ' "$out")
 	if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
 		tally "$label (exited $rc)" 1
 	fi
@@ -89,6 +125,8 @@ for group in $groups; do
 			nok=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
 			passed=$((passed + ${ok:-0}))
 			failed=$((failed + ${nok:-0}))
+			record_n "unit: $name" "${ok:-0}" ok
+			record_n "unit: $name" "${nok:-0}" fail
 			[ -n "$nok" ] && [ "$nok" -gt 0 ] && failures+=("unit: $name ($nok)")
 			if [ "$rc" -ne 0 ] && [ -z "$nok" ]; then tally "unit: $name crashed (rc $rc)" 1; fi
 			rm -f "$out"

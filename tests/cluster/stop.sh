@@ -26,7 +26,7 @@ if [ ${#stepds[@]} -gt 0 ]; then
     # A killed slurmstepd leaves its job's cgroups behind (cgroup v1): remove
     # the empty ones (rmdir fails on a cgroup that still has tasks), deepest
     # first.
-    find /sys/fs/cgroup/*/"slurm_$(hostname -s)" -mindepth 2 -depth -type d \
+    find /sys/fs/cgroup/*/"slurm_${BERTH_NODE_NAME:-$(hostname -s)}" -mindepth 2 -depth -type d \
         -path '*/job_*' -exec rmdir {} + 2>/dev/null || true
 fi
 

@@ -95,14 +95,19 @@ setup_file() {
 	[[ "$output" == *"hello from the image"* ]]
 }
 
-@test "[$BERTH_RUNTIME] --container-env keeps the job's value where the image sets one" {
-	run as_user env PATH=/bin:/usr/bin:/berth-marker srun --container-runtime="$RT" \
-		--container-image="$IMG" --container-env=PATH sh -c 'echo "$PATH"'
+@test "[$BERTH_RUNTIME] --container-env=PATH: the job's PATH exactly; without it, the image's" {
+	# The image sets PATH (mkimage's default Env): with --container-env the
+	# task sees the job's value, byte for byte, and nothing merged into it.
+	image_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	job_path=/bin:/usr/bin:/berth-marker
+	run as_user env PATH="$job_path" srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-env=PATH sh -c 'echo "PATH=$PATH"'
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"/berth-marker"* ]]
-	run as_user env PATH=/bin:/usr/bin:/berth-marker srun --container-runtime="$RT" \
-		--container-image="$IMG" sh -c 'echo "$PATH"'
-	[[ "$output" != *"/berth-marker"* ]]
+	[ "$(grep '^PATH=' <<<"$output")" = "PATH=$job_path" ]
+	run as_user env PATH="$job_path" srun --container-runtime="$RT" \
+		--container-image="$IMG" sh -c 'echo "PATH=$PATH"'
+	[ "$status" -eq 0 ]
+	[ "$(grep '^PATH=' <<<"$output")" = "PATH=$image_path" ]
 }
 
 @test "[$BERTH_RUNTIME] a dispatcher's plain job with BERTH_CONTAINER_IMAGE runs containerised" {

@@ -193,6 +193,58 @@ static int parse_ids(const char *text, unsigned long *first, unsigned long *seco
 	return errno || end == text || *end ? -1 : 0;
 }
 
+/* "unlimited" or a number, from /proc/PID/limits; -2 if neither. */
+static int64_t limit_value(const char *word)
+{
+	char *end;
+
+	if (!strcmp(word, "unlimited"))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(word, &end, 10);
+	return errno || end == word || *end || v > INT64_MAX ? -2 : (int64_t)v;
+}
+
+/* The task's resource limits, which Slurm set from the submitting shell's
+ * (SLURM_RLIMIT_*), read from the kernel's view of the task: the launcher
+ * at the other end of the control socket, alive while it waits for us.
+ * Not from the launcher's word: the user could claim any hard limit.
+ * Not with prlimit(): root without CAP_SYS_RESOURCE may not read another
+ * user's limits that way, but /proc/PID/limits is world-readable. */
+static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
+{
+	static const struct {
+		const char *proc, *docker;
+	} names[] = {
+		{"Max cpu time", "cpu"},         {"Max file size", "fsize"},
+		{"Max data size", "data"},       {"Max stack size", "stack"},
+		{"Max core file size", "core"},  {"Max processes", "nproc"},
+		{"Max open files", "nofile"},    {"Max locked memory", "memlock"},
+	};
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+	char path[64], line[256], soft[32], hard[32];
+	size_t n = 0;
+
+	if (getsockopt(control, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)peer.pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+			size_t l = strlen(names[i].proc);
+			if (strncmp(line, names[i].proc, l) || line[l] != ' ' ||
+			    sscanf(line + l, "%31s %31s", soft, hard) != 2)
+				continue;
+			struct berth_ulimit u = {names[i].docker, limit_value(soft), limit_value(hard)};
+			if (u.soft >= -1 && u.hard >= -1)
+				out[n++] = u;
+			break;
+		}
+	}
+	return n;
+}
+
 /* Relay stdio, forward signals from the control socket, return the code. */
 static int monitor_loop(struct berth_executor *ex, int control, struct berth_err *err)
 {
@@ -309,7 +361,10 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 			 basename(strdupa(a->batch_script)));
 		cmd[e] = script_in;
 	}
+	struct berth_ulimit ulimits[8];
+	size_t n_ulimits = task_ulimits(a->control_fd, ulimits, 8);
 	struct berth_container_spec spec = {
+		.ulimits = ulimits, .n_ulimits = n_ulimits,
 		.argv = cmd, .env = merged, .workdir = a->workdir,
 		.binds = binds, .n_binds = n_binds,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,

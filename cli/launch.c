@@ -260,9 +260,11 @@ int cmd_launch(int argc, char **argv)
 		fputs(launch_usage, stderr);
 		return 2;
 	}
+	/* Slurm 22.05 skipped this for us (docker too: the root-side monitor
+	 * copies this task's limits into the container). */
+	apply_slurm_task_setup();
 	if (!strcmp(l.runtime, "docker"))
 		return relay_docker(l.control_fd);
-	apply_slurm_task_setup();
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
 	    berth_executor_use_image(ex, l.digest, &err) < 0)

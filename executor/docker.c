@@ -182,6 +182,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		.binds = binds, .n_binds = spec->n_binds,
 		.network_none = spec->network_none,
 		.memory_bytes = spec->memory_bytes, .cpus = spec->cpus,
+		.ulimits = spec->ulimits, .n_ulimits = spec->n_ulimits,
 		.cgroup_parent = spec->cgroup_parent,
 		.label_job = spec->label_job, .label_step = spec->label_step,
 		.label_uid = d->uid_label,

@@ -626,6 +626,15 @@ static int dk_check_create(const struct berth_docker_create *c, struct berth_err
 		return berth_fail(err, 0, "creating container: %u CPUs is not plausible", c->cpus);
 	if (c->memory_bytes > INT64_MAX)
 		return berth_fail(err, 0, "creating container: memory limit too large");
+	for (size_t i = 0; i < c->n_ulimits; i++) {
+		const struct berth_ulimit *u = &c->ulimits[i];
+		if (!u->name || !*u->name || strspn(u->name, "abcdefghijklmnopqrstuvwxyz") != strlen(u->name))
+			return berth_fail(err, 0, "creating container: ulimit %zu has no valid name", i);
+		if (u->soft < -1 || u->hard < -1 ||
+		    (u->hard != -1 && (u->soft == -1 || u->soft > u->hard)))
+			return berth_fail(err, 0, "creating container: ulimit %s: soft %lld above hard %lld",
+					  u->name, (long long)u->soft, (long long)u->hard);
+	}
 	if (dk_check_label("berth.job", c->label_job, err) < 0 ||
 	    dk_check_label("berth.step", c->label_step, err) < 0 ||
 	    dk_check_label("berth.uid", c->label_uid, err) < 0)
@@ -754,6 +763,19 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 	if (c->cgroup_parent &&
 	    dk_add(hc, "CgroupParent", json_object_new_string(c->cgroup_parent)) < 0)
 		return NULL;
+	if (c->n_ulimits) {
+		a = json_object_new_array();
+		if (dk_add(hc, "Ulimits", a) < 0)
+			return NULL;
+		for (size_t i = 0; i < c->n_ulimits; i++) {
+			json_object *u = json_object_new_object();
+			if (dk_push(a, u) < 0 ||
+			    dk_add(u, "Name", json_object_new_string(c->ulimits[i].name)) < 0 ||
+			    dk_add(u, "Soft", json_object_new_int64(c->ulimits[i].soft)) < 0 ||
+			    dk_add(u, "Hard", json_object_new_int64(c->ulimits[i].hard)) < 0)
+				return NULL;
+		}
+	}
 	return berth_steal(o);
 }
 
@@ -927,9 +949,15 @@ int berth_docker_container_remove(struct berth_docker *d, const char *id,
 	_cleanup_buf_ struct dk_buf body = { 0 };
 	long status = 0;
 
-	/* 404: already gone. */
-	return dk_simple(d, "DELETE", id, "?force=1&v=1", "removing container", 204, 404,
-			 &body, &status, err);
+	/* 404: already gone.  409 "removal ... already in progress": another
+	 * sweeper (the task's monitor, the step's exit) got there first. */
+	int rc = dk_simple(d, "DELETE", id, "?force=1&v=1", "removing container", 204, 404,
+			   &body, &status, err);
+	if (rc < 0 && status == 409 && body.p && memmem(body.p, body.len, "already in progress", 19)) {
+		*err = (struct berth_err){0};
+		return 0;
+	}
+	return rc;
 }
 
 void berth_docker_ids_free(char **ids)

@@ -78,6 +78,13 @@ struct berth_docker_bind {
 };
 
 /* Only vetted fields exist here; nothing else can be set. */
+/* A resource limit for a container, as Docker names it ("nofile"); -1 is
+ * unlimited. */
+struct berth_ulimit {
+	const char *name;
+	int64_t soft, hard;
+};
+
 struct berth_docker_create {
 	const char *image;    /* image ID (or name) */
 	char *const *argv;    /* NULL-terminated; NULL or empty = image default */
@@ -92,6 +99,8 @@ struct berth_docker_create {
 	bool network_none;    /* NetworkMode "none", else "host" */
 	uint64_t memory_bytes; /* HostConfig.Memory, 0 = no limit */
 	unsigned cpus;        /* HostConfig.NanoCpus = cpus * 1e9, 0 = none */
+	const struct berth_ulimit *ulimits; /* HostConfig.Ulimits */
+	size_t n_ulimits;
 	const char *cgroup_parent; /* HostConfig.CgroupParent or NULL */
 	const char *label_job, *label_step, *label_uid; /* berth.job/.step/.uid */
 	bool open_stdin;      /* OpenStdin + StdinOnce + AttachStdin */

@@ -20,6 +20,7 @@
 #include "../conf/error.h"
 #include "../conf/mounts.h"
 #include "cache.h"
+#include "docker_api.h"
 #include "image.h"
 
 
@@ -40,6 +41,8 @@ struct berth_container_spec {
 	size_t n_groups;
 	uint64_t memory_bytes;       /* 0 = no limit */
 	unsigned cpus;               /* 0 = no limit */
+	const struct berth_ulimit *ulimits; /* the task's own limits */
+	size_t n_ulimits;
 	bool network_none;
 	const char *cgroup_parent;
 	const char *label_job, *label_step;

@@ -22,14 +22,19 @@
 #     SHLVL and _ come from the shell / exec conventions; PATH is added by
 #     ch-run only when the image sets none (added below in that case).
 #   singularity/apptainer: the action scripts under /.singularity.d set HOME,
-#     PS1, PWD, SHLVL, _, LANG, TERM and their own SINGULARITY_* /
-#     APPTAINER_* bookkeeping variables, and LD_LIBRARY_PATH pointing at
+#     PS1, PROMPT_COMMAND (Apptainer), PWD, SHLVL, _, LANG, TERM and their
+#     own SINGULARITY_* / APPTAINER_* bookkeeping variables (CONTAINER, NAME,
+#     ENVIRONMENT, BIND; Apptainer also APPNAME, COMMAND, and NO_EVAL under
+#     both prefixes, mirroring the APPTAINER_NO_EVAL that berth gives the
+#     runtime so values arrive unevaluated), and LD_LIBRARY_PATH pointing at
 #     /.singularity.d/libs (where --nv and friends put host libraries).
+#     Checked against the real Apptainer 1.4.5 (tests/matrix/).
 #   docker: the daemon sets HOME and HOSTNAME; PWD, SHLVL, _ as above.
 IGNORE_charliecloud="CH_RUNNING HOME PWD SHLVL _"
-IGNORE_singularity="HOME PS1 PWD SHLVL _ LANG TERM LD_LIBRARY_PATH
+IGNORE_singularity="HOME PS1 PROMPT_COMMAND PWD SHLVL _ LANG TERM LD_LIBRARY_PATH
 	SINGULARITY_CONTAINER SINGULARITY_NAME SINGULARITY_ENVIRONMENT SINGULARITY_BIND
-	APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT APPTAINER_BIND"
+	SINGULARITY_NO_EVAL APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT
+	APPTAINER_BIND APPTAINER_APPNAME APPTAINER_COMMAND APPTAINER_NO_EVAL"
 IGNORE_docker="HOME HOSTNAME PWD SHLVL _"
 
 # ---- helpers --------------------------------------------------------------

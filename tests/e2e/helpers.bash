@@ -4,6 +4,10 @@ E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$E2E_HERE/../.." && pwd)
 BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}
 SUBMIT="$REPO/tests/cluster/submit.sh"
+# squeue, scontrol and sinfo in the tests talk to this cluster, whoever
+# started bats (Slurm 24.11+ clients would otherwise look for a DNS SRV
+# record, and 22.05's for /etc/slurm/slurm.conf).
+export SLURM_CONF=${SLURM_CONF:-$BERTH_CLUSTER_DIR/etc/slurm.conf}
 # Images and job folders live where the test user may read them.
 E2E_DIR=$BERTH_CLUSTER_DIR/e2e
 IMAGES=$E2E_DIR/images

@@ -8,6 +8,18 @@ setup_file() {
 	require_cluster
 	export IMG RT=${BERTH_RUNTIME:-charliecloud}
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+	# The time-limit case starts here and is checked by the last test:
+	# Slurm enforces limits about once a minute, so the other tests run
+	# while it waits.
+	export TL_DIR TL_SLEEP=$((300000 + RANDOM)) TL_JOB
+	TL_DIR=$(job_dir)
+	TL_JOB=$(as_user sbatch --parsable --time=1 --container-runtime="$RT" \
+		--container-image="$IMG" -o "$TL_DIR/out" --wrap="echo started; exec sleep $TL_SLEEP")
+}
+
+# The Slurm release the cluster runs, as MAJOR*100+MINOR (2205, 2411, ...).
+slurm_release() {
+	sinfo -V | awk '{ split($2, v, "."); print v[1] * 100 + v[2] }'
 }
 
 @test "[$BERTH_RUNTIME] srun prints a file only the image has, as the job user" {
@@ -164,5 +176,50 @@ setup_file() {
 		sleep 0.1
 	done
 	[ -z "$(docker ps -aq --filter "label=berth.job=$job" 2>/dev/null)" ]
+	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp")" ]
+}
+
+@test "[$BERTH_RUNTIME] stdin reaches the task; stdout and stderr stay apart" {
+	d=$(job_dir)
+	feed() {
+		printf 'one\ntwo\n' | as_user srun --container-runtime="$RT" --container-image="$IMG" \
+			sh -c 'cat; echo to-stderr >&2' 2>"$d/err"
+	}
+	run feed
+	[ "$status" -eq 0 ]
+	[ "$output" = $'one\ntwo' ]
+	grep -qx to-stderr "$d/err"
+}
+
+@test "[$BERTH_RUNTIME] SLURM_RLIMIT_*: the submitting shell's limits hold in the container" {
+	run as_user bash -c "ulimit -S -n 321 && ulimit -S -s 4096 && exec srun \
+		--container-runtime=$RT --container-image=$IMG sh -c 'echo nofile=\$(ulimit -n) stack=\$(ulimit -s)'"
+	[ "$status" -eq 0 ]
+	[ "$(grep '^nofile=' <<<"$output")" = "nofile=321 stack=4096" ]
+}
+
+@test "[$BERTH_RUNTIME] TaskProlog's exports reach every task" {
+	if [ "$(slurm_release)" -lt 2311 ]; then
+		skip "Slurm $(sinfo -V | awk '{print $2}'): without spank_prepend_task_argv berth starts its launcher from task_init, before Slurm runs TaskProlog (README, Known limits)"
+	fi
+	run as_user srun -n 2 --overcommit --container-runtime="$RT" --container-image="$IMG" \
+		sh -c 'test -e /etc/only-in-image && echo "prolog=$BERTH_TASK_PROLOG"'
+	[ "$status" -eq 0 ]
+	grep -qx "prolog=ran-for-task-0" <<<"$output"
+	grep -qx "prolog=ran-for-task-1" <<<"$output"
+}
+
+@test "[$BERTH_RUNTIME] time limit: the job is ended, nothing of it left (started in setup_file)" {
+	[ -n "$TL_JOB" ]
+	wait_job_left "$TL_JOB" 1800 # the limit is 1 min; Slurm checks about every 30 s
+	grep -qx started "$TL_DIR/out"
+	grep -q "DUE TO TIME LIMIT" "$TL_DIR/out"
+	for _ in $(seq 100); do pgrep -f "sleep $TL_SLEEP" >/dev/null || break; sleep 0.1; done
+	! pgrep -af "sleep $TL_SLEEP"
+	for _ in $(seq 100); do
+		[ -z "$(docker ps -aq --filter "label=berth.job=$TL_JOB" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	[ -z "$(docker ps -aq --filter "label=berth.job=$TL_JOB" 2>/dev/null)" ]
 	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp")" ]
 }

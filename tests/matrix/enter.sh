@@ -10,6 +10,8 @@
 #   /proc (new), /sys (rbind, slave), /dev, /dev/pts, a private /dev/shm;
 #   /tmp and /var/tmp, so that paths the tests hand to the host's dockerd
 #     (bind sources, the spooled batch script) mean the same file there;
+#     /var/tmp as a shared mount both ways, so that a mount made inside (a
+#     FUSE folder a job binds into a Docker container) is seen by dockerd;
 #   /run/docker.sock and the host's docker CLI (the docker runtime talks to
 #     the host's dockerd, as a site's Slurm node would);
 #   the repository, at its own path; /etc/hosts and /etc/resolv.conf.
@@ -26,13 +28,22 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 root=$(cd "$root" && pwd)
 docker_cli=$(command -v docker 2>/dev/null || true)
 
+# /var/tmp shared on the host: binding it into the chroot then makes a
+# peer, and mounts propagate between the two.
+mountpoint -q /var/tmp || mount --bind /var/tmp /var/tmp
+mount --make-shared /var/tmp
+
 export ENTER_ROOT=$root ENTER_REPO=$repo ENTER_DOCKER_CLI=$docker_cli
-exec unshare --mount --propagation private -- /bin/bash -euc '
+exec unshare --mount --propagation unchanged -- /bin/bash -euc '
 r=$ENTER_ROOT
 bind() { # SRC DST: DST made like SRC (file or folder) when missing
 	if [ -d "$1" ]; then mkdir -p "$2"; else mkdir -p "$(dirname "$2")"; [ -e "$2" ] || : >"$2"; fi
 	mount --bind "$1" "$2"
 }
+# Nothing done here reaches the host, except through /var/tmp.
+findmnt -rn -o TARGET | while read -r mp; do
+	[ "$mp" = /var/tmp ] || mount --make-private "$mp" 2>/dev/null || true
+done
 mount --bind "$r" "$r"
 mount -t proc proc "$r/proc"
 mount --rbind /sys "$r/sys"
@@ -41,7 +52,8 @@ mount --bind /dev "$r/dev"
 mount --bind /dev/pts "$r/dev/pts"
 mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
 mount --bind /tmp "$r/tmp"
-mount --bind /var/tmp "$r/var/tmp"
+mount --bind /var/tmp "$r/var/tmp" # a peer of the host'"'"'s /var/tmp
+mount --make-private /var/tmp      # this copy leaves with .oldroot
 mount -t tmpfs -o mode=0755 tmpfs "$r/run"
 mkdir -p "$r/run/lock" && chmod 1777 "$r/run/lock"
 for sock in /run/docker.sock /var/run/docker.sock; do

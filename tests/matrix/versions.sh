@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 echo "release=${PRETTY_NAME:-unknown}"
 echo "slurm=$(slurmd -V 2>/dev/null | awk '{print $2}')"
 echo "gcc=$(gcc -dumpfullversion 2>/dev/null)"
-echo "charliecloud=$(ch-run --version 2>&1 | head -n1)"
+echo "charliecloud=ch-run $(USER=root ch-run --version 2>&1 | head -n1)"
 if [ -n "${BERTH_TEST_SINGULARITY:-}" ]; then
 	echo "singularity=$("$BERTH_TEST_SINGULARITY" --version 2>/dev/null | head -n1)"
 else

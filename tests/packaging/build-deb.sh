@@ -33,9 +33,14 @@ trap 'rm -rf "$WORK"' EXIT
 SRC=$WORK/berth-0.1.0
 mkdir -p "$SRC"
 # Tracked and untracked-but-not-ignored files: no build/ output, no .git.
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
-	xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' |
-	tar --null -T - -cf -) | tar -C "$SRC" -xf -
+# Without git (a matrix chroot): everything but those two.
+if command -v git >/dev/null && git -C "$ROOT" rev-parse >/dev/null 2>&1; then
+	(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
+		xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' |
+		tar --null -T - -cf -) | tar -C "$SRC" -xf -
+else
+	tar -C "$ROOT" --exclude=./.git --exclude=./build -cf - . | tar -C "$SRC" -xf -
+fi
 rm -rf "$SRC/debian"
 cp -a "$ROOT/packaging/debian" "$SRC/debian"
 

@@ -303,6 +303,29 @@ static void test_bind_rejected_before_api(void **state)
 	assert_non_null(strstr(fx->err.msg, "destination"));
 }
 
+/* Resource limits are checked before any API call, like binds. */
+static void test_ulimit_rejected_before_api(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_ulimit ul[] = { { "nofile", 10, 5 } };
+	struct berth_docker_create c;
+	char id[BERTH_DOCKER_ID_MAX];
+	char *argv[] = { "true", NULL };
+
+	base_create(fx, &c, argv);
+	c.image = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	c.ulimits = ul;
+	c.n_ulimits = 1;
+	assert_int_equal(berth_docker_container_create(NULL, &c, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "ulimit nofile: soft 10 above hard 5"));
+	ul[0] = (struct berth_ulimit){ "nofile", -1, 5 };
+	assert_int_equal(berth_docker_container_create(NULL, &c, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "above hard"));
+	ul[0] = (struct berth_ulimit){ "NOFILE\"", 1, 5 };
+	assert_int_equal(berth_docker_container_create(NULL, &c, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "no valid name"));
+}
+
 /* Frames trickled one byte at a time through a socketpair: headers and
  * payloads split across reads; stdin delivered then half-closed. */
 static void test_relay_demux_partial(void **state)
@@ -585,6 +608,9 @@ static void test_create_vetted_fields(void **state)
 	c.n_binds = 1;
 	c.memory_bytes = 64 << 20;
 	c.cpus = 1;
+	struct berth_ulimit ul[] = { { "nofile", 321, 4096 }, { "core", 0, -1 } };
+	c.ulimits = ul;
+	c.n_ulimits = 2;
 	cid = create(fx, &c);
 	CHECK(berth_docker_container_inspect(fx->d, cid, &present, &st, &fx->err), fx);
 	assert_true(present);
@@ -606,6 +632,9 @@ static void test_create_vetted_fields(void **state)
 	assert_string_equal(jpath(hc, "Binds", NULL), "[ \"\\/tmp:\\/mnt\\/tmp:ro\" ]");
 	assert_string_equal(jpath(hc, "Memory", NULL), "67108864");
 	assert_string_equal(jpath(hc, "NanoCpus", NULL), "1000000000");
+	assert_string_equal(jpath(hc, "Ulimits", NULL),
+			    "[ { \"Name\": \"nofile\", \"Hard\": 4096, \"Soft\": 321 }, "
+			    "{ \"Name\": \"core\", \"Hard\": -1, \"Soft\": 0 } ]");
 	assert_string_equal(jpath(hc, "Init", NULL), "true");
 	assert_string_equal(jpath(hc, "AutoRemove", NULL), "false");
 	assert_string_equal(jpath(hc, "ReadonlyRootfs", NULL), "false");
@@ -730,6 +759,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_bad_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ulimit_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_demux_partial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),

@@ -53,6 +53,11 @@ static char *last_line(char *out)
 	return nl ? nl + 1 : out;
 }
 
+static bool is_progress(const char *line)
+{
+	return !strncmp(line, PFX "downloading:", strlen(PFX "downloading:"));
+}
+
 /* What srun's user sees while an image is staged: berth's own progress
  * lines as they come, and a line every few seconds of silence. */
 static void show_staging(void *ctx, const char *line, unsigned seconds)
@@ -60,17 +65,35 @@ static void show_staging(void *ctx, const char *line, unsigned seconds)
 	static unsigned last_progress;
 
 	(void)ctx;
-	if (line && !strncmp(line, PFX, strlen(PFX))) {
-		/* progress lines come every second: pass one every 5 */
-		bool progress = strstr(line, "downloading:") != NULL;
-		if (progress && last_progress && seconds - last_progress < 5)
+	if (line && is_progress(line)) {
+		/* progress lines come every second: pass one every 5.  Other
+		 * lines (an error) reach the user once, from task_init. */
+		if (last_progress && seconds - last_progress < 5)
 			return;
-		if (progress)
-			last_progress = seconds ? seconds : 1;
+		last_progress = seconds ? seconds : 1;
 		slurm_spank_log("%s", line);
 	} else if (!line)
 		slurm_spank_log(PFX "still preparing %s for %s (%us)", berth.image,
 				berth_runtime_name(berth.runtime), seconds);
+}
+
+/* Drop the progress lines from a stager's output, in place: they were
+ * shown while it ran, and an error message repeating them buries the
+ * reason. */
+static void drop_progress_lines(char *out)
+{
+	char *to = out;
+
+	for (char *line = out; *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+		if (!is_progress(line)) {
+			memmove(to, line, len);
+			to += len;
+		}
+		line += len;
+	}
+	*to = '\0';
 }
 
 /* Run one berth command for staging and return its last output line
@@ -96,6 +119,7 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 		keep_error("cannot stage the image: %s", err.msg);
 		return -1;
 	}
+	drop_progress_lines(*out);
 	*line_out = last_line(*out);
 	if (status != 0) {
 		/* The command already said "berth: ...": say it once. */

@@ -112,6 +112,15 @@ SCRIPT
 	run as_user srun --container-image=/etc/hostname true
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"berth: "*"not a docker-save archive"* ]]
+	# said once, where srun's user sees it, not once more by the stager
+	[ "$(grep -c 'not a docker-save archive' <<<"$output")" -eq 1 ]
+}
+
+@test "an unreachable image URL: one clear error with the cause, no progress lines in it" {
+	run as_user srun --container-image=http://127.0.0.1:1/image.tar true
+	[ "$status" -ne 0 ]
+	[ "$(grep -c 'berth: cannot fetch http://127.0.0.1:1/image.tar' <<<"$output")" -eq 1 ]
+	[[ "$output" == *"check that the server is up"* ]]
 }
 
 @test "the image is staged in the user's own cache folder, mode 0700" {

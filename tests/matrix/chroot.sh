@@ -28,12 +28,13 @@ common=(
 	libslurm-dev slurmd slurmctld slurm-client munge
 	libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	charliecloud-runtime squashfs-tools squashfuse busybox-static bindfs fuse3
+	libsquashfs-dev squashfs-tools-ng siftool
 	python3 curl procps psmisc iproute2 util-linux passwd time bats jq
 	debhelper dpkg-dev fakeroot ca-certificates
 )
 case $suite in
 trixie) extra=(slurm-wlm-basic-plugins-dev) ;; # Apptainer: sid's .deb, below
-sid) extra=(slurm-wlm-basic-plugins-dev apptainer siftool) ;;
+sid) extra=(slurm-wlm-basic-plugins-dev apptainer) ;;
 *) die "unknown suite '$suite' (trixie or sid)" ;;
 esac
 packages=("${common[@]}" "${extra[@]}")

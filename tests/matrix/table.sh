@@ -18,7 +18,7 @@ cell() { # results runtime -> "P passed, F failed"
 version() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }
 
 echo
-echo "| Slurm release | build, unit, packaging | charliecloud | singularity | docker |"
+echo "| Slurm release | runtime-independent (build, unit, lint, packaging) | charliecloud | singularity | docker |"
 echo "|---|---|---|---|---|"
 for suite in "$@"; do
 	r=$out/$suite.results

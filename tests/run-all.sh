@@ -3,6 +3,8 @@
 #   lint            cppcheck and clang-tidy over the C sources
 #   unit            cmocka tests under ASan/UBSan, then again under valgrind
 #   pipeline        image reader/flattener/cache against generated archives
+#   fakes           the singularity stand-in's own self-test (it must keep
+#                   behaving like the real Apptainer it was compared with)
 #   conformance     one executor suite, run unchanged against every runtime
 #   e2e             jobs through the real one-node Slurm (tests/cluster/)
 #   packaging       man pages (groff -ww), the RPM spec, the .deb built,
@@ -16,7 +18,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export BUILD=${BUILD:-$here/../build}
 BUILD=$(cd "$BUILD" && pwd)
-groups=${BERTH_TESTS:-lint unit pipeline conformance e2e packaging}
+groups=${BERTH_TESTS:-lint unit pipeline fakes conformance e2e packaging}
 passed=0
 failed=0
 failures=()
@@ -144,6 +146,11 @@ for group in $groups; do
 		;;
 	conformance)
 		run_tap conformance bash "$here/conformance/run.sh"
+		;;
+	fakes)
+		# PASS/FAIL lines, one per case, as TAP
+		run_tap "fakes/test_fake.sh [singularity]" bash -c \
+			"bash '$here/fakes/test_fake.sh' 2>&1 | sed -e 's/^PASS /ok - /' -e 's/^FAIL /not ok - /'; exit \${PIPESTATUS[0]}"
 		;;
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do

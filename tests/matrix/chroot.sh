@@ -129,8 +129,12 @@ mkdir -p "$tmp/.oldroot"
 mv -T "$tmp" "$root"
 trap - EXIT
 log "built in $((SECONDS - t0))s: $root"
-# Older builds of this suite (another key) are of no use any more.
+# Older builds of this suite (another key) are of no use any more, unless
+# a process still runs in one (a cluster, a shell): those stay.
+in_use() { # enter.sh makes ROOT the "/" of a mount namespace
+	grep -qs " $1 / " /proc/[0-9]*/mountinfo
+}
 for old in "$cache/$suite"-*; do
-	[ "$old" = "$root" ] || [ ! -d "$old" ] || rm -rf --one-file-system "$old"
+	[ "$old" = "$root" ] || [ ! -d "$old" ] || in_use "$old" || rm -rf --one-file-system "$old"
 done
 echo "$root"

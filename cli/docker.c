@@ -233,7 +233,7 @@ static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
 	while (f && n < max && fgets(line, sizeof(line), f)) {
 		for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
 			size_t l = strlen(names[i].proc);
-			if (strncmp(line, names[i].proc, l) || line[l] != ' ' ||
+			if (strncmp(line, names[i].proc, l) != 0 || line[l] != ' ' ||
 			    sscanf(line + l, "%31s %31s", soft, hard) != 2)
 				continue;
 			struct berth_ulimit u = {names[i].docker, limit_value(soft), limit_value(hard)};

@@ -319,6 +319,35 @@ static int parse_mount_home(struct berth_config *cfg,
 	return parse_bool(value, &cfg->mount_home, err);
 }
 
+const char *berth_sing_format_name(enum berth_sing_format f)
+{
+	switch (f) {
+	case BERTH_SING_SIF: return "sif";
+	case BERTH_SING_SANDBOX: return "sandbox";
+	default: return "auto";
+	}
+}
+
+static int parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
+			     char *value, struct berth_err *err)
+{
+	static const enum berth_sing_format all[] = {BERTH_SING_AUTO, BERTH_SING_SIF,
+						     BERTH_SING_SANDBOX};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
+		if (!strcasecmp(value, berth_sing_format_name(all[i]))) {
+			cfg->sing_format = all[i];
+			return 0;
+		}
+	return berth_fail(err, 0, "%s must be auto, sif or sandbox, not '%s'", key->name, value);
+}
+
+static void print_sing_format(const struct berth_config *cfg, const struct conf_key *key,
+			      FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name, berth_sing_format_name(cfg->sing_format));
+}
+
 static void mount_list_clear(char **paths, unsigned *count)
 {
 	for (unsigned i = 0; i < *count; i++) {
@@ -505,6 +534,7 @@ static const struct conf_key conf_keys[] = {
 	{"DefaultRuntime", parse_default_runtime, print_default_runtime, 0},
 	{"AllowedRuntimes", parse_allowed_runtimes, print_allowed_runtimes, 0},
 	PATH_KEY("SingularityPath", singularity_path),
+	{"SingularityImageFormat", parse_sing_format, print_sing_format, 0},
 	PATH_KEY("ChRunPath", chrun_path),
 	PATH_KEY("DockerSocket", docker_socket),
 	PATH_KEY("CacheDir", cache_dir),

@@ -44,10 +44,20 @@ enum berth_runtime {
 enum berth_runtime berth_runtime_from_name(const char *name);
 const char *berth_runtime_name(enum berth_runtime rt);
 
+/* How the singularity runtime keeps an image: decided per site. */
+enum berth_sing_format {
+	BERTH_SING_AUTO = 0,   /* from the installation: see executor/singularity.c */
+	BERTH_SING_SIF,        /* one SIF file per image (SquashFS inside) */
+	BERTH_SING_SANDBOX,    /* the flattened folder, run directly */
+};
+
+const char *berth_sing_format_name(enum berth_sing_format f);
+
 struct berth_config {
 	enum berth_runtime default_runtime;  /* DefaultRuntime=charliecloud */
 	unsigned allowed_runtimes;           /* AllowedRuntimes, bit (1u << rt) */
 	char singularity_path[PATH_MAX];     /* SingularityPath=/usr/bin/singularity */
+	enum berth_sing_format sing_format;  /* SingularityImageFormat=auto */
 	char chrun_path[PATH_MAX];           /* ChRunPath=/usr/bin/ch-run */
 	char docker_socket[PATH_MAX];        /* DockerSocket=/var/run/docker.sock */
 	char cache_dir[PATH_MAX];            /* CacheDir=/var/cache/berth */

@@ -60,7 +60,10 @@ for sock in /run/docker.sock /var/run/docker.sock; do
 	if [ -S "$sock" ]; then bind "$sock" "$r/run/docker.sock"; break; fi
 done
 [ -z "$ENTER_DOCKER_CLI" ] || bind "$ENTER_DOCKER_CLI" "$r/usr/local/bin/docker"
-bind "$ENTER_REPO" "$r$ENTER_REPO"
+case $ENTER_REPO/ in
+/tmp/* | /var/tmp/*) ;; # there already (and a bind there would reach the host)
+*) bind "$ENTER_REPO" "$r$ENTER_REPO" ;;
+esac
 bind /etc/hosts "$r/etc/hosts"
 bind /etc/resolv.conf "$r/etc/resolv.conf"
 cd "$r"

@@ -167,6 +167,7 @@ static const char all_keys_conf[] =
 	"DefaultRuntime=singularity\n"
 	"AllowedRuntimes=singularity,docker\n"
 	"SingularityPath=/opt/sing/bin/singularity\n"
+	"SingularityImageFormat=SIF\n"
 	"ChRunPath=/opt/ch/bin/ch-run\n"
 	"DockerSocket=/run/docker.sock\n"
 	"CacheDir=/scratch/berth\n"
@@ -183,6 +184,7 @@ static void assert_all_keys_applied(const struct berth_config *cfg)
 			 RT_BIT(BERTH_RT_SINGULARITY) |
 				 RT_BIT(BERTH_RT_DOCKER));
 	assert_string_equal(cfg->singularity_path, "/opt/sing/bin/singularity");
+	assert_int_equal(cfg->sing_format, BERTH_SING_SIF);
 	assert_string_equal(cfg->chrun_path, "/opt/ch/bin/ch-run");
 	assert_string_equal(cfg->docker_socket, "/run/docker.sock");
 	assert_string_equal(cfg->cache_dir, "/scratch/berth");
@@ -211,6 +213,7 @@ static void test_args_set_every_key(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "DefaultRuntime=singularity",
 				   "AllowedRuntimes=singularity,docker",
 				   "SingularityPath=/opt/sing/bin/singularity",
+				   "SingularityImageFormat=sif",
 				   "ChRunPath=/opt/ch/bin/ch-run",
 				   "DockerSocket=/run/docker.sock",
 				   "CacheDir=/scratch/berth",
@@ -399,6 +402,20 @@ static void test_mount_home_values(void **state)
 	assert_msg_has(&fx->err, "plugstack argument 'MountHome=maybe'");
 	assert_msg_has(&fx->err, "yes or no");
 	assert_int_equal(LOAD_ARGS(fx, "MountHome=on"), -1);
+}
+
+static void test_sing_format_values(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(fx->cfg.sing_format, BERTH_SING_AUTO);
+	assert_int_equal(LOAD_ARGS(fx, "SingularityImageFormat=sandbox"), 0);
+	assert_int_equal(fx->cfg.sing_format, BERTH_SING_SANDBOX);
+	assert_int_equal(LOAD_ARGS(fx, "singularityimageformat=Auto"), 0);
+	assert_int_equal(fx->cfg.sing_format, BERTH_SING_AUTO);
+	assert_int_equal(LOAD_ARGS(fx, "SingularityImageFormat=squashfs"), -1);
+	assert_msg_has(&fx->err, "SingularityImageFormat must be auto, sif or sandbox, not 'squashfs'");
+	assert_string_equal(berth_sing_format_name(BERTH_SING_SIF), "sif");
 }
 
 static void test_allowed_runtimes_values(void **state)
@@ -937,6 +954,7 @@ int main(void)
 		T(test_cache_max_size_errors),
 		T(test_fetch_timeout_values),
 		T(test_mount_home_values),
+		T(test_sing_format_values),
 		T(test_allowed_runtimes_values),
 		T(test_unknown_runtime),
 		T(test_docker_mounts_normalized),

@@ -11,12 +11,12 @@ BUILD       ?= build
 VERSION     := 0.1.0
 
 CC          ?= cc
-PKGS        := libarchive json-c libcurl libcrypto
+PKGS        := libarchive json-c libcurl libcrypto libsquashfs1
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
 # libcurl is dlopen()ed when first needed (executor/curl_lazy.h): the
 # berth command does not link it; the unit tests, which call it, do.
-BERTH_LIBS  := $(shell pkg-config --libs libarchive json-c libcrypto)
+BERTH_LIBS  := $(shell pkg-config --libs libarchive json-c libcrypto libsquashfs1)
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS      ?= -O2 -g
 BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
@@ -29,7 +29,7 @@ CONF_SRC     := conf/error.c conf/config.c conf/mounts.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/singularity.c \
 	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c \
-	executor/curl_lazy.c
+	executor/curl_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
 CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c
 SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c

@@ -375,6 +375,11 @@ static int cmd_config(void)
 		return 1;
 	}
 	berth_config_print(&cfg, stdout);
+	/* What auto means on this machine, as a comment: the output stays a
+	 * valid berth.conf. */
+	char why[PATH_MAX + 256];
+	enum berth_sing_format f = berth_singularity_choose_format(&cfg, why, sizeof(why));
+	printf("# singularity images here: %s (%s)\n", berth_sing_format_name(f), why);
 	berth_config_free(&cfg);
 	return 0;
 }

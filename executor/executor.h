@@ -141,6 +141,12 @@ enum berth_state berth_executor_state(const struct berth_executor *ex);
 /* Destroy: kill what still runs, release locks and memory. */
 void berth_executor_destroy(struct berth_executor *ex);
 
+/* The singularity runtime's image format for this site: the configured
+ * one, or for SingularityImageFormat=auto the one that suits the
+ * installation; `why` says which and why (for `berth config`). */
+enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
+						       char *why, size_t len);
+
 /* The environment a container gets by default: the image's Env over
  * `base` (NULL-terminated "K=V"), except names in `keep` (may be NULL) and
  * SLURM_*, which keep base's value.  Returns a malloc'd vector. */

@@ -1,14 +1,20 @@
 /* berth: the Singularity runtime (SingularityCE or Apptainer, the binary
  * named by SingularityPath).
  *
- * Loading converts the docker-save archive once per digest into a SIF in
- * the user's cache with `singularity build X.sif docker-archive:/abs.tar`
- * (through a symlink without ':' in its path, which both parsers accept),
- * with the build's tmp and cache folders private to the build.  Running is
- * `singularity exec --containall --cleanenv ...`: the environment travels
- * as SINGULARITYENV_/APPTAINERENV_ variables with NO_EVAL set, so values
- * arrive byte for byte, and singularity's own environment is built from
- * scratch, so a user's SINGULARITY_BIND & co. cannot change the call. */
+ * berth makes the runtime's image itself, once per digest, never with
+ * `singularity build`: the flattened tree plus the /.singularity.d
+ * metadata `apptainer build` would write (sing_meta.c), kept either as a
+ * sandbox folder (run directly: the fastest start, no FUSE) or written as
+ * SquashFS into a SIF (sif.c; one file per image, for setuid
+ * installations).  SingularityImageFormat=auto picks from the
+ * installation (berth_singularity_choose_format).  A .sif or SquashFS file
+ * given by the user runs as it is.
+ *
+ * Running is `singularity exec --containall --cleanenv ...`: the
+ * environment travels as SINGULARITYENV_/APPTAINERENV_ variables with
+ * NO_EVAL set, so values arrive byte for byte, and singularity's own
+ * environment is built from scratch, so a user's SINGULARITY_BIND & co.
+ * cannot change the call. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +25,10 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "fs.h"
 #include "process.h"
+#include "sif.h"
+#include "sing_meta.h"
 
 #define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define VERSION_MAX 256
@@ -27,8 +36,9 @@
 struct sing {
 	bool apptainer;               /* flavour: decides the env prefix */
 	char version[VERSION_MAX];    /* first line of --version */
+	enum berth_sing_format format; /* sif or sandbox, decided */
 	struct berth_artifact artifact;
-	char sif[PATH_MAX];
+	char image[PATH_MAX];         /* the cached SIF or sandbox */
 };
 
 static struct sing *priv(struct berth_executor *ex)
@@ -87,56 +97,126 @@ static int read_version(struct berth_executor *ex, struct berth_err *err)
 	return 0;
 }
 
-static int sing_convert(void *ctx, const struct berth_image *img, const char *out_path,
-			const char *work_dir, struct berth_flatten_stats *stats,
-			struct berth_err *err)
+/* The runtime's own version number ("1.4.5"), for the image's labels. */
+static const char *version_number(const struct sing *s)
 {
-	struct berth_executor *ex = ctx;
-	char link[PATH_MAX], tmpdir[PATH_MAX], cachedir[PATH_MAX];
-	_cleanup_free_ char *archive = realpath(img->archive, NULL);
+	const char *space = strrchr(s->version, ' ');
 
-	(void)stats;
-	if (!archive)
-		return berth_fail(err, errno, "image archive %s", img->archive);
-	/* docker-archive:PATH breaks on ':' in PATH; a symlink in our build
-	 * folder gives singularity a path without one. */
-	snprintf(link, sizeof(link), "%s/image-archive.tar", work_dir);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/singularity-tmp", work_dir);
-	snprintf(cachedir, sizeof(cachedir), "%s/singularity-cache", work_dir);
-	if (strchr(link, ':'))
-		return berth_fail(err, 0, "CacheDir %s contains ':', which singularity "
-				  "cannot parse in docker-archive: paths; use another "
-				  "CacheDir", ex->cache.dir);
-	if (symlink(archive, link) < 0 || mkdir(tmpdir, 0700) < 0 || mkdir(cachedir, 0700) < 0)
-		return berth_fail(err, errno, "cannot prepare the singularity build in %s",
-				  work_dir);
-	_cleanup_free_ char *source = NULL;
-	if (asprintf(&source, "docker-archive:%s", link) < 0) {
-		source = NULL;
-		return berth_fail(err, ENOMEM, "argv");
-	}
-	struct berth_strv envp = {0};
-	const char *pfx = priv(ex)->apptainer ? "APPTAINER" : "SINGULARITY";
-	char *argv[] = {(char *)ex->cfg->singularity_path, "build", (char *)out_path, source, NULL};
-	int status = -1;
-	if (berth_strv_add(&envp, HOST_PATH, err) == 0 &&
-	    berth_strv_addf(&envp, err, "%s_TMPDIR=%s", pfx, tmpdir) == 0 &&
-	    berth_strv_addf(&envp, err, "%s_CACHEDIR=%s", pfx, cachedir) == 0 &&
-	    berth_strv_addf(&envp, err, "HOME=%s", getenv("HOME") ? getenv("HOME") : "/") == 0) {
-		/* Its progress goes to our stderr: the user sees it. */
-		struct berth_spawn sp = {.argv = argv, .envp = envp.v, .stdin_fd = -1,
-					 .stderr_fd = STDERR_FILENO};
-		pid_t pid = berth_spawn_start(&sp, err);
-		status = pid < 0 ? -1 : berth_wait_pid(pid, err);
-	}
-	berth_strv_free(envp.v);
-	if (status < 0)
+	return space ? space + 1 : NULL;
+}
+
+/* Flatten the image into `dir` (created) and add /.singularity.d; the
+ * SIF's metadata objects stay in *meta for the caller. */
+static int make_tree(struct berth_executor *ex, const struct berth_image *img,
+		     const char *dir, struct berth_flatten_stats *stats,
+		     struct berth_sing_meta *meta, struct berth_err *err)
+{
+	struct sing *s = priv(ex);
+	struct berth_sing_build build = {
+		.bootstrap = "docker-archive",
+		.from = img->n_tags ? img->tags[0] : img->digest,
+		.apptainer_version = s->apptainer ? version_number(s) : NULL,
+	};
+
+	if (mkdir(dir, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", dir);
+	if (berth_image_flatten(img, dir, stats, err) < 0 ||
+	    berth_singularity_meta_build(img, &build, meta, err) < 0)
 		return -1;
-	if (status != 0)
-		return berth_fail(err, 0, "'%s build' of %s failed (exit %d); see its "
-				  "messages above", ex->cfg->singularity_path, img->archive,
-				  status);
-	return 0;
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open %s", dir);
+	return berth_singularity_meta_write(fd, meta, err);
+}
+
+/* SingularityImageFormat=sandbox: the tree itself is the image. */
+static int convert_sandbox(void *ctx, const struct berth_image *img, const char *out_path,
+			   const char *work_dir, struct berth_flatten_stats *stats,
+			   struct berth_err *err)
+{
+	struct berth_sing_meta meta = {0};
+
+	(void)work_dir;
+	int rc = make_tree(ctx, img, out_path, stats, &meta, err);
+	berth_singularity_meta_free(&meta);
+	return rc;
+}
+
+/* SingularityImageFormat=sif: the tree, built in the work folder, written
+ * as SquashFS (zstd) into a SIF with the metadata objects, then removed. */
+static int convert_sif(void *ctx, const struct berth_image *img, const char *out_path,
+		       const char *work_dir, struct berth_flatten_stats *stats,
+		       struct berth_err *err)
+{
+	struct berth_sing_meta meta = {0};
+	char tree[PATH_MAX];
+
+	snprintf(tree, sizeof(tree), "%s/sif-tree", work_dir);
+	int rc = make_tree(ctx, img, tree, stats, &meta, err);
+	if (rc == 0) {
+		struct berth_sif_opts opts = {.objects = meta.objects, .n_objects = meta.n_objects};
+		rc = berth_sif_write(tree, out_path, &opts, NULL, err);
+	}
+	berth_singularity_meta_free(&meta);
+	_cleanup_close_ int wfd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd >= 0)
+		berth_remove_tree(wfd, "sif-tree"); /* now, not with the build folder */
+	return rc;
+}
+
+/* A setuid starter installed beside the binary: <prefix>/libexec/
+ * {apptainer,singularity}/bin/starter-suid, owned by root, mode u+s. */
+static bool setuid_starter(const char *bin, char *found, size_t len)
+{
+	static const char *const flavours[] = {"apptainer", "singularity"};
+	_cleanup_free_ char *real = realpath(bin, NULL);
+	struct stat st;
+
+	if (!real)
+		return false;
+	char *slash = strrchr(real, '/');
+	if (slash)
+		*slash = '\0'; /* <prefix>/bin */
+	if ((slash = strrchr(real, '/')))
+		*slash = '\0'; /* <prefix> */
+	for (size_t i = 0; i < sizeof(flavours) / sizeof(*flavours); i++) {
+		snprintf(found, len, "%s/libexec/%s/bin/starter-suid", real, flavours[i]);
+		if (stat(found, &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool have_squashfuse(void)
+{
+	static const char *const paths[] = {"/usr/bin/squashfuse_ll", "/usr/bin/squashfuse",
+					    "/usr/local/bin/squashfuse_ll", "/usr/local/bin/squashfuse"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+		if (access(paths[i], X_OK) == 0)
+			return access("/dev/fuse", R_OK | W_OK) == 0;
+	return false;
+}
+
+enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
+						       char *why, size_t len)
+{
+	char starter[PATH_MAX];
+
+	if (cfg->sing_format != BERTH_SING_AUTO) {
+		snprintf(why, len, "set by SingularityImageFormat");
+		return cfg->sing_format;
+	}
+	if (setuid_starter(cfg->singularity_path, starter, sizeof(starter))) {
+		snprintf(why, len, "auto: setuid installation (%s): one SIF per image, "
+			 "mounted by the setuid starter", starter);
+		return BERTH_SING_SIF;
+	}
+	snprintf(why, len, "auto: unprivileged installation (user namespaces, no setuid "
+		 "starter beside %s): a sandbox folder starts fastest and needs no FUSE%s",
+		 cfg->singularity_path,
+		 have_squashfuse() ? "" : " (without squashfuse a SIF is unpacked at every start)");
+	return BERTH_SING_SANDBOX;
 }
 
 static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
@@ -149,8 +229,11 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	if (read_version(ex, err) < 0)
 		return -1;
 	s->apptainer = !strncmp(s->version, "apptainer", 9);
-	s->artifact = (struct berth_artifact){.leaf = "image.sif", .convert = sing_convert,
-					      .ctx = ex};
+	char why[PATH_MAX + 256];
+	s->format = berth_singularity_choose_format(ex->cfg, why, sizeof(why));
+	s->artifact = s->format == BERTH_SING_SIF
+		? (struct berth_artifact){.leaf = "image.sif", .convert = convert_sif, .ctx = ex}
+		: (struct berth_artifact){.leaf = "sandbox", .convert = convert_sandbox, .ctx = ex};
 	return 0;
 }
 
@@ -202,8 +285,9 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	const char *image = ex->raw_image;
 
 	if (!image) {
-		berth_cache_entry_path(&ex->cache, ex->digest, "image.sif", priv(ex)->sif);
-		image = priv(ex)->sif;
+		berth_cache_entry_path(&ex->cache, ex->digest, priv(ex)->artifact.leaf,
+				       priv(ex)->image);
+		image = priv(ex)->image;
 	}
 	if (!home)
 		home = getenv("HOME");

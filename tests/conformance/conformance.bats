@@ -10,6 +10,8 @@
 #   BERTH_SINGULARITY     singularity/apptainer binary (default: the strict
 #                         stand-in tests/fakes/singularity)
 #   BERTH_CONFIG          berth configuration (default: one written here)
+#   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
+#                         (auto, sif, sandbox; default auto)
 #
 # Everything goes through `berth run` (see DESIGN.md, "The executor
 # interface"); the image is staged by berth run itself into a per-suite cache.
@@ -161,6 +163,7 @@ setup_file() {
 		cat >"$BERTH_CONFIG" <<-EOF
 			AllowedRuntimes=charliecloud,singularity,docker
 			SingularityPath=$sing
+			SingularityImageFormat=${BERTH_SING_FORMAT:-auto}
 			ChRunPath=$chrun
 			DockerAllowedMounts=$W
 		EOF

@@ -128,7 +128,17 @@ for rt in $runtimes; do
 		fi
 		if [ -n "${BERTH_TEST_SINGULARITY:-}" ]; then kind="real binary"; else kind="stand-in"; fi
 		echo "# [$rt] singularity ($kind): $sing, version: $(as_user "$sing" --version 2>&1 | head -1)"
+		# Both image formats berth makes: the one auto picks for this
+		# installation, then the other one.
+		printf 'SingularityPath=%s\nAllowedRuntimes=charliecloud,singularity\n' "$sing" >"$work/auto.conf"
+		auto=$(BERTH_CONFIG=$work/auto.conf "$berth" config 2>/dev/null |
+			sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p')
+		[ -n "$auto" ] || auto=sandbox
+		other=sif
+		[ "$auto" = sif ] && other=sandbox
+		echo "# [$rt] image formats: auto ($auto), then $other"
 		run_suite "$rt" BERTH_SINGULARITY="$sing"
+		run_suite "$rt" BERTH_SINGULARITY="$sing" BERTH_SING_FORMAT="$other"
 		;;
 	docker)
 		ping=$(curl -s -m 5 --unix-socket /var/run/docker.sock http://x/_ping 2>/dev/null)

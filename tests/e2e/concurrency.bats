@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Many jobs needing the same cold image at once: all succeed, the image is
 # converted exactly once (per runtime that converts: charliecloud's rootfs,
-# singularity's SIF), counted in the user's conversions.log.
+# singularity's SIF or sandbox), counted in the user's conversions.log.
 
 load helpers
 
@@ -52,8 +52,20 @@ one_conversion() { # runtime artifact
 	one_conversion charliecloud rootfs
 }
 
-@test "16 jobs at once on a cold image (singularity): all succeed, one SIF build" {
-	one_conversion singularity image.sif
+# The artifact the cluster's singularity makes: a SIF or a sandbox folder,
+# as SingularityImageFormat (auto: from the installation) decides.
+singularity_leaf() {
+	case $(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf "$BERTH_CLUSTER_DIR/bin/berth" config |
+		sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p') in
+	sif) echo image.sif ;;
+	sandbox) echo sandbox ;;
+	*) echo "berth config names no singularity image format" >&2; return 1 ;;
+	esac
+}
+
+@test "16 jobs at once on a cold image (singularity): all succeed, one conversion" {
+	leaf=$(singularity_leaf)
+	one_conversion singularity "$leaf"
 }
 
 @test "after the jobs: no build folder, no partial download left in the cache" {

@@ -157,8 +157,8 @@ check "backslash in APPTAINERENV_ without NO_EVAL: 255" 255 $?
 check "literal with NO_EVAL" '$HOME `id` a\b' \
 	"$(sxe 'APPTAINERENV_A=$HOME `id` a\b' "$FAKE" -q exec -e "$W/x.sif" sh -c 'echo "$A"')"
 check "NO_EVAL exported inside" "1 1" "$(sxe "$FAKE" -q exec -e "$W/x.sif" sh -c 'echo "$APPTAINER_NO_EVAL $SINGULARITY_NO_EVAL"')"
-sx "$W/q.sif" true 2>/dev/null
-check "image Env value the real one mangles (\"): 255" 255 $?
+check "image Env value with a quote: mangled as the real one mangles it" 'a\"b' \
+	"$(sx -e "$W/q.sif" sh -c 'printf %s "$Q"')"
 
 # --- exec: PATH rules ----------------------------------------------------
 check "image PATH + missing defaults" "/img/bin:/usr/bin:/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin" \

@@ -1,0 +1,154 @@
+#!/usr/bin/env bats
+# The singularity runtime's images, made by berth itself (no `singularity
+# build`): a SIF (SquashFS inside) or a sandbox folder, both with the
+# /.singularity.d metadata, per SingularityImageFormat.  Checked with the
+# real siftool and unsquashfs, and run through the singularity binary the
+# suite uses (the stand-in here, the real Apptainer with
+# BERTH_TEST_SINGULARITY and in tests/matrix/).
+#
+# Run as root: bats --tap tests/pipeline/singularity.bats
+
+REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BERTH=${BUILD:-$REPO/build}/berth
+MKIMAGE=$REPO/tests/fixtures/mkimage.py
+SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+
+setup_file() {
+	[ -x "$BERTH" ] || { echo "build/berth missing: run make -j2 all" >&2; return 1; }
+	WORK=$(mktemp -d /var/tmp/berth-sing-test.XXXXXX)
+	chmod 755 "$WORK"
+	python3 "$MKIMAGE" legacy "$WORK/img.tar" --tag berth/sing:1 \
+		--env IMG_VAR=from-image --entrypoint '["/bin/echo"]' --cmd '["hello"]' --label org.berth=yes >/dev/null
+	chmod 644 "$WORK/img.tar"
+	export WORK
+}
+
+teardown_file() {
+	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+}
+
+# pull FORMAT: stage img.tar with that SingularityImageFormat into a fresh
+# cache; sets P (the folder), U (the user cache) and DIGEST.
+pull() {
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=%s\n' "$SING" "$1" >"$P/berth.conf"
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" pull --runtime singularity \
+		--cache-dir "$P/cache" --singularity "$SING" "$WORK/img.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	DIGEST=${output%% *}
+	U=$P/cache/0
+	ENTRY=$U/images/${DIGEST#sha256:}
+}
+
+@test "sif: one SIF file, its partition SquashFS, read by the real siftool" {
+	pull sif
+	[ -f "$ENTRY/image.sif" ]
+	[ ! -e "$ENTRY/sandbox" ]
+	[ "$(head -c 32 "$ENTRY/image.sif")" = "#!/usr/bin/env run-singularity" ]
+	command -v siftool >/dev/null || skip "siftool not installed"
+	run siftool list "$ENTRY/image.sif"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q "FS (Squashfs/\*System/amd64)" <<<"$output"
+	grep -q "Def.FILE" <<<"$output"
+	grep -q "JSON.Generic" <<<"$output"
+}
+
+@test "sif: the partition holds the image and the metadata apptainer build writes" {
+	pull sif
+	off=$(python3 -c 'import struct,sys
+f=open(sys.argv[1],"rb"); h=f.read(128); n,off=struct.unpack("<q8x8xq",h[72:104])[0],struct.unpack("<q",h[96:104])[0]
+f.seek(off)
+for _ in range(n):
+	d=f.read(585)
+	t,used=struct.unpack("<i?",d[:5]); o=struct.unpack("<q",d[17:25])[0]; ft,pt=struct.unpack("<ii",d[201:209])
+	if used and t==0x4004 and pt==2: print(o); break' "$ENTRY/image.sif")
+	[ -n "$off" ]
+	run unsquashfs -o "$off" -lls "$ENTRY/image.sif"
+	[ "$status" -eq 0 ]
+	grep -q " squashfs-root/etc/only-in-image$" <<<"$output"
+	grep -q "squashfs-root/.singularity.d/env/10-docker2singularity.sh$" <<<"$output"
+	grep -q "squashfs-root/.singularity.d/runscript$" <<<"$output"
+	grep -q "squashfs-root/.singularity.d/labels.json$" <<<"$output"
+	# every file root's, as apptainer build makes it (-all-root)
+	! grep -v "^Parallel\|^$\|^[^dl-]" <<<"$output" | grep -q -v " root/root "
+}
+
+@test "sandbox: the flattened folder with /.singularity.d, the image's Env and runscript" {
+	pull sandbox
+	[ -d "$ENTRY/sandbox" ]
+	[ ! -e "$ENTRY/image.sif" ]
+	[ "$(cat "$ENTRY/sandbox/etc/only-in-image")" = only-in-image ]
+	grep -qx 'export IMG_VAR="${IMG_VAR:-"from-image"}"' "$ENTRY/sandbox/.singularity.d/env/10-docker2singularity.sh"
+	grep -q "/bin/echo" "$ENTRY/sandbox/.singularity.d/runscript"
+	grep -q '"org.berth": "yes"' "$ENTRY/sandbox/.singularity.d/labels.json"
+}
+
+@test "both formats run, with the image's Env, through $(basename "$SING")" {
+	for f in sif sandbox; do
+		pull "$f"
+		run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity \
+			--cache-dir "$P/cache" --image "$WORK/img.tar" -- sh -c 'cat /etc/only-in-image; echo "$IMG_VAR"'
+		echo "$f: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = $'only-in-image\nfrom-image' ]
+	done
+}
+
+@test "a SIF or SquashFS file given by the user runs as it is, unconverted" {
+	pull sif
+	cp "$ENTRY/image.sif" "$WORK/user.sif"
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity --cache-dir "$P/cache" --image "$WORK/user.sif" \
+		-- cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[ "$output" = only-in-image ]
+	pull sandbox
+	mksquashfs "$ENTRY/sandbox" "$WORK/user.sqfs" -quiet -all-root -noappend >/dev/null
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity --cache-dir "$P/cache" --image "$WORK/user.sqfs" \
+		-- cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[ "$output" = only-in-image ]
+	# nothing was converted for them
+	[ "$(grep -c . "$U/conversions.log")" -eq 1 ]
+}
+
+@test "SIGKILL while the SIF is written publishes nothing; the next pull converts" {
+	python3 "$MKIMAGE" legacy "$WORK/big.tar" --big-mb 120 >/dev/null
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$P/berth.conf"
+	BERTH_CONFIG="$P/berth.conf" "$BERTH" pull --runtime singularity --cache-dir "$P/cache" \
+		--singularity "$SING" "$WORK/big.tar" >"$P/out" 2>&1 &
+	pid=$!
+	n=0
+	until compgen -G "$P/cache/0/tmp/*/entry/image.sif" >/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 2000000 ] && kill -0 "$pid" 2>/dev/null || break
+	done
+	kill -KILL "$pid"
+	wait "$pid" || true
+	[ ! -s "$P/out" ] # killed before publishing
+	[ -z "$(ls -A "$P/cache/0/images")" ]
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" pull --runtime singularity \
+		--cache-dir "$P/cache" --singularity "$SING" "$WORK/big.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *" converted" ]]
+	[ -z "$(ls -A "$P/cache/0/tmp")" ]
+	[ -f "$P/cache/0/images/$(cut -d' ' -f1 <<<"$output" | cut -d: -f2)/image.sif" ]
+}
+
+@test "the SIF conversion of a 200 MB image stays under 64 MB of memory" {
+	python3 "$MKIMAGE" legacy "$WORK/big2.tar" --big-mb 200 >/dev/null
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$P/berth.conf"
+	run env BERTH_CONFIG="$P/berth.conf" /usr/bin/time -f 'maxrss=%M' "$BERTH" pull \
+		--runtime singularity --cache-dir "$P/cache" --singularity "$SING" "$WORK/big2.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kb=$(sed -n 's/^maxrss=//p' <<<"$output")
+	[ "$kb" -lt 65536 ]
+}

@@ -23,7 +23,7 @@ for rt in charliecloud singularity docker; do
 	digest=$("$REPO/build/berth" inspect "$img" | awk '/^digest/ {print $2}')
 	case $rt in
 	charliecloud) raw=(runuser -u berthtest -- env USER=berthtest /usr/bin/ch-run "$cache/images/${digest#sha256:}/rootfs" -- true) ;;
-	singularity) raw=(runuser -u berthtest -- "$BERTH_CLUSTER_DIR/bin/singularity" exec --containall --cleanenv "$cache/images/${digest#sha256:}/image.sif" true) ;;
+	singularity) raw=(runuser -u berthtest -- "$BERTH_CLUSTER_DIR/bin/singularity" -q exec --containall --cleanenv "$(ls -d "$cache/images/${digest#sha256:}/sandbox" "$cache/images/${digest#sha256:}/image.sif" 2>/dev/null | head -n1)" true) ;;
 	docker) raw=(docker run --rm --network host --user "$(id -u berthtest)" "$digest" true) ;;
 	esac
 	r=$(median_ms "${raw[@]}")

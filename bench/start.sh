@@ -20,7 +20,7 @@ for rt in charliecloud singularity; do
 	if [ "$rt" = charliecloud ]; then
 		raw=(/usr/bin/ch-run "$entry/rootfs" -- true)
 	else
-		raw=("$sing" exec --containall --cleanenv "$entry/image.sif" true)
+		raw=("$sing" -q exec --containall --cleanenv "$(ls -d "$entry/sandbox" "$entry/image.sif" 2>/dev/null | head -n1)" true)
 	fi
 	b=$(median_ms "$BERTH" run --runtime "$rt" --cache-dir "$work/cache" --image "$img" -- true)
 	r=$(median_ms "${raw[@]}")

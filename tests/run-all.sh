@@ -152,6 +152,9 @@ for group in $groups; do
 		run_tap "fakes/test_fake.sh [singularity]" bash -c \
 			"bash '$here/fakes/test_fake.sh' 2>&1 | sed -e 's/^PASS /ok - /' -e 's/^FAIL /not ok - /'; exit \${PIPESTATUS[0]}"
 		;;
+	pipeline-singularity) # the version matrix: berth's SIF/sandbox, the real Apptainer
+		run_tap "singularity.bats [singularity]" bats --tap "$here/pipeline/singularity.bats"
+		;;
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do
 			[ -e "$f" ] || continue

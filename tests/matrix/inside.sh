@@ -56,6 +56,9 @@ log "unit, conformance and end-to-end suites"
 BERTH_TESTS="unit conformance e2e" bash tests/run-all.sh
 rc=$?
 
+log "singularity images made by berth, run by this release's Apptainer"
+BERTH_RESULTS=$results BERTH_TESTS=pipeline-singularity bash tests/run-all.sh || rc=1
+
 log "Debian package built against this Slurm"
 if bash tests/matrix/deb-check.sh "$BUILD/deb"; then
 	echo "common ok" >>"$results"

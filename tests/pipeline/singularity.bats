@@ -76,6 +76,22 @@ for _ in range(n):
 	! grep -v "^Parallel\|^$\|^[^dl-]" <<<"$output" | grep -q -v " root/root "
 }
 
+@test "sif: apptainer inspect reads berth's SIF like one from apptainer build (real Apptainer only)" {
+	"$SING" --version | grep -q '^apptainer version' && [ -z "$("$SING" --version | grep berth-fake)" ] ||
+		skip "needs the real Apptainer (BERTH_TEST_SINGULARITY; the version matrix runs it)"
+	pull sif
+	run "$SING" inspect --labels "$ENTRY/image.sif"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q "org.berth: yes" <<<"$output"
+	run "$SING" inspect --runscript "$ENTRY/image.sif"
+	[ "$status" -eq 0 ]
+	grep -q "/bin/echo" <<<"$output"
+	run "$SING" inspect --environment "$ENTRY/image.sif"
+	[ "$status" -eq 0 ]
+	grep -q 'IMG_VAR' <<<"$output"
+}
+
 @test "sandbox: the flattened folder with /.singularity.d, the image's Env and runscript" {
 	pull sandbox
 	[ -d "$ENTRY/sandbox" ]

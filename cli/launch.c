@@ -36,6 +36,7 @@ struct launch {
 	const char *runtime;
 	const char *cache_dir;
 	const char *digest;
+	const char *raw_image;  /* a user's SIF/SquashFS file, run as it is */
 	const char *batch_script;
 	const char *workdir;
 	const char *mounts;    /* --container-mounts, checked by the plugin */
@@ -45,8 +46,9 @@ struct launch {
 };
 
 static const char launch_usage[] =
-	"usage: berth launch --runtime R --cache-dir DIR --digest sha256:HEX\n"
+	"usage: berth launch --runtime R --cache-dir DIR (--digest sha256:HEX | --image FILE)\n"
 	"                    [--ch-run PATH] [--singularity PATH]\n"
+	"                    [--singularity-format auto|sif|sandbox]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
 	"                    [--entrypoint] [--verbose] [--workdir DIR] [--env-keep NAME,...]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
@@ -59,6 +61,8 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"ch-run", required_argument, NULL, 'x'},
 		{"singularity", required_argument, NULL, 's'},
 		{"digest", required_argument, NULL, 'd'},
+		{"image", required_argument, NULL, 'i'},
+		{"singularity-format", required_argument, NULL, 'f'},
 		{"batch-script", required_argument, NULL, 'b'},
 		{"mount-home", no_argument, NULL, 'h'},
 		{"writable", no_argument, NULL, 'W'},
@@ -79,6 +83,11 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'x': snprintf(cfg->chrun_path, sizeof(cfg->chrun_path), "%s", optarg); break;
 		case 's': snprintf(cfg->singularity_path, sizeof(cfg->singularity_path), "%s", optarg); break;
 		case 'd': l->digest = optarg; break;
+		case 'i': l->raw_image = optarg; break;
+		case 'f':
+			if (berth_sing_format_parse(optarg, &cfg->sing_format) < 0)
+				return -1;
+			break;
 		case 'b': l->batch_script = optarg; break;
 		case 'h': l->mount_home = true; break;
 		case 'W': l->writable = true; break;
@@ -93,7 +102,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 	}
 	if (l->runtime && !strcmp(l->runtime, "docker"))
 		return l->control_fd > 2 ? 0 : -1;
-	if (!l->runtime || !l->cache_dir || !l->digest || optind >= argc)
+	if (!l->runtime || !l->cache_dir || !l->digest == !l->raw_image || optind >= argc)
 		return -1;
 	l->argv = argv + optind;
 	return 0;
@@ -243,6 +252,20 @@ static int relay_docker(int control)
 	return 255;
 }
 
+/* The staged image (by digest), or the user's own SIF/SquashFS file. */
+static int use_image(struct berth_executor *ex, const struct launch *l, struct berth_err *err)
+{
+	struct berth_stage_result res;
+
+	if (l->digest)
+		return berth_executor_use_image(ex, l->digest, err);
+	if (berth_executor_load_image(ex, l->raw_image, &res, err) < 0)
+		return -1;
+	if (!ex->raw_image)
+		return berth_fail(err, 0, "%s is not a SIF or SquashFS file", l->raw_image);
+	return 0;
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -267,7 +290,7 @@ int cmd_launch(int argc, char **argv)
 		return relay_docker(l.control_fd);
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
-	    berth_executor_use_image(ex, l.digest, &err) < 0)
+	    use_image(ex, &l, &err) < 0)
 		goto fail;
 	/* The job's environment, under the image's own variables, except the
 	 * names the user asked to keep (--container-env) and SLURM_*. */

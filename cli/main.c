@@ -165,11 +165,13 @@ static int cmd_pull(int argc, char **argv)
 		{"cache-dir", required_argument, NULL, 'c'},
 		{"runtime", required_argument, NULL, 'r'},
 		{"singularity", required_argument, NULL, 's'},
+		{"singularity-format", required_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char pull_usage[] =
-		"usage: berth pull [--runtime R] [--cache-dir DIR] [--singularity PATH] IMAGE\n";
-	const char *singularity = NULL;
+		"usage: berth pull [--runtime R] [--cache-dir DIR] [--singularity PATH]\n"
+		"                  [--singularity-format auto|sif|sandbox] IMAGE\n";
+	const char *singularity = NULL, *sing_format = NULL;
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
@@ -185,6 +187,8 @@ static int cmd_pull(int argc, char **argv)
 			runtime = optarg;
 		else if (c == 's')
 			singularity = optarg;
+		else if (c == 'f')
+			sing_format = optarg;
 		else {
 			fputs(pull_usage, stderr);
 			return 2;
@@ -195,8 +199,13 @@ static int cmd_pull(int argc, char **argv)
 		return 2;
 	}
 	int loaded = cli_load_config(&cfg, &err);
-	if (singularity) /* the plugin passes the site's value */
+	if (singularity) /* the plugin passes the site's values */
 		snprintf(cfg.singularity_path, sizeof(cfg.singularity_path), "%s", singularity);
+	if (sing_format && berth_sing_format_parse(sing_format, &cfg.sing_format) < 0) {
+		fprintf(stderr, "berth: --singularity-format must be auto, sif or sandbox\n");
+		berth_config_free(&cfg);
+		return 2;
+	}
 	enum berth_runtime rt = BERTH_RT_NONE;
 	if (loaded == 0 &&
 	    berth_config_pick_runtime(&cfg, runtime, &rt, &err) == 0 &&

@@ -328,17 +328,24 @@ const char *berth_sing_format_name(enum berth_sing_format f)
 	}
 }
 
-static int parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
-			     char *value, struct berth_err *err)
+int berth_sing_format_parse(const char *name, enum berth_sing_format *out)
 {
 	static const enum berth_sing_format all[] = {BERTH_SING_AUTO, BERTH_SING_SIF,
 						     BERTH_SING_SANDBOX};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
-		if (!strcasecmp(value, berth_sing_format_name(all[i]))) {
-			cfg->sing_format = all[i];
+		if (!strcasecmp(name, berth_sing_format_name(all[i]))) {
+			*out = all[i];
 			return 0;
 		}
+	return -1;
+}
+
+static int parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
+			     char *value, struct berth_err *err)
+{
+	if (berth_sing_format_parse(value, &cfg->sing_format) == 0)
+		return 0;
 	return berth_fail(err, 0, "%s must be auto, sif or sandbox, not '%s'", key->name, value);
 }
 

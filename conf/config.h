@@ -52,6 +52,8 @@ enum berth_sing_format {
 };
 
 const char *berth_sing_format_name(enum berth_sing_format f);
+/* "auto", "sif" or "sandbox" (any case) into *out; -1 for anything else. */
+int berth_sing_format_parse(const char *name, enum berth_sing_format *out);
 
 struct berth_config {
 	enum berth_runtime default_runtime;  /* DefaultRuntime=charliecloud */

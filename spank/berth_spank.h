@@ -29,6 +29,7 @@ struct berth_spank {
 	/* Remote context: result of staging, kept for task_init. */
 	bool staged;
 	char digest[80];
+	char *raw_image;             /* a user's SIF/SquashFS file (absolute), or NULL */
 	char stage_error[2048];
 	int control_fd;              /* docker: the task's end of the monitor socket */
 };

@@ -236,6 +236,8 @@ void berth_options_free(void)
 		free(*slot);
 		*slot = NULL;
 	}
+	free(berth.raw_image);
+	berth.raw_image = NULL;
 	berth_mounts_free(berth.mount_list, berth.n_mounts);
 	berth.mount_list = NULL;
 	berth.n_mounts = 0;

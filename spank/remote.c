@@ -132,9 +132,27 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 	return 0;
 }
 
-static int keep_digest(const char *line)
+static int keep_digest(spank_t sp, const char *line)
 {
-	if (strncmp(line, "sha256:", 7) != 0 || strlen(line) < 72 || line[71] != ' ') {
+	static const char as_is[] = " as-is";
+	size_t len = strlen(line);
+
+	/* A SIF or SquashFS file the user gave: run as it is, from its path. */
+	if (len > strlen(as_is) && !strcmp(line + len - strlen(as_is), as_is)) {
+		char cwd[PATH_MAX] = "/";
+		int n = (int)(len - strlen(as_is));
+		spank_getenv(sp, "PWD", cwd, sizeof(cwd));
+		int rc = line[0] == '/' ? asprintf(&berth.raw_image, "%.*s", n, line)
+					: asprintf(&berth.raw_image, "%s/%.*s", cwd, n, line);
+		if (rc < 0) {
+			berth.raw_image = NULL;
+			keep_error("%s", "out of memory");
+			return -1;
+		}
+		slurm_verbose(PFX "image %s runs as it is", berth.raw_image);
+		return 0;
+	}
+	if (strncmp(line, "sha256:", 7) != 0 || len < 72 || line[71] != ' ') {
 		keep_error("unexpected output from the image stager: %s", line);
 		return -1;
 	}
@@ -148,13 +166,14 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
 			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
 			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
+			"--singularity-format", (char *)berth_sing_format_name(berth.cfg.sing_format),
 			"--", berth.image, NULL};
 	_cleanup_free_ char *out = NULL;
 	char *line;
 
 	if (run_stager(sp, argv, cred, -1, &out, &line) < 0)
 		return -1;
-	return keep_digest(line);
+	return keep_digest(sp, line);
 }
 
 /* Docker: the job user fetches (a URL) and opens the archive, so only what
@@ -193,7 +212,11 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 			tag ? "--tag" : NULL, tag, NULL};
 	if (run_stager(sp, load, &root, fd, &out2, &line) < 0)
 		return -1;
-	return keep_digest(line);
+	if (strncmp(line, "sha256:", 7) != 0) { /* docker loads archives only */
+		keep_error("unexpected output from the Docker loader: %s", line);
+		return -1;
+	}
+	return keep_digest(sp, line);
 }
 
 int berth_remote_user_init(spank_t sp)
@@ -241,8 +264,10 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n
 	argv[n++] = berth.cfg.chrun_path;
 	argv[n++] = "--singularity";
 	argv[n++] = berth.cfg.singularity_path;
-	argv[n++] = "--digest";
-	argv[n++] = berth.digest;
+	argv[n++] = "--singularity-format";
+	argv[n++] = (char *)berth_sing_format_name(berth.cfg.sing_format);
+	argv[n++] = berth.raw_image ? "--image" : "--digest";
+	argv[n++] = berth.raw_image ? berth.raw_image : berth.digest;
 	bool home = berth.mount_home == BERTH_UNSET ? berth.cfg.mount_home
 						    : berth.mount_home == BERTH_YES;
 	if (home)

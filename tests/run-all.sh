@@ -58,7 +58,10 @@ RUNTIMES="charliecloud singularity docker"
 record() {
 	[ -n "${BERTH_RESULTS:-}" ] || return 0
 	local rt where="$1 $2"
-	case $1 in docker.bats*) echo "docker $3" >>"$BERTH_RESULTS"; return 0 ;; esac
+	case $1 in
+	docker.bats*) echo "docker $3" >>"$BERTH_RESULTS"; return 0 ;;
+	singularity.bats*) echo "singularity $3" >>"$BERTH_RESULTS"; return 0 ;;
+	esac
 	for rt in $RUNTIMES; do
 		case $where in *"[$rt]"* | *"($rt)"*) echo "$rt $3" >>"$BERTH_RESULTS"; return 0 ;; esac
 	done

@@ -1,0 +1,160 @@
+/* Unit tests for executor/imageref.c: every form users write, Docker's
+ * normalisation, and every refusal with its message. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "imageref.h"
+
+#define HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void parses_to(const char *text, const char *dflt, const char *registry,
+		      const char *repository, const char *tag, const char *digest)
+{
+	struct berth_imageref ref;
+	struct berth_err err = {0};
+
+	if (berth_imageref_parse(text, dflt, &ref, &err) < 0)
+		fail_msg("'%s' refused: %s", text, err.msg);
+	assert_string_equal(ref.registry, registry);
+	assert_string_equal(ref.repository, repository);
+	assert_string_equal(ref.tag, tag);
+	assert_string_equal(ref.digest, digest);
+}
+
+static void refused(const char *text, const char *why)
+{
+	struct berth_imageref ref;
+	struct berth_err err = {0};
+
+	assert_int_equal(berth_imageref_parse(text, NULL, &ref, &err), -1);
+	if (!strstr(err.msg, why))
+		fail_msg("'%s': message '%s' lacks '%s'", text, err.msg, why);
+}
+
+static void test_bare_forms(void **state)
+{
+	(void)state;
+	parses_to("ubuntu", NULL, BERTH_DOCKER_HUB, "library/ubuntu", "latest", "");
+	parses_to("ubuntu:22.04", NULL, BERTH_DOCKER_HUB, "library/ubuntu", "22.04", "");
+	parses_to("nvidia/cuda:12.4.1-base", NULL, BERTH_DOCKER_HUB, "nvidia/cuda", "12.4.1-base", "");
+	parses_to("ubuntu@sha256:" HEX, NULL, BERTH_DOCKER_HUB, "library/ubuntu", "", "sha256:" HEX);
+	parses_to("ubuntu:22.04@sha256:" HEX, NULL, BERTH_DOCKER_HUB, "library/ubuntu", "22.04",
+		  "sha256:" HEX);
+	parses_to("quay.io/biocontainers/samtools:1.19--h50ea8bc_0", NULL, "quay.io",
+		  "biocontainers/samtools", "1.19--h50ea8bc_0", "");
+	parses_to("localhost/tool", NULL, "localhost", "tool", "latest", "");
+	parses_to("127.0.0.1:5000/berth/test:1", NULL, "127.0.0.1:5000", "berth/test", "1", "");
+	parses_to("a__b-c---d/e.f_g", NULL, BERTH_DOCKER_HUB, "a__b-c---d/e.f_g", "latest", "");
+}
+
+static void test_docker_scheme(void **state)
+{
+	(void)state;
+	parses_to("docker://ubuntu:22.04", NULL, BERTH_DOCKER_HUB, "library/ubuntu", "22.04", "");
+	parses_to("docker://docker.io/library/ubuntu", NULL, BERTH_DOCKER_HUB, "library/ubuntu",
+		  "latest", "");
+	parses_to("docker://index.docker.io/ubuntu", NULL, BERTH_DOCKER_HUB, "library/ubuntu",
+		  "latest", "");
+	parses_to("docker://ghcr.io/owner/app@sha256:" HEX, NULL, "ghcr.io", "owner/app", "",
+		  "sha256:" HEX);
+	parses_to("docker://[::1]:5000/x:y", NULL, "[::1]:5000", "x", "y", "");
+}
+
+static void test_enroot_forms(void **state)
+{
+	(void)state;
+	parses_to("nvcr.io#nvidia/pytorch:24.05-py3", NULL, "nvcr.io", "nvidia/pytorch",
+		  "24.05-py3", "");
+	parses_to("127.0.0.1:5000#berth/test", NULL, "127.0.0.1:5000", "berth/test", "latest", "");
+	/* a registry before '#' is taken as one even without a dot */
+	parses_to("registry#tool:1", NULL, "registry", "tool", "1", "");
+}
+
+static void test_site_default_registry(void **state)
+{
+	(void)state;
+	/* a site's registry: no "library/" (that is Docker Hub's convention) */
+	parses_to("ubuntu:22.04", "mirror.site.org:5000", "mirror.site.org:5000", "ubuntu", "22.04", "");
+	parses_to("ubuntu", "", BERTH_DOCKER_HUB, "library/ubuntu", "latest", "");
+	/* an explicit registry wins over the default */
+	parses_to("ghcr.io/a/b", "mirror.site.org", "ghcr.io", "a/b", "latest", "");
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	refused("", "is empty");
+	refused("docker://", "is empty");
+	refused("Ubuntu:22.04", "not a valid repository name");
+	refused("ubuntu:", "not a valid tag");
+	refused("ubuntu:-x", "not a valid tag");
+	refused("ubuntu:a b", "not a valid tag");
+	refused("ubuntu@sha256:abc", "64 lowercase hex digits");
+	refused("ubuntu@md5:" HEX, "64 lowercase hex digits");
+	refused("ubuntu@sha256:" HEX "0", "64 lowercase hex digits");
+	refused("a//b", "not a valid repository name");
+	refused("a/b/", "not a valid repository name");
+	refused("-a", "not a valid repository name");
+	refused("a-", "not a valid repository name");
+	refused("a..b", "not a valid repository name");
+	refused("a___b", "not a valid repository name");
+	refused("host:99999999/a", "not a registry");
+	refused("host:/a", "not a registry");
+	refused("bad_host#a", "not a registry");
+	refused("#a", "not a registry");
+	refused("[::1#a", "not a registry");
+	/* the message says how to write one */
+	refused("Bad", "e.g. ubuntu:22.04");
+}
+
+static void test_too_long(void **state)
+{
+	char text[1200];
+
+	(void)state;
+	memset(text, 'a', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	refused(text, "too long");
+	snprintf(text, sizeof(text), "ubuntu:%0130d", 1);
+	refused(text, "too long");
+}
+
+static void test_format(void **state)
+{
+	struct berth_imageref ref;
+	struct berth_err err = {0};
+	char out[768];
+
+	(void)state;
+	assert_int_equal(berth_imageref_parse("nvcr.io#nvidia/pytorch:24.05-py3", NULL, &ref, &err), 0);
+	berth_imageref_format(&ref, out, sizeof(out));
+	assert_string_equal(out, "nvcr.io/nvidia/pytorch:24.05-py3");
+	assert_int_equal(berth_imageref_parse("ubuntu@sha256:" HEX, NULL, &ref, &err), 0);
+	berth_imageref_format(&ref, out, sizeof(out));
+	assert_string_equal(out, BERTH_DOCKER_HUB "/library/ubuntu@sha256:" HEX);
+	/* the formatted form parses back to the same reference */
+	struct berth_imageref again;
+	assert_int_equal(berth_imageref_parse(out, NULL, &again, &err), 0);
+	assert_memory_equal(&ref, &again, sizeof(ref));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bare_forms),
+		cmocka_unit_test(test_docker_scheme),
+		cmocka_unit_test(test_enroot_forms),
+		cmocka_unit_test(test_site_default_registry),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_format),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -30,16 +30,45 @@
 
 /* ---- Apptainer 1.4.5's fixed files (3-clause BSD; see their headers) ---- */
 
-static const char actions_exec[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
+/* Every fixed file starts with Apptainer's header, then one of its two
+ * license notices, some followed by the older copyrights. */
+#define APPTAINER_HEADER \
+	"#!/bin/sh\n" \
+	"# Copyright (c) Contributors to the Apptainer project, established as\n" \
+	"#   Apptainer a Series of LF Projects LLC.\n" \
+	"#   For website terms of use, trademark policy, privacy policy and other\n" \
+	"#   project policies see https://lfprojects.org/policies\n" \
 	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
+
+#define LICENSE_SHORT \
+	"# This software is licensed under a 3-clause BSD license. Please consult the\n" \
+	"# LICENSE.md file distributed with the sources of this project regarding your\n" \
 	"# rights to use or distribute this software.\n"
+
+#define LICENSE_URL \
+	"# This software is licensed under a 3-clause BSD license. Please consult\n" \
+	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n" \
+	"# rights to use or distribute this software.\n"
+
+#define OLD_COPYRIGHTS \
+	"#\n" \
+	"# Copyright (c) 2017, SingularityWare, LLC. All rights reserved.\n" \
+	"# Copyright (c) 2015-2017, Gregory M. Kurtzer. All rights reserved.\n" \
+	"#\n" \
+	"# Copyright (c) 2016-2017, The Regents of the University of California,\n" \
+	"# through Lawrence Berkeley National Laboratory (subject to receipt of any\n" \
+	"# required approvals from the U.S. Dept. of Energy).  All rights reserved.\n" \
+	"#\n" \
+	"# NOTICE.  This Software was developed under funding from the U.S. Department of\n" \
+	"# Energy and the U.S. Government consequently retains certain rights. As such,\n" \
+	"# the U.S. Government has been granted for itself and others acting on its\n" \
+	"# behalf a paid-up, nonexclusive, irrevocable, worldwide license in the Software\n" \
+	"# to reproduce, distribute copies to the public, prepare derivative works, and\n" \
+	"# perform publicly and display publicly, and to permit other to do so.\n" \
+	"#\n"
+
+static const char actions_exec[] =
+	APPTAINER_HEADER LICENSE_SHORT
 	"\n"
 	"for script in /.singularity.d/env/*.sh; do\n"
 	"    if [ -f \"$script\" ]; then\n"
@@ -50,15 +79,7 @@ static const char actions_exec[] =
 	"exec \"$@\"\n";
 
 static const char actions_run[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_SHORT
 	"\n"
 	"for script in /.singularity.d/env/*.sh; do\n"
 	"    if [ -f \"$script\" ]; then\n"
@@ -85,15 +106,7 @@ static const char actions_run[] =
 	"fi\n";
 
 static const char actions_shell[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_SHORT
 	"\n"
 	"for script in /.singularity.d/env/*.sh; do\n"
 	"    if [ -f \"$script\" ]; then\n"
@@ -122,15 +135,7 @@ static const char actions_shell[] =
 	"exit 1\n";
 
 static const char actions_start[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_SHORT
 	"\n"
 	"# if we are here start notify PID 1 to continue\n"
 	"# DON'T REMOVE\n"
@@ -147,15 +152,7 @@ static const char actions_start[] =
 	"fi\n";
 
 static const char actions_test[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_SHORT
 	"\n"
 	"for script in /.singularity.d/env/*.sh; do\n"
 	"    if [ -f \"$script\" ]; then\n"
@@ -182,54 +179,15 @@ static const char actions_test[] =
 	"fi\n";
 
 static const char env_01_base_sh[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult\n"
-	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n"
-	"# rights to use or distribute this software.\n"
-	"#\n"
-	"# Copyright (c) 2017, SingularityWare, LLC. All rights reserved.\n"
-	"# Copyright (c) 2015-2017, Gregory M. Kurtzer. All rights reserved.\n"
-	"#\n"
-	"# Copyright (c) 2016-2017, The Regents of the University of California,\n"
-	"# through Lawrence Berkeley National Laboratory (subject to receipt of any\n"
-	"# required approvals from the U.S. Dept. of Energy).  All rights reserved.\n"
-	"#\n"
-	"# NOTICE.  This Software was developed under funding from the U.S. Department of\n"
-	"# Energy and the U.S. Government consequently retains certain rights. As such,\n"
-	"# the U.S. Government has been granted for itself and others acting on its\n"
-	"# behalf a paid-up, nonexclusive, irrevocable, worldwide license in the Software\n"
-	"# to reproduce, distribute copies to the public, prepare derivative works, and\n"
-	"# perform publicly and display publicly, and to permit other to do so.\n"
-	"#\n";
+	APPTAINER_HEADER LICENSE_URL OLD_COPYRIGHTS;
 
 static const char env_90_environment_sh[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult\n"
-	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_URL
 	"\n"
 	"# Custom environment shell code should follow\n";
 
 static const char env_95_apps_sh[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult\n"
-	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_URL
 	"#\n"
 	"# Copyright (c) 2017, SingularityWare, LLC. All rights reserved.\n"
 	"#\n"
@@ -289,30 +247,7 @@ static const char env_95_apps_sh[] =
 	"fi\n";
 
 static const char env_99_base_sh[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult\n"
-	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n"
-	"# rights to use or distribute this software.\n"
-	"#\n"
-	"# Copyright (c) 2017, SingularityWare, LLC. All rights reserved.\n"
-	"# Copyright (c) 2015-2017, Gregory M. Kurtzer. All rights reserved.\n"
-	"#\n"
-	"# Copyright (c) 2016-2017, The Regents of the University of California,\n"
-	"# through Lawrence Berkeley National Laboratory (subject to receipt of any\n"
-	"# required approvals from the U.S. Dept. of Energy).  All rights reserved.\n"
-	"#\n"
-	"# NOTICE.  This Software was developed under funding from the U.S. Department of\n"
-	"# Energy and the U.S. Government consequently retains certain rights. As such,\n"
-	"# the U.S. Government has been granted for itself and others acting on its\n"
-	"# behalf a paid-up, nonexclusive, irrevocable, worldwide license in the Software\n"
-	"# to reproduce, distribute copies to the public, prepare derivative works, and\n"
-	"# perform publicly and display publicly, and to permit other to do so.\n"
-	"#\n"
+	APPTAINER_HEADER LICENSE_URL OLD_COPYRIGHTS
 	"\n"
 	"if [ -z \"${LD_LIBRARY_PATH:-}\" ]; then\n"
 	"    LD_LIBRARY_PATH=\"/.singularity.d/libs\"\n"
@@ -326,15 +261,7 @@ static const char env_99_base_sh[] =
 	"export LD_LIBRARY_PATH PS1\n";
 
 static const char env_99_runtimevars_sh[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult\n"
-	"# https://github.com/apptainer/apptainer/blob/main/LICENSE.md regarding your\n"
-	"# rights to use or distribute this software.\n"
+	APPTAINER_HEADER LICENSE_URL
 	"#\n"
 	"\n"
 	"if [ -n \"${SING_USER_DEFINED_PREPEND_PATH:-}\" ]; then\n"
@@ -356,15 +283,7 @@ static const char env_99_runtimevars_sh[] =
 	"export PATH\n";
 
 static const char startscript[] =
-	"#!/bin/sh\n"
-	"# Copyright (c) Contributors to the Apptainer project, established as\n"
-	"#   Apptainer a Series of LF Projects LLC.\n"
-	"#   For website terms of use, trademark policy, privacy policy and other\n"
-	"#   project policies see https://lfprojects.org/policies\n"
-	"# Copyright (c) 2018-2021, Sylabs Inc. All rights reserved.\n"
-	"# This software is licensed under a 3-clause BSD license. Please consult the\n"
-	"# LICENSE.md file distributed with the sources of this project regarding your\n"
-	"# rights to use or distribute this software.\n";
+	APPTAINER_HEADER LICENSE_SHORT;
 
 /* The OCI runscript template's static end (conveyorPacker_oci.go). */
 static const char runscript_tail[] =

@@ -193,19 +193,10 @@ static int write_file_at(int dir_fd, const char *name, const void *data,
 {
 	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
 					O_NOFOLLOW | O_CLOEXEC, 0600);
-	const char *p = data;
-
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot create %s", name);
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return berth_fail(err, errno, "cannot write %s", name);
-		p += n;
-		len -= (size_t)n;
-	}
+	if (berth_write_all(fd, data, len) < 0)
+		return berth_fail(err, errno, "cannot write %s", name);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "curl_lazy.h"
+#include "fs.h"
 #include <openssl/evp.h>
 
 #ifndef BERTH_VERSION
@@ -191,22 +192,6 @@ static int fetch_open_temp(int dir_fd, const char *prefix, const char *suffix, c
 	return berth_fail(err, EEXIST, "cannot create a temporary file in the cache folder");
 }
 
-static int fetch_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static void fetch_sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -290,7 +275,7 @@ static int fetch_write_meta(int dir_fd, const char *hex, const char *meta_name, 
 		unlinkat(dir_fd, tmp, 0);
 		return berth_fail(err, ENOMEM, "cannot record the download's validators");
 	}
-	if (fetch_write_all(fd, text, (size_t)len) < 0 || renameat(dir_fd, tmp, dir_fd, meta_name) < 0) {
+	if (berth_write_all(fd, text, (size_t)len) < 0 || renameat(dir_fd, tmp, dir_fd, meta_name) < 0) {
 		int e = errno;
 
 		unlinkat(dir_fd, tmp, 0);
@@ -419,7 +404,7 @@ static size_t fetch_write_cb(char *buf, size_t size, size_t nmemb, void *userdat
 		x->cap_hit = true;
 		return 0;
 	}
-	if (fetch_write_all(x->fd, buf, len) < 0) {
+	if (berth_write_all(x->fd, buf, len) < 0) {
 		x->write_errno = errno;
 		return 0;
 	}

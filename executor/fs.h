@@ -19,6 +19,11 @@ unsigned long long berth_tree_size(int dir_fd, const char *name);
  * fails with ELOOP.  Returns an O_PATH fd of the folder, or -1 (errno). */
 int berth_mkdir_beneath(int root_fd, const char *path, mode_t mode);
 
+/* All of buf to fd (at offset `off` for the p- form), again after EINTR
+ * and short writes.  Returns 0, or -1 with errno set. */
+int berth_write_all(int fd, const void *buf, size_t len);
+int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+
 /* openat2() beneath root_fd, no symlinks, no magic links, no mount
  * crossing.  `flags` gets O_CLOEXEC | O_NOFOLLOW added. */
 int berth_open_beneath(int root_fd, const char *path, int flags, mode_t mode);

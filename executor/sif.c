@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
+
 /* ---- little-endian fields ------------------------------------------------- */
 
 static void put32(uint8_t *p, uint32_t v)
@@ -214,27 +216,13 @@ const char *berth_sif_host_arch(void)
 
 /* ---- writing ----------------------------------------------------------------- */
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
-				   (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static int write_zeros(int fd, uint64_t off, uint64_t len)
 {
 	static const uint8_t zero[4096];
 
 	while (len) {
 		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
-		if (pwrite_all(fd, zero, n, off) < 0)
+		if (berth_pwrite_all(fd, zero, n, (off_t)off) < 0)
 			return -1;
 		off += n;
 		len -= n;
@@ -315,7 +303,7 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 		d[i].offset = (int64_t)off;
 		d[i].size = (int64_t)obj->len;
 		d[i].size_padded = (int64_t)obj->len;
-		if (obj->len && pwrite_all(out_fd, obj->data, obj->len, off) < 0)
+		if (obj->len && berth_pwrite_all(out_fd, obj->data, obj->len, (off_t)off) < 0)
 			return berth_fail(err, errno, "SIF: cannot write data object %zu",
 					  i + 1);
 		off += obj->len;
@@ -353,9 +341,9 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 	for (size_t i = 0; i <= n; i++)
 		berth_sif_descr_encode(&d[i], table + BERTH_SIF_DESCR_OFFSET +
 				       i * BERTH_SIF_DESCR_SIZE);
-	if (pwrite_all(out_fd, table + BERTH_SIF_HEADER_SIZE,
-		       BERTH_SIF_DATA_OFFSET - BERTH_SIF_HEADER_SIZE,
-		       BERTH_SIF_HEADER_SIZE) < 0)
+	if (berth_pwrite_all(out_fd, table + BERTH_SIF_HEADER_SIZE,
+			     BERTH_SIF_DATA_OFFSET - BERTH_SIF_HEADER_SIZE,
+			     BERTH_SIF_HEADER_SIZE) < 0)
 		return berth_fail(err, errno, "SIF: cannot write the descriptors");
 
 	struct berth_sif_header h = {
@@ -374,7 +362,7 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 	memcpy(h.arch, arch, 2);
 	memcpy(h.uuid, uuid, sizeof(uuid));
 	berth_sif_header_encode(&h, table);
-	if (pwrite_all(out_fd, table, BERTH_SIF_HEADER_SIZE, 0) < 0)
+	if (berth_pwrite_all(out_fd, table, BERTH_SIF_HEADER_SIZE, 0) < 0)
 		return berth_fail(err, errno, "SIF: cannot write the header");
 	if (!opts->no_sync && fdatasync(out_fd) < 0)
 		return berth_fail(err, errno, "SIF: cannot flush the image");

@@ -1200,19 +1200,6 @@ static bool image_choice(int e)
 	return e == ELOOP || e == ENOTDIR || e == EXDEV;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, data + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* Replace dir/name by a new file holding `data`, mode exactly `mode`. */
 static int put_file(int dir_fd, const char *dir, const char *name,
 		    const char *data, mode_t mode, struct berth_err *err)
@@ -1230,7 +1217,7 @@ static int put_file(int dir_fd, const char *dir, const char *name,
 	}
 	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
 					O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, data, strlen(data)) < 0 || fchmod(fd, mode) < 0)
+	if (fd < 0 || berth_write_all(fd, data, strlen(data)) < 0 || fchmod(fd, mode) < 0)
 		return berth_fail(err, errno, "cannot write /%s/%s", dir, name);
 	if (close(berth_steal_fd(fd)) < 0)
 		return berth_fail(err, errno, "cannot write /%s/%s", dir, name);

@@ -75,6 +75,8 @@ SCRIPT
 @test "a batch script's exit status becomes the job's (sbatch --wait returns it)" {
 	d=$(job_dir)
 	run as_user sbatch --wait --container-image="$IMG" -o "$d/out" --wrap='exit 7'
+	echo "sbatch: $output"
+	cat "$d/out" 2>/dev/null || true
 	[ "$status" -eq 7 ]
 }
 

@@ -175,7 +175,8 @@ SlurmdTimeout=30
 MessageTimeout=10
 InactiveLimit=0
 KillWait=5
-MinJobAge=2
+# sbatch --wait polls for the exit code: keep a finished job that long.
+MinJobAge=60
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none

@@ -30,13 +30,13 @@ EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/singularity.c \
 	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c \
 	executor/curl_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
-	executor/imageref.c
+	executor/imageref.c executor/registry.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
-CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c
-SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c
+CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c
+SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c spank/pin.c
 # The plugin stays thin: it links conf and the process helper only and
 # leaves image work to the berth command it spawns as the user.
-SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c executor/cachedir.c executor/strv.c
+SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c executor/cachedir.c executor/strv.c executor/imageref.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 

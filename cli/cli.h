@@ -18,5 +18,13 @@ int cli_parse_fd(const char *text);
 int cmd_launch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_docker(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+
+struct berth_image;
+/* A registry reference pulled into the user's cache and opened (berth
+ * inspect); 1 when `text` is not one. */
+int cli_open_registry_image(const char *text, struct berth_image *img, char pinned[72],
+			    struct berth_err *err);
 
 #endif

@@ -19,8 +19,13 @@ static const char usage[] =
 	"usage: berth COMMAND [ARGS]\n"
 	"\n"
 	"  pull [--runtime R] [--cache-dir DIR] IMAGE\n"
-	"                                   stage IMAGE (a docker-save archive,\n"
-	"                                   PATH[#REPO:TAG]) into your cache\n"
+	"                                   stage IMAGE (a docker-save archive\n"
+	"                                   PATH[#REPO:TAG], a URL of one, or a\n"
+	"                                   registry image: ubuntu:22.04,\n"
+	"                                   docker://REG/REPO:TAG, REG#REPO:TAG)\n"
+	"                                   into your cache\n"
+	"  resolve IMAGE                    the registry image pinned to its digest\n"
+	"  login [--username U] REGISTRY    store credentials (password on stdin)\n"
 	"  inspect [--json] IMAGE           show digest, layers and config\n"
 	"  run --runtime R --image IMAGE [--bind SRC:DST[:ro|rw]] [--workdir D]\n"
 	"      [--env K=V] [--env-pass NAME] [--writable] [--mount-home] -- CMD...\n"
@@ -54,8 +59,12 @@ void cli_error(const struct berth_err *err)
 int cli_load_config(struct berth_config *cfg, struct berth_err *err)
 {
 	const char *path = getenv("BERTH_CONFIG");
+	const char *text = getenv("BERTH_CONFIG_TEXT");
 
 	berth_config_defaults(cfg);
+	/* Set by the plugin: the site's settings, plugstack arguments included. */
+	if (text)
+		return berth_config_load_text(cfg, "the plugin's settings", text, err) < 0 ? -1 : 0;
 	if (berth_config_load_file(cfg, path ? path : BERTH_DEFAULT_CONFIG_FILE,
 				   path != NULL, err) < 0)
 		return -1;
@@ -122,8 +131,10 @@ static int cmd_inspect(int argc, char **argv)
 		cli_error(&err);
 		return 1;
 	}
-	int rc = berth_image_ref_split(ref, &path, &tag, &err) < 0 ||
-		 berth_image_open(&img, path, tag, work, &err) < 0;
+	char pinned[72] = "";
+	int reg = cli_open_registry_image(ref, &img, pinned, &err);
+	int rc = reg < 0 || (reg == 1 && (berth_image_ref_split(ref, &path, &tag, &err) < 0 ||
+					  berth_image_open(&img, path, tag, work, &err) < 0));
 	rmdir(work);
 	if (rc) {
 		cli_error(&err);
@@ -133,6 +144,8 @@ static int cmd_inspect(int argc, char **argv)
 		print_json(&img);
 	} else {
 		printf("%-12s%s\n", "digest", img.digest);
+		if (pinned[0])
+			printf("%-12s%s\n", "pinned", pinned);
 		print_list("tags", img.tags, img.n_tags);
 		for (size_t i = 0; i < img.n_layers; i++)
 			printf("%-12s%s\n", i ? "" : "layers", img.layers[i].entry);
@@ -357,8 +370,7 @@ static int cmd_fetch(int argc, char **argv)
 		return 2;
 	}
 	if (open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
-		cache.fetch_timeout = cfg.fetch_timeout;
-		cache.fetch_max_bytes = cfg.cache_max_size;
+		berth_cache_configure(&cache, &cfg);
 		cache.progress = show_progress;
 		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0) {
 			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");
@@ -412,6 +424,10 @@ int main(int argc, char **argv)
 		return cmd_launch(argc, argv);
 	if (!strcmp(cmd, "fetch"))
 		return cmd_fetch(argc, argv);
+	if (!strcmp(cmd, "resolve"))
+		return cmd_resolve(argc, argv);
+	if (!strcmp(cmd, "login"))
+		return cmd_login(argc, argv);
 	if (!strcmp(cmd, "docker"))
 		return cmd_docker(argc, argv);
 	if (!strcmp(cmd, "cache"))

@@ -290,6 +290,60 @@ static int parse_fetch_timeout(struct berth_config *cfg,
 	return 0;
 }
 
+/* host[:port] names, comma-separated; `one` allows a single name only. */
+static int check_registry_names(const char *value, bool one, struct berth_err *err)
+{
+	size_t len = strlen(value);
+
+	if (one && (len == 0 || strpbrk(value, ", ")))
+		return FAIL(err, 0, "bad registry '%.*s%s'; write one host[:port], "
+			    "for example registry.example.org:5000", QUOTED(value));
+	for (const char *p = value; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".-:,_ ", *p))
+			return FAIL(err, 0, "bad registry name '%.*s%s': '%c' cannot be part "
+				    "of a host[:port]; separate names with commas",
+				    QUOTED(value), *p);
+	return 0;
+}
+
+static int parse_default_registry(struct berth_config *cfg, const struct conf_key *key,
+				  char *value, struct berth_err *err)
+{
+	(void)key;
+	if (strlen(value) >= sizeof(cfg->default_registry) ||
+	    check_registry_names(value, true, err) < 0)
+		return err->msg[0] ? -1 : FAIL(err, 0, "registry name too long");
+	snprintf(cfg->default_registry, sizeof(cfg->default_registry), "%s", value);
+	return 0;
+}
+
+static int parse_insecure_registries(struct berth_config *cfg, const struct conf_key *key,
+				     char *value, struct berth_err *err)
+{
+	(void)key;
+	if (strlen(value) >= sizeof(cfg->insecure_registries))
+		return FAIL(err, 0, "InsecureRegistries is longer than %zu characters",
+			    sizeof(cfg->insecure_registries) - 1);
+	if (check_registry_names(value, false, err) < 0)
+		return -1;
+	snprintf(cfg->insecure_registries, sizeof(cfg->insecure_registries), "%s", value);
+	return 0;
+}
+
+static int parse_pull_parallel(struct berth_config *cfg, const struct conf_key *key,
+			       char *value, struct berth_err *err)
+{
+	const char *end = value;
+	uint64_t n;
+
+	(void)key;
+	if (parse_digits(&end, &n) < 0 || *end || n < 1 || n > 16)
+		return FAIL(err, 0, "bad PullParallel '%.*s%s'; write a whole number from 1 to 16",
+			    QUOTED(value));
+	cfg->pull_parallel = (unsigned)n;
+	return 0;
+}
+
 static int parse_bool(const char *value, bool *out, struct berth_err *err)
 {
 	static const char *const yes[] = {"yes", "true", "1"};
@@ -531,6 +585,29 @@ static void print_mount_home(const struct berth_config *cfg,
 	fprintf(out, "%s=%s\n", key->name, cfg->mount_home ? "yes" : "no");
 }
 
+static void print_default_registry(const struct berth_config *cfg,
+				   const struct conf_key *key, FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name, cfg->default_registry);
+}
+
+static void print_insecure_registries(const struct berth_config *cfg,
+				      const struct conf_key *key, FILE *out)
+{
+	if (!cfg->insecure_registries[0]) {
+		fprintf(out, "# %s is empty: every registry is reached over verified TLS\n",
+			key->name);
+		return;
+	}
+	fprintf(out, "%s=%s\n", key->name, cfg->insecure_registries);
+}
+
+static void print_pull_parallel(const struct berth_config *cfg,
+				const struct conf_key *key, FILE *out)
+{
+	fprintf(out, "%s=%u\n", key->name, cfg->pull_parallel);
+}
+
 #define PATH_KEY(name, field)                                                  \
 	{                                                                      \
 		name, parse_path, print_path,                                  \
@@ -550,6 +627,10 @@ static const struct conf_key conf_keys[] = {
 	{"DockerAllowedMounts", parse_docker_mounts, print_docker_mounts, 0},
 	{"FetchTimeout", parse_fetch_timeout, print_fetch_timeout, 0},
 	{"MountHome", parse_mount_home, print_mount_home, 0},
+	{"DefaultRegistry", parse_default_registry, print_default_registry, 0},
+	{"InsecureRegistries", parse_insecure_registries, print_insecure_registries, 0},
+	PATH_KEY("RegistryCertsDir", registry_certs_dir),
+	{"PullParallel", parse_pull_parallel, print_pull_parallel, 0},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -602,6 +683,9 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->n_docker_allowed_mounts = 0;
 	cfg->fetch_timeout = 300;
 	cfg->mount_home = true;
+	snprintf(cfg->default_registry, sizeof(cfg->default_registry), "registry-1.docker.io");
+	set_path_default(cfg->registry_certs_dir, "/etc/docker/certs.d");
+	cfg->pull_parallel = 4;
 }
 
 void berth_config_free(struct berth_config *cfg)
@@ -798,13 +882,23 @@ static int apply_file_line(struct berth_config *cfg, const char *path,
 	return apply_setting(cfg, key, value, &at, seen, err);
 }
 
+static int load_stream(struct berth_config *cfg, const char *path, FILE *in,
+		       struct berth_err *err)
+{
+	struct origin seen[N_CONF_KEYS] = {{0}};
+	struct conf_reader reader = {.path = path, .in = in};
+	int got;
+
+	while ((got = read_line(&reader, err)) > 0)
+		if (apply_file_line(cfg, path, &reader, seen, err) < 0)
+			return -1;
+	return got;
+}
+
 int berth_config_load_file(struct berth_config *cfg, const char *path,
 			   bool must_exist, struct berth_err *err)
 {
-	struct origin seen[N_CONF_KEYS] = {{0}};
-	struct conf_reader reader = {.path = path};
 	_cleanup_fclose_ FILE *in = NULL;
-	int got;
 
 	if (!path)
 		return FAIL(err, EINVAL, "no config file named");
@@ -814,11 +908,33 @@ int berth_config_load_file(struct berth_config *cfg, const char *path,
 			return 0;
 		return FAIL(err, errno, "cannot open config file '%s'", path);
 	}
-	reader.in = in;
-	while ((got = read_line(&reader, err)) > 0)
-		if (apply_file_line(cfg, path, &reader, seen, err) < 0)
-			return -1;
-	return got;
+	return load_stream(cfg, path, in, err);
+}
+
+int berth_config_load_text(struct berth_config *cfg, const char *name, const char *text,
+			   struct berth_err *err)
+{
+	_cleanup_fclose_ FILE *in = fmemopen((void *)text, strlen(text), "r");
+
+	if (!in)
+		return FAIL(err, errno, "cannot read %s", name);
+	return load_stream(cfg, name, in, err);
+}
+
+char *berth_config_to_text(const struct berth_config *cfg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (!out)
+		return NULL;
+	berth_config_print(cfg, out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 /* ---- plugstack arguments ---------------------------------------------- */

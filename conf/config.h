@@ -70,6 +70,10 @@ struct berth_config {
 	unsigned n_docker_allowed_mounts;
 	unsigned fetch_timeout;              /* FetchTimeout=300 seconds */
 	bool mount_home;                     /* MountHome=yes */
+	char default_registry[256];          /* DefaultRegistry=registry-1.docker.io */
+	char insecure_registries[1024];      /* InsecureRegistries=host:port,... (plain HTTP) */
+	char registry_certs_dir[PATH_MAX];   /* RegistryCertsDir=/etc/docker/certs.d */
+	unsigned pull_parallel;              /* PullParallel=4 blobs at once */
 };
 
 /* Fill *cfg with the built-in defaults. */
@@ -84,6 +88,15 @@ void berth_config_free(struct berth_config *cfg);
  * file, the line and the key. */
 int berth_config_load_file(struct berth_config *cfg, const char *path,
 			   bool must_exist, struct berth_err *err);
+
+/* The same from text (berth_config_to_text's output): how the plugin hands
+ * its effective settings, plugstack arguments included, to the commands it
+ * spawns (BERTH_CONFIG_TEXT). */
+int berth_config_load_text(struct berth_config *cfg, const char *name, const char *text,
+			   struct berth_err *err);
+
+/* berth_config_print into a malloc'd string (NULL when out of memory). */
+char *berth_config_to_text(const struct berth_config *cfg);
 
 /* Apply plugstack arguments (each "Key=Value"), then check the keys against
  * each other (DefaultRuntime in AllowedRuntimes): every caller ends with

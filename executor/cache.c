@@ -369,10 +369,124 @@ static int fetch_url(struct berth_cache *cache, const char *url, char **local,
 	return 0;
 }
 
+void berth_cache_configure(struct berth_cache *cache, const struct berth_config *cfg)
+{
+	cache->fetch_timeout = cfg->fetch_timeout;
+	cache->fetch_max_bytes = cfg->cache_max_size;
+	cache->default_registry = cfg->default_registry[0] ? cfg->default_registry : NULL;
+	cache->registry.insecure = cfg->insecure_registries;
+	cache->registry.certs_dir = cfg->registry_certs_dir;
+	cache->registry.parallel = cfg->pull_parallel;
+	cache->registry.timeout_s = cfg->fetch_timeout;
+	cache->registry.max_bytes = cfg->cache_max_size;
+}
+
+bool berth_cache_is_registry_ref(const struct berth_cache *cache, const char *ref,
+				 struct berth_imageref *iref)
+{
+	struct berth_err err = {0};
+	struct stat st;
+
+	if (is_url(ref))
+		return false;
+	if (strncmp(ref, "docker://", 9) != 0) {
+		_cleanup_free_ char *path = strndup(ref, strcspn(ref, "#"));
+		if (berth_imageref_looks_like_path(ref) || !path || stat(path, &st) == 0 || stat(ref, &st) == 0)
+			return false; /* a file of that name wins */
+	}
+	return berth_imageref_parse(ref, cache->default_registry, iref, &err) == 0;
+}
+
+/* Neither a registry image nor an existing file: say both. */
+static int check_file_or_url(const char *ref, const char *default_registry,
+			     struct berth_err *err)
+{
+	struct berth_imageref iref;
+	struct stat st;
+
+	if (is_url(ref) || berth_imageref_looks_like_path(ref) || stat(ref, &st) == 0)
+		return 0;
+	_cleanup_free_ char *path = strndup(ref, strcspn(ref, "#"));
+	if (!path || stat(path, &st) == 0 ||
+	    berth_imageref_parse(ref, default_registry, &iref, err) == 0)
+		return 0;
+	return berth_fail(err, 0, "image %s is not a file here, and not a registry image "
+			  "either: %s", ref, err->msg);
+}
+
+static void registry_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct berth_cache *cache = ctx;
+
+	cache->progress(cache->progress_ctx, "downloading", done, total);
+}
+
+/* Pull the image's blobs into the cache and open it from there. */
+static int pull_registry(struct berth_cache *cache, const struct berth_imageref *iref,
+			 struct berth_image *img, struct berth_err *err)
+{
+	struct berth_registry_opts o = cache->registry;
+	struct berth_registry_pull pull;
+
+	if (cache->progress) {
+		o.progress = registry_progress;
+		o.progress_ctx = cache;
+	}
+	if (berth_registry_pull(&o, cache->dir, iref, &pull, err) < 0)
+		return -1;
+	return berth_image_open_layout(img, cache->dir, pull.manifest, err);
+}
+
+/* Docker loads archives: write the pulled image as one, once per manifest. */
+static int registry_archive(struct berth_cache *cache, const struct berth_imageref *iref,
+			    char **path, struct berth_err *err)
+{
+	struct berth_registry_opts o = cache->registry;
+	struct berth_registry_pull pull;
+	struct berth_image img = {0};
+	char name[96], tmp[112];
+	struct stat st;
+
+	if (cache->progress) {
+		o.progress = registry_progress;
+		o.progress_ctx = cache;
+	}
+	if (berth_registry_pull(&o, cache->dir, iref, &pull, err) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "downloads/%s.tar", pull.manifest + 7);
+	if (asprintf(path, "%s/%s", cache->dir, name) < 0) {
+		*path = NULL;
+		return berth_fail(err, ENOMEM, "path");
+	}
+	if (fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	if (berth_image_open_layout(&img, cache->dir, pull.manifest, err) < 0)
+		return -1;
+	mkdirat(cache->dir_fd, "downloads", 0700);
+	snprintf(tmp, sizeof(tmp), "%s.part-%d", name, (int)getpid());
+	int fd = openat(cache->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? berth_fail(err, errno, "cannot create %s/%s", cache->dir, tmp)
+			: berth_image_write_docker_archive(&img, fd, NULL, err);
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = berth_fail(err, errno, "cannot write %s/%s", cache->dir, tmp);
+	if (rc == 0 && renameat(cache->dir_fd, tmp, cache->dir_fd, name) < 0)
+		rc = berth_fail(err, errno, "cannot publish %s/%s", cache->dir, name);
+	if (rc < 0)
+		unlinkat(cache->dir_fd, tmp, 0);
+	berth_image_close(&img);
+	return rc;
+}
+
 int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 			char **tag, struct berth_err *err)
 {
+	struct berth_imageref iref;
+
 	*path = *tag = NULL;
+	if (berth_cache_is_registry_ref(cache, ref, &iref))
+		return registry_archive(cache, &iref, path, err);
+	if (check_file_or_url(ref, cache->default_registry, err) < 0)
+		return -1;
 	if (berth_image_ref_split(ref, path, tag, err) < 0)
 		return -1;
 	if (!is_url(*path))
@@ -460,6 +574,43 @@ static void ref_remember(struct berth_cache *cache, const char *path, const char
 	renameat(cache->dir_fd, tmp, cache->dir_fd, name);
 }
 
+/* An opened image: convert it under its digest's lock unless it is there. */
+static int stage_opened(struct berth_cache *cache, struct build *b, struct berth_image *img,
+			const char *ref, const struct berth_artifact *art,
+			struct berth_stage_result *res, struct berth_err *err)
+{
+	snprintf(res->digest, sizeof(res->digest), "%s", img->digest);
+	if (entry_exists(cache, img->digest, art->leaf)) {
+		touch_last_use(cache, img->digest);
+		return 0;
+	}
+	int lock = lock_digest(cache, img->digest, LOCK_EX, err);
+	if (lock < 0)
+		return -1;
+	/* Someone else may have built it while we waited for the lock. */
+	int rc = entry_exists(cache, img->digest, art->leaf)
+			 ? 0
+			 : build_artifact(cache, b, img, ref, art, res, err);
+	close(lock);
+	return rc;
+}
+
+static int stage_registry(struct berth_cache *cache, const char *ref,
+			  const struct berth_imageref *iref, const struct berth_artifact *art,
+			  struct berth_stage_result *res, struct berth_err *err)
+{
+	struct berth_image img = {0};
+	struct build b = {.lock_fd = -1};
+	int rc = -1;
+
+	sweep_dead_builds(cache);
+	if (pull_registry(cache, iref, &img, err) == 0 && build_begin(cache, &b, err) == 0)
+		rc = stage_opened(cache, &b, &img, ref, art, res, err);
+	berth_image_close(&img);
+	build_end(cache, &b);
+	return rc;
+}
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
@@ -468,9 +619,12 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 	_cleanup_free_ char *tag = NULL;
 	struct berth_image img = {0};
 	struct build b = {.lock_fd = -1};
+	struct berth_imageref iref;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
+	if (berth_cache_is_registry_ref(cache, ref, &iref))
+		return stage_registry(cache, ref, &iref, art, res, err);
 	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
 		return -1;
 	if (ref_lookup(cache, path, tag, res->digest) &&
@@ -484,20 +638,7 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		goto out;
 	if (berth_image_open(&img, path, tag, b.path, err) < 0)
 		goto out;
-	snprintf(res->digest, sizeof(res->digest), "%s", img.digest);
-	if (entry_exists(cache, img.digest, art->leaf)) {
-		touch_last_use(cache, img.digest);
-		rc = 0;
-		goto out;
-	}
-	int lock = lock_digest(cache, img.digest, LOCK_EX, err);
-	if (lock < 0)
-		goto out;
-	/* Someone else may have built it while we waited for the lock. */
-	rc = entry_exists(cache, img.digest, art->leaf)
-		     ? 0
-		     : build_artifact(cache, &b, &img, ref, art, res, err);
-	close(lock);
+	rc = stage_opened(cache, &b, &img, ref, art, res, err);
 out:
 	if (rc == 0)
 		ref_remember(cache, path, tag, img.digest);

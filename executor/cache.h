@@ -12,7 +12,12 @@
  *     conversions.log               one line per conversion done
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
  *                                   the URL), with <hex>.meta validators and
- *                                   <hex>.lock serialising its fetches
+ *                                   <hex>.lock serialising its fetches; or a
+ *                                   registry image as a docker-save archive
+ *                                   for Docker (hex = its manifest digest)
+ *     blobs/sha256/<hex>            registry manifests, configs and layers,
+ *                                   verified, shared between images
+ *     locks/blob-<hex>              flock: one download of a blob at a time
  *
  * A build happens in tmp/ under the digest's exclusive lock and is published
  * with one rename(), so a reader sees a whole entry or none, and N steps that
@@ -27,7 +32,10 @@
 #include <sys/types.h>
 
 #include "../conf/error.h"
+#include "../conf/config.h"
 #include "image.h"
+#include "imageref.h"
+#include "registry.h"
 
 struct berth_cache {
 	char dir[PATH_MAX]; /* CacheDir/<uid> */
@@ -38,7 +46,19 @@ struct berth_cache {
 	uint64_t fetch_max_bytes;
 	void (*progress)(void *ctx, const char *what, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/* Registry images: blobs/sha256/ in this folder, shared by images. */
+	const char *default_registry;     /* NULL: Docker Hub */
+	struct berth_registry_opts registry;
 };
+
+/* Fetch and registry settings from the site's configuration (cfg must
+ * outlive the cache). */
+void berth_cache_configure(struct berth_cache *cache, const struct berth_config *cfg);
+
+/* Does `ref` name a registry image (not a URL, not a file, not a path)?
+ * Fills *iref when it does. */
+bool berth_cache_is_registry_ref(const struct berth_cache *cache, const char *ref,
+				 struct berth_imageref *iref);
 
 /* Open CacheDir/<uid> as the user, creating it (0700) when the parent lets
  * us.  Refuses a folder that is a symlink, not owned by `uid`, or readable
@@ -73,14 +93,15 @@ struct berth_artifact {
 /* The flattened root filesystem (charliecloud, and the base of others). */
 extern const struct berth_artifact berth_artifact_rootfs;
 
-/* Make sure the image `ref` (PATH[#TAG], or an http://, https:// or
- * file:// URL of an archive, [#TAG]) is in the cache with artifact
+/* Make sure the image `ref` (PATH[#TAG], an http://, https:// or
+ * file:// URL of an archive [#TAG], or a registry reference) is in the cache with artifact
  * `art`, converting it once under the digest's lock when it is not. */
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err);
 
-/* Split PATH[#TAG] and, for a URL, fetch it into downloads/: *path is
+/* Split PATH[#TAG] and, for a URL, fetch it into downloads/; for a
+ * registry reference, pull it and write it as an archive there: *path is
  * then a local archive.  Both strings are malloc'd (tag may be NULL). */
 int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 			char **tag, struct berth_err *err);

@@ -56,8 +56,7 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 		return -1;
 	}
 	ex->cache_open = true;
-	ex->cache.fetch_timeout = cfg->fetch_timeout;
-	ex->cache.fetch_max_bytes = cfg->cache_max_size;
+	berth_cache_configure(&ex->cache, cfg);
 	*out = ex;
 	return 0;
 }

@@ -76,6 +76,8 @@ struct fetch_xfer {
 	char reason[96];
 	char etag[FETCH_VALIDATOR_MAX];
 	char last_modified[FETCH_VALIDATOR_MAX];
+	unsigned retry_after;     /* a 429/503's Retry-After, seconds */
+	long last_status;         /* of the last attempt, for the caller */
 	/* validators of the response whose body is on disk (for If-Range) */
 	char range_etag[FETCH_VALIDATOR_MAX];
 	char range_lm[FETCH_VALIDATOR_MAX];
@@ -339,6 +341,10 @@ static size_t fetch_header_cb(char *buf, size_t size, size_t nitems, void *userd
 				*r = '?';
 		return len;
 	}
+	char after[16] = "";
+	fetch_header_value(buf, l, "Retry-After", after, sizeof(after));
+	if (after[0])
+		x->retry_after = (unsigned)strtoul(after, NULL, 10);
 	fetch_header_value(buf, l, "ETag", x->etag, sizeof(x->etag));
 	fetch_header_value(buf, l, "Last-Modified", x->last_modified, sizeof(x->last_modified));
 	return len;
@@ -553,6 +559,13 @@ static enum fetch_outcome fetch_http_error(struct fetch_xfer *x, long code)
 
 	snprintf(x->why, sizeof(x->why), "the server answered %ld%s%s", code, *reason ? " " : "",
 		 reason);
+	x->last_status = code;
+	if ((code == 429 || code == 503) && x->retry_after > FETCH_MAX_DELAY_MS / 1000) {
+		snprintf(x->why, sizeof(x->why), "the server answered %ld %s and asks to retry "
+			 "after %u s", code, reason, x->retry_after);
+		x->hint = "it is rate limiting: wait that long, or use a mirror or credentials";
+		return FETCH_FATAL;
+	}
 	if (code >= 500 || code == 408 || code == 429) {
 		x->hint = "the server has a problem; try again later or tell its operator";
 		return FETCH_RETRY;
@@ -583,6 +596,7 @@ static enum fetch_outcome fetch_attempt(struct fetch_xfer *x, const struct fetch
 	x->write_errno = 0;
 	x->first_write = true;
 	x->status = 0;
+	x->retry_after = 0;
 	x->reason[0] = x->etag[0] = x->last_modified[0] = '\0';
 
 	if (fetch_rehash(x, err) < 0)
@@ -607,6 +621,10 @@ static enum fetch_outcome fetch_attempt(struct fetch_xfer *x, const struct fetch
 		snprintf(line, sizeof(line), "If-Range: %s",
 			 x->range_etag[0] ? x->range_etag : x->range_lm);
 		tmp = curl_slist_append(hdrs, line);
+		hdrs = tmp ? tmp : hdrs;
+	}
+	for (const char *const *h = x->opts->headers; h && *h; h++) {
+		tmp = curl_slist_append(hdrs, *h);
 		hdrs = tmp ? tmp : hdrs;
 	}
 	curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, hdrs);
@@ -696,6 +714,8 @@ static int fetch_setup_curl(struct fetch_xfer *x, const char *url)
 	bad |= curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, x) != CURLE_OK;
 	bad |= curl_easy_setopt(x->curl, CURLOPT_HEADERFUNCTION, fetch_header_cb) != CURLE_OK;
 	bad |= curl_easy_setopt(x->curl, CURLOPT_HEADERDATA, x) != CURLE_OK;
+	if (x->opts->ca_file)
+		bad |= curl_easy_setopt(x->curl, CURLOPT_CAINFO, x->opts->ca_file) != CURLE_OK;
 	if (x->opts->progress) {
 		bad |= curl_easy_setopt(x->curl, CURLOPT_XFERINFOFUNCTION, fetch_xferinfo_cb) != CURLE_OK;
 		bad |= curl_easy_setopt(x->curl, CURLOPT_XFERINFODATA, x) != CURLE_OK;
@@ -718,19 +738,24 @@ static int fetch_publish(struct fetch_xfer *x, const char *url, const char *hex,
 	fetch_hex(d, dlen, digest);
 	snprintf(res->sha256, sizeof(res->sha256), "sha256:%s", digest);
 	res->bytes = x->have;
+	if (x->opts->expect_digest && strcmp(x->opts->expect_digest, res->sha256) != 0)
+		return berth_fail(err, 0, "%s does not match its digest (it should be %s, the "
+				  "bytes received are %s); nothing was kept: the server or something "
+				  "between it and this node altered it, tell the registry's operator",
+				  x->shown, x->opts->expect_digest, res->sha256);
 	if (fsync(x->fd) < 0)
 		return berth_fail(err, errno,
 				  "cannot write the download of %s to the cache folder (check the free space there)",
 				  x->shown);
 	/* Old validators must never describe the new file: drop them first. */
-	if (unlinkat(x->dir_fd, meta_name, 0) < 0 && errno != ENOENT)
+	if (!x->opts->dest_name && unlinkat(x->dir_fd, meta_name, 0) < 0 && errno != ENOENT)
 		return berth_fail(err, errno, "cannot replace %s in the cache folder", meta_name);
 	if (renameat(x->dir_fd, x->tmp_name, x->dir_fd, tar_name) < 0)
 		return berth_fail(err, errno, "cannot move the download into place as %s", tar_name);
 	x->tmp_name[0] = '\0';
 	/* file:// answers carry a Last-Modified too, but a local copy is cheap
 	 * and an mtime alone is a weak validator: always copy those. */
-	if (!fetch_is_file_url(url) && (x->etag[0] || x->last_modified[0]) &&
+	if (!x->opts->dest_name && !fetch_is_file_url(url) && (x->etag[0] || x->last_modified[0]) &&
 	    fetch_write_meta(x->dir_fd, hex, meta_name, url, x, res->sha256, res->bytes, err) < 0)
 		return -1;
 	fsync(x->dir_fd);
@@ -741,13 +766,14 @@ static int fetch_run(struct fetch_xfer *x, const char *url, const char *hex, con
 		     const char *meta_name, struct berth_fetch_result *res, struct berth_err *err)
 {
 	struct fetch_meta meta;
-	bool conditional = fetch_read_meta(x->dir_fd, meta_name, tar_name, url, &meta);
+	bool conditional = !x->opts->dest_name &&
+			   fetch_read_meta(x->dir_fd, meta_name, tar_name, url, &meta);
 	bool is_file = fetch_is_file_url(url);
 	bool free_restart = true;
 	unsigned delay = x->opts->retry_delay_ms;
 	unsigned attempt = 0;
 
-	x->fd = fetch_open_temp(x->dir_fd, hex, ".part", x->tmp_name, sizeof(x->tmp_name), err);
+	x->fd = fetch_open_temp(x->dir_fd, x->opts->dest_name ? x->opts->dest_name : hex, ".part", x->tmp_name, sizeof(x->tmp_name), err);
 	if (x->fd < 0)
 		return -1;
 	if (fetch_setup_curl(x, url) < 0)
@@ -817,11 +843,16 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 	if (!url || !*url)
 		return berth_fail(err, 0, "no image URL given; pass an http://, https:// or file:// URL");
 	fetch_shown_url(url, shown, sizeof(shown));
+	if (o.what)
+		snprintf(shown, sizeof(shown), "%s", o.what);
 	if (fetch_check_url(url, shown, err) < 0)
 		return -1;
 	if (fetch_sha256_hex(url, hex) < 0)
 		return berth_fail(err, ENOMEM, "cannot hash the URL %s", shown);
-	snprintf(tar_name, sizeof(tar_name), "%s.tar", hex);
+	if (o.dest_name && (strchr(o.dest_name, '/') || strlen(o.dest_name) > 64 || !o.dest_name[0]))
+		return berth_fail(err, EINVAL, "bad download name %s", o.dest_name);
+	snprintf(tar_name, sizeof(tar_name), o.dest_name ? "%s" : "%s.tar",
+		 o.dest_name ? o.dest_name : hex);
 	snprintf(meta_name, sizeof(meta_name), "%s.meta", hex);
 	if ((size_t)snprintf(res->path, sizeof(res->path), "%s/%s", dir, tar_name) >= sizeof(res->path))
 		return berth_fail(err, ENAMETOOLONG, "cannot use the cache folder %s", dir);
@@ -853,7 +884,10 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 	if (x.tmp_name[0])
 		unlinkat(x.dir_fd, x.tmp_name, 0);
 	close(x.dir_fd);
-	if (ret < 0)
+	if (ret < 0) {
 		memset(res, 0, sizeof(*res));
+		res->http_status = x.last_status;
+		res->retry_after = x.retry_after;
+	}
 	return ret;
 }

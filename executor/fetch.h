@@ -52,6 +52,12 @@ struct berth_fetch_opts {
 	 * moves, and once more when it is complete.  total is 0 when unknown. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/* Registry blobs (all NULL for an archive URL): */
+	const char *const *headers; /* extra "Name: value" request headers, NULL-terminated */
+	const char *ca_file;        /* CA bundle for https, NULL = the system's */
+	const char *dest_name;      /* final name in dir instead of <hex>.tar; no .meta */
+	const char *expect_digest;  /* "sha256:<hex>": a body that hashes otherwise is not kept */
+	const char *what;           /* how messages name it, NULL = the URL */
 };
 
 struct berth_fetch_result {
@@ -59,6 +65,8 @@ struct berth_fetch_result {
 	char sha256[72];     /* "sha256:" + 64 hex digits, of the whole body */
 	bool not_modified;   /* the server answered 304; the file was kept */
 	uint64_t bytes;      /* size of the file */
+	long http_status;    /* on failure: the last HTTP status, 0 = none */
+	unsigned retry_after; /* on failure: a 429/503's Retry-After seconds, 0 = none */
 };
 
 /* Defaults: timeout 300 s, 3 retries, 1 s first pause, no cap, no progress. */

@@ -353,8 +353,8 @@ static int write_data(struct archive *layer, int fd, struct flatten *f,
 	if (rc != ARCHIVE_EOF)
 		return berth_fail(err, 0,
 				  "layer %s is damaged or the image archive is "
-				  "truncated inside '%s' (%s); download or save the "
-				  "image again", f->layer, path,
+				  "truncated inside '%s' (%s); download, save or "
+				  "pull the image again", f->layer, path,
 				  archive_error_string(layer));
 	if (ftruncate(fd, written) < 0) /* sparse tail */
 		return berth_fail(err, errno, "layer %s: '%s'", f->layer, path);
@@ -478,22 +478,38 @@ static int apply_entry(struct flatten *f, struct archive *layer,
  * layer member), `middle` (raw format: undoes any gzip) and `inner` (the
  * layer's tar).  The stored bytes are hashed on their way into `middle`
  * (blob digest), the uncompressed ones on their way into `inner` (diff_id),
- * so a gzipped layer is checked against both. */
+ * so a gzipped layer is checked against both.  A layer of a layout folder
+ * is a file of its own: `fd` replaces `outer`, the rest is the same. */
 struct member_reader {
 	struct archive *outer, *middle;
+	int fd;                 /* the blob file, or -1: read `outer` */
 	EVP_MD_CTX *stored, *plain;
 	bool uncompressed;      /* the two byte streams are one: hash it once */
 	char buf[BLOCK];
 	char pbuf[BLOCK];
 };
 
+static la_ssize_t stored_next(struct member_reader *r)
+{
+	ssize_t n;
+
+	if (r->fd < 0)
+		return archive_read_data(r->outer, r->buf, sizeof(r->buf));
+	while ((n = read(r->fd, r->buf, sizeof(r->buf))) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
 static la_ssize_t stored_read(struct archive *middle, void *data, const void **out)
 {
 	struct member_reader *r = data;
-	la_ssize_t n = archive_read_data(r->outer, r->buf, sizeof(r->buf));
+	la_ssize_t n = stored_next(r);
 
 	if (n < 0) {
-		if (middle)
+		if (middle && r->fd >= 0)
+			archive_set_error(middle, errno, "reading the blob: %s",
+					  strerror(errno));
+		else if (middle)
 			archive_set_error(middle, archive_errno(r->outer), "%s",
 					  archive_error_string(r->outer));
 		return -1;
@@ -565,25 +581,27 @@ static int reader_open(struct member_reader *r, struct archive *inner,
 	if (archive_read_open(r->middle, r, NULL, stored_read, NULL) != ARCHIVE_OK ||
 	    archive_read_next_header(r->middle, &raw) != ARCHIVE_OK)
 		return berth_fail(err, 0, "layer %s cannot be read (%s); the image "
-				  "archive is damaged, save it again", entry,
+				  "archive is damaged: save or pull it again", entry,
 				  archive_error_string(r->middle));
 	r->uncompressed = archive_filter_count(r->middle) <= 1;
 	if (archive_read_open(inner, r, NULL, plain_read, NULL) != ARCHIVE_OK)
 		return berth_fail(err, 0, "layer %s is not a tar (%s); the image "
-				  "archive is damaged, save it again", entry,
+				  "archive is damaged: save or pull it again", entry,
 				  archive_error_string(inner));
 	return 0;
 }
 
 static int check_digest(const char *entry, const char *what,
-			const char *expected, const char *seen,
+			const char *expected, const char *seen, bool pulled,
 			struct berth_err *err)
 {
 	if (!expected || !expected[0] || strcmp(expected, seen) == 0)
 		return 0;
 	return berth_fail(err, 0, "layer %s does not match its %s (expected %s, "
-			  "content is %s); the archive is corrupt or was edited, "
-			  "save the image again", entry, what, expected, seen);
+			  "content is %s); %s", entry, what, expected, seen,
+			  pulled ? "the cached blob is corrupt, pull the image again"
+				 : "the archive is corrupt or was edited, save the "
+				   "image again");
 }
 
 /* Both digests of a fully read layer: the stored bytes against a blob
@@ -592,6 +610,7 @@ static int check_digest(const char *entry, const char *what,
 static int check_layer(struct member_reader *r, const struct berth_layer *layer,
 		       const char *diff_id, struct berth_err *err)
 {
+	bool pulled = r->fd >= 0;
 	char stored[72], plain[72];
 	bool named_blob = !strncmp(layer->entry, "blobs/sha256/", 13);
 
@@ -601,12 +620,12 @@ static int check_layer(struct member_reader *r, const struct berth_layer *layer,
 	else
 		berth_sha256_final(r->plain, plain);
 	if (named_blob &&
-	    check_digest(layer->entry, "digest", layer->digest, stored, err) < 0)
+	    check_digest(layer->entry, "digest", layer->digest, stored, pulled, err) < 0)
 		return -1;
 	if (!named_blob &&
-	    check_digest(layer->entry, "diff_id", layer->digest, plain, err) < 0)
+	    check_digest(layer->entry, "diff_id", layer->digest, plain, pulled, err) < 0)
 		return -1;
-	return check_digest(layer->entry, "diff_id", diff_id, plain, err);
+	return check_digest(layer->entry, "diff_id", diff_id, plain, pulled, err);
 }
 
 static int apply_entries(struct flatten *f, struct archive *inner,
@@ -622,28 +641,33 @@ static int apply_entries(struct flatten *f, struct archive *inner,
 	}
 	if (hrc != ARCHIVE_EOF)
 		return berth_fail(err, 0, "layer %s is damaged or the image archive "
-				  "is truncated (%s); download or save the image "
-				  "again", f->layer, archive_error_string(inner));
+				  "is truncated (%s); download, save or pull the "
+				  "image again", f->layer, archive_error_string(inner));
 	return 0;
 }
 
-static int apply_layer(struct flatten *f, const char *archive_path,
+static int apply_layer(struct flatten *f, const struct berth_image *img,
 		       const struct berth_layer *layer, const char *diff_id,
 		       struct berth_err *err)
 {
-	_cleanup_archive_ struct archive *outer =
-		berth_tar_seek_member(archive_path, layer->entry, NULL, err);
+	_cleanup_archive_ struct archive *outer = NULL;
 	_cleanup_archive_ struct archive *inner = NULL;
+	_cleanup_close_ int fd = -1;
 	struct member_reader *r = NULL;
 	int rc = -1;
 
-	if (!outer)
+	if (img->layout_dir)
+		fd = berth_layout_blob_open(img->layout_dir, layer->digest, err);
+	else
+		outer = berth_tar_seek_member(img->archive, layer->entry, NULL, err);
+	if (!outer && fd < 0)
 		return berth_wrap(err, "missing layer");
 	if (!(r = calloc(1, sizeof(*r))) || !(inner = archive_read_new())) {
 		berth_fail(err, ENOMEM, "layer reader");
 		goto out;
 	}
 	r->outer = outer;
+	r->fd = fd;
 	if (reader_open(r, inner, layer->entry, err) < 0)
 		goto out;
 	f->layer = layer->entry;
@@ -652,8 +676,8 @@ static int apply_layer(struct flatten *f, const char *archive_path,
 	if (apply_entries(f, inner, err) < 0)
 		goto out;
 	if (drain(r) < 0) {
-		berth_fail(err, 0, "layer %s is truncated (%s); download or save "
-			   "the image again", layer->entry,
+		berth_fail(err, 0, "layer %s is truncated (%s); download, save or "
+			   "pull the image again", layer->entry,
 			   archive_error_string(r->middle));
 		goto out;
 	}
@@ -696,17 +720,21 @@ int berth_image_flatten(const struct berth_image *img, const char *root_dir,
 			struct berth_flatten_stats *stats, struct berth_err *err)
 {
 	struct flatten f = {.parent_fd = -1, .stats = stats};
-	struct json_object *ids = config_diff_ids(img);
+	struct json_object *ids;
 	int rc = 0;
 
 	memset(stats, 0, sizeof(*stats));
+	if (!img->archive && !img->layout_dir)
+		return berth_fail(err, 0, "image %s: neither an archive nor a layout "
+				  "folder to read its layers from", img->digest);
+	ids = config_diff_ids(img);
 	f.root_fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (f.root_fd < 0) {
 		json_object_put(ids);
 		return berth_fail(err, errno, "cannot open rootfs folder %s", root_dir);
 	}
 	for (size_t i = 0; i < img->n_layers && rc == 0; i++)
-		rc = apply_layer(&f, img->archive, &img->layers[i], diff_id_at(ids, i), err);
+		rc = apply_layer(&f, img, &img->layers[i], diff_id_at(ids, i), err);
 	json_object_put(ids);
 	free(f.created.slots);
 	close(f.root_fd);

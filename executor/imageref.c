@@ -209,3 +209,19 @@ void berth_imageref_format(const struct berth_imageref *ref, char *out, size_t l
 	snprintf(out, len, "%s/%s%s%s%s%s", ref->registry, ref->repository,
 		 ref->tag[0] ? ":" : "", ref->tag, ref->digest[0] ? "@" : "", ref->digest);
 }
+
+bool berth_imageref_looks_like_path(const char *text)
+{
+	static const char *const exts[] = {".tar", ".tar.gz", ".tgz", ".sif", ".simg",
+					   ".sqsh", ".squashfs", ".sqfs", ".img"};
+	size_t len = strcspn(text, "#");
+
+	if (text[0] == '/' || text[0] == '.' || text[0] == '~')
+		return true;
+	for (size_t i = 0; i < sizeof(exts) / sizeof(*exts); i++) {
+		size_t n = strlen(exts[i]);
+		if (len > n && !strncmp(text + len - n, exts[i], n))
+			return true;
+	}
+	return false;
+}

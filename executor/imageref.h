@@ -14,6 +14,9 @@
 #ifndef BERTH_IMAGEREF_H
 #define BERTH_IMAGEREF_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "../conf/error.h"
 
 #define BERTH_DOCKER_HUB "registry-1.docker.io"
@@ -29,6 +32,11 @@ struct berth_imageref {
  * is wrong with the text and what a valid reference looks like. */
 int berth_imageref_parse(const char *text, const char *default_registry,
 			 struct berth_imageref *ref, struct berth_err *err);
+
+/* Is `text` meant as a file, even if no such file exists: an absolute or
+ * ./ ../ ~ path, or an archive/SIF extension (before any #TAG)?  A missing
+ * archive must say so, not go asking Docker Hub. */
+bool berth_imageref_looks_like_path(const char *text);
 
 /* "REGISTRY/REPOSITORY:TAG@DIGEST" (parts that are set), for messages and
  * for the pinned form handed to the nodes. */

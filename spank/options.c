@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../executor/imageref.h"
 #include "berth_spank.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
@@ -181,18 +182,29 @@ static int check_image(void)
 	if (!strncmp(img, "http://", 7) || !strncmp(img, "https://", 8) ||
 	    !strncmp(img, "file://", 7))
 		return 0;
-	if (strstr(img, "://")) {
+	if (strstr(img, "://") && strncmp(img, "docker://", 9) != 0) {
 		slurm_error(PFX "--container-image=%s: unsupported scheme; use a path, "
-			    "or an http://, https:// or file:// URL", img);
+			    "an http://, https:// or file:// URL, or a registry image "
+			    "(docker://REG/REPO:TAG, REG#REPO:TAG, REPO:TAG)", img);
 		return -1;
 	}
+	if (!strncmp(img, "docker://", 9))
+		return 0; /* a registry image: berth resolve checks it */
 	char *hash = strrchr(path, '#');
 	if (hash)
 		*hash = '\0';
+	struct berth_imageref ref;
+	struct berth_err err = {0};
+	if (access(path, R_OK) < 0 && access(img, R_OK) < 0 &&
+	    !berth_imageref_looks_like_path(img) &&
+	    berth_imageref_parse(img, berth.cfg.default_registry, &ref, &err) == 0)
+		return 0; /* a registry image, pinned next */
 	if (access(path, R_OK) < 0) {
 		slurm_error(PFX "--container-image=%s: cannot read %s: %s; give the path "
-			    "of a docker-save archive (docker save IMAGE -o FILE.tar)",
-			    img, path, strerror(errno));
+			    "of a docker-save archive (docker save IMAGE -o FILE.tar) or a "
+			    "registry image (REPO:TAG)%s%s",
+			    img, path, strerror(errno), err.msg[0] ? ", which it is not: " : "",
+			    err.msg);
 		return -1;
 	}
 	return 0;

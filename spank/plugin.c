@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "berth_spank.h"
+#include "pin.h"
 
 SPANK_PLUGIN(berth, 1);
 
@@ -69,7 +70,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		return -1;
 	if (spank_context() == S_CTX_REMOTE)
 		return berth_remote_post_opt(sp);
-	return 0;
+	return berth_pin_submit();
 }
 
 int slurm_spank_user_init(spank_t sp, int ac, char **av)

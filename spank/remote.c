@@ -15,6 +15,7 @@
 #include "../executor/executor.h"
 #include "../executor/process.h"
 #include "berth_spank.h"
+#include "pin.h"
 
 #define STAGE_OUTPUT_MAX (64 * 1024)
 
@@ -112,7 +113,9 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 		      int stdin_fd, char **out, char **line_out)
 {
 	char cwd[PATH_MAX] = "/";
-	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
+	/* The site's settings travel along: plugstack arguments are not in
+	 * berth.conf, and the stager must not read the user's environment. */
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", berth_config_env(), NULL};
 	struct berth_err err = {0};
 	int status;
 
@@ -172,11 +175,13 @@ static int keep_digest(spank_t sp, const char *line)
 
 static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 {
+	char pinned[1200];
+	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned));
 	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
 			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
 			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
 			"--singularity-format", (char *)berth_sing_format_name(berth.cfg.sing_format),
-			"--", berth.image, NULL};
+			"--", image, NULL};
 	_cleanup_free_ char *out = NULL;
 	char *line;
 
@@ -194,10 +199,11 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 	_cleanup_free_ char *out = NULL;
 	_cleanup_free_ char *out2 = NULL;
 	_cleanup_free_ char *path = NULL;
-	char *line, *tag = NULL, cwd[PATH_MAX] = "/";
+	char *line, *tag = NULL, cwd[PATH_MAX] = "/", pinned[1200];
+	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned));
 
 	char *fetch[] = {berth.cfg.launcher_path, "fetch", "--cache-dir", berth.cfg.cache_dir,
-			 "--", berth.image, NULL};
+			 "--", image, NULL};
 	if (run_stager(sp, fetch, user, -1, &out, &line) < 0)
 		return -1;
 	if (!(path = strdup(line)))

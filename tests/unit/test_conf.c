@@ -404,6 +404,57 @@ static void test_mount_home_values(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "MountHome=on"), -1);
 }
 
+static void test_registry_keys(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_string_equal(fx->cfg.default_registry, "registry-1.docker.io");
+	assert_string_equal(fx->cfg.insecure_registries, "");
+	assert_string_equal(fx->cfg.registry_certs_dir, "/etc/docker/certs.d");
+	assert_int_equal(fx->cfg.pull_parallel, 4);
+	assert_int_equal(LOAD_ARGS(fx, "DefaultRegistry=registry.example.org:5000",
+				   "InsecureRegistries=127.0.0.1:5000, localhost:5001",
+				   "PullParallel=16", "RegistryCertsDir=/etc/berth/certs.d"), 0);
+	assert_string_equal(fx->cfg.default_registry, "registry.example.org:5000");
+	assert_string_equal(fx->cfg.insecure_registries, "127.0.0.1:5000, localhost:5001");
+	assert_int_equal(fx->cfg.pull_parallel, 16);
+	assert_string_equal(fx->cfg.registry_certs_dir, "/etc/berth/certs.d");
+	assert_int_equal(LOAD_ARGS(fx, "DefaultRegistry=a.org,b.org"), -1);
+	assert_msg_has(&fx->err, "write one host[:port]");
+	assert_int_equal(LOAD_ARGS(fx, "InsecureRegistries=http://x.org"), -1);
+	assert_msg_has(&fx->err, "'/' cannot be part of a host[:port]");
+	assert_int_equal(LOAD_ARGS(fx, "PullParallel=0"), -1);
+	assert_msg_has(&fx->err, "from 1 to 16");
+	assert_int_equal(LOAD_ARGS(fx, "PullParallel=17"), -1);
+}
+
+/* What the plugin hands its commands reads back to the same settings. */
+static void test_config_text_round_trip(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_config back;
+	struct berth_err err = {0};
+
+	assert_int_equal(LOAD_ARGS(fx, "InsecureRegistries=127.0.0.1:5000", "FetchTimeout=77",
+				   "DockerAllowedMounts=/data,/scratch", "CacheMaxSize=3G"), 0);
+	char *text = berth_config_to_text(&fx->cfg);
+	assert_non_null(text);
+	berth_config_defaults(&back);
+	assert_int_equal(berth_config_load_text(&back, "text", text, &err), 0);
+	assert_string_equal(back.insecure_registries, "127.0.0.1:5000");
+	assert_int_equal(back.fetch_timeout, 77);
+	assert_int_equal(back.n_docker_allowed_mounts, 2);
+	assert_int_equal(back.cache_max_size, 3ull << 30);
+	char *again = berth_config_to_text(&back);
+	assert_string_equal(text, again);
+	free(again);
+	free(text);
+	berth_config_free(&back);
+	assert_int_equal(berth_config_load_text(&back, "text", "Nope=1\n", &err), -1);
+	assert_non_null(strstr(err.msg, "unknown key 'Nope'"));
+	berth_config_free(&back);
+}
+
 static void test_sing_format_values(void **state)
 {
 	struct fixture *fx = *state;
@@ -565,7 +616,7 @@ static void test_unknown_key(void **state)
 	assert_load_fails(fx, "CacheDir=/a\n\nCachDir=/b\n", 3, "'CachDir'");
 	assert_msg_has(&fx->err, "unknown key 'CachDir' (known keys: "
 				 "DefaultRuntime, AllowedRuntimes, ");
-	assert_msg_has(&fx->err, "MountHome)");
+	assert_msg_has(&fx->err, "PullParallel)");
 	assert_int_equal(LOAD_ARGS(fx, "Podman=yes"), -1);
 	assert_msg_has(&fx->err, "plugstack argument 'Podman=yes': unknown "
 				 "key 'Podman'");
@@ -955,6 +1006,8 @@ int main(void)
 		T(test_fetch_timeout_values),
 		T(test_mount_home_values),
 		T(test_sing_format_values),
+		T(test_registry_keys),
+		T(test_config_text_round_trip),
 		T(test_allowed_runtimes_values),
 		T(test_unknown_runtime),
 		T(test_docker_mounts_normalized),

@@ -1,0 +1,156 @@
+/* berth: a registry image is pinned to one digest for the whole job.
+ *
+ * srun, sbatch and salloc resolve a tag once, on the submitting side
+ * (`berth resolve`, as the user), and put the answer in the job's
+ * environment: BERTH_IMAGE_PINS="REG/REPO:TAG@sha256:... ...".  Every node
+ * of the step, and every later step whose environment comes from this one
+ * (srun inside sbatch or salloc), stages that digest; a tag pushed anew
+ * meanwhile changes nothing for the job.  The variable also shows users
+ * (and `scontrol show job -d`'s environment) what ran. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../executor/fs.h"
+#include "../executor/imageref.h"
+#include "../executor/process.h"
+#include "berth_spank.h"
+#include "pin.h"
+
+#define PINS_ENV "BERTH_IMAGE_PINS"
+#define RESOLVE_OUTPUT_MAX 8192
+
+/* "REG/REPO:TAG" of a registry reference with a tag; false for anything
+ * else (a file, a URL, a reference that names its digest already). */
+static bool pin_key(const char *image, char *key, size_t cap)
+{
+	struct berth_imageref ref;
+	struct berth_err err = {0};
+
+	if (strstr(image, "://") && strncmp(image, "docker://", 9) != 0)
+		return false;
+	if (berth_imageref_looks_like_path(image) ||
+	    berth_imageref_parse(image, berth.cfg.default_registry, &ref, &err) < 0 ||
+	    ref.digest[0])
+		return false;
+	berth_imageref_format(&ref, key, cap);
+	return true;
+}
+
+/* The pinned reference for key in a pins list ("" when none). */
+static void pin_find(const char *pins, const char *key, char *out, size_t cap)
+{
+	size_t k = strlen(key);
+
+	out[0] = '\0';
+	for (const char *p = pins; p && *p;) {
+		size_t len = strcspn(p, " ");
+		if (len > k && !strncmp(p, key, k) && p[k] == '@') {
+			snprintf(out, cap, "%.*s", (int)len, p);
+			return;
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+}
+
+char *berth_config_env(void)
+{
+	static char *env;
+
+	if (!env) {
+		_cleanup_free_ char *text = berth_config_to_text(&berth.cfg);
+		if (!text || asprintf(&env, "BERTH_CONFIG_TEXT=%s", text) < 0)
+			env = NULL;
+	}
+	return env;
+}
+
+/* Run `berth resolve IMAGE` as ourselves (srun/sbatch/salloc run as the
+ * user) and return its answer, or NULL after reporting why not. */
+static char *resolve(const char *image)
+{
+	extern char **environ;
+	size_t n = 0;
+
+	while (environ[n])
+		n++;
+	_cleanup_free_ char **envp = calloc(n + 2, sizeof(*envp));
+	char *argv[] = {berth.cfg.launcher_path, "resolve", "--", (char *)image, NULL};
+	char *out = NULL;
+	struct berth_err err = {0};
+	int status = 0;
+
+	if (!envp || !berth_config_env())
+		return NULL;
+	/* The user's environment (HOME, proxies) minus a forged config text. */
+	for (size_t i = 0, j = 0; i < n; i++)
+		if (strncmp(environ[i], "BERTH_CONFIG_TEXT=", 18) != 0)
+			envp[j++] = environ[i];
+	for (n = 0; envp[n]; n++)
+		;
+	envp[n] = berth_config_env();
+	struct berth_spawn spawn = {
+		.argv = argv, .envp = envp, .stdin_fd = -1, .stderr_fd = -1,
+		.capture_stdout = &out, .capture_max = RESOLVE_OUTPUT_MAX,
+		.stderr_to_capture = true,
+	};
+	if (berth_spawn_run(&spawn, &status, &err) < 0) {
+		slurm_error(PFX "cannot resolve --container-image=%s: %s", image, err.msg);
+		return NULL;
+	}
+	if (status != 0) {
+		const char *msg = !strncmp(out, PFX, strlen(PFX)) ? out + strlen(PFX) : out;
+		msg = *msg ? msg : "berth resolve failed";
+		slurm_error(PFX "--container-image=%s: %.*s", image, (int)strcspn(msg, "\n"), msg);
+		free(out);
+		return NULL;
+	}
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+int berth_pin_submit(void)
+{
+	char key[1024], have[1200];
+	const char *pins = getenv(PINS_ENV);
+
+	if (!pin_key(berth.image, key, sizeof(key)))
+		return 0;
+	pin_find(pins, key, have, sizeof(have));
+	if (have[0]) {
+		slurm_verbose(PFX "%s stays pinned to %s", berth.image, strchr(have, '@') + 1);
+		return 0; /* a step of a job that pinned it already */
+	}
+	_cleanup_free_ char *pinned = resolve(berth.image);
+	if (!pinned)
+		return -1;
+	if (strncmp(pinned, key, strlen(key)) != 0 || pinned[strlen(key)] != '@') {
+		slurm_error(PFX "--container-image=%s: unexpected answer from berth resolve: %s",
+			    berth.image, pinned);
+		return -1;
+	}
+	_cleanup_free_ char *value = NULL;
+	if (asprintf(&value, "%s%s%s", pins && *pins ? pins : "", pins && *pins ? " " : "",
+		     pinned) < 0 || setenv(PINS_ENV, value, 1) < 0) {
+		value = NULL;
+		slurm_error(PFX "cannot record the pinned image: out of memory");
+		return -1;
+	}
+	slurm_verbose(PFX "%s pinned to %s", berth.image, pinned + strlen(key) + 1);
+	return 0;
+}
+
+const char *berth_pinned_image(spank_t sp, char *buf, size_t cap)
+{
+	char key[1024];
+	_cleanup_free_ char *pins = malloc(BERTH_PINS_MAX);
+
+	if (!pins || !pin_key(berth.image, key, sizeof(key)) ||
+	    spank_getenv(sp, PINS_ENV, pins, BERTH_PINS_MAX) != ESPANK_SUCCESS)
+		return berth.image;
+	pin_find(pins, key, buf, cap);
+	return buf[0] ? buf : berth.image;
+}

@@ -1,0 +1,21 @@
+/* berth: registry images pinned to one digest per job (see pin.c). */
+#ifndef BERTH_PIN_H
+#define BERTH_PIN_H
+
+#include <slurm/spank.h>
+#include <stddef.h>
+
+#define BERTH_PINS_MAX 16384
+
+/* Submitting side (srun, sbatch, salloc): resolve a registry image's tag
+ * and record it in BERTH_IMAGE_PINS.  Reports and returns -1 on failure. */
+int berth_pin_submit(void);
+
+/* Remote side: the reference to stage, the pinned one when the job's
+ * environment has it; `buf` holds it. */
+const char *berth_pinned_image(spank_t sp, char *buf, size_t cap);
+
+/* "BERTH_CONFIG_TEXT=<the effective settings>" for commands berth spawns. */
+char *berth_config_env(void);
+
+#endif

@@ -29,6 +29,7 @@ common=(
 	libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	charliecloud-runtime squashfs-tools squashfuse busybox-static bindfs fuse3
 	libsquashfs-dev squashfs-tools-ng siftool
+	docker-registry skopeo apache2-utils openssl
 	python3 curl procps psmisc iproute2 util-linux passwd time bats jq
 	debhelper dpkg-dev fakeroot ca-certificates
 )

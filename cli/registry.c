@@ -18,6 +18,7 @@ static void registry_opts(const struct berth_config *cfg, struct berth_registry_
 {
 	memset(o, 0, sizeof(*o));
 	o->insecure = cfg->insecure_registries;
+	o->mirrors = cfg->registry_mirrors;
 	o->certs_dir = cfg->registry_certs_dir;
 	o->parallel = cfg->pull_parallel;
 	o->timeout_s = cfg->fetch_timeout;

@@ -168,7 +168,7 @@ struct conf_key {
 	const char *name; /* canonical spelling, matched case-insensitively */
 	conf_parse_fn parse; /* value text -> cfg; message says what to fix */
 	conf_print_fn print; /* cfg -> one "Name=value" line */
-	size_t path_offset;  /* path keys: offsetof the char[PATH_MAX] field */
+	size_t path_offset;  /* path and list keys: offsetof their char[] field */
 };
 
 static char *path_field(struct berth_config *cfg, const struct conf_key *key)
@@ -317,16 +317,21 @@ static int parse_default_registry(struct berth_config *cfg, const struct conf_ke
 	return 0;
 }
 
-static int parse_insecure_registries(struct berth_config *cfg, const struct conf_key *key,
-				     char *value, struct berth_err *err)
+/* A comma-separated registry list into the field the key names. */
+static int parse_registry_list(struct berth_config *cfg, const struct conf_key *key,
+			       char *value, struct berth_err *err)
 {
-	(void)key;
-	if (strlen(value) >= sizeof(cfg->insecure_registries))
-		return FAIL(err, 0, "InsecureRegistries is longer than %zu characters",
-			    sizeof(cfg->insecure_registries) - 1);
+	char *field = (char *)cfg + key->path_offset;
+	/* every list field has this size */
+	_Static_assert(sizeof(cfg->insecure_registries) == sizeof(cfg->registry_mirrors),
+		       "registry list fields differ in size");
+	size_t cap = sizeof(cfg->insecure_registries);
+
+	if (strlen(value) >= cap)
+		return FAIL(err, 0, "%s is longer than %zu characters", key->name, cap - 1);
 	if (check_registry_names(value, false, err) < 0)
 		return -1;
-	snprintf(cfg->insecure_registries, sizeof(cfg->insecure_registries), "%s", value);
+	snprintf(field, cap, "%s", value);
 	return 0;
 }
 
@@ -591,15 +596,16 @@ static void print_default_registry(const struct berth_config *cfg,
 	fprintf(out, "%s=%s\n", key->name, cfg->default_registry);
 }
 
-static void print_insecure_registries(const struct berth_config *cfg,
-				      const struct conf_key *key, FILE *out)
+static void print_registry_list(const struct berth_config *cfg,
+				const struct conf_key *key, FILE *out)
 {
-	if (!cfg->insecure_registries[0]) {
-		fprintf(out, "# %s is empty: every registry is reached over verified TLS\n",
-			key->name);
+	const char *field = (const char *)cfg + key->path_offset;
+
+	if (!field[0]) {
+		fprintf(out, "# %s is empty\n", key->name);
 		return;
 	}
-	fprintf(out, "%s=%s\n", key->name, cfg->insecure_registries);
+	fprintf(out, "%s=%s\n", key->name, field);
 }
 
 static void print_pull_parallel(const struct berth_config *cfg,
@@ -628,7 +634,10 @@ static const struct conf_key conf_keys[] = {
 	{"FetchTimeout", parse_fetch_timeout, print_fetch_timeout, 0},
 	{"MountHome", parse_mount_home, print_mount_home, 0},
 	{"DefaultRegistry", parse_default_registry, print_default_registry, 0},
-	{"InsecureRegistries", parse_insecure_registries, print_insecure_registries, 0},
+	{"InsecureRegistries", parse_registry_list, print_registry_list,
+	 offsetof(struct berth_config, insecure_registries)},
+	{"RegistryMirrors", parse_registry_list, print_registry_list,
+	 offsetof(struct berth_config, registry_mirrors)},
 	PATH_KEY("RegistryCertsDir", registry_certs_dir),
 	{"PullParallel", parse_pull_parallel, print_pull_parallel, 0},
 };

@@ -72,6 +72,7 @@ struct berth_config {
 	bool mount_home;                     /* MountHome=yes */
 	char default_registry[256];          /* DefaultRegistry=registry-1.docker.io */
 	char insecure_registries[1024];      /* InsecureRegistries=host:port,... (plain HTTP) */
+	char registry_mirrors[1024];         /* RegistryMirrors=host:port,... (Docker Hub images) */
 	char registry_certs_dir[PATH_MAX];   /* RegistryCertsDir=/etc/docker/certs.d */
 	unsigned pull_parallel;              /* PullParallel=4 blobs at once */
 };

@@ -375,6 +375,7 @@ void berth_cache_configure(struct berth_cache *cache, const struct berth_config 
 	cache->fetch_max_bytes = cfg->cache_max_size;
 	cache->default_registry = cfg->default_registry[0] ? cfg->default_registry : NULL;
 	cache->registry.insecure = cfg->insecure_registries;
+	cache->registry.mirrors = cfg->registry_mirrors;
 	cache->registry.certs_dir = cfg->registry_certs_dir;
 	cache->registry.parallel = cfg->pull_parallel;
 	cache->registry.timeout_s = cfg->fetch_timeout;

@@ -1196,9 +1196,8 @@ static int missing_blobs(struct layout *l, struct json_object *manifest, struct 
 
 /* ---- the entry points ----------------------------------------------------- */
 
-int berth_registry_resolve(const struct berth_registry_opts *opts,
-			   const struct berth_imageref *ref, char digest[72],
-			   struct berth_err *err)
+static int resolve_at(const struct berth_registry_opts *opts, const struct berth_imageref *ref,
+		      char digest[72], struct berth_err *err)
 {
 	struct reg_session s;
 	char *body = NULL;
@@ -1250,9 +1249,9 @@ static int pull_manifests(struct reg_session *s, struct layout *l, const struct 
 	return 0;
 }
 
-int berth_registry_pull(const struct berth_registry_opts *opts, const char *layout_dir,
-			const struct berth_imageref *ref, struct berth_registry_pull *res,
-			struct berth_err *err)
+static int pull_at(const struct berth_registry_opts *opts, const char *layout_dir,
+		   const struct berth_imageref *ref, struct berth_registry_pull *res,
+		   struct berth_err *err)
 {
 	struct reg_session s;
 	struct layout l;
@@ -1277,6 +1276,61 @@ int berth_registry_pull(const struct berth_registry_opts *opts, const char *layo
 	json_object_put(manifest);
 	layout_close(&l);
 	reg_session_end(&s);
+	return rc;
+}
+
+/* ---- mirrors -------------------------------------------------------------- */
+
+/* The n-th place to ask for ref: the site's mirrors first (Docker Hub
+ * images only, as Docker does), then the registry itself.  False when
+ * there is none left. */
+static bool candidate(const struct berth_registry_opts *opts, const struct berth_imageref *ref,
+		      unsigned n, struct berth_imageref *out)
+{
+	const char *p = opts->mirrors;
+
+	*out = *ref;
+	if (strcmp(ref->registry, BERTH_DOCKER_HUB) != 0 || !p)
+		return n == 0;
+	for (;;) {
+		p += strspn(p, ", ");
+		if (!*p)
+			return n == 0;
+		size_t len = strcspn(p, ", ");
+		if (n-- == 0) {
+			snprintf(out->registry, sizeof(out->registry), "%.*s", (int)len, p);
+			return true;
+		}
+		p += len;
+	}
+}
+
+/* A mirror's failure is not the answer while another place is left; the
+ * registry's own is.  Digests make a mirror's bytes as good as the
+ * registry's: every blob is verified. */
+int berth_registry_resolve(const struct berth_registry_opts *opts,
+			   const struct berth_imageref *ref, char digest[72],
+			   struct berth_err *err)
+{
+	struct berth_imageref at;
+	int rc = -1;
+
+	for (unsigned n = 0; candidate(opts, ref, n, &at); n++)
+		if ((rc = resolve_at(opts, &at, digest, err)) == 0)
+			return 0;
+	return rc;
+}
+
+int berth_registry_pull(const struct berth_registry_opts *opts, const char *layout_dir,
+			const struct berth_imageref *ref, struct berth_registry_pull *res,
+			struct berth_err *err)
+{
+	struct berth_imageref at;
+	int rc = -1;
+
+	for (unsigned n = 0; candidate(opts, ref, n, &at); n++)
+		if ((rc = pull_at(opts, layout_dir, &at, res, err)) == 0)
+			return 0;
 	return rc;
 }
 

@@ -35,6 +35,7 @@
 
 struct berth_registry_opts {
 	const char *insecure;  /* comma-separated host[:port] spoken to over http */
+	const char *mirrors;   /* comma-separated host[:port] asked first for Docker Hub images */
 	const char *certs_dir; /* NULL: /etc/docker/certs.d */
 	const char *home;      /* the user's home for credentials; NULL: $HOME, else passwd */
 	unsigned parallel;     /* blobs downloaded at once; 0: the default */

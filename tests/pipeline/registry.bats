@@ -397,3 +397,30 @@ no_leftovers() {
 	run "$BERTH" resolve ./nosuch.tar
 	[ "$output" = ./nosuch.tar ]
 }
+
+# ---- the site's default registry and mirrors --------------------------------
+
+@test "a bare REPO:TAG goes to the site's DefaultRegistry" {
+	conf "DefaultRegistry=$(P)"
+	run "$BERTH" resolve berth/one:1
+	[[ "$output" == "$(P)/berth/one:1@sha256:"* ]]
+	run "$BERTH" pull --runtime charliecloud berth/one:1
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+}
+
+@test "Docker Hub images come from the site's mirrors, the first that answers" {
+	# Docker Hub is not reachable here: success proves the mirror served it,
+	# after the dead first mirror failed.
+	push plain "$WORK/img/one.tar" library/hubimage:1
+	conf "RegistryMirrors=127.0.0.1:9,$(P)" "InsecureRegistries=127.0.0.1:9,$(P)"
+	sed -i '2d' "$BERTH_CONFIG" # the first InsecureRegistries line
+	run "$BERTH" pull --runtime charliecloud hubimage:1
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	run "$BERTH" run --runtime charliecloud --image docker.io/library/hubimage:1 -- /bin/sh -c pwd
+	[ "$output" = /one ]
+	# a mirror that lacks it, then the hub (unreachable): the hub's error
+	conf "RegistryMirrors=$(P)"
+	run "$BERTH" pull --runtime charliecloud nosuchimage:1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"registry-1.docker.io"* ]]
+}

@@ -179,12 +179,13 @@ static int cmd_pull(int argc, char **argv)
 		{"runtime", required_argument, NULL, 'r'},
 		{"singularity", required_argument, NULL, 's'},
 		{"singularity-format", required_argument, NULL, 'f'},
+		{"pin", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char pull_usage[] =
 		"usage: berth pull [--runtime R] [--cache-dir DIR] [--singularity PATH]\n"
 		"                  [--singularity-format auto|sif|sandbox] IMAGE\n";
-	const char *singularity = NULL, *sing_format = NULL;
+	const char *singularity = NULL, *sing_format = NULL, *pin = NULL;
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
@@ -202,6 +203,8 @@ static int cmd_pull(int argc, char **argv)
 			singularity = optarg;
 		else if (c == 'f')
 			sing_format = optarg;
+		else if (c == 'p')
+			pin = optarg; /* the plugin's: a URL pinned at submission */
 		else {
 			fputs(pull_usage, stderr);
 			return 2;
@@ -223,7 +226,7 @@ static int cmd_pull(int argc, char **argv)
 	if (loaded == 0 &&
 	    berth_config_pick_runtime(&cfg, runtime, &rt, &err) == 0 &&
 	    berth_executor_new(berth_runtime_name(rt), &cfg, cache_dir, &ex, &err) == 0 &&
-	    (ex->cache.progress = show_progress, true) &&
+	    (ex->cache.progress = show_progress, ex->cache.url_pin = pin, true) &&
 	    berth_executor_load_image(ex, argv[optind], &res, &err) == 0) {
 		/* One line for machines (the plugin reads it), details on stderr. */
 		printf("%s %s\n", res.digest[0] ? res.digest : argv[optind],
@@ -351,19 +354,23 @@ static int cmd_fetch(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"cache-dir", required_argument, NULL, 'c'},
+		{"pin", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_cache cache = {.dir_fd = -1};
-	const char *cache_dir = NULL;
+	const char *cache_dir = NULL, *pin = NULL;
 	char *path = NULL, *tag = NULL;
 	int c, rc = 1;
 
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c != 'c')
+		if (c == 'c')
+			cache_dir = optarg;
+		else if (c == 'p')
+			pin = optarg;
+		else
 			return 2;
-		cache_dir = optarg;
 	}
 	if (optind != argc - 1) {
 		fputs("usage: berth fetch [--cache-dir DIR] IMAGE\n", stderr);
@@ -371,6 +378,7 @@ static int cmd_fetch(int argc, char **argv)
 	}
 	if (open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
 		berth_cache_configure(&cache, &cfg);
+		cache.url_pin = pin;
 		cache.progress = show_progress;
 		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0) {
 			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../executor/cache.h"
+#include "../executor/fetch.h"
 #include "../executor/fs.h"
 #include "../executor/imageref.h"
 #include "../executor/registry.h"
@@ -25,9 +26,27 @@ static void registry_opts(const struct berth_config *cfg, struct berth_registry_
 	o->max_bytes = cfg->cache_max_size;
 }
 
+/* An http(s) URL pinned by what its server says now: "URL@@<pin>", or the
+ * URL itself when the server gives no validator. */
+static int resolve_url(const struct berth_config *cfg, const char *image, struct berth_err *err)
+{
+	struct berth_fetch_opts o;
+	char pin[600], word[1800];
+	_cleanup_free_ char *url = strndup(image, strcspn(image, "#"));
+
+	berth_fetch_opts_init(&o);
+	o.timeout_s = cfg->fetch_timeout;
+	if (!url || berth_fetch_pin(url, &o, pin, sizeof(pin), err) < 0)
+		return -1;
+	berth_pin_encode(pin, word, sizeof(word));
+	printf("%s%s%s\n", image, pin[0] ? "@@" : "", word);
+	return 0;
+}
+
 /* berth resolve IMAGE: the reference pinned to the digest its tag names
- * now ("REGISTRY/REPO:TAG@sha256:..."), or IMAGE itself when it is a file
- * or URL.  The plugin runs it at submission. */
+ * now ("REGISTRY/REPO:TAG@sha256:..."), an http(s) URL pinned by its ETag
+ * or Last-Modified ("URL@@etag:..."), or IMAGE itself.  The plugin runs it
+ * at submission. */
 int cmd_resolve(int argc, char **argv)
 {
 	struct berth_err err = {0};
@@ -43,6 +62,13 @@ int cmd_resolve(int argc, char **argv)
 	if (cli_load_config(&cfg, &err) < 0)
 		return cli_error(&err), 1;
 	berth_cache_configure(&cache, &cfg);
+	if (!strncmp(image, "http://", 7) || !strncmp(image, "https://", 8)) {
+		int rc = resolve_url(&cfg, image, &err);
+		if (rc < 0)
+			cli_error(&err);
+		berth_config_free(&cfg);
+		return rc < 0 ? 1 : 0;
+	}
 	if (!berth_cache_is_registry_ref(&cache, image, &ref)) {
 		printf("%s\n", image);
 		berth_config_free(&cfg);

@@ -357,6 +357,7 @@ static int fetch_url(struct berth_cache *cache, const char *url, char **local,
 	if (cache->fetch_timeout)
 		opts.timeout_s = cache->fetch_timeout;
 	opts.max_bytes = cache->fetch_max_bytes;
+	opts.pin = cache->url_pin;
 	if (cache->progress) {
 		opts.progress = fetch_progress;
 		opts.progress_ctx = cache;

@@ -48,6 +48,7 @@ struct berth_cache {
 	void *progress_ctx;
 	/* Registry images: blobs/sha256/ in this folder, shared by images. */
 	const char *default_registry;     /* NULL: Docker Hub */
+	const char *url_pin;              /* a URL pinned at submission (fetch.h's pin) */
 	struct berth_registry_opts registry;
 };
 

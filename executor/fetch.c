@@ -572,6 +572,13 @@ static enum fetch_outcome fetch_http_error(struct fetch_xfer *x, long code)
 	}
 	if (code == 416 && x->have > 0)
 		return FETCH_RESTART; /* our partial body no longer fits */
+	if (code == 412 && x->opts->pin) {
+		snprintf(x->why, sizeof(x->why), "the file changed after the job was submitted "
+			 "(the server answered 412 to the pinned %s)",
+			 !strncmp(x->opts->pin, "etag:", 5) ? "ETag" : "Last-Modified");
+		x->hint = "resubmit the job to run the new file, or give a URL that does not change";
+		return FETCH_FATAL;
+	}
 	if (code == 401 || code == 403)
 		x->hint = "check the image URL and that it needs no credentials";
 	else
@@ -620,6 +627,13 @@ static enum fetch_outcome fetch_attempt(struct fetch_xfer *x, const struct fetch
 	} else if (x->have > 0 && (x->range_etag[0] || x->range_lm[0])) {
 		snprintf(line, sizeof(line), "If-Range: %s",
 			 x->range_etag[0] ? x->range_etag : x->range_lm);
+		tmp = curl_slist_append(hdrs, line);
+		hdrs = tmp ? tmp : hdrs;
+	}
+	if (x->opts->pin) {
+		bool etag = !strncmp(x->opts->pin, "etag:", 5);
+		snprintf(line, sizeof(line), "%s: %s", etag ? "If-Match" : "If-Unmodified-Since",
+			 x->opts->pin + (etag ? 5 : 3));
 		tmp = curl_slist_append(hdrs, line);
 		hdrs = tmp ? tmp : hdrs;
 	}
@@ -768,6 +782,17 @@ static int fetch_run(struct fetch_xfer *x, const char *url, const char *hex, con
 	struct fetch_meta meta;
 	bool conditional = !x->opts->dest_name &&
 			   fetch_read_meta(x->dir_fd, meta_name, tar_name, url, &meta);
+
+	/* Pinned: the copy here is the pinned one, or it is not used at all. */
+	if (conditional && x->opts->pin) {
+		if (!strncmp(x->opts->pin, "etag:", 5) && !strcmp(meta.etag, x->opts->pin + 5)) {
+			res->not_modified = true;
+			res->bytes = meta.size;
+			snprintf(res->sha256, sizeof(res->sha256), "%s", meta.sha256);
+			return 0;
+		}
+		conditional = false;
+	}
 	bool is_file = fetch_is_file_url(url);
 	bool free_restart = true;
 	unsigned delay = x->opts->retry_delay_ms;
@@ -819,6 +844,55 @@ static int fetch_run(struct fetch_xfer *x, const char *url, const char *hex, con
 		fetch_sleep_ms(delay);
 		delay = delay > FETCH_MAX_DELAY_MS / 2 ? FETCH_MAX_DELAY_MS : delay * 2;
 	}
+}
+
+int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *pin,
+		    size_t cap, struct berth_err *err)
+{
+	struct berth_fetch_opts o;
+	struct fetch_xfer x;
+	char shown[FETCH_SHOWN_MAX];
+	long code = 0;
+
+	pin[0] = '\0';
+	if (opts)
+		o = *opts;
+	else
+		berth_fetch_opts_init(&o);
+	if (!o.timeout_s)
+		o.timeout_s = BERTH_FETCH_DEFAULT_TIMEOUT;
+	o.progress = NULL;
+	fetch_shown_url(url, shown, sizeof(shown));
+	if (berth_curl_load(err) < 0 || fetch_check_url(url, shown, err) < 0)
+		return -1;
+	if (fetch_is_file_url(url))
+		return 0; /* a local file: nothing a server could move */
+	pthread_once(&fetch_once, fetch_global_init);
+	memset(&x, 0, sizeof(x));
+	x.opts = &o;
+	x.shown = shown;
+	if (fetch_setup_curl(&x, url) < 0) {
+		if (x.curl)
+			curl_easy_cleanup(x.curl);
+		return berth_fail(err, ENOMEM, "cannot set up libcurl to check %s", shown);
+	}
+	curl_easy_setopt(x.curl, CURLOPT_NOBODY, 1L);
+	CURLcode rc = curl_easy_perform(x.curl);
+	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(x.curl);
+	if (rc != CURLE_OK)
+		return berth_fail(err, 0, "cannot reach %s: %s; %s", shown,
+				  x.errbuf[0] ? x.errbuf : curl_easy_strerror(rc), fetch_curl_hint(rc));
+	if (code >= 400) {
+		const char *reason = fetch_reason(code, code == x.status ? x.reason : NULL);
+		return berth_fail(err, 0, "cannot fetch %s: the server answered %ld%s%s; check the "
+				  "image URL", shown, code, *reason ? " " : "", reason);
+	}
+	if (x.etag[0] && strncmp(x.etag, "W/", 2) != 0)
+		snprintf(pin, cap, "etag:%s", x.etag);
+	else if (x.last_modified[0])
+		snprintf(pin, cap, "lm:%s", x.last_modified);
+	return 0;
 }
 
 int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts *opts,

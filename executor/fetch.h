@@ -58,6 +58,10 @@ struct berth_fetch_opts {
 	const char *dest_name;      /* final name in dir instead of <hex>.tar; no .meta */
 	const char *expect_digest;  /* "sha256:<hex>": a body that hashes otherwise is not kept */
 	const char *what;           /* how messages name it, NULL = the URL */
+	/* An archive URL pinned at submission (berth_fetch_pin): the body must
+	 * still be what the validator named, else 412 and an error.  A cached
+	 * copy with that very ETag is used without a request. */
+	const char *pin;            /* "etag:<ETag>" or "lm:<Last-Modified>", NULL = none */
 };
 
 struct berth_fetch_result {
@@ -68,6 +72,12 @@ struct berth_fetch_result {
 	long http_status;    /* on failure: the last HTTP status, 0 = none */
 	unsigned retry_after; /* on failure: a 429/503's Retry-After seconds, 0 = none */
 };
+
+/* What the server says identifies `url`'s current body (a HEAD request):
+ * "etag:<strong ETag>", else "lm:<Last-Modified>", else "" (nothing to pin
+ * by).  For the submitting side, so every node fetches those same bytes. */
+int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *pin,
+		    size_t cap, struct berth_err *err);
 
 /* Defaults: timeout 300 s, 3 retries, 1 s first pause, no cap, no progress. */
 void berth_fetch_opts_init(struct berth_fetch_opts *opts);

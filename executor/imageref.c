@@ -225,3 +225,49 @@ bool berth_imageref_looks_like_path(const char *text)
 	}
 	return false;
 }
+
+static bool pin_plain(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       strchr(":._~/+-", c);
+}
+
+void berth_pin_encode(const char *pin, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *pin && n + 4 < cap; pin++) {
+		if (pin_plain(*pin))
+			out[n++] = *pin;
+		else
+			n += (size_t)snprintf(out + n, cap - n, "%%%02X", (unsigned char)*pin);
+	}
+	out[n] = '\0';
+}
+
+static int hex_value(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int berth_pin_decode(const char *word, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *word; word++) {
+		int c = (unsigned char)*word;
+		if (c == '%') {
+			int hi = hex_value(word[1]), lo = hi < 0 ? -1 : hex_value(word[2]);
+			if (lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			word += 2;
+		}
+		if (n + 1 >= cap || c == 0)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}

@@ -42,4 +42,10 @@ bool berth_imageref_looks_like_path(const char *text);
  * for the pinned form handed to the nodes. */
 void berth_imageref_format(const struct berth_imageref *ref, char *out, size_t len);
 
+/* A URL's pin (berth_fetch_pin's "etag:..." or "lm:...") as one word for
+ * BERTH_IMAGE_PINS: percent-encoded outside [A-Za-z0-9:._~/+-], and back.
+ * decode returns -1 on a malformed escape or when out is too small. */
+void berth_pin_encode(const char *pin, char *out, size_t cap);
+int berth_pin_decode(const char *word, char *out, size_t cap);
+
 #endif

@@ -22,13 +22,23 @@
 #define PINS_ENV "BERTH_IMAGE_PINS"
 #define RESOLVE_OUTPUT_MAX 8192
 
-/* "REG/REPO:TAG" of a registry reference with a tag; false for anything
- * else (a file, a URL, a reference that names its digest already). */
+static bool is_http_url(const char *image)
+{
+	return !strncmp(image, "http://", 7) || !strncmp(image, "https://", 8);
+}
+
+/* What a pin is filed under: "REG/REPO:TAG" of a registry reference with a
+ * tag, an http(s) URL itself; false for anything else (a file, a reference
+ * that names its digest already). */
 static bool pin_key(const char *image, char *key, size_t cap)
 {
 	struct berth_imageref ref;
 	struct berth_err err = {0};
 
+	if (is_http_url(image)) {
+		snprintf(key, cap, "%s", image);
+		return strlen(image) < cap;
+	}
 	if (strstr(image, "://") && strncmp(image, "docker://", 9) != 0)
 		return false;
 	if (berth_imageref_looks_like_path(image) ||
@@ -68,10 +78,15 @@ char *berth_config_env(void)
 	return env;
 }
 
+/* Entries are "REG/REPO:TAG@sha256:HEX" and "URL@@<encoded pin>". */
+
 /* Run `berth resolve IMAGE` as ourselves (srun/sbatch/salloc run as the
- * user) and return its answer, or NULL after reporting why not. */
-static char *resolve(const char *image)
+ * user) and return its answer, or NULL after reporting why not: an error
+ * when `fatal`, else a warning (a URL the submitting host cannot reach may
+ * still be reachable from the nodes; a registry image must resolve). */
+static char *resolve(const char *image, bool fatal)
 {
+	void (*say)(const char *, ...) = fatal ? slurm_error : slurm_info;
 	extern char **environ;
 	size_t n = 0;
 
@@ -98,13 +113,14 @@ static char *resolve(const char *image)
 		.stderr_to_capture = true,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
-		slurm_error(PFX "cannot resolve --container-image=%s: %s", image, err.msg);
+		say(PFX "cannot resolve --container-image=%s: %s", image, err.msg);
 		return NULL;
 	}
 	if (status != 0) {
 		const char *msg = !strncmp(out, PFX, strlen(PFX)) ? out + strlen(PFX) : out;
 		msg = *msg ? msg : "berth resolve failed";
-		slurm_error(PFX "--container-image=%s: %.*s", image, (int)strcspn(msg, "\n"), msg);
+		say(PFX "--container-image=%s: %.*s%s", image, (int)strcspn(msg, "\n"), msg,
+		    fatal ? "" : " (not pinned: the nodes fetch it as it is then)");
 		free(out);
 		return NULL;
 	}
@@ -114,7 +130,7 @@ static char *resolve(const char *image)
 
 int berth_pin_submit(void)
 {
-	char key[1024], have[1200];
+	char key[2048], have[BERTH_PIN_ENTRY_MAX];
 	const char *pins = getenv(PINS_ENV);
 
 	if (!pin_key(berth.image, key, sizeof(key)))
@@ -124,10 +140,16 @@ int berth_pin_submit(void)
 		slurm_verbose(PFX "%s stays pinned to %s", berth.image, strchr(have, '@') + 1);
 		return 0; /* a step of a job that pinned it already */
 	}
-	_cleanup_free_ char *pinned = resolve(berth.image);
+	_cleanup_free_ char *pinned = resolve(berth.image, !is_http_url(berth.image));
 	if (!pinned)
-		return -1;
-	if (strncmp(pinned, key, strlen(key)) != 0 || pinned[strlen(key)] != '@') {
+		return is_http_url(berth.image) ? 0 : -1;
+	if (!strcmp(pinned, key)) {
+		slurm_verbose(PFX "%s: the server names no version (no ETag or Last-Modified); "
+			      "not pinned", berth.image);
+		return 0;
+	}
+	if (strncmp(pinned, key, strlen(key)) != 0 || pinned[strlen(key)] != '@' ||
+	    strlen(pinned) >= BERTH_PIN_ENTRY_MAX || strchr(pinned, ' ')) {
 		slurm_error(PFX "--container-image=%s: unexpected answer from berth resolve: %s",
 			    berth.image, pinned);
 		return -1;
@@ -143,14 +165,24 @@ int berth_pin_submit(void)
 	return 0;
 }
 
-const char *berth_pinned_image(spank_t sp, char *buf, size_t cap)
+const char *berth_pinned_image(spank_t sp, char *buf, size_t cap, char *url_pin,
+			       size_t pin_cap)
 {
-	char key[1024];
+	char key[2048];
 	_cleanup_free_ char *pins = malloc(BERTH_PINS_MAX);
 
+	url_pin[0] = '\0';
 	if (!pins || !pin_key(berth.image, key, sizeof(key)) ||
 	    spank_getenv(sp, PINS_ENV, pins, BERTH_PINS_MAX) != ESPANK_SUCCESS)
 		return berth.image;
 	pin_find(pins, key, buf, cap);
-	return buf[0] ? buf : berth.image;
+	if (!buf[0])
+		return berth.image;
+	if (!is_http_url(berth.image))
+		return buf;
+	/* A URL stays itself; its validator goes to the stager apart. */
+	const char *word = buf + strlen(key);
+	if (strncmp(word, "@@", 2) != 0 || berth_pin_decode(word + 2, url_pin, pin_cap) < 0)
+		url_pin[0] = '\0';
+	return berth.image;
 }

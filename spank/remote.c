@@ -175,13 +175,14 @@ static int keep_digest(spank_t sp, const char *line)
 
 static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 {
-	char pinned[1200];
-	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned));
+	char pinned[BERTH_PIN_ENTRY_MAX], url_pin[BERTH_PIN_ENTRY_MAX];
+	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
 	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
 			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
 			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
 			"--singularity-format", (char *)berth_sing_format_name(berth.cfg.sing_format),
-			"--", image, NULL};
+			url_pin[0] ? "--pin" : "--", url_pin[0] ? url_pin : image,
+			url_pin[0] ? "--" : NULL, image, NULL};
 	_cleanup_free_ char *out = NULL;
 	char *line;
 
@@ -199,11 +200,13 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 	_cleanup_free_ char *out = NULL;
 	_cleanup_free_ char *out2 = NULL;
 	_cleanup_free_ char *path = NULL;
-	char *line, *tag = NULL, cwd[PATH_MAX] = "/", pinned[1200];
-	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned));
+	char *line, *tag = NULL, cwd[PATH_MAX] = "/";
+	char pinned[BERTH_PIN_ENTRY_MAX], url_pin[BERTH_PIN_ENTRY_MAX];
+	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
 
 	char *fetch[] = {berth.cfg.launcher_path, "fetch", "--cache-dir", berth.cfg.cache_dir,
-			 "--", image, NULL};
+			 url_pin[0] ? "--pin" : "--", url_pin[0] ? url_pin : image,
+			 url_pin[0] ? "--" : NULL, image, NULL};
 	if (run_stager(sp, fetch, user, -1, &out, &line) < 0)
 		return -1;
 	if (!(path = strdup(line)))

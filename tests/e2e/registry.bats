@@ -139,3 +139,39 @@ runs_registry_image() {
 	done < <(layers_of berth/cold:1)
 	[ "$fetched" -ge 2 ]
 }
+
+@test "a URL image is pinned at submission: the node runs those bytes or refuses" {
+	mkdir -p "$E2E_DIR/www-pin"
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/img.tar" --workdir /one >/dev/null
+	cp "$E2E_DIR/www-pin/img.tar" "$E2E_DIR/www-pin/img2.tar"
+	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www-pin"; }
+	read -r port <&"${HTTPD[0]}"
+	url=http://127.0.0.1:$port
+	d=$(job_dir)
+	# pinned and downloaded
+	first=$(as_user sbatch --parsable --hold -o "$d/first" --container-image="$url/img.tar" \
+		--wrap 'pwd; echo "$BERTH_IMAGE_PINS"')
+	scontrol release "$first"
+	wait_job_left "$first"
+	# both files change after submission: the cached pinned copy still
+	# runs; the one never fetched cannot be had any more and is refused
+	cached=$(as_user sbatch --parsable --hold -o "$d/cached" --container-image="$url/img.tar" --wrap pwd)
+	gone=$(as_user sbatch --parsable --hold -o "$d/gone" --container-image="$url/img2.tar" --wrap pwd)
+	for f in img.tar img2.tar; do
+		python3 "$REPO/tests/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/$f" --workdir /two >/dev/null
+	done
+	scontrol release "$cached" "$gone"
+	wait_job_left "$cached"
+	wait_job_left "$gone"
+	cat "$d/first" "$d/cached" "$d/gone"
+	grep -v '^berth: downloading' "$d/first" >"$d/first.out"
+	[ "$(head -n1 "$d/first.out")" = /one ]
+	[[ "$(sed -n 2p "$d/first.out")" == "$url/img.tar@@etag:"* ]]
+	grep -qx /one "$d/cached"
+	grep -q "the file changed after the job was submitted" "$d/gone"
+	! grep -qx /two "$d/gone"
+	# a new job gets the new file
+	run --separate-stderr as_user srun --container-image="$url/img.tar" pwd
+	kill "$HTTPD_PID" 2>/dev/null || true
+	[ "$output" = /two ]
+}

@@ -82,3 +82,35 @@ stats() { curl -s "$URL/stats"; }
 	[ "$status" -eq 1 ]
 	[[ "$output" == "berth: "* ]]
 }
+
+@test "a URL pinned at submission: the same file is used, a changed one is refused" {
+	run "$BERTH" resolve "$URL/img.tar"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$URL/img.tar@@etag:%22"*"%22" ]] # the ETag, quotes encoded
+	pin="etag:${output#*@@etag:}"
+	pin=${pin//%22/\"}
+	run "$BERTH" pull --cache-dir "$CACHE" --pin "$pin" "$URL/img.tar"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST converted" ]
+	# the cached copy has that ETag: no request at all
+	curl -s "$URL/reset" >/dev/null
+	run "$BERTH" pull --cache-dir "$CACHE" --pin "$pin" "$URL/img.tar"
+	[ "${lines[-1]}" = "$DIGEST cached" ]
+	[[ "$(stats)" == "requests 0 "* ]]
+	# the file changes on the server: the pinned job refuses it
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/www/img.tar" --workdir /new >/dev/null
+	rm -rf "$CACHE"/*/downloads
+	run "$BERTH" pull --cache-dir "$CACHE" --pin "$pin" "$URL/img.tar"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the file changed after the job was submitted"*"412"*"resubmit the job"* ]]
+	[ -z "$(ls "$U/downloads" | grep -v '\.lock$')" ]
+}
+
+@test "a URL whose server names no version is not pinned" {
+	run "$BERTH" resolve "$URL/big/1000"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$URL/big/1000" ]
+	run "$BERTH" resolve "$URL/404"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"404"* ]]
+}

@@ -1,6 +1,7 @@
 /* berth: per-user content-addressed cache (see cache.h for the layout). */
 #define _GNU_SOURCE
 #include "cache.h"
+#include "blobs.h"
 #include "fetch.h"
 #include "fs.h"
 #include "tarmember.h"
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #define STALE_UNLOCKED_SECONDS 3600 /* a build folder that never got its lock */
+#define BLOB_MIN_AGE 600            /* a younger unneeded blob may be a pull's */
 
 static int check_owned_private(int fd, const char *path, uid_t uid,
 			       struct berth_err *err)
@@ -425,18 +427,18 @@ static void registry_progress(void *ctx, uint64_t done, uint64_t total)
 
 /* Pull the image's blobs into the cache and open it from there. */
 static int pull_registry(struct berth_cache *cache, const struct berth_imageref *iref,
-			 struct berth_image *img, struct berth_err *err)
+			 struct berth_image *img, struct berth_registry_pull *pull,
+			 struct berth_err *err)
 {
 	struct berth_registry_opts o = cache->registry;
-	struct berth_registry_pull pull;
 
 	if (cache->progress) {
 		o.progress = registry_progress;
 		o.progress_ctx = cache;
 	}
-	if (berth_registry_pull(&o, cache->dir, iref, &pull, err) < 0)
+	if (berth_registry_pull(&o, cache->dir, iref, pull, err) < 0)
 		return -1;
-	return berth_image_open_layout(img, cache->dir, pull.manifest, err);
+	return berth_image_open_layout(img, cache->dir, pull->manifest, err);
 }
 
 /* Docker loads archives: write the pulled image as one, once per manifest. */
@@ -455,7 +457,7 @@ static int registry_archive(struct berth_cache *cache, const struct berth_imager
 	}
 	if (berth_registry_pull(&o, cache->dir, iref, &pull, err) < 0)
 		return -1;
-	snprintf(name, sizeof(name), "downloads/%s.tar", pull.manifest + 7);
+	snprintf(name, sizeof(name), "docker-archives/%s.tar", pull.manifest + 7);
 	if (asprintf(path, "%s/%s", cache->dir, name) < 0) {
 		*path = NULL;
 		return berth_fail(err, ENOMEM, "path");
@@ -464,7 +466,7 @@ static int registry_archive(struct berth_cache *cache, const struct berth_imager
 		return 0;
 	if (berth_image_open_layout(&img, cache->dir, pull.manifest, err) < 0)
 		return -1;
-	mkdirat(cache->dir_fd, "downloads", 0700);
+	mkdirat(cache->dir_fd, "docker-archives", 0700);
 	snprintf(tmp, sizeof(tmp), "%s.part-%d", name, (int)getpid());
 	int fd = openat(cache->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int rc = fd < 0 ? berth_fail(err, errno, "cannot create %s/%s", cache->dir, tmp)
@@ -602,12 +604,16 @@ static int stage_registry(struct berth_cache *cache, const char *ref,
 			  struct berth_stage_result *res, struct berth_err *err)
 {
 	struct berth_image img = {0};
+	struct berth_registry_pull pull;
 	struct build b = {.lock_fd = -1};
 	int rc = -1;
 
 	sweep_dead_builds(cache);
-	if (pull_registry(cache, iref, &img, err) == 0 && build_begin(cache, &b, err) == 0)
+	if (pull_registry(cache, iref, &img, &pull, err) == 0 && build_begin(cache, &b, err) == 0)
 		rc = stage_opened(cache, &b, &img, ref, art, res, err);
+	/* What the entry came from, so gc knows which blobs it still needs. */
+	if (rc == 0)
+		berth_blobs_record(cache->dir_fd, res->digest, pull.pinned, pull.manifest);
 	berth_image_close(&img);
 	build_end(cache, &b);
 	return rc;
@@ -835,11 +841,17 @@ int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 	size_t n = 0;
 	int rc = 0;
 
+	unsigned long long blobs_freed, blobs_kept;
+
 	*freed = 0;
 	*evicted = 0;
 	sweep_dead_builds(cache);
+	/* Blobs no entry needs go first; the rest count towards the total. */
+	berth_blobs_sweep(cache->dir_fd, BLOB_MIN_AGE, &blobs_freed, &blobs_kept);
+	*freed += blobs_freed;
 	if (berth_cache_list(cache, &list, &n, err) < 0)
 		return -1;
+	total = blobs_kept;
 	for (size_t i = 0; i < n; i++)
 		total += list[i].size;
 	for (size_t i = 0; i < n && total > max_bytes && rc == 0; i++) {
@@ -849,6 +861,10 @@ int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 			total -= list[i].size;
 			*freed += list[i].size;
 			(*evicted)++;
+			/* its layers may now be needed by no one */
+			berth_blobs_sweep(cache->dir_fd, BLOB_MIN_AGE, &blobs_freed, &blobs_kept);
+			total -= blobs_freed < total ? blobs_freed : total;
+			*freed += blobs_freed;
 		}
 	}
 	free(list);

@@ -12,12 +12,17 @@
  *     conversions.log               one line per conversion done
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
  *                                   the URL), with <hex>.meta validators and
- *                                   <hex>.lock serialising its fetches; or a
- *                                   registry image as a docker-save archive
- *                                   for Docker (hex = its manifest digest)
+ *                                   <hex>.lock serialising its fetches
+ *     docker-archives/<hex>.tar     a registry image as a docker-save archive
+ *                                   for Docker (hex = its manifest digest);
+ *                                   gc removes them, they are remade
+ *     images/<hex>/registry         the digests a registry entry came from
  *     blobs/sha256/<hex>            registry manifests, configs and layers,
  *                                   verified, shared between images
  *     locks/blob-<hex>              flock: one download of a blob at a time
+ *
+ * gc removes blobs no entry needs (blobs.h), then evicts entries least
+ * recently used first, counting the blobs they still need.
  *
  * A build happens in tmp/ under the digest's exclusive lock and is published
  * with one rename(), so a reader sees a whole entry or none, and N steps that

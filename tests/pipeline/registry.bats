@@ -424,3 +424,45 @@ no_leftovers() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"registry-1.docker.io"* ]]
 }
+
+# ---- the blob store and berth cache gc ---------------------------------------
+
+@test "cache gc: blobs no image needs go, shared ones stay, and they count towards the size" {
+	"$BERTH" pull --runtime charliecloud "$(P)/berth/one:1" >/dev/null
+	sleep 1.1 # one is the least recently used
+	"$BERTH" pull --runtime charliecloud "$(P)/berth/two:1" >/dev/null
+	"$BERTH" fetch "$(P)/berth/two:1" >/dev/null # a docker archive too
+	mapfile -t one < <(layers_of berth/one:1)
+	mapfile -t two < <(layers_of berth/two:1)
+	only_one=()
+	for l in "${one[@]}"; do [[ " ${two[*]} " == *" $l "* ]] || only_one+=("$l"); done
+	[ "${#only_one[@]}" -ge 1 ]
+	# old enough that no pull can be using them
+	find "$CACHE/0/blobs" "$CACHE/0/docker-archives" -type f -exec touch -d '-2 hours' {} +
+	blobs=$(find "$CACHE/0/blobs" -type f -printf '%s\n' | paste -sd+ | bc)
+	[ "$blobs" -gt 0 ]
+	# room for everything but a little: one (LRU) goes, with its own layer
+	total=$blobs
+	for f in "$CACHE"/0/images/*/size; do total=$((total + $(cat "$f"))); done
+	run "$BERTH" cache gc --max-size $((total - 1))
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "evicted 1 image(s)"* ]]
+	for l in "${only_one[@]}"; do [ ! -e "$CACHE/0/blobs/sha256/${l#sha256:}" ]; done
+	for l in "${two[@]}"; do [ -e "$CACHE/0/blobs/sha256/${l#sha256:}" ]; done
+	[ -z "$(ls -A "$CACHE/0/docker-archives")" ]
+	# what is left still runs, from the cache alone
+	pinned=$("$BERTH" resolve "$(P)/berth/two:1")
+	mark_log
+	run "$BERTH" run --runtime charliecloud --image "$pinned" -- /bin/sh -c pwd
+	[ "$output" = /two ]
+	[ "$(count_gets .)" -eq 0 ]
+	# fresh blobs (a pull may be using them) are never removed
+	run "$BERTH" cache gc --max-size 0
+	echo "$output"
+	[[ "$output" == "evicted 1 image(s)"* ]]
+	"$BERTH" pull --runtime charliecloud "$(P)/berth/one:1" >/dev/null
+	rm -rf "$CACHE/0/images"/*
+	"$BERTH" cache gc --max-size 0 >/dev/null
+	[ -n "$(ls -A "$CACHE/0/blobs/sha256")" ]
+}

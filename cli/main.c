@@ -164,7 +164,10 @@ static int cmd_inspect(int argc, char **argv)
 static void show_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
 {
 	(void)ctx;
-	if (total)
+	if (total && total < 1048576)
+		fprintf(stderr, "berth: %s: %.0f of %.0f KiB (%d%%)\n", what,
+			(double)done / 1024, (double)total / 1024, (int)(done * 100 / total));
+	else if (total)
 		fprintf(stderr, "berth: %s: %.1f of %.1f MiB (%d%%)\n", what,
 			(double)done / 1048576, (double)total / 1048576,
 			(int)(done * 100 / total));

@@ -485,6 +485,11 @@ struct member_reader {
 	int fd;                 /* the blob file, or -1: read `outer` */
 	EVP_MD_CTX *stored, *plain;
 	bool uncompressed;      /* the two byte streams are one: hash it once */
+	/* A compressed blob of the user's own store was checked against its
+	 * digest when it was downloaded, and its uncompressed bytes are still
+	 * checked against the config's diff_id here: hashing the stored bytes
+	 * again cost a fifth of a cold pull (bench/registry.sh). */
+	bool skip_stored;
 	char buf[BLOCK];
 	char pbuf[BLOCK];
 };
@@ -514,7 +519,8 @@ static la_ssize_t stored_read(struct archive *middle, void *data, const void **o
 					  archive_error_string(r->outer));
 		return -1;
 	}
-	EVP_DigestUpdate(r->stored, r->buf, (size_t)n);
+	if (!r->skip_stored)
+		EVP_DigestUpdate(r->stored, r->buf, (size_t)n);
 	*out = r->buf;
 	return n;
 }
@@ -584,6 +590,7 @@ static int reader_open(struct member_reader *r, struct archive *inner,
 				  "archive is damaged: save or pull it again", entry,
 				  archive_error_string(r->middle));
 	r->uncompressed = archive_filter_count(r->middle) <= 1;
+	r->skip_stored = r->fd >= 0 && !r->uncompressed;
 	if (archive_read_open(inner, r, NULL, plain_read, NULL) != ARCHIVE_OK)
 		return berth_fail(err, 0, "layer %s is not a tar (%s); the image "
 				  "archive is damaged: save or pull it again", entry,
@@ -619,7 +626,7 @@ static int check_layer(struct member_reader *r, const struct berth_layer *layer,
 		memcpy(plain, stored, sizeof(plain));
 	else
 		berth_sha256_final(r->plain, plain);
-	if (named_blob &&
+	if (named_blob && !r->skip_stored &&
 	    check_digest(layer->entry, "digest", layer->digest, stored, pulled, err) < 0)
 		return -1;
 	if (!named_blob &&

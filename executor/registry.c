@@ -567,6 +567,16 @@ static int fetch_token(struct reg_session *s, const char *params, const char *wh
 		return berth_fail(err, 0, "registry %s sent an authentication challenge without a "
 				  "usable realm (%s); tell its operator", s->ref->registry, params);
 	}
+	/* A password never travels in clear text to a token server the site
+	 * did not declare plain-HTTP (it would be an easy way to harvest it). */
+	if (s->have_creds && !strncmp(realm, "http://", 7) &&
+	    !reg_in_list(s->opts->insecure, s->ref->registry)) {
+		if (esc)
+			curl_easy_cleanup(esc);
+		return berth_fail(err, 0, "registry %s sends credentials to a token server over plain "
+				  "HTTP (%s); berth refuses: tell the registry's operator, or the site "
+				  "lists the registry in InsecureRegistries", s->ref->registry, realm);
+	}
 	challenge_param(params, "service", service, sizeof(service));
 	char *svc = esc ? curl_easy_escape(esc, service, 0) : NULL;
 	char scope[400];
@@ -985,6 +995,7 @@ struct blob_pool {
 	struct berth_err err;
 	pthread_mutex_t lock;
 	struct timespec last_progress;
+	bool finished_shown;    /* the 100% line is said once */
 };
 
 struct blob_progress {
@@ -1005,9 +1016,12 @@ static void pool_progress(void *ctx, uint64_t done, uint64_t total)
 	bp->job->done = done;
 	for (size_t i = 0; i < p->n; i++)
 		sum += p->jobs[i].done;
-	bool due = now.tv_sec > p->last_progress.tv_sec || sum == p->total;
+	bool all = sum == p->total;
+	bool due = (now.tv_sec > p->last_progress.tv_sec && !all) || (all && !p->finished_shown);
 	if (due)
 		p->last_progress = now;
+	if (all)
+		p->finished_shown = true;
 	pthread_mutex_unlock(&p->lock);
 	if (due)
 		p->s->opts->progress(p->s->opts->progress_ctx, sum, p->total);

@@ -752,11 +752,15 @@ static void test_flatten_flipped_gzip_header(void **state)
 {
 	struct fx *fx = *state;
 
-	/* gzip's mtime field: the layer still decompresses to its diff_id,
-	 * only the blob digest can tell */
+	/* gzip's mtime field: the layer still decompresses to its diff_id.
+	 * The blob was checked when it entered the store; flattening checks
+	 * what runs (the uncompressed bytes against the config's diff_id), so
+	 * a wrapper-only change makes the same tree (flatten.c, skip_stored). */
+	if (!can_flatten())
+		skip();
 	flip_byte(fx->dir, g.layers_gz[2], 4);
-	flatten_fails(fx, g.manifest_gz, g.layers_gz[2], "does not match its digest");
-	assert_msg_has(fx, "pull the image again");
+	assert_int_equal(open_layout(fx, g.manifest_gz), 0);
+	flatten_ok(fx, &fx->img);
 }
 
 static void test_flatten_flipped_gzip_data(void **state)

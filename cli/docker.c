@@ -42,7 +42,7 @@ struct docker_args {
 	const char *mounts, *workdir, *env_keep, *cgroup_parent;
 	int control_fd;
 	const char *allowed_mounts, *batch_script;
-	bool entrypoint, network_none;
+	bool entrypoint, network_none, writable;
 	unsigned long long memory;
 	unsigned cpus;
 	char **argv;
@@ -68,6 +68,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"batch-script", required_argument, NULL, 'B'},
 		{"entrypoint", no_argument, NULL, 'e'},
 		{"network-none", no_argument, NULL, 'n'},
+		{"writable", no_argument, NULL, 'W'},
 		{"memory", required_argument, NULL, 'M'},
 		{"cpus", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
@@ -94,6 +95,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'B': a->batch_script = optarg; break;
 		case 'e': a->entrypoint = true; break;
 		case 'n': a->network_none = true; break;
+		case 'W': a->writable = true; break;
 		case 'M': a->memory = strtoull(optarg, NULL, 10); break;
 		case 'P': a->cpus = (unsigned)strtoul(optarg, NULL, 10); break;
 		default: return -1;
@@ -369,6 +371,7 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 		.binds = binds, .n_binds = n_binds,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
 		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
+		.writable = a->writable,
 		.cgroup_parent = a->cgroup_parent, .label_job = a->job, .label_step = step_label,
 		.stdin_fd = stdio[0], .stdout_fd = stdio[1], .stderr_fd = stdio[2],
 	};

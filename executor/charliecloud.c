@@ -20,6 +20,10 @@
 #include "executor.h"
 #include "fs.h"
 
+/* CacheDir/<uid>/LAYER_DIR: an empty folder each writable container mounts
+ * its own tmpfs on, in its own mount namespace. */
+#define LAYER_DIR "layer"
+
 static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
 {
 	(void)ex;
@@ -87,6 +91,14 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 		goto fail;
 	if (spec->writable && berth_strv_add(&argv, "--write", err) < 0)
 		goto fail;
+	/* Writable: ch-run gets the overlay that before_exec mounts, never the
+	 * cached tree (one job's changes must not reach the next job). */
+	char layer_root[PATH_MAX + 16];
+	snprintf(layer_root, sizeof(layer_root), "%s/" LAYER_DIR "/root", ex->cache.dir);
+	if (spec->writable && mkdirat(ex->cache.dir_fd, LAYER_DIR, 0700) < 0 && errno != EEXIST) {
+		berth_fail(err, errno, "cannot create %s/" LAYER_DIR, ex->cache.dir);
+		goto fail;
+	}
 	if (berth_strv_addf(&argv, err, "--cd=%s", berth_spec_workdir(ex)) < 0)
 		goto fail;
 	for (size_t i = 0; i < spec->n_binds; i++) {
@@ -105,7 +117,8 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 		    berth_strv_add(&argv, "--unset-env=USER", err) < 0)
 			goto fail;
 	}
-	if (berth_strv_add(&argv, rootfs, err) < 0 || berth_strv_add(&argv, "--", err) < 0)
+	if (berth_strv_add(&argv, spec->writable ? layer_root : rootfs, err) < 0 ||
+	    berth_strv_add(&argv, "--", err) < 0)
 		goto fail;
 	return berth_executor_set_command(ex, &argv, &envp, err);
 fail:
@@ -146,6 +159,37 @@ static unsigned long kept_flags(const char *path)
 	return flags;
 }
 
+/* The container's own writable layer: a tmpfs in this process's private
+ * mount namespace holding an overlay's upper half over the cached tree.
+ * It vanishes with the namespace, so nothing is left to clean up and the
+ * cached image is never written (Apptainer's --writable-tmpfs, for ch-run,
+ * whose 0.31 has no --write-fake). */
+static int mount_writable_layer(struct berth_executor *ex, struct berth_err *err)
+{
+	char dir[PATH_MAX + 16], rootfs[PATH_MAX], opts[3 * PATH_MAX + 64];
+
+	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
+	berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
+	if (strpbrk(rootfs, ",:\\"))
+		return berth_fail(err, 0, "the cache path %s holds a ',', ':' or '\\', which "
+				  "overlayfs cannot take; choose another CacheDir", rootfs);
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		return berth_fail(err, errno, "cannot mount the writable layer's tmpfs on %s", dir);
+	snprintf(opts, sizeof(opts), "%s/upper", dir);
+	mkdir(opts, 0755);
+	snprintf(opts, sizeof(opts), "%s/work", dir);
+	mkdir(opts, 0700);
+	snprintf(opts, sizeof(opts), "%s/root", dir);
+	mkdir(opts, 0755);
+	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", rootfs, dir,
+		 dir);
+	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/root");
+	if (mount("overlay", dir, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return berth_fail(err, errno, "cannot give the container a writable layer "
+				  "(overlayfs in a user namespace needs Linux 5.11 or later)");
+	return 0;
+}
+
 static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 {
 	const struct berth_container_spec *spec = ex->spec;
@@ -154,13 +198,14 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 
 	for (size_t i = 0; i < spec->n_binds; i++)
 		any_ro |= spec->binds[i].read_only;
-	if (!any_ro)
+	if (!any_ro && !spec->writable)
 		return 0;
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		return berth_fail(err, errno, "cannot create a namespace for read-only "
-				  "binds (are unprivileged user namespaces enabled?)");
+				  "binds or a writable layer (are unprivileged user "
+				  "namespaces enabled?)");
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 	if (write_file("/proc/self/setgroups", "deny", err) < 0 ||
 	    write_file("/proc/self/uid_map", map, err) < 0)
@@ -170,6 +215,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		return -1;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return berth_fail(err, errno, "cannot make mounts private");
+	if (spec->writable && mount_writable_layer(ex, err) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->n_binds; i++) {
 		const char *src = spec->binds[i].src;
 		if (!spec->binds[i].read_only)

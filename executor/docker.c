@@ -180,7 +180,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		.uid = spec->uid, .gid = spec->gid,
 		.groups = spec->groups, .n_groups = spec->n_groups,
 		.binds = binds, .n_binds = spec->n_binds,
-		.network_none = spec->network_none,
+		.network_none = spec->network_none, .writable = spec->writable,
 		.memory_bytes = spec->memory_bytes, .cpus = spec->cpus,
 		.ulimits = spec->ulimits, .n_ulimits = spec->n_ulimits,
 		.cgroup_parent = spec->cgroup_parent,

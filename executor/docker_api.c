@@ -724,12 +724,24 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 	if (dk_add(o, "HostConfig", hc) < 0)
 		return NULL;
 	if (dk_add(hc, "Privileged", json_object_new_boolean(0)) < 0 ||
-	    dk_add(hc, "ReadonlyRootfs", json_object_new_boolean(0)) < 0 ||
+	    dk_add(hc, "ReadonlyRootfs", json_object_new_boolean(!c->writable)) < 0 ||
 	    dk_add(hc, "AutoRemove", json_object_new_boolean(0)) < 0 ||
 	    dk_add(hc, "Init", json_object_new_boolean(1)) < 0 ||
 	    dk_add(hc, "PublishAllPorts", json_object_new_boolean(0)) < 0 ||
 	    dk_add(hc, "NetworkMode", json_object_new_string(c->network_none ? "none" : "host")) < 0)
 		return NULL;
+	/* A read-only root still needs a scratch /tmp, as the other runtimes
+	 * give one: private to the container, gone with it. */
+	bool tmp_bound = false;
+	for (size_t i = 0; i < c->n_binds; i++)
+		tmp_bound |= !strcmp(c->binds[i].dst, "/tmp");
+	struct json_object *tmpfs = json_object_new_object();
+	if (!c->writable && !tmp_bound &&
+	    (dk_add(hc, "Tmpfs", tmpfs) < 0 ||
+	     dk_add(tmpfs, "/tmp", json_object_new_string("rw,nosuid,nodev,mode=1777")) < 0))
+		return NULL;
+	if (c->writable || tmp_bound)
+		json_object_put(tmpfs);
 	a = json_object_new_array();
 	if (dk_add(hc, "CapDrop", a) < 0 || dk_push(a, json_object_new_string("ALL")) < 0)
 		return NULL;

@@ -97,6 +97,7 @@ struct berth_docker_create {
 	const struct berth_docker_bind *binds; /* -> HostConfig.Binds */
 	size_t n_binds;
 	bool network_none;    /* NetworkMode "none", else "host" */
+	bool writable;        /* HostConfig.ReadonlyRootfs = !writable */
 	uint64_t memory_bytes; /* HostConfig.Memory, 0 = no limit */
 	unsigned cpus;        /* HostConfig.NanoCpus = cpus * 1e9, 0 = none */
 	const struct berth_ulimit *ulimits; /* HostConfig.Ulimits */

@@ -418,6 +418,8 @@ int berth_remote_task_privileged(spank_t sp)
 	}
 	if (berth.entrypoint == BERTH_YES)
 		berth_strv_add(&argv, "--entrypoint", NULL);
+	if (berth.writable == BERTH_YES)
+		berth_strv_add(&argv, "--writable", NULL);
 	berth_strv_add(&argv, "--", NULL);
 	for (int i = 0; i < job_argc; i++)
 		berth_strv_add(&argv, job_argv[i], NULL);

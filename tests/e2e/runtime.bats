@@ -30,6 +30,42 @@ slurm_release() {
 	[[ "$output" == *"$(id -u berthtest)"* ]]
 }
 
+@test "[$BERTH_RUNTIME] --container-writable: the job writes its root, the image and the cache stay as they were" {
+	img=$(make_image writable.tar legacy --tag berth/writable:1 --label writable=1)
+	if [ "$RT" = docker ]; then
+		# the image's files are root's and Docker keeps their owners: the
+		# root is writable, the permissions still hold
+		run as_user srun --container-runtime="$RT" --container-image="$img" \
+			--container-writable sh -c 'touch /newfile'
+		[[ "$output" == *"Permission denied"* ]]
+		run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'touch /newfile'
+		[[ "$output" == *"Read-only file system"* ]]
+		return 0
+	fi
+	run as_user srun --container-runtime="$RT" --container-image="$img" --container-writable \
+		sh -c 'echo changed >/etc/only-in-image && echo new >/newfile && cat /etc/only-in-image /newfile'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'changed\nnew'* ]]
+	# the next job sees the image itself
+	run as_user srun --container-runtime="$RT" --container-image="$img" --container-writable \
+		sh -c 'cat /etc/only-in-image; test -e /newfile && echo leaked; true'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *only-in-image* ]]
+	[[ "$output" != *leaked* ]]
+	# the cached tree (charliecloud's and singularity's sandbox) was not written
+	for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs \
+		"$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/sandbox; do
+		[ -d "$root" ] || continue
+		[ ! -e "$root/newfile" ]
+		if [ -f "$root/etc/only-in-image" ]; then
+			! grep -q changed "$root/etc/only-in-image"
+		fi
+	done
+	# read-only without it
+	run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'touch /x'
+	[ "$status" -ne 0 ]
+}
+
 @test "[$BERTH_RUNTIME] srun's exit status is the command's (0, 3, 137 after SIGKILL)" {
 	run as_user srun --container-runtime="$RT" --container-image="$IMG" true
 	[ "$status" -eq 0 ]

@@ -637,7 +637,10 @@ static void test_create_vetted_fields(void **state)
 			    "{ \"Name\": \"core\", \"Hard\": -1, \"Soft\": 0 } ]");
 	assert_string_equal(jpath(hc, "Init", NULL), "true");
 	assert_string_equal(jpath(hc, "AutoRemove", NULL), "false");
-	assert_string_equal(jpath(hc, "ReadonlyRootfs", NULL), "false");
+	/* read-only unless the job asked for --container-writable */
+	assert_string_equal(jpath(hc, "ReadonlyRootfs", NULL), "true");
+	assert_string_equal(jpath(hc, "Tmpfs", NULL),
+			    "{ \"\\/tmp\": \"rw,nosuid,nodev,mode=1777\" }");
 	assert_true(json_object_object_get_ex(o, "Config", &v));
 	assert_true(json_object_object_get_ex(v, "Labels", &v));
 	assert_string_equal(jpath(v, "berth.job", NULL), fx->job);

@@ -846,6 +846,19 @@ static int fetch_run(struct fetch_xfer *x, const char *url, const char *hex, con
 	}
 }
 
+/* The caller's options (or the defaults), zero fields given their default. */
+static void fetch_opts_complete(const struct berth_fetch_opts *opts, struct berth_fetch_opts *o)
+{
+	if (opts)
+		*o = *opts;
+	else
+		berth_fetch_opts_init(o);
+	if (!o->timeout_s)
+		o->timeout_s = BERTH_FETCH_DEFAULT_TIMEOUT;
+	if (!o->retry_delay_ms)
+		o->retry_delay_ms = BERTH_FETCH_DEFAULT_DELAY_MS;
+}
+
 int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *pin,
 		    size_t cap, struct berth_err *err)
 {
@@ -855,12 +868,7 @@ int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *
 	long code = 0;
 
 	pin[0] = '\0';
-	if (opts)
-		o = *opts;
-	else
-		berth_fetch_opts_init(&o);
-	if (!o.timeout_s)
-		o.timeout_s = BERTH_FETCH_DEFAULT_TIMEOUT;
+	fetch_opts_complete(opts, &o);
 	o.progress = NULL;
 	fetch_shown_url(url, shown, sizeof(shown));
 	if (berth_curl_load(err) < 0 || fetch_check_url(url, shown, err) < 0)
@@ -903,14 +911,7 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 	char shown[FETCH_SHOWN_MAX], hex[65], tar_name[80], meta_name[80];
 	int ret;
 
-	if (opts)
-		o = *opts;
-	else
-		berth_fetch_opts_init(&o);
-	if (!o.timeout_s)
-		o.timeout_s = BERTH_FETCH_DEFAULT_TIMEOUT;
-	if (!o.retry_delay_ms)
-		o.retry_delay_ms = BERTH_FETCH_DEFAULT_DELAY_MS;
+	fetch_opts_complete(opts, &o);
 	memset(res, 0, sizeof(*res));
 	if (berth_curl_load(err) < 0)
 		return -1;

@@ -145,6 +145,44 @@ static void test_format(void **state)
 	assert_memory_equal(&ref, &again, sizeof(ref));
 }
 
+/* Names meant as files never go to a registry, whatever they parse as. */
+static void test_looks_like_path(void **state)
+{
+	(void)state;
+	assert_true(berth_imageref_looks_like_path("/shared/img.tar"));
+	assert_true(berth_imageref_looks_like_path("./img"));
+	assert_true(berth_imageref_looks_like_path("../x/img"));
+	assert_true(berth_imageref_looks_like_path("~/img"));
+	assert_true(berth_imageref_looks_like_path("img.tar"));     /* also a valid repository */
+	assert_true(berth_imageref_looks_like_path("img.tar.gz#berth/x:1"));
+	assert_true(berth_imageref_looks_like_path("tool.sif"));
+	assert_true(berth_imageref_looks_like_path("lab/tool.sqsh"));
+	assert_false(berth_imageref_looks_like_path("ubuntu:22.04"));
+	assert_false(berth_imageref_looks_like_path("nvcr.io#nvidia/pytorch:24.05-py3"));
+	assert_false(berth_imageref_looks_like_path("registry.example.org:5000/lab/tar"));
+	assert_false(berth_imageref_looks_like_path("lab/tarball"));
+}
+
+/* A URL's pin travels as one word and comes back byte for byte. */
+static void test_pin_encoding(void **state)
+{
+	char word[256], back[128];
+
+	(void)state;
+	berth_pin_encode("etag:\"abc 1%\"", word, sizeof(word));
+	assert_string_equal(word, "etag:%22abc%201%25%22");
+	assert_int_equal(berth_pin_decode(word, back, sizeof(back)), 0);
+	assert_string_equal(back, "etag:\"abc 1%\"");
+	berth_pin_encode("lm:Sun, 29 Nov 2026 23:00:00 GMT", word, sizeof(word));
+	assert_null(strchr(word, ' '));
+	assert_int_equal(berth_pin_decode(word, back, sizeof(back)), 0);
+	assert_string_equal(back, "lm:Sun, 29 Nov 2026 23:00:00 GMT");
+	assert_int_equal(berth_pin_decode("bad%2", back, sizeof(back)), -1);
+	assert_int_equal(berth_pin_decode("bad%zz", back, sizeof(back)), -1);
+	assert_int_equal(berth_pin_decode("nul%00", back, sizeof(back)), -1);
+	assert_int_equal(berth_pin_decode("long", back, 4), -1); /* no room for the NUL */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +193,8 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_looks_like_path),
+		cmocka_unit_test(test_pin_encoding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

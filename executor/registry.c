@@ -619,11 +619,13 @@ static int fetch_token(struct reg_session *s, const char *params, const char *wh
 	}
 	long expires = json_object_object_get_ex(root, "expires_in", &exp) ? json_object_get_int64(exp) : 0;
 	snprintf(s->authz, sizeof(s->authz), "Authorization: Bearer %s", json_object_get_string(tok));
-	/* The spec's default lifetime is 60 s; renew a little early, but
-	 * never before the first use of a short-lived token. */
+	/* The spec's default lifetime is 60 s; renew a little early.  A token
+	 * of a few seconds is used until the registry refuses it (a 401 asks
+	 * again): whole-second clocks would call it expired before its first
+	 * use. */
 	if (expires <= 0)
 		expires = 60;
-	s->authz_expires = time(NULL) + (expires > 10 ? expires - 5 : expires);
+	s->authz_expires = expires > 10 ? time(NULL) + expires - 5 : 0;
 	json_object_put(root);
 	reg_wipe(r.body, r.len);
 	reg_response_free(&r);

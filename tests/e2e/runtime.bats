@@ -61,9 +61,16 @@ slurm_release() {
 			! grep -q changed "$root/etc/only-in-image"
 		fi
 	done
-	# read-only without it
+	# without it: read-only, or (ch-run 0.38 may overlay a tmpfs of its
+	# own) writable but private: the cache and the next job never see it
 	run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'touch /x'
-	[ "$status" -ne 0 ]
+	if [ "$status" -eq 0 ]; then
+		run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'test ! -e /x'
+		[ "$status" -eq 0 ]
+		for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs; do
+			[ ! -e "$root/x" ]
+		done
+	fi
 }
 
 @test "[$BERTH_RUNTIME] srun's exit status is the command's (0, 3, 137 after SIGKILL)" {

@@ -91,6 +91,9 @@ static bool valid_registry(const char *r)
 		const char *close = strchr(r, ']');
 		if (!close || close == r + 1)
 			return false;
+		for (const char *c = r + 1; c < close; c++) /* an IPv6 address */
+			if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+				return false;
 		colon = close[1] == ':' ? close + 1 : NULL;
 		if (!colon && close[1])
 			return false;
@@ -204,10 +207,17 @@ int berth_imageref_parse(const char *text, const char *default_registry,
 	return 0;
 }
 
+/* REG/REPO names the registry only when REG has a '.' or ':' or is
+ * "localhost"; a registry such as pyxis's "myreg#lab/tool" keeps the '#'
+ * form, or the nodes would read the pinned text as a Docker Hub path
+ * (found by tests/fuzz/fuzz_imageref.c). */
 void berth_imageref_format(const struct berth_imageref *ref, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%s%s%s%s%s", ref->registry, ref->repository,
-		 ref->tag[0] ? ":" : "", ref->tag, ref->digest[0] ? "@" : "", ref->digest);
+	bool slash_ok = strpbrk(ref->registry, ".:") || !strcmp(ref->registry, "localhost");
+
+	snprintf(out, len, "%s%s%s%s%s%s%s", ref->registry, slash_ok ? "/" : "#",
+		 ref->repository, ref->tag[0] ? ":" : "", ref->tag, ref->digest[0] ? "@" : "",
+		 ref->digest);
 }
 
 bool berth_imageref_looks_like_path(const char *text)

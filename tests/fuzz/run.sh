@@ -26,6 +26,18 @@ done
 "$out/fuzz_image" -max_total_time="${FUZZ_SECONDS:-60}" -max_len=4000000 \
 	-artifact_prefix="$out/findings/" -print_final_stats=1 "$out/corpus" 2>&1 |
 	grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done' || true
+# References and URL pins: parse, format, parse again must agree.
+clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-o "$out/fuzz_imageref" "$here/fuzz_imageref.c" "$repo"/conf/error.c "$repo"/executor/imageref.c
+mkdir -p "$out/ref-corpus"
+for s in ubuntu:22.04 'nvcr.io#nvidia/pytorch:24.05-py3' 'myreg#lab/tool:1' \
+	'docker://[::1]:5000/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000' \
+	'etag:"abc 1"' 'lm:Sun, 29 Nov 2026 23:00:00 GMT'; do
+	printf '%s' "$s" >"$out/ref-corpus/$(printf '%s' "$s" | sha256sum | cut -c1-16)"
+done
+"$out/fuzz_imageref" -max_total_time="${FUZZ_SECONDS:-60}" -artifact_prefix="$out/findings/" \
+	-print_final_stats=1 "$out/ref-corpus" 2>&1 |
+	grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' || true
 n=$(find "$out/findings" -type f | wc -l)
 echo "fuzz: $n finding(s) in $out/findings"
 [ "$n" -eq 0 ]

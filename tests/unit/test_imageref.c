@@ -145,6 +145,41 @@ static void test_format(void **state)
 	assert_memory_equal(&ref, &again, sizeof(ref));
 }
 
+/* Findings of tests/fuzz/fuzz_imageref.c: what berth_imageref_format
+ * writes (the pinned form handed to the nodes) must parse back to the same
+ * reference. */
+static void test_format_round_trips(void **state)
+{
+	static const char *const texts[] = {
+		"myreg#lab/tool:1",          /* a registry name without '.' or ':' */
+		"dock0000#0000001",
+		"[::1]:5000#lab/tool:2",
+		"localhost#x",
+		"registry.example.org:5000/lab/tool@sha256:"
+		"0000000000000000000000000000000000000000000000000000000000000000",
+	};
+	struct berth_imageref ref, again;
+	struct berth_err err = {0};
+	char text[600];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(*texts); i++) {
+		assert_int_equal(berth_imageref_parse(texts[i], NULL, &ref, &err), 0);
+		berth_imageref_format(&ref, text, sizeof(text));
+		assert_int_equal(berth_imageref_parse(text, NULL, &again, &err), 0);
+		assert_string_equal(ref.registry, again.registry);
+		assert_string_equal(ref.repository, again.repository);
+		assert_string_equal(ref.tag, again.tag);
+		assert_string_equal(ref.digest, again.digest);
+	}
+	berth_imageref_parse("myreg#lab/tool:1", NULL, &ref, &err);
+	berth_imageref_format(&ref, text, sizeof(text));
+	assert_string_equal(text, "myreg#lab/tool:1");
+	/* a bracketed registry must hold an IPv6 address */
+	assert_int_equal(berth_imageref_parse("[@0]:8#np", NULL, &ref, &err), -1);
+	assert_non_null(strstr(err.msg, "is not a registry host[:port]"));
+}
+
 /* Names meant as files never go to a registry, whatever they parse as. */
 static void test_looks_like_path(void **state)
 {
@@ -193,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_format_round_trips),
 		cmocka_unit_test(test_looks_like_path),
 		cmocka_unit_test(test_pin_encoding),
 	};

@@ -78,7 +78,7 @@ static char *read_small(int dir_fd, const char *name, size_t max)
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max)
 		return NULL;
 	char *buf = calloc(1, (size_t)st.st_size + 1);
-	if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+	if (buf && berth_read_all(fd, buf, (size_t)st.st_size) < 0) {
 		free(buf);
 		return NULL;
 	}

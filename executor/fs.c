@@ -133,6 +133,21 @@ int berth_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int berth_read_all(int fd, void *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n < 0 ? errno : EIO; /* the file is shorter than said */
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
 	for (size_t done = 0; done < len;) {

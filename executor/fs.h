@@ -22,6 +22,8 @@ int berth_mkdir_beneath(int root_fd, const char *path, mode_t mode);
 /* All of buf to fd (at offset `off` for the p- form), again after EINTR
  * and short writes.  Returns 0, or -1 with errno set. */
 int berth_write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes; a short file is an error (EIO). */
+int berth_read_all(int fd, void *buf, size_t len);
 int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 
 /* openat2() beneath root_fd, no symlinks, no magic links, no mount

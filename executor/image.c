@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 /* berth: docker-save archive reader (legacy and OCI layouts). */
 #include "image.h"
+#include "imageref.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -632,8 +633,7 @@ static int check_digest_form(const char *digest, const char *what,
 				  "verifies sha256 digests only: push the image "
 				  "with sha256 digests (the default)", what,
 				  (int)(alg > 16 ? 16 : alg), digest, digest);
-	if (strlen(digest) != BERTH_DIGEST_LEN || strncmp(digest, "sha256:", 7) != 0 ||
-	    strspn(digest + 7, "0123456789abcdef") != 64)
+	if (!berth_digest_valid(digest))
 		return berth_fail(err, 0, "%s has a malformed digest '%.80s' "
 				  "(expected sha256: and 64 lowercase hex digits)",
 				  what, digest);

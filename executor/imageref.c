@@ -70,9 +70,9 @@ static bool valid_tag(const char *tag)
 	return true;
 }
 
-static bool valid_digest(const char *d)
+bool berth_digest_valid(const char *d)
 {
-	if (strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71)
+	if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71)
 		return false;
 	for (const char *p = d + 7; *p; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
@@ -157,7 +157,7 @@ int berth_imageref_parse(const char *text, const char *default_registry,
 	at = strchr(p, '@');
 	if (at) {
 		if (copy_part(ref->digest, sizeof(ref->digest), at + 1, strlen(at + 1),
-			      "the digest", text, err) < 0 || !valid_digest(ref->digest))
+			      "the digest", text, err) < 0 || !berth_digest_valid(ref->digest))
 			return berth_fail(err, 0, "image reference '%.100s': the digest must be "
 					  "sha256: and 64 lowercase hex digits", text);
 	}

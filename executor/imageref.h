@@ -33,6 +33,10 @@ struct berth_imageref {
 int berth_imageref_parse(const char *text, const char *default_registry,
 			 struct berth_imageref *ref, struct berth_err *err);
 
+/* "sha256:" and 64 lowercase hex digits: the only digest form berth
+ * verifies (references, manifests, blob names). */
+bool berth_digest_valid(const char *digest);
+
 /* Is `text` meant as a file, even if no such file exists: an absolute or
  * ./ ../ ~ path, or an archive/SIF extension (before any #TAG)?  A missing
  * archive must say so, not go asking Docker Hub. */

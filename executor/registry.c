@@ -26,6 +26,7 @@
 #include "curl_lazy.h"
 #include "fetch.h"
 #include "fs.h"
+#include "tarmember.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "dev"
@@ -87,26 +88,7 @@ static void reg_wipe(void *p, size_t n)
 		*v++ = 0;
 }
 
-static void reg_sha256(const void *data, size_t len, char out[72])
-{
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
 
-	EVP_Digest(data, len, d, &dlen, EVP_sha256(), NULL);
-	snprintf(out, 72, "sha256:");
-	for (unsigned i = 0; i < 32; i++)
-		sprintf(out + 7 + 2 * i, "%02x", d[i]);
-}
-
-static bool reg_valid_digest(const char *d)
-{
-	if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71)
-		return false;
-	for (const char *p = d + 7; *p; p++)
-		if (!isdigit((unsigned char)*p) && (*p < 'a' || *p > 'f'))
-			return false;
-	return true;
-}
 
 static bool reg_in_list(const char *list, const char *host)
 {
@@ -198,22 +180,6 @@ static bool netrc_word(const char **pp, char *out, size_t cap)
 	return true;
 }
 
-static int read_all(int fd, char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = read(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			errno = n < 0 ? errno : EIO;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Read a whole small file of the user's, refusing one others may read. */
 static int reg_read_private(const char *path, bool must_be_private, char **out,
 			    struct berth_err *err)
@@ -231,7 +197,7 @@ static int reg_read_private(const char *path, bool must_be_private, char **out,
 				  "run chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
 	if (!(*out = calloc(1, (size_t)st.st_size + 1)))
 		return berth_fail(err, ENOMEM, "%s", path);
-	if (read_all(fd, *out, (size_t)st.st_size) < 0) {
+	if (berth_read_all(fd, *out, (size_t)st.st_size) < 0) {
 		free(*out);
 		*out = NULL;
 		return berth_fail(err, errno, "cannot read %s", path);
@@ -774,7 +740,7 @@ static int fetch_manifest(struct reg_session *s, const char *which, const char *
 		return berth_fail(err, 0, "registry %s answered %ld for %s%s%s%s", s->ref->registry, st,
 				  shown, reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
 	}
-	reg_sha256(r.body ? r.body : "", r.len, got_digest);
+	berth_sha256_hex(r.body ? r.body : "", r.len, got_digest);
 	if (digest && strcmp(digest, got_digest) != 0) {
 		reg_response_free(&r);
 		return berth_fail(err, 0, "registry %s sent a manifest for %s whose digest is %s, not "
@@ -838,11 +804,11 @@ static int blob_read_small(struct layout *l, const char *digest, char **body, si
 		return -1;
 	if (!(*body = malloc((size_t)st.st_size + 1)))
 		return -1;
-	if (read_all(fd, *body, (size_t)st.st_size) < 0)
+	if (berth_read_all(fd, *body, (size_t)st.st_size) < 0)
 		goto bad;
 	(*body)[st.st_size] = '\0';
 	*len = (size_t)st.st_size;
-	reg_sha256(*body, *len, seen);
+	berth_sha256_hex(*body, *len, seen);
 	if (strcmp(seen, digest) == 0)
 		return 0;
 bad:
@@ -966,7 +932,7 @@ static int pick_platform(struct reg_session *s, struct json_object *index, char 
 			continue;
 		if (variant && want_variant && strcmp(variant, want_variant + 1) != 0)
 			continue;
-		if (!reg_valid_digest(d))
+		if (!berth_digest_valid(d))
 			return berth_fail(err, 0, "the index of %s names a manifest with a digest berth "
 					  "cannot verify (%s)", s->ref->repository, d ? d : "none");
 		snprintf(digest, 72, "%s", d);
@@ -1162,7 +1128,7 @@ static int add_blob(struct blob_job *jobs, size_t *n, struct json_object *desc,
 	const char *d = json_string_at(desc, "digest");
 	struct json_object *size;
 
-	if (!reg_valid_digest(d))
+	if (!berth_digest_valid(d))
 		return berth_fail(err, 0, "the manifest names a %s with a digest berth cannot verify "
 				  "(%s); berth takes sha256 digests only", what, d ? d : "none");
 	snprintf(jobs[*n].digest, sizeof(jobs[*n].digest), "%s", d);

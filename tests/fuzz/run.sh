@@ -11,7 +11,7 @@ clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 	$(pkg-config --cflags libarchive json-c libcrypto libcurl) \
 	-o "$out/fuzz_image" "$here/fuzz_image.c" \
 	"$repo"/conf/error.c "$repo"/executor/tarmember.c "$repo"/executor/image.c \
-	"$repo"/executor/flatten.c "$repo"/executor/fs.c \
+	"$repo"/executor/flatten.c "$repo"/executor/fs.c "$repo"/executor/imageref.c \
 	$(pkg-config --libs libarchive json-c libcrypto)
 # Small seeds: every layout and every defect mkimage knows (no big ones).
 for kind in legacy oci multi not-a-tar truncated no-manifest bad-manifest-json \

@@ -1,32 +1,76 @@
-/* berth: the one parser for bind mounts, "SRC:DST[:ro|rw]" items, shared by
- * --container-mounts (comma-separated list) and `berth run --bind`.
- * libc only. */
+/* berth: the one parser for mounts as pyxis users write them, shared by
+ * --container-mounts (comma-separated list) and `berth run --bind`:
+ *
+ *   SRC                 SRC at the same path inside (SRC absolute)
+ *   SRC:DST[:FLAGS]     FLAGS joined by '+': ro rw nosuid nodev noexec
+ *                       private rprivate slave rslave unbindable runbindable
+ *   tmpfs:DST[:OPTS]    a private tmpfs; OPTS joined by '+': size=N[k|m|g]
+ *                       mode=OCTAL nosuid nodev noexec
+ *
+ * A relative SRC ("./", "data") starts at the folder the job was submitted
+ * from; targets must be absolute.  No path may hold ':' or ',' (no runtime
+ * can carry them) or a ".." component.  libc only. */
 #ifndef BERTH_MOUNTS_H
 #define BERTH_MOUNTS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
 #define BERTH_MOUNT_LIST_MAX 64
 
+enum berth_mount_kind { BERTH_MOUNT_BIND = 0, BERTH_MOUNT_TMPFS };
+
+/* Mount propagation of the target, as mount(8) names it. */
+enum berth_propagation {
+	BERTH_PROP_DEFAULT = 0, /* the runtime's own (private everywhere here) */
+	BERTH_PROP_PRIVATE,
+	BERTH_PROP_RPRIVATE,
+	BERTH_PROP_SLAVE,
+	BERTH_PROP_RSLAVE,
+	BERTH_PROP_UNBINDABLE,
+	BERTH_PROP_RUNBINDABLE,
+};
+
+/* Flags beyond ro/rw. */
+#define BERTH_MNT_NOSUID 0x1u
+#define BERTH_MNT_NODEV 0x2u
+#define BERTH_MNT_NOEXEC 0x4u
+
 struct berth_mount {
-	char *src;      /* absolute host path */
+	enum berth_mount_kind kind;
+	char *src;      /* absolute host path; "tmpfs" for a tmpfs */
 	char *dst;      /* absolute container path */
-	bool read_only; /* ":ro"; ":rw" or nothing is read-write */
+	bool read_only; /* "ro"; "rw" or nothing is read-write */
+	unsigned flags; /* BERTH_MNT_* */
+	enum berth_propagation propagation;
+	uint64_t tmpfs_size; /* bytes; 0 = the kernel's default (half of RAM) */
+	unsigned tmpfs_mode; /* with tmpfs_mode_set; else 01777 */
+	bool tmpfs_mode_set;
 	bool berth_own; /* berth's own (the spooled batch script), never parsed
 			 * from user input: exempt from DockerAllowedMounts */
 };
 
-/* Parse one item.  Both paths must be absolute, without ':' or ','
- * (no runtime can bind those) and without ".." components. */
+/* Parse one item.  A relative source starts at base_dir (absolute); with
+ * base_dir NULL a relative source is refused. */
+int berth_mount_parse_at(const char *item, const char *base_dir, struct berth_mount *m,
+			 struct berth_err *err);
 int berth_mount_parse(const char *item, struct berth_mount *m, struct berth_err *err);
 
-/* Parse "ITEM[,ITEM...]" into at most BERTH_MOUNT_LIST_MAX mounts.
- * *mounts is a malloc'd array; free with berth_mounts_free. */
+/* Parse "ITEM[,ITEM...]" (no empty item) into at most BERTH_MOUNT_LIST_MAX
+ * mounts.  *mounts is a malloc'd array; free with berth_mounts_free. */
+int berth_mounts_parse_list_at(const char *list, const char *base_dir,
+			       struct berth_mount **mounts, size_t *n, struct berth_err *err);
 int berth_mounts_parse_list(const char *list, struct berth_mount **mounts,
 			    size_t *n, struct berth_err *err);
 void berth_mounts_free(struct berth_mount *mounts, size_t n);
+
+/* The canonical text of a list: absolute sources, every flag spelled out;
+ * berth_mounts_parse_list() reads it back to the same mounts.  malloc'd. */
+char *berth_mounts_format(const struct berth_mount *mounts, size_t n);
+
+const char *berth_propagation_name(enum berth_propagation p);
 
 #endif

@@ -13,7 +13,7 @@
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
-	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE };
+	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG };
 
 /* Where each string option is kept, and its environment default. */
 static char **string_slot(int id)
@@ -26,6 +26,21 @@ static char **string_slot(int id)
 	case OPT_ENV: return &berth.env_names;
 	default: return NULL;
 	}
+}
+
+/* A yes/no pair (--container-writable / --container-readonly, ...): the
+ * second of two opposite choices is refused, as pyxis does, rather than
+ * one of them silently winning.  Slurm may replay the same choice. */
+static int set_choice(enum berth_tristate *slot, enum berth_tristate want,
+		      const char *yes, const char *no)
+{
+	if (*slot != BERTH_UNSET && *slot != want) {
+		slurm_error(PFX "both --%s and --%s were given: keep the one you mean",
+			    yes, no);
+		return -1;
+	}
+	*slot = want;
+	return 0;
 }
 
 static int on_option(int id, const char *optarg, int remote)
@@ -43,16 +58,22 @@ static int on_option(int id, const char *optarg, int remote)
 		return *slot ? 0 : -1;
 	}
 	switch (id) {
-	case OPT_HOME: berth.mount_home = BERTH_YES; break;
-	case OPT_NO_HOME: berth.mount_home = BERTH_NO; break;
-	case OPT_WRITABLE: berth.writable = BERTH_YES; break;
-	case OPT_READONLY: berth.writable = BERTH_NO; break;
-	case OPT_ENTRYPOINT: berth.entrypoint = BERTH_YES; break;
-	case OPT_NO_ENTRYPOINT: berth.entrypoint = BERTH_NO; break;
-	case OPT_VERBOSE: berth.verbose = BERTH_YES; break;
+	case OPT_HOME:
+	case OPT_NO_HOME:
+		return set_choice(&berth.mount_home, id == OPT_HOME ? BERTH_YES : BERTH_NO,
+				  "container-mount-home", "no-container-mount-home");
+	case OPT_WRITABLE:
+	case OPT_READONLY:
+		return set_choice(&berth.writable, id == OPT_WRITABLE ? BERTH_YES : BERTH_NO,
+				  "container-writable", "container-readonly");
+	case OPT_ENTRYPOINT:
+	case OPT_NO_ENTRYPOINT:
+		return set_choice(&berth.entrypoint, id == OPT_ENTRYPOINT ? BERTH_YES : BERTH_NO,
+				  "container-entrypoint", "no-container-entrypoint");
+	case OPT_VERBOSE: berth.verbose = BERTH_YES; return 0;
+	case OPT_ENTRYPOINT_LOG: berth.entrypoint_log = BERTH_YES; return 0;
 	default: return -1;
 	}
-	return 0;
 }
 
 /* Same names as pyxis where the meaning is the same. */
@@ -87,6 +108,9 @@ static struct spank_option options[] = {
 	 0, OPT_ENTRYPOINT, on_option},
 	{"no-container-entrypoint", NULL, "[berth] do not run the ENTRYPOINT (default)",
 	 0, OPT_NO_ENTRYPOINT, on_option},
+	{"container-entrypoint-log", NULL,
+	 "[berth] show what the image's ENTRYPOINT prints before it starts the "
+	 "command (default: hidden, as pyxis does)", 0, OPT_ENTRYPOINT_LOG, on_option},
 	{"container-verbose", NULL,
 	 "[berth] show the container runtime's own notices in the job's output "
 	 "(default: only its warnings and errors)", 0, OPT_VERBOSE, on_option},
@@ -145,6 +169,7 @@ int berth_options_from_env(spank_t sp)
 		{&berth.writable, "BERTH_CONTAINER_WRITABLE"},
 		{&berth.entrypoint, "BERTH_CONTAINER_ENTRYPOINT"},
 		{&berth.verbose, "BERTH_CONTAINER_VERBOSE"},
+		{&berth.entrypoint_log, "BERTH_CONTAINER_ENTRYPOINT_LOG"},
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
@@ -161,8 +186,45 @@ int berth_options_from_env(spank_t sp)
 	return 0;
 }
 
+void berth_job_cwd(spank_t sp, char *cwd, size_t len)
+{
+	if (spank_context() != S_CTX_REMOTE) {
+		if (getcwd(cwd, len))
+			return;
+	} else if ((spank_getenv(sp, "PWD", cwd, (int)len) == ESPANK_SUCCESS && cwd[0] == '/') ||
+		   (spank_getenv(sp, "SLURM_SUBMIT_DIR", cwd, (int)len) == ESPANK_SUCCESS &&
+		    cwd[0] == '/'))
+		return;
+	snprintf(cwd, len, "/");
+}
+
+/* Parse --container-mounts (relative sources start where the job was
+ * submitted) and keep its canonical text: what the nodes' launchers get
+ * is absolute and spelled out, whatever the user wrote. */
+static int parse_mounts(spank_t sp)
+{
+	struct berth_err err = {0};
+	char cwd[PATH_MAX];
+
+	berth_job_cwd(sp, cwd, sizeof(cwd));
+	if (berth_mounts_parse_list_at(berth.mounts, cwd, &berth.mount_list, &berth.n_mounts,
+				       &err) < 0) {
+		slurm_error(PFX "--container-mounts: %s", err.msg);
+		return -1;
+	}
+	char *canonical = berth_mounts_format(berth.mount_list, berth.n_mounts);
+	if (!canonical)
+		return -1;
+	free(berth.mounts);
+	berth.mounts = canonical;
+	return 0;
+}
+
+/* NAME[,NAME...]: no empty item (a stray comma is a typo, not a wish). */
 static bool valid_env_names(const char *list)
 {
+	if (list[0] == ',' || list[strlen(list) - 1] == ',' || strstr(list, ",,"))
+		return false;
 	for (const char *p = list; *p; p++)
 		if (!(*p == ',' || *p == '_' || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
@@ -212,20 +274,14 @@ static int check_image(void)
 
 int berth_options_validate(spank_t sp)
 {
-	struct berth_err err = {0};
-
-	(void)sp;
 	if (!berth.image) {
 		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names)
 			slurm_error(PFX "container options given without --container-image: "
 				    "they are ignored and the job runs on the host");
 		return 0;
 	}
-	if (berth.mounts &&
-	    berth_mounts_parse_list(berth.mounts, &berth.mount_list, &berth.n_mounts, &err) < 0) {
-		slurm_error(PFX "--container-mounts: %s", err.msg);
+	if (berth.mounts && parse_mounts(sp) < 0)
 		return -1;
-	}
 	if (berth.workdir && berth.workdir[0] != '/') {
 		slurm_error(PFX "--container-workdir=%s: the path must be absolute "
 			    "(inside the container)", berth.workdir);
@@ -233,7 +289,7 @@ int berth_options_validate(spank_t sp)
 	}
 	if (berth.env_names && !valid_env_names(berth.env_names)) {
 		slurm_error(PFX "--container-env=%s: give variable names separated by "
-			    "commas", berth.env_names);
+			    "single commas, with no empty item", berth.env_names);
 		return -1;
 	}
 	if (spank_context() != S_CTX_REMOTE && check_image() < 0)

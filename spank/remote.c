@@ -42,16 +42,6 @@ int berth_remote_post_opt(spank_t sp)
 	return 0;
 }
 
-/* Where the user was: the shell's PWD, else the folder Slurm records
- * (SLURM_SUBMIT_DIR), else "/".  Relative image paths start there. */
-static void job_cwd(spank_t sp, char *cwd, size_t len)
-{
-	if ((spank_getenv(sp, "PWD", cwd, (int)len) == ESPANK_SUCCESS && cwd[0] == '/') ||
-	    (spank_getenv(sp, "SLURM_SUBMIT_DIR", cwd, (int)len) == ESPANK_SUCCESS && cwd[0] == '/'))
-		return;
-	snprintf(cwd, len, "/");
-}
-
 /* Strip the trailing newline and keep only the last line of `out`. */
 static char *last_line(char *out)
 {
@@ -120,7 +110,7 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 	int status;
 
 	/* A relative image path means relative to where the job was submitted. */
-	job_cwd(sp, cwd, sizeof(cwd));
+	berth_job_cwd(sp, cwd, sizeof(cwd));
 	struct berth_spawn spawn = {
 		.argv = argv, .envp = envp, .cred = cred, .cwd = cwd,
 		.stdin_fd = stdin_fd, .stderr_fd = -1,
@@ -153,7 +143,7 @@ static int keep_digest(spank_t sp, const char *line)
 	if (len > strlen(as_is) && !strcmp(line + len - strlen(as_is), as_is)) {
 		char cwd[PATH_MAX];
 		int n = (int)(len - strlen(as_is));
-		job_cwd(sp, cwd, sizeof(cwd));
+		berth_job_cwd(sp, cwd, sizeof(cwd));
 		int rc = line[0] == '/' ? asprintf(&berth.raw_image, "%.*s", n, line)
 					: asprintf(&berth.raw_image, "%s/%.*s", cwd, n, line);
 		if (rc < 0) {
@@ -213,7 +203,7 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 		return -1;
 	if ((tag = strrchr(path, '#')))
 		*tag++ = '\0';
-	job_cwd(sp, cwd, sizeof(cwd));
+	berth_job_cwd(sp, cwd, sizeof(cwd));
 	_cleanup_free_ char *abs = NULL;
 	if (path[0] != '/' && asprintf(&abs, "%s/%s", cwd, path) < 0)
 		return -1;
@@ -296,6 +286,8 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n
 		argv[n++] = "--entrypoint";
 	if (berth.verbose == BERTH_YES)
 		argv[n++] = "--verbose";
+	if (berth.entrypoint_log == BERTH_YES)
+		argv[n++] = "--entrypoint-log";
 	if (berth.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = berth.workdir;
@@ -418,6 +410,8 @@ int berth_remote_task_privileged(spank_t sp)
 	}
 	if (berth.entrypoint == BERTH_YES)
 		berth_strv_add(&argv, "--entrypoint", NULL);
+	if (berth.entrypoint_log == BERTH_YES)
+		berth_strv_add(&argv, "--entrypoint-log", NULL);
 	if (berth.writable == BERTH_YES)
 		berth_strv_add(&argv, "--writable", NULL);
 	berth_strv_add(&argv, "--", NULL);

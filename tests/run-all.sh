@@ -162,7 +162,7 @@ for group in $groups; do
 		for f in "$here/$group"/*.bats; do
 			[ -e "$f" ] || continue
 			case $f in
-			*/e2e/runtime.bats) # once per runtime the cluster enables
+			*/e2e/runtime.bats | */e2e/pyxis*.bats) # once per runtime the cluster enables
 				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity docker}; do
 					BERTH_RUNTIME=$rt run_tap "$(basename "$f") [$rt]" bats --tap "$f"
 				done

@@ -25,9 +25,9 @@ BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
 	-DBERTH_DEFAULT_CONFIG_FILE='"$(SYSCONFDIR)/berth.conf"' \
 	$(PKG_CFLAGS) $(CFLAGS)
 
-CONF_SRC     := conf/error.c conf/config.c conf/mounts.c
+CONF_SRC     := conf/error.c conf/config.c conf/mounts.c conf/names.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
-	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/singularity.c \
+	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/mountns.c executor/fakeroot.c executor/caps.c executor/named.c executor/singularity.c \
 	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c \
 	executor/curl_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
 	executor/imageref.c executor/registry.c executor/blobs.c
@@ -36,7 +36,7 @@ CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c
 SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c spank/pin.c
 # The plugin stays thin: it links conf and the process helper only and
 # leaves image work to the berth command it spawns as the user.
-SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c executor/process.c executor/cachedir.c executor/strv.c executor/imageref.c
+SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c conf/names.c executor/process.c executor/cachedir.c executor/strv.c executor/imageref.c executor/caps.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 

@@ -42,7 +42,7 @@ struct docker_args {
 	const char *mounts, *workdir, *env_keep, *cgroup_parent;
 	int control_fd;
 	const char *allowed_mounts, *batch_script;
-	bool entrypoint, network_none, writable;
+	bool entrypoint, entrypoint_log, network_none, writable;
 	unsigned long long memory;
 	unsigned cpus;
 	char **argv;
@@ -67,6 +67,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"allowed-mounts", required_argument, NULL, 'A'},
 		{"batch-script", required_argument, NULL, 'B'},
 		{"entrypoint", no_argument, NULL, 'e'},
+		{"entrypoint-log", no_argument, NULL, 'L'},
 		{"network-none", no_argument, NULL, 'n'},
 		{"writable", no_argument, NULL, 'W'},
 		{"memory", required_argument, NULL, 'M'},
@@ -94,6 +95,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'A': a->allowed_mounts = optarg; break;
 		case 'B': a->batch_script = optarg; break;
 		case 'e': a->entrypoint = true; break;
+		case 'L': a->entrypoint_log = true; break;
 		case 'n': a->network_none = true; break;
 		case 'W': a->writable = true; break;
 		case 'M': a->memory = strtoull(optarg, NULL, 10); break;
@@ -287,7 +289,24 @@ static int monitor_loop(struct berth_executor *ex, int control, struct berth_err
 	}
 }
 
-static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err)
+/* The container's environment from the task's, by pyxis's rules. */
+static char **task_env(const struct docker_args *a, char **env, const struct berth_image *img,
+		       struct berth_err *err)
+{
+	struct berth_strv keep = {0};
+
+	for (char *save = NULL, *t = a->env_keep ? strtok_r(strdupa(a->env_keep), ",", &save) : NULL;
+	     t; t = strtok_r(NULL, ",", &save))
+		if (berth_strv_add(&keep, t, err) < 0) {
+			berth_strv_free(keep.v);
+			return NULL;
+		}
+	char **merged = berth_task_env(env, img, keep.v, err);
+	berth_strv_free(keep.v);
+	return merged;
+}
+
+static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 {
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
@@ -296,7 +315,8 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 	gid_t groups[MAX_GROUPS];
 	size_t n_groups = 0;
 	unsigned long uid, gid;
-	char **env = NULL, **merged = NULL;
+	char **env = NULL, **merged = NULL, **cmd = NULL;
+	char workdir[PATH_MAX];
 	int stdio[3] = {-1, -1, -1};
 	int code = -1;
 
@@ -318,40 +338,21 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 		goto out;
 	}
 	if ((a->mounts && berth_mounts_parse_list(a->mounts, &binds, &n_binds, err) < 0) ||
+	    (a->workdir && berth_workdir_resolve(a->workdir, workdir, sizeof(workdir), err) < 0) ||
 	    !(env = read_env(a->control_fd, err)) ||
 	    berth_executor_new("docker", &cfg, NULL, &ex, err) < 0 ||
 	    berth_executor_use_image(ex, a->digest, err) < 0)
 		goto out;
-	char **keep = NULL;
-	if (a->env_keep) {
-		struct berth_strv k = {0};
-		for (char *save = NULL, *t = strtok_r(strdupa(a->env_keep), ",", &save); t;
-		     t = strtok_r(NULL, ",", &save))
-			berth_strv_add(&k, t, NULL);
-		keep = k.v;
-	}
-	merged = berth_env_merge(env, &ex->img, keep, err);
-	berth_strv_free(keep);
-	if (!merged)
+	if (!(merged = task_env(a, env, &ex->img, err)))
 		goto out;
 	char step_label[64];
 	snprintf(step_label, sizeof(step_label), "%s.%s", a->job ? a->job : "", a->step ? a->step : "");
-	size_t e = a->entrypoint ? ex->img.n_entrypoint : 0, n = 0;
-	while (a->argv[n])
-		n++;
-	char **cmd = calloc(e + n + 1, sizeof(char *));
-	if (!cmd) {
-		berth_fail(err, ENOMEM, "argv");
-		goto out;
-	}
-	memcpy(cmd, ex->img.entrypoint, e * sizeof(char *));
-	memcpy(cmd + e, a->argv, n * sizeof(char *));
 	char script_in[PATH_MAX];
 	if (a->batch_script) {
 		/* The spooled script's folder, read-only, at berth's mount point. */
 		struct berth_mount *more = realloc(binds, (n_binds + 1) * sizeof(*binds));
 		if (!more) {
-			free(cmd);
+			berth_fail(err, ENOMEM, "mounts");
 			goto out;
 		}
 		binds = more;
@@ -361,13 +362,19 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 							.read_only = true, .berth_own = true};
 		snprintf(script_in, sizeof(script_in), "/.berth/batch/%s",
 			 basename(strdupa(a->batch_script)));
-		cmd[e] = script_in;
+		a->argv[0] = script_in; /* the command, before any entry point wraps it */
 	}
+	/* Docker's image is not on disk here: its /bin/sh is taken as there
+	 * (--container-entrypoint-log runs the plain chain for one without). */
+	enum berth_entrypoint ep = !a->entrypoint ? BERTH_EP_NONE
+				   : a->entrypoint_log ? BERTH_EP_LOG : BERTH_EP_QUIET;
+	if (!(cmd = berth_task_argv(&ex->img, a->argv, ep, err)))
+		goto out;
 	struct berth_ulimit ulimits[8];
 	size_t n_ulimits = task_ulimits(a->control_fd, ulimits, 8);
 	struct berth_container_spec spec = {
 		.ulimits = ulimits, .n_ulimits = n_ulimits,
-		.argv = cmd, .env = merged, .workdir = a->workdir,
+		.argv = cmd, .env = merged, .workdir = a->workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
 		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
@@ -377,7 +384,6 @@ static int docker_monitor_cmd(const struct docker_args *a, struct berth_err *err
 	};
 	if (berth_executor_create(ex, &spec, err) == 0 && berth_executor_start(ex, err) == 0)
 		code = monitor_loop(ex, a->control_fd, err);
-	free(cmd);
 out:
 	for (int i = 0; i < 3; i++)
 		if (stdio[i] >= 0)
@@ -387,6 +393,7 @@ out:
 	berth_executor_destroy(ex); /* removes the container */
 	berth_strv_free(env);
 	berth_strv_free(merged);
+	berth_strv_free(cmd);
 	berth_mounts_free(binds, n_binds);
 	berth_config_free(&cfg);
 	return code < 0 ? -1 : 0;

@@ -41,7 +41,7 @@ struct launch {
 	const char *workdir;
 	const char *mounts;    /* --container-mounts, checked by the plugin */
 	char *env_keep;        /* NAME,NAME: the job's value wins */
-	bool mount_home, writable, entrypoint, verbose;
+	bool mount_home, writable, entrypoint, entrypoint_log, verbose, remap_root;
 	char **argv;
 };
 
@@ -50,7 +50,8 @@ static const char launch_usage[] =
 	"                    [--ch-run PATH] [--singularity PATH]\n"
 	"                    [--singularity-format auto|sif|sandbox]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
-	"                    [--entrypoint] [--verbose] [--workdir DIR] [--env-keep NAME,...]\n"
+	"                    [--entrypoint [--entrypoint-log]] [--verbose] [--workdir DIR]\n"
+	"                    [--env-keep NAME,...]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
@@ -67,11 +68,13 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"mount-home", no_argument, NULL, 'h'},
 		{"writable", no_argument, NULL, 'W'},
 		{"entrypoint", no_argument, NULL, 'E'},
+		{"entrypoint-log", no_argument, NULL, 'L'},
 		{"workdir", required_argument, NULL, 'w'},
 		{"env-keep", required_argument, NULL, 'k'},
 		{"mounts", required_argument, NULL, 'm'},
 		{"control-fd", required_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"remap-root", no_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -92,7 +95,9 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'h': l->mount_home = true; break;
 		case 'W': l->writable = true; break;
 		case 'E': l->entrypoint = true; break;
+		case 'L': l->entrypoint_log = true; break;
 		case 'v': l->verbose = true; break;
+		case 'R': l->remap_root = true; break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -100,11 +105,11 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		default: return -1;
 		}
 	}
+	l->argv = argv + optind; /* docker: the monitor has the command */
 	if (l->runtime && !strcmp(l->runtime, "docker"))
 		return l->control_fd > 2 ? 0 : -1;
 	if (!l->runtime || !l->cache_dir || !l->digest == !l->raw_image || optind >= argc)
 		return -1;
-	l->argv = argv + optind;
 	return 0;
 }
 
@@ -156,22 +161,15 @@ static char **split_names(char *list)
 	return names;
 }
 
-/* The command, after the image's ENTRYPOINT when asked for. */
-static char **task_argv(const struct launch *l, const struct berth_image *img)
+/* What the image's ENTRYPOINT does: hidden output needs the image's
+ * /bin/sh; without one the plain chain runs and its output shows. */
+static enum berth_entrypoint entrypoint_mode(const struct launch *l, struct berth_executor *ex)
 {
-	size_t n = 0, e = l->entrypoint ? img->n_entrypoint : 0;
-
-	if (!l->argv)
-		return NULL;
-	while (l->argv[n])
-		n++;
-	char **argv = calloc(e + n + 1, sizeof(char *));
-	if (!argv)
-		return NULL;
-	for (size_t i = 0; i < e; i++)
-		argv[i] = img->entrypoint[i];
-	memcpy(argv + e, l->argv, n * sizeof(char *));
-	return argv;
+	if (!l->entrypoint)
+		return BERTH_EP_NONE;
+	if (l->entrypoint_log || !ex->img.n_entrypoint || !berth_executor_has_shell(ex))
+		return BERTH_EP_LOG;
+	return BERTH_EP_QUIET;
 }
 
 /* stdio (SCM_RIGHTS), then the environment: a 32-bit length and the
@@ -274,7 +272,7 @@ int cmd_launch(int argc, char **argv)
 	struct berth_executor *ex = NULL;
 	struct berth_mount *binds = NULL;
 	size_t n_binds = 0;
-	char script_dir[PATH_MAX], script_in[PATH_MAX];
+	char script_dir[PATH_MAX], script_in[PATH_MAX], workdir[PATH_MAX];
 	char **env = NULL, **keep = NULL, **cmd = NULL;
 
 	berth_config_defaults(&cfg);
@@ -289,14 +287,14 @@ int cmd_launch(int argc, char **argv)
 	if (!strcmp(l.runtime, "docker"))
 		return relay_docker(l.control_fd);
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
+	    (l.workdir && berth_workdir_resolve(l.workdir, workdir, sizeof(workdir), &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
 	    use_image(ex, &l, &err) < 0)
 		goto fail;
-	/* The job's environment, under the image's own variables, except the
-	 * names the user asked to keep (--container-env) and SLURM_*. */
+	/* The job's environment (not its locale), under the image's own
+	 * variables, except SLURM_*, TERM and what --container-env names. */
 	keep = l.env_keep ? split_names(l.env_keep) : NULL;
-	if (!(env = berth_env_merge(environ, &ex->img, keep, &err)) ||
-	    !(cmd = task_argv(&l, &ex->img)))
+	if (!(env = berth_task_env(environ, &ex->img, keep, &err)))
 		goto fail;
 	if (l.batch_script) {
 		/* The spooled script's folder, read-only, at a fixed mount point. */
@@ -310,12 +308,15 @@ int cmd_launch(int argc, char **argv)
 							.read_only = true};
 		snprintf(script_in, sizeof(script_in), BATCH_DIR "/%s",
 			 basename(strdupa(l.batch_script)));
-		cmd[l.entrypoint ? ex->img.n_entrypoint : 0] = script_in;
+		l.argv[0] = script_in; /* the command, before any entry point wraps it */
 	}
+	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
+		goto fail;
 	struct berth_container_spec spec = {
-		.argv = cmd, .env = env, .workdir = l.workdir,
+		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,
 		.mount_home = l.mount_home, .writable = l.writable, .verbose = l.verbose,
+		.remap_root = l.remap_root,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
@@ -330,6 +331,6 @@ fail:
 	berth_strv_free(env);
 	berth_mounts_free(binds, n_binds);
 	free(keep);
-	free(cmd);
+	berth_strv_free(cmd);
 	return 1;
 }

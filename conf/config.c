@@ -584,6 +584,24 @@ static void print_fetch_timeout(const struct berth_config *cfg,
 	fprintf(out, "%s=%u\n", key->name, cfg->fetch_timeout);
 }
 
+static int parse_container_scope(struct berth_config *cfg, const struct conf_key *key,
+				 char *value, struct berth_err *err)
+{
+	(void)key;
+	if (!strcasecmp(value, "job") || !strcasecmp(value, "user")) {
+		cfg->container_scope_user = !strcasecmp(value, "user");
+		return 0;
+	}
+	return FAIL(err, 0, "bad value '%.*s%s'; write job (named containers end with "
+		    "the job) or user (they stay until berth rm)", QUOTED(value));
+}
+
+static void print_container_scope(const struct berth_config *cfg, const struct conf_key *key,
+				  FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name, cfg->container_scope_user ? "user" : "job");
+}
+
 static void print_mount_home(const struct berth_config *cfg,
 			     const struct conf_key *key, FILE *out)
 {
@@ -640,6 +658,7 @@ static const struct conf_key conf_keys[] = {
 	 offsetof(struct berth_config, registry_mirrors)},
 	PATH_KEY("RegistryCertsDir", registry_certs_dir),
 	{"PullParallel", parse_pull_parallel, print_pull_parallel, 0},
+	{"ContainerScope", parse_container_scope, print_container_scope, 0},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

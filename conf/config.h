@@ -75,6 +75,8 @@ struct berth_config {
 	char registry_mirrors[1024];         /* RegistryMirrors=host:port,... (Docker Hub images) */
 	char registry_certs_dir[PATH_MAX];   /* RegistryCertsDir=/etc/docker/certs.d */
 	unsigned pull_parallel;              /* PullParallel=4 blobs at once */
+	bool container_scope_user;           /* ContainerScope=job: named containers
+					      * end with the job; user: kept */
 };
 
 /* Fill *cfg with the built-in defaults. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "docker_api.h"
+#include "caps.h"
 #include "executor.h"
 #include "fs.h"
 #include "process.h"
@@ -156,22 +157,50 @@ static int vet_bind(struct berth_executor *ex, const struct berth_container_spec
 	return 0;
 }
 
+/* Docker's binds take ro/rw and a propagation, not mount flags; its
+ * tmpfs takes them all.  What it cannot do is refused with the reason. */
+static int docker_mount(const struct berth_mount *m, struct berth_docker_bind *out,
+			char *opts, size_t opts_len, struct berth_err *err)
+{
+	*out = (struct berth_docker_bind){m->src, m->dst, m->read_only, NULL, NULL};
+	if (m->kind == BERTH_MOUNT_TMPFS) {
+		/* Docker's own tmpfs default is noexec: say exec unless asked. */
+		int n = snprintf(opts, opts_len, "rw,nosuid,nodev,%s,mode=%o",
+				 m->flags & BERTH_MNT_NOEXEC ? "noexec" : "exec",
+				 m->tmpfs_mode_set ? m->tmpfs_mode : 01777);
+		if (m->tmpfs_size)
+			snprintf(opts + n, opts_len - (size_t)n, ",size=%llu",
+				 (unsigned long long)m->tmpfs_size);
+		out->src = NULL;
+		out->tmpfs_options = opts;
+		return 0;
+	}
+	if (berth_runtime_can_mount(BERTH_RT_DOCKER, m, err) < 0)
+		return -1;
+	if (m->propagation)
+		out->propagation = berth_propagation_name(m->propagation);
+	return 0;
+}
+
 static int docker_create(struct berth_executor *ex, const struct berth_container_spec *spec,
 			 struct berth_err *err)
 {
 	struct dock *d = dk(ex);
 	_cleanup_free_ struct berth_docker_bind *binds =
 		calloc(spec->n_binds + 1, sizeof(*binds));
+	_cleanup_free_ char (*opts)[96] = calloc(spec->n_binds + 1, sizeof(*opts));
 
-	if (!binds)
+	if (!binds || !opts)
 		return berth_fail(err, ENOMEM, "binds");
 	if (spec->uid == 0)
 		return berth_fail(err, 0, "berth does not run Docker containers as root");
+	if (spec->remap_root && berth_runtime_can_remap_root(BERTH_RT_DOCKER, err) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->n_binds; i++) {
-		if (vet_bind(ex, spec, &spec->binds[i], err) < 0)
+		const struct berth_mount *m = &spec->binds[i];
+		if ((m->kind == BERTH_MOUNT_BIND && vet_bind(ex, spec, m, err) < 0) ||
+		    docker_mount(m, &binds[i], opts[i], sizeof(opts[i]), err) < 0)
 			return -1;
-		binds[i] = (struct berth_docker_bind){spec->binds[i].src, spec->binds[i].dst,
-						      spec->binds[i].read_only};
 	}
 	snprintf(d->uid_label, sizeof(d->uid_label), "%u", (unsigned)spec->uid);
 	struct berth_docker_create c = {

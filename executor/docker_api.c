@@ -585,6 +585,21 @@ static int dk_check_path(const char *what, size_t i, const char *p, struct berth
 	return 0;
 }
 
+/* Options and propagation travel inside Docker's own syntax: plain words. */
+static int dk_check_mount_words(size_t i, const struct berth_docker_bind *b,
+				struct berth_err *err)
+{
+	const char *words[] = {b->propagation, b->tmpfs_options};
+
+	for (size_t w = 0; w < 2; w++)
+		if (words[w] && (!*words[w] ||
+				 strspn(words[w], "abcdefghijklmnopqrstuvwxyz0123456789=,") !=
+					 strlen(words[w])))
+			return berth_fail(err, 0, "bind %zu: mount option '%s' is not plain "
+					  "words", i, words[w]);
+	return 0;
+}
+
 static int dk_check_label(const char *name, const char *v, struct berth_err *err)
 {
 	if (!v)
@@ -603,8 +618,10 @@ static int dk_check_create(const struct berth_docker_create *c, struct berth_err
 	if (dk_check_ref("image", c->image, err) < 0)
 		return berth_wrap(err, "creating container");
 	for (size_t i = 0; i < c->n_binds; i++)
-		if (dk_check_path("source", i, c->binds[i].src, err) < 0 ||
-		    dk_check_path("destination", i, c->binds[i].dst, err) < 0)
+		if ((!c->binds[i].tmpfs_options &&
+		     dk_check_path("source", i, c->binds[i].src, err) < 0) ||
+		    dk_check_path("destination", i, c->binds[i].dst, err) < 0 ||
+		    dk_check_mount_words(i, &c->binds[i], err) < 0)
 			return berth_wrap(err, "creating container");
 	if (c->n_groups && !c->groups)
 		return berth_fail(err, EINVAL, "creating container: n_groups without groups");
@@ -736,12 +753,15 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 	for (size_t i = 0; i < c->n_binds; i++)
 		tmp_bound |= !strcmp(c->binds[i].dst, "/tmp");
 	struct json_object *tmpfs = json_object_new_object();
-	if (!c->writable && !tmp_bound &&
-	    (dk_add(hc, "Tmpfs", tmpfs) < 0 ||
+	if (dk_add(hc, "Tmpfs", tmpfs) < 0 ||
+	    (!c->writable && !tmp_bound &&
 	     dk_add(tmpfs, "/tmp", json_object_new_string("rw,nosuid,nodev,mode=1777")) < 0))
 		return NULL;
-	if (c->writable || tmp_bound)
-		json_object_put(tmpfs);
+	for (size_t i = 0; i < c->n_binds; i++)
+		if (c->binds[i].tmpfs_options &&
+		    dk_add(tmpfs, c->binds[i].dst,
+			   json_object_new_string(c->binds[i].tmpfs_options)) < 0)
+			return NULL;
 	a = json_object_new_array();
 	if (dk_add(hc, "CapDrop", a) < 0 || dk_push(a, json_object_new_string("ALL")) < 0)
 		return NULL;
@@ -761,8 +781,12 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 	if (dk_add(hc, "Binds", a) < 0)
 		return NULL;
 	for (size_t i = 0; i < c->n_binds; i++) {
-		snprintf(buf, sizeof(buf), "%s:%s:%s", c->binds[i].src, c->binds[i].dst,
-			 c->binds[i].read_only ? "ro" : "rw");
+		const struct berth_docker_bind *b = &c->binds[i];
+		if (b->tmpfs_options)
+			continue;
+		snprintf(buf, sizeof(buf), "%s:%s:%s%s%s", b->src, b->dst,
+			 b->read_only ? "ro" : "rw", b->propagation ? "," : "",
+			 b->propagation ? b->propagation : "");
 		if (dk_push(a, json_object_new_string(buf)) < 0)
 			return NULL;
 	}

@@ -72,9 +72,12 @@ int berth_docker_image_remove(struct berth_docker *d, const char *ref,
 /* ---- containers -------------------------------------------------------- */
 
 struct berth_docker_bind {
-	const char *src; /* absolute host path, no ':' or ',' */
+	const char *src; /* absolute host path, no ':' or ','; NULL for a tmpfs */
 	const char *dst; /* absolute container path, no ':' or ',' */
 	bool read_only;
+	const char *propagation;   /* NULL, private, rprivate, slave or rslave */
+	const char *tmpfs_options; /* a tmpfs (HostConfig.Tmpfs) with these
+				    * options, [a-z0-9=,] only; else a bind */
 };
 
 /* Only vetted fields exist here; nothing else can be set. */

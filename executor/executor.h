@@ -32,6 +32,10 @@ struct berth_container_spec {
 	const struct berth_mount *binds;
 	size_t n_binds;
 	bool writable;               /* writable root (where the runtime can) */
+	const char *layer_dir;       /* a named container's folder (named.h):
+				      * its layer persists there; NULL: none */
+	bool remap_root;             /* uid 0 inside, mapped to the user; chown
+				      * and set*id faked (fakeroot.h) */
 	bool mount_home;             /* the user's home at its path */
 	bool verbose;                /* the runtime's own notices too (else errors only) */
 	/* Docker only (the others run as the calling user, unprivileged): */
@@ -147,12 +151,45 @@ void berth_executor_destroy(struct berth_executor *ex);
 enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
 						       char *why, size_t len);
 
-/* The environment a container gets by default: the image's Env over
- * `base` (NULL-terminated "K=V"), except names in `keep` (may be NULL) and
- * SLURM_*, which keep base's value.  Returns a malloc'd vector. */
+/* The image's Env over `base` (NULL-terminated "K=V"), except names in
+ * `keep` (may be NULL) that base has: those keep base's value.  SLURM_*
+ * never comes from the image.  Returns a malloc'd vector. */
 char **berth_env_merge(char *const *base, const struct berth_image *img,
 		       char *const *keep, struct berth_err *err);
+/* A task's environment, by pyxis's rules: the job's environment `job`
+ * without its locale (LANG, LANGUAGE, LC_*: the host's locale may not exist
+ * in the image), with the image's Env over it.  The job's value wins for
+ * SLURM_*, TERM and the names in `keep` (--container-env; may be NULL) where
+ * the job has one: a kept name the job lacks keeps the image's value; a kept
+ * locale name brings the job's locale in.  Returns a malloc'd vector. */
+char **berth_task_env(char *const *job, const struct berth_image *img,
+		      char *const *keep, struct berth_err *err);
 void berth_strv_free(char **v);
+
+/* --container-workdir as pyxis resolves it: relative to the container's
+ * root ("data" is "/data"), "." and ".." resolved on the text, never above
+ * "/" ("../" is "/").  `out` gets the absolute path; an empty or too long
+ * one is an error. */
+int berth_workdir_resolve(const char *dir, char *out, size_t len, struct berth_err *err);
+
+/* What becomes of the image's ENTRYPOINT. */
+enum berth_entrypoint {
+	BERTH_EP_NONE,   /* not run (--no-container-entrypoint, the default) */
+	BERTH_EP_QUIET,  /* run, its own output hidden (pyxis's default) */
+	BERTH_EP_LOG,    /* run, its output shown (--container-entrypoint-log) */
+};
+
+/* The argv of a task: `cmd`, after the image's ENTRYPOINT unless
+ * BERTH_EP_NONE; BERTH_EP_QUIET wraps both in the image's /bin/sh so that
+ * the entry point's output goes to /dev/null and the command's does not.
+ * A malloc'd vector (berth_strv_free). */
+char **berth_task_argv(const struct berth_image *img, char *const *cmd,
+		       enum berth_entrypoint mode, struct berth_err *err);
+
+/* Has the loaded image an executable /bin/sh?  Known for a tree in the
+ * cache (charliecloud's rootfs, singularity's sandbox); true where it
+ * cannot be told (a SIF, a SquashFS file, an image inside Docker). */
+bool berth_executor_has_shell(struct berth_executor *ex);
 
 /* ---- for the runtime files ---- */
 

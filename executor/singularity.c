@@ -24,8 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "executor.h"
 #include "fs.h"
+#include "fakeroot.h"
+#include "mountns.h"
 #include "process.h"
 #include "sif.h"
 #include "sing_meta.h"
@@ -39,6 +42,7 @@ struct sing {
 	enum berth_sing_format format; /* sif or sandbox, decided */
 	struct berth_artifact artifact;
 	char image[PATH_MAX];         /* the cached SIF or sandbox */
+	bool any_staged;              /* a mount made first in berth's namespace */
 };
 
 static struct sing *priv(struct berth_executor *ex)
@@ -277,6 +281,65 @@ static int sing_env(struct berth_executor *ex, const struct berth_container_spec
 	return 0;
 }
 
+/* Apptainer binds read-only or read-write, always nosuid and nodev.  A tmpfs or noexec is made first in berth's own
+ * namespace (mountns.h) and bound in from there; other propagations it
+ * cannot give. */
+static bool needs_stage(const struct berth_mount *b)
+{
+	return b->kind == BERTH_MOUNT_TMPFS || (b->flags & BERTH_MNT_NOEXEC);
+}
+
+static int add_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
+		     struct berth_strv *argv, struct berth_err *err)
+{
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const struct berth_mount *b = &spec->binds[i];
+		if (berth_runtime_can_mount(BERTH_RT_SINGULARITY, b, err) < 0)
+			return -1;
+		if (strchr(b->src, ':') || strchr(b->src, ',') || strchr(b->dst, ':') ||
+		    strchr(b->dst, ','))
+			return berth_fail(err, 0, "bind '%s:%s': singularity cannot bind paths "
+					  "containing ':' or ','", b->src, b->dst);
+		bool staged = needs_stage(b);
+		priv(ex)->any_staged |= staged;
+		int rc = staged ? berth_strv_addf(argv, err, "--bind=%s/" BERTH_LAYER_DIR
+						  "/mnt/%zu:%s:%s", ex->cache.dir, i, b->dst,
+						  b->read_only ? "ro" : "rw")
+				: berth_strv_addf(argv, err, "--bind=%s:%s:%s", b->src, b->dst,
+						  b->read_only ? "ro" : "rw");
+		if (rc < 0)
+			return -1;
+	}
+	if (priv(ex)->any_staged && mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 &&
+	    errno != EEXIST)
+		return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR, ex->cache.dir);
+	return 0;
+}
+
+static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	char dir[PATH_MAX + 16];
+
+	if (spec->remap_root && berth_fake_id_syscalls(err) < 0)
+		return -1;
+	if (!priv(ex)->any_staged && !spec->layer_dir)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
+	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
+		return -1;
+	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
+		int root_fd = berth_ns_overlay(dir, priv(ex)->image, spec->layer_dir, err);
+		if (root_fd < 0)
+			return -1;
+		close(root_fd);
+	}
+	for (size_t i = 0; i < spec->n_binds; i++)
+		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
+			return -1;
+	return 0;
+}
+
 static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
 		       struct berth_err *err)
 {
@@ -288,6 +351,22 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		berth_cache_entry_path(&ex->cache, ex->digest, priv(ex)->artifact.leaf,
 				       priv(ex)->image);
 		image = priv(ex)->image;
+	}
+	/* A named container runs the overlay that before_exec mounts over the
+	 * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
+	char named_root[PATH_MAX + 32];
+	if (spec->layer_dir) {
+		if (ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
+			return berth_fail(err, 0, "--container-name with singularity needs the "
+					  "sandbox image format (SingularityImageFormat=sandbox; "
+					  "this site keeps SIFs), or use --container-runtime="
+					  "charliecloud");
+		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
+			 ex->cache.dir);
+		image = named_root;
+		if (mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 && errno != EEXIST)
+			return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR,
+					  ex->cache.dir);
 	}
 	if (!home)
 		home = getenv("HOME");
@@ -307,21 +386,14 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		rc = berth_strv_add(&argv, home, err);
 	if (rc < 0)
 		goto fail;
-	if (spec->writable && berth_strv_add(&argv, "--writable-tmpfs", err) < 0)
+	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
+								   : "--writable-tmpfs", err) < 0)
 		goto fail;
-	for (size_t i = 0; i < spec->n_binds; i++) {
-		const struct berth_mount *b = &spec->binds[i];
-		if (strchr(b->src, ':') || strchr(b->src, ',') || strchr(b->dst, ':') ||
-		    strchr(b->dst, ',')) {
-			berth_fail(err, 0, "bind '%s:%s': singularity cannot bind paths "
-				   "containing ':' or ','", b->src, b->dst);
-			goto fail;
-		}
-		if (berth_strv_add(&argv, "--bind", err) < 0 ||
-		    berth_strv_addf(&argv, err, "%s:%s:%s", b->src, b->dst,
-				    b->read_only ? "ro" : "rw") < 0)
-			goto fail;
-	}
+	/* uid 0 in a user namespace of its own, mapped to the user */
+	if (spec->remap_root && berth_strv_add(&argv, "--fakeroot", err) < 0)
+		goto fail;
+	if (add_binds(ex, spec, &argv, err) < 0)
+		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;
 	return berth_executor_set_command(ex, &argv, &envp, err);
@@ -342,6 +414,7 @@ const struct berth_executor_ops berth_singularity_ops = {
 	.artifact = sing_artifact,
 	.prepare = sing_prepare,
 	.create = sing_create,
+	.before_exec = sing_before_exec,
 	.release = sing_release,
 	.runs_raw_images = true,
 };

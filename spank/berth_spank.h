@@ -21,7 +21,7 @@ struct berth_spank {
 	char *mounts;                /* --container-mounts */
 	char *workdir;               /* --container-workdir */
 	char *env_names;             /* --container-env */
-	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log;
+	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;
 	struct berth_mount *mount_list;
@@ -40,6 +40,7 @@ extern struct berth_spank berth;
 int berth_options_register(spank_t sp);
 int berth_options_from_env(spank_t sp);  /* fill unset options from BERTH_CONTAINER_* */
 int berth_options_validate(spank_t sp);  /* the submitting side: fail early */
+int berth_options_check_runtime(void); /* after the runtime is decided */
 void berth_options_free(void);
 /* Where the job was submitted from: the shell's PWD, else the folder Slurm
  * records (SLURM_SUBMIT_DIR), else "/".  Relative paths start there. */

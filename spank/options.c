@@ -8,12 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../executor/caps.h"
 #include "../executor/imageref.h"
 #include "berth_spank.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
-	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG };
+	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
+	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT };
 
 /* Where each string option is kept, and its environment default. */
 static char **string_slot(int id)
@@ -70,6 +72,10 @@ static int on_option(int id, const char *optarg, int remote)
 	case OPT_NO_ENTRYPOINT:
 		return set_choice(&berth.entrypoint, id == OPT_ENTRYPOINT ? BERTH_YES : BERTH_NO,
 				  "container-entrypoint", "no-container-entrypoint");
+	case OPT_REMAP_ROOT:
+	case OPT_NO_REMAP_ROOT:
+		return set_choice(&berth.remap_root, id == OPT_REMAP_ROOT ? BERTH_YES : BERTH_NO,
+				  "container-remap-root", "no-container-remap-root");
 	case OPT_VERBOSE: berth.verbose = BERTH_YES; return 0;
 	case OPT_ENTRYPOINT_LOG: berth.entrypoint_log = BERTH_YES; return 0;
 	default: return -1;
@@ -108,6 +114,12 @@ static struct spank_option options[] = {
 	 0, OPT_ENTRYPOINT, on_option},
 	{"no-container-entrypoint", NULL, "[berth] do not run the ENTRYPOINT (default)",
 	 0, OPT_NO_ENTRYPOINT, on_option},
+	{"container-remap-root", NULL,
+	 "[berth] be uid 0 inside the container, mapped to you (no privilege on the "
+	 "node); chown and set*id succeed without effect, so package managers work "
+	 "in a writable container", 0, OPT_REMAP_ROOT, on_option},
+	{"no-container-remap-root", NULL, "[berth] keep your own uid inside (default)",
+	 0, OPT_NO_REMAP_ROOT, on_option},
 	{"container-entrypoint-log", NULL,
 	 "[berth] show what the image's ENTRYPOINT prints before it starts the "
 	 "command (default: hidden, as pyxis does)", 0, OPT_ENTRYPOINT_LOG, on_option},
@@ -170,6 +182,7 @@ int berth_options_from_env(spank_t sp)
 		{&berth.entrypoint, "BERTH_CONTAINER_ENTRYPOINT"},
 		{&berth.verbose, "BERTH_CONTAINER_VERBOSE"},
 		{&berth.entrypoint_log, "BERTH_CONTAINER_ENTRYPOINT_LOG"},
+		{&berth.remap_root, "BERTH_CONTAINER_REMAP_ROOT"},
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
@@ -282,11 +295,8 @@ int berth_options_validate(spank_t sp)
 	}
 	if (berth.mounts && parse_mounts(sp) < 0)
 		return -1;
-	if (berth.workdir && berth.workdir[0] != '/') {
-		slurm_error(PFX "--container-workdir=%s: the path must be absolute "
-			    "(inside the container)", berth.workdir);
-		return -1;
-	}
+	/* A relative path starts at the container's root, as in pyxis (the
+	 * launcher resolves it: berth_workdir_resolve). */
 	if (berth.env_names && !valid_env_names(berth.env_names)) {
 		slurm_error(PFX "--container-env=%s: give variable names separated by "
 			    "single commas, with no empty item", berth.env_names);
@@ -294,6 +304,22 @@ int berth_options_validate(spank_t sp)
 	}
 	if (spank_context() != S_CTX_REMOTE && check_image() < 0)
 		return -1;
+	return 0;
+}
+
+/* Once the runtime is known: what it cannot do is refused here, at
+ * submission, with the words the node would use. */
+int berth_options_check_runtime(void)
+{
+	struct berth_err err = {0};
+
+	if (berth_runtime_can_mount_all(berth.runtime, berth.mount_list, berth.n_mounts,
+					&err) < 0 ||
+	    (berth.remap_root == BERTH_YES &&
+	     berth_runtime_can_remap_root(berth.runtime, &err) < 0)) {
+		slurm_error(PFX "%s", err.msg);
+		return -1;
+	}
 	return 0;
 }
 

@@ -66,7 +66,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		return -1;
 	if (!berth.image)
 		return 0; /* not a container job: stay out of the way */
-	if (resolve_runtime() < 0)
+	if (resolve_runtime() < 0 || berth_options_check_runtime() < 0)
 		return -1;
 	if (spank_context() == S_CTX_REMOTE)
 		return berth_remote_post_opt(sp);

@@ -288,6 +288,8 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n
 		argv[n++] = "--verbose";
 	if (berth.entrypoint_log == BERTH_YES)
 		argv[n++] = "--entrypoint-log";
+	if (berth.remap_root == BERTH_YES)
+		argv[n++] = "--remap-root";
 	if (berth.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = berth.workdir;

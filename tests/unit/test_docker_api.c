@@ -279,7 +279,7 @@ static void test_open_bad_socket(void **state)
 static void test_bind_rejected_before_api(void **state)
 {
 	struct fixture *fx = *state;
-	struct berth_docker_bind b[] = { { "/tmp/a:b", "/mnt", true } };
+	struct berth_docker_bind b[] = { { .src = "/tmp/a:b", .dst = "/mnt", .read_only = true } };
 	struct berth_docker_create c;
 	char id[BERTH_DOCKER_ID_MAX];
 	char *argv[] = { "true", NULL };
@@ -587,7 +587,7 @@ static void test_create_vetted_fields(void **state)
 	char *argv[] = { "sleep", "1", NULL };
 	char *env[] = { "BERTH_X=1", NULL };
 	gid_t groups[] = { 100, 200 };
-	struct berth_docker_bind b[] = { { "/tmp", "/mnt/tmp", true } };
+	struct berth_docker_bind b[] = { { .src = "/tmp", .dst = "/mnt/tmp", .read_only = true } };
 	struct berth_docker_create c;
 	struct berth_docker_state st;
 	json_object *o, *hc, *v;

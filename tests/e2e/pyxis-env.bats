@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# pyxis's documented rules for the environment, the entry point and the
+# working directory, through the real Slurm, once per runtime (BERTH_RUNTIME,
+# set by tests/run-all.sh).
+
+load helpers
+
+setup_file() {
+	require_cluster
+	export IMG EP_IMG ENV_IMG RT=${BERTH_RUNTIME:-charliecloud}
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+	# The entry point talks on both streams, sets a variable for the command
+	# and, when asked, writes the environment it sees into /out.
+	EP_IMG=$(make_image pyxis-ep.tar legacy --tag berth/pyxis-ep:1 \
+		--entrypoint '["/bin/sh","-c","echo ep-out; echo ep-err >&2; [ -z \"$EP_ENV_FILE\" ] || env >\"$EP_ENV_FILE\"; export EP_RAN=yes; exec \"$@\"","ep"]')
+	ENV_IMG=$(make_image pyxis-env.tar legacy --tag berth/pyxis-env:1 \
+		--env LANG=C.UTF-8 --env IMAGE_VAR=from-image --env TERM=image-term)
+}
+
+# srun in the container of image $1 (more options and the command follow).
+crun() {
+	local img=$1
+	shift
+	as_user srun --container-runtime="$RT" --container-image="$img" "$@"
+}
+
+@test "[$BERTH_RUNTIME] --container-entrypoint: the ENTRYPOINT runs, its output hidden; the command's shows" {
+	run crun "$EP_IMG" --container-entrypoint \
+		sh -c 'echo "cmd-out $EP_RAN"; echo cmd-err >&2'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"cmd-out yes"* ]]
+	[[ "$output" == *"cmd-err"* ]]
+	[[ "$output" != *ep-out* ]]
+	[[ "$output" != *ep-err* ]]
+}
+
+@test "[$BERTH_RUNTIME] --container-entrypoint-log: the ENTRYPOINT's output shows too" {
+	run crun "$EP_IMG" --container-entrypoint --container-entrypoint-log \
+		sh -c 'echo "cmd-out $EP_RAN"; echo cmd-err >&2'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *ep-out* ]]
+	[[ "$output" == *ep-err* ]]
+	[[ "$output" == *"cmd-out yes"* ]]
+	[[ "$output" == *"cmd-err"* ]]
+}
+
+@test "[$BERTH_RUNTIME] sbatch --container-entrypoint: the script runs after the quiet ENTRYPOINT" {
+	d=$(job_dir)
+	run as_user sbatch --wait --container-runtime="$RT" --container-image="$EP_IMG" \
+		--container-entrypoint -o "$d/out" -e "$d/err" --wrap='echo "script $EP_RAN"; echo script-err >&2'
+	[ "$status" -eq 0 ]
+	[ "$(cat "$d/out")" = "script yes" ]
+	[ "$(cat "$d/err")" = script-err ]
+}
+
+@test "[$BERTH_RUNTIME] the ENTRYPOINT sees the environment the command sees" {
+	d=$(job_dir)
+	for log in "" --container-entrypoint-log; do
+		rm -f "$d/ep.env" "$d/cmd.env"
+		# shellcheck disable=SC2086 # $log is one option or none
+		run as_user env EP_ENV_FILE=/out/ep.env srun --container-runtime="$RT" \
+			--container-image="$EP_IMG" --container-entrypoint $log \
+			--container-mounts="$d:/out" sh -c 'env >/out/cmd.env'
+		[ "$status" -eq 0 ]
+		# the command sees one more: what the entry point exported for it;
+		# SHLVL counts the shells between
+		diff <(grep -v '^SHLVL=' "$d/ep.env" | sort) \
+			<(grep -v -e '^SHLVL=' -e '^EP_RAN=' "$d/cmd.env" | sort)
+		grep -qx EP_RAN=yes "$d/cmd.env"
+		grep -q '^SLURM_JOB_ID=' "$d/ep.env"
+	done
+}
+
+@test "[$BERTH_RUNTIME] the job's LANG and LC_* stay out unless --container-env names them" {
+	run as_user env LANG=xx_XX.UTF-8 LC_ALL=xx_XX.UTF-8 srun --container-runtime="$RT" \
+		--container-image="$IMG" sh -c 'echo "LANG=${LANG-unset} LC_ALL=${LC_ALL-unset}"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"LC_ALL=unset"* ]]
+	[[ "$output" != *xx_XX* ]]
+	# (Apptainer's --cleanenv sets LANG=C where nothing else does)
+	[ "$RT" = singularity ] || [[ "$output" == *"LANG=unset"* ]]
+	# the image's own locale applies
+	run as_user env LANG=xx_XX.UTF-8 srun --container-runtime="$RT" \
+		--container-image="$ENV_IMG" sh -c 'echo "LANG=${LANG-unset}"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"LANG=C.UTF-8"* ]]
+	# asked for, the job's wins, even over the image's
+	run as_user env LANG=xx_XX.UTF-8 LC_ALL=xx_XX.UTF-8 srun --container-runtime="$RT" \
+		--container-image="$ENV_IMG" --container-env=LANG \
+		sh -c 'echo "LANG=${LANG-unset} LC_ALL=${LC_ALL-unset}"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"LANG=xx_XX.UTF-8 LC_ALL=unset"* ]]
+}
+
+@test "[$BERTH_RUNTIME] --container-env for a name the job lacks keeps the image's value" {
+	run crun "$ENV_IMG" --container-env=IMAGE_VAR,NOT_ANYWHERE \
+		sh -c 'echo "IMAGE_VAR=${IMAGE_VAR-unset} NOT_ANYWHERE=${NOT_ANYWHERE-unset}"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"IMAGE_VAR=from-image NOT_ANYWHERE=unset"* ]]
+	# with a job value, the job's wins; without --container-env, the image's
+	run as_user env IMAGE_VAR=from-job srun --container-runtime="$RT" \
+		--container-image="$ENV_IMG" --container-env=IMAGE_VAR sh -c 'echo "IMAGE_VAR=$IMAGE_VAR"'
+	[[ "$output" == *"IMAGE_VAR=from-job"* ]]
+	run as_user env IMAGE_VAR=from-job srun --container-runtime="$RT" \
+		--container-image="$ENV_IMG" sh -c 'echo "IMAGE_VAR=$IMAGE_VAR"'
+	[[ "$output" == *"IMAGE_VAR=from-image"* ]]
+}
+
+@test "[$BERTH_RUNTIME] TERM passes from the job, over the image's" {
+	run as_user env TERM=xterm-berth srun --container-runtime="$RT" \
+		--container-image="$ENV_IMG" sh -c 'echo "TERM=${TERM-unset}"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"TERM=xterm-berth"* ]]
+	run as_user env TERM=xterm-berth srun --container-runtime="$RT" \
+		--container-image="$IMG" sh -c 'echo "TERM=${TERM-unset}"'
+	[[ "$output" == *"TERM=xterm-berth"* ]]
+}
+
+@test "[$BERTH_RUNTIME] --container-workdir: a relative path starts at the container's root" {
+	run crun "$IMG" --container-workdir=../ pwd
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = / ]
+	run crun "$IMG" --container-workdir=etc pwd
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = /etc ]
+	run crun "$IMG" --container-workdir=./usr/../etc/ pwd
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = /etc ]
+}

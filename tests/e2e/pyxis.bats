@@ -1,0 +1,243 @@
+#!/usr/bin/env bats
+# The migration table from pyxis (README, "Coming from pyxis"), row by row,
+# through the real Slurm, once per runtime (BERTH_RUNTIME, set by
+# tests/run-all.sh).  Each test is named after its row; where a runtime
+# cannot do what pyxis does, the row says so and the test checks that the
+# job is refused at submission with that reason, before anything is queued.
+# The environment, entry point and working-directory rows are in
+# pyxis-env.bats.
+
+load helpers
+
+setup_file() {
+	require_cluster
+	export IMG RT=${BERTH_RUNTIME:-charliecloud} UIDT
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+	UIDT=$(id -u berthtest)
+}
+
+# srun in the container, from folder $1 (the job's submission folder).
+run_in() { # DIR SRUN-ARGS...
+	local dir=$1
+	shift
+	run as_user bash -c "cd '$dir' && srun --container-runtime=$RT --container-image=$IMG $(printf '%q ' "$@")"
+}
+
+# The options field of mount point $1 in the container's mountinfo, printed
+# by the job as "MNT <point> <options>".
+mount_opts() {
+	printf '%s\n' "$output" | awk -v p="$1" '$1 == "MNT" && $2 == p { print $3 }'
+}
+SHOW_MOUNTS='awk '\''{ print "MNT", $5, $6 }'\'' /proc/self/mountinfo'
+
+# refused_at_submission PHRASE SRUN-ARGS...
+refused_at_submission() {
+	local phrase=$1
+	shift
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" "$@"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: "*"$phrase"* ]]
+	[[ "$output" != *"queued and waiting"* ]]
+	[[ "$output" != *"step creation"* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: SRC:DST, an absolute folder" {
+	d=$(job_dir)
+	echo data >"$d/in"
+	run_in "$d" --container-mounts="$d:/test-mnt" sh -c "cat /test-mnt/in; $SHOW_MOUNTS"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *data* ]]
+	[ -n "$(mount_opts /test-mnt)" ]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: a regular file" {
+	d=$(job_dir)
+	echo script >"$d/s.sh"
+	run_in "$d" --container-mounts="$d/s.sh:/script.sh" cat /script.sh
+	[ "$status" -eq 0 ]
+	[[ "$output" == *script* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: a character device (/dev/null:/null)" {
+	d=$(job_dir)
+	if [ "$RT" = docker ]; then
+		# Docker binds only under the site's DockerAllowedMounts (not /dev here)
+		run_in "$d" --container-mounts=/dev/null:/null true
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"DockerAllowedMounts"* ]]
+		return 0
+	fi
+	run_in "$d" --container-mounts=/dev/null:/null sh -c 'test -c /null && echo is-char'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *is-char* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: ./ is the folder the job was submitted from" {
+	d=$(job_dir)
+	echo here >"$d/marker"
+	run_in "$d" --container-mounts=./:/test-mnt cat /test-mnt/marker
+	[ "$status" -eq 0 ]
+	[[ "$output" == *here* ]]
+	mkdir "$d/sub" && echo sub >"$d/sub/m" && chown -R berthtest "$d/sub"
+	run_in "$d" --container-mounts=sub:/s cat /s/m
+	[ "$status" -eq 0 ]
+	[[ "$output" == *sub* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: several entries" {
+	d=$(job_dir)
+	mkdir "$d/a" "$d/b" && chown berthtest "$d/a" "$d/b"
+	run_in "$d" --container-mounts=./a:/one,"$d/b":/two,tmpfs:/three \
+		sh -c "$SHOW_MOUNTS"
+	[ "$status" -eq 0 ]
+	[ -n "$(mount_opts /one)" ]
+	[ -n "$(mount_opts /two)" ]
+	[ -n "$(mount_opts /three)" ]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: :ro refuses writes" {
+	d=$(job_dir)
+	run_in "$d" --container-mounts="$d:/mnt:ro" touch /mnt/foo
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Read-only file system"* ]]
+	[ ! -e "$d/foo" ]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: flags joined by + (ro+nosuid+nodev+noexec)" {
+	d=$(job_dir)
+	if [ "$RT" = docker ]; then
+		refused_at_submission "Docker binds cannot be nosuid" \
+			--container-mounts="$d:/mnt:ro+nosuid+nodev+noexec" true
+		return 0
+	fi
+	run_in "$d" --container-mounts="$d:/mnt:ro+nosuid+nodev+noexec" sh -c "$SHOW_MOUNTS"
+	[ "$status" -eq 0 ]
+	opts=$(mount_opts /mnt)
+	for flag in ro nosuid nodev noexec; do
+		[[ ",$opts," == *",$flag,"* ]] || { echo "no $flag in $opts"; false; }
+	done
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: propagation flags each runtime can or cannot give" {
+	d=$(job_dir)
+	case $RT in
+	charliecloud | docker)
+		run_in "$d" --container-mounts="$d:/mnt:rprivate+ro" sh -c \
+			'grep " /mnt " /proc/self/mountinfo'
+		[ "$status" -eq 0 ]
+		# private: no shared:N or master:N between the options and "-"
+		line=$(printf '%s\n' "$output" | grep ' /mnt ')
+		[[ "${line%% - *}" != *shared:* && "${line%% - *}" != *master:* ]]
+		;;
+	singularity)
+		refused_at_submission "decides the propagation" --container-mounts="$d:/mnt:rprivate" true
+		;;
+	esac
+	refused_at_submission "unbindable" --container-mounts="$d:/mnt:unbindable+ro" true
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: a '..' escape or a relative target is refused at submission" {
+	refused_at_submission "must be absolute" --container-mounts=/home:../home true
+	refused_at_submission "'..'" --container-mounts=/home:/x/../../home true
+	refused_at_submission "empty field" --container-mounts=/tmp: true
+	refused_at_submission "empty item" --container-mounts=/tmp:/a, true
+	refused_at_submission "unknown flag 'rx'" --container-mounts=/tmp:/a:rx true
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: the short form SRC binds at the same path" {
+	d=$(job_dir)
+	echo short >"$d/s"
+	run_in "$d" --container-mounts="$d" cat "$d/s"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *short* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: tmpfs:DST with size= and noexec" {
+	d=$(job_dir)
+	run_in "$d" --container-mounts=tmpfs:/scratch:size=2m+noexec sh -c \
+		"echo x >/scratch/f && cat /scratch/f && df -k /scratch | tail -1; $SHOW_MOUNTS"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *x* ]]
+	# 2 MiB = 2048 KiB
+	printf '%s\n' "$output" | grep -Eq '^tmpfs +2048 '
+	opts=$(mount_opts /scratch)
+	[[ ",$opts," == *",noexec,"* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: targets the image lacks are made outside the cached image" {
+	d=$(job_dir)
+	target=/pyxis-made-$RANDOM/deep
+	run_in "$d" --container-mounts="$d:$target,$d:/etc/made-file-$RANDOM" sh -c \
+		"test -d $target && echo made"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *made* ]]
+	# the cached trees (charliecloud's rootfs, singularity's sandbox) hold no trace
+	[ -z "$(find "$BERTH_CLUSTER_DIR/cache/$UIDT/images" -maxdepth 3 -name 'pyxis-made-*' \
+		2>/dev/null)" ]
+	[ -z "$(find "$BERTH_CLUSTER_DIR/cache/$UIDT/images" -maxdepth 4 -name 'made-file-*' \
+		2>/dev/null)" ]
+}
+
+# ch-run 0.31 nests two user namespaces (the user is 0 in the outer one),
+# so the map's second field is 0 there; what holds everywhere is the first
+# field, the length 1, and that files the container writes are the user's.
+@test "[$BERTH_RUNTIME] pyxis remap-root: --container-remap-root is uid 0 inside, the user outside" {
+	d=$(job_dir)
+	if [ "$RT" = docker ]; then
+		refused_at_submission "Docker runs containers without a user namespace" \
+			--container-remap-root true
+		return 0
+	fi
+	run_in "$d" --container-remap-root --container-mounts="$d:/out" \
+		sh -c 'id -u; cat /proc/self/uid_map; grep Seccomp: /proc/self/status; touch /out/by-root'
+	[ "$status" -eq 0 ]
+	printf '%s\n' "$output" | grep -qx 0
+	map=$(printf '%s\n' "$output" | grep -E '^ *[0-9]+ +[0-9]+ +[0-9]+$')
+	[ "$(echo "$map" | wc -l)" -eq 1 ]
+	read -r inside outside len <<<"$map"
+	[ "$inside" -eq 0 ] && [ "$len" -eq 1 ]
+	[ "$RT" != singularity ] || [ "$outside" -eq "$UIDT" ]
+	printf '%s\n' "$output" | grep -Eq "^Seccomp:[[:space:]]+2"
+	[ "$(stat -c %u "$d/by-root")" -eq "$UIDT" ]
+}
+
+@test "[$BERTH_RUNTIME] pyxis remap-root: --no-container-remap-root keeps the user's own id" {
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" --no-container-remap-root \
+		sh -c 'id -u; cat /proc/self/uid_map; grep Seccomp: /proc/self/status'
+	[ "$status" -eq 0 ]
+	printf '%s\n' "$output" | grep -qx "$UIDT"
+	if [ "$RT" != docker ]; then # Docker's container has no user namespace
+		read -r inside outside len <<<"$(printf '%s\n' "$output" | grep -E '^ *[0-9]+ +[0-9]+ +[0-9]+$')"
+		[ "$inside" -eq "$UIDT" ] && [ "$len" -eq 1 ]
+		[ "$RT" != singularity ] || [ "$outside" -eq "$UIDT" ]
+	fi
+	# nothing is faked without remapping
+	[ "$RT" = docker ] || printf '%s\n' "$output" | grep -Eq "^Seccomp:[[:space:]]+0"
+}
+
+@test "[$BERTH_RUNTIME] pyxis remap-root: chown and su succeed as remapped root, not without" {
+	[ "$RT" != docker ] || skip "refused for docker (previous rows)"
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-writable \
+		--container-remap-root sh -c 'touch /f && chown 123:456 /f && echo chown-ok &&
+			echo "pkg:x:4242:4242::/:/bin/sh" >>/etc/passwd &&
+			busybox su pkg -s /bin/sh -c "echo su-ok"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *chown-ok* ]]
+	[[ "$output" == *su-ok* ]]
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-writable \
+		sh -c 'touch /f && chown 123:456 /f'
+	[ "$status" -ne 0 ]
+}
+
+@test "[$BERTH_RUNTIME] pyxis options: contradictory pairs and empty items are refused at submission" {
+	refused_at_submission "both --container-writable and --container-readonly" \
+		--container-writable --container-readonly true
+	refused_at_submission "both --container-remap-root and --no-container-remap-root" \
+		--container-remap-root --no-container-remap-root true
+	refused_at_submission "both --container-mount-home and --no-container-mount-home" \
+		--container-mount-home --no-container-mount-home true
+	refused_at_submission "both --container-entrypoint and --no-container-entrypoint" \
+		--container-entrypoint --no-container-entrypoint true
+	refused_at_submission "no empty item" --container-env=FOO, true
+	refused_at_submission "no empty item" --container-env=,FOO true
+}

@@ -32,7 +32,7 @@ EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/curl_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
 	executor/imageref.c executor/registry.c executor/blobs.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
-CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c
+CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c cli/containers.c
 SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c spank/pin.c
 # The plugin stays thin: it links conf and the process helper only and
 # leaves image work to the berth command it spawns as the user.

@@ -15,7 +15,16 @@ int cli_load_config(struct berth_config *cfg, struct berth_err *err);
 /* A file descriptor number given on the command line (> 2), or -1. */
 int cli_parse_fd(const char *text);
 
+struct berth_cache;
+/* Open the calling user's cache under cache_dir (NULL: the site's). */
+int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
+			struct berth_cache *cache, struct berth_err *err);
+/* 1536 -> "1.5K" */
+void cli_print_size(unsigned long long bytes, char *out, size_t cap);
+
 int cmd_launch(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_docker(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);

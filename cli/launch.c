@@ -9,6 +9,7 @@
  * image a task runs from. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <poll.h>
@@ -24,6 +25,8 @@
 #include <unistd.h>
 
 #include "../executor/executor.h"
+#include "../executor/fakeroot.h"
+#include "../executor/named.h"
 #include "../executor/process.h"
 #include "cli.h"
 
@@ -42,6 +45,9 @@ struct launch {
 	const char *mounts;    /* --container-mounts, checked by the plugin */
 	char *env_keep;        /* NAME,NAME: the job's value wins */
 	bool mount_home, writable, entrypoint, entrypoint_log, verbose, remap_root;
+	const char *name;       /* --container-name=NAME[:MODE] */
+	const char *name_scope; /* "job-<id>" or "user" */
+	bool readonly;          /* --container-readonly (a named one is writable) */
 	char **argv;
 };
 
@@ -51,7 +57,8 @@ static const char launch_usage[] =
 	"                    [--singularity-format auto|sif|sandbox]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
 	"                    [--entrypoint [--entrypoint-log]] [--verbose] [--workdir DIR]\n"
-	"                    [--env-keep NAME,...]\n"
+	"                    [--env-keep NAME,...] [--remap-root]\n"
+	"                    [--name NAME[:MODE] --name-scope job-ID|user [--readonly]]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
@@ -75,6 +82,9 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"control-fd", required_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"remap-root", no_argument, NULL, 'R'},
+		{"name", required_argument, NULL, 'N'},
+		{"name-scope", required_argument, NULL, 'S'},
+		{"readonly", no_argument, NULL, 'O'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -98,6 +108,9 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'L': l->entrypoint_log = true; break;
 		case 'v': l->verbose = true; break;
 		case 'R': l->remap_root = true; break;
+		case 'N': l->name = optarg; break;
+		case 'S': l->name_scope = optarg; break;
+		case 'O': l->readonly = true; break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -108,7 +121,10 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 	l->argv = argv + optind; /* docker: the monitor has the command */
 	if (l->runtime && !strcmp(l->runtime, "docker"))
 		return l->control_fd > 2 ? 0 : -1;
-	if (!l->runtime || !l->cache_dir || !l->digest == !l->raw_image || optind >= argc)
+	/* a named container that exists may come without an image */
+	if (!l->runtime || !l->cache_dir || (l->digest && l->raw_image) ||
+	    (!l->digest && !l->raw_image && !l->name) || (l->name && !l->name_scope) ||
+	    optind >= argc)
 		return -1;
 	return 0;
 }
@@ -255,6 +271,9 @@ static int use_image(struct berth_executor *ex, const struct launch *l, struct b
 {
 	struct berth_stage_result res;
 
+	if (l->name && l->raw_image)
+		return berth_fail(err, 0, "--container-name needs an image berth keeps (an "
+				  "archive or a registry image), not a SIF or SquashFS file");
 	if (l->digest)
 		return berth_executor_use_image(ex, l->digest, err);
 	if (berth_executor_load_image(ex, l->raw_image, &res, err) < 0)
@@ -262,6 +281,46 @@ static int use_image(struct berth_executor *ex, const struct launch *l, struct b
 	if (!ex->raw_image)
 		return berth_fail(err, 0, "%s is not a SIF or SquashFS file", l->raw_image);
 	return 0;
+}
+
+/* --container-name: take the container (named.h) and, when it exists,
+ * run the image it was made from. */
+static int take_named(struct berth_executor *ex, struct launch *l, struct berth_named *named,
+		      struct berth_err *err)
+{
+	char name[BERTH_NAME_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(l->name, name, &mode, err) < 0 ||
+	    berth_named_take(&ex->cache, l->name_scope, name, mode, l->digest ? l->digest : "",
+			     ex->ops->name, named, err) < 0)
+		return -1;
+	l->digest = named->digest;
+	return 0;
+}
+
+/* The holder of a named container: this process keeps its lock while the
+ * runtime runs in a child (a runtime may close what it inherits), and
+ * passes on Slurm's signals; the task's exit status is the container's. */
+static int run_named(struct berth_executor *ex, struct berth_named *named,
+		     struct berth_err *err)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t child = fork();
+	if (child < 0)
+		return berth_fail(err, errno, "fork");
+	if (child == 0) {
+		struct berth_err cerr = {0};
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (berth_named_mark_running(named, getpid(), &cerr) == 0)
+			berth_executor_exec(ex, &cerr);
+		cli_error(&cerr);
+		_exit(255);
+	}
+	return berth_wait_forwarding(child);
 }
 
 int cmd_launch(int argc, char **argv)
@@ -274,6 +333,7 @@ int cmd_launch(int argc, char **argv)
 	size_t n_binds = 0;
 	char script_dir[PATH_MAX], script_in[PATH_MAX], workdir[PATH_MAX];
 	char **env = NULL, **keep = NULL, **cmd = NULL;
+	struct berth_named named = {.lock_fd = -1};
 
 	berth_config_defaults(&cfg);
 	l.control_fd = -1;
@@ -289,6 +349,7 @@ int cmd_launch(int argc, char **argv)
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    (l.workdir && berth_workdir_resolve(l.workdir, workdir, sizeof(workdir), &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
+	    (l.name && take_named(ex, &l, &named, &err) < 0) ||
 	    use_image(ex, &l, &err) < 0)
 		goto fail;
 	/* The job's environment (not its locale), under the image's own
@@ -312,21 +373,53 @@ int cmd_launch(int argc, char **argv)
 	}
 	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
 		goto fail;
+	if (l.name && !named.holder) { /* it runs: this task joins it */
+		if (l.remap_root && berth_fake_id_syscalls(&err) < 0)
+			goto fail;
+		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
+		int code = berth_named_join(&named, cmd, env, dir, &err);
+		if (code >= 0) {
+			berth_executor_destroy(ex);
+			berth_strv_free(env);
+			berth_mounts_free(binds, n_binds);
+			free(keep);
+			berth_strv_free(cmd);
+			return code;
+		}
+		goto fail;
+	}
 	struct berth_container_spec spec = {
 		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,
-		.mount_home = l.mount_home, .writable = l.writable, .verbose = l.verbose,
+		.mount_home = l.mount_home, .verbose = l.verbose,
+		/* a named container is writable unless asked otherwise (pyxis) */
+		.writable = l.name ? !l.readonly : l.writable,
+		.layer_dir = l.name ? named.dir : NULL,
 		.remap_root = l.remap_root,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
 	if (berth_executor_create(ex, &spec, &err) < 0)
 		goto fail;
+	if (l.name) {
+		int code = run_named(ex, &named, &err);
+		if (code >= 0) {
+			berth_named_release(&named);
+			berth_executor_destroy(ex);
+			berth_strv_free(env);
+			berth_mounts_free(binds, n_binds);
+			free(keep);
+			berth_strv_free(cmd);
+			return code;
+		}
+		goto fail;
+	}
 	berth_executor_exec(ex, &err);
 fail:
 	if (!err.msg[0])
 		berth_fail(&err, ENOMEM, "launch");
 	cli_error(&err);
+	berth_named_release(&named);
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
 	berth_mounts_free(binds, n_binds);

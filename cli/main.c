@@ -35,6 +35,9 @@ static const char usage[] =
 	"  cache gc [--cache-dir DIR] [--max-size SIZE]\n"
 	"                                   evict least recently used images above SIZE\n"
 	"                                   (default CacheMaxSize); never one in use\n"
+	"  ps [--cache-dir DIR]             list your named containers (--container-name)\n"
+	"  rm [--scope job-ID|user] NAME... remove named containers (not while running)\n"
+	"  rm --scope SCOPE --all           remove every container of a scope\n"
 	"  config                           print the effective configuration\n"
 	"  version                          print the version\n"
 	"  launch ...                       per-task launcher used by the Slurm\n"
@@ -247,8 +250,8 @@ static int cmd_pull(int argc, char **argv)
 }
 
 /* Shared by the cache subcommands: config + the caller's cache. */
-static int open_user_cache(const char *cache_dir, struct berth_config *cfg,
-			   struct berth_cache *cache, struct berth_err *err)
+int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
+			struct berth_cache *cache, struct berth_err *err)
 {
 	cache->dir_fd = -1;
 	if (cli_load_config(cfg, err) < 0)
@@ -257,7 +260,7 @@ static int open_user_cache(const char *cache_dir, struct berth_config *cfg,
 				getuid(), err);
 }
 
-static void print_size(unsigned long long bytes, char *out, size_t cap)
+void cli_print_size(unsigned long long bytes, char *out, size_t cap)
 {
 	static const char units[] = "BKMGT";
 	double v = (double)bytes;
@@ -282,7 +285,7 @@ static int cache_ls(struct berth_cache *cache, struct berth_err *err)
 	for (size_t i = n; i-- > 0;) { /* most recent first */
 		time_t t = (time_t)list[i].last_use;
 		struct tm tm;
-		print_size(list[i].size, size, sizeof(size));
+		cli_print_size(list[i].size, size, sizeof(size));
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 		printf("%-71s %8s  %-19s  %s%s\n", list[i].digest, size, when,
 		       list[i].source, list[i].in_use ? "  (in use)" : "");
@@ -307,7 +310,7 @@ static int cache_gc(struct berth_cache *cache, const struct berth_config *cfg,
 				  "CacheMaxSize in berth.conf");
 	if (berth_cache_gc(cache, max, &freed, &evicted, err) < 0)
 		return -1;
-	print_size(freed, size, sizeof(size));
+	cli_print_size(freed, size, sizeof(size));
 	printf("evicted %zu image(s), freed %s\n", evicted, size);
 	return 0;
 }
@@ -340,7 +343,7 @@ static int cmd_cache(int argc, char **argv)
 		else
 			return 2;
 	}
-	rc = open_user_cache(cache_dir, &cfg, &cache, &err);
+	rc = cli_open_user_cache(cache_dir, &cfg, &cache, &err);
 	if (rc == 0)
 		rc = !strcmp(sub, "ls") ? cache_ls(&cache, &err)
 					: cache_gc(&cache, &cfg, max, &err);
@@ -379,7 +382,7 @@ static int cmd_fetch(int argc, char **argv)
 		fputs("usage: berth fetch [--cache-dir DIR] IMAGE\n", stderr);
 		return 2;
 	}
-	if (open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
+	if (cli_open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
 		berth_cache_configure(&cache, &cfg);
 		cache.url_pin = pin;
 		cache.progress = show_progress;
@@ -445,6 +448,10 @@ int main(int argc, char **argv)
 		return cmd_cache(argc, argv);
 	if (!strcmp(cmd, "config"))
 		return cmd_config();
+	if (!strcmp(cmd, "ps"))
+		return cmd_ps(argc, argv);
+	if (!strcmp(cmd, "rm"))
+		return cmd_rm(argc, argv);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("berth %s\n", BERTH_VERSION);
 		return 0;

@@ -19,4 +19,7 @@ int berth_runtime_can_mount_all(enum berth_runtime rt, const struct berth_mount 
 /* 0 when runtime `rt` can run the job as uid 0 mapped to the user. */
 int berth_runtime_can_remap_root(enum berth_runtime rt, struct berth_err *err);
 
+/* 0 when runtime `rt` can keep a named container (--container-name). */
+int berth_runtime_can_name(enum berth_runtime rt, struct berth_err *err);
+
 #endif

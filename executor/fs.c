@@ -18,6 +18,24 @@ static bool is_dot(const char *name)
 	return !strcmp(name, ".") || !strcmp(name, "..");
 }
 
+/* A folder of ours we may not read (overlayfs leaves its work/work at mode
+ * 0): made readable through an O_PATH descriptor, so a symlink swapped in
+ * is never followed, then opened. */
+static int reopen_readable(int dir_fd, const char *name)
+{
+	char self[64];
+	int path_fd = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (path_fd < 0)
+		return -1;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", path_fd);
+	int fd = chmod(self, 0700) < 0 ? -1 : open(self, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int saved = errno;
+	close(path_fd);
+	errno = saved;
+	return fd;
+}
+
 int berth_remove_tree(int dir_fd, const char *name)
 {
 	if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
@@ -25,6 +43,8 @@ int berth_remove_tree(int dir_fd, const char *name)
 	if (errno != EISDIR && errno != EPERM)
 		return -1;
 	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES)
+		fd = reopen_readable(dir_fd, name);
 	if (fd < 0)
 		return -1;
 	fchmod(fd, 0700);

@@ -65,7 +65,7 @@ static int refuse_running(struct berth_named *n, enum berth_name_mode mode,
 			  struct berth_err *err)
 {
 	if (mode == BERTH_NAME_CREATE)
-		return berth_fail(err, EEXIST, "--container-name=%s:create: the container "
+		return berth_fail(err, 0, "--container-name=%s:create: the container "
 				  "already exists (it is running); choose another name or drop "
 				  ":create", n->name);
 	return berth_fail(err, 0, "--container-name=%s:no_exec: the container is running "
@@ -89,7 +89,7 @@ static int take_existing(int dir_fd, struct berth_named *n, enum berth_name_mode
 			 const char *runtime, struct berth_err *err)
 {
 	if (mode == BERTH_NAME_CREATE)
-		return berth_fail(err, EEXIST, "--container-name=%s:create: the container "
+		return berth_fail(err, 0, "--container-name=%s:create: the container "
 				  "already exists; choose another name, remove it (berth rm %s) "
 				  "or drop :create", n->name, n->name);
 	if (mode == BERTH_NAME_EXEC)
@@ -112,11 +112,11 @@ static int take_new(struct berth_cache *cache, const char *rel, struct berth_nam
 	char text[160];
 
 	if (mode == BERTH_NAME_EXEC || mode == BERTH_NAME_NO_CREATE)
-		return berth_fail(err, ENOENT, "--container-name=%s:%s: there is no container "
+		return berth_fail(err, 0, "--container-name=%s:%s: there is no container "
 				  "of that name%s", n->name, berth_name_mode_str(mode),
 				  mode == BERTH_NAME_EXEC ? " running" : "");
 	if (!digest || !digest[0])
-		return berth_fail(err, ENOENT, "there is no container named %s, and without "
+		return berth_fail(err, 0, "there is no container named %s, and without "
 				  "--container-image it cannot be made", n->name);
 	if (mkdirat(*dir_fd, "upper", 0755) < 0 && errno != EEXIST)
 		return berth_fail(err, errno, "cannot create %s/%s/upper", cache->dir, rel);
@@ -131,11 +131,26 @@ static int take_new(struct berth_cache *cache, const char *rel, struct berth_nam
 	return 0;
 }
 
+static void nap(void)
+{
+	nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+}
+
+/* The record of a container another task is making may not be written
+ * yet: wait for it. */
+static int wait_record(int dir_fd, struct berth_named *n)
+{
+	for (int i = 0; i < JOIN_WAIT_TENTHS; i++, nap())
+		if (read_record(dir_fd, n) == 0)
+			return 0;
+	return -1;
+}
+
 int berth_named_take(struct berth_cache *cache, const char *scope, const char *name,
 		     enum berth_name_mode mode, const char *digest, const char *runtime,
 		     struct berth_named *n, struct berth_err *err)
 {
-	char rel[PATH_MAX], token[40];
+	char rel[PATH_MAX];
 
 	memset(n, 0, sizeof(*n));
 	n->lock_fd = -1;
@@ -160,13 +175,12 @@ int berth_named_take(struct berth_cache *cache, const char *scope, const char *n
 	if (n->lock_fd < 0) {
 		berth_fail(err, errno, "cannot open %s/lock", n->dir);
 	} else if (flock(n->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		/* running: join it, unless the mode says otherwise */
+		/* running (or being made): join it, unless the mode says otherwise */
 		if (mode == BERTH_NAME_CREATE || mode == BERTH_NAME_NO_EXEC)
 			refuse_running(n, mode, err);
-		else if (read_record(dir_fd, n) < 0 ||
-			 read_holder(dir_fd, &n->pid, token, sizeof(token)) < 0)
-			berth_fail(err, 0, "container %s is being made by another task; try "
-				   "again in a moment", n->name);
+		else if (wait_record(dir_fd, n) < 0)
+			berth_fail(err, 0, "container %s: the task making it has not finished "
+				   "within %d s", n->name, JOIN_WAIT_TENTHS / 10);
 		else if (strcmp(n->runtime, runtime) != 0)
 			berth_fail(err, 0, "container %s runs under %s, not %s", n->name,
 				   n->runtime, runtime);
@@ -176,6 +190,7 @@ int berth_named_take(struct berth_cache *cache, const char *scope, const char *n
 		n->lock_fd = -1;
 	} else {
 		n->holder = true;
+		unlinkat(dir_fd, "holder", 0); /* an earlier holder's: it has ended */
 		rc = faccessat(dir_fd, "image", F_OK, AT_SYMLINK_NOFOLLOW) == 0
 			     ? take_existing(dir_fd, n, mode, runtime, err)
 			     : take_new(cache, rel, n, mode, digest, runtime, &dir_fd, err);
@@ -188,7 +203,9 @@ int berth_named_take(struct berth_cache *cache, const char *scope, const char *n
 
 /* ---- running ------------------------------------------------------------- */
 
-int berth_named_mark_running(struct berth_named *n, struct berth_err *err)
+static bool is_running(int dir_fd);
+
+int berth_named_mark_running(struct berth_named *n, pid_t pid, struct berth_err *err)
 {
 	unsigned char raw[12];
 	char token[2 * sizeof(raw) + 1], file[64], text[96];
@@ -215,7 +232,7 @@ int berth_named_mark_running(struct berth_named *n, struct berth_err *err)
 	_cleanup_close_ int fd = openat(marks, file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot create the container's running mark");
-	snprintf(text, sizeof(text), "%ld %s\n", (long)getpid(), token);
+	snprintf(text, sizeof(text), "%ld %s\n", (long)pid, token);
 	return write_small(dir_fd, "holder", text, err);
 }
 
@@ -278,7 +295,7 @@ static int enter_ns(pid_t pid, const char *ns, int type, struct berth_err *err)
 	return 0;
 }
 
-static int wait_forwarding(pid_t child)
+int berth_wait_forwarding(pid_t child)
 {
 	static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
 	sigset_t set;
@@ -305,23 +322,33 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 	pid_t holder, inside = 0;
 	_cleanup_close_ int dir_fd = open(n->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
-	if (dir_fd < 0 || read_holder(dir_fd, &holder, token, sizeof(token)) < 0)
-		return berth_fail(err, errno, "container %s: no running task to join", n->name);
-	for (int i = 0; i < JOIN_WAIT_TENTHS && !inside; i++) {
-		if (kill(holder, 0) < 0)
+	if (dir_fd < 0)
+		return berth_fail(err, errno, "%s", n->dir);
+	/* The holder may still be starting: its record, then its container. */
+	for (int i = 0; i < JOIN_WAIT_TENTHS && !inside; i++, inside ? (void)0 : nap()) {
+		if (read_holder(dir_fd, &holder, token, sizeof(token)) == 0 && kill(holder, 0) == 0)
+			inside = find_inside(holder, token);
+		if (!inside && !is_running(dir_fd))
 			return berth_fail(err, 0, "container %s stopped while this task joined it; "
 					  "run the step again", n->name);
-		if (!(inside = find_inside(holder, token)))
-			nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
 	}
 	if (!inside)
-		return berth_fail(err, ETIMEDOUT, "container %s: its first task did not come up "
+		return berth_fail(err, 0, "container %s: its first task did not come up "
 				  "within %d s", n->name, JOIN_WAIT_TENTHS / 10);
+	/* Its root as it sees it: a runtime that chroots (rather than
+	 * pivot_root) leaves the namespace's own root elsewhere. */
+	char root[64];
+	snprintf(root, sizeof(root), "/proc/%ld/root", (long)inside);
+	_cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return berth_fail(err, errno, "cannot open %s", root);
 	/* user first: it gives the rights the other two need */
 	if (enter_ns(inside, "user", CLONE_NEWUSER, err) < 0 ||
 	    enter_ns(inside, "mnt", CLONE_NEWNS, err) < 0 ||
 	    enter_ns(inside, "pid", CLONE_NEWPID, err) < 0)
 		return -1;
+	if (fchdir(root_fd) < 0 || chroot(".") < 0)
+		return berth_fail(err, errno, "cannot enter the root of container %s", n->name);
 	if (chdir(workdir && *workdir ? workdir : "/") < 0)
 		return berth_fail(err, errno, "cannot change to %s in container %s", workdir,
 				  n->name);
@@ -338,7 +365,7 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 		fprintf(stderr, "berth: %s: %s\n", argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	return wait_forwarding(child);
+	return berth_wait_forwarding(child);
 }
 
 void berth_named_release(struct berth_named *n)

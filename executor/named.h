@@ -5,8 +5,9 @@
  * the site's ContainerScope), over the cached image it was made from:
  *   image        the digest it was made from, and the runtime
  *   upper/ work/ the overlay's halves (the container's changes)
- *   lock         held (flock) by the task that runs it, across exec
- *   holder       "PID TOKEN" of that task; the token is a file the holder
+ *   lock         held (flock) by the launcher that runs it, which waits for
+ *                the runtime (a runtime may close descriptors it inherits)
+ *   holder       "PID TOKEN" of that runtime; the token is a file the holder
  *                puts at /.berth/running-TOKEN in the container's root, so
  *                a task that joins can tell, through /proc/PID/root, which
  *                process already runs inside it.
@@ -43,8 +44,14 @@ int berth_named_take(struct berth_cache *cache, const char *scope, const char *n
 		     enum berth_name_mode mode, const char *digest, const char *runtime,
 		     struct berth_named *named, struct berth_err *err);
 
-/* Holder: put the running token where the container will see it. */
-int berth_named_mark_running(struct berth_named *named, struct berth_err *err);
+/* Holder: put the running token where the container will see it, and
+ * record `pid` (the runtime's process) as the one to join. */
+int berth_named_mark_running(struct berth_named *named, pid_t pid, struct berth_err *err);
+
+/* Wait for `child`, passing on the signals Slurm sends this process
+ * (TERM, INT, HUP, QUIT, USR1, USR2, CONT); its status as a shell gives
+ * it (128+N after signal N).  All signals must be blocked by the caller. */
+int berth_wait_forwarding(pid_t child);
 
 /* Joiner: enter the running container's user, mount and pid namespaces,
  * start `argv` there (execvpe with `env`, in `workdir`), forward the

@@ -389,6 +389,10 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
 								   : "--writable-tmpfs", err) < 0)
 		goto fail;
+	/* A named container's tasks join it; in a PID namespace of its own
+	 * they would die with its first task. */
+	if (spec->layer_dir && berth_strv_add(&argv, "--no-pid", err) < 0)
+		goto fail;
 	/* uid 0 in a user namespace of its own, mapped to the user */
 	if (spec->remap_root && berth_strv_add(&argv, "--fakeroot", err) < 0)
 		goto fail;

@@ -21,6 +21,7 @@ struct berth_spank {
 	char *mounts;                /* --container-mounts */
 	char *workdir;               /* --container-workdir */
 	char *env_names;             /* --container-env */
+	char *container_name;        /* --container-name=NAME[:MODE] */
 	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;
@@ -35,6 +36,12 @@ struct berth_spank {
 };
 
 extern struct berth_spank berth;
+
+/* A container job: an image, or a named container that has one. */
+static inline bool berth_in_container(void)
+{
+	return berth.image || berth.container_name;
+}
 
 /* options.c */
 int berth_options_register(spank_t sp);
@@ -53,5 +60,6 @@ int berth_remote_task_init(spank_t sp);
 int berth_remote_task_privileged(spank_t sp);
 int berth_remote_exit(spank_t sp);
 int berth_docker_sweep_job(spank_t sp);
+int berth_named_sweep_job(spank_t sp);
 
 #endif

@@ -10,9 +10,10 @@
 
 #include "../executor/caps.h"
 #include "../executor/imageref.h"
+#include "../conf/names.h"
 #include "berth_spank.h"
 
-enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV,
+enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
 	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
 	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT };
@@ -26,6 +27,7 @@ static char **string_slot(int id)
 	case OPT_MOUNTS: return &berth.mounts;
 	case OPT_WORKDIR: return &berth.workdir;
 	case OPT_ENV: return &berth.env_names;
+	case OPT_NAME: return &berth.container_name;
 	default: return NULL;
 	}
 }
@@ -101,6 +103,11 @@ static struct spank_option options[] = {
 	{"container-env", "NAME[,NAME...]",
 	 "[berth] these variables keep the job's value even where the image sets "
 	 "them", 1, OPT_ENV, on_option},
+	{"container-name", "NAME[:MODE]",
+	 "[berth] keep the container (its writable layer) under NAME: later steps on "
+	 "the node reuse it with their changes, and a step joins it while it runs. "
+	 "MODE: auto (default), create, exec, no_create, no_exec. Kept until the "
+	 "job ends (the site's ContainerScope)", 1, OPT_NAME, on_option},
 	{"container-mount-home", NULL, "[berth] bind the home folder (site default: MountHome)",
 	 0, OPT_HOME, on_option},
 	{"no-container-mount-home", NULL, "[berth] do not bind the home folder",
@@ -171,7 +178,7 @@ int berth_options_from_env(spank_t sp)
 	} strings[] = {
 		{OPT_IMAGE, "BERTH_CONTAINER_IMAGE"},     {OPT_RUNTIME, "BERTH_CONTAINER_RUNTIME"},
 		{OPT_MOUNTS, "BERTH_CONTAINER_MOUNTS"},   {OPT_WORKDIR, "BERTH_CONTAINER_WORKDIR"},
-		{OPT_ENV, "BERTH_CONTAINER_ENV"},
+		{OPT_ENV, "BERTH_CONTAINER_ENV"},         {OPT_NAME, "BERTH_CONTAINER_NAME"},
 	};
 	static const struct {
 		enum berth_tristate *slot;
@@ -285,9 +292,24 @@ static int check_image(void)
 	return 0;
 }
 
+static int check_name(void)
+{
+	struct berth_err err = {0};
+	char name[BERTH_NAME_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(berth.container_name, name, &mode, &err) < 0) {
+		slurm_error(PFX "%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int berth_options_validate(spank_t sp)
 {
-	if (!berth.image) {
+	if (berth.container_name && check_name() < 0)
+		return -1;
+	if (!berth.image && !berth.container_name) {
 		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names)
 			slurm_error(PFX "container options given without --container-image: "
 				    "they are ignored and the job runs on the host");
@@ -302,7 +324,7 @@ int berth_options_validate(spank_t sp)
 			    "single commas, with no empty item", berth.env_names);
 		return -1;
 	}
-	if (spank_context() != S_CTX_REMOTE && check_image() < 0)
+	if (berth.image && spank_context() != S_CTX_REMOTE && check_image() < 0)
 		return -1;
 	return 0;
 }
@@ -315,6 +337,7 @@ int berth_options_check_runtime(void)
 
 	if (berth_runtime_can_mount_all(berth.runtime, berth.mount_list, berth.n_mounts,
 					&err) < 0 ||
+	    (berth.container_name && berth_runtime_can_name(berth.runtime, &err) < 0) ||
 	    (berth.remap_root == BERTH_YES &&
 	     berth_runtime_can_remap_root(berth.runtime, &err) < 0)) {
 		slurm_error(PFX "%s", err.msg);
@@ -325,7 +348,7 @@ int berth_options_check_runtime(void)
 
 void berth_options_free(void)
 {
-	for (int id = OPT_IMAGE; id <= OPT_ENV; id++) {
+	for (int id = OPT_IMAGE; id <= OPT_NAME; id++) {
 		char **slot = string_slot(id);
 		free(*slot);
 		*slot = NULL;

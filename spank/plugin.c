@@ -64,34 +64,34 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	berth_options_from_env(sp);
 	if (berth_options_validate(sp) < 0)
 		return -1;
-	if (!berth.image)
+	if (!berth_in_container())
 		return 0; /* not a container job: stay out of the way */
 	if (resolve_runtime() < 0 || berth_options_check_runtime() < 0)
 		return -1;
 	if (spank_context() == S_CTX_REMOTE)
 		return berth_remote_post_opt(sp);
-	return berth_pin_submit();
+	return berth.image ? berth_pin_submit() : 0;
 }
 
 int slurm_spank_user_init(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return berth.image ? berth_remote_user_init(sp) : 0;
+	return berth_in_container() ? berth_remote_user_init(sp) : 0;
 }
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return berth.image ? berth_remote_task_init(sp) : 0;
+	return berth_in_container() ? berth_remote_task_init(sp) : 0;
 }
 
 int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
-	return berth.image ? berth_remote_task_privileged(sp) : 0;
+	return berth_in_container() ? berth_remote_task_privileged(sp) : 0;
 }
 
 /* The job epilog (root, job_script context): whatever a step's own clean-up
@@ -100,6 +100,7 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 {
 	if (load_config(ac, av) < 0)
 		return -1;
+	berth_named_sweep_job(sp);
 	return berth_docker_sweep_job(sp);
 }
 

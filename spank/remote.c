@@ -2,6 +2,7 @@
  * stage the image as the user in user_init, launch each task in task_init. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -245,8 +246,11 @@ int berth_remote_user_init(spank_t sp)
 		cred.groups = groups;
 		cred.n_groups = (size_t)n_groups;
 	}
-	int rc = berth.runtime == BERTH_RT_DOCKER ? stage_docker(sp, &cred)
-						  : stage_as_user(sp, &cred);
+	/* A named container without an image runs the one it was made from:
+	 * the launcher finds it in the container's record. */
+	int rc = !berth.image ? 0
+		 : berth.runtime == BERTH_RT_DOCKER ? stage_docker(sp, &cred)
+						    : stage_as_user(sp, &cred);
 	if (rc == 0)
 		berth.staged = true;
 	return 0;
@@ -254,8 +258,22 @@ int berth_remote_user_init(spank_t sp)
 
 /* The launcher's command line: settings the user cannot change travel as
  * options (the launcher reads no configuration), then the task's argv. */
-static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n_prefix)
+/* Where named containers live: per job, or per user (ContainerScope). */
+static void name_scope(spank_t sp, char *scope, size_t len)
 {
+	uint32_t job = 0;
+
+	spank_get_item(sp, S_JOB_ID, &job);
+	if (berth.cfg.container_scope_user)
+		snprintf(scope, len, "user");
+	else
+		snprintf(scope, len, "job-%u", job);
+}
+
+static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batch,
+			    size_t *n_prefix)
+{
+	static char scope[32];
 	size_t cap = (size_t)job_argc + 32 + 2 * berth.n_mounts;
 	char **argv = calloc(cap, sizeof(char *));
 	size_t n = 0;
@@ -274,8 +292,19 @@ static char **launcher_argv(int job_argc, char **job_argv, bool batch, size_t *n
 	argv[n++] = berth.cfg.singularity_path;
 	argv[n++] = "--singularity-format";
 	argv[n++] = (char *)berth_sing_format_name(berth.cfg.sing_format);
-	argv[n++] = berth.raw_image ? "--image" : "--digest";
-	argv[n++] = berth.raw_image ? berth.raw_image : berth.digest;
+	if (berth.raw_image || berth.digest[0]) {
+		argv[n++] = berth.raw_image ? "--image" : "--digest";
+		argv[n++] = berth.raw_image ? berth.raw_image : berth.digest;
+	}
+	if (berth.container_name) {
+		name_scope(sp, scope, sizeof(scope));
+		argv[n++] = "--name";
+		argv[n++] = berth.container_name;
+		argv[n++] = "--name-scope";
+		argv[n++] = scope;
+		if (berth.writable == BERTH_NO)
+			argv[n++] = "--readonly";
+	}
 	bool home = berth.mount_home == BERTH_UNSET ? berth.cfg.mount_home
 						    : berth.mount_home == BERTH_YES;
 	if (home)
@@ -498,6 +527,43 @@ int berth_docker_sweep_job(spank_t sp)
 	return 0;
 }
 
+/* The job epilog: a job's named containers end with it (ContainerScope=job),
+ * removed by `berth rm` run as the job's user, on every node the job had. */
+int berth_named_sweep_job(spank_t sp)
+{
+	uint32_t job = 0;
+	uid_t uid = 0;
+	const char *env_job = getenv("SLURM_JOB_ID"), *env_uid = getenv("SLURM_JOB_UID");
+	char scope[32], top[PATH_MAX + 32];
+	struct berth_err err = {0};
+
+	if (berth.cfg.container_scope_user)
+		return 0;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS || job == 0)
+		job = env_job ? (uint32_t)strtoul(env_job, NULL, 10) : 0;
+	if (spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS || uid == 0)
+		uid = env_uid ? (uid_t)strtoul(env_uid, NULL, 10) : 0;
+	snprintf(top, sizeof(top), "%s/%u/containers/job-%u", berth.cfg.cache_dir, (unsigned)uid,
+		 job);
+	if (job == 0 || uid == 0 || access(top, F_OK) < 0)
+		return 0; /* nothing named in this job here */
+	struct passwd *pw = getpwuid(uid);
+	struct berth_cred cred = {.uid = uid, .gid = pw ? pw->pw_gid : (gid_t)uid};
+	snprintf(scope, sizeof(scope), "job-%u", job);
+	char *argv[] = {berth.cfg.launcher_path, "rm", "--cache-dir", berth.cfg.cache_dir,
+			"--scope", scope, "--all", NULL};
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", berth_config_env(), NULL};
+	_cleanup_free_ char *out = NULL;
+	int status = -1;
+	struct berth_spawn spawn = {.argv = argv, .envp = envp, .cred = &cred, .cwd = "/",
+				    .stdin_fd = -1, .stderr_fd = -1, .capture_stdout = &out,
+				    .capture_max = 65536, .stderr_to_capture = true};
+	if (berth_spawn_run(&spawn, &status, &err) < 0 || status != 0)
+		slurm_error(PFX "removing the named containers of job %u failed: %s", job,
+			    err.msg[0] ? err.msg : out ? out : "?");
+	return 0;
+}
+
 int berth_remote_task_init(spank_t sp)
 {
 	char **job_argv, **job_env;
@@ -521,7 +587,7 @@ int berth_remote_task_init(spank_t sp)
 			 "--control-fd", fd, "--", NULL};
 	size_t n_prefix = 6;
 	_cleanup_free_ char **argv = berth.runtime == BERTH_RT_DOCKER
-		? NULL : launcher_argv(job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT, &n_prefix);
+		? NULL : launcher_argv(sp, job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT, &n_prefix);
 	char **run = berth.runtime == BERTH_RT_DOCKER ? relay : argv;
 	if (!run)
 		return -1;

@@ -241,3 +241,100 @@ refused_at_submission() {
 	refused_at_submission "no empty item" --container-env=FOO, true
 	refused_at_submission "no empty item" --container-env=,FOO true
 }
+
+# ---- --container-name ---------------------------------------------------------
+
+# Runs a whole allocation's script as the test user; prints its output.
+in_alloc() { # [SALLOC-OPTS...] -- SCRIPT
+	local opts=()
+	while [ "$1" != -- ]; do opts+=("$1"); shift; done
+	shift
+	run as_user salloc -Q "${opts[@]}" bash -c "$1"
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: a named container keeps its changes for later steps; others do not see them" {
+	if [ "$RT" = docker ]; then
+		refused_at_submission "keeps no named ones" --container-name=n1 true
+		return 0
+	fi
+	C="--container-runtime=$RT"
+	in_alloc -- "
+		srun $C --container-image=$IMG --container-name=keep sh -c 'echo kept >/made-here' &&
+		srun $C --container-name=keep cat /made-here &&
+		srun $C --container-image=$IMG --container-name=keep cat /made-here &&
+		srun $C --container-image=$IMG sh -c 'test ! -e /made-here && echo plain-clean' &&
+		srun $C --container-image=$IMG --container-name=other sh -c 'test ! -e /made-here && echo other-clean'"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^kept$')" -eq 2 ]
+	[[ "$output" == *plain-clean* ]]
+	[[ "$output" == *other-clean* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: the modes create, exec, no_create, no_exec, and a bad name" {
+	[ "$RT" != docker ] || skip "refused for docker (previous row)"
+	C="--container-runtime=$RT"
+	in_alloc -- "
+		srun $C --container-image=$IMG --container-name=m:no_create true; echo rc1=\$?
+		srun $C --container-name=m:exec true; echo rc2=\$?
+		srun $C --container-image=$IMG --container-name=m:create true; echo rc3=\$?
+		srun $C --container-image=$IMG --container-name=m:create true; echo rc4=\$?
+		srun $C --container-name=missing true; echo rc5=\$?
+		srun --overlap $C --container-name=m sh -c 'sleep 4' &
+		sleep 2; srun --overlap $C --container-name=m:no_exec true; echo rc6=\$?; wait"
+	[[ "$output" == *"there is no container of that name"* ]]
+	[[ "$output" == *rc1=1* && "$output" == *rc2=1* && "$output" == *rc3=0* ]]
+	[[ "$output" == *"already exists"* && "$output" == *rc4=1* ]]
+	[[ "$output" == *"no container named missing"* && "$output" == *rc5=1* ]]
+	[[ "$output" == *"no_exec does not join it"* && "$output" == *rc6=1* ]]
+	refused_at_submission "a name is letters" --container-name=/tmp/foo true
+	refused_at_submission "the mode must be" --container-name=x:sometimes true
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: the tasks of a step share one container, and a step joins a running one" {
+	[ "$RT" != docker ] || skip "refused for docker"
+	C="--container-runtime=$RT"
+	in_alloc -n 2 -- "
+		srun -n 2 $C --container-image=$IMG --container-name=shared \
+			sh -c 'touch /task-\$SLURM_PROCID; sleep 2; ls -d /task-0 /task-1 && echo both-seen'
+		srun -n 1 --overlap $C --container-name=shared sh -c 'echo \$\$ >/running-pid; sleep 5' &
+		sleep 2
+		srun -n 1 --overlap $C --container-name=shared:exec \
+			sh -c 'cat /running-pid >/dev/null && ls -d /task-0 && echo joined; exit 3'
+		echo exec-rc=\$?; wait"
+	[ "$(printf '%s\n' "$output" | grep -c '^both-seen$')" -eq 2 ]
+	[[ "$output" == *joined* ]]
+	[[ "$output" == *exec-rc=3* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: remapped root's changes persist (pyxis's package install)" {
+	[ "$RT" != docker ] || skip "refused for docker"
+	C="--container-runtime=$RT"
+	in_alloc -- "
+		srun $C --container-image=$IMG --container-name=pkg --container-remap-root sh -c \
+			'mkdir -p /opt/tool && echo v1 >/opt/tool/version && chown -R 123:456 /opt/tool' &&
+		srun $C --container-name=pkg cat /opt/tool/version"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *v1* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: berth ps lists, berth rm removes, the job's end removes the rest" {
+	[ "$RT" != docker ] || skip "refused for docker"
+	C="--container-runtime=$RT"
+	B=$BERTH_CLUSTER_DIR/bin/berth
+	D="--cache-dir $BERTH_CLUSTER_DIR/cache"
+	in_alloc -- "
+		srun $C --container-image=$IMG --container-name=gone true &&
+		srun $C --container-image=$IMG --container-name=stays true &&
+		$B ps $D && $B rm $D gone && $B ps $D && echo JOB=\$SLURM_JOB_ID"
+	[ "$status" -eq 0 ]
+	job=$(printf '%s\n' "$output" | sed -n 's/^JOB=//p')
+	# listed before rm, not after
+	[ "$(printf '%s\n' "$output" | grep -c '^gone ')" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | grep -c '^stays ')" -eq 2 ]
+	# the epilog removes the job's containers (ContainerScope=job)
+	for _ in $(seq 100); do
+		[ -e "$BERTH_CLUSTER_DIR/cache/$UIDT/containers/job-$job" ] || break
+		sleep 0.1
+	done
+	[ ! -e "$BERTH_CLUSTER_DIR/cache/$UIDT/containers/job-$job" ]
+}

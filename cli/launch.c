@@ -22,11 +22,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../executor/executor.h"
 #include "../executor/fakeroot.h"
+#include "../executor/mountns.h"
 #include "../executor/named.h"
+#include "../executor/save.h"
+#include "../executor/fs.h"
 #include "../executor/process.h"
 #include "cli.h"
 
@@ -48,6 +52,7 @@ struct launch {
 	const char *name;       /* --container-name=NAME[:MODE] */
 	const char *name_scope; /* "job-<id>" or "user" */
 	bool readonly;          /* --container-readonly (a named one is writable) */
+	const char *save;       /* --container-save: write the container here */
 	char **argv;
 };
 
@@ -59,6 +64,7 @@ static const char launch_usage[] =
 	"                    [--entrypoint [--entrypoint-log]] [--verbose] [--workdir DIR]\n"
 	"                    [--env-keep NAME,...] [--remap-root]\n"
 	"                    [--name NAME[:MODE] --name-scope job-ID|user [--readonly]]\n"
+	"                    [--save PATH --name-scope job-ID|user]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
@@ -85,6 +91,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"name", required_argument, NULL, 'N'},
 		{"name-scope", required_argument, NULL, 'S'},
 		{"readonly", no_argument, NULL, 'O'},
+		{"save", required_argument, NULL, 'A'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -111,6 +118,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'N': l->name = optarg; break;
 		case 'S': l->name_scope = optarg; break;
 		case 'O': l->readonly = true; break;
+		case 'A': l->save = optarg; break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -123,7 +131,8 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		return l->control_fd > 2 ? 0 : -1;
 	/* a named container that exists may come without an image */
 	if (!l->runtime || !l->cache_dir || (l->digest && l->raw_image) ||
-	    (!l->digest && !l->raw_image && !l->name) || (l->name && !l->name_scope) ||
+	    (!l->digest && !l->raw_image && !l->name) ||
+	    ((l->name || l->save) && !l->name_scope) || (l->save && l->save[0] != '/') ||
 	    optind >= argc)
 		return -1;
 	return 0;
@@ -291,8 +300,15 @@ static int take_named(struct berth_executor *ex, struct launch *l, struct berth_
 	char name[BERTH_NAME_MAX];
 	enum berth_name_mode mode;
 
-	if (berth_name_parse(l->name, name, &mode, err) < 0 ||
-	    berth_named_take(&ex->cache, l->name_scope, name, mode, l->digest ? l->digest : "",
+	if (!l->name) { /* --container-save alone: a container of this step's */
+		const char *step = getenv("SLURM_STEP_ID");
+		snprintf(name, sizeof(name), "save.%s", step && *step ? step : "0");
+		mode = BERTH_NAME_AUTO;
+	} else if (berth_name_parse(l->name, name, &mode, err) < 0) {
+		return -1;
+	}
+	if (
+berth_named_take(&ex->cache, l->name_scope, name, mode, l->digest ? l->digest : "",
 			     ex->ops->name, named, err) < 0)
 		return -1;
 	l->digest = named->digest;
@@ -323,6 +339,62 @@ static int run_named(struct berth_executor *ex, struct berth_named *named,
 	return berth_wait_forwarding(child);
 }
 
+static int read_config(const char *path, char **out, size_t *len, struct berth_err *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "cannot open %s", path);
+	if (st.st_size > BERTH_CONFIG_MAX || !(*out = malloc((size_t)st.st_size + 1)))
+		return berth_fail(err, EFBIG, "%s", path);
+	*len = (size_t)st.st_size;
+	if (berth_read_all(fd, *out, *len) < 0)
+		return berth_fail(err, errno, "cannot read %s", path);
+	return 0;
+}
+
+/* --container-save, by the task that ran the container, once it ended:
+ * its layer over its image, seen read-only in a namespace of a child's
+ * own, written as a docker-save archive (save.h). */
+static int save_container(struct berth_executor *ex, const struct berth_named *named,
+			  const char *path, struct berth_err *err)
+{
+	char lower[PATH_MAX], upper[PATH_MAX + 8], dir[PATH_MAX + 16], config[PATH_MAX];
+	int status;
+
+	berth_cache_entry_path(&ex->cache, named->digest, ex->ops->artifact(ex)->leaf, lower);
+	berth_cache_entry_path(&ex->cache, named->digest, "config.json", config);
+	snprintf(upper, sizeof(upper), "%s/upper", named->dir);
+	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
+	pid_t child = fork();
+	if (child < 0)
+		return berth_fail(err, errno, "fork");
+	if (child == 0) {
+		struct berth_err cerr = {0};
+		char *json = NULL;
+		size_t len = 0;
+		char root[PATH_MAX + 32];
+		snprintf(root, sizeof(root), "%s/root", dir);
+		int rc = read_config(config, &json, &len, &cerr);
+		if (rc == 0 && (berth_ns_enter(&cerr) < 0 || berth_ns_layer(dir, &cerr) < 0 ||
+				berth_ns_overlay_view(dir, upper, lower, &cerr) < 0 ||
+				berth_save_docker_archive(root, json, len, path, &cerr) < 0))
+			rc = -1;
+		if (rc < 0)
+			cli_error(&cerr);
+		free(json);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return berth_fail(err, 0, "--container-save=%s: the container was not saved "
+				  "(see above)", path);
+	fprintf(stderr, "berth: container saved to %s\n", path);
+	return 0;
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -349,7 +421,7 @@ int cmd_launch(int argc, char **argv)
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    (l.workdir && berth_workdir_resolve(l.workdir, workdir, sizeof(workdir), &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
-	    (l.name && take_named(ex, &l, &named, &err) < 0) ||
+	    ((l.name || l.save) && take_named(ex, &l, &named, &err) < 0) ||
 	    use_image(ex, &l, &err) < 0)
 		goto fail;
 	/* The job's environment (not its locale), under the image's own
@@ -373,7 +445,7 @@ int cmd_launch(int argc, char **argv)
 	}
 	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
 		goto fail;
-	if (l.name && !named.holder) { /* it runs: this task joins it */
+	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
 		if (l.remap_root && berth_fake_id_syscalls(&err) < 0)
 			goto fail;
 		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
@@ -392,17 +464,22 @@ int cmd_launch(int argc, char **argv)
 		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,
 		.mount_home = l.mount_home, .verbose = l.verbose,
-		/* a named container is writable unless asked otherwise (pyxis) */
-		.writable = l.name ? !l.readonly : l.writable,
-		.layer_dir = l.name ? named.dir : NULL,
+		/* a named or saved container is writable unless asked otherwise
+		 * (pyxis) */
+		.writable = l.name || l.save ? !l.readonly : l.writable,
+		.layer_dir = l.name || l.save ? named.dir : NULL,
 		.remap_root = l.remap_root,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
 	if (berth_executor_create(ex, &spec, &err) < 0)
 		goto fail;
-	if (l.name) {
+	if (l.name || l.save) {
 		int code = run_named(ex, &named, &err);
+		if (code >= 0 && l.save && save_container(ex, &named, l.save, &err) < 0) {
+			cli_error(&err);
+			code = code ? code : 1;
+		}
 		if (code >= 0) {
 			berth_named_release(&named);
 			berth_executor_destroy(ex);

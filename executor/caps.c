@@ -70,8 +70,8 @@ int berth_runtime_can_name(enum berth_runtime rt, struct berth_err *err)
 {
 	if (rt != BERTH_RT_DOCKER)
 		return 0;
-	return berth_fail(err, 0, "--container-name: berth removes every Docker container "
-			  "when its step ends (the job user never talks to dockerd), so it "
-			  "keeps no named ones; use --container-runtime=charliecloud or "
-			  "singularity");
+	return berth_fail(err, 0, "--container-name and --container-save: berth removes "
+			  "every Docker container when its step ends (the job user never "
+			  "talks to dockerd), so it keeps or saves none; use "
+			  "--container-runtime=charliecloud or singularity");
 }

@@ -145,6 +145,24 @@ int berth_ns_overlay(const char *dir, const char *lower, const char *keep,
 	return fd;
 }
 
+int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
+			  struct berth_err *err)
+{
+	char path[PATH_MAX + 16], opts[3 * PATH_MAX + 64];
+
+	if (strpbrk(lower, ",:\\") || strpbrk(upper, ",:\\"))
+		return berth_fail(err, 0, "the cache path %s holds a ',', ':' or '\\', which "
+				  "overlayfs cannot take; choose another CacheDir", upper);
+	snprintf(path, sizeof(path), "%s/root", dir);
+	if (mkdir(path, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", path);
+	/* two lower layers and no upper: read-only, no work folder */
+	snprintf(opts, sizeof(opts), "lowerdir=%s:%s", upper, lower);
+	if (mount("overlay", path, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+		return berth_fail(err, errno, "cannot mount the container's layers to save them");
+	return 0;
+}
+
 bool berth_ns_has(int root_fd, const char *dst)
 {
 	int fd = berth_open_beneath(root_fd, dst + 1, O_PATH, 0);

@@ -35,6 +35,11 @@ int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
 int berth_ns_overlay(const char *dir, const char *lower, const char *keep,
 		     struct berth_err *err);
 
+/* A read-only view at DIR/root of `upper` (a named container's changes)
+ * over `lower`, for saving it. */
+int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
+			  struct berth_err *err);
+
 /* Does the tree at root_fd have `dst`?  Looked up beneath it without
  * following symlinks: a target behind one counts as missing. */
 bool berth_ns_has(int root_fd, const char *dst);

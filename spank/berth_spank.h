@@ -22,6 +22,7 @@ struct berth_spank {
 	char *workdir;               /* --container-workdir */
 	char *env_names;             /* --container-env */
 	char *container_name;        /* --container-name=NAME[:MODE] */
+	char *save;                  /* --container-save=PATH, made absolute */
 	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;

@@ -13,7 +13,7 @@
 #include "../conf/names.h"
 #include "berth_spank.h"
 
-enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME,
+enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_SAVE,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
 	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
 	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT };
@@ -28,6 +28,7 @@ static char **string_slot(int id)
 	case OPT_WORKDIR: return &berth.workdir;
 	case OPT_ENV: return &berth.env_names;
 	case OPT_NAME: return &berth.container_name;
+	case OPT_SAVE: return &berth.save;
 	default: return NULL;
 	}
 }
@@ -108,6 +109,10 @@ static struct spank_option options[] = {
 	 "the node reuse it with their changes, and a step joins it while it runs. "
 	 "MODE: auto (default), create, exec, no_create, no_exec. Kept until the "
 	 "job ends (the site's ContainerScope)", 1, OPT_NAME, on_option},
+	{"container-save", "PATH",
+	 "[berth] when the step ends, write the container (its image and its "
+	 "changes) to PATH as a docker-save archive that berth and Docker run; "
+	 "the container is writable", 1, OPT_SAVE, on_option},
 	{"container-mount-home", NULL, "[berth] bind the home folder (site default: MountHome)",
 	 0, OPT_HOME, on_option},
 	{"no-container-mount-home", NULL, "[berth] do not bind the home folder",
@@ -179,6 +184,7 @@ int berth_options_from_env(spank_t sp)
 		{OPT_IMAGE, "BERTH_CONTAINER_IMAGE"},     {OPT_RUNTIME, "BERTH_CONTAINER_RUNTIME"},
 		{OPT_MOUNTS, "BERTH_CONTAINER_MOUNTS"},   {OPT_WORKDIR, "BERTH_CONTAINER_WORKDIR"},
 		{OPT_ENV, "BERTH_CONTAINER_ENV"},         {OPT_NAME, "BERTH_CONTAINER_NAME"},
+		{OPT_SAVE, "BERTH_CONTAINER_SAVE"},
 	};
 	static const struct {
 		enum berth_tristate *slot;
@@ -292,6 +298,41 @@ static int check_image(void)
 	return 0;
 }
 
+/* --container-save=PATH: a file in a folder that exists (relative to where
+ * the job was submitted); kept absolute for the nodes. */
+static int check_save(spank_t sp)
+{
+	char cwd[PATH_MAX];
+	_cleanup_free_ char *abs = NULL;
+	const char *path = berth.save;
+
+	if (path[strlen(path) - 1] == '/') {
+		slurm_error(PFX "--container-save=%s: give a file name, not a folder", path);
+		return -1;
+	}
+	if (path[0] != '/') {
+		berth_job_cwd(sp, cwd, sizeof(cwd));
+		if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+			return -1;
+		path = abs;
+	}
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return -1;
+	*strrchr(dir, '/') = '\0';
+	if (spank_context() != S_CTX_REMOTE && access(dir[0] ? dir : "/", W_OK) < 0) {
+		slurm_error(PFX "--container-save=%s: cannot write in %s: %s", berth.save,
+			    dir[0] ? dir : "/", strerror(errno));
+		return -1;
+	}
+	if (abs) {
+		free(berth.save);
+		berth.save = abs;
+		abs = NULL;
+	}
+	return 0;
+}
+
 static int check_name(void)
 {
 	struct berth_err err = {0};
@@ -307,7 +348,7 @@ static int check_name(void)
 
 int berth_options_validate(spank_t sp)
 {
-	if (berth.container_name && check_name() < 0)
+	if ((berth.container_name && check_name() < 0) || (berth.save && check_save(sp) < 0))
 		return -1;
 	if (!berth.image && !berth.container_name) {
 		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names)
@@ -337,7 +378,8 @@ int berth_options_check_runtime(void)
 
 	if (berth_runtime_can_mount_all(berth.runtime, berth.mount_list, berth.n_mounts,
 					&err) < 0 ||
-	    (berth.container_name && berth_runtime_can_name(berth.runtime, &err) < 0) ||
+	    ((berth.container_name || berth.save) &&
+	     berth_runtime_can_name(berth.runtime, &err) < 0) ||
 	    (berth.remap_root == BERTH_YES &&
 	     berth_runtime_can_remap_root(berth.runtime, &err) < 0)) {
 		slurm_error(PFX "%s", err.msg);
@@ -348,7 +390,7 @@ int berth_options_check_runtime(void)
 
 void berth_options_free(void)
 {
-	for (int id = OPT_IMAGE; id <= OPT_NAME; id++) {
+	for (int id = OPT_IMAGE; id <= OPT_SAVE; id++) {
 		char **slot = string_slot(id);
 		free(*slot);
 		*slot = NULL;

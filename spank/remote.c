@@ -296,14 +296,20 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 		argv[n++] = berth.raw_image ? "--image" : "--digest";
 		argv[n++] = berth.raw_image ? berth.raw_image : berth.digest;
 	}
-	if (berth.container_name) {
+	if (berth.container_name || berth.save) {
 		name_scope(sp, scope, sizeof(scope));
-		argv[n++] = "--name";
-		argv[n++] = berth.container_name;
 		argv[n++] = "--name-scope";
 		argv[n++] = scope;
 		if (berth.writable == BERTH_NO)
 			argv[n++] = "--readonly";
+	}
+	if (berth.container_name) {
+		argv[n++] = "--name";
+		argv[n++] = berth.container_name;
+	}
+	if (berth.save) {
+		argv[n++] = "--save";
+		argv[n++] = berth.save;
 	}
 	bool home = berth.mount_home == BERTH_UNSET ? berth.cfg.mount_home
 						    : berth.mount_home == BERTH_YES;

@@ -338,3 +338,39 @@ in_alloc() { # [SALLOC-OPTS...] -- SCRIPT
 	done
 	[ ! -e "$BERTH_CLUSTER_DIR/cache/$UIDT/containers/job-$job" ]
 }
+
+# ---- --container-save ---------------------------------------------------------
+
+@test "[$BERTH_RUNTIME] pyxis save: the container is written as an image every runtime runs, owned by the user" {
+	d=$(job_dir)
+	if [ "$RT" = docker ]; then
+		refused_at_submission "keeps or saves none" --container-save="$d/x.tar" true
+		return 0
+	fi
+	run as_user bash -c "cd '$d' && srun --container-runtime=$RT --container-image=$IMG \
+		--container-save=saved.tar sh -c 'echo changed >/etc/only-in-image &&
+			mkdir -p /opt/x && echo new >/opt/x/f && rm /bin/true'"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"container saved to $d/saved.tar"* ]]
+	[ "$(stat -c %u "$d/saved.tar")" -eq "$UIDT" ]
+	# nothing else beside it: no temporary or layer file
+	[ "$(ls -A "$d")" = saved.tar ]
+	for rt in charliecloud singularity docker; do
+		run as_user srun --container-runtime=$rt --container-image="$d/saved.tar" \
+			sh -c 'cat /etc/only-in-image /opt/x/f; test -e /bin/true && echo still-there;
+				ls -A /.berth'
+		[ "$status" -eq 0 ]
+		[[ "$output" == *$'changed\nnew'* ]]
+		[[ "$output" != *still-there* ]]
+		[[ "$output" != *running-* ]]
+	done
+	# the image it came from is unchanged
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" cat /etc/only-in-image
+	[[ "$output" != *changed* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis save: a folder or an unwritable place is refused at submission" {
+	[ "$RT" != docker ] || skip "refused for docker (previous row)"
+	refused_at_submission "give a file name, not a folder" --container-save=/tmp/ true
+	refused_at_submission "cannot write in /root" --container-save=/root/x.tar true
+}

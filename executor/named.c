@@ -75,11 +75,13 @@ static int refuse_running(struct berth_named *n, enum berth_name_mode mode,
 
 static int read_holder(int dir_fd, pid_t *pid, char *token, size_t len)
 {
-	char buf[128];
-	long p;
+	char buf[128], *end;
 
-	if (read_small(dir_fd, "holder", buf, sizeof(buf)) < 0 ||
-	    sscanf(buf, "%ld %32s", &p, token) != 2 || p <= 1 || strlen(token) >= len)
+	if (read_small(dir_fd, "holder", buf, sizeof(buf)) < 0)
+		return -1;
+	long p = strtol(buf, &end, 10);
+	if (end == buf || *end != ' ' || p <= 1 || sscanf(end + 1, "%32s", token) != 1 ||
+	    strlen(token) >= len)
 		return -1;
 	*pid = (pid_t)p;
 	return 0;

@@ -428,6 +428,19 @@ static void test_registry_keys(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "PullParallel=17"), -1);
 }
 
+static void test_container_scope(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_false(fx->cfg.container_scope_user);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerScope=USER"), 0);
+	assert_true(fx->cfg.container_scope_user);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerScope=job"), 0);
+	assert_false(fx->cfg.container_scope_user);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerScope=forever"), -1);
+	assert_msg_has(&fx->err, "write job");
+}
+
 /* What the plugin hands its commands reads back to the same settings. */
 static void test_config_text_round_trip(void **state)
 {
@@ -1007,6 +1020,7 @@ int main(void)
 		T(test_mount_home_values),
 		T(test_sing_format_values),
 		T(test_registry_keys),
+		T(test_container_scope),
 		T(test_config_text_round_trip),
 		T(test_allowed_runtimes_values),
 		T(test_unknown_runtime),

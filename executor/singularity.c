@@ -393,8 +393,13 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	 * they would die with its first task. */
 	if (spec->layer_dir && berth_strv_add(&argv, "--no-pid", err) < 0)
 		goto fail;
-	/* uid 0 in a user namespace of its own, mapped to the user */
-	if (spec->remap_root && berth_strv_add(&argv, "--fakeroot", err) < 0)
+	/* uid 0 in a user namespace of its own, mapped to the user alone: not
+	 * the site's /etc/subuid ranges (files would belong to other ids), not
+	 * the host's fakeroot(1) (it needs the host's libc in the image);
+	 * berth's seccomp filter fakes chown instead, on every runtime. */
+	if (spec->remap_root && (berth_strv_add(&argv, "--fakeroot", err) < 0 ||
+				 berth_strv_add(&argv, "--ignore-subuid", err) < 0 ||
+				 berth_strv_add(&argv, "--ignore-fakeroot-command", err) < 0))
 		goto fail;
 	if (add_binds(ex, spec, &argv, err) < 0)
 		goto fail;

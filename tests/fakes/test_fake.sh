@@ -186,6 +186,20 @@ sx "$W/x.sif" sh -c 'echo y > /etc/newfile' 2>/dev/null
 check "image root read-only" 1 $?
 check "--writable-tmpfs: image folders writable" "$U" \
 	"$(sx -C --writable-tmpfs "$W/u.sif" sh -c 'touch /usr/new && stat -c %U /usr/new' 2>&1)"
+# Checked against the real 1.4.5 (no /etc/subuid entry): uid 0 mapped to
+# the caller alone; --writable writes the sandbox folder itself; --no-pid
+# keeps the host's PID namespace under --containall.
+check "--fakeroot --ignore-subuid --ignore-fakeroot-command: 0 UID 1" "0:0 $(id -u "$U") 1" \
+	"$(sx -C --no-home --fakeroot --ignore-subuid --ignore-fakeroot-command "$W/x.sif" \
+		sh -c 'echo "$(id -u):$(id -g) $(awk "{print \$2, \$3}" /proc/self/uid_map)"')"
+mkdir -p "$W/sbx" && (cd "$W/sbx" && unsquashfs -q -n -d t "$W/x.sif" >/dev/null 2>&1 || true)
+if [ -d "$W/sbx/t" ]; then
+	chown -R "$U:" "$W/sbx"
+	sx --writable "$W/sbx/t" sh -c 'echo w > /written' 2>/dev/null
+	check "--writable on a sandbox writes the folder" "w" "$(cat "$W/sbx/t/written" 2>&1)"
+fi
+check "--containall --no-pid: the host's PID namespace" "$(readlink /proc/self/ns/pid)" \
+	"$(sx -C --no-pid "$W/x.sif" readlink /proc/self/ns/pid)"
 check "--pwd" "/work" "$(sx --pwd /work "$W/x.sif" pwd)"
 check "default cwd is caller's" "$UHOME" "$(sx "$W/x.sif" pwd)"
 check "--containall: home empty, cwd home" "$UHOME:0" \

@@ -450,6 +450,13 @@ static int check_mount_prefix(char *item, struct berth_err *err)
 	if (check_absolute_path(item, err) < 0)
 		return -1;
 	strip_trailing_slashes(item);
+	/* "/a /" would print as "/a " and load back as "/a": list items are
+	 * trimmed, so a folder whose name ends in a blank cannot be listed. */
+	if (isspace((unsigned char)item[strlen(item) - 1]))
+		return FAIL(err, 0,
+			    "path '%.*s%s' ends with a blank, which a list item "
+			    "cannot keep; rename the folder",
+			    QUOTED(item));
 	if (has_dotdot_component(item))
 		return FAIL(err, 0,
 			    "path '%.*s%s' contains a '..' component; "

@@ -38,6 +38,19 @@ done
 "$out/fuzz_imageref" -max_total_time="${FUZZ_SECONDS:-60}" -artifact_prefix="$out/findings/" \
 	-print_final_stats=1 "$out/ref-corpus" 2>&1 |
 	grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' || true
+# Mounts, names, berth.conf text and plugstack arguments (fuzz_conf.c).
+clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-o "$out/fuzz_conf" "$here/fuzz_conf.c" "$repo"/conf/error.c "$repo"/conf/config.c \
+	"$repo"/conf/mounts.c "$repo"/conf/names.c
+mkdir -p "$out/conf-corpus"
+printf '\000./:/mnt:ro+nosuid,tmpfs:/t:size=1m+mode=0700,/dev/null:/null' >"$out/conf-corpus/mounts"
+printf '\001build:no_exec' >"$out/conf-corpus/name"
+printf '\002DefaultRuntime=singularity\nAllowedRuntimes=charliecloud,singularity\nCacheMaxSize=10G\nContainerScope=user\nDockerAllowedMounts=/data,/scratch\n' \
+	>"$out/conf-corpus/conf"
+printf '\003DefaultRuntime=docker AllowedRuntimes=docker PullParallel=8' >"$out/conf-corpus/args"
+"$out/fuzz_conf" -max_total_time="${FUZZ_SECONDS:-60}" -artifact_prefix="$out/findings/" \
+	-print_final_stats=1 "$out/conf-corpus" 2>&1 |
+	grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' || true
 n=$(find "$out/findings" -type f | wc -l)
 echo "fuzz: $n finding(s) in $out/findings"
 [ "$n" -eq 0 ]

@@ -428,6 +428,17 @@ static void test_registry_keys(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "PullParallel=17"), -1);
 }
 
+/* Found by fuzz_conf: "/a /" printed as "/a " and loaded back as "/a". */
+static void test_docker_mount_trailing_blank(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(LOAD_ARGS(fx, "DockerAllowedMounts=/data,/s] /"), -1);
+	assert_msg_has(&fx->err, "ends with a blank");
+	assert_int_equal(LOAD_ARGS(fx, "DockerAllowedMounts=/my data/,/x"), 0);
+	assert_string_equal(fx->cfg.docker_allowed_mounts[0], "/my data");
+}
+
 static void test_container_scope(void **state)
 {
 	struct fixture *fx = *state;
@@ -1021,6 +1032,7 @@ int main(void)
 		T(test_sing_format_values),
 		T(test_registry_keys),
 		T(test_container_scope),
+		T(test_docker_mount_trailing_blank),
 		T(test_config_text_round_trip),
 		T(test_allowed_runtimes_values),
 		T(test_unknown_runtime),

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../executor/bindstage.h"
 #include "../executor/docker_api.h"
 #include "../executor/executor.h"
 #include "../executor/process.h"
@@ -426,6 +427,9 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 				rc = -1;
 		printf("removed %zu container(s) of job %s\n", n, a->job);
 	}
+	/* after the containers: the binds they used, staged for dockerd */
+	if (berth_bind_stage_sweep(a->job, a->step, err) < 0)
+		rc = -1;
 	berth_docker_ids_free(ids);
 	berth_docker_close(d);
 	berth_config_free(&cfg);

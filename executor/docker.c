@@ -4,8 +4,9 @@
  * only (the plugin's privileged helper, or an administrator's `berth run`)
  * and sends vetted fields only: User = the job's uid:gid and groups, all
  * capabilities dropped, no-new-privileges, not privileged, binds only
- * under DockerAllowedMounts and only where the user may read (asked of
- * the kernel as that user), labels berth.job/.step/.uid.  The image is
+ * under DockerAllowedMounts and only of what the user may read (opened as
+ * that user; dockerd gets that very object, staged: bindstage.h), labels
+ * berth.job/.step/.uid.  The image is
  * identified by the digest berth computes from the archive and loaded into
  * the daemon only when the daemon lacks that exact image ID. */
 #define _GNU_SOURCE
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bindstage.h"
 #include "docker_api.h"
 #include "caps.h"
 #include "executor.h"
@@ -30,6 +32,8 @@ struct dock {
 	char container[BERTH_DOCKER_ID_MAX];
 	pid_t relay;           /* the process copying stdio over the attach */
 	char uid_label[16];
+	struct berth_bind_stage stage; /* the checked bind sources, for dockerd */
+	char (*staged)[PATH_MAX];
 };
 
 static struct dock *dk(struct berth_executor *ex)
@@ -124,37 +128,97 @@ static int docker_use(struct berth_executor *ex, const char *digest,
 	return 0;
 }
 
-/* A bind is allowed when its real path lies under one of the site's
- * DockerAllowedMounts and the user may read it. */
-static int vet_bind(struct berth_executor *ex, const struct berth_container_spec *spec,
-		    const struct berth_mount *m, struct berth_err *err)
+static bool under_allowed(const struct berth_config *cfg, const char *real)
+{
+	for (unsigned i = 0; i < cfg->n_docker_allowed_mounts; i++) {
+		const char *prefix = cfg->docker_allowed_mounts[i];
+		size_t n = strlen(prefix);
+		if (!strcmp(prefix, "/") ||
+		    (!strncmp(real, prefix, n) && (real[n] == '/' || real[n] == '\0')))
+			return true;
+	}
+	return false;
+}
+
+static int refuse_outside(const struct berth_config *cfg, const struct berth_mount *m,
+			  struct berth_err *err)
+{
+	return berth_fail(err, 0, "bind %s: Docker jobs may bind only under "
+			  "DockerAllowedMounts (%s%s); ask the administrator", m->src,
+			  cfg->n_docker_allowed_mounts ? "" : "none set",
+			  cfg->n_docker_allowed_mounts ? cfg->docker_allowed_mounts[0] : "");
+}
+
+/* A bind source opened as the user, then checked where it really is:
+ * under one of the site's DockerAllowedMounts.  *fd is what gets bound
+ * (bindstage.h), so a path swapped after this check changes nothing. */
+static int open_bind(struct berth_executor *ex, const struct berth_container_spec *spec,
+		     const struct berth_mount *m, int *fd, struct berth_err *err)
 {
 	const struct berth_config *cfg = ex->cfg;
 	struct berth_cred cred = {.uid = spec->uid, .gid = spec->gid,
 				  .groups = spec->groups, .n_groups = spec->n_groups};
-	_cleanup_free_ char *real = realpath(m->src, NULL);
-	bool allowed = m->berth_own; /* the batch script's spool folder */
+	char self[64], real[PATH_MAX];
+	int why = 0;
 
-	if (!real)
-		return berth_fail(err, errno, "bind source %s", m->src);
-	for (unsigned i = 0; i < cfg->n_docker_allowed_mounts && !allowed; i++) {
-		const char *prefix = cfg->docker_allowed_mounts[i];
-		size_t n = strlen(prefix);
-		allowed = !strcmp(prefix, "/") ||
-			  (!strncmp(real, prefix, n) && (real[n] == '/' || real[n] == '\0'));
+	if (m->berth_own) { /* the batch script's spool folder: root's own */
+		*fd = open(m->src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		return *fd < 0 ? berth_fail(err, errno, "bind source %s", m->src) : 0;
 	}
-	if (!allowed)
-		return berth_fail(err, 0, "bind %s: Docker jobs may bind only under "
-				  "DockerAllowedMounts (%s%s); ask the administrator",
-				  m->src, cfg->n_docker_allowed_mounts ? "" : "none set",
-				  cfg->n_docker_allowed_mounts ? cfg->docker_allowed_mounts[0] : "");
-	int can = berth_user_can_read(&cred, real, err);
-	if (can < 0)
+	/* Where the path points now says which refusal to give (the site's
+	 * list before the user's permissions); the check that counts is the
+	 * one below, on the object opened. */
+	_cleanup_free_ char *now = realpath(m->src, NULL);
+	if (now && !under_allowed(cfg, now))
+		return refuse_outside(cfg, m, err);
+	int rc = berth_user_open(&cred, m->src, fd, &why, err);
+	if (rc < 0)
 		return -1;
-	if (!can)
-		return berth_fail(err, EACCES, "bind %s: uid %u may not read it", m->src,
+	if (rc == 0)
+		return berth_fail(err, why, "bind %s: uid %u may not read it", m->src,
 				  (unsigned)spec->uid);
-	return 0;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", *fd);
+	ssize_t n = readlink(self, real, sizeof(real) - 1);
+	if (n < 0 || n >= (ssize_t)sizeof(real) - 1 || real[0] != '/')
+		return berth_fail(err, n < 0 ? errno : 0, "bind %s: where is it?", m->src);
+	real[n] = '\0';
+	return under_allowed(cfg, real) ? 0 : refuse_outside(cfg, m, err);
+}
+
+/* Every bind source opened and checked, then staged for dockerd; binds[i]
+ * gets the staged path of a bind. */
+static int stage_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
+		       struct berth_docker_bind *binds, char (*paths)[PATH_MAX],
+		       struct berth_err *err)
+{
+	struct dock *d = dk(ex);
+	int fds[BERTH_MOUNT_LIST_MAX + 1];
+	size_t which[BERTH_MOUNT_LIST_MAX + 1], n = 0;
+	char label[64];
+	int rc = 0;
+
+	for (size_t i = 0; i < spec->n_binds && rc == 0; i++) {
+		if (spec->binds[i].kind != BERTH_MOUNT_BIND)
+			continue;
+		if (n == BERTH_MOUNT_LIST_MAX + 1) {
+			rc = berth_fail(err, 0, "more than %d binds", BERTH_MOUNT_LIST_MAX);
+			break;
+		}
+		rc = open_bind(ex, spec, &spec->binds[i], &fds[n], err);
+		if (rc == 0)
+			which[n++] = i;
+	}
+	/* label_step is "JOB.STEP" already; the sweep matches "JOB." */
+	snprintf(label, sizeof(label), "%s", spec->label_step ? spec->label_step
+				       : spec->label_job ? spec->label_job : "0");
+	if (rc == 0 && n)
+		rc = berth_bind_stage_make(&d->stage, label, fds, n, paths, err);
+	for (size_t j = 0; j < n; j++) {
+		if (rc == 0)
+			binds[which[j]].src = paths[j];
+		close(fds[j]);
+	}
+	return rc;
 }
 
 /* Docker's binds take ro/rw and a propagation, not mount flags; its
@@ -196,12 +260,13 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		return berth_fail(err, 0, "berth does not run Docker containers as root");
 	if (spec->remap_root && berth_runtime_can_remap_root(BERTH_RT_DOCKER, err) < 0)
 		return -1;
-	for (size_t i = 0; i < spec->n_binds; i++) {
-		const struct berth_mount *m = &spec->binds[i];
-		if ((m->kind == BERTH_MOUNT_BIND && vet_bind(ex, spec, m, err) < 0) ||
-		    docker_mount(m, &binds[i], opts[i], sizeof(opts[i]), err) < 0)
+	for (size_t i = 0; i < spec->n_binds; i++)
+		if (docker_mount(&spec->binds[i], &binds[i], opts[i], sizeof(opts[i]), err) < 0)
 			return -1;
-	}
+	if (!(d->staged = calloc(spec->n_binds + 1, PATH_MAX)))
+		return berth_fail(err, ENOMEM, "binds");
+	if (stage_binds(ex, spec, binds, d->staged, err) < 0)
+		return -1;
 	snprintf(d->uid_label, sizeof(d->uid_label), "%u", (unsigned)spec->uid);
 	struct berth_docker_create c = {
 		.image = ex->digest, .argv = spec->argv, .env = spec->env,
@@ -291,6 +356,8 @@ static void docker_release(struct berth_executor *ex)
 	}
 	if (d->container[0])
 		berth_docker_container_remove(d->api, d->container, &ignored);
+	berth_bind_stage_remove(&d->stage); /* after the container: it used them */
+	free(d->staged);
 	berth_docker_close(d->api);
 	free(d);
 	ex->priv = NULL;

@@ -281,6 +281,46 @@ int berth_user_can_read(const struct berth_cred *cred, const char *path,
 
 #define MAX_PASSED_FDS 8
 
+int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
+		    int *errno_out, struct berth_err *err)
+{
+	int sv[2];
+
+	*fd = -1;
+	*errno_out = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return berth_fail(err, errno, "socketpair");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return berth_fail(err, errno, "fork");
+	}
+	if (pid == 0) {
+		struct berth_err ignored;
+		close(sv[0]);
+		if (berth_drop_privileges(cred, &ignored) < 0)
+			_exit(2);
+		int opened = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (opened < 0) {
+			int e = errno;
+			_exit(write(sv[1], &e, sizeof(e)) == (ssize_t)sizeof(e) ? 1 : 2);
+		}
+		_exit(berth_send_fds(sv[1], &opened, 1) < 0 ? 2 : 0);
+	}
+	close(sv[1]);
+	int code = berth_wait_pid(pid, err);
+	int rc = -1;
+	if (code == 0 && berth_recv_fds(sv[0], fd, 1) == 0)
+		rc = 1;
+	else if (code == 1 && read(sv[0], errno_out, sizeof(*errno_out)) == (ssize_t)sizeof(int))
+		rc = 0;
+	else if (code >= 0)
+		berth_fail(err, 0, "cannot take uid %u to open %s", (unsigned)cred->uid, path);
+	close(sv[0]);
+	return rc;
+}
+
 int berth_send_fds(int sock, const int *fds, size_t n)
 {
 	char byte = 'F';

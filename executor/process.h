@@ -66,6 +66,13 @@ int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err);
 int berth_user_can_read(const struct berth_cred *cred, const char *path,
 			struct berth_err *err);
 
+/* Open `path` for reading as `cred` would (a child drops to cred, opens it
+ * and hands the descriptor back): *fd is then exactly the object the user
+ * may read, whatever the path names a moment later.  1 opened, 0 refused
+ * by the kernel (*errno_out says why), -1 error. */
+int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
+		    int *errno_out, struct berth_err *err);
+
 /* Pass file descriptors over a unix socket (SCM_RIGHTS), and receive them.
  * Return 0, or -1 with errno. */
 int berth_send_fds(int sock, const int *fds, size_t n);

@@ -146,3 +146,35 @@ gone_within_10s() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"root side of the Docker runtime"* ]]
 }
+
+# dockerd resolves a bind's source itself: berth gives it the object it
+# checked (opened as the user, staged under /run/berth/binds), so a symlink
+# the user swaps between an allowed folder and /etc while jobs start never
+# gets /etc into a container.
+@test "a bind whose path the user swaps during start-up never binds what was not checked" {
+	d=$(job_dir)
+	mkdir "$d/safe" && touch "$d/safe/marker-safe" && chown -R berthtest "$d/safe"
+	ln -s safe "$d/link" && chown -h berthtest "$d/link"
+	# the user's swapping loop: link -> safe, link -> /etc, as fast as it goes
+	su berthtest -s /bin/sh -c "while :; do ln -sfn /etc '$d/l2' && mv -T '$d/l2' '$d/link';
+		ln -sfn safe '$d/l2' && mv -T '$d/l2' '$d/link'; done" &
+	swapper=$!
+	safe=0
+	for i in $(seq 12); do
+		run dsrun --container-mounts="$d/link:/mnt" sh -c 'ls /mnt'
+		if [[ "$output" == *passwd* ]]; then
+			kill "$swapper"
+			echo "job $i bound /etc: $output"
+			false
+		fi
+		[[ "$output" == *marker-safe* ]] && safe=$((safe + 1))
+		# else refused: the link pointed outside DockerAllowedMounts then
+		[ "$status" -eq 0 ] || [[ "$output" == *DockerAllowedMounts* ]]
+	done
+	kill "$swapper"
+	wait "$swapper" 2>/dev/null || true
+	echo "safe binds: $safe of 12"
+	# nothing staged is left: no folder, no mount
+	[ -z "$(ls -A /run/berth/binds 2>/dev/null)" ]
+	! grep -q ' /run/berth/binds/' /proc/self/mountinfo
+}

@@ -180,9 +180,17 @@ static int open_bind(struct berth_executor *ex, const struct berth_container_spe
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", *fd);
 	ssize_t n = readlink(self, real, sizeof(real) - 1);
 	if (n < 0 || n >= (ssize_t)sizeof(real) - 1 || real[0] != '/')
-		return berth_fail(err, n < 0 ? errno : 0, "bind %s: where is it?", m->src);
-	real[n] = '\0';
-	return under_allowed(cfg, real) ? 0 : refuse_outside(cfg, m, err);
+		rc = berth_fail(err, n < 0 ? errno : 0, "bind %s: where is it?", m->src);
+	else
+		real[n] = '\0';
+	if (rc >= 0 && !under_allowed(cfg, real))
+		rc = refuse_outside(cfg, m, err);
+	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return 0;
 }
 
 /* Every bind source opened and checked, then staged for dockerd; binds[i]
@@ -192,7 +200,7 @@ static int stage_binds(struct berth_executor *ex, const struct berth_container_s
 		       struct berth_err *err)
 {
 	struct dock *d = dk(ex);
-	int fds[BERTH_MOUNT_LIST_MAX + 1];
+	int fds[BERTH_MOUNT_LIST_MAX + 1] = {-1};
 	size_t which[BERTH_MOUNT_LIST_MAX + 1], n = 0;
 	char label[64];
 	int rc = 0;

@@ -619,9 +619,34 @@ static int stage_registry(struct berth_cache *cache, const char *ref,
 	return rc;
 }
 
+/* A full disk is the site's business or the user's: say whose, and what
+ * frees space.  Nothing of the failed build is left (build_end). */
+static int explain_full(const struct berth_cache *cache, struct berth_err *err)
+{
+	size_t len = strlen(err->msg);
+
+	if (err->errnum == ENOSPC || err->errnum == EDQUOT)
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 " (the file system of %s is full%s: `berth cache gc --max-size SIZE` "
+			 "frees space; the site sets CacheDir and CacheMaxSize)", cache->dir,
+			 err->errnum == EDQUOT ? " for your quota" : "");
+	return -1;
+}
+
+static int stage_any(struct berth_cache *cache, const char *ref,
+		     const struct berth_artifact *art, struct berth_stage_result *res,
+		     struct berth_err *err);
+
 int berth_cache_stage(struct berth_cache *cache, const char *ref,
 		      const struct berth_artifact *art,
 		      struct berth_stage_result *res, struct berth_err *err)
+{
+	return stage_any(cache, ref, art, res, err) < 0 ? explain_full(cache, err) : 0;
+}
+
+static int stage_any(struct berth_cache *cache, const char *ref,
+		     const struct berth_artifact *art, struct berth_stage_result *res,
+		     struct berth_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *tag = NULL;

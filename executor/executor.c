@@ -196,7 +196,12 @@ static int exec_runtime(struct berth_executor *ex, struct berth_err *err)
 	if (ex->ops->before_exec && ex->ops->before_exec(ex, err) < 0)
 		return -1;
 	execve(ex->argv[0], ex->argv, ex->envp);
-	return berth_fail(err, errno, "cannot run %s", ex->argv[0]);
+	/* the path is the site's setting: name it, so the admin knows where */
+	const char *key = !strcmp(ex->ops->name, "charliecloud") ? "ChRunPath"
+			  : !strcmp(ex->ops->name, "singularity") ? "SingularityPath" : NULL;
+	return berth_fail(err, errno, "cannot run %s, the %s runtime%s%s%s", ex->argv[0],
+			  ex->ops->name, key ? " (" : "", key ? key : "",
+			  key ? " in berth.conf; tell the administrator)" : "");
 }
 
 int berth_executor_exec(struct berth_executor *ex, struct berth_err *err)

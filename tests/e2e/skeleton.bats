@@ -133,3 +133,29 @@ SCRIPT
 	# nothing left in the build area
 	[ -z "$(ls "$BERTH_CLUSTER_DIR/cache/$uid/tmp/")" ]
 }
+
+# The runtime binary missing, not executable, or failing at once: the step
+# fails with a message that names the setting, and the next job (with the
+# runtime back) runs.  berth.conf is read at every step.
+@test "a runtime binary missing, not executable or exiting 255: clear failure, then recovery" {
+	conf=$BERTH_CLUSTER_DIR/etc/berth.conf
+	cp "$conf" "$conf.saved"
+	d=$(job_dir)
+	printf '#!/bin/sh\nexit 255\n' >"$d/broken" && chmod 755 "$d/broken"
+	printf 'not a program\n' >"$d/plain" && chmod 644 "$d/plain"
+	for bad in /nonexistent/ch-run "$d/plain" "$d/broken"; do
+		sed -e "/^ChRunPath=/d" "$conf.saved" >"$conf"
+		echo "ChRunPath=$bad" >>"$conf"
+		run as_user srun --container-runtime=charliecloud --container-image="$IMG" true
+		[ "$status" -ne 0 ]
+		case $bad in
+		"$d/broken") ;; # it ran and said nothing: its status is the step's
+		*) [[ "$output" == *"cannot run $bad, the charliecloud runtime (ChRunPath"* ]] ;;
+		esac
+	done
+	cp "$conf.saved" "$conf"
+	rm -f "$conf.saved"
+	run as_user srun --container-runtime=charliecloud --container-image="$IMG" cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[[ "$output" == *only-in-image* ]]
+}

@@ -137,6 +137,15 @@ SCRIPT
 # The runtime binary missing, not executable, or failing at once: the step
 # fails with a message that names the setting, and the next job (with the
 # runtime back) runs.  berth.conf is read at every step.
+# whatever happens in the test, the site's berth.conf comes back
+teardown() {
+	conf=$BERTH_CLUSTER_DIR/etc/berth.conf
+	if [ -e "$conf.saved" ]; then
+		cp "$conf.saved" "$conf"
+		rm -f "$conf.saved"
+	fi
+}
+
 @test "a runtime binary missing, not executable or exiting 255: clear failure, then recovery" {
 	conf=$BERTH_CLUSTER_DIR/etc/berth.conf
 	cp "$conf" "$conf.saved"

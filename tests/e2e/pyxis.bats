@@ -254,7 +254,7 @@ in_alloc() { # [SALLOC-OPTS...] -- SCRIPT
 
 @test "[$BERTH_RUNTIME] pyxis name: a named container keeps its changes for later steps; others do not see them" {
 	if [ "$RT" = docker ]; then
-		refused_at_submission "keeps no named ones" --container-name=n1 true
+		refused_at_submission "keeps or saves none" --container-name=n1 true
 		return 0
 	fi
 	C="--container-runtime=$RT"

@@ -9,6 +9,8 @@
 #   e2e             jobs through the real one-node Slurm (tests/cluster/)
 #   packaging       man pages (groff -ww), the RPM spec, the .deb built,
 #                   installed and used for a job on the cluster
+#   soak            (only when named) 300 mixed jobs; the node's resources
+#                   counted before and after must agree
 # BERTH_TESTS="unit pipeline" limits the groups.
 # BERTH_RESULTS=FILE appends one line per check, "RUNTIME ok|fail", where
 # RUNTIME is the runtime the check ran (charliecloud, singularity, docker)
@@ -37,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 case " $groups " in
-*" e2e "* | *" conformance "* | *" packaging "*)
+*" e2e "* | *" conformance "* | *" packaging "* | *" soak "*)
 	if [ "$(id -u)" -eq 0 ]; then
 		if ! curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
 			bash "$here/cluster/dockerd.sh" start && started+=(dockerd)
@@ -149,6 +151,9 @@ for group in $groups; do
 		;;
 	conformance)
 		run_tap conformance bash "$here/conformance/run.sh"
+		;;
+	soak) # not in the default groups: .ci/run runs it after make test
+		run_tap soak bash "$here/soak/soak.sh"
 		;;
 	fakes)
 		# PASS/FAIL lines, one per case, as TAP

@@ -18,5 +18,43 @@ median_ms() {
 	printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((N + 1) / 2))p"
 }
 
+# spread TIMES...: "median min max" of the numbers given.
+spread() {
+	printf '%s\n' "$@" | sort -n |
+		awk '{ v[NR] = $1 } END { printf "%d %d %d", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
+# pair_ms A B: the commands in the arrays named A and B, one untimed run
+# each, then N rounds of both, alternating which goes first (A B, B A, ...)
+# so that a machine getting busier or quieter weighs on both alike.  Sets
+# PAIR_A and PAIR_B to "median min max" in ms.
+pair_ms() {
+	local -n _pa=$1 _pb=$2
+	local i t0 w ta=() tb=()
+	"${_pa[@]}" >/dev/null 2>&1 && "${_pb[@]}" >/dev/null 2>&1 ||
+		{ echo "bench: a command failed: ${_pa[*]} / ${_pb[*]}" >&2; return 1; }
+	for ((i = 0; i < N; i++)); do
+		for w in $( ((i % 2)) && echo "b a" || echo "a b"); do
+			t0=$(now_ms)
+			if [ "$w" = a ]; then
+				"${_pa[@]}" >/dev/null 2>&1 || return 1
+				ta+=($(($(now_ms) - t0)))
+			else
+				"${_pb[@]}" >/dev/null 2>&1 || return 1
+				tb+=($(($(now_ms) - t0)))
+			fi
+		done
+	done
+	PAIR_A=$(spread "${ta[@]}")
+	PAIR_B=$(spread "${tb[@]}")
+}
+
+# show_pair LABEL_A LABEL_B: the two lines of a pair_ms, medians and spreads.
+show_pair() {
+	local a=($PAIR_A) b=($PAIR_B)
+	printf '%-44s %6s ms  (%s-%s)\n' "$1" "${a[0]}" "${a[1]}" "${a[2]}"
+	printf '%-44s %6s ms  (%s-%s)\n' "$2" "${b[0]}" "${b[1]}" "${b[2]}"
+}
+
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

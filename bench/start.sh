@@ -22,11 +22,11 @@ for rt in charliecloud singularity; do
 	else
 		raw=("$sing" -q exec --containall --cleanenv "$(ls -d "$entry/sandbox" "$entry/image.sif" 2>/dev/null | head -n1)" true)
 	fi
-	b=$(median_ms "$BERTH" run --runtime "$rt" --cache-dir "$work/cache" --image "$img" -- true)
-	r=$(median_ms "${raw[@]}")
-	printf '%-44s %8s ms\n' "berth run --runtime $rt IMG true" "$b"
-	printf '%-44s %8s ms\n' "raw: ${raw[0]##*/} ... true" "$r"
-	printf '%-44s %8s x   (+%s ms; target +5 ms)\n' "ratio" "$(ratio "$b" "$r")" "$((b - r))"
+	cmd=("$BERTH" run --runtime "$rt" --cache-dir "$work/cache" --image "$img" -- true)
+	pair_ms cmd raw
+	show_pair "berth run --runtime $rt IMG true" "raw: ${raw[0]##*/} ... true"
+	b=${PAIR_A%% *} r=${PAIR_B%% *}
+	printf '%-44s %6s x   (+%s ms; target +5 ms)\n' "ratio" "$(ratio "$b" "$r")" "$((b - r))"
 done
 # Docker: berth run (as root for a user, the way the plugin's root side
 # does) against `docker run --rm --network host`, same image, warm.
@@ -35,12 +35,12 @@ if curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev
 	"$BERTH" pull --runtime docker --cache-dir "$work/cache" "$img" >/dev/null
 	tag=$(docker load -i "$img" | sed -n 's/^Loaded image: //p')
 	u=$(id -u nobody):$(id -g nobody)
-	b=$(median_ms "$BERTH" run --runtime docker --user "$u" --cache-dir "$work/cache" \
-		--image "$img" -- true)
-	r=$(median_ms docker run --rm --network host --user "$u" "$tag" true)
-	printf '%-44s %8s ms\n' "berth run --runtime docker IMG true" "$b"
-	printf '%-44s %8s ms\n' "docker run --rm --network host IMG true" "$r"
-	printf '%-44s %8s x   (docker/berth; target >= 1.5)\n' "speed-up" "$(ratio "$r" "$b")"
+	cmd=("$BERTH" run --runtime docker --user "$u" --cache-dir "$work/cache" --image "$img" -- true)
+	raw=(docker run --rm --network host --user "$u" "$tag" true)
+	pair_ms cmd raw
+	show_pair "berth run --runtime docker IMG true" "docker run --rm --network host IMG true"
+	b=${PAIR_A%% *} r=${PAIR_B%% *}
+	printf '%-44s %6s x   (docker/berth; target >= 1.5)\n' "speed-up" "$(ratio "$r" "$b")"
 else
 	echo "docker: skipped (dockerd not running)"
 fi

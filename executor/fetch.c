@@ -17,7 +17,7 @@
 
 #include "curl_lazy.h"
 #include "fs.h"
-#include <openssl/evp.h>
+#include "crypto_lazy.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "dev"

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
+#include "crypto_lazy.h"
 
 #include "curl_lazy.h"
 #include "fetch.h"

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <openssl/evp.h>
+#include "crypto_lazy.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #define BERTH_TARMEMBER_H
 
 #include <archive.h>
-#include <openssl/evp.h>
+#include "crypto_lazy.h"
 #include <stdbool.h>
 #include <stddef.h>
 

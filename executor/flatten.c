@@ -16,8 +16,7 @@
  * remembered as 64-bit hashes (8 bytes each, the layer's entry count bounds
  * it), not as strings. */
 #define _GNU_SOURCE
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_lazy.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -3,8 +3,7 @@
 #include "image.h"
 #include "imageref.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_lazy.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>

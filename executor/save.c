@@ -1,8 +1,7 @@
 #define _GNU_SOURCE
 #include "save.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_lazy.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

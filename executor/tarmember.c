@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "tarmember.h"
 
-#include <archive_entry.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>

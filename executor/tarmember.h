@@ -3,7 +3,7 @@
 #ifndef BERTH_TARMEMBER_H
 #define BERTH_TARMEMBER_H
 
-#include <archive.h>
+#include "archive_lazy.h"
 #include "crypto_lazy.h"
 #include <stdbool.h>
 #include <stddef.h>

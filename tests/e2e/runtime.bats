@@ -42,6 +42,18 @@ slurm_release() {
 		[[ "$output" == *"Read-only file system"* ]]
 		return 0
 	fi
+	# the cached tree's checksum (every file's path, mode and content)
+	tree_sum() {
+		local root
+		for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs \
+			"$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/sandbox; do
+			[ -d "$root" ] || continue
+			(cd "$root" && find . -printf '%p %m %y\n' | sort && find . -type f -print0 |
+				sort -z | xargs -0 -r cat) | sha256sum
+		done
+	}
+	as_user srun --container-runtime="$RT" --container-image="$img" true
+	before=$(tree_sum)
 	run as_user srun --container-runtime="$RT" --container-image="$img" --container-writable \
 		sh -c 'echo changed >/etc/only-in-image && echo new >/newfile && cat /etc/only-in-image /newfile'
 	[ "$status" -eq 0 ]
@@ -53,6 +65,7 @@ slurm_release() {
 	[[ "$output" == *only-in-image* ]]
 	[[ "$output" != *leaked* ]]
 	# the cached tree (charliecloud's and singularity's sandbox) was not written
+	[ "$(tree_sum)" = "$before" ]
 	for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs \
 		"$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/sandbox; do
 		[ -d "$root" ] || continue

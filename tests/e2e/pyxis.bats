@@ -21,6 +21,7 @@ run_in() { # DIR SRUN-ARGS...
 	local dir=$1
 	shift
 	run as_user bash -c "cd '$dir' && srun --container-runtime=$RT --container-image=$IMG $(printf '%q ' "$@")"
+	printf '%s\n' "$output" # shown when the test fails
 }
 
 # The options field of mount point $1 in the container's mountinfo, printed
@@ -250,6 +251,7 @@ in_alloc() { # [SALLOC-OPTS...] -- SCRIPT
 	while [ "$1" != -- ]; do opts+=("$1"); shift; done
 	shift
 	run as_user salloc -Q "${opts[@]}" bash -c "$1"
+	printf '%s\n' "$output" # shown when the test fails
 }
 
 @test "[$BERTH_RUNTIME] pyxis name: a named container keeps its changes for later steps; others do not see them" {

@@ -44,6 +44,10 @@ struct cc_plan {
 	bool overlay;  /* ch-run runs on layer/root, an overlay over the cache */
 	bool *staged;  /* per mount: made at layer/mnt/N first */
 	size_t n_staged;
+	/* The home folder over an overlay: bound by berth, not ch-run's --home,
+	 * which from 0.38 on lays a tmpfs of its own over the root (writes would
+	 * miss a named container's layer). */
+	struct berth_mount home;
 };
 
 /* A bind ch-run makes itself: read-write, no flags, onto a target the
@@ -59,8 +63,11 @@ static void cc_release(struct berth_executor *ex)
 {
 	struct cc_plan *plan = ex->priv;
 
-	if (plan)
+	if (plan) {
 		free(plan->staged);
+		free(plan->home.src);
+		free(plan->home.dst);
+	}
 	free(plan);
 	ex->priv = NULL;
 }
@@ -87,6 +94,14 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 			plan->overlay = true;
 	}
 	plan->layer |= plan->overlay;
+	const char *home = getenv("HOME"), *user = getenv("USER");
+	if (spec->mount_home && plan->overlay && home && home[0] == '/' && user && *user) {
+		plan->home.src = strdup(home);
+		if (asprintf(&plan->home.dst, "/home/%s", user) < 0)
+			plan->home.dst = NULL;
+		if (!plan->home.src || !plan->home.dst)
+			return berth_fail(err, ENOMEM, "home");
+	}
 	return 0;
 }
 
@@ -134,7 +149,9 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	if (plan->layer && mkdirat(ex->cache.dir_fd, LAYER_DIR, 0700) < 0 && errno != EEXIST)
 		return berth_fail(err, errno, "cannot create %s/" LAYER_DIR, ex->cache.dir);
 	if (berth_strv_add(&argv, ex->cfg->chrun_path, err) < 0 ||
-	    (spec->mount_home && berth_strv_add(&argv, "--home", err) < 0) ||
+	    (spec->mount_home && !plan->home.dst && berth_strv_add(&argv, "--home", err) < 0) ||
+	    (plan->home.dst && berth_strv_addf(&argv, err, "--bind=%s:%s", plan->home.src,
+					       plan->home.dst) < 0) ||
 	    (spec->writable && berth_strv_add(&argv, "--write", err) < 0) ||
 	    (spec->remap_root && (berth_strv_add(&argv, "--uid=0", err) < 0 ||
 				  berth_strv_add(&argv, "--gid=0", err) < 0)) ||
@@ -180,7 +197,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		char rootfs[PATH_MAX];
 		berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, rootfs, spec->layer_dir, err);
-		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0)
+		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
+		    (plan->home.dst && berth_ns_make_targets(root_fd, &plan->home, 1, err) < 0))
 			return -1;
 	}
 	for (size_t i = 0; i < spec->n_binds; i++)

@@ -259,14 +259,14 @@ static size_t children_of(pid_t pid, pid_t *out, size_t max)
 	return n;
 }
 
-/* The deepest process of the holder's tree that sees the holder's mark in
- * its root: inside the container, set up (the runtime's own processes on
- * the way there do not see it). */
+/* The first process of the holder's tree (nearest the holder) that sees
+ * the holder's mark in its root: inside the container, set up (the
+ * runtime's own processes on the way there do not see it), and as long-lived
+ * as the container (the command's own children come and go). */
 static pid_t find_inside(pid_t holder, const char *token)
 {
 	pid_t queue[512];
 	size_t head = 0, tail = 0;
-	pid_t found = 0;
 	char path[128];
 
 	queue[tail++] = holder;
@@ -274,22 +274,54 @@ static pid_t find_inside(pid_t holder, const char *token)
 		pid_t p = queue[head++];
 		snprintf(path, sizeof(path), "/proc/%ld/root/.berth/running-%s", (long)p, token);
 		if (access(path, F_OK) == 0)
-			found = p;
+			return p;
 		tail += children_of(p, queue + tail, sizeof(queue) / sizeof(*queue) - tail);
 	}
-	return found;
+	return 0;
 }
 
-static int enter_ns(pid_t pid, const char *ns, int type, struct berth_err *err)
+/* The namespaces and root of `pid`, opened before any is entered (entering
+ * cannot be undone); -1 when it has gone meanwhile. */
+struct inside_fds {
+	int user, mnt, pid, root;
+};
+
+static void close_inside(struct inside_fds *f)
 {
-	char path[64], mine[64];
+	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root};
+
+	for (size_t i = 0; i < 4; i++)
+		if (*all[i] >= 0) {
+			close(*all[i]);
+			*all[i] = -1;
+		}
+}
+
+static int open_inside(pid_t pid, struct inside_fds *f)
+{
+	static const char *const names[] = {"ns/user", "ns/mnt", "ns/pid", "root"};
+	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root};
+	char path[64];
+
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, names[i]);
+		*all[i] = open(path, (i == 3 ? O_PATH | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+		if (*all[i] < 0) {
+			close_inside(f);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
+{
+	char mine[64];
 	struct stat theirs, ours;
 
-	snprintf(path, sizeof(path), "/proc/%ld/ns/%s", (long)pid, ns);
 	snprintf(mine, sizeof(mine), "/proc/self/ns/%s", ns);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &theirs) < 0)
-		return berth_fail(err, errno, "cannot open %s", path);
+	if (fstat(fd, &theirs) < 0)
+		return berth_fail(err, errno, "namespace %s", ns);
 	if (stat(mine, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
 		return 0;
 	if (setns(fd, type) < 0)
@@ -326,31 +358,32 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 
 	if (dir_fd < 0)
 		return berth_fail(err, errno, "%s", n->dir);
-	/* The holder may still be starting: its record, then its container. */
-	for (int i = 0; i < JOIN_WAIT_TENTHS && !inside; i++, inside ? (void)0 : nap()) {
-		if (read_holder(dir_fd, &holder, token, sizeof(token)) == 0 && kill(holder, 0) == 0)
-			inside = find_inside(holder, token);
-		if (!inside && !is_running(dir_fd))
+	/* The holder may still be starting: its record, then its container;
+	 * a process found may end before its namespaces are opened. */
+	struct inside_fds fds = {-1, -1, -1, -1};
+	bool found = false;
+	for (int i = 0; i < JOIN_WAIT_TENTHS && !found; i++, found ? (void)0 : nap()) {
+		if (read_holder(dir_fd, &holder, token, sizeof(token)) == 0 && kill(holder, 0) == 0 &&
+		    (inside = find_inside(holder, token)) > 0)
+			found = open_inside(inside, &fds) == 0;
+		if (!found && !is_running(dir_fd))
 			return berth_fail(err, 0, "container %s stopped while this task joined it; "
 					  "run the step again", n->name);
 	}
-	if (!inside)
+	if (!found)
 		return berth_fail(err, 0, "container %s: its first task did not come up "
 				  "within %d s", n->name, JOIN_WAIT_TENTHS / 10);
-	/* Its root as it sees it: a runtime that chroots (rather than
-	 * pivot_root) leaves the namespace's own root elsewhere. */
-	char root[64];
-	snprintf(root, sizeof(root), "/proc/%ld/root", (long)inside);
-	_cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		return berth_fail(err, errno, "cannot open %s", root);
-	/* user first: it gives the rights the other two need */
-	if (enter_ns(inside, "user", CLONE_NEWUSER, err) < 0 ||
-	    enter_ns(inside, "mnt", CLONE_NEWNS, err) < 0 ||
-	    enter_ns(inside, "pid", CLONE_NEWPID, err) < 0)
+	/* user first: it gives the rights the other two need; then its root
+	 * as it sees it (a runtime that chroots, rather than pivot_root,
+	 * leaves the namespace's own root elsewhere) */
+	int rc = enter_ns(fds.user, "user", CLONE_NEWUSER, err) < 0 ||
+		 enter_ns(fds.mnt, "mnt", CLONE_NEWNS, err) < 0 ||
+		 enter_ns(fds.pid, "pid", CLONE_NEWPID, err) < 0 ? -1 : 0;
+	if (rc == 0 && (fchdir(fds.root) < 0 || chroot(".") < 0))
+		rc = berth_fail(err, errno, "cannot enter the root of container %s", n->name);
+	close_inside(&fds);
+	if (rc < 0)
 		return -1;
-	if (fchdir(root_fd) < 0 || chroot(".") < 0)
-		return berth_fail(err, errno, "cannot enter the root of container %s", n->name);
 	if (chdir(workdir && *workdir ? workdir : "/") < 0)
 		return berth_fail(err, errno, "cannot change to %s in container %s", workdir,
 				  n->name);

@@ -11,7 +11,8 @@
 #                   installed and used for a job on the cluster
 #   soak            (only when named) 300 mixed jobs; the node's resources
 #                   counted before and after must agree
-# BERTH_TESTS="unit pipeline" limits the groups.
+# BERTH_TESTS="unit pipeline" limits the groups; BERTH_E2E_ONLY="pyxis.bats
+# ..." limits the e2e files (a developer's quick look, also in the matrix).
 # BERTH_RESULTS=FILE appends one line per check, "RUNTIME ok|fail", where
 # RUNTIME is the runtime the check ran (charliecloud, singularity, docker)
 # or "common" for checks of no one runtime: tests/matrix/ adds them up into
@@ -166,6 +167,10 @@ for group in $groups; do
 	pipeline | e2e)
 		for f in "$here/$group"/*.bats; do
 			[ -e "$f" ] || continue
+			if [ "$group" = e2e ] && [ -n "${BERTH_E2E_ONLY:-}" ] &&
+				[[ " $BERTH_E2E_ONLY " != *" $(basename "$f") "* ]]; then
+				continue
+			fi
 			case $f in
 			*/e2e/runtime.bats | */e2e/pyxis*.bats) # once per runtime the cluster enables
 				for rt in ${BERTH_E2E_RUNTIMES:-charliecloud singularity docker}; do

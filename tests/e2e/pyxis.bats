@@ -352,6 +352,7 @@ in_alloc() { # [SALLOC-OPTS...] -- SCRIPT
 	run as_user bash -c "cd '$d' && srun --container-runtime=$RT --container-image=$IMG \
 		--container-save=saved.tar sh -c 'echo changed >/etc/only-in-image &&
 			mkdir -p /opt/x && echo new >/opt/x/f && rm /bin/true'"
+	printf '%s\n' "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"container saved to $d/saved.tar"* ]]
 	[ "$(stat -c %u "$d/saved.tar")" -eq "$UIDT" ]

@@ -54,7 +54,8 @@ for suite in $suites; do
 			rc=1
 			continue
 		fi
-		bash "$here/enter.sh" "$root" /bin/bash "$here/inside.sh" "$suite" "$results" "${users[@]}" \
+		bash "$here/enter.sh" "$root" /usr/bin/env BERTH_E2E_ONLY="${BERTH_E2E_ONLY:-}" \
+			/bin/bash "$here/inside.sh" "$suite" "$results" "${users[@]}" \
 			2>&1 | tee "$out/$suite.log" || rc=1
 		;;
 	esac

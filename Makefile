@@ -40,7 +40,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c conf/names.c executor/
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test test-matrix unit e2e lint demo bench fuzz cluster-start cluster-stop deb
+.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -122,6 +122,9 @@ clean:
 	rm -rf $(BUILD)
 
 # libFuzzer over the image reader + flattener (clang).  FUZZ_SECONDS=N.
+soak:
+	BUILD=$(BUILD) BERTH_TESTS=soak bash tests/run-all.sh
+
 fuzz:
 	BUILD=$(BUILD) bash tests/fuzz/run.sh
 

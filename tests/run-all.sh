@@ -153,7 +153,7 @@ for group in $groups; do
 	conformance)
 		run_tap conformance bash "$here/conformance/run.sh"
 		;;
-	soak) # not in the default groups: .ci/run runs it after make test
+	soak) # not in the default groups: make soak
 		run_tap soak bash "$here/soak/soak.sh"
 		;;
 	fakes)

@@ -6,7 +6,7 @@
 # of: slurmd's open files, mounts, the test user's processes, berth's Docker
 # containers, the cache's temporary entries, staged Docker binds, berth's
 # own layer mounts.  Prints TAP; run as root with the cluster and dockerd up
-# (tests/run-all.sh's "soak" group, .ci/run).
+# (`make soak`: tests/run-all.sh's "soak" group, not in make test).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -54,8 +54,9 @@ one_job() {
 		2>/dev/null ;;
 	4) as_user srun -Q --container-runtime="$rt" --container-image="$img" \
 		--container-writable sh -c 'echo x >/w' ;;
-	5) ! as_user srun -Q --container-runtime="$rt" --container-image="$img" \
-		--container-mounts=/root:/r true 2>/dev/null ;;
+	5) # refused by docker (outside DockerAllowedMounts); unreadable in the others
+	   ! as_user srun -Q --container-runtime="$rt" --container-image="$img" \
+		--container-mounts=/root:/r ls /r 2>/dev/null ;;
 	6) as_user srun -Q -n 2 --container-runtime="$rt" --container-image="$img" \
 		sh -c 'test -n "$SLURM_PROCID"' ;;
 	7) as_user timeout -s TERM 3 srun -Q --container-runtime="$rt" --container-image="$img" \
@@ -74,10 +75,16 @@ failed=0
 for ((i = 0; i < JOBS; i += 4)); do
 	pids=()
 	for ((j = i; j < i + 4 && j < JOBS; j++)); do
-		one_job "$j" >/dev/null 2>&1 &
+		one_job "$j" >"$d/job.$j.out" 2>&1 &
 		pids+=($!)
 	done
-	for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+	for ((k = 0; k < ${#pids[@]}; k++)); do
+		if ! wait "${pids[k]}"; then
+			failed=$((failed + 1))
+			echo "# job $((i + k)) (case $(((i + k) % 8))) did not behave:"
+			sed 's/^/#   /' "$d/job.$((i + k)).out" | tail -5
+		fi
+	done
 done
 if [ "$failed" -eq 0 ]; then ok "$JOBS jobs ran as expected"; else not_ok "$failed of $JOBS jobs did not behave"; fi
 # let Slurm finish the killed steps and the epilogs

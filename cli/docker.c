@@ -428,7 +428,7 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 		printf("removed %zu container(s) of job %s\n", n, a->job);
 	}
 	/* after the containers: the binds they used, staged for dockerd */
-	if (berth_bind_stage_sweep(a->job, a->step, err) < 0)
+	if (berth_bind_stage_sweep(cfg.cache_dir, a->job, a->step, err) < 0)
 		rc = -1;
 	berth_docker_ids_free(ids);
 	berth_docker_close(d);

@@ -35,16 +35,20 @@ static int enter_host_mounts(struct berth_err *err)
 	return 0;
 }
 
-/* /run/berth/binds, root's alone: made if missing, refused if anyone else
- * could put something there. */
-static int stage_root(struct berth_err *err)
+/* CacheDir/.docker-binds, root's alone: made if missing, refused if anyone
+ * else could put something there (CacheDir itself too). */
+static int stage_root(const char *root, struct berth_err *err)
 {
-	static const char *const parts[] = {"/run/berth", BERTH_BIND_STAGE_DIR};
+	_cleanup_free_ char *parent = strdup(root);
 	struct stat st;
 
+	if (!parent)
+		return berth_fail(err, ENOMEM, "stage");
+	*strrchr(parent, '/') = '\0';
+	const char *parts[] = {parent, root};
 	for (size_t i = 0; i < 2; i++) {
-		if (mkdir(parts[i], i ? 0700 : 0755) < 0 && errno != EEXIST)
-			return berth_fail(err, errno, "cannot create %s", parts[i]);
+		if (i == 1 && mkdir(root, 0700) < 0 && errno != EEXIST)
+			return berth_fail(err, errno, "cannot create %s", root);
 		if (lstat(parts[i], &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
 		    (st.st_mode & 022))
 			return berth_fail(err, 0, "%s must be a folder only root can write", parts[i]);
@@ -70,16 +74,16 @@ static int bind_one(const char *dir, size_t i, int fd, char *path, struct berth_
 
 /* The work, in a child (it may change mount namespace); errors come back
  * through a pipe as text. */
-static void make_in_child(int report, const char *label, const int *fds, size_t n,
-			  char (*paths)[PATH_MAX], char *dir)
+static void make_in_child(int report, const char *root, const char *label, const int *fds,
+			  size_t n, char (*paths)[PATH_MAX], char *dir)
 {
 	struct berth_err err = {0};
 	char tmpl[PATH_MAX];
 
-	snprintf(tmpl, sizeof(tmpl), BERTH_BIND_STAGE_DIR "/%s.XXXXXX", label);
-	int rc = enter_host_mounts(&err) < 0 || stage_root(&err) < 0 ? -1 : 0;
+	snprintf(tmpl, sizeof(tmpl), "%s/%s.XXXXXX", root, label);
+	int rc = enter_host_mounts(&err) < 0 || stage_root(root, &err) < 0 ? -1 : 0;
 	if (rc == 0 && !mkdtemp(tmpl))
-		rc = berth_fail(&err, errno, "cannot create a folder under " BERTH_BIND_STAGE_DIR);
+		rc = berth_fail(&err, errno, "cannot create a folder under %s", root);
 	else if (rc == 0) /* the parent learns its name even on failure, to remove it */
 		strcpy(dir, tmpl);
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -89,9 +93,11 @@ static void make_in_child(int report, const char *label, const int *fds, size_t 
 	_exit(rc < 0 ? 1 : 0);
 }
 
-int berth_bind_stage_make(struct berth_bind_stage *stage, const char *label, const int *fds,
-			  size_t n, char (*paths)[PATH_MAX], struct berth_err *err)
+int berth_bind_stage_make(struct berth_bind_stage *stage, const char *cache_dir,
+			  const char *label, const int *fds, size_t n, char (*paths)[PATH_MAX],
+			  struct berth_err *err)
 {
+	char root[PATH_MAX];
 	int pipefd[2];
 	char msg[sizeof(err->msg)] = "";
 	/* the child's results, in memory the parent sees */
@@ -100,6 +106,7 @@ int berth_bind_stage_make(struct berth_bind_stage *stage, const char *label, con
 
 	if (shared == MAP_FAILED)
 		return berth_fail(err, errno, "mmap");
+	snprintf(root, sizeof(root), "%s/" BERTH_BIND_STAGE_LEAF, cache_dir);
 	memset(shared, 0, (n + 1) * PATH_MAX);
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		munmap(shared, (n + 1) * PATH_MAX);
@@ -108,7 +115,7 @@ int berth_bind_stage_make(struct berth_bind_stage *stage, const char *label, con
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pipefd[0]);
-		make_in_child(pipefd[1], label, fds, n, shared + 1, shared[0]);
+		make_in_child(pipefd[1], root, label, fds, n, shared + 1, shared[0]);
 	}
 	close(pipefd[1]);
 	ssize_t got = pid > 0 ? read(pipefd[0], msg, sizeof(msg) - 1) : -1;
@@ -171,12 +178,14 @@ void berth_bind_stage_remove(struct berth_bind_stage *stage)
 	stage->n = 0;
 }
 
-int berth_bind_stage_sweep(const char *job, const char *step, struct berth_err *err)
+int berth_bind_stage_sweep(const char *cache_dir, const char *job, const char *step,
+			   struct berth_err *err)
 {
-	char prefix[64], path[PATH_MAX];
+	char prefix[64], path[PATH_MAX + 300], root[PATH_MAX];
 
 	/* stages are "<job>.<step>.XXXXXX" */
 	snprintf(prefix, sizeof(prefix), "%s.%s%s", job, step ? step : "", step ? "." : "");
+	snprintf(root, sizeof(root), "%s/" BERTH_BIND_STAGE_LEAF, cache_dir);
 	pid_t pid = fork();
 	if (pid < 0)
 		return berth_fail(err, errno, "fork");
@@ -184,11 +193,11 @@ int berth_bind_stage_sweep(const char *job, const char *step, struct berth_err *
 		struct berth_err ignored;
 		if (enter_host_mounts(&ignored) < 0)
 			_exit(1);
-		DIR *d = opendir(BERTH_BIND_STAGE_DIR);
+		DIR *d = opendir(root);
 		for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
 			if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
 				continue;
-			snprintf(path, sizeof(path), BERTH_BIND_STAGE_DIR "/%s", e->d_name);
+			snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
 			remove_dir(path);
 		}
 		if (d)

@@ -220,7 +220,7 @@ static int stage_binds(struct berth_executor *ex, const struct berth_container_s
 	snprintf(label, sizeof(label), "%s", spec->label_step ? spec->label_step
 				       : spec->label_job ? spec->label_job : "0");
 	if (rc == 0 && n)
-		rc = berth_bind_stage_make(&d->stage, label, fds, n, paths, err);
+		rc = berth_bind_stage_make(&d->stage, ex->cfg->cache_dir, label, fds, n, paths, err);
 	for (size_t j = 0; j < n; j++) {
 		if (rc == 0)
 			binds[which[j]].src = paths[j];

@@ -483,7 +483,7 @@ static void docker_sweep(uint32_t job, const uint32_t *step)
 	snprintf(job_s, sizeof(job_s), "%u", job);
 	snprintf(step_s, sizeof(step_s), "%u", step ? *step : 0);
 	char *argv[] = {berth.cfg.launcher_path, "docker", "sweep", "--socket",
-			berth.cfg.docker_socket, "--job", job_s,
+			berth.cfg.docker_socket, "--cache-dir", berth.cfg.cache_dir, "--job", job_s,
 			step ? "--step" : NULL, step_s, NULL};
 	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
 	static const struct berth_cred root = {.uid = 0, .gid = 0};

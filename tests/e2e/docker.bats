@@ -148,7 +148,7 @@ gone_within_10s() {
 }
 
 # dockerd resolves a bind's source itself: berth gives it the object it
-# checked (opened as the user, staged under /run/berth/binds), so a symlink
+# checked (opened as the user, staged under CacheDir/.docker-binds), so a symlink
 # the user swaps between an allowed folder and /etc while jobs start never
 # gets /etc into a container.
 @test "a bind whose path the user swaps during start-up never binds what was not checked" {
@@ -175,6 +175,6 @@ gone_within_10s() {
 	wait "$swapper" 2>/dev/null || true
 	echo "safe binds: $safe of 12"
 	# nothing staged is left: no folder, no mount
-	[ -z "$(ls -A /run/berth/binds 2>/dev/null)" ]
-	! grep -q ' /run/berth/binds/' /proc/self/mountinfo
+	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/.docker-binds" 2>/dev/null)" ]
+	! grep -q " $BERTH_CLUSTER_DIR/cache/.docker-binds/" /proc/self/mountinfo
 }

@@ -34,7 +34,7 @@ census() {
 	echo "user-processes=$(pgrep -u "$UIDT" | wc -l)"
 	echo "docker-containers=$(docker ps -aq --filter label=berth.uid="$UIDT" | wc -l)"
 	echo "cache-tmp=$(find "$BERTH_CLUSTER_DIR/cache/$UIDT/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
-	echo "staged-binds=$(find /run/berth/binds -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+	echo "staged-binds=$(find "$BERTH_CLUSTER_DIR/cache/.docker-binds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	echo "layer-mounts=$(grep -c " $BERTH_CLUSTER_DIR/cache/$UIDT/layer" /proc/self/mountinfo)"
 }
 

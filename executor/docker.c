@@ -219,8 +219,14 @@ static int stage_binds(struct berth_executor *ex, const struct berth_container_s
 	/* label_step is "JOB.STEP" already; the sweep matches "JOB." */
 	snprintf(label, sizeof(label), "%s", spec->label_step ? spec->label_step
 				       : spec->label_job ? spec->label_job : "0");
+	/* CacheDir: the parent of the cache this executor opened */
+	char top[PATH_MAX];
+	snprintf(top, sizeof(top), "%s", ex->cache_open ? ex->cache.dir : ex->cfg->cache_dir);
+	char *slash = ex->cache_open ? strrchr(top, '/') : NULL;
+	if (slash && slash != top)
+		*slash = '\0';
 	if (rc == 0 && n)
-		rc = berth_bind_stage_make(&d->stage, ex->cfg->cache_dir, label, fds, n, paths, err);
+		rc = berth_bind_stage_make(&d->stage, top, label, fds, n, paths, err);
 	for (size_t j = 0; j < n; j++) {
 		if (rc == 0)
 			binds[which[j]].src = paths[j];

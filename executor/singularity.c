@@ -375,7 +375,12 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
 	    (!spec->verbose && berth_strv_add(&argv, "--quiet", err) < 0) ||
 	    berth_strv_add(&argv, "exec", err) < 0 ||
-	    berth_strv_add(&argv, "--containall", err) < 0 ||
+	    /* --containall but for its PID namespace where tasks join a named
+	     * container: they would die with its first task (Apptainer 1.4.5
+	     * ignores --no-pid under --containall) */
+	    (spec->layer_dir ? berth_strv_add(&argv, "--contain", err) < 0 ||
+				       berth_strv_add(&argv, "--ipc", err) < 0
+			     : berth_strv_add(&argv, "--containall", err) < 0) ||
 	    berth_strv_add(&argv, "--cleanenv", err) < 0 ||
 	    berth_strv_add(&argv, "--pwd", err) < 0 ||
 	    berth_strv_add(&argv, berth_spec_workdir(ex), err) < 0)
@@ -388,10 +393,6 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
 								   : "--writable-tmpfs", err) < 0)
-		goto fail;
-	/* A named container's tasks join it; in a PID namespace of its own
-	 * they would die with its first task. */
-	if (spec->layer_dir && berth_strv_add(&argv, "--no-pid", err) < 0)
 		goto fail;
 	/* uid 0 in a user namespace of its own, mapped to the user alone: not
 	 * the site's /etc/subuid ranges (files would belong to other ids), not

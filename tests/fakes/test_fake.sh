@@ -188,7 +188,7 @@ check "--writable-tmpfs: image folders writable" "$U" \
 	"$(sx -C --writable-tmpfs "$W/u.sif" sh -c 'touch /usr/new && stat -c %U /usr/new' 2>&1)"
 # Checked against the real 1.4.5 (no /etc/subuid entry): uid 0 mapped to
 # the caller alone; --writable writes the sandbox folder itself; --no-pid
-# keeps the host's PID namespace under --containall.
+# keeps the host's PID namespace, but not under --containall.
 check "--fakeroot --ignore-subuid --ignore-fakeroot-command: 0 UID 1" "0:0 $(id -u "$U") 1" \
 	"$(sx -C --no-home --fakeroot --ignore-subuid --ignore-fakeroot-command "$W/x.sif" \
 		sh -c 'echo "$(id -u):$(id -g) $(awk "{print \$2, \$3}" /proc/self/uid_map)"')"
@@ -198,8 +198,13 @@ if [ -d "$W/sbx/t" ]; then
 	sx --writable "$W/sbx/t" sh -c 'echo w > /written' 2>/dev/null
 	check "--writable on a sandbox writes the folder" "w" "$(cat "$W/sbx/t/written" 2>&1)"
 fi
-check "--containall --no-pid: the host's PID namespace" "$(readlink /proc/self/ns/pid)" \
-	"$(sx -C --no-pid "$W/x.sif" readlink /proc/self/ns/pid)"
+check "--no-pid (without --containall): the host's PID namespace" "$(readlink /proc/self/ns/pid)" \
+	"$(sx --no-pid "$W/x.sif" readlink /proc/self/ns/pid)"
+ns=$(sx -C --no-pid "$W/x.sif" readlink /proc/self/ns/pid)
+check "--containall keeps its PID namespace even with --no-pid (as the real 1.4.5)" other \
+	"$([ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/pid)" ] && echo other || echo "$ns")"
+check "--contain --ipc: no PID namespace, the contained file system" "$(readlink /proc/self/ns/pid) 0" \
+	"$(cd / && sx --contain --ipc --no-home "$W/x.sif" sh -c 'echo "$(readlink /proc/self/ns/pid) $(ls -A /tmp | wc -l)"')"
 check "--pwd" "/work" "$(sx --pwd /work "$W/x.sif" pwd)"
 check "default cwd is caller's" "$UHOME" "$(sx "$W/x.sif" pwd)"
 check "--containall: home empty, cwd home" "$UHOME:0" \

@@ -123,7 +123,8 @@ gone_within_10s() {
 }
 
 @test "the step's memory limit and CPU count reach the container" {
-	run dsrun --mem=500M -c 1 sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us'
+	# -Q: srun's "queued and waiting" lines (a busy node) are not output
+	run dsrun -Q --mem=500M -c 1 sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us'
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(sed -n 1p <<<"$output")" = 524288000 ]

@@ -406,6 +406,7 @@ int cmd_launch(int argc, char **argv)
 	char script_dir[PATH_MAX], script_in[PATH_MAX], workdir[PATH_MAX];
 	char **env = NULL, **keep = NULL, **cmd = NULL;
 	struct berth_named named = {.lock_fd = -1};
+	int code = -1; /* the task's exit status once known; -1 an error in err */
 
 	berth_config_defaults(&cfg);
 	l.control_fd = -1;
@@ -449,16 +450,8 @@ int cmd_launch(int argc, char **argv)
 		if (l.remap_root && berth_fake_id_syscalls(&err) < 0)
 			goto fail;
 		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
-		int code = berth_named_join(&named, cmd, env, dir, &err);
-		if (code >= 0) {
-			berth_executor_destroy(ex);
-			berth_strv_free(env);
-			berth_mounts_free(binds, n_binds);
-			free(keep);
-			berth_strv_free(cmd);
-			return code;
-		}
-		goto fail;
+		code = berth_named_join(&named, cmd, env, dir, &err);
+		goto out;
 	}
 	struct berth_container_spec spec = {
 		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
@@ -475,32 +468,28 @@ int cmd_launch(int argc, char **argv)
 	if (berth_executor_create(ex, &spec, &err) < 0)
 		goto fail;
 	if (l.name || l.save) {
-		int code = run_named(ex, &named, &err);
+		code = run_named(ex, &named, &err);
 		if (code >= 0 && l.save && save_container(ex, &named, l.save, &err) < 0) {
 			cli_error(&err);
 			code = code ? code : 1;
 		}
-		if (code >= 0) {
-			berth_named_release(&named);
-			berth_executor_destroy(ex);
-			berth_strv_free(env);
-			berth_mounts_free(binds, n_binds);
-			free(keep);
-			berth_strv_free(cmd);
-			return code;
-		}
-		goto fail;
+		goto out;
 	}
-	berth_executor_exec(ex, &err);
+	berth_executor_exec(ex, &err); /* returns only on failure */
 fail:
-	if (!err.msg[0])
-		berth_fail(&err, ENOMEM, "launch");
-	cli_error(&err);
+	code = -1;
+out:
+	if (code < 0) {
+		if (!err.msg[0])
+			berth_fail(&err, ENOMEM, "launch");
+		cli_error(&err);
+		code = 1;
+	}
 	berth_named_release(&named);
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
 	berth_mounts_free(binds, n_binds);
 	free(keep);
 	berth_strv_free(cmd);
-	return 1;
+	return code;
 }

@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 #include "archive_lazy.h"
+#include "lazy.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,10 +14,7 @@ static struct berth_archive_fns table;
 
 static void load_once(void)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} symbols[] = {
+	static const struct berth_lazy_sym symbols[] = {
 		{"archive_entry_filetype", offsetof(struct berth_archive_fns, f_archive_entry_filetype)},
 		{"archive_entry_free", offsetof(struct berth_archive_fns, f_archive_entry_free)},
 		{"archive_entry_hardlink", offsetof(struct berth_archive_fns, f_archive_entry_hardlink)},
@@ -60,21 +57,14 @@ static void load_once(void)
 		{"archive_write_set_bytes_in_last_block", offsetof(struct berth_archive_fns, f_archive_write_set_bytes_in_last_block)},
 		{"archive_write_set_format_pax_restricted", offsetof(struct berth_archive_fns, f_archive_write_set_format_pax_restricted)},
 	};
-	void *lib = dlopen(LIBARCHIVE, RTLD_NOW | RTLD_LOCAL);
+	char why[512];
 
-	if (!lib) {
+	/* nothing reads an image without it: say why and stop */
+	if (berth_lazy_fill(LIBARCHIVE, symbols, sizeof(symbols) / sizeof(*symbols), &table, why,
+			    sizeof(why)) < 0) {
 		fprintf(stderr, "berth: cannot load %s (%s); install libarchive13\n", LIBARCHIVE,
-			dlerror());
+			why);
 		exit(1);
-	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(*symbols); i++) {
-		void *sym = dlsym(lib, symbols[i].name);
-		if (!sym) {
-			fprintf(stderr, "berth: %s has no %s\n", LIBARCHIVE, symbols[i].name);
-			exit(1);
-		}
-		/* POSIX: a function pointer and a void * convert both ways. */
-		memcpy((char *)&table + symbols[i].offset, &sym, sizeof(sym));
 	}
 }
 

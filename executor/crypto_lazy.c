@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 #include "crypto_lazy.h"
+#include "lazy.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,10 +31,7 @@ static struct berth_crypto_fns table = {
 
 static void load_once(void)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} symbols[] = {
+	static const struct berth_lazy_sym symbols[] = {
 		{"EVP_MD_CTX_new", offsetof(struct berth_crypto_fns, md_ctx_new)},
 		{"EVP_MD_CTX_free", offsetof(struct berth_crypto_fns, md_ctx_free)},
 		{"EVP_DigestInit_ex", offsetof(struct berth_crypto_fns, digest_init_ex)},
@@ -46,21 +43,12 @@ static void load_once(void)
 		{"EVP_DecodeBlock", offsetof(struct berth_crypto_fns, decode_block)},
 	};
 	struct berth_crypto_fns fns;
-	void *lib = dlopen(LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+	char why[512];
 
-	if (!lib) {
-		fprintf(stderr, "berth: cannot load %s (%s); install libssl3\n", LIBCRYPTO,
-			dlerror());
+	if (berth_lazy_fill(LIBCRYPTO, symbols, sizeof(symbols) / sizeof(*symbols), &fns, why,
+			    sizeof(why)) < 0) {
+		fprintf(stderr, "berth: cannot load %s (%s); install libssl3\n", LIBCRYPTO, why);
 		return;
-	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(*symbols); i++) {
-		void *sym = dlsym(lib, symbols[i].name);
-		if (!sym) {
-			fprintf(stderr, "berth: %s has no %s\n", LIBCRYPTO, symbols[i].name);
-			return;
-		}
-		/* POSIX: a function pointer and a void * convert both ways. */
-		memcpy((char *)&fns + symbols[i].offset, &sym, sizeof(sym));
 	}
 	table = fns;
 }

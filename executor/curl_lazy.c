@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 #include "curl_lazy.h"
+#include "lazy.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,10 +15,7 @@ static char load_error[512];
 
 static void load_once(void)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} symbols[] = {
+	static const struct berth_lazy_sym symbols[] = {
 		{"curl_easy_init", offsetof(struct berth_curl_fns, easy_init)},
 		{"curl_easy_setopt", offsetof(struct berth_curl_fns, easy_setopt)},
 		{"curl_easy_getinfo", offsetof(struct berth_curl_fns, easy_getinfo)},
@@ -33,22 +30,10 @@ static void load_once(void)
 		{"curl_free", offsetof(struct berth_curl_fns, free)},
 	};
 	struct berth_curl_fns fns;
-	void *lib = dlopen(LIBCURL, RTLD_NOW | RTLD_LOCAL);
 
-	if (!lib) {
-		snprintf(load_error, sizeof(load_error), "%s", dlerror());
+	if (berth_lazy_fill(LIBCURL, symbols, sizeof(symbols) / sizeof(*symbols), &fns, load_error,
+			    sizeof(load_error)) < 0)
 		return;
-	}
-	for (size_t i = 0; i < sizeof(symbols) / sizeof(*symbols); i++) {
-		void *sym = dlsym(lib, symbols[i].name);
-		if (!sym) {
-			snprintf(load_error, sizeof(load_error), "%s has no %s", LIBCURL,
-				 symbols[i].name);
-			return;
-		}
-		/* POSIX: a function pointer and a void * convert both ways. */
-		memcpy((char *)&fns + symbols[i].offset, &sym, sizeof(sym));
-	}
 	berth_curl = fns;
 }
 

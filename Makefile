@@ -14,9 +14,10 @@ CC          ?= cc
 PKGS        := libarchive json-c libcurl libcrypto libsquashfs1
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
-# libcurl is dlopen()ed when first needed (executor/curl_lazy.h): the
-# berth command does not link it; the unit tests, which call it, do.
-BERTH_LIBS  := $(shell pkg-config --libs json-c libsquashfs1)
+# libcurl, libcrypto, libarchive and libsquashfs are dlopen()ed when first
+# needed (executor/*_lazy.h): the berth command does not link them (a warm
+# start uses none); the unit tests, which call them, do.
+BERTH_LIBS  := $(shell pkg-config --libs json-c) -lpthread
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS      ?= -O2 -g
 BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
@@ -29,7 +30,7 @@ CONF_SRC     := conf/error.c conf/config.c conf/mounts.c conf/names.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/mountns.c executor/fakeroot.c executor/caps.c executor/named.c executor/save.c executor/bindstage.c executor/singularity.c \
 	executor/fetch.c executor/docker_api.c executor/docker.c executor/strv.c \
-	executor/lazy.c executor/curl_lazy.c executor/crypto_lazy.c executor/archive_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
+	executor/sha256.c executor/lazy.c executor/curl_lazy.c executor/crypto_lazy.c executor/archive_lazy.c executor/squashfs_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
 	executor/imageref.c executor/registry.c executor/blobs.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
 CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c cli/containers.c

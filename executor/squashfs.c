@@ -26,18 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <sqfs/block.h>
-#include <sqfs/block_processor.h>
-#include <sqfs/block_writer.h>
-#include <sqfs/compressor.h>
-#include <sqfs/dir_writer.h>
-#include <sqfs/error.h>
-#include <sqfs/frag_table.h>
-#include <sqfs/id_table.h>
-#include <sqfs/inode.h>
-#include <sqfs/io.h>
-#include <sqfs/meta_writer.h>
-#include <sqfs/super.h>
+#include "squashfs_lazy.h"
 
 #include "fs.h"
 

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "tarmember.h"
+#include "sha256.h"
 
 #include <errno.h>
 #include <string.h>
@@ -135,11 +136,10 @@ static void hex_digest(const unsigned char *md, unsigned n, char out[72])
 
 void berth_sha256_hex(const void *data, size_t len, char out[72])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
+	unsigned char md[BERTH_SHA256_LEN];
 
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-	hex_digest(md, n, out);
+	berth_sha256(data, len, md);
+	hex_digest(md, BERTH_SHA256_LEN, out);
 }
 
 void berth_sha256_final(EVP_MD_CTX *ctx, char out[72])

@@ -10,7 +10,7 @@ mkdir -p "$out/corpus" "$out/findings"
 clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(pkg-config --cflags libarchive json-c libcrypto libcurl) \
 	-o "$out/fuzz_image" "$here/fuzz_image.c" \
-	"$repo"/conf/error.c "$repo"/executor/tarmember.c "$repo"/executor/image.c \
+	"$repo"/conf/error.c "$repo"/executor/tarmember.c "$repo"/executor/sha256.c "$repo"/executor/image.c \
 	"$repo"/executor/flatten.c "$repo"/executor/fs.c "$repo"/executor/imageref.c \
 	$(pkg-config --libs libarchive json-c libcrypto)
 # Small seeds: every layout and every defect mkimage knows (no big ones).

@@ -20,7 +20,10 @@ for rt in charliecloud singularity; do
 	if [ "$rt" = charliecloud ]; then
 		raw=(/usr/bin/ch-run "$entry/rootfs" -- true)
 	else
-		raw=("$sing" -q exec --containall --cleanenv "$(ls -d "$entry/sandbox" "$entry/image.sif" 2>/dev/null | head -n1)" true)
+		# the image berth made: a SIF, or a sandbox folder
+		made=$entry/sandbox
+		[ -e "$entry/image.sif" ] && made=$entry/image.sif
+		raw=("$sing" -q exec --containall --cleanenv "$made" true)
 	fi
 	cmd=("$BERTH" run --runtime "$rt" --cache-dir "$work/cache" --image "$img" -- true)
 	pair_ms cmd raw

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Cold staging of a big image (>= 200 MB, several layers): berth pull
 # against `tar -x` of the same layers and `docker load`, side by side in one
-# run.  Prints medians and ratios, and berth's peak RSS.
+# run, as alternating rounds (one of each per round, in a rotating order).
+# Medians, spread (min-max), ratios, and berth's peak RSS.  Timings are
+# measured, never asserted.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 N=${BENCH_N_FLATTEN:-3}
+BERTH=${BERTH_BUILD:-$REPO/build}/berth
 out=$REPO/bench/out
 mkdir -p "$out"
 img=$out/big.tar
@@ -16,31 +20,28 @@ mkdir -p "$work/layers"
 tar -xf "$img" -C "$work/layers"
 mapfile -t layers < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))[0]["Layers"]))' "$work/layers/manifest.json")
 
-berth_once() {
-	rm -rf "$work/cache" && mkdir "$work/cache"
-	/usr/bin/time -f '%M' -o "$work/rss" "$BERTH" pull --cache-dir "$work/cache" "$img" >/dev/null
+berth_prep() { rm -rf "$work/cache" && mkdir "$work/cache"; }
+berth_run() {
+	/usr/bin/time -f '%M' -o "$work/rss" "$BERTH" pull --cache-dir "$work/cache" "$img"
 }
-tar_once() {
-	rm -rf "$work/rootfs" && mkdir "$work/rootfs"
+tar_prep() { rm -rf "$work/rootfs" && mkdir "$work/rootfs"; }
+tar_run() {
+	local l
 	for l in "${layers[@]}"; do tar -xf "$work/layers/$l" -C "$work/rootfs"; done
 }
-docker_once() {
-	docker rmi -f berth/big:1 >/dev/null 2>&1 || true
-	docker load -i "$img" >/dev/null
-}
-BERTH=${BERTH_BUILD:-$REPO/build}/berth
-echo "image: $(du -m "$img" | cut -f1) MB, ${#layers[@]} layers"
-b=$(median_ms berth_once)
-rss=$(($(cat "$work/rss") / 1024))
-t=$(median_ms tar_once)
-printf '%-40s %8s ms  (peak RSS %s MB)\n' "berth pull (cold)" "$b" "$rss"
-printf '%-40s %8s ms\n' "tar -x of the same layers" "$t"
-printf '%-40s %8s x   (target <= 1.3)\n' "ratio berth / tar -x" "$(ratio "$b" "$t")"
+docker_prep() { docker rmi -f berth/big:1 >/dev/null 2>&1 || true; }
+docker_run() { docker load -i "$img"; }
+
+contender "berth pull (cold)" berth_prep berth_run
+contender "tar -x of the same layers" tar_prep tar_run
 if curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
-	d=$(median_ms docker_once)
-	docker rmi -f berth/big:1 >/dev/null 2>&1 || true
-	printf '%-40s %8s ms\n' "docker load" "$d"
-	printf '%-40s %8s x\n' "ratio berth / docker load" "$(ratio "$b" "$d")"
+	contender "docker load" docker_prep docker_run docker_prep
 else
 	echo "docker load: skipped (dockerd not running)"
 fi
+echo "image: $(du -m "$img" | cut -f1) MB, ${#layers[@]} layers; $N alternating rounds"
+rounds
+report
+echo "peak RSS of berth pull: $(($(cat "$work/rss") / 1024)) MB (the last round's)"
+rline "ratio berth / tar -x" "$(ratio "${med[0]}" "${med[1]}")" "(target <= 1.3)"
+[ "${#med[@]}" -lt 3 ] || rline "ratio berth / docker load" "$(ratio "${med[0]}" "${med[2]}")"

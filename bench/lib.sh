@@ -58,3 +58,58 @@ show_pair() {
 
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# clock LOG CMD...: run CMD (its output to LOG), print its wall time in ms;
+# on failure, say so with the log's tail and return 1.
+clock() {
+	local log=$1 t0 t rc=0
+	shift
+	t0=$(now_ms)
+	"$@" >"$log" 2>&1 || rc=$?
+	t=$(($(now_ms) - t0))
+	if [ $rc -ne 0 ]; then
+		echo "bench: failed (exit $rc): $*" >&2
+		tail -5 "$log" >&2
+		return 1
+	fi
+	echo "$t"
+}
+row() { printf '%-52s %7s ms  (spread %s-%s)%s\n' "$1" "$2" "$3" "$4" "${5:+  $5}"; }
+rline() { printf '%-52s %7s x%s\n' "$1" "$2" "${3:+   $3}"; }
+
+# Contenders of one comparison: name, prep (not timed), run (timed), post
+# (not timed, after the run).  rounds runs them N times each, rotating the
+# order every round (A B C, B C A, C A B, ...) so that a machine getting
+# busier or quieter weighs on all alike, and leaves "t1 t2 ..." in
+# C_TIMES[i]; report prints a row per contender (median, spread) and sets
+# med[i].  The run's output goes to $work/run.log.
+C_NAME=() C_PREP=() C_RUN=() C_POST=()
+declare -A C_TIMES
+med=()
+contender() { C_NAME+=("$1"); C_PREP+=("$2"); C_RUN+=("$3"); C_POST+=("${4:-:}"); }
+reset_contenders() { C_NAME=() C_PREP=() C_RUN=() C_POST=(); C_TIMES=(); }
+rounds() {
+	local r j i k=${#C_RUN[@]} t
+	for ((r = 0; r < N; r++)); do
+		for ((j = 0; j < k; j++)); do
+			i=$(((j + r) % k))
+			${C_PREP[$i]}
+			sync # the previous contender's writeback is not the next one's
+			t=$(clock "$work/run.log" ${C_RUN[$i]}) || die "${C_NAME[$i]} failed"
+			C_TIMES[$i]+="$t "
+			${C_POST[$i]}
+		done
+	done
+}
+report() {
+	local i lo hi m
+	med=()
+	for i in "${!C_RUN[@]}"; do
+		# shellcheck disable=SC2086 # the times, one word each
+		read -r m lo hi <<<"$(spread ${C_TIMES[$i]})"
+		med[i]=$m
+		row "${C_NAME[$i]}" "$m" "$lo" "$hi"
+	done
+}

@@ -16,7 +16,6 @@ N=${BENCH_N_REGISTRY:-5}
 BERTH=${BERTH_BUILD:-$REPO/build}/berth
 uid=$(id -u)
 
-die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$BERTH" ] || die "$BERTH not found (make first, or set BERTH_BUILD)"
 for tool in docker-registry skopeo jq python3 curl; do
 	command -v "$tool" >/dev/null || die "$tool not found"
@@ -45,57 +44,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# clock LOG CMD...: run CMD (its output to LOG), print its wall time in ms.
-clock() {
-	local log=$1 t0 t rc=0
-	shift
-	t0=$(now_ms)
-	"$@" >"$log" 2>&1 || rc=$?
-	t=$(($(now_ms) - t0))
-	if [ $rc -ne 0 ]; then
-		echo "bench: failed (exit $rc): $*" >&2
-		tail -5 "$log" >&2
-		return 1
-	fi
-	echo "$t"
-}
-stat() { # "t1 t2 ..." -> "median min max"
-	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)], v[1], v[NR]}'
-}
-row() { printf '%-52s %7s ms  (spread %s-%s)%s\n' "$1" "$2" "$3" "$4" "${5:+  $5}"; }
-rline() { printf '%-52s %7s x%s\n' "$1" "$2" "${3:+   $3}"; }
 uniq_list() { printf '%s\n' "$@" | sort -n | uniq | paste -sd/; }
-
-# Contenders of one section: name, prep (not timed), run (timed), post
-# (not timed, after the run).  rounds runs them N times each, rotating the
-# order every round, and leaves "t1 t2 ..." in times[i].
-C_NAME=() C_PREP=() C_RUN=() C_POST=()
-declare -A times
-contender() { C_NAME+=("$1"); C_PREP+=("$2"); C_RUN+=("$3"); C_POST+=("${4:-:}"); }
-reset_contenders() { C_NAME=() C_PREP=() C_RUN=() C_POST=(); times=(); }
-rounds() {
-	local r j i k=${#C_RUN[@]} t
-	for ((r = 0; r < N; r++)); do
-		for ((j = 0; j < k; j++)); do
-			i=$(((j + r) % k))
-			${C_PREP[$i]}
-			sync # the previous contender's writeback is not the next one's
-			t=$(clock "$work/run.log" "${C_RUN[$i]}") || die "${C_NAME[$i]} failed"
-			times[$i]+="$t "
-			${C_POST[$i]}
-		done
-	done
-}
-med=()
-report() { # prints a row per contender; med[i] = its median
-	local i lo hi m
-	med=()
-	for i in "${!C_RUN[@]}"; do
-		read -r m lo hi <<<"$(stat "${times[$i]}")"
-		med[i]=$m
-		row "${C_NAME[$i]}" "$m" "$lo" "$hi"
-	done
-}
 
 # ---- images and registry ------------------------------------------------------
 mkdir -p "$work/img"
@@ -201,7 +150,7 @@ else
 		contender "apptainer pull $app_version (download + extract + SIF)" app_prep app_run
 		t_enter=()
 		for _ in 1 2 3; do t_enter+=("$(clock "$work/warm.log" bash "$REPO/tests/matrix/enter.sh" "$app_root" true)"); done
-		read -r enter_ms _ <<<"$(stat "${t_enter[*]}")"
+		read -r enter_ms _ <<<"$(spread "${t_enter[@]}")"
 		app_note="(apptainer's figure includes ${enter_ms} ms of tests/matrix/enter.sh, chroot $(basename "$app_root"))"
 	else
 		echo "apptainer pull: skipped (it failed in $app_root: $(grep -v '^INFO' "$work/warm.log" | tail -1))"

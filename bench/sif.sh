@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cold conversion of a big image for the singularity runtime, side by side,
-# as alternating rounds (one of each per round): berth's own SIF (flatten +
+# as alternating rounds (one of each per round, rotating): berth's own SIF (flatten +
 # /.singularity.d + SquashFS zstd-3 in a SIF) and sandbox (flatten +
 # metadata), against what `apptainer build` does with the same layers
 # (`tar -x` of them, then `mksquashfs -comp gzip -all-root`, its defaults)
@@ -25,36 +25,25 @@ berth_pull() { # format
 	rm -rf "$work/cache" && mkdir "$work/cache"
 	printf 'SingularityPath=%s\nSingularityImageFormat=%s\n' "$sing" "$1" >"$work/berth.conf"
 	BERTH_CONFIG=$work/berth.conf /usr/bin/time -f '%M' -o "$work/rss.$1" \
-		"$BERTH" pull --runtime singularity --cache-dir "$work/cache" "$img" >/dev/null
+		"$BERTH" pull --runtime singularity --cache-dir "$work/cache" "$img"
 }
 tar_mksquashfs() { # compressor args...
 	rm -rf "$work/rootfs" "$work/out.sqfs" && mkdir "$work/rootfs"
 	for l in "${layers[@]}"; do tar -xf "$work/layers/$l" -C "$work/rootfs"; done
 	/usr/bin/time -f '%M' -o "$work/rss.mksq.$1" \
-		mksquashfs "$work/rootfs" "$work/out.sqfs" -noappend -quiet -all-root -comp "$@" >/dev/null
+		mksquashfs "$work/rootfs" "$work/out.sqfs" -noappend -quiet -all-root -comp "$@"
 }
 
-names=("berth SIF (zstd-3)" "berth sandbox" "tar -x + mksquashfs gzip (apptainer build's)" "tar -x + mksquashfs zstd-3")
-runs=("berth_pull sif" "berth_pull sandbox" "tar_mksquashfs gzip" "tar_mksquashfs zstd -Xcompression-level 3")
-declare -A times
-for ((r = 0; r < N; r++)); do
-	for i in "${!runs[@]}"; do
-		t0=$(now_ms)
-		${runs[$i]}
-		times[$i]+="$(($(now_ms) - t0)) "
-	done
-done
-stat() { # "t1 t2 ..." -> "median min max"
-	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)], v[1], v[NR]}'
-}
+contender "berth SIF (zstd-3)" : "berth_pull sif"
+contender "berth sandbox" : "berth_pull sandbox"
+contender "tar -x + mksquashfs gzip (apptainer build's)" : "tar_mksquashfs gzip"
+contender "tar -x + mksquashfs zstd-3" : "tar_mksquashfs zstd -Xcompression-level 3"
 echo "image: $(du -m "$img" | cut -f1) MB, ${#layers[@]} layers; $N alternating rounds"
-for i in "${!runs[@]}"; do
-	read -r med lo hi <<<"$(stat "${times[$i]}")"
-	printf '%-46s %7s ms  (spread %s-%s)\n' "${names[$i]}" "$med" "$lo" "$hi"
-	eval "m$i=$med"
-done
-printf '%-46s %7s MB / %s MB\n' "peak RSS: berth SIF / mksquashfs zstd-3" \
+rounds
+report
+m0=${med[0]} m1=${med[1]} m2=${med[2]} m3=${med[3]}
+printf '%-52s %7s MB / %s MB\n' "peak RSS: berth SIF / mksquashfs zstd-3" \
 	"$(($(cat "$work/rss.sif") / 1024))" "$(($(cat "$work/rss.mksq.zstd") / 1024))"
-printf '%-46s %7s x\n' "ratio berth SIF / (tar -x + mksquashfs gzip)" "$(ratio "$m0" "$m2")"
-printf '%-46s %7s x\n' "ratio berth SIF / (tar -x + mksquashfs zstd-3)" "$(ratio "$m0" "$m3")"
-printf '%-46s %7s x\n' "ratio berth sandbox / (tar -x + mksquashfs zstd-3)" "$(ratio "$m1" "$m3")"
+printf '%-52s %7s x\n' "ratio berth SIF / (tar -x + mksquashfs gzip)" "$(ratio "$m0" "$m2")"
+printf '%-52s %7s x\n' "ratio berth SIF / (tar -x + mksquashfs zstd-3)" "$(ratio "$m0" "$m3")"
+printf '%-52s %7s x\n' "ratio berth sandbox / (tar -x + mksquashfs zstd-3)" "$(ratio "$m1" "$m3")"

@@ -505,9 +505,11 @@ int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 
 /* A warm start should cost a stat, not a read of the archive: refs/<key>
  * remembers which digest a file had, keyed by its path and tag, and valid
- * while its device, inode, size and mtime are the same.  It lives in the
- * user's own cache, so a forged memo can only misdirect the user's own
- * jobs to another image of their own cache. */
+ * while its device, inode, size, mtime and ctime are the same (ctime: no
+ * one can set it back, so a file rewritten with its old mtime restored is
+ * read again).  It lives in the cache that opened it: in a user's own
+ * cache a forged memo can only misdirect the user's own jobs to another
+ * image of their own cache; in root's (Docker's loads) only root writes. */
 static void ref_key(const char *path, const char *tag, char key[72])
 {
 	_cleanup_free_ char *real = realpath(path, NULL);
@@ -523,13 +525,14 @@ static void ref_key(const char *path, const char *tag, char key[72])
 
 static void ref_stamp(const struct stat *st, char *out, size_t cap)
 {
-	snprintf(out, cap, "%llu %llu %lld %lld.%09ld", (unsigned long long)st->st_dev,
+	snprintf(out, cap, "%llu %llu %lld %lld.%09ld %lld.%09ld", (unsigned long long)st->st_dev,
 		 (unsigned long long)st->st_ino, (long long)st->st_size,
-		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-static bool ref_lookup(struct berth_cache *cache, const char *path, const char *tag,
-		       char digest[BERTH_DIGEST_LEN + 1])
+bool berth_cache_ref_lookup(struct berth_cache *cache, const char *path, const char *tag,
+			    char digest[BERTH_DIGEST_LEN + 1])
 {
 	char key[72], name[96], stamp[128], line[256];
 	struct stat st;
@@ -554,8 +557,8 @@ static bool ref_lookup(struct berth_cache *cache, const char *path, const char *
 	return true;
 }
 
-static void ref_remember(struct berth_cache *cache, const char *path, const char *tag,
-			 const char *digest)
+void berth_cache_ref_remember(struct berth_cache *cache, const char *path, const char *tag,
+			      const char *digest)
 {
 	char key[72], name[96], tmp[112], stamp[128];
 	struct stat st;
@@ -660,7 +663,7 @@ static int stage_any(struct berth_cache *cache, const char *ref,
 		return stage_registry(cache, ref, &iref, art, res, err);
 	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
 		return -1;
-	if (ref_lookup(cache, path, tag, res->digest) &&
+	if (berth_cache_ref_lookup(cache, path, tag, res->digest) &&
 	    entry_exists(cache, res->digest, art->leaf)) {
 		touch_last_use(cache, res->digest);
 		return 0; /* the same file as last time, already converted */
@@ -674,7 +677,7 @@ static int stage_any(struct berth_cache *cache, const char *ref,
 	rc = stage_opened(cache, &b, &img, ref, art, res, err);
 out:
 	if (rc == 0)
-		ref_remember(cache, path, tag, img.digest);
+		berth_cache_ref_remember(cache, path, tag, img.digest);
 	berth_image_close(&img);
 	build_end(cache, &b);
 	return rc;

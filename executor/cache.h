@@ -112,6 +112,14 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
 int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 			char **tag, struct berth_err *err);
 
+/* The digest the archive at path (and tag) had when last read, while the
+ * file is unchanged (device, inode, size, mtime, ctime): false when not
+ * known.  remember records it after a read. */
+bool berth_cache_ref_lookup(struct berth_cache *cache, const char *path, const char *tag,
+			    char digest[BERTH_DIGEST_LEN + 1]);
+void berth_cache_ref_remember(struct berth_cache *cache, const char *path, const char *tag,
+			      const char *digest);
+
 /* Remove an entry unless a job uses it. */
 int berth_cache_remove(struct berth_cache *cache, const char *digest,
 		       struct berth_err *err);

@@ -60,7 +60,9 @@ static const struct berth_artifact *docker_artifact(struct berth_executor *ex)
 
 /* Open the archive, compute its digest, and load it unless the daemon has
  * that image already.  The archive is read from a descriptor this process
- * opened (the plugin opens it with the job user's credentials). */
+ * opened (the plugin opens it with the job user's credentials).  The same
+ * file as last time, unchanged, whose image dockerd still has, is not read
+ * again: the memo is in this cache (root's own, when the plugin loads). */
 static int docker_load(struct berth_executor *ex, const char *ref,
 		       struct berth_stage_result *res, struct berth_err *err)
 {
@@ -71,6 +73,14 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 
 	if (berth_cache_resolve(&ex->cache, ref, &path, &tag, err) < 0)
 		return -1;
+	if (berth_cache_ref_lookup(&ex->cache, path, tag, res->digest)) {
+		if (berth_docker_image_inspect(dk(ex)->api, res->digest, &present, id, err) < 0)
+			return -1;
+		if (present) {
+			snprintf(ex->digest, sizeof(ex->digest), "%s", res->digest);
+			return 0;
+		}
+	}
 	snprintf(work, sizeof(work), "%s/tmp/docker-XXXXXX", ex->cache.dir);
 	if (!mkdtemp(work))
 		return berth_fail(err, errno, "cannot create %s", work);
@@ -95,8 +105,10 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 					"berth verified; refusing to run it", path,
 					ex->img.digest);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		snprintf(ex->digest, sizeof(ex->digest), "%s", ex->img.digest);
+		berth_cache_ref_remember(&ex->cache, path, tag, ex->img.digest);
+	}
 	_cleanup_close_ int dir = open(ex->cache.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	berth_image_close_archive(&ex->img);
 	if (dir >= 0)

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "curl_lazy.h"
+#include "uhttp.h"
 #include <json.h>
 
 #define DK_BODY_MAX (8u << 20)   /* cap on any answer we keep in memory */
@@ -27,26 +27,8 @@
 struct berth_docker {
 	char *socket;
 	char version[16]; /* "" until negotiated, then "1.41" */
-	CURL *curl;
+	struct uhttp_conn conn; /* conn.fd: the kept-alive connection, or -1 */
 };
-
-struct dk_buf {
-	char *p;
-	size_t len, cap;
-	bool overflow;
-};
-
-struct dk_upload {
-	int fd;
-	int errnum; /* read(2) failure, reported after curl gives up */
-};
-
-static void dk_buf_free(struct dk_buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
 
 static void dk_json_putp(json_object **o)
 {
@@ -54,58 +36,9 @@ static void dk_json_putp(json_object **o)
 		json_object_put(*o);
 }
 #define _cleanup_json_ __attribute__((cleanup(dk_json_putp)))
-#define _cleanup_buf_ __attribute__((cleanup(dk_buf_free)))
+#define _cleanup_buf_ __attribute__((cleanup(uhttp_body_free)))
 
-static void dk_slist_freep(struct curl_slist **l)
-{
-	if (*l)
-		curl_slist_free_all(*l);
-}
-
-static size_t dk_write_cb(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct dk_buf *b = userp;
-	size_t n = size * nmemb;
-
-	if (b->len + n + 1 > DK_BODY_MAX) {
-		b->overflow = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-static size_t dk_read_cb(char *buf, size_t size, size_t nmemb, void *userp)
-{
-	struct dk_upload *u = userp;
-	ssize_t n;
-
-	do
-		n = read(u->fd, buf, size * nmemb);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		u->errnum = errno;
-		return CURL_READFUNC_ABORT;
-	}
-	return (size_t)n;
-}
-
-/* Plain AF_UNIX connect: used by attach and, in open, to name the errno
- * when the daemon is not there (curl only says "Couldn't connect"). */
+/* Plain AF_UNIX connect, its errno named when the daemon is not there. */
 static int dk_connect(const char *path, struct berth_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -149,107 +82,75 @@ static int dk_check_ref(const char *what, const char *ref, struct berth_err *err
 	return 0;
 }
 
-/* One request on the reused handle. path is below the version prefix.
- * json_body (a string) or upload (a file descriptor) is the body. */
-static int dk_request(struct berth_docker *d, const char *method, const char *path,
-		      const char *json_body, struct dk_upload *upload,
-		      long *status, struct dk_buf *out, struct berth_err *err)
+static void dk_disconnect(struct berth_docker *d)
 {
-	char url[1024], errbuf[CURL_ERROR_SIZE] = "";
-	__attribute__((cleanup(dk_slist_freep))) struct curl_slist *hdr = NULL;
-	struct curl_slist *h;
-	CURLcode rc;
-	int n;
+	if (d->conn.fd >= 0)
+		close(d->conn.fd);
+	d->conn.fd = -1;
+}
 
-	if (d->version[0])
-		n = snprintf(url, sizeof(url), "http://docker/v%s%s", d->version, path);
-	else
-		n = snprintf(url, sizeof(url), "http://docker%s", path);
-	if (n < 0 || (size_t)n >= sizeof(url))
+/* One request on the kept-alive connection (made when there is none).
+ * path is below the version prefix.  json_body (a string) or upload_fd
+ * (>= 0: the image archive) is the body. */
+static int dk_request(struct berth_docker *d, const char *method, const char *path,
+		      const char *json_body, int upload_fd, long *status,
+		      struct uhttp_body *out, struct berth_err *err)
+{
+	struct uhttp_request req = { .method = method, .upload_fd = upload_fd };
+	struct uhttp_answer ans;
+	char target[1024], why[BERTH_ERR_MSG_MAX];
+	int n = d->version[0] ? snprintf(target, sizeof(target), "/v%s%s", d->version, path)
+			      : snprintf(target, sizeof(target), "%s", path);
+
+	if (n < 0 || (size_t)n >= sizeof(target))
 		return berth_fail(err, 0, "Docker request %s %.60s...: URL too long", method, path);
-
-	curl_easy_reset(d->curl); /* keeps the live connection */
-	curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->socket);
-	curl_easy_setopt(d->curl, CURLOPT_URL, url);
-	curl_easy_setopt(d->curl, CURLOPT_PROXY, ""); /* ignore *_proxy env */
-	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT, DK_CONNECT_TIMEOUT_S);
-	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, dk_write_cb);
-	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, method);
-
-	h = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
-	if (!h)
-		return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
-	hdr = h;
+	req.target = target;
 	if (json_body) {
-		h = curl_slist_append(hdr, "Content-Type: application/json");
-		if (!h)
-			return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
-		hdr = h;
-		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, json_body);
-		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(json_body));
-	} else if (upload) {
-		struct stat st;
-
-		h = curl_slist_append(hdr, "Content-Type: application/x-tar");
-		if (!h)
-			return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
-		hdr = h;
-		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(d->curl, CURLOPT_READFUNCTION, dk_read_cb);
-		curl_easy_setopt(d->curl, CURLOPT_READDATA, upload);
-		/* Known size for a regular file read from its start; chunked
-		 * otherwise (pipes, or an offset we cannot vouch for). */
-		if (fstat(upload->fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    lseek(upload->fd, 0, SEEK_CUR) == 0) {
-			curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)st.st_size);
-		} else {
-			h = curl_slist_append(hdr, "Transfer-Encoding: chunked");
-			if (!h)
-				return berth_fail(err, ENOMEM, "Docker request %s %s", method, path);
-			hdr = h;
-		}
-	} else if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+		req.content_type = "application/json";
+		req.body = json_body;
+		req.body_len = strlen(json_body);
+	} else if (upload_fd >= 0) {
+		req.content_type = "application/x-tar";
 	}
-	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, hdr);
+	out->max = DK_BODY_MAX;
+	for (int attempt = 0;; attempt++) {
+		bool reused = d->conn.fd >= 0;
 
-	rc = curl_easy_perform(d->curl);
-	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, NULL);
-	if (rc != CURLE_OK) {
-		if (upload && upload->errnum)
-			return berth_fail(err, upload->errnum,
-					  "Docker %s %s: reading the image archive", method, path);
-		if (out->overflow)
-			return berth_fail(err, 0,
-					  "Docker %s %s: answer larger than %u MiB; check the daemon",
-					  method, path, DK_BODY_MAX >> 20);
-		if (rc == CURLE_COULDNT_CONNECT) {
-			int fd = dk_connect(d->socket, err);
-
-			if (fd < 0)
-				return -1;
-			close(fd);
+		if (!reused && (d->conn.fd = dk_connect(d->socket, err)) < 0)
+			return -1;
+		if (uhttp_exchange(&d->conn, &req, &ans, out, err) == 0) {
+			if (!ans.keep_alive)
+				dk_disconnect(d);
+			*status = ans.status;
+			return 0;
 		}
-		return berth_fail(err, 0,
-				  "cannot reach Docker at %s: %s (%s %s); check that dockerd is running",
-				  d->socket, errbuf[0] ? errbuf : curl_easy_strerror(rc), method, path);
+		dk_disconnect(d);
+		/* The daemon closes kept-alive connections it finds idle: a
+		 * request that got no answer on one goes once more on a new
+		 * connection (not an upload: the archive was read). */
+		if (reused && !ans.answered && upload_fd < 0 && attempt == 0) {
+			uhttp_body_free(out);
+			continue;
+		}
+		break;
 	}
-	curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, status);
-	return 0;
+	if (ans.upload_errno)
+		return berth_fail(err, ans.upload_errno, "Docker %s %s: reading the image archive",
+				  method, path);
+	if (ans.too_big)
+		return berth_fail(err, 0, "Docker %s %s: answer larger than %u MiB; check the daemon",
+				  method, path, DK_BODY_MAX >> 20);
+	snprintf(why, sizeof(why), "%s", err->msg);
+	n = err->errnum;
+	berth_fail(err, 0, "cannot reach Docker at %s: %s (%s %s); check that dockerd is running",
+		   d->socket, why, method, path);
+	err->errnum = n;
+	return -1;
 }
 
 /* The daemon's {"message": "..."} or, failing that, the raw answer. */
 static int dk_http_fail(struct berth_err *err, const char *what, long status,
-			const struct dk_buf *body, const char *fix)
+			const struct uhttp_body *body, const char *fix)
 {
 	_cleanup_json_ json_object *o = NULL;
 	json_object *m;
@@ -266,7 +167,7 @@ static int dk_http_fail(struct berth_err *err, const char *what, long status,
 			  msg, fix ? "; " : "", fix ? fix : "");
 }
 
-static int dk_parse_json(const struct dk_buf *b, const char *what, json_object **o,
+static int dk_parse_json(const struct uhttp_body *b, const char *what, json_object **o,
 			 struct berth_err *err)
 {
 	*o = b->p ? json_tokener_parse(b->p) : NULL;
@@ -302,35 +203,31 @@ int berth_docker_open(struct berth_docker **dp, const char *socket_path,
 		      struct berth_err *err)
 {
 	struct berth_docker *d;
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *v;
 	long status = 0;
 	int fd, major, minor;
 
 	*dp = NULL;
-	if (berth_curl_load(err) < 0)
-		return -1;
 	if (!socket_path || !*socket_path)
 		socket_path = BERTH_DOCKER_SOCKET;
 	fd = dk_connect(socket_path, err);
 	if (fd < 0)
 		return -1;
-	close(fd);
-
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return berth_fail(err, 0, "cannot initialise libcurl: reinstall libcurl");
 	d = calloc(1, sizeof(*d));
-	if (!d)
+	if (!d) {
+		close(fd);
 		return berth_fail(err, ENOMEM, "opening Docker connection");
+	}
+	d->conn.fd = fd;
 	d->socket = strdup(socket_path);
-	d->curl = curl_easy_init();
-	if (!d->socket || !d->curl) {
+	if (!d->socket) {
 		berth_docker_close(d);
 		return berth_fail(err, ENOMEM, "opening Docker connection");
 	}
 
-	if (dk_request(d, "GET", "/version", NULL, NULL, &status, &body, err) < 0)
+	if (dk_request(d, "GET", "/version", NULL, -1, &status, &body, err) < 0)
 		goto fail;
 	if (status != 200) {
 		dk_http_fail(err, "asking Docker for its version", status, &body, NULL);
@@ -368,8 +265,7 @@ void berth_docker_close(struct berth_docker *d)
 {
 	if (!d)
 		return;
-	if (d->curl)
-		curl_easy_cleanup(d->curl);
+	dk_disconnect(d);
 	free(d->socket);
 	free(d);
 }
@@ -399,7 +295,7 @@ static int dk_copy_id(char id[BERTH_DOCKER_ID_MAX], const char *s, bool image,
 static int dk_image_json(struct berth_docker *d, const char *ref, json_object **o,
 			 char *what, size_t what_size, struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	char path[512];
 	long status = 0;
 
@@ -408,7 +304,7 @@ static int dk_image_json(struct berth_docker *d, const char *ref, json_object **
 		return -1;
 	snprintf(what, what_size, "inspecting image %s", ref);
 	snprintf(path, sizeof(path), "/images/%s/json", ref);
-	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
+	if (dk_request(d, "GET", path, NULL, -1, &status, &body, err) < 0)
 		return -1;
 	if (status == 404)
 		return 0;
@@ -463,7 +359,7 @@ int berth_docker_image_config(struct berth_docker *d, const char *ref, char **co
 }
 
 /* Walk the concatenated JSON messages of a load answer. */
-static int dk_load_messages(const struct dk_buf *body, char *first_id,
+static int dk_load_messages(const struct uhttp_body *body, char *first_id,
 			    char *first_name, size_t name_size, struct berth_err *err)
 {
 	struct json_tokener *tok = json_tokener_new();
@@ -524,14 +420,13 @@ static int dk_load_messages(const struct dk_buf *body, char *first_id,
 int berth_docker_image_load(struct berth_docker *d, int archive_fd,
 			    char id[BERTH_DOCKER_ID_MAX], struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
-	struct dk_upload up = { .fd = archive_fd };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	char first_id[BERTH_DOCKER_ID_MAX] = "", name[300] = "";
 	long status = 0;
 	bool present;
 
 	id[0] = '\0';
-	if (dk_request(d, "POST", "/images/load?quiet=1", NULL, &up, &status, &body, err) < 0)
+	if (dk_request(d, "POST", "/images/load?quiet=1", NULL, archive_fd, &status, &body, err) < 0)
 		return -1;
 	if (status != 200)
 		return dk_http_fail(err, "loading image", status, &body,
@@ -554,7 +449,7 @@ int berth_docker_image_load(struct berth_docker *d, int archive_fd,
 int berth_docker_image_remove(struct berth_docker *d, const char *ref,
 			      struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	char path[512], what[320];
 	long status = 0;
 
@@ -562,7 +457,7 @@ int berth_docker_image_remove(struct berth_docker *d, const char *ref,
 		return -1;
 	snprintf(what, sizeof(what), "removing image %s", ref);
 	snprintf(path, sizeof(path), "/images/%s", ref);
-	if (dk_request(d, "DELETE", path, NULL, NULL, &status, &body, err) < 0)
+	if (dk_request(d, "DELETE", path, NULL, -1, &status, &body, err) < 0)
 		return -1;
 	if (status == 200 || status == 404)
 		return 0;
@@ -819,7 +714,7 @@ int berth_docker_container_create(struct berth_docker *d,
 				  const struct berth_docker_create *c,
 				  char id[BERTH_DOCKER_ID_MAX], struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *req = NULL;
 	_cleanup_json_ json_object *o = NULL;
 	json_object *v;
@@ -836,7 +731,7 @@ int berth_docker_container_create(struct berth_docker *d,
 	if (dk_request(d, "POST", "/containers/create",
 		       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE),
-		       NULL, &status, &body, err) < 0)
+		       -1, &status, &body, err) < 0)
 		return -1;
 	if (status != 201 && status != 200)
 		return dk_http_fail(err, "creating container", status, &body,
@@ -851,14 +746,14 @@ int berth_docker_container_create(struct berth_docker *d,
 /* A POST with an empty body whose answer only matters by status. */
 static int dk_simple(struct berth_docker *d, const char *method, const char *id,
 		     const char *suffix, const char *what, long ok1, long ok2,
-		     struct dk_buf *body, long *status, struct berth_err *err)
+		     struct uhttp_body *body, long *status, struct berth_err *err)
 {
 	char path[512];
 
 	if (dk_check_ref("container id", id, err) < 0)
 		return berth_wrap(err, "%s", what);
 	snprintf(path, sizeof(path), "/containers/%s%s", id, suffix);
-	if (dk_request(d, method, path, NULL, NULL, status, body, err) < 0)
+	if (dk_request(d, method, path, NULL, -1, status, body, err) < 0)
 		return berth_wrap(err, "%s %.12s", what, id);
 	if (*status == ok1 || *status == ok2)
 		return 0;
@@ -873,7 +768,7 @@ static int dk_simple(struct berth_docker *d, const char *method, const char *id,
 int berth_docker_container_start(struct berth_docker *d, const char *id,
 				 struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	long status = 0;
 
 	/* 304: already started. */
@@ -884,7 +779,7 @@ int berth_docker_container_start(struct berth_docker *d, const char *id,
 int berth_docker_container_wait(struct berth_docker *d, const char *id, int *code,
 				struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *v, *m;
 	long status = 0;
@@ -933,7 +828,7 @@ static const char *dk_signame(int signo)
 int berth_docker_container_kill(struct berth_docker *d, const char *id, int signo,
 				struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	const char *name = dk_signame(signo);
 	char suffix[64];
 	long status = 0;
@@ -953,7 +848,7 @@ int berth_docker_container_inspect(struct berth_docker *d, const char *id,
 				   bool *present, struct berth_docker_state *st,
 				   struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *s, *v;
 	long status = 0;
@@ -982,7 +877,7 @@ int berth_docker_container_inspect(struct berth_docker *d, const char *id,
 int berth_docker_container_remove(struct berth_docker *d, const char *id,
 				  struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	long status = 0;
 
 	/* 404: already gone.  409 "removal ... already in progress": another
@@ -1008,7 +903,7 @@ void berth_docker_ids_free(char **ids)
 int berth_docker_container_list(struct berth_docker *d, const char *label,
 				char ***idsp, size_t *np, struct berth_err *err)
 {
-	_cleanup_buf_ struct dk_buf body = { 0 };
+	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *f = NULL;
 	_cleanup_json_ json_object *o = NULL;
 	json_object *a;
@@ -1025,12 +920,12 @@ int berth_docker_container_list(struct berth_docker *d, const char *label,
 	a = json_object_new_array();
 	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0)
 		return berth_fail(err, ENOMEM, "listing containers");
-	esc = curl_easy_escape(d->curl, json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN), 0);
+	esc = uhttp_escape(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN));
 	if (!esc)
 		return berth_fail(err, ENOMEM, "listing containers");
 	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", esc);
-	curl_free(esc);
-	if (dk_request(d, "GET", path, NULL, NULL, &status, &body, err) < 0)
+	free(esc);
+	if (dk_request(d, "GET", path, NULL, -1, &status, &body, err) < 0)
 		return berth_wrap(err, "listing containers labelled %s", label);
 	if (status != 200) {
 		char w[600];
@@ -1169,7 +1064,7 @@ int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 		return berth_fail(err, 0, "attaching to container %.12s: not an HTTP answer: %.80s", id, hdr);
 	if (code != 101 && code != 200) {
 		/* Error answers are small JSON bodies with Content-Length. */
-		struct dk_buf body = { 0 };
+		struct uhttp_body body = { 0 };
 		char *cl = strcasestr(hdr, "\r\ncontent-length:");
 		long want = cl ? strtol(cl + 17, NULL, 10) : 0;
 		int ret;
@@ -1186,7 +1081,7 @@ int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 			snprintf(w, sizeof(w), "attaching to container %.12s", id);
 			ret = dk_http_fail(err, w, code, &body, NULL);
 		}
-		dk_buf_free(&body);
+		uhttp_body_free(&body);
 		return ret;
 	}
 	*sock_fd = berth_steal_fd(fd);

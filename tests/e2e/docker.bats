@@ -179,3 +179,28 @@ gone_within_10s() {
 	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/.docker-binds" 2>/dev/null)" ]
 	! grep -q " $BERTH_CLUSTER_DIR/cache/.docker-binds/" /proc/self/mountinfo
 }
+
+@test "an archive rewritten in place, its old mtime put back, is read again: the memo of its digest does not hide the change" {
+	local d img old
+	d=$(job_dir)
+	img=$d/memo.tar
+	docker rmi -f berth/memo:1 >/dev/null 2>&1 || true
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --tag berth/memo:1 --workdir /aa >/dev/null
+	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$d/new.tar" --tag berth/memo:1 --workdir /bb >/dev/null
+	# the same size: only the change time can tell the two files apart
+	[ "$(stat -c %s "$img")" = "$(stat -c %s "$d/new.tar")" ]
+	chmod 644 "$img"
+	run as_user srun --container-runtime=docker --container-image="$img" pwd
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 <<<"$output")" = /aa ]
+	old=$(stat -c %y "$img")
+	touch -r "$img" "$d/stamp"
+	cat "$d/new.tar" >"$img" # same inode, same size
+	touch -r "$d/stamp" "$img" # the old mtime, to the nanosecond
+	[ "$(stat -c %y "$img")" = "$old" ]
+	run as_user srun --container-runtime=docker --container-image="$img" pwd
+	[ "$status" -eq 0 ]
+	[ "$(tail -1 <<<"$output")" = /bb ]
+	docker rmi -f berth/memo:1 >/dev/null 2>&1 || true
+	rm -rf "$d"
+}

@@ -27,7 +27,7 @@ mkdir -p "$d/in" && echo input >"$d/in/f" && chown -R "${BERTH_TEST_USER:-bertht
 # One number per resource; the same before and after, once jobs are gone.
 census() {
 	local slurmd fds
-	slurmd=$(pgrep -o -x slurmd)
+	slurmd=$(cat "$BERTH_CLUSTER_DIR/pids/slurmd.pid" 2>/dev/null || pgrep -o -x slurmd)
 	fds=$(ls "/proc/$slurmd/fd" 2>/dev/null | wc -l)
 	echo "slurmd-fds=$fds"
 	echo "mounts=$(wc -l </proc/self/mountinfo)"
@@ -52,8 +52,13 @@ one_job() {
 		--container-mounts="$d/in:/in:ro" cat /in/f >/dev/null ;;
 	3) ! as_user srun -Q --container-runtime="$rt" --container-image="$img" no-such-command \
 		2>/dev/null ;;
-	4) as_user srun -Q --container-runtime="$rt" --container-image="$img" \
-		--container-writable sh -c 'echo x >/w' ;;
+	4) # writable: the image's root folder is the user's in charliecloud and
+	   # singularity; in docker its files stay root's, so the check is that
+	   # the container's root is mounted read-write (read-only without it)
+	   local check='echo x >/w'
+	   [ "$rt" = docker ] && check='grep -q "^overlay / overlay rw," /proc/mounts'
+	   as_user srun -Q --container-runtime="$rt" --container-image="$img" \
+		--container-writable sh -c "$check" ;;
 	5) # refused by docker (outside DockerAllowedMounts); unreadable in the others
 	   ! as_user srun -Q --container-runtime="$rt" --container-image="$img" \
 		--container-mounts=/root:/r ls /r 2>/dev/null ;;

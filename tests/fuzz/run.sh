@@ -31,7 +31,9 @@ declare -A max_len=([fuzz_image]=262144 [fuzz_flatten]=131072 [fuzz_registry]=65
 scratch=$(mktemp -d /dev/shm/berth-fuzz-run.XXXXXX) || exit 1
 trap 'rm -rf "$scratch"' EXIT
 export BERTH_FUZZ_SCRATCH=$scratch
-# Leaks are findings too; a slow input (> 10 s) is one as well.
+# Leaks are findings too; a slow input (> 10 s) is one as well.  The image
+# targets cap file sizes (RLIMIT_FSIZE, a gzip bomb then fails with EFBIG):
+# -handle_xfsz=0 leaves SIGXFSZ ignored instead of calling it a crash.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -48,7 +50,7 @@ replay() {
 	for f in "$out/seeds/$t"/* "$here/regress/$t"/*; do
 		[ -f "$f" ] && inputs+=("$f")
 	done
-	if "$out/$t" -runs=1 "${inputs[@]}" >"$log" 2>&1; then
+	if "$out/$t" -runs=1 -handle_xfsz=0 "${inputs[@]}" >"$log" 2>&1; then
 		echo "ok - replay $t: ${#inputs[@]} inputs (seeds and tests/fuzz/regress/$t)"
 	else
 		echo "not ok - replay $t: an input fails"
@@ -63,7 +65,7 @@ fuzz() {
 	mkdir -p "$out/corpus/$t" "$out/findings/$t"
 	cp -n "$out/seeds/$t"/* "$out/corpus/$t/" 2>/dev/null
 	"$out/$t" -max_total_time="$seconds" -max_len="${max_len[$t]:-65536}" -timeout=10 \
-		-rss_limit_mb=1536 -artifact_prefix="$out/findings/$t/" -print_final_stats=1 \
+		-rss_limit_mb=1536 -handle_xfsz=0 -artifact_prefix="$out/findings/$t/" -print_final_stats=1 \
 		"$out/corpus/$t" >"$log" 2>&1
 	rc=$?
 	units=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -61,17 +61,21 @@ replay() {
 
 # fuzz TARGET: FUZZ_SECONDS of fuzzing; one TAP line with the figures.
 fuzz() {
-	local t=$1 log=$scratch/$1.log rc units rate
+	local t=$1 log=$scratch/$1.log rc units rate cpu TIMEFORMAT='%U %S'
 	mkdir -p "$out/corpus/$t" "$out/findings/$t"
 	cp -n "$out/seeds/$t"/* "$out/corpus/$t/" 2>/dev/null
-	"$out/$t" -max_total_time="$seconds" -max_len="${max_len[$t]:-65536}" -timeout=10 \
-		-rss_limit_mb=1536 -handle_xfsz=0 -artifact_prefix="$out/findings/$t/" -print_final_stats=1 \
-		"$out/corpus/$t" >"$log" 2>&1
+	# CPU seconds as well as wall seconds: on a shared machine exec/s
+	# falls with the load, executions per CPU second do not.
+	{ time "$out/$t" -max_total_time="$seconds" -max_len="${max_len[$t]:-65536}" -timeout=10 \
+		-rss_limit_mb=1536 -handle_xfsz=0 -artifact_prefix="$out/findings/$t/" \
+		-print_final_stats=1 "$out/corpus/$t" >"$log" 2>&1; } 2>"$scratch/$t.cpu"
 	rc=$?
 	units=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+	cpu=$(awk -v u="${units:-0}" '{ c = $1 + $2; printf "%.0f", c > 0 ? u / c : 0 }' "$scratch/$t.cpu")
 	if [ "$rc" -eq 0 ] && [ -n "$units" ]; then
-		echo "ok - fuzz $t: ${units} executions in ${seconds} s (${rate}/s)"
+		echo "ok - fuzz $t: ${units} executions in ${seconds} s, ${rate}/s" \
+			"(${cpu} per CPU second)"
 	else
 		echo "not ok - fuzz $t: finding after ${units:-?} executions (exit $rc)"
 		grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -6 | sed 's/^/#   /'
@@ -90,8 +94,10 @@ export out seconds scratch
 export max_len_decl
 max_len_decl=$(declare -p max_len)
 start=$(date +%s)
+load=$(cut -d' ' -f1 /proc/loadavg)
 # FUZZ_JOBS targets at a time; each lane takes the next when one ends.
 printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'eval "$max_len_decl"; fuzz {}' || failed=1
 total=$(awk '{ s += $2 } END { print s + 0 }' "$scratch/units" 2>/dev/null)
-echo "# fuzz: $total executions in total, $(($(date +%s) - start)) s of wall time ($jobs at a time)"
+echo "# fuzz: $total executions in total, $(($(date +%s) - start)) s of wall time ($jobs at a time," \
+	"load average before: $load)"
 exit "$failed"

@@ -1,6 +1,8 @@
 /* The scratch folder of a fuzz target: under $BERTH_FUZZ_SCRATCH (run.sh
  * makes one per run and removes it afterwards), else /dev/shm.  tmpfs, so
- * the file system work of an execution costs memory speed. */
+ * the file system work of an execution costs memory speed.  libFuzzer ends
+ * with _exit(), so no atexit() handler could remove it: run by hand, point
+ * BERTH_FUZZ_SCRATCH at a folder of your own. */
 #ifndef BERTH_FUZZ_SCRATCH_H
 #define BERTH_FUZZ_SCRATCH_H
 

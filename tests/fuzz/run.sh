@@ -72,7 +72,7 @@ fuzz() {
 	rc=$?
 	units=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-	cpu=$(awk -v u="${units:-0}" '{ c = $1 + $2; printf "%.0f", c > 0 ? u / c : 0 }' "$scratch/$t.cpu")
+	cpu=$(awk -v u="${units:-0}" '{ c = $1 + $2; printf "%.0f", (c > 0 ? u / c : 0) }' "$scratch/$t.cpu")
 	if [ "$rc" -eq 0 ] && [ -n "$units" ]; then
 		echo "ok - fuzz $t: ${units} executions in ${seconds} s, ${rate}/s" \
 			"(${cpu} per CPU second)"

@@ -149,7 +149,13 @@ for group in $groups; do
 			[ "$rc" -ne 0 ] && cat "$BUILD/unit-vg/$name.log"
 			tally "valgrind: $name" "$rc"
 		done
-		run_tap "fuzz replay" bash "$here/fuzz/run.sh" replay
+		# The version matrix's chroots have no clang: their unit group
+		# is release-specific; the replay runs on the host's row.
+		if command -v clang >/dev/null; then
+			run_tap "fuzz replay" bash "$here/fuzz/run.sh" replay
+		else
+			echo "# fuzz replay not run: no clang here"
+		fi
 		;;
 	fuzz) # not in the default groups: make fuzz, .ci/run
 		run_tap fuzz bash "$here/fuzz/run.sh"

@@ -125,7 +125,7 @@ soak:
 	BUILD=$(BUILD) BERTH_TESTS=soak bash tests/run-all.sh
 
 # libFuzzer (clang) over every tests/fuzz/fuzz_*.c target: FUZZ_SECONDS=N
-# each (70), two at a time; executions and exec/s per target, and the
+# each (80), two at a time; executions and exec/s per target, and the
 # replay of tests/fuzz/regress/.  Prints "N passed, N failed" last.
 fuzz:
 	BUILD=$(BUILD) BERTH_TESTS=fuzz bash tests/run-all.sh

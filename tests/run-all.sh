@@ -14,7 +14,7 @@
 #   soak            (only when named) 300 mixed jobs; the node's resources
 #                   counted before and after must agree
 #   fuzz            (only when named; .ci/run runs it after make test) every
-#                   libFuzzer target for FUZZ_SECONDS (70) each, two at a
+#                   libFuzzer target for FUZZ_SECONDS (80) each, two at a
 #                   time: executions and exec/s per target, a finding fails
 # BERTH_TESTS="unit pipeline" limits the groups; BERTH_E2E_ONLY="pyxis.bats
 # ..." limits the e2e files (a developer's quick look, also in the matrix).

@@ -2,7 +2,7 @@
 # The libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan), as TAP.
 #
 #   run.sh            build, replay, then fuzz every target for FUZZ_SECONDS
-#                     (default 70) each, FUZZ_JOBS (default 2) at a time;
+#                     (default 80) each, FUZZ_JOBS (default 2) at a time;
 #                     prints per target executions and exec/s and the total
 #   run.sh replay     build and run every committed regression input
 #                     (tests/fuzz/regress/TARGET/) and every seed once, no
@@ -20,7 +20,7 @@ repo=$(cd "$here/../.." && pwd)
 build=$(mkdir -p "${BUILD:-$repo/build}" && cd "${BUILD:-$repo/build}" && pwd)
 out=$build/fuzz
 mode=${1:-fuzz}
-seconds=${FUZZ_SECONDS:-70}
+seconds=${FUZZ_SECONDS:-80}
 jobs=${FUZZ_JOBS:-2}
 targets=${FUZZ_TARGETS:-$(cd "$here" && ls fuzz_*.c | sed 's/\.c$//' | tr '\n' ' ')}
 # Largest input per target: archives and layers are kB-sized seeds; text

@@ -122,12 +122,14 @@ bench: all
 clean:
 	rm -rf $(BUILD)
 
-# libFuzzer over the image reader + flattener (clang).  FUZZ_SECONDS=N.
 soak:
 	BUILD=$(BUILD) BERTH_TESTS=soak bash tests/run-all.sh
 
+# libFuzzer (clang) over every tests/fuzz/fuzz_*.c target: FUZZ_SECONDS=N
+# each (80), two at a time; executions and exec/s per target, and the
+# replay of tests/fuzz/regress/.  Prints "N passed, N failed" last.
 fuzz:
-	BUILD=$(BUILD) bash tests/fuzz/run.sh
+	BUILD=$(BUILD) BERTH_TESTS=fuzz bash tests/run-all.sh
 
 # Debian package (dpkg-buildpackage -b); the .deb lands in build/deb/.
 deb:

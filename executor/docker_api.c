@@ -776,20 +776,15 @@ int berth_docker_container_start(struct berth_docker *d, const char *id,
 			 &body, &status, err);
 }
 
-int berth_docker_container_wait(struct berth_docker *d, const char *id, int *code,
-				struct berth_err *err)
+/* The answer of POST /containers/{id}/wait: {"StatusCode": N, "Error": ...}. */
+static int dk_wait_answer(const struct uhttp_body *body, const char *id, int *code,
+			  struct berth_err *err)
 {
-	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *v, *m;
-	long status = 0;
 	int64_t sc;
 
-	*code = -1;
-	if (dk_simple(d, "POST", id, "/wait?condition=not-running", "waiting for container",
-		      200, 200, &body, &status, err) < 0)
-		return -1;
-	if (dk_parse_json(&body, "waiting for container", &o, err) < 0)
+	if (dk_parse_json(body, "waiting for container", &o, err) < 0)
 		return -1;
 	if (json_object_object_get_ex(o, "Error", &v) && v &&
 	    json_object_object_get_ex(v, "Message", &m) && json_object_get_string(m)[0])
@@ -803,6 +798,19 @@ int berth_docker_container_wait(struct berth_docker *d, const char *id, int *cod
 				  id, sc);
 	*code = (int)sc;
 	return 0;
+}
+
+int berth_docker_container_wait(struct berth_docker *d, const char *id, int *code,
+				struct berth_err *err)
+{
+	_cleanup_buf_ struct uhttp_body body = { 0 };
+	long status = 0;
+
+	*code = -1;
+	if (dk_simple(d, "POST", id, "/wait?condition=not-running", "waiting for container",
+		      200, 200, &body, &status, err) < 0)
+		return -1;
+	return dk_wait_answer(&body, id, code, err);
 }
 
 static const char *dk_signame(int signo)
@@ -844,23 +852,14 @@ int berth_docker_container_kill(struct berth_docker *d, const char *id, int sign
 			 &body, &status, err);
 }
 
-int berth_docker_container_inspect(struct berth_docker *d, const char *id,
-				   bool *present, struct berth_docker_state *st,
-				   struct berth_err *err)
+/* The answer of GET /containers/{id}/json: its State. */
+static int dk_inspect_answer(const struct uhttp_body *body, const char *id,
+			     struct berth_docker_state *st, struct berth_err *err)
 {
-	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *o = NULL;
 	json_object *s, *v;
-	long status = 0;
 
-	*present = false;
-	memset(st, 0, sizeof(*st));
-	if (dk_simple(d, "GET", id, "/json", "inspecting container", 200, 404, &body,
-		      &status, err) < 0)
-		return -1;
-	if (status == 404)
-		return 0;
-	if (dk_parse_json(&body, "inspecting container", &o, err) < 0)
+	if (dk_parse_json(body, "inspecting container", &o, err) < 0)
 		return -1;
 	if (!json_object_object_get_ex(o, "State", &s) || !json_object_is_type(s, json_type_object))
 		return berth_fail(err, 0, "inspecting container %.12s: Docker's answer has no State", id);
@@ -870,6 +869,25 @@ int berth_docker_container_inspect(struct berth_docker *d, const char *id,
 		st->exit_code = json_object_get_int(v);
 	if (json_object_object_get_ex(s, "Pid", &v))
 		st->pid = (pid_t)json_object_get_int(v);
+	return 0;
+}
+
+int berth_docker_container_inspect(struct berth_docker *d, const char *id,
+				   bool *present, struct berth_docker_state *st,
+				   struct berth_err *err)
+{
+	_cleanup_buf_ struct uhttp_body body = { 0 };
+	long status = 0;
+
+	*present = false;
+	memset(st, 0, sizeof(*st));
+	if (dk_simple(d, "GET", id, "/json", "inspecting container", 200, 404, &body,
+		      &status, err) < 0)
+		return -1;
+	if (status == 404)
+		return 0;
+	if (dk_inspect_answer(&body, id, st, err) < 0)
+		return -1;
 	*present = true;
 	return 0;
 }
@@ -900,40 +918,15 @@ void berth_docker_ids_free(char **ids)
 	free(ids);
 }
 
-int berth_docker_container_list(struct berth_docker *d, const char *label,
-				char ***idsp, size_t *np, struct berth_err *err)
+/* The answer of GET /containers/json: the containers' ids. */
+static int dk_list_answer(const struct uhttp_body *body, char ***idsp, size_t *np,
+			  struct berth_err *err)
 {
-	_cleanup_buf_ struct uhttp_body body = { 0 };
-	_cleanup_json_ json_object *f = NULL;
 	_cleanup_json_ json_object *o = NULL;
-	json_object *a;
-	char path[2048], *esc;
 	char **ids;
-	long status = 0;
 	size_t n;
 
-	*idsp = NULL;
-	*np = 0;
-	if (!label || !*label || strlen(label) > 512)
-		return berth_fail(err, EINVAL, "listing containers: label filter must be 1 to 512 bytes");
-	f = json_object_new_object();
-	a = json_object_new_array();
-	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0)
-		return berth_fail(err, ENOMEM, "listing containers");
-	esc = uhttp_escape(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN));
-	if (!esc)
-		return berth_fail(err, ENOMEM, "listing containers");
-	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", esc);
-	free(esc);
-	if (dk_request(d, "GET", path, NULL, -1, &status, &body, err) < 0)
-		return berth_wrap(err, "listing containers labelled %s", label);
-	if (status != 200) {
-		char w[600];
-
-		snprintf(w, sizeof(w), "listing containers labelled %s", label);
-		return dk_http_fail(err, w, status, &body, NULL);
-	}
-	o = body.p ? json_tokener_parse(body.p) : NULL;
+	o = body->p ? json_tokener_parse(body->p) : NULL;
 	if (!o || !json_object_is_type(o, json_type_array))
 		return berth_fail(err, 0, "listing containers: Docker's answer is not a JSON array");
 	n = json_object_array_length(o);
@@ -959,6 +952,39 @@ int berth_docker_container_list(struct berth_docker *d, const char *label,
 	*idsp = ids;
 	*np = n;
 	return 0;
+}
+
+int berth_docker_container_list(struct berth_docker *d, const char *label,
+				char ***idsp, size_t *np, struct berth_err *err)
+{
+	_cleanup_buf_ struct uhttp_body body = { 0 };
+	_cleanup_json_ json_object *f = NULL;
+	json_object *a;
+	char path[2048], *esc;
+	long status = 0;
+
+	*idsp = NULL;
+	*np = 0;
+	if (!label || !*label || strlen(label) > 512)
+		return berth_fail(err, EINVAL, "listing containers: label filter must be 1 to 512 bytes");
+	f = json_object_new_object();
+	a = json_object_new_array();
+	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0)
+		return berth_fail(err, ENOMEM, "listing containers");
+	esc = uhttp_escape(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN));
+	if (!esc)
+		return berth_fail(err, ENOMEM, "listing containers");
+	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", esc);
+	free(esc);
+	if (dk_request(d, "GET", path, NULL, -1, &status, &body, err) < 0)
+		return berth_wrap(err, "listing containers labelled %s", label);
+	if (status != 200) {
+		char w[600];
+
+		snprintf(w, sizeof(w), "listing containers labelled %s", label);
+		return dk_http_fail(err, w, status, &body, NULL);
+	}
+	return dk_list_answer(&body, idsp, np, err);
 }
 
 /* ---- attach and relay -------------------------------------------------- */
@@ -1009,6 +1035,16 @@ static ssize_t dk_read_byte(int fd, char *c)
 	}
 }
 
+/* The status of an HTTP/1.x answer's first line, -1 when it is none. */
+static int dk_status_code(const char *hdr)
+{
+	long c = -1;
+
+	if (strncmp(hdr, "HTTP/1.", 7) == 0 && isdigit((unsigned char)hdr[7]) && hdr[8] == ' ')
+		c = strtol(hdr + 9, NULL, 10);
+	return c < 100 || c > 599 ? -1 : (int)c;
+}
+
 int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 			struct berth_err *err)
 {
@@ -1052,14 +1088,7 @@ int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 		len++;
 	}
 	hdr[len] = '\0';
-	{
-		char *end;
-		long c = -1;
-
-		if (strncmp(hdr, "HTTP/1.", 7) == 0 && isdigit((unsigned char)hdr[7]) && hdr[8] == ' ')
-			c = strtol(hdr + 9, &end, 10);
-		code = (int)c;
-	}
+	code = dk_status_code(hdr);
 	if (code < 100 || code > 599)
 		return berth_fail(err, 0, "attaching to container %.12s: not an HTTP answer: %.80s", id, hdr);
 	if (code != 101 && code != 200) {

@@ -36,6 +36,7 @@
 #define REG_CRED_MAX 512
 #define REG_HEADER_MAX 8192      /* an Authorization line */
 #define REG_PARALLEL_MAX 16
+#define REG_TOKEN_LIFE_MAX (366L * 24 * 3600) /* a longer expires_in counts as this */
 
 static const char manifest_accept[] =
 	"Accept: application/vnd.oci.image.index.v1+json, "
@@ -518,6 +519,37 @@ static int no_creds_error(struct reg_session *s, const char *what, const char *r
 			  reason[0] ? ")" : "", s->ref->registry);
 }
 
+/* A token server's answer: {"token" or "access_token": "...", "expires_in": N}
+ * becomes the session's Authorization line. */
+static int token_from_answer(struct reg_session *s, const struct reg_response *r,
+			     struct berth_err *err)
+{
+	struct json_object *root = r->status == 200 && r->body ? json_tokener_parse(r->body) : NULL;
+	struct json_object *tok = NULL, *exp = NULL;
+	if (!root || (!json_object_object_get_ex(root, "token", &tok) &&
+		      !json_object_object_get_ex(root, "access_token", &tok)) ||
+	    !json_object_is_type(tok, json_type_string) ||
+	    strlen(json_object_get_string(tok)) + 40 > sizeof(s->authz)) {
+		json_object_put(root);
+		return berth_fail(err, 0, "the token server of registry %s answered %ld without a "
+				  "usable token; tell the registry's operator", s->ref->registry,
+				  r->status);
+	}
+	long expires = json_object_object_get_ex(root, "expires_in", &exp) ? json_object_get_int64(exp) : 0;
+	snprintf(s->authz, sizeof(s->authz), "Authorization: Bearer %s", json_object_get_string(tok));
+	/* The spec's default lifetime is 60 s; renew a little early.  A token
+	 * of a few seconds is used until the registry refuses it (a 401 asks
+	 * again): whole-second clocks would call it expired before its first
+	 * use. */
+	if (expires <= 0)
+		expires = 60;
+	if (expires > REG_TOKEN_LIFE_MAX) /* the server's number, capped before adding */
+		expires = REG_TOKEN_LIFE_MAX;
+	s->authz_expires = expires > 10 ? time(NULL) + expires - 5 : 0;
+	json_object_put(root);
+	return 0;
+}
+
 /* Ask the token server named by a Bearer challenge for a pull token. */
 static int fetch_token(struct reg_session *s, const char *params, const char *what,
 		       struct berth_err *err)
@@ -571,31 +603,10 @@ static int fetch_token(struct reg_session *s, const char *params, const char *wh
 				  "check them with `berth login %s`", s->ref->registry, s->user, what,
 				  r.status, reason[0] ? ": " : "", reason, s->ref->registry);
 	}
-	struct json_object *root = r.status == 200 && r.body ? json_tokener_parse(r.body) : NULL;
-	struct json_object *tok = NULL, *exp = NULL;
-	if (!root || (!json_object_object_get_ex(root, "token", &tok) &&
-		      !json_object_object_get_ex(root, "access_token", &tok)) ||
-	    !json_object_is_type(tok, json_type_string) ||
-	    strlen(json_object_get_string(tok)) + 40 > sizeof(s->authz)) {
-		json_object_put(root);
-		long st = r.status;
-		reg_response_free(&r);
-		return berth_fail(err, 0, "the token server of registry %s answered %ld without a "
-				  "usable token; tell the registry's operator", s->ref->registry, st);
-	}
-	long expires = json_object_object_get_ex(root, "expires_in", &exp) ? json_object_get_int64(exp) : 0;
-	snprintf(s->authz, sizeof(s->authz), "Authorization: Bearer %s", json_object_get_string(tok));
-	/* The spec's default lifetime is 60 s; renew a little early.  A token
-	 * of a few seconds is used until the registry refuses it (a 401 asks
-	 * again): whole-second clocks would call it expired before its first
-	 * use. */
-	if (expires <= 0)
-		expires = 60;
-	s->authz_expires = expires > 10 ? time(NULL) + expires - 5 : 0;
-	json_object_put(root);
+	int rc = token_from_answer(s, &r, err);
 	reg_wipe(r.body, r.len);
 	reg_response_free(&r);
-	return 0;
+	return rc;
 }
 
 /* Answer a 401's challenge: a token, or Basic with the stored credentials. */

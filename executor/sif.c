@@ -434,8 +434,10 @@ int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *p
 	if (h->version[2] || strcmp(h->version, BERTH_SIF_VERSION) > 0)
 		return berth_fail(err, 0, "SIF version %.3s is newer than %s, which "
 				  "berth reads", h->version, BERTH_SIF_VERSION);
+	/* Compared by subtraction: offsets come from the file and may be
+	 * near INT64_MAX, where a sum would overflow. */
 	if (h->descr_total < 1 || h->descr_total > 4096 || h->descr_offset < 0 ||
-	    h->descr_offset + h->descr_total * BERTH_SIF_DESCR_SIZE > st.st_size)
+	    h->descr_offset > st.st_size - h->descr_total * BERTH_SIF_DESCR_SIZE)
 		return berth_fail(err, 0, "SIF image is damaged (descriptor table "
 				  "outside the file)");
 	size_t len = (size_t)h->descr_total * BERTH_SIF_DESCR_SIZE;
@@ -454,7 +456,8 @@ int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *p
 		berth_sif_partition_meta(&d, &fstype, &parttype, arch);
 		if (parttype != BERTH_SIF_PART_PRIMSYS)
 			continue;
-		if (d.offset < 0 || d.size < 0 || d.offset + d.size > st.st_size)
+		if (d.offset < 0 || d.size < 0 || d.offset > st.st_size ||
+		    d.size > st.st_size - d.offset)
 			return berth_fail(err, 0, "SIF image is damaged or truncated "
 					  "(partition %u ends past the file)", d.id);
 		*part = d;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of berth and end with one line "N passed, N failed".
 #   lint            cppcheck and clang-tidy over the C sources
-#   unit            cmocka tests under ASan/UBSan, then again under valgrind
+#   unit            cmocka tests under ASan/UBSan, then again under valgrind;
+#                   every fuzz target replays its seeds and its committed
+#                   findings (tests/fuzz/regress/) once, without fuzzing
 #   pipeline        image reader/flattener/cache against generated archives
 #   fakes           the singularity stand-in's own self-test (it must keep
 #                   behaving like the real Apptainer it was compared with)
@@ -11,6 +13,9 @@
 #                   installed and used for a job on the cluster
 #   soak            (only when named) 300 mixed jobs; the node's resources
 #                   counted before and after must agree
+#   fuzz            (only when named; .ci/run runs it after make test) every
+#                   libFuzzer target for FUZZ_SECONDS (80) each, two at a
+#                   time: executions and exec/s per target, a finding fails
 # BERTH_TESTS="unit pipeline" limits the groups; BERTH_E2E_ONLY="pyxis.bats
 # ..." limits the e2e files (a developer's quick look, also in the matrix).
 # BERTH_RESULTS=FILE appends one line per check, "RUNTIME ok|fail", where
@@ -144,6 +149,16 @@ for group in $groups; do
 			[ "$rc" -ne 0 ] && cat "$BUILD/unit-vg/$name.log"
 			tally "valgrind: $name" "$rc"
 		done
+		# The version matrix's chroots have no clang: their unit group
+		# is release-specific; the replay runs on the host's row.
+		if command -v clang >/dev/null; then
+			run_tap "fuzz replay" bash "$here/fuzz/run.sh" replay
+		else
+			echo "# fuzz replay not run: no clang here"
+		fi
+		;;
+	fuzz) # not in the default groups: make fuzz, .ci/run
+		run_tap fuzz bash "$here/fuzz/run.sh"
 		;;
 	packaging)
 		for script in man.sh rpm.sh deb-install.sh; do

@@ -184,6 +184,13 @@ net_up() {
         ip addr add "$NET.1/24" dev "$BRIDGE"
     fi
     ip link set "$BRIDGE" up
+    # dockerd sets the FORWARD policy to DROP, and bridged frames pass
+    # through iptables (br_netfilter): node-to-node traffic must be let
+    # through explicitly.
+    if command -v iptables >/dev/null &&
+        ! iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; then
+        iptables -I FORWARD 1 -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+    fi
     for node in $(node_names); do
         k=$((k + 1))
         ns=$(netns_of "$node")
@@ -207,6 +214,7 @@ net_down() {
         ip netns del "$(netns_of "$node")" 2>/dev/null || true
     done
     ip link del "$BRIDGE" 2>/dev/null || true
+    while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
 }
 
 # ---------------------------------------------------------------- daemons

@@ -57,13 +57,22 @@ no_builds_left() {
 	done
 }
 
-# The test user's processes (none must outlive a job).
-# Only this cluster's: other clusters on the machine run jobs as the same
-# user; ours carry SLURM_CONF=<our slurm.conf> in their environment.
+# The test user's processes of this cluster (none must outlive a job).
+# Other clusters on the machine run jobs as the same user: ours are those
+# with an ancestor (slurmstepd, srun) whose environment holds
+# SLURM_CONF=<our slurm.conf> (berth's own children get a clean one).
 user_procs() {
-	local p
+	local p a i
 	for p in $(pgrep -u "${BERTH_TEST_USER:-berthtest}" || true); do
-		tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "SLURM_CONF=$SLURM_CONF" && echo "$p"
+		a=$p
+		for ((i = 0; i < 16 && a > 1; i++)); do
+			if tr '\0' '\n' 2>/dev/null <"/proc/$a/environ" | grep -qxF "SLURM_CONF=$SLURM_CONF"; then
+				echo "$p"
+				break
+			fi
+			a=$(ps -o ppid= -p "$a" 2>/dev/null | tr -d " ")
+			a=${a:-0}
+		done
 	done
 	return 0
 }

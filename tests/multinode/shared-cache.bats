@@ -34,8 +34,9 @@ for_rt() {
 	[ "$status" -eq 0 ]
 	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
 	run as_user srun -N "$NODES" --container-runtime="$rt" --container-image="$img" cat /etc/only-in-image
+	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(grep -c . <<<"$output")" -eq "$NODES" ]
+	[ "$(grep -cx only-in-image <<<"$output")" -eq "$NODES" ]
 	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
 	for n in $(seq "$NODES"); do
 		[ ! -e "$(user_cache "bn$n")/images/${digest#sha256:}" ]
@@ -76,7 +77,8 @@ for_rt() {
 	[ -n "$(ls -A "$SC/tmp")" ]
 	# the node dies: every process of the job at once, no clean-up
 	pids=$(user_procs)
-	[ -n "$pids" ]
+	# shellcheck disable=SC2086 # one pid per word
+	ps -o args= -p "$(echo $pids | tr ' ' ,)" | grep -q '/berth pull '
 	# shellcheck disable=SC2086 # one pid per word
 	kill -KILL $pids || true # one may have ended on its own
 	scancel "$job"

@@ -40,7 +40,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c conf/names.c executor/
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop mcluster-start mcluster-stop test-multinode deb
+.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop mcluster-start mcluster-stop test-multinode bench-multinode deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -137,6 +137,9 @@ test-matrix:
 
 bench: all
 	BERTH_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+# Cold staging on 1, 2 and 4 nodes at once (the multi-node test cluster).
+bench-multinode: all
+	BERTH_BUILD=$(abspath $(BUILD)) bash bench/multinode.sh
 
 clean:
 	rm -rf $(BUILD)

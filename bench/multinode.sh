@@ -30,26 +30,26 @@ work=$D/bench
 install -d -m 0755 "$work"
 install -m 0644 "$out/big.tar" "$work/big.tar"
 install -d -m 1777 "$work/io"
-# The launcher wrapper: runs berth, and for `berth pull` logs the bytes the
-# exited process had read (rchar, read from /proc before it is reaped).
+# The launcher wrapper: runs berth, and for `berth pull` logs the bytes it
+# read (rchar: a reaped child's I/O counts add to its parent's, so the
+# wrapper's own count before and after; a zombie's /proc/PID/io is closed to
+# its owner).
 cat >"$work/berth-io" <<PY
 #!/usr/bin/python3
 import os, sys
 real = "$D/bin/berth"
 if len(sys.argv) < 2 or sys.argv[1] != "pull":
     os.execv(real, [real] + sys.argv[1:])
+def rchar():
+    with open("/proc/self/io") as f:
+        return int([l.split()[1] for l in f if l.startswith("rchar:")][0])
+before = rchar()
 pid = os.fork()
 if pid == 0:
     os.execv(real, [real] + sys.argv[1:])
-os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-try:
-    with open("/proc/%d/io" % pid) as f:
-        rchar = [l.split()[1] for l in f if l.startswith("rchar:")][0]
-    with open("$work/io/%s.%d" % (os.uname().nodename, pid), "w") as f:
-        f.write(rchar + "\n")
-except OSError:
-    pass
 _, status = os.waitpid(pid, 0)
+with open("$work/io/%s.%d" % (os.uname().nodename, pid), "w") as f:
+    f.write("%d\\n" % (rchar() - before))
 sys.exit(os.waitstatus_to_exitcode(status) & 0xff)
 PY
 chmod 0755 "$work/berth-io"

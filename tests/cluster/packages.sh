@@ -13,6 +13,7 @@ PACKAGES=(
     debhelper dpkg-dev devscripts lintian fakeroot rpm groff man-db
     debootstrap libsquashfs-dev squashfs-tools-ng siftool
     docker-registry skopeo apache2-utils openssl iptables
+    mpich libmpich-dev
 )
 
 missing=()

@@ -276,14 +276,18 @@ wait_idle() {
     return 1
 }
 
+# srun from the host to every node, then from node 1 to every node (a
+# batch script's srun: node-to-node traffic over the bridge).
 smoke() {
     local out
     if out=$(timeout 60 "$CLUSTER_HERE/submit.sh" srun -N "$NODES" -l hostname 2>&1) &&
-        [ "$(sort -u <<<"$out" | wc -l)" -eq "$NODES" ]; then
-        log "smoke test 'srun -N $NODES hostname' passed: $(awk '{print $2}' <<<"$out" | sort | tr '\n' ' ')"
+        [ "$(sort -u <<<"$out" | wc -l)" -eq "$NODES" ] &&
+        timeout 60 "$CLUSTER_HERE/submit.sh" sbatch --wait -Q -N "$NODES" -o /dev/null \
+            --wrap="srun -N $NODES true" >/dev/null 2>&1; then
+        log "smoke test passed (srun -N $NODES from the host and from bn1): $(awk '{print $2}' <<<"$out" | sort | tr '\n' ' ')"
         return 0
     fi
-    log "smoke test 'srun -N $NODES hostname' failed:"
+    log "smoke test 'srun -N $NODES hostname', then sbatch -N $NODES of srun -N $NODES, failed:"
     printf '%s\n' "$out" | sed 's/^/    /'
     return 1
 }

@@ -37,7 +37,7 @@ teardown() {
 	[ "$RT" != docker ] || skip "docker: the image lives in the one dockerd every test node shares"
 	img=$(fresh_image once)
 	digest=$(image_digest "$img")
-	for round in 1 2; do
+	for _ in 1 2; do
 		run as_user srun -N "$NODES" -n $((2 * NODES)) --container-runtime="$RT" --container-image="$img" true
 		[ "$status" -eq 0 ]
 	done

@@ -433,14 +433,17 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 		snprintf(label, sizeof(label), "berth.step=%s.%s", a->job, a->step);
 	else
 		snprintf(label, sizeof(label), "berth.job=%s", a->job);
-	/* Only this node's: one dockerd may serve several nodes (a test
-	 * cluster of network namespaces), each sweeping its own. */
+	/* A step's sweep takes this node's containers only: one dockerd may
+	 * serve several nodes (a test cluster of network namespaces) whose
+	 * tasks of the same step end at different times.  The job's sweep (the
+	 * epilog) takes them all, labelled with a node or not: the job is over
+	 * everywhere. */
 	char node[HOST_NAME_MAX + 1], node_filter[HOST_NAME_MAX + 16];
 	node_label(node, sizeof(node));
 	snprintf(node_filter, sizeof(node_filter), "berth.node=%s", node);
+	const char *also = a->step && node[0] ? node_filter : NULL;
 	if (berth_docker_open(&d, cfg.docker_socket, err) == 0 &&
-	    berth_docker_container_list(d, label, node[0] ? node_filter : NULL, &ids, &n,
-					err) == 0) {
+	    berth_docker_container_list(d, label, also, &ids, &n, err) == 0) {
 		rc = 0;
 		for (size_t i = 0; i < n; i++)
 			if (berth_docker_container_remove(d, ids[i], err) < 0)

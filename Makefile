@@ -41,7 +41,7 @@ SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c conf/names.c executor/
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
-.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop deb
+.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop mcluster-start mcluster-stop test-multinode bench-multinode deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
 $(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
@@ -97,10 +97,30 @@ test:
 	$(MAKE) all $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
 	BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_TESTS)
 
+# `make cluster-start` is the one-node cluster of `make test`;
+# `make cluster-start NODES=4` (or `make mcluster-start`) the multi-node one
+# of tests/multinode/ (tests/cluster/multinode.sh: one slurmd per network
+# namespace, in /var/tmp/berth-mcluster).
+NODES ?=
 cluster-start: all
+ifeq ($(NODES),)
 	BERTH_BUILD=$(abspath $(BUILD)) bash tests/cluster/start.sh
+else
+	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(NODES) bash tests/cluster/multinode.sh start
+endif
 cluster-stop:
+ifeq ($(NODES),)
 	bash tests/cluster/stop.sh
+else
+	BERTH_NODES=$(NODES) bash tests/cluster/multinode.sh stop
+endif
+mcluster-start: all
+	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(or $(NODES),4) bash tests/cluster/multinode.sh start
+mcluster-stop:
+	BERTH_NODES=$(or $(NODES),4) bash tests/cluster/multinode.sh stop
+# The multi-node tests alone (they start the multi-node cluster if needed).
+test-multinode: all
+	BUILD=$(BUILD) BERTH_TESTS=multinode bash tests/run-all.sh
 
 # Packages first: on a fresh machine the build needs their headers.
 demo:
@@ -118,6 +138,9 @@ test-matrix:
 
 bench: all
 	BERTH_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+# Cold staging on 1, 2 and 4 nodes at once (the multi-node test cluster).
+bench-multinode: all
+	BERTH_BUILD=$(abspath $(BUILD)) bash bench/multinode.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdint.h>
 #include <grp.h>
 #include <poll.h>
@@ -34,6 +35,16 @@
 #include "../executor/executor.h"
 #include "../executor/process.h"
 #include "cli.h"
+
+/* The node's name for the berth.node label: its host name, which is the
+ * Slurm node's own (and the UTS namespace's, in the multi-node test
+ * cluster).  Empty when unknown: no label, and the sweep takes every node's. */
+static void node_label(char *buf, size_t size)
+{
+	if (gethostname(buf, size) < 0)
+		buf[0] = '\0';
+	buf[size - 1] = '\0';
+}
 
 #define MAX_GROUPS 256
 #define ENV_MAX (4u << 20)
@@ -348,6 +359,8 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		goto out;
 	char step_label[64];
 	snprintf(step_label, sizeof(step_label), "%s.%s", a->job ? a->job : "", a->step ? a->step : "");
+	char node[HOST_NAME_MAX + 1];
+	node_label(node, sizeof(node));
 	char script_in[PATH_MAX];
 	if (a->batch_script) {
 		/* The spooled script's folder, read-only, at berth's mount point. */
@@ -381,6 +394,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
 		.writable = a->writable,
 		.cgroup_parent = a->cgroup_parent, .label_job = a->job, .label_step = step_label,
+		.label_node = node[0] ? node : NULL,
 		.stdin_fd = stdio[0], .stdout_fd = stdio[1], .stderr_fd = stdio[2],
 	};
 	if (berth_executor_create(ex, &spec, err) == 0 && berth_executor_start(ex, err) == 0)
@@ -419,8 +433,17 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 		snprintf(label, sizeof(label), "berth.step=%s.%s", a->job, a->step);
 	else
 		snprintf(label, sizeof(label), "berth.job=%s", a->job);
+	/* A step's sweep takes this node's containers only: one dockerd may
+	 * serve several nodes (a test cluster of network namespaces) whose
+	 * tasks of the same step end at different times.  The job's sweep (the
+	 * epilog) takes them all, labelled with a node or not: the job is over
+	 * everywhere. */
+	char node[HOST_NAME_MAX + 1], node_filter[HOST_NAME_MAX + 16];
+	node_label(node, sizeof(node));
+	snprintf(node_filter, sizeof(node_filter), "berth.node=%s", node);
+	const char *also = a->step && node[0] ? node_filter : NULL;
 	if (berth_docker_open(&d, cfg.docker_socket, err) == 0 &&
-	    berth_docker_container_list(d, label, &ids, &n, err) == 0) {
+	    berth_docker_container_list(d, label, also, &ids, &n, err) == 0) {
 		rc = 0;
 		for (size_t i = 0; i < n; i++)
 			if (berth_docker_container_remove(d, ids[i], err) < 0)

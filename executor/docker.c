@@ -305,7 +305,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		.ulimits = spec->ulimits, .n_ulimits = spec->n_ulimits,
 		.cgroup_parent = spec->cgroup_parent,
 		.label_job = spec->label_job, .label_step = spec->label_step,
-		.label_uid = d->uid_label,
+		.label_uid = d->uid_label, .label_node = spec->label_node,
 		.open_stdin = true,
 	};
 	return berth_docker_container_create(d->api, &c, d->container, err);

@@ -549,7 +549,8 @@ static int dk_check_create(const struct berth_docker_create *c, struct berth_err
 	}
 	if (dk_check_label("berth.job", c->label_job, err) < 0 ||
 	    dk_check_label("berth.step", c->label_step, err) < 0 ||
-	    dk_check_label("berth.uid", c->label_uid, err) < 0)
+	    dk_check_label("berth.uid", c->label_uid, err) < 0 ||
+	    dk_check_label("berth.node", c->label_node, err) < 0)
 		return berth_wrap(err, "creating container");
 	return 0;
 }
@@ -629,7 +630,8 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 		return NULL;
 	if ((c->label_job && dk_add(labels, "berth.job", json_object_new_string(c->label_job)) < 0) ||
 	    (c->label_step && dk_add(labels, "berth.step", json_object_new_string(c->label_step)) < 0) ||
-	    (c->label_uid && dk_add(labels, "berth.uid", json_object_new_string(c->label_uid)) < 0))
+	    (c->label_uid && dk_add(labels, "berth.uid", json_object_new_string(c->label_uid)) < 0) ||
+	    (c->label_node && dk_add(labels, "berth.node", json_object_new_string(c->label_node)) < 0))
 		return NULL;
 
 	hc = json_object_new_object();
@@ -955,21 +957,23 @@ static int dk_list_answer(const struct uhttp_body *body, char ***idsp, size_t *n
 }
 
 int berth_docker_container_list(struct berth_docker *d, const char *label,
-				char ***idsp, size_t *np, struct berth_err *err)
+				const char *also, char ***idsp, size_t *np,
+				struct berth_err *err)
 {
 	_cleanup_buf_ struct uhttp_body body = { 0 };
 	_cleanup_json_ json_object *f = NULL;
 	json_object *a;
-	char path[2048], *esc;
+	char path[4096], *esc; /* two 512-byte labels, URL-escaped */
 	long status = 0;
 
 	*idsp = NULL;
 	*np = 0;
-	if (!label || !*label || strlen(label) > 512)
+	if (!label || !*label || strlen(label) > 512 || (also && (!*also || strlen(also) > 512)))
 		return berth_fail(err, EINVAL, "listing containers: label filter must be 1 to 512 bytes");
 	f = json_object_new_object();
 	a = json_object_new_array();
-	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0)
+	if (!f || dk_add(f, "label", a) < 0 || dk_push(a, json_object_new_string(label)) < 0 ||
+	    (also && dk_push(a, json_object_new_string(also)) < 0))
 		return berth_fail(err, ENOMEM, "listing containers");
 	esc = uhttp_escape(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN));
 	if (!esc)

@@ -107,6 +107,7 @@ struct berth_docker_create {
 	size_t n_ulimits;
 	const char *cgroup_parent; /* HostConfig.CgroupParent or NULL */
 	const char *label_job, *label_step, *label_uid; /* berth.job/.step/.uid */
+	const char *label_node;                         /* berth.node */
 	bool open_stdin;      /* OpenStdin + StdinOnce + AttachStdin */
 };
 
@@ -159,11 +160,13 @@ int berth_docker_container_inspect(struct berth_docker *d, const char *id,
 int berth_docker_container_remove(struct berth_docker *d, const char *id,
 				  struct berth_err *err);
 
-/* GET /containers/json?all=1&filters={"label":["<label>"]}, label being
- * "key=value" or "key". *ids gets a NULL-terminated array (free with
- * berth_docker_ids_free), *n its length. */
+/* GET /containers/json?all=1&filters={"label":["<label>"(,"<also>")]},
+ * each "key=value" or "key"; `also` (may be NULL) narrows the list further.
+ * *ids gets a NULL-terminated array (free with berth_docker_ids_free), *n its
+ * length. */
 int berth_docker_container_list(struct berth_docker *d, const char *label,
-				char ***ids, size_t *n, struct berth_err *err);
+				const char *also, char ***ids, size_t *n,
+				struct berth_err *err);
 void berth_docker_ids_free(char **ids);
 
 #endif

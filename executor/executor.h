@@ -50,6 +50,9 @@ struct berth_container_spec {
 	bool network_none;
 	const char *cgroup_parent;
 	const char *label_job, *label_step;
+	/* the node that made it: one dockerd may serve several Slurm nodes
+	 * (a test cluster), whose sweeps must not take each other's */
+	const char *label_node;
 	/* stdio of the container; -1 = the caller's own */
 	int stdin_fd, stdout_fd, stderr_fd;
 };

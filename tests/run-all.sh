@@ -11,6 +11,9 @@
 #   e2e             jobs through the real one-node Slurm (tests/cluster/)
 #   packaging       man pages (groff -ww), the RPM spec, the .deb built,
 #                   installed and used for a job on the cluster
+#   multinode       (only when named; .ci/run does) jobs across the 4 nodes
+#                   of tests/cluster/multinode.sh, once per runtime, and the
+#                   cache shared by all nodes
 #   soak            (only when named) 300 mixed jobs; the node's resources
 #                   counted before and after must agree
 #   fuzz            (only when named; .ci/run runs it after make test) every
@@ -39,6 +42,8 @@ cleanup() {
 	for what in "${started[@]}"; do
 		case $what in
 		cluster) bash "$here/cluster/stop.sh" >/dev/null ;;
+		mcluster) BERTH_CLUSTER_DIR=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster} \
+			bash "$here/cluster/multinode.sh" stop >/dev/null ;;
 		dockerd) bash "$here/cluster/dockerd.sh" stop >/dev/null ;;
 		esac
 	done
@@ -53,6 +58,21 @@ case " $groups " in
 		if ! { [ -r "${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/env" ] &&
 			SLURM_CONF=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; }; then
 			BERTH_BUILD=$BUILD bash "$here/cluster/start.sh" && started+=(cluster)
+		fi
+	fi
+	;;
+esac
+
+# The multi-node cluster (and dockerd) for the multinode group, likewise.
+case " $groups " in
+*" multinode "*)
+	if [ "$(id -u)" -eq 0 ]; then
+		if ! curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
+			bash "$here/cluster/dockerd.sh" start && started+=(dockerd)
+		fi
+		if ! SLURM_CONF=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; then
+			BERTH_CLUSTER_DIR=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster} BERTH_BUILD=$BUILD \
+				bash "$here/cluster/multinode.sh" start && started+=(mcluster)
 		fi
 	fi
 	;;
@@ -167,6 +187,18 @@ for group in $groups; do
 		;;
 	conformance)
 		run_tap conformance bash "$here/conformance/run.sh"
+		;;
+	multinode) # not in the default groups: .ci/run and make test-multinode
+		for f in "$here"/multinode/*.bats; do
+			case $f in
+			*/multinode/multinode.bats)
+				for rt in $RUNTIMES; do
+					BERTH_RUNTIME=$rt run_tap "multinode/$(basename "$f") [$rt]" bats --tap "$f"
+				done
+				;;
+			*) run_tap "multinode/$(basename "$f")" bats --tap "$f" ;;
+			esac
+		done
 		;;
 	soak) # not in the default groups: make soak
 		run_tap soak bash "$here/soak/soak.sh"

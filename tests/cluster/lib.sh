@@ -113,3 +113,128 @@ cancel_jobs() {
         sleep 0.1
     done
 }
+
+# ------------------------------------------------------------------------
+# Shared by start.sh and multinode.sh: they define log() and die() first.
+
+# write_file PATH MODE: stdin -> PATH, atomically (rename), only when the
+# content differs. Sets CHANGED=1 when it wrote.
+write_file() {
+    local path=$1 mode=$2 tmp
+    tmp=$(mktemp "$path.XXXXXX")
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+        chmod "$mode" "$path"
+    else
+        mv -f "$tmp" "$path"
+        CHANGED=1
+    fi
+}
+
+# Copy the built binaries into bin/ at every start, so the test user can
+# read them wherever the repo lives (/root is 0700) and a rebuild + restart
+# picks them up. Rename, never overwrite in place: a running slurmd or
+# slurmstepd may have the old plugin mapped. Sets PLUGIN_CHANGED.
+install_bins() {
+    local f
+    mkdir -p "$CL_BIN"
+    chmod 0755 "$CL_BIN"
+    # Singularity: the strict stand-in (no package exists for Debian 12),
+    # copied where the test user can read it.  A real binary named by
+    # BERTH_TEST_SINGULARITY is used where it is installed (see SING_PATH):
+    # Apptainer finds its starter and configuration from there.
+    local sing=$REPO_ROOT/tests/fakes/singularity
+    if ! cmp -s "$sing" "$CL_BIN/singularity"; then
+        install -m 0755 "$sing" "$CL_BIN/.singularity.new"
+        mv -f "$CL_BIN/.singularity.new" "$CL_BIN/singularity"
+    fi
+    for f in spank_berth.so berth; do
+        if [ -f "$BERTH_BUILD/$f" ]; then
+            if ! cmp -s "$BERTH_BUILD/$f" "$CL_BIN/$f"; then
+                install -m 0755 "$BERTH_BUILD/$f" "$CL_BIN/.$f.new"
+                mv -f "$CL_BIN/.$f.new" "$CL_BIN/$f"
+                [ "$f" = spank_berth.so ] && PLUGIN_CHANGED=1
+            fi
+        else
+            log "warning: $BERTH_BUILD/$f not found"
+            if [ -e "$CL_BIN/$f" ]; then
+                rm -f "$CL_BIN/$f"
+                [ "$f" = spank_berth.so ] && PLUGIN_CHANGED=1
+            fi
+        fi
+    done
+    return 0
+}
+
+# The machine's real topology and memory, as slurmd sees it: a node that
+# claims more than it has would be drained.
+node_line() {
+    slurmd -C 2>/dev/null | awk '/^NodeName=/ { $1 = ""; sub(/^ /, ""); print; exit }'
+}
+
+munge_works() {
+    munge -n 2>/dev/null | unmunge >/dev/null 2>&1
+}
+
+# Reuse a working munged (not recorded: not ours to stop); else start one as
+# user munge and record it.
+start_munge() {
+    local i pid
+    if munge_works; then
+        if daemon_alive munged; then
+            log "munged already running (pid $(recorded_pid munged), ours)"
+        else
+            log "munged already running and working: reusing it"
+        fi
+        return 0
+    fi
+    stop_daemon munged # a recorded one that does not answer
+    install -d -o munge -g munge -m 0755 /run/munge
+    install -d -o munge -g munge -m 0700 /etc/munge
+    if [ ! -s /etc/munge/munge.key ]; then
+        log "creating /etc/munge/munge.key"
+        if command -v mungekey >/dev/null; then
+            mungekey --create --keyfile=/etc/munge/munge.key
+        else
+            dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null
+        fi
+    fi
+    chown munge:munge /etc/munge/munge.key
+    chmod 0400 /etc/munge/munge.key
+    # setpriv execs (no fork), so $! is munged itself; -F keeps it in the
+    # foreground so that pid stays valid. Redirects keep a caller's pipe
+    # (tee, a test harness) from being held open by the daemon.
+    (cd "$CL_RUN" && exec setsid setpriv --reuid=munge --regid=munge --init-groups \
+        munged -F </dev/null >>"$CL_LOG/munged.out" 2>&1) &
+    pid=$!
+    echo "$pid" >"$CL_PIDS/munged.pid"
+    for ((i = 0; i < 100; i++)); do
+        munge_works && { log "munged started (pid $pid)"; return 0; }
+        # kill -0, not pid_is: comm is setsid/setpriv until the exec
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$CL_LOG/munged.out" /var/log/munge/munged.log 2>/dev/null || true
+    die "munged did not come up"
+}
+
+ensure_user() {
+    id -u "$1" >/dev/null 2>&1 && return 0
+    log "creating user $1"
+    useradd -m -s /bin/bash "$1"
+}
+
+# FUSE as the test user: /dev/fuse is 0600 on some machines, and a mount
+# that root (dockerd) must see needs allow_other.
+ensure_fuse() {
+    if [ -c /dev/fuse ]; then
+        chmod 0666 /dev/fuse
+    else
+        log "warning: no /dev/fuse: FUSE tests will fail"
+    fi
+    if [ ! -f /etc/fuse.conf ] || ! grep -qx 'user_allow_other' /etc/fuse.conf; then
+        echo user_allow_other >>/etc/fuse.conf
+    fi
+}

@@ -12,7 +12,8 @@ PACKAGES=(
     squashfuse python3 curl procps psmisc iproute2 time bats jq
     debhelper dpkg-dev devscripts lintian fakeroot rpm groff man-db
     debootstrap libsquashfs-dev squashfs-tools-ng siftool
-    docker-registry skopeo apache2-utils openssl
+    docker-registry skopeo apache2-utils openssl iptables
+    mpich libmpich-dev
 )
 
 missing=()

@@ -91,7 +91,7 @@ static int teardown(void **state)
 				fprintf(stderr, "teardown: %s\n", e.msg);
 		/* Anything labelled with this test's job that slipped through. */
 		snprintf(label, sizeof(label), "berth.job=%s", fx->job);
-		if (berth_docker_container_list(fx->d, label, &ids, &n, &e) == 0) {
+		if (berth_docker_container_list(fx->d, label, NULL, &ids, &n, &e) == 0) {
 			for (size_t i = 0; i < n; i++)
 				(void)berth_docker_container_remove(fx->d, ids[i], &e);
 			berth_docker_ids_free(ids);
@@ -706,7 +706,7 @@ static void test_list_and_remove(void **state)
 	b = create(fx, &c);
 	CHECK(berth_docker_container_start(fx->d, b, &fx->err), fx); /* force removes running */
 	snprintf(label, sizeof(label), "berth.job=%s", fx->job);
-	CHECK(berth_docker_container_list(fx->d, label, &ids, &n, &fx->err), fx);
+	CHECK(berth_docker_container_list(fx->d, label, NULL, &ids, &n, &fx->err), fx);
 	assert_int_equal(n, 2);
 	assert_true((strcmp(ids[0], a) == 0 && strcmp(ids[1], b) == 0) ||
 		    (strcmp(ids[0], b) == 0 && strcmp(ids[1], a) == 0));
@@ -715,7 +715,7 @@ static void test_list_and_remove(void **state)
 	CHECK(berth_docker_container_remove(fx->d, a, &fx->err), fx);
 	CHECK(berth_docker_container_remove(fx->d, b, &fx->err), fx);
 	CHECK(berth_docker_container_remove(fx->d, b, &fx->err), fx); /* gone: fine */
-	CHECK(berth_docker_container_list(fx->d, label, &ids, &n, &fx->err), fx);
+	CHECK(berth_docker_container_list(fx->d, label, NULL, &ids, &n, &fx->err), fx);
 	assert_int_equal(n, 0);
 	assert_null(ids[0]);
 	berth_docker_ids_free(ids);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bats
+# A CacheDir every node sees (shared-cache/ of tests/cluster/multinode.sh,
+# the same host folder in each node's mount namespace, as an NFS or Lustre
+# mount would be): an image is converted once for all nodes, concurrent
+# conversions on 4 nodes make one, and a conversion killed half-way leaves
+# nothing another node takes for complete.  The nodes share one kernel here,
+# so these tests check berth's protocol (flock + rename), not a network file
+# system's locking: README "Shared CacheDir" says which ones keep it.
+
+load helpers
+
+setup_file() {
+	require_mcluster
+}
+
+setup() {
+	for n in $(seq "$NODES"); do "$MNODE" set-cache "bn$n" shared; done
+	SC=$(user_cache shared)
+}
+
+teardown() {
+	for n in $(seq "$NODES"); do "$MNODE" set-cache "bn$n" local; done
+}
+
+# The cache entry each runtime converts to.
+kind_of() { if [ "$1" = singularity ]; then echo sandbox; else echo rootfs; fi; }
+
+for_rt() {
+	local rt=$1 img digest kind
+	img=$(fresh_image shared)
+	digest=$(image_digest "$img")
+	kind=$(kind_of "$rt")
+	run as_user srun -N1 -w bn1 --container-runtime="$rt" --container-image="$img" cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
+	run as_user srun -N "$NODES" --container-runtime="$rt" --container-image="$img" cat /etc/only-in-image
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -cx only-in-image <<<"$output")" -eq "$NODES" ]
+	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
+	for n in $(seq "$NODES"); do
+		[ ! -e "$(user_cache "bn$n")/images/${digest#sha256:}" ]
+	done
+	no_builds_left
+}
+
+@test "[charliecloud] converted on one node, used by the 3 others without converting again" {
+	for_rt charliecloud
+}
+
+@test "[singularity] converted on one node, used by the 3 others without converting again" {
+	for_rt singularity
+}
+
+@test "[charliecloud] 4 nodes asking for the same cold image at once make one conversion" {
+	img=$(fresh_image conc --big-mb 30)
+	digest=$(image_digest "$img")
+	run as_user srun -N "$NODES" -n "$NODES" --container-runtime=charliecloud --container-image="$img" \
+		sh -c 'echo "ran $SLURM_NODEID"'
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ran ' <<<"$output")" -eq "$NODES" ]
+	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 1 ]
+	no_builds_left
+}
+
+@test "[charliecloud] a node killed mid-conversion leaves nothing another node takes for complete" {
+	img=$(fresh_image killed --big-mb 150)
+	digest=$(image_digest "$img")
+	d=$(job_dir)
+	job=$(as_user sbatch --parsable -N1 -w bn1 -o "$d/out" \
+		--wrap="srun --container-runtime=charliecloud --container-image=$img true")
+	# wait for the build folder of bn1's conversion
+	for _ in $(seq 600); do
+		[ -n "$(ls -A "$SC/tmp" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	[ -n "$(ls -A "$SC/tmp")" ]
+	# the node dies: every process of the job at once, no clean-up
+	pids=$(user_procs)
+	# shellcheck disable=SC2086 # one pid per word
+	ps -o args= -p "$(echo $pids | tr ' ' ,)" | grep -q '/berth pull '
+	# shellcheck disable=SC2086 # one pid per word
+	kill -KILL $pids || true # one may have ended on its own
+	scancel "$job"
+	wait_job_left "$job"
+	[ ! -e "$SC/images/${digest#sha256:}/rootfs" ]
+	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 0 ]
+	# another node converts it afresh, completely, and sweeps the dead build
+	run as_user srun -N1 -w bn2 --container-runtime=charliecloud --container-image="$img" \
+		sh -c 'cat /etc/only-in-image && du -sm /data 2>/dev/null | cut -f1'
+	[ "$status" -eq 0 ]
+	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 1 ]
+	[ -d "$SC/images/${digest#sha256:}/rootfs" ]
+	no_builds_left
+}

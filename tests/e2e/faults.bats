@@ -54,7 +54,7 @@ fault_dockerd_start() {
 		[ -n "$old" ] && [ "$(cat "/proc/$old/comm" 2>/dev/null)" = containerd ] || break
 		sleep 0.1
 	done
-	(cd / && exec setsid dockerd --data-root "$FD_DIR/data" --exec-root "$FD_EXEC" \
+	(cd / && exec setsid -f dockerd --data-root "$FD_DIR/data" --exec-root "$FD_EXEC" \
 		--pidfile "$FD_DIR/dockerd.pid" -H "unix://$FD_SOCK" --bridge none \
 		--iptables=false --ip6tables=false </dev/null >>"$FD_DIR/dockerd.log" 2>&1) &
 	for _ in $(seq 300); do
@@ -76,11 +76,22 @@ fault_dockerd_stop() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	! kill -0 "$pid" 2>/dev/null
+	if kill -0 "$pid" 2>/dev/null; then return 1; fi
 }
 
 # containers of job $1 known to the private dockerd (any state)
 leftovers() { fd_docker ps -aq --filter "label=berth.job=$1"; }
+
+# wait up to 10 s for job $1's containers to be gone (the step's sweep
+# runs as its slurmstepd ends, just after srun returns)
+gone_within_10s() {
+	for _ in $(seq 100); do
+		[ -z "$(leftovers "$1")" ] && return 0
+		sleep 0.1
+	done
+	fd_docker ps -a --filter "label=berth.job=$1"
+	return 1
+}
 
 # start a docker job in the background whose task runs until killed; sets
 # JOB and OUT (srun's output), SRUN (its pid)
@@ -104,16 +115,18 @@ start_docker_job() {
 nothing_left() {
 	[ -z "$(fd_docker ps -aq --filter label=berth.job)" ]
 	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/.docker-binds" 2>/dev/null)" ]
-	! grep -q " $BERTH_CLUSTER_DIR/cache/.docker-binds/" /proc/1/mountinfo
+	[ -z "$(grep " $BERTH_CLUSTER_DIR/cache/.docker-binds/" /proc/1/mountinfo)" ]
 	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/.docker-sweep" 2>/dev/null)" ]
 	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp" 2>/dev/null)" ]
 }
 
 next_docker_job_works() {
-	run as_user srun --container-runtime=docker --container-image="$IMG" sh -c 'echo next-ok'
+	run as_user srun --container-runtime=docker --container-image="$IMG" \
+		sh -c 'echo "next-ok $SLURM_JOB_ID"'
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *next-ok* ]]
+	NEXT_JOB=$(grep -o 'next-ok [0-9]*' <<<"$output" | cut -d' ' -f2)
 }
 
 @test "dockerd killed under a docker job: a clear message; once it is back the sweep removes its container; the next job works" {
@@ -124,14 +137,15 @@ next_docker_job_works() {
 	[ "$status" -ne 0 ]
 	grep -q "berth: Docker stopped or restarted while this task ran" "$OUT"
 	grep -q "cannot reach Docker at $FD_SOCK" "$OUT"
-	! grep -qx finished "$OUT"
+	[ -z "$(grep -x finished "$OUT")" ]
 	wait_job_left "$JOB"
 	# the step's and the epilog's sweeps found dockerd down: recorded
 	[ -e "$BERTH_CLUSTER_DIR/cache/.docker-sweep/$JOB" ]
 	fault_dockerd_start
 	[ -n "$(leftovers "$JOB")" ] # dockerd kept the container across its restart
 	next_docker_job_works
-	[ -z "$(leftovers "$JOB")" ]
+	gone_within_10s "$JOB"
+	wait_job_left "$NEXT_JOB"
 	nothing_left
 }
 
@@ -146,7 +160,8 @@ next_docker_job_works() {
 	wait_job_left "$JOB"
 	fault_dockerd_start
 	next_docker_job_works
-	[ -z "$(leftovers "$JOB")" ]
+	gone_within_10s "$JOB"
+	wait_job_left "$NEXT_JOB"
 	nothing_left
 }
 
@@ -183,8 +198,13 @@ slurmd_restart_under() {
 	grep -qx finished "$out"
 	wait_job_left "$job"
 	[ -z "$(job_processes "$job")" ]
+	for _ in $(seq 100); do # the step's slurmstepd ends just after the job
+		pgrep -f "^slurmstepd: \[$job\." >/dev/null || break
+		sleep 0.1
+	done
+	[ -z "$(pgrep -af "^slurmstepd: \[$job\.")" ]
 	# no mount of the image left in the node's namespace, no build folder
-	! grep -q " $BERTH_CLUSTER_DIR/cache/" /proc/1/mountinfo
+	[ -z "$(grep " $BERTH_CLUSTER_DIR/cache/" /proc/1/mountinfo)" ]
 	[ -z "$(ls -A "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/tmp" 2>/dev/null)" ]
 	run as_user srun --container-runtime="$rt" --container-image="$IMG" sh -c 'echo next-ok'
 	[ "$status" -eq 0 ]

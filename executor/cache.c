@@ -658,7 +658,15 @@ static int stage_opened(struct berth_cache *cache, struct build *b, struct berth
 		touch_last_use(cache, img->digest);
 		return 0;
 	}
-	int lock = lock_digest(cache, img->digest, LOCK_EX, err);
+	/* A corrupt entry that running jobs still hold: waiting for them could
+	 * take their whole run time, so say so instead. */
+	bool corrupt = entry_flagged(cache, img->digest);
+	int lock = lock_digest(cache, img->digest, corrupt ? LOCK_EX | LOCK_NB : LOCK_EX, err);
+	if (lock < 0 && corrupt && err->errnum == EWOULDBLOCK)
+		return berth_fail(err, 0, "image %s in the cache %s was found corrupt by `berth "
+				  "cache verify`, and running jobs still use it: it is rebuilt "
+				  "once they have ended; submit this job again then",
+				  img->digest, cache->dir);
 	if (lock < 0)
 		return -1;
 	/* An entry verify found corrupt goes, all its artifacts with it; we

@@ -26,6 +26,17 @@ digest_of() { "$BERTH" pull --cache-dir "$CACHE" "$@" | cut -d' ' -f1; }
 entry() { echo "$U/images/${1#sha256:}"; }
 conversions() { grep -c " $1 " "$U/conversions.log"; }
 
+# hold_shared DIGEST SECONDS: hold the entry's lock shared, as a running job
+# does; $holder is the process that holds it (killing it frees the lock)
+hold_shared() {
+	(
+		exec 9<"$U/locks/${1#sha256:}"
+		flock -s 9
+		exec sleep "$2"
+	) &
+	holder=$!
+}
+
 # Same size, other bytes: only the content hash can tell.
 flip_first_byte() { # FILE
 	local first
@@ -126,8 +137,7 @@ flip_first_byte() { # FILE
 @test "verify --repair keeps a corrupt entry a job is using, marked for rebuild" {
 	a=$(digest_of "$WORK/a.tar")
 	flip_first_byte "$(entry "$a")/rootfs/etc/only-in-image"
-	flock -s "$U/locks/${a#sha256:}" sleep 5 &
-	holder=$!
+	hold_shared "$a" 5
 	sleep 0.3
 	run "$BERTH" cache verify --cache-dir "$CACHE" --repair
 	kill "$holder" 2>/dev/null || true
@@ -136,6 +146,26 @@ flip_first_byte() { # FILE
 	[[ "$output" == *"CORRUPT"*"rebuilt at its next use"* ]]
 	[ -d "$(entry "$a")/rootfs" ]
 	[ -e "$(entry "$a")/corrupt" ]
+}
+
+@test "a new job does not wait for running jobs that hold a corrupt entry: it is told, and rebuilds after" {
+	a=$(digest_of "$WORK/a.tar")
+	flip_first_byte "$(entry "$a")/rootfs/etc/only-in-image"
+	"$BERTH" cache verify --cache-dir "$CACHE" >/dev/null || true
+	hold_shared "$a" 30
+	sleep 0.3
+	SECONDS=0
+	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
+	kill "$holder" 2>/dev/null || true
+	wait "$holder" 2>/dev/null || true
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$SECONDS" -lt 10 ]
+	[[ "$output" == *"found corrupt"*"running jobs still use it"*"submit this job again"* ]]
+	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$a converted" ]
+	[ "$(conversions "$a")" -eq 2 ]
 }
 
 @test "an entry from a berth without manifests is 'no manifest', not corrupt" {

@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <grp.h>
 #include <poll.h>
@@ -32,6 +33,7 @@
 
 #include "../executor/bindstage.h"
 #include "../executor/docker_api.h"
+#include "../executor/docker_sweep.h"
 #include "../executor/executor.h"
 #include "../executor/process.h"
 #include "cli.h"
@@ -262,7 +264,8 @@ static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
 }
 
 /* Relay stdio, forward signals from the control socket, return the code. */
-static int monitor_loop(struct berth_executor *ex, int control, struct berth_err *err)
+static int monitor_loop(struct berth_executor *ex, int control, bool *forwarded,
+			struct berth_err *err)
 {
 	struct pollfd pfd[2] = {{.fd = control, .events = POLLIN}, {.fd = -1, .events = POLLIN}};
 	sigset_t chld;
@@ -292,6 +295,7 @@ static int monitor_loop(struct berth_executor *ex, int control, struct berth_err
 		int sig = 0;
 		ssize_t n = read(control, &sig, sizeof(sig));
 		if (n == (ssize_t)sizeof(sig) && sig > 0 && sig < 65) {
+			*forwarded = true;
 			berth_executor_kill(ex, sig, NULL);
 			continue;
 		}
@@ -316,6 +320,29 @@ static char **task_env(const struct docker_args *a, char **env, const struct ber
 	char **merged = berth_task_env(env, img, keep.v, err);
 	berth_strv_free(keep.v);
 	return merged;
+}
+
+/* dockerd stopped or restarted under the task: its container was stopped
+ * by dockerd (or its end was not seen), and it may outlive the task.  Say
+ * so on the task's stderr, where srun's user reads it; the launcher only
+ * knows that no exit code came. */
+static void tell_docker_trouble(struct berth_executor *ex, int code, bool forwarded,
+				int task_stderr)
+{
+	struct berth_err err = {0};
+
+	if (task_stderr < 0)
+		return;
+	/* dockerd stopping sends the container SIGTERM (then SIGKILL) */
+	if (!forwarded && (code == 128 + SIGTERM || code == 128 + SIGKILL))
+		dprintf(task_stderr, "berth: the container was ended by signal %d that the job "
+			"did not send (dockerd stopping or restarting, `docker stop` or "
+			"`docker kill`, or the out-of-memory killer)\n", code - 128);
+	/* (when code < 0, the monitor's own error says why it was not seen) */
+	if (berth_executor_finish(ex, &err) < 0)
+		dprintf(task_stderr, "berth: Docker stopped or restarted while this task ran, "
+			"and the task ended with it; its container is removed by the job's "
+			"clean-up once Docker answers again\n");
 }
 
 static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
@@ -397,8 +424,11 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		.label_node = node[0] ? node : NULL,
 		.stdin_fd = stdio[0], .stdout_fd = stdio[1], .stderr_fd = stdio[2],
 	};
-	if (berth_executor_create(ex, &spec, err) == 0 && berth_executor_start(ex, err) == 0)
-		code = monitor_loop(ex, a->control_fd, err);
+	if (berth_executor_create(ex, &spec, err) == 0 && berth_executor_start(ex, err) == 0) {
+		bool forwarded = false;
+		code = monitor_loop(ex, a->control_fd, &forwarded, err);
+		tell_docker_trouble(ex, code, forwarded, stdio[2]);
+	}
 out:
 	for (int i = 0; i < 3; i++)
 		if (stdio[i] >= 0)
@@ -414,11 +444,24 @@ out:
 	return code < 0 ? -1 : 0;
 }
 
+/* The containers of jobs whose sweep found dockerd down, now it answers. */
+static void sweep_deferred(struct berth_docker *d, const char *cache_dir)
+{
+	struct berth_err err = {0};
+	size_t removed = 0, jobs = 0;
+
+	if (berth_docker_sweep_deferred(d, cache_dir, &removed, &jobs, &err) < 0)
+		fprintf(stderr, "berth: %s\n", err.msg);
+	else if (jobs)
+		printf("removed %zu container(s) of %zu earlier job(s) that Docker was "
+		       "down for\n", removed, jobs);
+}
+
 static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 {
 	struct berth_config cfg;
 	struct berth_docker *d = NULL;
-	char label[96], **ids = NULL;
+	char label[96];
 	size_t n = 0;
 	int rc = -1;
 
@@ -443,17 +486,25 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 	snprintf(node_filter, sizeof(node_filter), "berth.node=%s", node);
 	const char *also = a->step && node[0] ? node_filter : NULL;
 	if (berth_docker_open(&d, cfg.docker_socket, err) == 0 &&
-	    berth_docker_container_list(d, label, also, &ids, &n, err) == 0) {
+	    berth_docker_sweep_label(d, label, also, &n, err) == 0) {
 		rc = 0;
-		for (size_t i = 0; i < n; i++)
-			if (berth_docker_container_remove(d, ids[i], err) < 0)
-				rc = -1;
 		printf("removed %zu container(s) of job %s\n", n, a->job);
+		sweep_deferred(d, cfg.cache_dir);
+	} else {
+		/* dockerd down: a later sweep, once it is back, removes them */
+		struct berth_err deferred = {0};
+		if (berth_docker_sweep_defer(cfg.cache_dir, a->job, &deferred) == 0) {
+			char cause[BERTH_ERR_MSG_MAX];
+			snprintf(cause, sizeof(cause), "%s", err->msg);
+			berth_fail(err, 0, "%s (job %s's containers are removed by the next "
+				   "sweep on this node once Docker answers)", cause, a->job);
+		} else {
+			berth_wrap(err, "%s; also", deferred.msg);
+		}
 	}
 	/* after the containers: the binds they used, staged for dockerd */
 	if (berth_bind_stage_sweep(cfg.cache_dir, a->job, a->step, err) < 0)
 		rc = -1;
-	berth_docker_ids_free(ids);
 	berth_docker_close(d);
 	berth_config_free(&cfg);
 	return rc;

@@ -35,6 +35,10 @@ static const char usage[] =
 	"  cache gc [--cache-dir DIR] [--max-size SIZE]\n"
 	"                                   evict least recently used images above SIZE\n"
 	"                                   (default CacheMaxSize); never one in use\n"
+	"  cache verify [--cache-dir DIR] [--repair]\n"
+	"                                   re-hash cached images against their\n"
+	"                                   manifests; a corrupt one is rebuilt at its\n"
+	"                                   next use (--repair: removed now)\n"
 	"  ps [--cache-dir DIR]             list your named containers (--container-name)\n"
 	"  rm [--scope job-ID|user] NAME... remove named containers (not while running)\n"
 	"  rm --scope SCOPE --all           remove every container of a scope\n"
@@ -315,21 +319,57 @@ static int cache_gc(struct berth_cache *cache, const struct berth_config *cfg,
 	return 0;
 }
 
+static void print_verified(void *ctx, const struct berth_verify_result *r)
+{
+	(void)ctx;
+	if (r->state == BERTH_VERIFY_OK)
+		printf("%s ok\n", r->digest);
+	else if (r->state == BERTH_VERIFY_NO_MANIFEST)
+		printf("%s no manifest (%s was built by an older berth; not checked)\n",
+		       r->digest, r->path);
+	else
+		printf("%s CORRUPT: %s (%s)%s\n", r->digest, r->path, r->how,
+		       r->removed ? ", removed" : ", rebuilt at its next use");
+}
+
+/* 0 all whole, 1 an error, 3 a corrupt entry found. */
+static int cache_verify(struct berth_cache *cache, bool repair, struct berth_err *err)
+{
+	size_t corrupt = 0;
+
+	if (berth_cache_verify(cache, repair, print_verified, NULL, &corrupt, err) < 0)
+		return -1;
+	if (corrupt)
+		fprintf(stderr, "berth: %zu cached image(s) corrupt; %s\n", corrupt,
+			repair ? "removed unless in use, rebuilt at their next use"
+			       : "no job runs them, each is rebuilt at its next use "
+				 "(or now: berth cache verify --repair)");
+	return corrupt ? 3 : 0;
+}
+
+static bool cache_sub_known(const char *sub)
+{
+	return !strcmp(sub, "ls") || !strcmp(sub, "gc") || !strcmp(sub, "verify");
+}
+
 static int cmd_cache(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"cache-dir", required_argument, NULL, 'c'},
 		{"max-size", required_argument, NULL, 'm'},
+		{"repair", no_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_cache cache = {.dir_fd = -1};
 	const char *cache_dir = NULL, *max = NULL;
+	bool repair = false;
 	int c, rc;
 
-	if (argc < 2 || (strcmp(argv[1], "ls") != 0 && strcmp(argv[1], "gc") != 0)) {
-		fputs("usage: berth cache ls|gc [--cache-dir DIR] [--max-size SIZE]\n", stderr);
+	if (argc < 2 || !cache_sub_known(argv[1])) {
+		fputs("usage: berth cache ls|gc|verify [--cache-dir DIR] [--max-size SIZE] "
+		      "[--repair]\n", stderr);
 		return 2;
 	}
 	const char *sub = argv[1];
@@ -340,18 +380,21 @@ static int cmd_cache(int argc, char **argv)
 			cache_dir = optarg;
 		else if (c == 'm' && !strcmp(sub, "gc"))
 			max = optarg;
+		else if (c == 'r' && !strcmp(sub, "verify"))
+			repair = true;
 		else
 			return 2;
 	}
 	rc = cli_open_user_cache(cache_dir, &cfg, &cache, &err);
 	if (rc == 0)
-		rc = !strcmp(sub, "ls") ? cache_ls(&cache, &err)
-					: cache_gc(&cache, &cfg, max, &err);
+		rc = !strcmp(sub, "ls")	    ? cache_ls(&cache, &err)
+		     : !strcmp(sub, "gc") ? cache_gc(&cache, &cfg, max, &err)
+					  : cache_verify(&cache, repair, &err);
 	if (rc < 0)
 		cli_error(&err);
 	berth_cache_close(&cache);
 	berth_config_free(&cfg);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? 1 : rc;
 }
 
 /* berth fetch: download a URL image into the cache (a path is printed as

@@ -4,6 +4,7 @@
 #include "blobs.h"
 #include "fetch.h"
 #include "fs.h"
+#include "manifest.h"
 #include "tarmember.h"
 
 #include <dirent.h>
@@ -118,6 +119,24 @@ static bool entry_exists(struct berth_cache *cache, const char *digest,
 	return fstatat(cache->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* `berth cache verify` marks an entry whose files changed with this flag
+ * (it holds the first differing path).  A job never runs such an entry: the
+ * stage rebuilds it.  One fstatat more per warm start; re-hashing the image
+ * at every start would cost a read of all of it. */
+#define CORRUPT_FLAG "corrupt"
+
+static bool entry_flagged(struct berth_cache *cache, const char *digest)
+{
+	return entry_exists(cache, digest, CORRUPT_FLAG);
+}
+
+/* There, whole, and not known to be corrupt. */
+static bool entry_ready(struct berth_cache *cache, const char *digest,
+			const char *leaf)
+{
+	return entry_exists(cache, digest, leaf) && !entry_flagged(cache, digest);
+}
+
 /* Remove build folders whose builder is gone (their lock is free). */
 static void sweep_dead_builds(struct berth_cache *cache)
 {
@@ -188,6 +207,24 @@ static void build_end(struct berth_cache *cache, struct build *b)
 		close(b->lock_fd);
 	b->lock_fd = -1;
 	b->name[0] = '\0';
+}
+
+/* Remove an entry whose lock the caller holds exclusive: one rename into
+ * tmp/ (readers see all or nothing), then the delete. */
+static int evict_locked(struct berth_cache *cache, const char *digest,
+			struct berth_err *err)
+{
+	char name[128], trash[64];
+	unsigned long long r = 0;
+
+	if (getentropy(&r, sizeof(r)) < 0)
+		return berth_fail(err, errno, "getentropy");
+	snprintf(name, sizeof(name), "images/%s", digest + 7);
+	snprintf(trash, sizeof(trash), "tmp/evict-%016llx", r);
+	if (renameat(cache->dir_fd, name, cache->dir_fd, trash) < 0)
+		return berth_fail(err, errno, "cannot evict %s/%s", cache->dir, name);
+	berth_remove_tree(cache->dir_fd, trash);
+	return 0;
 }
 
 static int write_file_at(int dir_fd, const char *name, const void *data,
@@ -281,6 +318,31 @@ static void log_conversion(struct berth_cache *cache, const struct berth_image *
 	close(fd);
 }
 
+/* Record what the artifact holds (manifest.h) next to it, in the build
+ * folder's entry/, so `berth cache verify` can tell a file changed later. */
+static int write_manifest(struct berth_cache *cache, const struct build *b,
+			  const char *leaf, struct berth_err *err)
+{
+	char entry[96], name[192];
+	struct berth_manifest m = {0};
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+
+	snprintf(entry, sizeof(entry), "%s/entry", b->name);
+	_cleanup_close_ int entry_fd = openat(cache->dir_fd, entry, O_RDONLY | O_DIRECTORY |
+					      O_NOFOLLOW | O_CLOEXEC);
+	if (entry_fd < 0)
+		return berth_fail(err, errno, "cannot open %s/%s", cache->dir, entry);
+	int rc = berth_manifest_scan(entry_fd, leaf, &m, err);
+	if (rc == 0)
+		rc = berth_manifest_format(&m, &text, &len, err);
+	berth_manifest_free(&m);
+	snprintf(name, sizeof(name), "%s.manifest", leaf);
+	if (rc == 0)
+		rc = write_file_at(entry_fd, name, text, len, err);
+	return rc < 0 ? berth_wrap(err, "cannot record the manifest of %s", leaf) : 0;
+}
+
 /* Convert into the build folder and publish: a new entry, or one more
  * artifact (say a SIF next to a rootfs) in an entry that exists. */
 static int build_artifact(struct berth_cache *cache, struct build *b,
@@ -299,10 +361,18 @@ static int build_artifact(struct berth_cache *cache, struct build *b,
 	snprintf(path, sizeof(path), "%s/entry/%s", b->path, art->leaf);
 	if (art->convert(art->ctx, img, path, b->path, &res->stats, err) < 0)
 		return -1;
+	if (write_manifest(cache, b, art->leaf, err) < 0)
+		return -1;
 	res->converted = true;
 	log_conversion(cache, img, art->leaf, ref);
 	if (!have_entry)
 		return publish_entry(cache, b, img, ref, err);
+	/* The manifest first: an artifact published without one (a crash in
+	 * between) is "no manifest" to verify, never a false "corrupt". */
+	snprintf(path, sizeof(path), "%s/entry/%s.manifest", b->name, art->leaf);
+	snprintf(final, sizeof(final), "%s/%s.manifest", entry, art->leaf);
+	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
+		return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, final);
 	snprintf(path, sizeof(path), "%s/entry/%s", b->name, art->leaf);
 	snprintf(final, sizeof(final), "%s/%s", entry, art->leaf);
 	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
@@ -587,17 +657,27 @@ static int stage_opened(struct berth_cache *cache, struct build *b, struct berth
 			struct berth_stage_result *res, struct berth_err *err)
 {
 	snprintf(res->digest, sizeof(res->digest), "%s", img->digest);
-	if (entry_exists(cache, img->digest, art->leaf)) {
+	if (entry_ready(cache, img->digest, art->leaf)) {
 		touch_last_use(cache, img->digest);
 		return 0;
 	}
-	int lock = lock_digest(cache, img->digest, LOCK_EX, err);
+	/* A corrupt entry that running jobs still hold: waiting for them could
+	 * take their whole run time, so say so instead. */
+	bool corrupt = entry_flagged(cache, img->digest);
+	int lock = lock_digest(cache, img->digest, corrupt ? LOCK_EX | LOCK_NB : LOCK_EX, err);
+	if (lock < 0 && corrupt && err->errnum == EWOULDBLOCK)
+		return berth_fail(err, 0, "image %s in the cache %s was found corrupt by `berth "
+				  "cache verify`, and running jobs still use it: it is rebuilt "
+				  "once they have ended; submit this job again then",
+				  img->digest, cache->dir);
 	if (lock < 0)
 		return -1;
+	/* An entry verify found corrupt goes, all its artifacts with it; we
+	 * hold its lock exclusive, so no job runs it now. */
+	int rc = entry_flagged(cache, img->digest) ? evict_locked(cache, img->digest, err) : 0;
 	/* Someone else may have built it while we waited for the lock. */
-	int rc = entry_exists(cache, img->digest, art->leaf)
-			 ? 0
-			 : build_artifact(cache, b, img, ref, art, res, err);
+	if (rc == 0 && !entry_exists(cache, img->digest, art->leaf))
+		rc = build_artifact(cache, b, img, ref, art, res, err);
 	close(lock);
 	return rc;
 }
@@ -664,7 +744,7 @@ static int stage_any(struct berth_cache *cache, const char *ref,
 	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
 		return -1;
 	if (berth_cache_ref_lookup(cache, path, tag, res->digest) &&
-	    entry_exists(cache, res->digest, art->leaf)) {
+	    entry_ready(cache, res->digest, art->leaf)) {
 		touch_last_use(cache, res->digest);
 		return 0; /* the same file as last time, already converted */
 	}
@@ -696,6 +776,12 @@ int berth_cache_use(struct berth_cache *cache, const char *digest,
 		close(fd);
 		return berth_fail(err, 0, "image %s is not in the cache %s (evicted?); "
 				  "run the job again to stage it", digest, cache->dir);
+	}
+	if (entry_flagged(cache, digest)) {
+		close(fd);
+		return berth_fail(err, 0, "image %s in the cache %s was found corrupt by "
+				  "`berth cache verify`; run the job again to rebuild it",
+				  digest, cache->dir);
 	}
 	touch_last_use(cache, digest);
 	return fd;
@@ -825,21 +911,15 @@ int berth_cache_list(struct berth_cache *cache, struct berth_cache_entry **entri
 static int evict(struct berth_cache *cache, const char *digest, bool *evicted,
 		 struct berth_err *err)
 {
-	char name[128], lock[128], trash[64];
-	unsigned long long r = 0;
+	char lock[128];
 
 	*evicted = false;
 	snprintf(lock, sizeof(lock), "locks/%s", digest + 7);
 	_cleanup_close_ int fd = openat(cache->dir_fd, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return 0; /* in use: keep it */
-	if (getentropy(&r, sizeof(r)) < 0)
-		return berth_fail(err, errno, "getentropy");
-	snprintf(name, sizeof(name), "images/%s", digest + 7);
-	snprintf(trash, sizeof(trash), "tmp/evict-%016llx", r);
-	if (renameat(cache->dir_fd, name, cache->dir_fd, trash) < 0)
-		return berth_fail(err, errno, "cannot evict %s/%s", cache->dir, name);
-	berth_remove_tree(cache->dir_fd, trash);
+	if (evict_locked(cache, digest, err) < 0)
+		return -1;
 	*evicted = true;
 	return 0;
 }
@@ -893,6 +973,150 @@ int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 			berth_blobs_sweep(cache->dir_fd, BLOB_MIN_AGE, &blobs_freed, &blobs_kept);
 			total -= blobs_freed < total ? blobs_freed : total;
 			*freed += blobs_freed;
+		}
+	}
+	free(list);
+	return rc;
+}
+
+/* The files of an entry that are not an artifact: berth's own metadata. */
+static bool is_artifact(const char *name)
+{
+	static const char *const metadata[] = {"config.json", "source", "size", "size.new",
+					       "last-use", "registry", CORRUPT_FLAG};
+	size_t len = strlen(name), suffix = strlen(".manifest");
+
+	if (name[0] == '.' || (len > suffix && !strcmp(name + len - suffix, ".manifest")))
+		return false;
+	for (size_t i = 0; i < sizeof(metadata) / sizeof(*metadata); i++)
+		if (!strcmp(name, metadata[i]))
+			return false;
+	return true;
+}
+
+/* Read <leaf>.manifest of an entry; 1 when there is none. */
+static int load_manifest(int entry_fd, const char *leaf, struct berth_manifest *m,
+			 struct berth_err *err)
+{
+	char name[NAME_MAX + 16];
+	struct stat st;
+	_cleanup_free_ char *text = NULL;
+
+	snprintf(name, sizeof(name), "%s.manifest", leaf);
+	_cleanup_close_ int fd = openat(entry_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "cannot open %s", name);
+	if (!(text = malloc((size_t)st.st_size + 1)))
+		return berth_fail(err, ENOMEM, "%s", name);
+	if (berth_read_all(fd, text, (size_t)st.st_size) < 0)
+		return berth_fail(err, errno, "cannot read %s", name);
+	if (berth_manifest_parse(text, (size_t)st.st_size, m, err) < 0)
+		return berth_wrap(err, "%s", name);
+	return 0;
+}
+
+/* Compare one artifact with its manifest; fills r when it differs or has
+ * none. */
+static int verify_artifact(int entry_fd, const char *leaf, struct berth_verify_result *r,
+			   struct berth_err *err)
+{
+	struct berth_manifest want = {0}, have = {0};
+	const char *how = NULL;
+
+	int rc = load_manifest(entry_fd, leaf, &want, err);
+	if (rc == 1) {
+		if (r->state == BERTH_VERIFY_OK) {
+			r->state = BERTH_VERIFY_NO_MANIFEST;
+			snprintf(r->path, sizeof(r->path), "%s", leaf);
+		}
+		return 0;
+	}
+	if (rc == 0)
+		rc = berth_manifest_scan(entry_fd, leaf, &have, err);
+	const char *path = rc == 0 ? berth_manifest_diff(&want, &have, &how) : NULL;
+	if (path) {
+		r->state = BERTH_VERIFY_CORRUPT;
+		snprintf(r->path, sizeof(r->path), "%s", path);
+		snprintf(r->how, sizeof(r->how), "%s", how);
+	}
+	berth_manifest_free(&want);
+	berth_manifest_free(&have);
+	return rc;
+}
+
+static int verify_entry_files(struct berth_cache *cache, const char *hex,
+			      struct berth_verify_result *r, struct berth_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "images/%s", hex);
+	int fd = openat(cache->dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return berth_fail(err, errno, "cannot open %s/%s", cache->dir, name);
+	}
+	struct dirent *de;
+	int rc = 0;
+	while (rc == 0 && r->state != BERTH_VERIFY_CORRUPT && (de = readdir(d)))
+		if (is_artifact(de->d_name))
+			rc = verify_artifact(dirfd(d), de->d_name, r, err);
+	closedir(d);
+	return rc;
+}
+
+/* Mark the entry so no job runs it (the next stage rebuilds it). */
+static int flag_corrupt(struct berth_cache *cache, const struct berth_verify_result *r,
+			struct berth_err *err)
+{
+	char name[160], text[PATH_MAX + 32];
+
+	snprintf(name, sizeof(name), "images/%s/%s", r->digest + 7, CORRUPT_FLAG);
+	int len = snprintf(text, sizeof(text), "%s %s\n", r->how, r->path);
+	unlinkat(cache->dir_fd, name, 0);
+	if (write_file_at(cache->dir_fd, name, text, (size_t)len, err) < 0)
+		return berth_wrap(err, "cannot mark %s corrupt", r->digest);
+	return 0;
+}
+
+static int verify_entry(struct berth_cache *cache, const char *hex, bool repair,
+			struct berth_verify_result *r, struct berth_err *err)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->digest, sizeof(r->digest), "sha256:%s", hex);
+	/* Shared: a build (exclusive) is finished before we look. */
+	int lock = lock_digest(cache, r->digest, LOCK_SH, err);
+	if (lock < 0)
+		return -1;
+	int rc = verify_entry_files(cache, hex, r, err);
+	if (rc == 0 && r->state == BERTH_VERIFY_CORRUPT)
+		rc = flag_corrupt(cache, r, err);
+	close(lock);
+	if (rc == 0 && r->state == BERTH_VERIFY_CORRUPT && repair)
+		rc = evict(cache, r->digest, &r->removed, err);
+	return rc;
+}
+
+int berth_cache_verify(struct berth_cache *cache, bool repair,
+		       berth_verify_report report, void *ctx, size_t *corrupt,
+		       struct berth_err *err)
+{
+	struct berth_cache_entry *list = NULL;
+	struct berth_verify_result r;
+	size_t n = 0;
+	int rc = 0;
+
+	*corrupt = 0;
+	if (berth_cache_list(cache, &list, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = verify_entry(cache, list[i].digest + 7, repair, &r, err);
+		if (rc == 0) {
+			*corrupt += r.state == BERTH_VERIFY_CORRUPT;
+			report(ctx, &r);
 		}
 	}
 	free(list);

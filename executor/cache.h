@@ -7,6 +7,10 @@
  *     images/<hex>/source           where it came from
  *     images/<hex>/size             disk use in bytes, measured at build
  *     images/<hex>/last-use         its mtime is the last time a job used it
+ *     images/<hex>/<leaf>.manifest  what the artifact held when built
+ *                                   (manifest.h), for `berth cache verify`
+ *     images/<hex>/corrupt          verify found a file changed: no job
+ *                                   runs the entry, the next stage rebuilds it
  *     locks/<hex>                   flock: EX while building, SH while in use
  *     tmp/<random>/                 build folders; published with rename()
  *     conversions.log               one line per conversion done
@@ -157,5 +161,31 @@ int berth_cache_list(struct berth_cache *cache, struct berth_cache_entry **entri
 int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 		   unsigned long long *freed, size_t *evicted,
 		   struct berth_err *err);
+
+/* `berth cache verify`: each entry's artifacts against the manifests
+ * recorded when they were built (manifest.h). */
+enum berth_verify_state {
+	BERTH_VERIFY_OK,
+	BERTH_VERIFY_NO_MANIFEST, /* built by a berth that recorded none */
+	BERTH_VERIFY_CORRUPT,
+};
+
+struct berth_verify_result {
+	char digest[BERTH_DIGEST_LEN + 1];
+	enum berth_verify_state state;
+	char path[PATH_MAX]; /* CORRUPT: first differing path; NO_MANIFEST: the artifact */
+	char how[16];        /* CORRUPT: "content", "size", "mode", "missing", ... */
+	bool removed;        /* repair removed it (it was not in use) */
+};
+
+typedef void (*berth_verify_report)(void *ctx, const struct berth_verify_result *r);
+
+/* Re-hash every entry and report each.  A corrupt entry gets a flag file
+ * (images/<hex>/corrupt) that makes the next stage rebuild it and keeps
+ * berth_cache_use() from running it; with `repair` it is also removed now
+ * unless a job uses it.  *corrupt counts the corrupt entries. */
+int berth_cache_verify(struct berth_cache *cache, bool repair,
+		       berth_verify_report report, void *ctx, size_t *corrupt,
+		       struct berth_err *err);
 
 #endif

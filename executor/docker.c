@@ -368,6 +368,20 @@ static int docker_remove_image(struct berth_executor *ex, const char *digest,
 	return berth_docker_image_remove(dk(ex)->api, digest, err);
 }
 
+/* Remove the container now; keep its id when that fails, so release
+ * tries once more. */
+static int docker_finish(struct berth_executor *ex, struct berth_err *err)
+{
+	struct dock *d = dk(ex);
+
+	if (!d || !d->container[0])
+		return 0;
+	if (berth_docker_container_remove(d->api, d->container, err) < 0)
+		return berth_wrap(err, "cannot remove container %.12s", d->container);
+	d->container[0] = '\0';
+	return 0;
+}
+
 /* The container goes with the executor, whatever happened to it. */
 static void docker_release(struct berth_executor *ex)
 {
@@ -401,4 +415,5 @@ const struct berth_executor_ops berth_docker_ops = {
 	.kill = docker_kill,
 	.poll = docker_poll,
 	.remove_image = docker_remove_image,
+	.finish = docker_finish,
 };

@@ -324,6 +324,11 @@ enum berth_state berth_executor_state(const struct berth_executor *ex)
 	return ex->state;
 }
 
+int berth_executor_finish(struct berth_executor *ex, struct berth_err *err)
+{
+	return ex && ex->ops->finish ? ex->ops->finish(ex, err) : 0;
+}
+
 void berth_executor_destroy(struct berth_executor *ex)
 {
 	if (!ex)

@@ -84,6 +84,9 @@ struct berth_executor_ops {
 	int (*poll)(struct berth_executor *ex, struct berth_err *err);
 	int (*remove_image)(struct berth_executor *ex, const char *digest,
 			    struct berth_err *err);
+	/* remove what the run left (docker: the container) and say when that
+	 * failed; release still tries again, silently */
+	int (*finish)(struct berth_executor *ex, struct berth_err *err);
 };
 
 struct berth_executor {
@@ -145,6 +148,9 @@ int berth_executor_wait(struct berth_executor *ex, struct berth_err *err);
 int berth_executor_poll(struct berth_executor *ex, struct berth_err *err);
 int berth_executor_exit_code(const struct berth_executor *ex);
 enum berth_state berth_executor_state(const struct berth_executor *ex);
+/* After the run: remove what it left in the runtime (a Docker container),
+ * reporting a failure (dockerd gone) that destroy would keep quiet. */
+int berth_executor_finish(struct berth_executor *ex, struct berth_err *err);
 /* Destroy: kill what still runs, release locks and memory. */
 void berth_executor_destroy(struct berth_executor *ex);
 

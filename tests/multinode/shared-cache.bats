@@ -64,23 +64,23 @@ for_rt() {
 }
 
 @test "[charliecloud] a node killed mid-conversion leaves nothing another node takes for complete" {
-	img=$(fresh_image killed --big-mb 150)
+	img=$(fresh_image killed --big-mb 300)
 	digest=$(image_digest "$img")
 	d=$(job_dir)
 	job=$(as_user sbatch --parsable -N1 -w bn1 -o "$d/out" \
 		--wrap="srun --container-runtime=charliecloud --container-image=$img true")
-	# wait for the build folder of bn1's conversion
-	for _ in $(seq 600); do
-		[ -n "$(ls -A "$SC/tmp" 2>/dev/null)" ] && break
-		sleep 0.1
+	# bn1's conversion: its berth pull, once its build folder exists
+	pull=""
+	for _ in $(seq 1500); do
+		pull=$(pgrep -u "${BERTH_TEST_USER:-berthtest}" -f "berth pull .*--cache-dir $BERTH_CLUSTER_DIR/shared-cache" || true)
+		[ -n "$pull" ] && [ -n "$(ls -A "$SC/tmp" 2>/dev/null)" ] && break
+		sleep 0.02
 	done
+	[ -n "$pull" ]
 	[ -n "$(ls -A "$SC/tmp")" ]
-	# the node dies: every process of the job at once, no clean-up
-	pids=$(user_procs)
+	# the node dies mid-conversion: no clean-up of its own
 	# shellcheck disable=SC2086 # one pid per word
-	ps -o args= -p "$(echo $pids | tr ' ' ,)" | grep -q '/berth pull '
-	# shellcheck disable=SC2086 # one pid per word
-	kill -KILL $pids || true # one may have ended on its own
+	kill -KILL $pull
 	scancel "$job"
 	wait_job_left "$job"
 	[ ! -e "$SC/images/${digest#sha256:}/rootfs" ]

@@ -55,15 +55,16 @@ PY
 chmod 0755 "$work/berth-io"
 
 nodes=$(sinfo -h -N -o %N | sort -u | wc -l)
+# set_launcher LAUNCHER [local|shared]: every node's berth and CacheDir
 set_launcher() {
 	local n
 	for ((n = 1; n <= nodes; n++)); do
-		BERTH_MNODE_LAUNCHER=$1 bash "$MNODE" set-cache "bn$n" local
+		BERTH_MNODE_LAUNCHER=$1 bash "$MNODE" set-cache "bn$n" "${2:-local}"
 	done
 }
 cleanup() {
 	set_launcher "$D/bin/berth"
-	rm -rf "$work" "$D"/nodes/*/cache/"$uid" # 4 copies of a 220 MB image
+	rm -rf "$work" "$D"/nodes/*/cache/"$uid" "$D/shared-cache/$uid" # copies of a 220 MB image
 	[ -z "$started" ] || bash "$MNODE" stop >/dev/null
 }
 trap cleanup EXIT
@@ -72,7 +73,7 @@ set_launcher "$work/berth-io"
 # stage K: empty every node's cache, then one step on K nodes; echoes ms.
 stage() {
 	local k=$1 t0 t
-	rm -rf "$D"/nodes/*/cache/"$uid" "$work"/io/*
+	rm -rf "$D"/nodes/*/cache/"$uid" "$D/shared-cache/$uid" "$work"/io/*
 	t0=$(now_ms)
 	timeout 600 "$REPO/tests/cluster/submit.sh" srun -N "$k" --container-image="$work/big.tar" true >/dev/null 2>&1 ||
 		{ echo "bench: srun -N $k failed" >&2; return 1; }
@@ -81,26 +82,37 @@ stage() {
 }
 
 counts=(1 2 4)
-declare -A times bytes pulls
-echo "image: $(du -m "$work/big.tar" | cut -f1) MB, $nodes nodes, $N rounds, order rotated each round"
-stage 1 >/dev/null # warm the page cache and the binaries, not timed
-for ((r = 0; r < N; r++)); do
-	for ((j = 0; j < 3; j++)); do
-		k=${counts[$(((r + j) % 3))]}
-		read -r t b p < <(stage "$k")
-		times[$k]+="$t "
-		bytes[$k]=$b
-		pulls[$k]=$p
+# rounds CACHE: N rounds of 1, 2 and 4 nodes, each node's CacheDir its own
+# (local) or one folder for all (shared); prints the table.
+rounds_on() {
+	local cache=$1 r j k t b p
+	declare -A times bytes pulls
+	set_launcher "$work/berth-io" "$cache"
+	echo "image: $(du -m "$work/big.tar" | cut -f1) MB, $nodes nodes, $N rounds, order rotated each round, CacheDir $cache to each node"
+	stage 1 >/dev/null # warm the page cache and the binaries, not timed
+	for ((r = 0; r < N; r++)); do
+		for ((j = 0; j < 3; j++)); do
+			k=${counts[$(((r + j) % 3))]}
+			read -r t b p < <(stage "$k")
+			times[$k]+="$t "
+			bytes[$k]=$b
+			pulls[$k]=$p
+		done
 	done
-done
-declare -A med
-for k in "${counts[@]}"; do
-	# shellcheck disable=SC2086 # one time per word
-	read -r -a s <<<"$(spread ${times[$k]})"
-	med[$k]=${s[0]}
-	printf '%-44s %6s ms  (%s-%s)  read from the source %s MB by %s pull(s)\n' \
-		"cold staging on $k node(s) at once" "${s[0]}" "${s[1]}" "${s[2]}" \
-		"$((${bytes[$k]} / 1048576))" "${pulls[$k]}"
-done
-printf '%-44s %6s x   (target <= 1.3)\n' "ratio 4 nodes / 1 node" "$(ratio "${med[4]}" "${med[1]}")"
-printf '%-44s %6s x\n' "ratio 2 nodes / 1 node" "$(ratio "${med[2]}" "${med[1]}")"
+	declare -A med
+	local k
+	for k in "${counts[@]}"; do
+		# shellcheck disable=SC2086 # one time per word
+		read -r -a s <<<"$(spread ${times[$k]})"
+		med[$k]=${s[0]}
+		printf '%-44s %6s ms  (%s-%s)  read from the source %s MB by %s pull(s)\n' \
+			"cold staging on $k node(s) at once" "${s[0]}" "${s[1]}" "${s[2]}" \
+			"$((${bytes[$k]} / 1048576))" "${pulls[$k]}"
+	done
+	printf '%-44s %6s x   (target <= 1.3)\n' "ratio 4 nodes / 1 node" "$(ratio "${med[4]}" "${med[1]}")"
+	printf '%-44s %6s x\n' "ratio 2 nodes / 1 node" "$(ratio "${med[2]}" "${med[1]}")"
+}
+rounds_on local
+# A shared CacheDir: one node converts under the digest's lock, the others
+# wait for it and use its entry (tests/multinode/shared-cache.bats).
+rounds_on shared

@@ -445,12 +445,13 @@ out:
 }
 
 /* The containers of jobs whose sweep found dockerd down, now it answers. */
-static void sweep_deferred(struct berth_docker *d, const char *cache_dir)
+static void sweep_deferred(struct berth_docker *d, const char *cache_dir,
+			   const char *node_label)
 {
 	struct berth_err err = {0};
 	size_t removed = 0, jobs = 0;
 
-	if (berth_docker_sweep_deferred(d, cache_dir, &removed, &jobs, &err) < 0)
+	if (berth_docker_sweep_deferred(d, cache_dir, node_label, &removed, &jobs, &err) < 0)
 		fprintf(stderr, "berth: %s\n", err.msg);
 	else if (jobs)
 		printf("removed %zu container(s) of %zu earlier job(s) that Docker was "
@@ -489,11 +490,11 @@ static int docker_sweep_cmd(const struct docker_args *a, struct berth_err *err)
 	    berth_docker_sweep_label(d, label, also, &n, err) == 0) {
 		rc = 0;
 		printf("removed %zu container(s) of job %s\n", n, a->job);
-		sweep_deferred(d, cfg.cache_dir);
+		sweep_deferred(d, cfg.cache_dir, node[0] ? node_filter : NULL);
 	} else {
 		/* dockerd down: a later sweep, once it is back, removes them */
 		struct berth_err deferred = {0};
-		if (berth_docker_sweep_defer(cfg.cache_dir, a->job, &deferred) == 0) {
+		if (berth_docker_sweep_defer(cfg.cache_dir, a->job, a->step, &deferred) == 0) {
 			char cause[BERTH_ERR_MSG_MAX];
 			snprintf(cause, sizeof(cause), "%s", err->msg);
 			berth_fail(err, 0, "%s (job %s's containers are removed by the next "

@@ -36,6 +36,29 @@ static bool is_job_id(const char *job)
 	return len > 0 && len < 16 && strspn(job, "0123456789") == len;
 }
 
+/* A step id: digits, or Slurm's names ("batch", "extern", ...). */
+static bool is_step_id(const char *step)
+{
+	size_t len = strlen(step);
+
+	return len > 0 && len < 32 &&
+	       strspn(step, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
+}
+
+/* A record's name: "JOB" or "JOB.STEP". */
+static bool is_record(const char *name)
+{
+	char job[64];
+	const char *dot = strchr(name, '.');
+
+	if (!dot)
+		return is_job_id(name);
+	if ((size_t)(dot - name) >= sizeof(job))
+		return false;
+	snprintf(job, sizeof(job), "%.*s", (int)(dot - name), name);
+	return is_job_id(job) && is_step_id(dot + 1);
+}
+
 /* CacheDir/.docker-sweep, root's and private: a user cannot add a record
  * (which could only make root sweep a job's containers early). */
 static int open_records(const char *cache_dir, bool create, struct berth_err *err)
@@ -56,23 +79,30 @@ static int open_records(const char *cache_dir, bool create, struct berth_err *er
 	return fd;
 }
 
-int berth_docker_sweep_defer(const char *cache_dir, const char *job, struct berth_err *err)
+int berth_docker_sweep_defer(const char *cache_dir, const char *job, const char *step,
+			     struct berth_err *err)
 {
+	char name[96];
+
 	if (!is_job_id(job))
 		return berth_fail(err, 0, "'%s' is not a job id", job);
+	if (step && !is_step_id(step))
+		return berth_fail(err, 0, "'%s' is not a step id", step);
+	snprintf(name, sizeof(name), "%s%s%s", job, step ? "." : "", step ? step : "");
 	_cleanup_close_ int dir = open_records(cache_dir, true, err);
 	if (dir < 0)
 		return -1;
-	int fd = openat(dir, job, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return berth_fail(err, errno, "cannot record job %s in %s/" BERTH_DOCKER_SWEEP_LEAF,
-				  job, cache_dir);
+		return berth_fail(err, errno, "cannot record %s %s in %s/" BERTH_DOCKER_SWEEP_LEAF,
+				  step ? "step" : "job", name, cache_dir);
 	close(fd);
 	return 0;
 }
 
 int berth_docker_sweep_deferred(struct berth_docker *d, const char *cache_dir,
-				size_t *removed, size_t *jobs, struct berth_err *err)
+				const char *node_label, size_t *removed, size_t *jobs,
+				struct berth_err *err)
 {
 	char label[64];
 	int rc = 0;
@@ -89,10 +119,12 @@ int berth_docker_sweep_deferred(struct berth_docker *d, const char *cache_dir,
 	}
 	for (struct dirent *e; rc == 0 && (e = readdir(list));) {
 		size_t n = 0;
-		if (!is_job_id(e->d_name))
+		bool step = strchr(e->d_name, '.') != NULL;
+
+		if (!is_record(e->d_name))
 			continue;
-		snprintf(label, sizeof(label), "berth.job=%s", e->d_name);
-		rc = berth_docker_sweep_label(d, label, NULL, &n, err);
+		snprintf(label, sizeof(label), "berth.%s=%s", step ? "step" : "job", e->d_name);
+		rc = berth_docker_sweep_label(d, label, step ? node_label : NULL, &n, err);
 		*removed += n;
 		if (rc == 0) {
 			unlinkat(dirfd(list), e->d_name, 0);

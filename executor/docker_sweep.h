@@ -23,12 +23,18 @@
 int berth_docker_sweep_label(struct berth_docker *d, const char *label, const char *also,
 			     size_t *removed, struct berth_err *err);
 
-/* Remember that job `job` (digits) still has containers to remove. */
-int berth_docker_sweep_defer(const char *cache_dir, const char *job, struct berth_err *err);
+/* Remember that job `job` (digits), or only its step `step` when not NULL,
+ * still has containers to remove: a step's record must not later take the
+ * containers of the job's other steps, which may be running. */
+int berth_docker_sweep_defer(const char *cache_dir, const char *job, const char *step,
+			     struct berth_err *err);
 
-/* Remove the containers of every recorded job; a job whose sweep worked is
- * forgotten.  *removed counts the containers, *jobs the jobs done. */
+/* Remove the containers of every recorded job or step (a step's only where
+ * `node_label`, "berth.node=HOST" when not NULL, matches too: its sweep was
+ * this node's); a record whose sweep worked is forgotten.  *removed counts
+ * the containers, *jobs the records done. */
 int berth_docker_sweep_deferred(struct berth_docker *d, const char *cache_dir,
-				size_t *removed, size_t *jobs, struct berth_err *err);
+				const char *node_label, size_t *removed, size_t *jobs,
+				struct berth_err *err);
 
 #endif

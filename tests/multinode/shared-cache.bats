@@ -93,3 +93,19 @@ for_rt() {
 	[ -d "$SC/images/${digest#sha256:}/rootfs" ]
 	no_builds_left
 }
+
+@test "[charliecloud] a fresh shared CacheDir: 4 nodes making the user's folder at once all take it" {
+	local img round
+	img=$(fresh_image fresh-dir)
+	for round in 1 2 3; do
+		rm -rf "$SC"
+		run as_user srun -N "$NODES" -n "$NODES" --container-runtime=charliecloud \
+			--container-image="$img" true
+		echo "round $round: $output"
+		[ "$status" -eq 0 ]
+		[ "$(stat -c %u "$SC")" = "$(id -u "${BERTH_TEST_USER:-berthtest}")" ]
+		[ "$(stat -c %a "$SC")" = 700 ]
+		# no half-made folder left beside it
+		[ -z "$(find "$(dirname "$SC")" -maxdepth 1 -name '.new-*')" ]
+	done
+}

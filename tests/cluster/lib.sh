@@ -150,6 +150,8 @@ install_bins() {
         install -m 0755 "$sing" "$CL_BIN/.singularity.new"
         mv -f "$CL_BIN/.singularity.new" "$CL_BIN/singularity"
     fi
+    # its session mount point, as Apptainer's /var/lib/apptainer/mnt/session
+    install -d -m 0755 "$CL_BIN/session"
     for f in spank_berth.so berth; do
         if [ -f "$BERTH_BUILD/$f" ]; then
             if ! cmp -s "$BERTH_BUILD/$f" "$CL_BIN/$f"; then

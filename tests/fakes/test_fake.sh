@@ -22,6 +22,8 @@ W=$(mktemp -d /tmp/berth-fake-test.XXXXXX)
 chmod 755 "$W"
 trap 'rm -rf "$W"' EXIT
 export BERTH_FAKE_SINGULARITY_LOG="$W/build.log"
+# others' leftovers (the unsquashfs path of a killed session) are not ours
+tmp_before=$(ls /tmp | grep '^berth-fake-singularity-')
 
 fails=0
 pass() { echo "PASS $1"; }
@@ -233,7 +235,17 @@ check "stdin passes through" "hello" "$(echo hello | sx "$W/x.sif" cat)"
 check "stdout/stderr separated" "out" "$(sx "$W/x.sif" sh -c 'echo out; echo err >&2' 2>/dev/null)"
 check "no-FUSE fallback (unsquashfs)" "only-in-image" \
 	"$(asuser BERTH_FAKE_SINGULARITY_NO_FUSE=1 "$FAKE" -q exec "$W/x.sif" cat /etc/only-in-image)"
-check "no session dir left" "" "$(ls /tmp | grep '^berth-fake-singularity-')"
+check "no session dir left" "$tmp_before" "$(ls /tmp | grep '^berth-fake-singularity-')"
+# a cancelled step SIGKILLs the runtime: the real one leaves nothing on the
+# host (its session tmpfs lives in the container's mount namespace)
+{
+	sx "$W/x.sif" sh -c 'sleep 4712' &
+	sleep 1
+	pkill -KILL -f 'fakes/singularity -q exec .*sleep 4712'
+	wait
+	pkill -KILL -f 'sleep 4712'
+} 2>/dev/null
+check "SIGKILLed: nothing left on the host" "$tmp_before" "$(ls /tmp | grep '^berth-fake-singularity-')"
 
 t0=$(date +%s%N); sx "$W/x.sif" true; t1=$(date +%s%N)
 echo "INFO exec of 'true' took $(((t1 - t0) / 1000000)) ms"

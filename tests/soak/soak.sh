@@ -5,7 +5,7 @@
 # mount, a killed task), four at a time.  Before and after, the same count
 # of: slurmd's open files, mounts, the test user's processes, berth's Docker
 # containers, the cache's temporary entries, staged Docker binds, berth's
-# own layer mounts.  Prints TAP; run as root with the cluster and dockerd up
+# own layer mounts, the test user's entries in /tmp, /var/tmp and /dev/shm.  Prints TAP; run as root with the cluster and dockerd up
 # (`make soak`: tests/run-all.sh's "soak" group, not in make test).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +36,9 @@ census() {
 	echo "cache-tmp=$(find "$BERTH_CLUSTER_DIR/cache/$UIDT/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	echo "staged-binds=$(find "$BERTH_CLUSTER_DIR/cache/.docker-binds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
 	echo "layer-mounts=$(grep -c " $BERTH_CLUSTER_DIR/cache/$UIDT/layer" /proc/self/mountinfo)"
+	# what the runtimes or berth leave in the shared temporary folders (a
+	# cancelled step SIGKILLs the runtime: its session must not stay)
+	echo "user-tmp=$(find /tmp /var/tmp /dev/shm -mindepth 1 -maxdepth 1 -uid "$UIDT" 2>/dev/null | wc -l)"
 }
 
 # Job i: the runtime, image, options and command cycle through the cases.

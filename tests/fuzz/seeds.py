@@ -36,7 +36,11 @@ def put(out, target, name, data):
 
 
 def image_seeds(out):
-    tmp = tempfile.mkdtemp(prefix="berth-seeds-")
+    with tempfile.TemporaryDirectory(prefix="berth-seeds-") as tmp:
+        image_seeds_in(out, tmp)
+
+
+def image_seeds_in(out, tmp):
     tiny = os.path.join(tmp, "busybox")
     with open(tiny, "wb") as f:
         f.write(b"#!/bin/sh\n# stand-in for busybox in fuzz seeds\nexit 0\n")

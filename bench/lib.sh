@@ -27,7 +27,7 @@ spread() {
 # pair_ms A B: the commands in the arrays named A and B, one untimed run
 # each, then N rounds of both, alternating which goes first (A B, B A, ...)
 # so that a machine getting busier or quieter weighs on both alike.  Sets
-# PAIR_A and PAIR_B to "median min max" in ms.
+# PAIR_A and PAIR_B to "median min max" in ms, PAIR_D to that of A - B.
 pair_ms() {
 	local -n _pa=$1 _pb=$2
 	local i t0 w ta=() tb=()
@@ -47,6 +47,9 @@ pair_ms() {
 	done
 	PAIR_A=$(spread "${ta[@]}")
 	PAIR_B=$(spread "${tb[@]}")
+	local td=()
+	for ((i = 0; i < N; i++)); do td+=($((ta[i] - tb[i]))); done
+	PAIR_D=$(spread "${td[@]}") # A - B within each round: "median min max"
 }
 
 # show_pair LABEL_A LABEL_B: the two lines of a pair_ms, medians and spreads.

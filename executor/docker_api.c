@@ -92,11 +92,13 @@ static void dk_disconnect(struct berth_docker *d)
 /* One request on the kept-alive connection (made when there is none).
  * path is below the version prefix.  json_body (a string) or upload_fd
  * (>= 0: the image archive) is the body. */
-static int dk_request(struct berth_docker *d, const char *method, const char *path,
-		      const char *json_body, int upload_fd, long *status,
-		      struct uhttp_body *out, struct berth_err *err)
+static int dk_request_capture(struct berth_docker *d, const char *method, const char *path,
+			      const char *json_body, int upload_fd, const char *capture,
+			      struct uhttp_answer *ans_out, struct uhttp_body *out,
+			      struct berth_err *err)
 {
-	struct uhttp_request req = { .method = method, .upload_fd = upload_fd };
+	struct uhttp_request req = { .method = method, .upload_fd = upload_fd,
+				     .capture = capture };
 	struct uhttp_answer ans;
 	char target[1024], why[BERTH_ERR_MSG_MAX];
 	int n = d->version[0] ? snprintf(target, sizeof(target), "/v%s%s", d->version, path)
@@ -121,7 +123,7 @@ static int dk_request(struct berth_docker *d, const char *method, const char *pa
 		if (uhttp_exchange(&d->conn, &req, &ans, out, err) == 0) {
 			if (!ans.keep_alive)
 				dk_disconnect(d);
-			*status = ans.status;
+			*ans_out = ans;
 			return 0;
 		}
 		dk_disconnect(d);
@@ -146,6 +148,18 @@ static int dk_request(struct berth_docker *d, const char *method, const char *pa
 		   d->socket, why, method, path);
 	err->errnum = n;
 	return -1;
+}
+
+static int dk_request(struct berth_docker *d, const char *method, const char *path,
+		      const char *json_body, int upload_fd, long *status,
+		      struct uhttp_body *out, struct berth_err *err)
+{
+	struct uhttp_answer ans = { 0 };
+
+	if (dk_request_capture(d, method, path, json_body, upload_fd, NULL, &ans, out, err) < 0)
+		return -1;
+	*status = ans.status;
+	return 0;
 }
 
 /* The daemon's {"message": "..."} or, failing that, the raw answer. */
@@ -204,9 +218,7 @@ int berth_docker_open(struct berth_docker **dp, const char *socket_path,
 {
 	struct berth_docker *d;
 	_cleanup_buf_ struct uhttp_body body = { 0 };
-	_cleanup_json_ json_object *o = NULL;
-	json_object *v;
-	long status = 0;
+	struct uhttp_answer ans = { 0 };
 	int fd, major, minor;
 
 	*dp = NULL;
@@ -227,18 +239,19 @@ int berth_docker_open(struct berth_docker **dp, const char *socket_path,
 		return berth_fail(err, ENOMEM, "opening Docker connection");
 	}
 
-	if (dk_request(d, "GET", "/version", NULL, -1, &status, &body, err) < 0)
+	/* The API version from /_ping's Api-Version header, as the docker CLI
+	 * negotiates it: dockerd answers /_ping in 0.2 ms, /version in 8 ms
+	 * (it asks containerd and runc for theirs), paid by every step. */
+	if (dk_request_capture(d, "GET", "/_ping", NULL, -1, "Api-Version", &ans, &body, err) < 0)
 		goto fail;
-	if (status != 200) {
-		dk_http_fail(err, "asking Docker for its version", status, &body, NULL);
+	if (ans.status != 200) {
+		dk_http_fail(err, "asking Docker for its API version (GET /_ping)", ans.status, &body,
+			     NULL);
 		goto fail;
 	}
-	if (dk_parse_json(&body, "asking Docker for its version", &o, err) < 0)
-		goto fail;
-	if (!json_object_object_get_ex(o, "ApiVersion", &v) ||
-	    dk_parse_version(json_object_get_string(v), &major, &minor) < 0) {
-		berth_fail(err, 0, "Docker at %s answered GET /version without a usable ApiVersion: is it a Docker daemon?",
-			   socket_path);
+	if (dk_parse_version(ans.captured, &major, &minor) < 0) {
+		berth_fail(err, 0, "Docker at %s answered GET /_ping without a usable Api-Version header ('%s'): is it a Docker daemon?",
+			   socket_path, ans.captured);
 		goto fail;
 	}
 	if (major > BERTH_DOCKER_API_MAX_MAJOR ||

@@ -1,9 +1,9 @@
-/* berth: a small Docker Engine API client (libcurl over the unix socket).
+/* berth: a small Docker Engine API client (uhttp.c over the unix socket).
  *
  * Root-side only: Docker is root-equivalent (DESIGN.md, "Privilege model").
- * No docker CLI. The API version is negotiated from GET /version: the
- * daemon's ApiVersion, capped at BERTH_DOCKER_API_MAX; every later path is
- * "/v<version>/...".
+ * No docker CLI. The API version is negotiated from GET /_ping: the
+ * daemon's Api-Version header, capped at BERTH_DOCKER_API_MAX; every later
+ * path is "/v<version>/...".
  *
  * Errors follow conf/error.h: a daemon that does not answer gives
  * "cannot reach Docker at <socket>: <reason>"; a daemon error answer gives
@@ -31,9 +31,9 @@
 /* "sha256:" + 64 hex + NUL for images; 64 hex + NUL for containers. */
 #define BERTH_DOCKER_ID_MAX 72
 
-struct berth_docker; /* socket path, api version, one reused CURL handle */
+struct berth_docker; /* socket path, api version, one kept-alive connection */
 
-/* Connect, ask GET /version and pick the API version. */
+/* Connect, ask GET /_ping (its Api-Version header) and pick the API version. */
 int berth_docker_open(struct berth_docker **d, const char *socket_path,
 		      struct berth_err *err);
 void berth_docker_close(struct berth_docker *d);

@@ -238,9 +238,9 @@ static const char *header_value(const char *line, const char *name)
 	return line;
 }
 
-/* One header line into the framing and the keep-alive flag. */
-static int take_header(const char *line, struct framing *f, struct uhttp_answer *ans,
-		       struct berth_err *err)
+/* One header line into the framing, the keep-alive flag and the capture. */
+static int take_header(const char *line, const char *capture, struct framing *f,
+		       struct uhttp_answer *ans, struct berth_err *err)
 {
 	const char *v;
 	uint64_t length;
@@ -260,6 +260,9 @@ static int take_header(const char *line, struct framing *f, struct uhttp_answer 
 		if (strcasestr(v, "close"))
 			ans->keep_alive = false;
 	}
+	if (capture && (v = header_value(line, capture)) && !ans->captured[0])
+		snprintf(ans->captured, sizeof(ans->captured), "%.*s",
+			 (int)strcspn(v, " \t"), v);
 	return 0;
 }
 
@@ -279,8 +282,8 @@ static long parse_status(const char *line, struct uhttp_answer *ans)
 }
 
 /* The status line and headers; interim 1xx answers are skipped. */
-static int read_head(struct uhttp_conn *c, struct framing *f, struct uhttp_answer *ans,
-		     struct berth_err *err)
+static int read_head(struct uhttp_conn *c, const char *capture, struct framing *f,
+		     struct uhttp_answer *ans, struct berth_err *err)
 {
 	char line[UHTTP_HEADER_MAX] = "";
 
@@ -293,22 +296,23 @@ static int read_head(struct uhttp_conn *c, struct framing *f, struct uhttp_answe
 		if ((ans->status = parse_status(line, ans)) < 0)
 			return berth_fail(err, 0, "not an HTTP/1.x answer: '%.60s'", line);
 		while ((n = read_line(c, line, sizeof(line), &used, UHTTP_HEADER_MAX, ans, err)) > 0)
-			if (take_header(line, f, ans, err) < 0)
+			if (take_header(line, capture, f, ans, err) < 0)
 				return -1;
 		if (n < 0)
 			return -1;
 		if (ans->status >= 200 || ans->status == 101)
 			return 0;
 		*f = (struct framing){ 0 };
+		ans->captured[0] = '\0';
 	}
 }
 
-int uhttp_read_answer(struct uhttp_conn *c, const char *method, struct uhttp_answer *ans,
-		      struct uhttp_body *body, struct berth_err *err)
+int uhttp_read_answer(struct uhttp_conn *c, const char *method, const char *capture,
+		      struct uhttp_answer *ans, struct uhttp_body *body, struct berth_err *err)
 {
 	struct framing f = { 0 };
 
-	if (read_head(c, &f, ans, err) < 0)
+	if (read_head(c, capture, &f, ans, err) < 0)
 		return -1;
 	if (strcmp(method, "HEAD") == 0 || ans->status == 204 || ans->status == 304 ||
 	    ans->status == 101)
@@ -403,12 +407,12 @@ int uhttp_exchange(struct uhttp_conn *c, const struct uhttp_request *req,
 	*ans = (struct uhttp_answer){ .keep_alive = true };
 	c->pos = c->len = 0;
 	if (send_request(c, req, ans, err) == 0)
-		return uhttp_read_answer(c, req->method, ans, body, err);
+		return uhttp_read_answer(c, req->method, req->capture, ans, body, err);
 	ans->keep_alive = false; /* a body cut short: the connection is spent */
 	if (ans->upload_errno)
 		return -1;
 	/* The daemon may have answered (a refusal) before taking it all. */
-	if (uhttp_read_answer(c, req->method, ans, body, &read_err) == 0 && ans->status >= 400)
+	if (uhttp_read_answer(c, req->method, req->capture, ans, body, &read_err) == 0 && ans->status >= 400)
 		return 0;
 	return -1;
 }

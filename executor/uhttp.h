@@ -41,6 +41,7 @@ struct uhttp_request {
 	const char *body;         /* with body_len; NULL: none */
 	size_t body_len;
 	int upload_fd; /* >= 0: the body is read from it (the image archive) */
+	const char *capture; /* a header whose value the answer keeps; NULL: none */
 };
 
 struct uhttp_answer {
@@ -49,6 +50,7 @@ struct uhttp_answer {
 	int upload_errno; /* read(2) of upload_fd failed with it */
 	bool answered;    /* at least one byte of the answer came */
 	bool too_big;     /* the body passed uhttp_body.max */
+	char captured[64]; /* the request's `capture` header, cut to fit; "" if absent */
 };
 
 /* Send the request on c->fd and read its answer into *body.  -1 with *err
@@ -59,8 +61,8 @@ int uhttp_exchange(struct uhttp_conn *c, const struct uhttp_request *req,
 
 /* Read one answer (status line, headers, body) from c: the second half of
  * uhttp_exchange, on its own for a reader over memory. */
-int uhttp_read_answer(struct uhttp_conn *c, const char *method, struct uhttp_answer *ans,
-		      struct uhttp_body *body, struct berth_err *err);
+int uhttp_read_answer(struct uhttp_conn *c, const char *method, const char *capture,
+		      struct uhttp_answer *ans, struct uhttp_body *body, struct berth_err *err);
 
 /* Percent-encode s for a query value (all but A-Z a-z 0-9 - . _ ~).
  * malloc'ed; NULL when out of memory. */

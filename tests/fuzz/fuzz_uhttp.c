@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conn.pos = 0;
 	conn.len = size;
 	memcpy(conn.buf, data, size);
-	int rc = uhttp_read_answer(&conn, method, &ans, &body, &err);
+	int rc = uhttp_read_answer(&conn, method, "Api-Version", &ans, &body, &err);
 
 	if (rc < 0 && !err.msg[0])
 		abort(); /* a refusal must say why */
@@ -40,6 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (conn.pos > conn.len)
 		abort();
+	if (memchr(ans.captured, '\0', sizeof(ans.captured)) == NULL ||
+	    strpbrk(ans.captured, " \t\r\n"))
+		abort(); /* a kept header value is one word, NUL-terminated */
 	uhttp_body_free(&body);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,6 +275,84 @@ static void test_open_bad_socket(void **state)
 	assert_null(d);
 	assert_non_null(strstr(fx->err.msg, "cannot reach Docker at /nonexistent/berth/docker.sock"));
 	assert_non_null(strstr(fx->err.msg, "No such file or directory"));
+}
+
+/* berth_docker_open against a one-answer server on a unix socket: the
+ * request it got is returned (malloc'ed), the open's result in *rc. */
+static char *open_against(struct fixture *fx, const char *answer, int *rc,
+			  struct berth_docker **d)
+{
+	const char *path = tmp_path(fx, "fake.sock");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), sv[2], st;
+	char got[512] = "";
+
+	assert_true(lfd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(pipe(sv), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int c = accept(lfd, NULL, NULL);
+		ssize_t n = c < 0 ? -1 : read(c, got, sizeof(got) - 1);
+		if (n <= 0 || write(c, answer, strlen(answer)) < 0 ||
+		    write(sv[1], got, (size_t)n) != n)
+			_exit(1);
+		_exit(0);
+	}
+	close(lfd);
+	close(sv[1]);
+	*rc = berth_docker_open(d, path, &fx->err);
+	ssize_t n = read(sv[0], got, sizeof(got) - 1);
+	got[n > 0 ? n : 0] = '\0';
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return strdup(got);
+}
+
+/* The API version comes from /_ping's Api-Version header (dockerd answers
+ * it at once; /version asks containerd and runc, 8 ms per step). */
+static void test_open_negotiates_from_ping(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_docker *d = NULL;
+	int rc;
+	char *req = open_against(fx, "HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\n"
+				 "Content-Length: 2\r\n\r\nOK", &rc, &d);
+
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(req, "GET /_ping HTTP/1.1\r\n"));
+	assert_string_equal(berth_docker_api_version(d), "1.41"); /* capped: what berth speaks */
+	berth_docker_close(d);
+	free(req);
+	free(open_against(fx, "HTTP/1.1 200 OK\r\nApi-Version: 1.40\r\n"
+			  "Content-Length: 2\r\n\r\nOK", &rc, &d));
+	assert_int_equal(rc, 0);
+	assert_string_equal(berth_docker_api_version(d), "1.40");
+	berth_docker_close(d);
+}
+
+static void test_open_refuses_what_is_not_docker(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_docker *d = (void *)1;
+	int rc;
+
+	free(open_against(fx, "HTTP/1.1 200 OK\r\nApi-Version: 1.39\r\n"
+			  "Content-Length: 2\r\n\r\nOK", &rc, &d));
+	assert_int_equal(rc, -1);
+	assert_null(d);
+	assert_non_null(strstr(fx->err.msg, "speaks API 1.39; berth needs 1.40 (Docker 19.03) or newer: upgrade Docker"));
+	free(open_against(fx, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", &rc, &d));
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(fx->err.msg, "without a usable Api-Version header (''): is it a Docker daemon?"));
+	free(open_against(fx, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here\n",
+			  &rc, &d));
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(fx->err.msg, "(GET /_ping): Docker answered HTTP 404: not here"));
 }
 
 static void test_bind_rejected_before_api(void **state)
@@ -764,6 +843,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_bad_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ulimit_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_rejected_before_api, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_negotiates_from_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_what_is_not_docker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_demux_partial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_inspect_remove, setup, teardown),

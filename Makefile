@@ -30,7 +30,7 @@ CONF_SRC     := conf/error.c conf/config.c conf/mounts.c conf/names.c
 EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
 	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/mountns.c executor/fakeroot.c executor/caps.c executor/named.c executor/save.c executor/bindstage.c executor/singularity.c \
 	executor/fetch.c executor/uhttp.c executor/docker_api.c executor/docker.c executor/strv.c \
-	executor/sha256.c executor/lazy.c executor/curl_lazy.c executor/crypto_lazy.c executor/archive_lazy.c executor/squashfs_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
+	executor/sha256.c executor/xxh64.c executor/lazy.c executor/curl_lazy.c executor/crypto_lazy.c executor/archive_lazy.c executor/squashfs_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
 	executor/imageref.c executor/registry.c executor/blobs.c executor/manifest.c executor/docker_sweep.c
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
 CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c cli/containers.c

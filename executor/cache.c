@@ -994,7 +994,8 @@ static bool is_artifact(const char *name)
 	return true;
 }
 
-/* Read <leaf>.manifest of an entry; 1 when there is none. */
+/* Read <leaf>.manifest of an entry; 1 when there is none (or one in
+ * another version's format). */
 static int load_manifest(int entry_fd, const char *leaf, struct berth_manifest *m,
 			 struct berth_err *err)
 {
@@ -1012,6 +1013,10 @@ static int load_manifest(int entry_fd, const char *leaf, struct berth_manifest *
 		return berth_fail(err, ENOMEM, "%s", name);
 	if (berth_read_all(fd, text, (size_t)st.st_size) < 0)
 		return berth_fail(err, errno, "cannot read %s", name);
+	size_t magic = strlen(BERTH_MANIFEST_MAGIC), header = strlen(BERTH_MANIFEST_HEADER);
+	if ((size_t)st.st_size >= header && !memcmp(text, BERTH_MANIFEST_MAGIC, magic) &&
+	    memcmp(text, BERTH_MANIFEST_HEADER, header) != 0)
+		return 1; /* another berth's format: as if there were none */
 	if (berth_manifest_parse(text, (size_t)st.st_size, m, err) < 0)
 		return berth_wrap(err, "%s", name);
 	return 0;

@@ -1,12 +1,13 @@
 /* berth: the content manifest of a cache artifact (see manifest.h). */
 #define _GNU_SOURCE
 #include "manifest.h"
-#include "crypto_lazy.h"
+#include "xxh64.h"
 
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +46,14 @@ static struct berth_manifest_item *add_item(struct berth_manifest *m, char *path
 	return it;
 }
 
-static void hex_of(const unsigned char *md, unsigned len, char out[65])
+static void hex_of(uint64_t h, char out[65])
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (unsigned i = 0; i < len && i < 32; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 15];
-	}
-	out[64] = '\0';
+	snprintf(out, 65, "%016" PRIx64, h);
 }
 
-static void free_md_ctx(EVP_MD_CTX **ctx)
-{
-	if (*ctx)
-		EVP_MD_CTX_free(*ctx);
-}
-
-/* sha256 of a regular file's contents.  A file its owner cannot read keeps
- * "-" (its mode is still compared). */
+/* XXH64 of a regular file's contents (see xxh64.h for why not a
+ * cryptographic digest).  A file its owner cannot read keeps "-" (its mode
+ * is still compared). */
 static int hash_file(int parent_fd, const char *name, const char *path, char out[65],
 		     struct berth_err *err)
 {
@@ -73,12 +63,11 @@ static int hash_file(int parent_fd, const char *name, const char *path, char out
 		return 0;
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot open %s", path);
-	__attribute__((cleanup(free_md_ctx))) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	_cleanup_free_ unsigned char *buf = malloc(HASH_CHUNK);
-	unsigned char md[32];
-	unsigned md_len = 0;
-	if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	struct berth_xxh64 h;
+	if (!buf)
 		return berth_fail(err, ENOMEM, "cannot hash %s", path);
+	berth_xxh64_init(&h);
 	for (;;) {
 		ssize_t n = read(fd, buf, HASH_CHUNK);
 		if (n < 0 && errno == EINTR)
@@ -87,12 +76,9 @@ static int hash_file(int parent_fd, const char *name, const char *path, char out
 			return berth_fail(err, errno, "cannot read %s", path);
 		if (n == 0)
 			break;
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
-			return berth_fail(err, 0, "cannot hash %s", path);
+		berth_xxh64_update(&h, buf, (size_t)n);
 	}
-	if (EVP_DigestFinal_ex(ctx, md, &md_len) != 1)
-		return berth_fail(err, 0, "cannot hash %s", path);
-	hex_of(md, md_len, out);
+	hex_of(berth_xxh64_digest(&h), out);
 	return 0;
 }
 
@@ -100,15 +86,11 @@ static int hash_link(int parent_fd, const char *name, const char *path, off_t si
 		     struct berth_manifest_item *it, struct berth_err *err)
 {
 	char target[PATH_MAX];
-	unsigned char md[32];
-	unsigned md_len = 0;
 
 	ssize_t n = readlinkat(parent_fd, name, target, sizeof(target));
 	if (n < 0)
 		return berth_fail(err, errno, "cannot read link %s", path);
-	if (EVP_Digest(target, (size_t)n, md, &md_len, EVP_sha256(), NULL) != 1)
-		return berth_fail(err, 0, "cannot hash %s", path);
-	hex_of(md, md_len, it->hash);
+	hex_of(berth_xxh64(target, (size_t)n), it->hash);
 	it->size = (unsigned long long)(size > n ? size : n);
 	return 0;
 }
@@ -280,7 +262,7 @@ static bool parse_fields(const char *s, struct berth_manifest_item *it, const ch
 	size_t hash_len = strcspn(end + 1, " ");
 	const char *hash = end + 1;
 	bool dash = hash_len == 1 && hash[0] == '-';
-	if (!dash && (hash_len != 64 || strspn(hash, "0123456789abcdef") < 64))
+	if (!dash && (hash_len != 16 || strspn(hash, "0123456789abcdef") < 16))
 		return false;
 	snprintf(it->hash, sizeof(it->hash), "%.*s", (int)hash_len, hash);
 	*rest = hash + hash_len + (hash[hash_len] == ' ');

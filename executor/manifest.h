@@ -4,12 +4,12 @@
  * cache records what it holds in images/<hex>/<leaf>.manifest, one line per
  * path, sorted by path:
  *
- *   berth-manifest 1
- *   TYPE MODE SIZE SHA256 PATH
+ *   berth-manifest 2
+ *   TYPE MODE SIZE XXH64 PATH
  *
  * TYPE is f (file), d (folder), l (symlink), p, c, b or s; MODE the octal
  * permission bits; SIZE the byte size of a file or link (0 otherwise);
- * SHA256 the hex digest of a file's contents or a link's target ("-" for
+ * XXH64 the 16-hex hash of a file's contents or a link's target ("-" for
  * the rest, and for a file its owner cannot read); PATH begins with the leaf
  * ("rootfs/etc/passwd") with '\' and newline written as \\ and \n.
  * Timestamps and owners are left out: a touch is not a corruption.
@@ -22,13 +22,15 @@
 
 #include "../conf/error.h"
 
-#define BERTH_MANIFEST_HEADER "berth-manifest 1\n"
+/* Version 1 (SHA-256, never released) reads as no manifest. */
+#define BERTH_MANIFEST_HEADER "berth-manifest 2\n"
+#define BERTH_MANIFEST_MAGIC "berth-manifest "
 
 struct berth_manifest_item {
 	char type;
 	unsigned mode;
 	unsigned long long size;
-	char hash[65]; /* 64 hex, or "-" */
+	char hash[65]; /* 16 hex, or "-" */
 	char *path;
 };
 

@@ -11,7 +11,7 @@ PACKAGES=(
     docker.io charliecloud-runtime squashfs-tools busybox-static bindfs fuse3
     squashfuse python3 curl procps psmisc iproute2 time bats jq
     debhelper dpkg-dev devscripts lintian fakeroot rpm groff man-db
-    debootstrap libsquashfs-dev squashfs-tools-ng siftool
+    debootstrap libsquashfs-dev squashfs-tools-ng siftool xxhash
     docker-registry skopeo apache2-utils openssl iptables
     mpich libmpich-dev
 )

@@ -28,7 +28,7 @@ common=(
 	libslurm-dev slurmd slurmctld slurm-client munge
 	libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	charliecloud-runtime squashfs-tools squashfuse busybox-static bindfs fuse3
-	libsquashfs-dev squashfs-tools-ng siftool
+	libsquashfs-dev squashfs-tools-ng siftool xxhash
 	docker-registry skopeo apache2-utils openssl
 	python3 curl procps psmisc iproute2 util-linux passwd time bats jq
 	debhelper dpkg-dev fakeroot ca-certificates

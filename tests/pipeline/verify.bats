@@ -179,6 +179,18 @@ flip_first_byte() { # FILE
 	[ ! -e "$(entry "$a")/corrupt" ]
 }
 
+@test "a manifest in another version's format (berth-manifest 1, SHA-256) is 'no manifest', not corrupt" {
+	a=$(digest_of "$WORK/a.tar")
+	m=$(entry "$a")/rootfs.manifest
+	head -n1 "$m" | grep -qx 'berth-manifest 2'
+	sed -i '1s/.*/berth-manifest 1/' "$m"
+	run "$BERTH" cache verify --cache-dir "$CACHE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$a no manifest (rootfs was built by an older berth; not checked)" ]]
+	[ ! -e "$(entry "$a")/corrupt" ]
+}
+
 @test "a SIF's manifest: a changed byte inside the SIF is found" {
 	mkdir -p "$WORK/sing"
 	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$WORK/sing/berth.conf"

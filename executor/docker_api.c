@@ -1006,31 +1006,8 @@ int berth_docker_container_list(struct berth_docker *d, const char *label,
 
 /* ---- attach and relay -------------------------------------------------- */
 
-/* send(2) with MSG_NOSIGNAL on sockets: a daemon that went away must not
- * SIGPIPE the caller. */
-static int dk_write_all(int fd, const char *p, size_t n, bool sock)
-{
-	while (n > 0) {
-		ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pf = { .fd = fd, .events = POLLOUT };
-
-			(void)poll(&pf, 1, -1);
-			continue;
-		}
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Wait up to the deadline for fd to be readable; read one byte. */
-static ssize_t dk_read_byte(int fd, char *c)
+/* Wait up to the attach deadline for fd to be readable. */
+static int dk_wait_readable(int fd)
 {
 	struct pollfd pf = { .fd = fd, .events = POLLIN };
 	int r;
@@ -1038,37 +1015,69 @@ static ssize_t dk_read_byte(int fd, char *c)
 	do
 		r = poll(&pf, 1, DK_ATTACH_TIMEOUT_MS);
 	while (r < 0 && errno == EINTR);
-	if (r == 0) {
+	if (r == 0)
 		errno = ETIMEDOUT;
-		return -1;
-	}
-	if (r < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(fd, c, 1);
-
-		if (n >= 0 || errno != EINTR)
-			return n;
-	}
+	return r > 0 ? 0 : -1;
 }
 
-/* The status of an HTTP/1.x answer's first line, -1 when it is none. */
-static int dk_status_code(const char *hdr)
+/* The attach answer's status line and headers, exactly: the bytes after
+ * them are the container's stream, which the relay reads from the socket.
+ * Peeked, then taken up to the blank line, so nothing of the stream is
+ * consumed.  The length taken; 0 when the daemon closed first, -1 with
+ * errno (E2BIG: no blank line within max). */
+static ssize_t dk_read_head_exact(int fd, char *hdr, size_t max)
 {
-	long c = -1;
+	size_t len = 0;
 
-	if (strncmp(hdr, "HTTP/1.", 7) == 0 && isdigit((unsigned char)hdr[7]) && hdr[8] == ' ')
-		c = strtol(hdr + 9, NULL, 10);
-	return c < 100 || c > 599 ? -1 : (int)c;
+	while (len < max) {
+		if (dk_wait_readable(fd) < 0)
+			return -1;
+		ssize_t n = recv(fd, hdr + len, max - len, MSG_PEEK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n;
+		/* the blank line may begin in what was taken before */
+		size_t from = len > 3 ? len - 3 : 0, take = (size_t)n;
+		for (size_t i = from; i + 4 <= len + (size_t)n; i++)
+			if (!memcmp(hdr + i, "\r\n\r\n", 4)) {
+				take = i + 4 - len;
+				break;
+			}
+		if (recv(fd, hdr + len, take, MSG_WAITALL) != (ssize_t)take)
+			return -1;
+		len += take;
+		if (len >= 4 && !memcmp(hdr + len - 4, "\r\n\r\n", 4))
+			return (ssize_t)len;
+	}
+	errno = E2BIG;
+	return -1;
+}
+
+/* An error answer's body (small JSON, with Content-Length), best effort. */
+static void dk_read_error_body(int fd, long want, struct uhttp_body *body)
+{
+	if (want <= 0 || want >= 65536 || !(body->p = calloc(1, (size_t)want + 1)))
+		return;
+	while (body->len < (size_t)want && dk_wait_readable(fd) == 0) {
+		ssize_t n = read(fd, body->p + body->len, (size_t)want - body->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		body->len += (size_t)n;
+	}
 }
 
 int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 			struct berth_err *err)
 {
 	_cleanup_close_ int fd = -1;
-	char req[768], hdr[DK_HEADER_MAX] = "";
-	size_t len = 0;
-	int n, code;
+	_cleanup_buf_ struct uhttp_body body = { 0 };
+	struct uhttp_answer ans = { .keep_alive = true };
+	static __thread struct uhttp_conn head; /* 16 KiB: not on the stack */
+	char req[768];
+	int n;
 
 	*sock_fd = -1;
 	if (dk_check_ref("container id", id, err) < 0)
@@ -1086,49 +1095,31 @@ int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 	fd = dk_connect(d->socket, err);
 	if (fd < 0)
 		return -1;
-	if (dk_write_all(fd, req, (size_t)n, true) < 0)
+	if (uhttp_write_all(fd, req, (size_t)n, true) < 0)
 		return berth_fail(err, errno, "attaching to container %.12s: sending the request to %s",
 				  id, d->socket);
-	/* Read the headers one byte at a time: what follows is the stream. */
-	while (len < 4 || memcmp(hdr + len - 4, "\r\n\r\n", 4) != 0) {
-		ssize_t r;
+	ssize_t len = dk_read_head_exact(fd, head.buf, DK_HEADER_MAX);
+	if (len < 0 && errno == E2BIG)
+		return berth_fail(err, 0, "attaching to container %.12s: Docker's answer headers exceed %d bytes",
+				  id, DK_HEADER_MAX);
+	if (len < 0)
+		return berth_fail(err, errno, "attaching to container %.12s: reading Docker's answer", id);
+	if (len == 0)
+		return berth_fail(err, 0, "attaching to container %.12s: Docker closed the connection before answering; check the daemon log",
+				  id);
+	/* The one HTTP parser, over the head alone: a HEAD-like read stops
+	 * after the headers. */
+	head.fd = -1;
+	head.pos = 0;
+	head.len = (size_t)len;
+	if (uhttp_read_answer(&head, "HEAD", "Content-Length", &ans, &body, err) < 0)
+		return berth_wrap(err, "attaching to container %.12s: Docker's answer", id);
+	if (ans.status != 101 && ans.status != 200) {
+		char what[80];
 
-		if (len + 1 >= sizeof(hdr))
-			return berth_fail(err, 0, "attaching to container %.12s: Docker's answer headers exceed %d bytes",
-					  id, DK_HEADER_MAX);
-		r = dk_read_byte(fd, &hdr[len]);
-		if (r < 0)
-			return berth_fail(err, errno, "attaching to container %.12s: reading Docker's answer", id);
-		if (r == 0)
-			return berth_fail(err, 0, "attaching to container %.12s: Docker closed the connection before answering; check the daemon log",
-					  id);
-		len++;
-	}
-	hdr[len] = '\0';
-	code = dk_status_code(hdr);
-	if (code < 100 || code > 599)
-		return berth_fail(err, 0, "attaching to container %.12s: not an HTTP answer: %.80s", id, hdr);
-	if (code != 101 && code != 200) {
-		/* Error answers are small JSON bodies with Content-Length. */
-		struct uhttp_body body = { 0 };
-		char *cl = strcasestr(hdr, "\r\ncontent-length:");
-		long want = cl ? strtol(cl + 17, NULL, 10) : 0;
-		int ret;
-
-		if (want > 0 && want < 65536) {
-			body.p = calloc(1, (size_t)want + 1);
-			while (body.p && body.len < (size_t)want &&
-			       dk_read_byte(fd, body.p + body.len) == 1)
-				body.len++;
-		}
-		{
-			char w[80];
-
-			snprintf(w, sizeof(w), "attaching to container %.12s", id);
-			ret = dk_http_fail(err, w, code, &body, NULL);
-		}
-		uhttp_body_free(&body);
-		return ret;
+		dk_read_error_body(fd, strtol(ans.captured, NULL, 10), &body);
+		snprintf(what, sizeof(what), "attaching to container %.12s", id);
+		return dk_http_fail(err, what, ans.status, &body, NULL);
 	}
 	*sock_fd = berth_steal_fd(fd);
 	return 0;
@@ -1168,7 +1159,7 @@ static int dk_demux_feed(struct dk_demux *x, const char *p, size_t n, int out_fd
 		{
 			size_t take = n < x->left ? n : x->left;
 
-			if (x->target >= 0 && dk_write_all(x->target, p, take, false) < 0)
+			if (x->target >= 0 && uhttp_write_all(x->target, p, take, false) < 0)
 				return berth_fail(err, errno, "relaying container output to fd %d",
 						  x->target);
 			p += take;

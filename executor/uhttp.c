@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,20 +48,32 @@ static int body_add(struct uhttp_body *b, const char *data, size_t n, struct uht
 	return 0;
 }
 
-/* MSG_NOSIGNAL: a daemon that went away must not SIGPIPE the caller. */
-static int send_all(int fd, const char *p, size_t n)
+int uhttp_write_all(int fd, const void *data, size_t n, bool sock)
 {
+	const char *p = data;
+
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+			(void)poll(&pf, 1, -1);
+			continue;
+		}
 		if (w <= 0)
 			return -1;
 		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	return uhttp_write_all(fd, p, n, true);
 }
 
 /* ---- reading ------------------------------------------------------------ */

@@ -64,6 +64,10 @@ int uhttp_exchange(struct uhttp_conn *c, const struct uhttp_request *req,
 int uhttp_read_answer(struct uhttp_conn *c, const char *method, const char *capture,
 		      struct uhttp_answer *ans, struct uhttp_body *body, struct berth_err *err);
 
+/* All n bytes of data to fd: send(2) with MSG_NOSIGNAL on a socket (a peer
+ * gone away must not SIGPIPE the caller), write(2) otherwise; a
+ * non-blocking fd is waited for.  -1 with errno. */
+int uhttp_write_all(int fd, const void *data, size_t n, bool sock);
 /* Percent-encode s for a query value (all but A-Z a-z 0-9 - . _ ~).
  * malloc'ed; NULL when out of memory. */
 char *uhttp_escape(const char *s);

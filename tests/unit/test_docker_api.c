@@ -277,33 +277,51 @@ static void test_open_bad_socket(void **state)
 	assert_non_null(strstr(fx->err.msg, "No such file or directory"));
 }
 
-/* berth_docker_open against a one-answer server on a unix socket: the
- * request it got is returned (malloc'ed), the open's result in *rc. */
-static char *open_against(struct fixture *fx, const char *answer, int *rc,
-			  struct berth_docker **d)
+/* A daemon of canned answers on a unix socket: connection i gets
+ * answers[i] whole (lens[i] bytes, or its strlen without lens), in one
+ * write, then is closed.  Its pid. */
+static pid_t fake_daemon(const char *path, const char *const *answers, const size_t *lens,
+			 size_t n, int report_fd)
 {
-	const char *path = tmp_path(fx, "fake.sock");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), sv[2], st;
-	char got[512] = "";
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(lfd >= 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	unlink(path);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(lfd, 1), 0);
-	assert_int_equal(pipe(sv), 0);
+	assert_int_equal(listen(lfd, 4), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int c = accept(lfd, NULL, NULL);
-		ssize_t n = c < 0 ? -1 : read(c, got, sizeof(got) - 1);
-		if (n <= 0 || write(c, answer, strlen(answer)) < 0 ||
-		    write(sv[1], got, (size_t)n) != n)
-			_exit(1);
+		for (size_t i = 0; i < n; i++) {
+			char got[1024];
+			int c = accept(lfd, NULL, NULL);
+			ssize_t r = c < 0 ? -1 : read(c, got, sizeof(got));
+			size_t len = lens ? lens[i] : strlen(answers[i]);
+			if (r <= 0 || write(c, answers[i], len) != (ssize_t)len)
+				_exit(1);
+			if (report_fd >= 0 && write(report_fd, got, (size_t)r) != r)
+				_exit(1);
+			close(c);
+		}
 		_exit(0);
 	}
 	close(lfd);
+	return pid;
+}
+
+/* berth_docker_open against a one-answer daemon: the request it got is
+ * returned (malloc'ed), the open's result in *rc. */
+static char *open_against(struct fixture *fx, const char *answer, int *rc,
+			  struct berth_docker **d)
+{
+	const char *path = tmp_path(fx, "fake.sock");
+	int sv[2], st;
+	char got[512] = "";
+
+	assert_int_equal(pipe(sv), 0);
+	pid_t pid = fake_daemon(path, &answer, NULL, 1, sv[1]);
 	close(sv[1]);
 	*rc = berth_docker_open(d, path, &fx->err);
 	ssize_t n = read(sv[0], got, sizeof(got) - 1);
@@ -311,6 +329,59 @@ static char *open_against(struct fixture *fx, const char *answer, int *rc,
 	close(sv[0]);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	return strdup(got);
+}
+
+#define PING_OK "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK"
+
+/* The attach answer's head is taken exactly: the stream bytes that came in
+ * the same write stay on the socket for the relay. */
+static void test_attach_keeps_the_stream(void **state)
+{
+	struct fixture *fx = *state;
+	const char *path = tmp_path(fx, "attach.sock");
+	static const char head[] = "HTTP/1.1 101 UPGRADED\r\n"
+		"Content-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
+		"Upgrade: tcp\r\n\r\n";
+	static const char frame[11] = "\1\0\0\0\0\0\0\3abc";
+	char upgraded[256], got[32];
+	struct berth_docker *d = NULL;
+	int sock = -1, st;
+
+	memcpy(upgraded, head, strlen(head));
+	memcpy(upgraded + strlen(head), frame, sizeof(frame));
+	const char *answers[] = { PING_OK, upgraded };
+	const size_t lens[] = { strlen(PING_OK), strlen(head) + sizeof(frame) };
+	pid_t pid = fake_daemon(path, answers, lens, 2, -1);
+	CHECK(berth_docker_open(&d, path, &fx->err), fx);
+	CHECK(berth_docker_attach(d, "0123456789ab", &sock, &fx->err), fx);
+	size_t have = 0;
+	ssize_t n;
+	while ((n = read(sock, got + have, sizeof(got) - have)) > 0)
+		have += (size_t)n;
+	assert_int_equal(have, sizeof(frame));
+	assert_memory_equal(got, frame, sizeof(frame));
+	close(sock);
+	berth_docker_close(d);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
+static void test_attach_error_answer(void **state)
+{
+	struct fixture *fx = *state;
+	const char *path = tmp_path(fx, "attach.sock");
+	const char *answers[] = { PING_OK, "HTTP/1.1 404 Not Found\r\n"
+				  "Content-Type: application/json\r\nContent-Length: 45\r\n\r\n"
+				  "{\"message\":\"No such container: 0123456789ab\"}" };
+	struct berth_docker *d = NULL;
+	int sock = -1, st;
+
+	pid_t pid = fake_daemon(path, answers, NULL, 2, -1);
+	CHECK(berth_docker_open(&d, path, &fx->err), fx);
+	assert_int_equal(berth_docker_attach(d, "0123456789ab", &sock, &fx->err), -1);
+	assert_int_equal(sock, -1);
+	assert_non_null(strstr(fx->err.msg, "attaching to container 0123456789ab: Docker answered HTTP 404: No such container: 0123456789ab"));
+	berth_docker_close(d);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
 }
 
 /* The API version comes from /_ping's Api-Version header (dockerd answers
@@ -845,6 +916,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bind_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_negotiates_from_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refuses_what_is_not_docker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_keeps_the_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_error_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_demux_partial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_inspect_remove, setup, teardown),

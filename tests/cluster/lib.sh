@@ -98,17 +98,19 @@ descendants() {
 }
 
 # Give running jobs a clean end (the plugin's cleanup runs) while the daemons
-# are still up: scancel everything, wait up to 10 s for our slurmstepds to go.
-# Needs SLURM_CONF=$CL_CONF.
+# are still up: scancel everything, wait up to 15 s for our slurmstepds to
+# go.  `cancel_jobs any-node`: a multi-node cluster, whose slurmd pids are
+# per node, needs only slurmctld up.  Needs SLURM_CONF=$CL_CONF.
 cancel_jobs() {
     local jobs i
-    daemon_alive slurmctld && daemon_alive slurmd || return 0
+    daemon_alive slurmctld || return 0
+    [ "${1:-}" = any-node ] || daemon_alive slurmd || return 0
     jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
     [ -n "$jobs" ] || return 0
     echo "  cancelling jobs: $(echo "$jobs" | tr '\n' ' ')"
     # shellcheck disable=SC2086 # one job id per word
     timeout 10 scancel $jobs 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 150; i++)); do
         [ -z "$(cluster_stepds)" ] && return 0
         sleep 0.1
     done
@@ -116,6 +118,48 @@ cancel_jobs() {
 
 # ------------------------------------------------------------------------
 # Shared by start.sh and multinode.sh: they define log() and die() first.
+
+# cgroup_plugins VARIANT (cgroup | linuxproc): sets proctrack and task.
+cgroup_plugins() {
+    if [ "$1" = cgroup ]; then
+        proctrack=proctrack/cgroup
+        task=task/cgroup,task/affinity
+    else
+        proctrack=proctrack/linuxproc
+        task=task/none
+    fi
+}
+
+# slurm_conf_policy DEFMEM PROCTRACK TASK FIRST_JOB_ID: the slurm.conf lines
+# both clusters share (scheduling, plugins, timeouts, no accounting).
+slurm_conf_policy() {
+    cat <<CONF
+SlurmctldDebug=info
+SlurmdDebug=debug
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=$1
+ProctrackType=$2
+TaskPlugin=$3
+PlugStackConfig=$CL_ETC/plugstack.conf
+TaskProlog=$CL_ETC/task_prolog
+MpiDefault=none
+SwitchType=switch/none
+ReturnToService=2
+FirstJobId=$4
+SlurmctldTimeout=30
+SlurmdTimeout=30
+MessageTimeout=10
+InactiveLimit=0
+KillWait=5
+# sbatch --wait polls for the exit code: keep a finished job that long.
+MinJobAge=60
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MailProg=/bin/true
+CONF
+}
 
 # write_file PATH MODE: stdin -> PATH, atomically (rename), only when the
 # content differs. Sets CHANGED=1 when it wrote.

@@ -96,13 +96,7 @@ gen_configs() {
     # default per CPU is the machine's divided by the node count.
     defmem=$((mem / cpus / NODES))
     [ "$defmem" -gt 1024 ] && defmem=1024
-    if [ "$variant" = cgroup ]; then
-        proctrack=proctrack/cgroup
-        task=task/cgroup,task/affinity
-    else
-        proctrack=proctrack/linuxproc
-        task=task/none
-    fi
+    cgroup_plugins "$variant"
     mkdir -p "$CL_ETC" "$CL_ETC/node"
     chmod 0755 "$CL_ETC" "$CL_ETC/node"
     {
@@ -122,30 +116,8 @@ SlurmctldPidFile=$CL_RUN/slurmctld.pid
 SlurmdPidFile=$CL_RUN/slurmd-%n.pid
 SlurmctldLogFile=$CL_LOG/slurmctld.log
 SlurmdLogFile=$CL_LOG/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=debug
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=$defmem
-ProctrackType=$proctrack
-TaskPlugin=$task
-PlugStackConfig=$CL_ETC/plugstack.conf
-TaskProlog=$CL_ETC/task_prolog
-MpiDefault=none
-SwitchType=switch/none
-ReturnToService=2
-FirstJobId=$first_job_id
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MessageTimeout=10
-InactiveLimit=0
-KillWait=5
-MinJobAge=60
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MailProg=/bin/true
 CONF
+        slurm_conf_policy "$defmem" "$proctrack" "$task" "$first_job_id"
         for node in $(node_names); do
             k=$((k + 1))
             echo "NodeName=$node NodeHostname=$node NodeAddr=$NET.$((10 + k)) $res State=UNKNOWN"
@@ -302,7 +274,7 @@ healthy() {
 
 stop_all() {
     local stepds tasks node
-    cancel_jobs_all
+    cancel_jobs any-node
     stop_nodes
     stop_daemon slurmctld
     mapfile -t stepds < <(cluster_stepds)
@@ -313,21 +285,6 @@ stop_all() {
     fi
     for node in $(node_names); do
         find /sys/fs/cgroup/*/"slurm_$node" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-}
-
-# cancel_jobs of lib.sh checks a single slurmd; here any live node will do.
-cancel_jobs_all() {
-    local jobs i
-    daemon_alive slurmctld || return 0
-    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
-    [ -n "$jobs" ] || return 0
-    log "cancelling jobs: $(echo "$jobs" | tr '\n' ' ')"
-    # shellcheck disable=SC2086 # one job id per word
-    timeout 10 scancel $jobs 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-        [ -z "$(cluster_stepds)" ] && return 0
-        sleep 0.1
     done
 }
 

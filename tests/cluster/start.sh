@@ -77,13 +77,7 @@ gen_configs() {
     # and jobs would run one at a time.
     defmem=$((mem / cpus))
     [ "$defmem" -gt 2048 ] && defmem=2048
-    if [ "$variant" = cgroup ]; then
-        proctrack=proctrack/cgroup
-        task=task/cgroup,task/affinity
-    else
-        proctrack=proctrack/linuxproc
-        task=task/none
-    fi
+    cgroup_plugins "$variant"
 
     mkdir -p "$CL_ETC"
     chmod 0755 "$CL_ETC"
@@ -103,30 +97,7 @@ SlurmctldPidFile=$CL_RUN/slurmctld.pid
 SlurmdPidFile=$CL_RUN/slurmd.pid
 SlurmctldLogFile=$CL_LOG/slurmctld.log
 SlurmdLogFile=$CL_LOG/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=debug
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=$defmem
-ProctrackType=$proctrack
-TaskPlugin=$task
-PlugStackConfig=$CL_ETC/plugstack.conf
-TaskProlog=$CL_ETC/task_prolog
-MpiDefault=none
-SwitchType=switch/none
-ReturnToService=2
-FirstJobId=$first_job_id
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MessageTimeout=10
-InactiveLimit=0
-KillWait=5
-# sbatch --wait polls for the exit code: keep a finished job that long.
-MinJobAge=60
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MailProg=/bin/true
+$(slurm_conf_policy "$defmem" "$proctrack" "$task" "$first_job_id")
 NodeName=$NODE NodeHostname=$(hostname) NodeAddr=127.0.0.1 $node State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF

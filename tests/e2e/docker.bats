@@ -16,19 +16,6 @@ setup_file() {
 
 dsrun() { as_user srun --container-runtime=docker --container-image="$IMG" "$@"; }
 
-# containers of job $1 still known to dockerd (any state)
-leftovers() { docker ps -aq --filter "label=berth.job=$1"; }
-
-# wait up to 10 s for job $1's containers to be gone
-gone_within_10s() {
-	for _ in $(seq 100); do
-		[ -z "$(leftovers "$1")" ] && return 0
-		sleep 0.1
-	done
-	docker ps -a --filter "label=berth.job=$1"
-	return 1
-}
-
 @test "the container runs as the job user, never uid 0" {
 	run dsrun id -u
 	[ "$status" -eq 0 ]

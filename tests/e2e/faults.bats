@@ -83,19 +83,8 @@ fault_dockerd_stop() {
 	if kill -0 "$pid" 2>/dev/null; then return 1; fi
 }
 
-# containers of job $1 known to the private dockerd (any state)
-leftovers() { fd_docker ps -aq --filter "label=berth.job=$1"; }
-
-# wait up to 10 s for job $1's containers to be gone (the step's sweep
-# runs as its slurmstepd ends, just after srun returns)
-gone_within_10s() {
-	for _ in $(seq 100); do
-		[ -z "$(leftovers "$1")" ] && return 0
-		sleep 0.1
-	done
-	fd_docker ps -a --filter "label=berth.job=$1"
-	return 1
-}
+# leftovers and gone_within_10s (helpers.bash) ask the private dockerd
+DOCKER_CLI=fd_docker
 
 # start a docker job in the background whose task runs until killed; sets
 # JOB and OUT (srun's output), SRUN (its pid)

@@ -55,3 +55,18 @@ wait_job_left() {
 	done
 	return 1
 }
+
+# Containers of job $1 still known to dockerd (any state).  DOCKER_CLI names
+# the client: a file with a private dockerd sets a function of its own.
+leftovers() { "${DOCKER_CLI:-docker}" ps -aq --filter "label=berth.job=$1"; }
+
+# Wait up to 10 s for job $1's containers to be gone (the step's sweep runs
+# as its slurmstepd ends, just after srun returns); show them if not.
+gone_within_10s() {
+	for _ in $(seq 100); do
+		[ -z "$(leftovers "$1")" ] && return 0
+		sleep 0.1
+	done
+	"${DOCKER_CLI:-docker}" ps -a --filter "label=berth.job=$1"
+	return 1
+}

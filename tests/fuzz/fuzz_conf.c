@@ -15,6 +15,7 @@
 #include "../../conf/config.h"
 #include "../../conf/mounts.h"
 #include "../../conf/names.h"
+#include "text.h"
 
 static bool same_mount(const struct berth_mount *a, const struct berth_mount *b)
 {
@@ -115,14 +116,11 @@ static void plugstack_args(char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1 || size > 8192)
-		return 0;
-	char *text = malloc(size);
+	unsigned pick;
+	char *text = fuzz_text(data, size, 8192, &pick);
 	if (!text)
 		return 0;
-	memcpy(text, data + 1, size - 1);
-	text[size - 1] = '\0';
-	switch (data[0] % 4) {
+	switch (pick % 4) {
 	case 0: mounts(text); break;
 	case 1: name(text); break;
 	case 2: conf_text(text); break;

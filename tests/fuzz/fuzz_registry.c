@@ -13,6 +13,7 @@
  * fails says why. */
 #include "../../executor/registry.c"
 #include "scratch.h"
+#include "text.h"
 
 static char home[2048];
 static struct layout layout;
@@ -150,14 +151,11 @@ static void credentials(const char *text, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1 || size > REG_BODY_MAX)
-		return 0;
-	char *text = malloc(size);
+	unsigned pick;
+	char *text = fuzz_text(data, size, REG_BODY_MAX, &pick);
 	if (!text)
 		return 0;
-	memcpy(text, data + 1, size - 1);
-	text[size - 1] = '\0';
-	switch (data[0] % 4) {
+	switch (pick % 4) {
 	case 0: manifest(text); break;
 	case 1: token(text, size - 1); break;
 	case 2: challenge(text, size - 1); break;

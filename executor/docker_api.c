@@ -1054,6 +1054,27 @@ static ssize_t dk_read_head_exact(int fd, char *hdr, size_t max)
 	return -1;
 }
 
+/* The attach answer's head (its status line and headers, len bytes at
+ * head->buf), parsed by the one HTTP parser: a HEAD-like read stops after
+ * the headers.  The status in ans, the Content-Length of an error's body
+ * in *body_len (0 when none or unreadable). */
+static int dk_attach_head(struct uhttp_conn *head, size_t len, struct uhttp_answer *ans,
+			  long *body_len, struct berth_err *err)
+{
+	struct uhttp_body none = { 0 };
+
+	head->fd = -1;
+	head->pos = 0;
+	head->len = len;
+	*ans = (struct uhttp_answer){ .keep_alive = true };
+	int rc = uhttp_read_answer(head, "HEAD", "Content-Length", ans, &none, err);
+	uhttp_body_free(&none);
+	char *end;
+	long n = strtol(ans->captured, &end, 10);
+	*body_len = rc == 0 && end != ans->captured && !*end && n > 0 ? n : 0;
+	return rc;
+}
+
 /* An error answer's body (small JSON, with Content-Length), best effort. */
 static void dk_read_error_body(int fd, long want, struct uhttp_body *body)
 {
@@ -1107,17 +1128,13 @@ int berth_docker_attach(struct berth_docker *d, const char *id, int *sock_fd,
 	if (len == 0)
 		return berth_fail(err, 0, "attaching to container %.12s: Docker closed the connection before answering; check the daemon log",
 				  id);
-	/* The one HTTP parser, over the head alone: a HEAD-like read stops
-	 * after the headers. */
-	head.fd = -1;
-	head.pos = 0;
-	head.len = (size_t)len;
-	if (uhttp_read_answer(&head, "HEAD", "Content-Length", &ans, &body, err) < 0)
+	long body_len = 0;
+	if (dk_attach_head(&head, (size_t)len, &ans, &body_len, err) < 0)
 		return berth_wrap(err, "attaching to container %.12s: Docker's answer", id);
 	if (ans.status != 101 && ans.status != 200) {
 		char what[80];
 
-		dk_read_error_body(fd, strtol(ans.captured, NULL, 10), &body);
+		dk_read_error_body(fd, body_len, &body);
 		snprintf(what, sizeof(what), "attaching to container %.12s", id);
 		return dk_http_fail(err, what, ans.status, &body, NULL);
 	}

@@ -9,7 +9,7 @@
  *   3  container inspect: {"State": {...}}
  *   4  container list: [{"Id": ...}, ...]
  *   5  an error answer: {"message": ...} or raw text
- *   6  the attach answer's status line, and the API version string
+ *   6  the attach answer's head, and the API version string
  *   7  the attach stream: 8-byte frame headers and payloads
  * Properties checked beyond "no crash": an accepted id is 64 hex digits,
  * an exit status is 0..255, a parse that fails says why. */
@@ -91,9 +91,19 @@ static void answer(unsigned what, const struct uhttp_body *body, const uint8_t *
 			abort();
 		break;
 	case 6:
-		code = dk_status_code(body->p ? body->p : "");
-		if (code != -1 && (code < 100 || code > 599))
-			abort();
+		/* as berth_docker_attach reads it: the bytes up to the blank line */
+		if (n <= DK_HEADER_MAX) {
+			static struct uhttp_conn head;
+			struct uhttp_answer ans;
+			long body_len;
+
+			memcpy(head.buf, raw, n);
+			rc = dk_attach_head(&head, n, &ans, &body_len, &err);
+			if (rc == 0 && (ans.status < 100 || ans.status > 999 || body_len < 0))
+				abort();
+			check_failed(rc, &err);
+			rc = 0;
+		}
 		if (dk_parse_version(body->p ? body->p : "", &major, &minor) == 0 &&
 		    (major < 0 || major > 1000 || minor < 0 || minor > 1000))
 			abort();

@@ -273,9 +273,12 @@ static int take_header(const char *line, const char *capture, struct framing *f,
 		if (strcasestr(v, "close"))
 			ans->keep_alive = false;
 	}
-	if (capture && (v = header_value(line, capture)) && !ans->captured[0])
-		snprintf(ans->captured, sizeof(ans->captured), "%.*s",
-			 (int)strcspn(v, " \t"), v);
+	if (capture && (v = header_value(line, capture)) && !ans->captured[0]) {
+		size_t word = 0; /* the value's first word: visible ASCII only */
+		while (v[word] > ' ' && v[word] < 0x7f)
+			word++;
+		snprintf(ans->captured, sizeof(ans->captured), "%.*s", (int)word, v);
+	}
 	return 0;
 }
 

@@ -147,6 +147,11 @@ static void test_capture(void **state)
 	p = parse_capture("GET", "x", text, 100);
 	assert_int_equal(p->rc, 0);
 	assert_int_equal(strlen(p->ans.captured), sizeof(p->ans.captured) - 1);
+	/* a CR or a byte above ASCII inside the value ends the word (fuzz) */
+	p = parse_capture("GET", "Api-Version", "HTTP/1.1 200 OK\nApi-Version: 1.41\r\xc3\n"
+			  "Content-Length: 0\n\n", 100);
+	assert_int_equal(p->rc, 0);
+	assert_string_equal(p->ans.captured, "1.41");
 	p = parse("GET", "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 0\r\n\r\n", 100);
 	assert_string_equal(p->ans.captured, "");
 }

@@ -342,15 +342,16 @@ static void test_attach_keeps_the_stream(void **state)
 	static const char head[] = "HTTP/1.1 101 UPGRADED\r\n"
 		"Content-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\n"
 		"Upgrade: tcp\r\n\r\n";
-	static const char frame[11] = "\1\0\0\0\0\0\0\3abc";
+	static const char frame[] = "\1\0\0\0\0\0\0\3abc"; /* 11 bytes */
+	const size_t frame_len = sizeof(frame) - 1;
 	char upgraded[256], got[32];
 	struct berth_docker *d = NULL;
 	int sock = -1, st;
 
 	memcpy(upgraded, head, strlen(head));
-	memcpy(upgraded + strlen(head), frame, sizeof(frame));
+	memcpy(upgraded + strlen(head), frame, frame_len);
 	const char *answers[] = { PING_OK, upgraded };
-	const size_t lens[] = { strlen(PING_OK), strlen(head) + sizeof(frame) };
+	const size_t lens[] = { strlen(PING_OK), strlen(head) + frame_len };
 	pid_t pid = fake_daemon(path, answers, lens, 2, -1);
 	CHECK(berth_docker_open(&d, path, &fx->err), fx);
 	CHECK(berth_docker_attach(d, "0123456789ab", &sock, &fx->err), fx);
@@ -358,8 +359,8 @@ static void test_attach_keeps_the_stream(void **state)
 	ssize_t n;
 	while ((n = read(sock, got + have, sizeof(got) - have)) > 0)
 		have += (size_t)n;
-	assert_int_equal(have, sizeof(frame));
-	assert_memory_equal(got, frame, sizeof(frame));
+	assert_int_equal(have, frame_len);
+	assert_memory_equal(got, frame, frame_len);
 	close(sock);
 	berth_docker_close(d);
 	assert_int_equal(waitpid(pid, &st, 0), pid);

@@ -1013,13 +1013,10 @@ static int load_manifest(int entry_fd, const char *leaf, struct berth_manifest *
 		return berth_fail(err, ENOMEM, "%s", name);
 	if (berth_read_all(fd, text, (size_t)st.st_size) < 0)
 		return berth_fail(err, errno, "cannot read %s", name);
-	size_t magic = strlen(BERTH_MANIFEST_MAGIC), header = strlen(BERTH_MANIFEST_HEADER);
-	if ((size_t)st.st_size >= header && !memcmp(text, BERTH_MANIFEST_MAGIC, magic) &&
-	    memcmp(text, BERTH_MANIFEST_HEADER, header) != 0)
-		return 1; /* another berth's format: as if there were none */
-	if (berth_manifest_parse(text, (size_t)st.st_size, m, err) < 0)
+	int rc = berth_manifest_parse(text, (size_t)st.st_size, m, err);
+	if (rc < 0)
 		return berth_wrap(err, "%s", name);
-	return 0;
+	return rc; /* 1: another berth's format, as if there were none */
 }
 
 /* Compare one artifact with its manifest; fills r when it differs or has

@@ -296,8 +296,12 @@ static int parse_line(const char *line, size_t len, size_t lineno,
 int berth_manifest_parse(const char *text, size_t len, struct berth_manifest *m,
 			 struct berth_err *err)
 {
+	static const char magic[] = "berth-manifest ";
 	size_t hlen = strlen(BERTH_MANIFEST_HEADER), lineno = 1;
 
+	if (len >= hlen && !memcmp(text, magic, sizeof(magic) - 1) &&
+	    memcmp(text, BERTH_MANIFEST_HEADER, hlen) != 0)
+		return 1;
 	if (len < hlen || memcmp(text, BERTH_MANIFEST_HEADER, hlen) != 0)
 		return berth_fail(err, 0, "not a berth manifest (no '%.*s' header)",
 				  (int)hlen - 1, BERTH_MANIFEST_HEADER);

@@ -22,9 +22,7 @@
 
 #include "../conf/error.h"
 
-/* Version 1 (SHA-256, never released) reads as no manifest. */
 #define BERTH_MANIFEST_HEADER "berth-manifest 2\n"
-#define BERTH_MANIFEST_MAGIC "berth-manifest "
 
 struct berth_manifest_item {
 	char type;
@@ -44,7 +42,9 @@ struct berth_manifest {
 int berth_manifest_scan(int dir_fd, const char *leaf, struct berth_manifest *m,
 			struct berth_err *err);
 
-/* The manifest as text (malloc'd), and back. */
+/* The manifest as text (malloc'd), and back.  Parsing returns 1, with m
+ * empty, for another version's manifest (version 1, SHA-256, was never
+ * released): the caller treats it as none. */
 int berth_manifest_format(const struct berth_manifest *m, char **text, size_t *len,
 			  struct berth_err *err);
 int berth_manifest_parse(const char *text, size_t len, struct berth_manifest *m,

@@ -150,6 +150,13 @@ static void test_parse_refuses(void **state)
 		assert_true(strstr(err.msg, "manifest") != NULL);
 		berth_manifest_free(&m);
 	}
+	/* another version's manifest: 1, nothing read, for the caller to
+	 * treat as none */
+	static const char v1[] = "berth-manifest 1\nf 0644 1 - rootfs/a\n";
+	struct berth_manifest m = {0};
+	struct berth_err err = {0};
+	assert_int_equal(berth_manifest_parse(v1, strlen(v1), &m, &err), 1);
+	assert_int_equal(m.n, 0);
 }
 
 int main(void)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include "jsonval.h"
 
 #include "../conf/error.h"
 #include "fs.h"
@@ -94,11 +95,12 @@ static void need_manifest_blobs(struct needed *nd, int blobs_fd, const char *dig
 
 	if (json_object_object_get_ex(root, "config", &config) &&
 	    json_object_object_get_ex(config, "digest", &d))
-		need(nd, json_object_get_string(d));
-	if (json_object_object_get_ex(root, "layers", &layers))
+		need(nd, bj_string(d));
+	if (json_object_object_get_ex(root, "layers", &layers) &&
+	    json_object_is_type(layers, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(layers); i++)
 			if (json_object_object_get_ex(json_object_array_get_idx(layers, i), "digest", &d))
-				need(nd, json_object_get_string(d));
+				need(nd, bj_string(d));
 	json_object_put(root);
 }
 

@@ -1,6 +1,7 @@
 /* berth: Docker Engine API client over the unix socket. See docker_api.h. */
 #define _GNU_SOURCE
 #include "docker_api.h"
+#include "jsonval.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -342,7 +343,7 @@ int berth_docker_image_inspect(struct berth_docker *d, const char *ref,
 		return 0;
 	if (!json_object_object_get_ex(o, "Id", &v))
 		return berth_fail(err, 0, "%s: Docker's answer has no Id", what);
-	if (dk_copy_id(id, json_object_get_string(v), true, what, err) < 0)
+	if (dk_copy_id(id, bj_string(v), true, what, err) < 0)
 		return -1;
 	*present = true;
 	return 0;
@@ -407,9 +408,9 @@ static int dk_load_messages(const struct uhttp_body *body, char *first_id,
 		     json_object_object_get_ex(dv, "message", &v)) ||
 		    json_object_object_get_ex(o, "error", &v)) {
 			ret = berth_fail(err, 0, "loading image: Docker: %.400s; check that the file is a docker-save archive (docker save / skopeo copy docker-archive:)",
-					 json_object_get_string(v));
-		} else if (json_object_object_get_ex(o, "stream", &v)) {
-			const char *s = json_object_get_string(v);
+					 bj_text(v));
+		} else if (json_object_object_get_ex(o, "stream", &v) && bj_string(v)) {
+			const char *s = bj_string(v);
 			size_t n;
 
 			if (!first_id[0] && !first_name[0] &&
@@ -755,7 +756,7 @@ int berth_docker_container_create(struct berth_docker *d,
 		return -1;
 	if (!json_object_object_get_ex(o, "Id", &v))
 		return berth_fail(err, 0, "creating container: Docker's answer has no Id");
-	return dk_copy_id(id, json_object_get_string(v), false, "creating container", err);
+	return dk_copy_id(id, bj_string(v), false, "creating container", err);
 }
 
 /* A POST with an empty body whose answer only matters by status. */
@@ -796,15 +797,15 @@ static int dk_wait_answer(const struct uhttp_body *body, const char *id, int *co
 			  struct berth_err *err)
 {
 	_cleanup_json_ json_object *o = NULL;
-	json_object *v, *m;
+	json_object *v;
+	const char *message;
 	int64_t sc;
 
 	if (dk_parse_json(body, "waiting for container", &o, err) < 0)
 		return -1;
-	if (json_object_object_get_ex(o, "Error", &v) && v &&
-	    json_object_object_get_ex(v, "Message", &m) && json_object_get_string(m)[0])
-		return berth_fail(err, 0, "waiting for container %.12s: Docker: %.400s", id,
-				  json_object_get_string(m));
+	if (json_object_object_get_ex(o, "Error", &v) && (message = bj_member_string(v, "Message")) &&
+	    message[0])
+		return berth_fail(err, 0, "waiting for container %.12s: Docker: %.400s", id, message);
 	if (!json_object_object_get_ex(o, "StatusCode", &v))
 		return berth_fail(err, 0, "waiting for container %.12s: Docker's answer has no StatusCode", id);
 	sc = json_object_get_int64(v);
@@ -879,7 +880,7 @@ static int dk_inspect_answer(const struct uhttp_body *body, const char *id,
 	if (!json_object_object_get_ex(o, "State", &s) || !json_object_is_type(s, json_type_object))
 		return berth_fail(err, 0, "inspecting container %.12s: Docker's answer has no State", id);
 	if (json_object_object_get_ex(s, "Status", &v))
-		snprintf(st->status, sizeof(st->status), "%s", json_object_get_string(v));
+		snprintf(st->status, sizeof(st->status), "%s", bj_text(v));
 	if (json_object_object_get_ex(s, "ExitCode", &v))
 		st->exit_code = json_object_get_int(v);
 	if (json_object_object_get_ex(s, "Pid", &v))
@@ -949,12 +950,10 @@ static int dk_list_answer(const struct uhttp_body *body, char ***idsp, size_t *n
 	if (!ids)
 		return berth_fail(err, ENOMEM, "listing containers");
 	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(o, i), *v;
+		json_object *c = json_object_array_get_idx(o, i);
 		char id[BERTH_DOCKER_ID_MAX];
 
-		if (dk_copy_id(id, json_object_object_get_ex(c, "Id", &v) ?
-				       json_object_get_string(v) : NULL,
-			       false, "listing containers", err) < 0) {
+		if (dk_copy_id(id, bj_member_string(c, "Id"), false, "listing containers", err) < 0) {
 			berth_docker_ids_free(ids);
 			return -1;
 		}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include "jsonval.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -90,16 +91,6 @@ static struct json_object *parse_json(const char *buf, size_t len,
 	}
 	json_tokener_free(tok);
 	return obj;
-}
-
-static const char *json_str(struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 static struct json_object *json_get(struct json_object *obj, const char *key,
@@ -241,7 +232,7 @@ static void list_tags(struct json_object *tags, char *out, size_t cap)
 	size_t n = tags ? json_object_array_length(tags) : 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
+		const char *t = bj_string(json_object_array_get_idx(tags, i));
 		size_t used = strlen(out);
 		snprintf(out + used, cap - used, "%s%s", used ? ", " : "", t ? t : "?");
 	}
@@ -270,7 +261,7 @@ static struct json_object *pick_legacy(struct json_object *manifest,
 		if (!tag && n == 1)
 			return item;
 		for (size_t t = 0; tag && tags && t < json_object_array_length(tags); t++) {
-			const char *have = json_object_get_string(json_object_array_get_idx(tags, t));
+			const char *have = bj_string(json_object_array_get_idx(tags, t));
 			if (have && tag_matches(have, tag))
 				return item;
 		}
@@ -303,7 +294,7 @@ static int layers_from_names(struct berth_image *img, struct json_object *names,
 	if (!img->layers)
 		return berth_fail(err, ENOMEM, "layers");
 	for (size_t i = 0; i < n; i++) {
-		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
+		const char *name = bj_string(json_object_array_get_idx(names, i));
 		if (!name || !*name)
 			return berth_fail(err, 0, "image archive %s: layer %zu has "
 					  "no name", path, i);
@@ -320,9 +311,9 @@ static int layers_from_names(struct berth_image *img, struct json_object *names,
 static const char *oci_ref_name(struct json_object *desc)
 {
 	struct json_object *ann = json_get(desc, "annotations", json_type_object);
-	const char *name = json_str(ann, "io.containerd.image.name");
+	const char *name = bj_member_string(ann, "io.containerd.image.name");
 
-	return name ? name : json_str(ann, "org.opencontainers.image.ref.name");
+	return name ? name : bj_member_string(ann, "org.opencontainers.image.ref.name");
 }
 
 static int blob_member(const char *digest, char *member, size_t cap,
@@ -381,7 +372,7 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 		goto out;
 	}
 	img->n_tags = ref ? 1 : 0;
-	if (blob_member(json_str(chosen, "digest"), member, sizeof(member), path, err) < 0)
+	if (blob_member(bj_member_string(chosen, "digest"), member, sizeof(member), path, err) < 0)
 		goto out;
 	free(buf);
 	buf = NULL;
@@ -402,7 +393,7 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 	struct json_object *names_arr = json_object_new_array();
 	for (size_t i = 0; layers && i < json_object_array_length(layers); i++) {
 		char lm[128];
-		if (blob_member(json_str(json_object_array_get_idx(layers, i), "digest"),
+		if (blob_member(bj_member_string(json_object_array_get_idx(layers, i), "digest"),
 				lm, sizeof(lm), path, err) < 0) {
 			json_object_put(names_arr);
 			json_object_put(manifest);
@@ -413,7 +404,7 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 	rc = layers_from_names(img, names_arr, path, err);
 	json_object_put(names_arr);
 	if (rc == 0)
-		rc = blob_member(json_str(json_get(manifest, "config", json_type_object),
+		rc = blob_member(bj_member_string(json_get(manifest, "config", json_type_object),
 					  "digest"), config_member, cap, path, err);
 	json_object_put(manifest);
 out:
@@ -444,8 +435,8 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 	    json_strv(json_get(cfg, "Cmd", json_type_array), &img->cmd, &img->n_cmd,
 		      "config Cmd", err) < 0)
 		goto out;
-	const char *workdir = json_str(cfg, "WorkingDir");
-	const char *user = json_str(cfg, "User");
+	const char *workdir = bj_member_string(cfg, "WorkingDir");
+	const char *user = bj_member_string(cfg, "User");
 	if ((workdir && *workdir && !(img->workdir = strdup(workdir))) ||
 	    (user && *user && !(img->user = strdup(user)))) {
 		berth_fail(err, ENOMEM, "config");
@@ -462,7 +453,7 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 		json_object_object_foreach(labels, key, val)
 		{
 			if (asprintf(&img->labels[img->n_labels], "%s=%s", key,
-				     json_object_get_string(val)) < 0) {
+				     bj_text(val)) < 0) {
 				berth_fail(err, ENOMEM, "labels");
 				goto out;
 			}
@@ -481,7 +472,7 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 		goto out;
 	}
 	for (size_t i = 0; diff_ids && i < img->n_layers; i++) {
-		const char *id = json_object_get_string(json_object_array_get_idx(diff_ids, i));
+		const char *id = bj_string(json_object_array_get_idx(diff_ids, i));
 		if (!img->layers[i].digest[0] && id && strlen(id) == BERTH_DIGEST_LEN &&
 		    strncmp(id, "sha256:", 7) == 0)
 			snprintf(img->layers[i].digest, sizeof(img->layers[i].digest),
@@ -559,7 +550,7 @@ static int open_legacy(struct berth_image *img, const char *buf, size_t len,
 	}
 	if (!(item = pick_legacy(manifest, tag, img->archive, err)))
 		goto out;
-	const char *config = json_str(item, "Config");
+	const char *config = bj_member_string(item, "Config");
 	if (!config || !*config) {
 		berth_fail(err, 0, "image archive %s: manifest.json names no Config",
 			   img->archive);
@@ -719,7 +710,7 @@ static int check_manifest_kind(struct json_object *m, const char *digest,
 			       struct berth_err *err)
 {
 	struct json_object *ver = json_get(m, "schemaVersion", json_type_int);
-	const char *mt = json_str(m, "mediaType");
+	const char *mt = bj_member_string(m, "mediaType");
 
 	if (!json_object_is_type(m, json_type_object))
 		return berth_fail(err, 0, "manifest %s is not a JSON object; it is "
@@ -783,7 +774,7 @@ static int layout_layer(struct berth_image *img, struct json_object *desc,
 			size_t i, const char *mdigest, struct berth_err *err)
 {
 	struct berth_layer *layer = &img->layers[i];
-	const char *digest = json_str(desc, "digest");
+	const char *digest = bj_member_string(desc, "digest");
 	char what[128];
 	int fd;
 
@@ -791,7 +782,7 @@ static int layout_layer(struct berth_image *img, struct json_object *desc,
 	if (!json_object_is_type(desc, json_type_object))
 		return berth_fail(err, 0, "%s is not a descriptor object", what);
 	if (check_digest_form(digest, what, err) < 0 ||
-	    check_layer_type(json_str(desc, "mediaType"), what, err) < 0)
+	    check_layer_type(bj_member_string(desc, "mediaType"), what, err) < 0)
 		return -1;
 	/* Present now: better said at open than halfway through flattening. */
 	if ((fd = berth_layout_blob_open(img->layout_dir, digest, err)) < 0)
@@ -808,7 +799,7 @@ static int layout_layer(struct berth_image *img, struct json_object *desc,
 static int layout_layers(struct berth_image *img, struct json_object *layers,
 			 const char *mdigest, struct berth_err *err)
 {
-	size_t n = json_object_array_length(layers);
+	size_t n = layers ? json_object_array_length(layers) : 0; /* json-c asserts on NULL */
 
 	if (n == 0)
 		return berth_fail(err, 0, "manifest %s lists no layers; berth needs "
@@ -848,7 +839,7 @@ static int check_diff_id_count(const char *buf, size_t len, const char *digest,
 static int layout_config(struct berth_image *img, struct json_object *desc,
 			 struct berth_err *err)
 {
-	const char *digest = json_str(desc, "digest");
+	const char *digest = bj_member_string(desc, "digest");
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 

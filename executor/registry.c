@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include "jsonval.h"
 #include "crypto_lazy.h"
 
 #include "curl_lazy.h"
@@ -287,9 +288,8 @@ static int creds_from_docker_config(struct reg_session *s, const char *home,
 				creds_from_auth_field(s, json_object_get_string(a));
 			else if (json_object_object_get_ex(val, "username", &u) &&
 				 json_object_object_get_ex(val, "password", &pw)) {
-				snprintf(s->user, sizeof(s->user), "%s", json_object_get_string(u));
-				snprintf(s->password, sizeof(s->password), "%s",
-					 json_object_get_string(pw));
+				snprintf(s->user, sizeof(s->user), "%s", bj_text(u));
+				snprintf(s->password, sizeof(s->password), "%s", bj_text(pw));
 				s->have_creds = true;
 			}
 		}
@@ -451,12 +451,12 @@ static void reg_reason(const struct reg_response *r, char *out, size_t cap)
 
 	out[0] = '\0';
 	if (root && json_object_object_get_ex(root, "errors", &errs) &&
-	    (first = json_object_array_get_idx(errs, 0))) {
+	    json_object_is_type(errs, json_type_array) && (first = json_object_array_get_idx(errs, 0))) {
 		if (json_object_object_get_ex(first, "message", &v) ||
 		    json_object_object_get_ex(first, "code", &v))
-			snprintf(out, cap, "%s", json_object_get_string(v));
+			snprintf(out, cap, "%s", bj_text(v));
 	} else if (root && json_object_object_get_ex(root, "details", &v)) {
-		snprintf(out, cap, "%s", json_object_get_string(v));
+		snprintf(out, cap, "%s", bj_text(v));
 	}
 	json_object_put(root);
 	for (char *p = out; *p; p++)
@@ -866,14 +866,6 @@ static int get_manifest(struct reg_session *s, struct layout *l, const char *whi
 	return 0;
 }
 
-static const char *json_string_at(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
-}
 
 void berth_registry_platform(char *out, size_t len)
 {
@@ -899,7 +891,7 @@ void berth_registry_platform(char *out, size_t len)
 
 static bool is_index(struct json_object *root, const char *content_type)
 {
-	const char *mt = json_string_at(root, "mediaType");
+	const char *mt = bj_member_string(root, "mediaType");
 	struct json_object *m;
 
 	if (!mt)
@@ -927,11 +919,11 @@ static int pick_platform(struct reg_session *s, struct json_object *index, char 
 		return berth_fail(err, 0, "the index of %s lists no manifests", s->ref->repository);
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *m = json_object_array_get_idx(list, i), *p;
-		const char *d = json_string_at(m, "digest");
+		const char *d = bj_member_string(m, "digest");
 		if (!json_object_object_get_ex(m, "platform", &p))
 			continue;
-		const char *os = json_string_at(p, "os"), *arch = json_string_at(p, "architecture");
-		const char *variant = json_string_at(p, "variant");
+		const char *os = bj_member_string(p, "os"), *arch = bj_member_string(p, "architecture");
+		const char *variant = bj_member_string(p, "variant");
 		if (!os || !arch)
 			continue;
 		if (used < sizeof(seen))
@@ -1136,7 +1128,7 @@ static int fetch_blobs(struct reg_session *s, struct layout *l, struct blob_job 
 static int add_blob(struct blob_job *jobs, size_t *n, struct json_object *desc,
 		    const char *what, struct berth_err *err)
 {
-	const char *d = json_string_at(desc, "digest");
+	const char *d = bj_member_string(desc, "digest");
 	struct json_object *size;
 
 	if (!berth_digest_valid(d))

@@ -277,6 +277,26 @@ static void test_open_bad_socket(void **state)
 	assert_non_null(strstr(fx->err.msg, "No such file or directory"));
 }
 
+/* Read one whole request (its head, and a chunked body to its last chunk)
+ * so that the answer is not sent while the client is still writing: it
+ * would get EPIPE.  Its length, or -1. */
+static ssize_t read_request(int c, char *got, size_t cap)
+{
+	size_t have = 0;
+
+	while (have < cap - 1) {
+		ssize_t r = read(c, got + have, cap - 1 - have);
+		if (r <= 0)
+			return have ? (ssize_t)have : -1;
+		have += (size_t)r;
+		got[have] = '\0';
+		const char *end = strstr(got, "\r\n\r\n");
+		if (end && (!strstr(got, "Transfer-Encoding: chunked") || strstr(end + 4, "0\r\n\r\n")))
+			break;
+	}
+	return (ssize_t)have;
+}
+
 /* A daemon of canned answers on a unix socket: connection i gets
  * answers[i] whole (lens[i] bytes, or its strlen without lens), in one
  * write, then is closed.  Its pid. */
@@ -297,7 +317,7 @@ static pid_t fake_daemon(const char *path, const char *const *answers, const siz
 		for (size_t i = 0; i < n; i++) {
 			char got[1024];
 			int c = accept(lfd, NULL, NULL);
-			ssize_t r = c < 0 ? -1 : read(c, got, sizeof(got));
+			ssize_t r = c < 0 ? -1 : read_request(c, got, sizeof(got));
 			size_t len = lens ? lens[i] : strlen(answers[i]);
 			if (r <= 0 || write(c, answers[i], len) != (ssize_t)len)
 				_exit(1);
@@ -425,6 +445,59 @@ static void test_open_refuses_what_is_not_docker(void **state)
 			  &rc, &d));
 	assert_int_equal(rc, -1);
 	assert_non_null(strstr(fx->err.msg, "(GET /_ping): Docker answered HTTP 404: not here"));
+}
+
+/* An HTTP `code` answer with a JSON body, in buf.  It closes the
+ * connection: fake_daemon serves one request per connection. */
+static const char *json_answer(char *buf, size_t cap, int code, const char *json)
+{
+	snprintf(buf, cap, "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", code, strlen(json), json);
+	return buf;
+}
+
+/* A JSON null where berth expects a string is read as "no value", never
+ * dereferenced (fuzz_docker_api found {"stream": null} in CI). */
+static void test_null_fields_in_answers(void **state)
+{
+	struct fixture *fx = *state;
+	const char *path = tmp_path(fx, "nulls.sock");
+	static const char hex[] = "0123456789abcdef0123456789abcdef"
+				  "0123456789abcdef0123456789abcdef";
+	char load[512], wait[256], inspect[256], list[256], loaded[200], id[BERTH_DOCKER_ID_MAX];
+	struct berth_docker *d = NULL;
+	struct berth_docker_state st;
+	bool present;
+	char **ids;
+	size_t n;
+	int code = -1, st_wait;
+
+	snprintf(loaded, sizeof(loaded), "{\"stream\":null}\n{\"stream\":\"Loaded image ID: sha256:%s\\n\"}\n", hex);
+	const char *answers[] = {
+		"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nConnection: close\r\nContent-Length: 2\r\n\r\nOK",
+		json_answer(load, sizeof(load), 200, loaded),
+		json_answer(wait, sizeof(wait), 200, "{\"Error\":{\"Message\":null},\"StatusCode\":3}"),
+		json_answer(inspect, sizeof(inspect), 200, "{\"State\":{\"Status\":null,\"ExitCode\":4}}"),
+		json_answer(list, sizeof(list), 200, "[{\"Id\":null}]"),
+	};
+	int empty = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid = fake_daemon(path, answers, NULL, 5, -1);
+
+	assert_true(empty >= 0);
+	CHECK(berth_docker_open(&d, path, &fx->err), fx);
+	CHECK(berth_docker_image_load(d, empty, id, &fx->err), fx);
+	assert_string_equal(id + strlen("sha256:"), hex);
+	CHECK(berth_docker_container_wait(d, "0123456789ab", &code, &fx->err), fx);
+	assert_int_equal(code, 3);
+	CHECK(berth_docker_container_inspect(d, "0123456789ab", &present, &st, &fx->err), fx);
+	assert_true(present);
+	assert_string_equal(st.status, "null");
+	assert_int_equal(st.exit_code, 4);
+	assert_int_equal(berth_docker_container_list(d, "berth.job=1", NULL, &ids, &n, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "listing containers: Docker answered an id that is not 64 hex digits: '(none)'"));
+	berth_docker_close(d);
+	close(empty);
+	assert_int_equal(waitpid(pid, &st_wait, 0), pid);
 }
 
 static void test_bind_rejected_before_api(void **state)
@@ -919,6 +992,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refuses_what_is_not_docker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_keeps_the_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_error_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_null_fields_in_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_demux_partial, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_inspect_remove, setup, teardown),

@@ -510,6 +510,23 @@ static void test_manifest_missing(void **state)
 	open_fails(fx, other, other, "is missing", "must be pulled again", NULL);
 }
 
+/* A manifest whose "layers" is missing or not an array is refused with a
+ * message (json-c asserts, aborting berth, on a NULL array). */
+static void test_manifest_without_layers(void **state)
+{
+	struct fx *fx = *state;
+	char digest[72];
+	struct json_object *m = blob_json(fx->dir, g.manifest_gz);
+
+	json_object_object_del(m, "layers");
+	put_json(fx->dir, m, digest);
+	open_fails(fx, digest, digest, "has no config or no layers", NULL);
+	m = blob_json(fx->dir, g.manifest_gz);
+	json_object_object_add(m, "layers", NULL); /* "layers": null */
+	put_json(fx->dir, m, digest);
+	open_fails(fx, digest, digest, "has no config or no layers", NULL);
+}
+
 static void test_config_altered(void **state)
 {
 	struct fx *fx = *state;
@@ -878,6 +895,7 @@ int main(void)
 		T(test_open_oci_without_media_type),
 		T(test_manifest_digest_mismatch),
 		T(test_manifest_missing),
+		T(test_manifest_without_layers),
 		T(test_config_altered),
 		T(test_layer_missing_at_open),
 		T(test_layer_missing_at_flatten),

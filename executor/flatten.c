@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include "jsonval.h"
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -716,10 +717,7 @@ static struct json_object *config_diff_ids(const struct berth_image *img)
 
 static const char *diff_id_at(struct json_object *ids, size_t i)
 {
-	struct json_object *v = ids ? json_object_array_get_idx(ids, i) : NULL;
-
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-							: NULL;
+	return ids ? bj_string(json_object_array_get_idx(ids, i)) : NULL;
 }
 
 int berth_image_flatten(const struct berth_image *img, const char *root_dir,

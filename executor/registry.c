@@ -280,12 +280,12 @@ static int creds_from_docker_config(struct reg_session *s, const char *home,
 	if (json_object_object_get_ex(root, "auths", &auths) &&
 	    json_object_is_type(auths, json_type_object)) {
 		json_object_object_foreach(auths, key, val) {
-			struct json_object *a, *u, *pw;
+			struct json_object *u, *pw;
+			const char *auth = bj_member_string(val, "auth");
 			if (s->have_creds || !reg_host_matches(key, s->ref->registry))
 				continue;
-			if (json_object_object_get_ex(val, "auth", &a) &&
-			    json_object_is_type(a, json_type_string))
-				creds_from_auth_field(s, json_object_get_string(a));
+			if (auth)
+				creds_from_auth_field(s, auth);
 			else if (json_object_object_get_ex(val, "username", &u) &&
 				 json_object_object_get_ex(val, "password", &pw)) {
 				snprintf(s->user, sizeof(s->user), "%s", bj_text(u));

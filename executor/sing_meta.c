@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include "jsonval.h"
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -859,11 +860,11 @@ static void oci_bool(struct sbuf *b, bool *first, struct json_object *cfg,
 static void oci_string(struct sbuf *b, bool *first, struct json_object *cfg,
 		       const char *name)
 {
-	struct json_object *v = field(cfg, name);
+	const char *s = bj_string(field(cfg, name));
 
-	if (json_object_is_type(v, json_type_string) && json_object_get_string_len(v)) {
+	if (s && *s) {
 		oci_sep(b, first, name);
-		json_str(b, json_object_get_string(v));
+		json_str(b, s);
 	}
 }
 
@@ -877,11 +878,10 @@ static void oci_strv(struct sbuf *b, bool *first, struct json_object *cfg,
 	oci_sep(b, first, name);
 	sb_addc(b, '[');
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
-		struct json_object *e = json_object_array_get_idx(v, i);
+		const char *s = bj_string(json_object_array_get_idx(v, i));
 		if (i)
 			sb_addc(b, ',');
-		json_str(b, json_object_is_type(e, json_type_string)
-				    ? json_object_get_string(e) : "");
+		json_str(b, s ? s : "");
 	}
 	sb_addc(b, ']');
 }
@@ -896,9 +896,8 @@ static void oci_map(struct sbuf *b, bool *first, struct json_object *cfg,
 		return;
 	json_object_object_foreach(v, key, val)
 	{
-		const char *s = json_object_is_type(val, json_type_string)
-					? json_object_get_string(val) : "";
-		if (kvs_set(&m, key, set ? "" : s) < 0) {
+		const char *s = bj_string(val);
+		if (kvs_set(&m, key, set || !s ? "" : s) < 0) {
 			b->oom = true;
 			free(m.v);
 			return;
@@ -1042,8 +1041,8 @@ static int build(const struct berth_image *img, const struct berth_sing_build *b
 	if (json_object_is_type(lab, json_type_object)) {
 		json_object_object_foreach(lab, key, val)
 		{
-			if (json_object_is_type(val, json_type_string) &&
-			    kvs_set(&labels, key, json_object_get_string(val)) < 0)
+			const char *s = bj_string(val);
+			if (s && kvs_set(&labels, key, s) < 0)
 				return -1;
 		}
 	} else if (!cfg && img->n_labels) {

@@ -9,13 +9,14 @@ MANDIR      ?= $(PREFIX)/share/man
 DESTDIR     ?=
 BUILD       ?= build
 VERSION     := 0.1.0
+JOBS        ?= $(shell nproc)
 
 CC          ?= cc
 PKGS        := libarchive json-c libcurl libcrypto libsquashfs1
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
 # libcurl, libcrypto, libarchive and libsquashfs are dlopen()ed when first
-# needed (executor/*_lazy.h): the berth command does not link them (a warm
+# needed (executor/base/dl/*_lazy.h): the berth command does not link them (a warm
 # start uses none); the unit tests, which call them, do.
 BERTH_LIBS  := $(shell pkg-config --libs json-c) -lpthread
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
@@ -26,30 +27,42 @@ BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \
 	-DBERTH_DEFAULT_CONFIG_FILE='"$(SYSCONFDIR)/berth.conf"' \
 	$(PKG_CFLAGS) $(CFLAGS)
 
-CONF_SRC     := conf/error.c conf/config.c conf/mounts.c conf/names.c
-EXECUTOR_SRC := executor/process.c executor/tarmember.c executor/image.c \
-	executor/flatten.c executor/cache.c executor/cachedir.c executor/fs.c executor/executor.c executor/charliecloud.c executor/mountns.c executor/fakeroot.c executor/caps.c executor/named.c executor/save.c executor/bindstage.c executor/singularity.c \
-	executor/fetch.c executor/uhttp.c executor/docker_api.c executor/docker.c executor/strv.c \
-	executor/sha256.c executor/xxh64.c executor/lazy.c executor/curl_lazy.c executor/crypto_lazy.c executor/archive_lazy.c executor/squashfs_lazy.c executor/squashfs.c executor/sif.c executor/sing_meta.c \
-	executor/imageref.c executor/registry.c executor/blobs.c executor/manifest.c executor/docker_sweep.c
+# Every library source, found by folder (executor/README.md: one concern
+# per folder).  Each is compiled once per flavour into an archive that the
+# programs and the unit tests link:
+#   $(BUILD)/obj    -O2, -fPIC: berth, spank_berth.so
+#   $(BUILD)/asan   ASan + UBSan: the unit tests
+#   $(BUILD)/vg     -O0: the unit tests under valgrind
+# with header dependencies (-MMD), so `make -j$(nproc)` rebuilds only what
+# a change reaches.
+CONF_SRC     := $(sort $(wildcard conf/*.c))
+EXECUTOR_SRC := $(sort $(wildcard executor/*.c executor/*/*.c executor/*/*/*.c))
 LIB_SRC      := $(CONF_SRC) $(EXECUTOR_SRC)
-CLI_SRC      := cli/main.c cli/launch.c cli/run.c cli/docker.c cli/registry.c cli/containers.c
-SPANK_SRC    := spank/plugin.c spank/options.c spank/remote.c spank/pin.c
-# The plugin stays thin: it links conf and the process helper only and
+CLI_SRC      := $(sort $(wildcard cli/*.c))
+SPANK_SRC    := $(sort $(wildcard spank/*.c))
+# The plugin stays thin: it links conf and these few helpers only and
 # leaves image work to the berth command it spawns as the user.
-SPANK_LIB_SRC := conf/error.c conf/config.c conf/mounts.c conf/names.c executor/process.c executor/cachedir.c executor/strv.c executor/imageref.c executor/caps.c
+SPANK_LIB_SRC := $(CONF_SRC) executor/base/process.c executor/cache/cachedir.c \
+	executor/base/strv.c executor/source/imageref.c executor/runtime/caps.c
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+INCLUDES    := -I.
+DEPFLAGS     = -MMD -MP
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all clean install test test-matrix unit e2e lint demo bench soak fuzz cluster-start cluster-stop mcluster-start mcluster-stop test-multinode bench-multinode deb
+.PHONY: all clean install test test-matrix unit unit-build e2e lint demo bench soak fuzz cluster-start cluster-stop mcluster-start mcluster-stop test-multinode bench-multinode deb
 all: $(BUILD)/berth $(BUILD)/spank_berth.so
 
-$(BUILD)/%.o: %.c $(wildcard conf/*.h executor/*.h spank/*.h cli/*.h)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	@$(CC) $(BERTH_CFLAGS) -c -o $@ $<
+	@$(CC) $(BERTH_CFLAGS) $(INCLUDES) $(DEPFLAGS) -c -o $@ $<
 	@echo "  CC      $<"
 
-$(BUILD)/berth: $(call obj,$(CLI_SRC) $(LIB_SRC))
+$(BUILD)/libberth.a: $(call obj,$(LIB_SRC))
+	@rm -f $@
+	@ar rcs $@ $^
+	@echo "  AR      $@"
+
+$(BUILD)/berth: $(call obj,$(CLI_SRC)) $(BUILD)/libberth.a
 	$(CC) $(CFLAGS) -o $@ $^ $(BERTH_LIBS)
 
 $(BUILD)/spank_berth.so: $(call obj,$(SPANK_SRC) $(SPANK_LIB_SRC)) spank/berth.map
@@ -69,17 +82,37 @@ install: all
 # ---- tests ---------------------------------------------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS  := $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
+ASAN_CFLAGS = -std=gnu11 $(WARN) -g -O1 $(SAN) $(PKG_CFLAGS) $(INCLUDES) $(DEPFLAGS)
+VG_CFLAGS   = -std=gnu11 $(WARN) -g -O0 $(PKG_CFLAGS) $(INCLUDES) $(DEPFLAGS)
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRC) $(wildcard conf/*.h executor/*.h)
+$(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(WARN) -g -O1 $(SAN) $(PKG_CFLAGS) -Iconf -Iexecutor \
-		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lcmocka
-$(BUILD)/unit-vg/%: tests/unit/%.c $(LIB_SRC) $(wildcard conf/*.h executor/*.h)
+	@$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+	@echo "  CC asan $<"
+$(BUILD)/vg/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 $(WARN) -g -O0 $(PKG_CFLAGS) -Iconf -Iexecutor \
-		-o $@ $< $(LIB_SRC) $(PKG_LIBS) -lcmocka
+	@$(CC) $(VG_CFLAGS) -c -o $@ $<
+	@echo "  CC vg   $<"
+$(BUILD)/libberth-asan.a: $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRC))
+	@rm -f $@
+	@ar rcs $@ $^
+$(BUILD)/libberth-vg.a: $(patsubst %.c,$(BUILD)/vg/%.o,$(LIB_SRC))
+	@rm -f $@
+	@ar rcs $@ $^
 
-unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS)) all
+# A test may #include a library source to reach its static functions; the
+# archive then supplies only what that file does not define.
+$(BUILD)/unit/%: $(BUILD)/asan/tests/unit/%.o $(BUILD)/libberth-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS) -lcmocka
+$(BUILD)/unit-vg/%: $(BUILD)/vg/tests/unit/%.o $(BUILD)/libberth-vg.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(PKG_LIBS) -lcmocka
+
+unit-build: all $(UNIT_BINS)
+
+unit: unit-build
 	BUILD=$(BUILD) BERTH_TESTS=unit bash tests/run-all.sh
 
 e2e: all
@@ -94,7 +127,7 @@ lint:
 # build, then the tests (which start the cluster and dockerd if needed).
 test:
 	bash tests/cluster/packages.sh
-	$(MAKE) all $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-vg/,$(UNIT_TESTS))
+	$(MAKE) -j$(JOBS) unit-build
 	BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_TESTS)
 
 # `make cluster-start` is the one-node cluster of `make test`;
@@ -144,6 +177,8 @@ bench-multinode: all
 
 clean:
 	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 soak:
 	BUILD=$(BUILD) BERTH_TESTS=soak bash tests/run-all.sh

@@ -2,8 +2,8 @@
 #ifndef BERTH_CLI_H
 #define BERTH_CLI_H
 
-#include "../conf/config.h"
-#include "../conf/error.h"
+#include "conf/config.h"
+#include "conf/error.h"
 
 /* Print "berth: MSG" on stderr. */
 void cli_error(const struct berth_err *err);

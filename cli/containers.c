@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../executor/cache.h"
-#include "../executor/named.h"
-#include "cli.h"
+#include "executor/cache/cache.h"
+#include "executor/runtime/named.h"
+#include "cli/cli.h"
 
 static void print_one(void *ctx, const char *scope, const char *name, const char *digest,
 		      const char *runtime, bool running, unsigned long long bytes)

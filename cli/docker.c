@@ -31,12 +31,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../executor/bindstage.h"
-#include "../executor/docker_api.h"
-#include "../executor/docker_sweep.h"
-#include "../executor/executor.h"
-#include "../executor/process.h"
-#include "cli.h"
+#include "executor/dockerd/bindstage.h"
+#include "executor/dockerd/api.h"
+#include "executor/dockerd/sweep.h"
+#include "executor/executor.h"
+#include "executor/base/process.h"
+#include "cli/cli.h"
 
 /* The node's name for the berth.node label: its host name, which is the
  * Slurm node's own (and the UTS namespace's, in the multi-node test

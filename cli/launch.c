@@ -25,14 +25,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../executor/executor.h"
-#include "../executor/fakeroot.h"
-#include "../executor/mountns.h"
-#include "../executor/named.h"
-#include "../executor/save.h"
-#include "../executor/fs.h"
-#include "../executor/process.h"
-#include "cli.h"
+#include "executor/executor.h"
+#include "executor/runtime/fakeroot.h"
+#include "executor/runtime/mountns.h"
+#include "executor/runtime/named.h"
+#include "executor/runtime/save.h"
+#include "executor/base/fs.h"
+#include "executor/base/process.h"
+#include "cli/cli.h"
 
 extern char **environ;
 

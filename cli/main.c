@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../executor/cache.h"
-#include "../executor/executor.h"
-#include "../executor/image.h"
-#include "cli.h"
+#include "executor/cache/cache.h"
+#include "executor/executor.h"
+#include "executor/source/image.h"
+#include "cli/cli.h"
 
 static const char usage[] =
 	"usage: berth COMMAND [ARGS]\n"

@@ -8,12 +8,12 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "../executor/cache.h"
-#include "../executor/fetch.h"
-#include "../executor/fs.h"
-#include "../executor/imageref.h"
-#include "../executor/registry.h"
-#include "cli.h"
+#include "executor/cache/cache.h"
+#include "executor/source/fetch.h"
+#include "executor/base/fs.h"
+#include "executor/source/imageref.h"
+#include "executor/source/registry.h"
+#include "cli/cli.h"
 
 static void registry_opts(const struct berth_config *cfg, struct berth_registry_opts *o)
 {

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../executor/executor.h"
-#include "cli.h"
+#include "executor/executor.h"
+#include "cli/cli.h"
 
 #define MAX_ITEMS 256
 #define KILL_GRACE_SECONDS 2

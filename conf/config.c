@@ -10,7 +10,7 @@
  * applied.  berth_config_load_file() checks its own lines only, so a caller
  * that loads a file on its own must still call load_args (argc 0 is fine). */
 #define _GNU_SOURCE
-#include "config.h"
+#include "conf/config.h"
 
 #include <ctype.h>
 #include <errno.h>

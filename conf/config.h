@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "conf/error.h"
 
 #ifndef BERTH_DEFAULT_CONFIG_FILE
 #define BERTH_DEFAULT_CONFIG_FILE "/etc/slurm/berth.conf"

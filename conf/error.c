@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "error.h"
+#include "conf/error.h"
 
 #include <errno.h>
 #include <string.h>

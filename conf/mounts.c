@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "mounts.h"
+#include "conf/mounts.h"
 
 #include <errno.h>
 #include <inttypes.h>

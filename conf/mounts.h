@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "conf/error.h"
 
 #define BERTH_MOUNT_LIST_MAX 64
 

@@ -1,4 +1,4 @@
-#include "names.h"
+#include "conf/names.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #ifndef BERTH_NAMES_H
 #define BERTH_NAMES_H
 
-#include "error.h"
+#include "conf/error.h"
 
 #define BERTH_NAME_MAX 64
 

@@ -16,12 +16,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../conf/config.h"
-#include "../conf/error.h"
-#include "../conf/mounts.h"
-#include "cache.h"
-#include "docker_api.h"
-#include "image.h"
+#include "conf/config.h"
+#include "conf/error.h"
+#include "conf/mounts.h"
+#include "executor/cache/cache.h"
+#include "executor/base/process.h"
+#include "executor/base/strv.h"
+#include "executor/source/image.h"
+#include "executor/task.h"
 
 
 /* Everything a container is made from.  Runtimes use only vetted fields. */
@@ -160,41 +162,6 @@ void berth_executor_destroy(struct berth_executor *ex);
 enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
 						       char *why, size_t len);
 
-/* The image's Env over `base` (NULL-terminated "K=V"), except names in
- * `keep` (may be NULL) that base has: those keep base's value.  SLURM_*
- * never comes from the image.  Returns a malloc'd vector. */
-char **berth_env_merge(char *const *base, const struct berth_image *img,
-		       char *const *keep, struct berth_err *err);
-/* A task's environment, by pyxis's rules: the job's environment `job`
- * without its locale (LANG, LANGUAGE, LC_*: the host's locale may not exist
- * in the image), with the image's Env over it.  The job's value wins for
- * SLURM_*, TERM and the names in `keep` (--container-env; may be NULL) where
- * the job has one: a kept name the job lacks keeps the image's value; a kept
- * locale name brings the job's locale in.  Returns a malloc'd vector. */
-char **berth_task_env(char *const *job, const struct berth_image *img,
-		      char *const *keep, struct berth_err *err);
-void berth_strv_free(char **v);
-
-/* --container-workdir as pyxis resolves it: relative to the container's
- * root ("data" is "/data"), "." and ".." resolved on the text, never above
- * "/" ("../" is "/").  `out` gets the absolute path; an empty or too long
- * one is an error. */
-int berth_workdir_resolve(const char *dir, char *out, size_t len, struct berth_err *err);
-
-/* What becomes of the image's ENTRYPOINT. */
-enum berth_entrypoint {
-	BERTH_EP_NONE,   /* not run (--no-container-entrypoint, the default) */
-	BERTH_EP_QUIET,  /* run, its own output hidden (pyxis's default) */
-	BERTH_EP_LOG,    /* run, its output shown (--container-entrypoint-log) */
-};
-
-/* The argv of a task: `cmd`, after the image's ENTRYPOINT unless
- * BERTH_EP_NONE; BERTH_EP_QUIET wraps both in the image's /bin/sh so that
- * the entry point's output goes to /dev/null and the command's does not.
- * A malloc'd vector (berth_strv_free). */
-char **berth_task_argv(const struct berth_image *img, char *const *cmd,
-		       enum berth_entrypoint mode, struct berth_err *err);
-
 /* Has the loaded image an executable /bin/sh?  Known for a tree in the
  * cache (charliecloud's rootfs, singularity's sandbox); true where it
  * cannot be told (a SIF, a SquashFS file, an image inside Docker). */
@@ -202,14 +169,6 @@ bool berth_executor_has_shell(struct berth_executor *ex);
 
 /* ---- for the runtime files ---- */
 
-/* A growing NULL-terminated argv/env vector. */
-struct berth_strv {
-	char **v;
-	size_t n, cap;
-};
-int berth_strv_add(struct berth_strv *sv, const char *s, struct berth_err *err);
-int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* The end of every create(): append the spec's command to the runtime's
  * argv and hand both vectors to the executor.  On failure both are freed. */

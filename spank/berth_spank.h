@@ -5,8 +5,8 @@
 #include <slurm/spank.h>
 #include <stdbool.h>
 
-#include "../conf/config.h"
-#include "../conf/mounts.h"
+#include "conf/config.h"
+#include "conf/mounts.h"
 
 #define PFX "berth: "
 

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../executor/caps.h"
-#include "../executor/imageref.h"
-#include "../conf/names.h"
-#include "berth_spank.h"
+#include "executor/runtime/caps.h"
+#include "executor/source/imageref.h"
+#include "conf/names.h"
+#include "spank/berth_spank.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_SAVE,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../executor/fs.h"
-#include "../executor/imageref.h"
-#include "../executor/process.h"
-#include "berth_spank.h"
-#include "pin.h"
+#include "executor/base/fs.h"
+#include "executor/source/imageref.h"
+#include "executor/base/process.h"
+#include "spank/berth_spank.h"
+#include "spank/pin.h"
 
 #define PINS_ENV "BERTH_IMAGE_PINS"
 #define RESOLVE_OUTPUT_MAX 8192

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth_spank.h"
-#include "pin.h"
+#include "spank/berth_spank.h"
+#include "spank/pin.h"
 
 SPANK_PLUGIN(berth, 1);
 

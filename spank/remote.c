@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../executor/cache.h"
-#include "../executor/executor.h"
-#include "../executor/process.h"
-#include "berth_spank.h"
-#include "pin.h"
+#include "executor/cache/cache.h"
+#include "executor/executor.h"
+#include "executor/base/process.h"
+#include "spank/berth_spank.h"
+#include "spank/pin.h"
 
 #define STAGE_OUTPUT_MAX (64 * 1024)
 

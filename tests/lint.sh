@@ -2,8 +2,8 @@
 # Static checks: lint.sh cppcheck | clang-tidy | exports
 set -u
 cd "$(dirname "$0")/.."
-srcs=$(ls conf/*.c executor/*.c cli/*.c spank/*.c)
-incs="-I/usr/include/json-c -I/usr/include/x86_64-linux-gnu"
+srcs=$(find conf executor cli spank -name "*.c" | sort)
+incs="-I. -I/usr/include/json-c -I/usr/include/x86_64-linux-gnu"
 case ${1:-all} in
 cppcheck)
 	# memleak is off: cppcheck does not know __attribute__((cleanup)) and

@@ -6,10 +6,10 @@ OUT      ?= build/fuzz
 FUZZ_CC  ?= clang
 PKGS     := libarchive json-c libcurl libcrypto libsquashfs1
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CFLAGS_F := -std=gnu11 -g -O1 $(SAN) $(shell pkg-config --cflags $(PKGS))
+CFLAGS_F := -std=gnu11 -I. -g -O1 $(SAN) $(shell pkg-config --cflags $(PKGS))
 LIBS_F   := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread
-LIB_SRC  := $(wildcard conf/*.c executor/*.c)
-HEADERS  := $(wildcard conf/*.h executor/*.h)
+LIB_SRC  := $(wildcard conf/*.c executor/*.c executor/*/*.c executor/*/*/*.c)
+HEADERS  := $(wildcard conf/*.h executor/*.h executor/*/*.h executor/*/*/*.h)
 TARGETS  := $(patsubst tests/fuzz/%.c,$(OUT)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 all: $(TARGETS)

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../conf/config.h"
-#include "../../conf/mounts.h"
-#include "../../conf/names.h"
+#include "conf/config.h"
+#include "conf/mounts.h"
+#include "conf/names.h"
 #include "text.h"
 
 static bool same_mount(const struct berth_mount *a, const struct berth_mount *b)

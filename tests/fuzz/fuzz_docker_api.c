@@ -13,7 +13,7 @@
  *   7  the attach stream: 8-byte frame headers and payloads
  * Properties checked beyond "no crash": an accepted id is 64 hex digits,
  * an exit status is 0..255, a parse that fails says why. */
-#include "../../executor/docker_api.c"
+#include "executor/dockerd/api.c"
 
 static int devnull = -1;
 

@@ -23,8 +23,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../executor/fs.h"
-#include "../../executor/image.h"
+#include "executor/base/fs.h"
+#include "executor/convert/flatten.h"
+#include "executor/source/image.h"
 #include "scratch.h"
 
 #define MARK "\nBERTH-LAYER\n"

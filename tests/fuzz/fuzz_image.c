@@ -14,8 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../executor/fs.h"
-#include "../../executor/image.h"
+#include "executor/base/fs.h"
+#include "executor/convert/flatten.h"
+#include "executor/source/image.h"
 #include "scratch.h"
 
 static char scratch[2048];

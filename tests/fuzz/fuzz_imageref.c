@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../executor/imageref.h"
+#include "executor/source/imageref.h"
 
 static void check_round_trip(const char *text)
 {

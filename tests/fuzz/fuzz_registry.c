@@ -11,7 +11,7 @@
  * Properties checked: a picked manifest digest or a blob to fetch is a
  * valid sha256 digest, an accepted token fits its header, a parse that
  * fails says why. */
-#include "../../executor/registry.c"
+#include "executor/source/registry.c"
 #include "scratch.h"
 #include "text.h"
 

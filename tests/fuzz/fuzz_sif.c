@@ -8,8 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../executor/fs.h"
-#include "../../executor/sif.h"
+#include "executor/base/fs.h"
+#include "executor/convert/sif.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

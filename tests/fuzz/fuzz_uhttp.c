@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../executor/uhttp.h"
+#include "executor/dockerd/uhttp.h"
 
 #define BODY_CAP 4096
 

@@ -28,7 +28,7 @@
 #include <curl/curl.h>
 #include <json.h>
 
-#include "../../executor/docker_api.h"
+#include "executor/dockerd/api.h"
 
 #define MKIMAGE "tests/fixtures/mkimage.py"
 #define MAX_CIDS 8

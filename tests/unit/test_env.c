@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "executor.h"
+#include "executor/executor.h"
 
 /* The value of NAME in env, NULL when absent; fails on a duplicate. */
 static const char *get(char **env, const char *name)

@@ -26,7 +26,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "../../executor/fetch.h"
+#include "executor/source/fetch.h"
 
 #define SRC_SIZE (1536 * 1024 + 123) /* big enough that a cut lands mid-body */
 

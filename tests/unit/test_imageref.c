@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "imageref.h"
+#include "executor/source/imageref.h"
 
 #define HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 

@@ -29,7 +29,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../../executor/image.h"
+#include "executor/convert/flatten.h"
+#include "executor/source/image.h"
 
 #define TAG "berth/layout:test"
 

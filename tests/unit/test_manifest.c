@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs.h"
-#include "manifest.h"
+#include "executor/base/fs.h"
+#include "executor/cache/manifest.h"
 
 static int tmp_fd = -1;
 static char tmp_path[] = "/tmp/berth-manifest-test.XXXXXX";

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mounts.h"
+#include "conf/mounts.h"
 
 static void parse_ok(const char *item, const char *base, struct berth_mount *m)
 {

@@ -17,9 +17,9 @@
 #include <grp.h>
 #include <unistd.h>
 
-#include "caps.h"
-#include "fakeroot.h"
-#include "names.h"
+#include "executor/runtime/caps.h"
+#include "executor/runtime/fakeroot.h"
+#include "conf/names.h"
 
 static void test_name_forms(void **state)
 {

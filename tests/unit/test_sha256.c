@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sha256.h"
-#include "tarmember.h"
+#include "executor/base/sha256.h"
+#include "executor/source/tarmember.h"
 
 static void hex_of(const char *text, size_t len, char out[72])
 {

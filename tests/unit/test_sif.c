@@ -32,10 +32,10 @@
 #include <sqfs/io.h>
 #include <sqfs/super.h>
 
-#include "fs.h"
-#include "image.h"
-#include "sif.h"
-#include "sing_meta.h"
+#include "executor/base/fs.h"
+#include "executor/source/image.h"
+#include "executor/convert/sif.h"
+#include "executor/convert/sing_meta.h"
 
 #define T0 1795985414 /* Sunday 29 November 2026, 20:50:14 UTC */
 

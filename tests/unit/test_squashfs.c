@@ -30,8 +30,8 @@
 #include <sqfs/io.h>
 #include <sqfs/super.h>
 
-#include "fs.h"
-#include "squashfs.h"
+#include "executor/base/fs.h"
+#include "executor/convert/squashfs.h"
 
 #define MKFS_TIME 1700000000
 #define BLK 131072

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "uhttp.h"
+#include "executor/dockerd/uhttp.h"
 
 struct parsed {
 	int rc;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "xxh64.h"
+#include "executor/base/xxh64.h"
 
 #define MAX_LEN 300
 

@@ -1,0 +1,92 @@
+/* berth: the one way berth spawns processes.
+ *
+ * fork + execve with an argv array, never a shell.  When a credential is
+ * given, the child drops to it completely before exec (setgroups, then
+ * setresgid, then setresuid): SPANK's user_init runs with only the effective
+ * uid dropped, and a child that kept real uid 0 would be root.  A failure in
+ * the child between fork and exec is sent back to the parent through a
+ * close-on-exec pipe, so the caller gets "cannot run X: cause" instead of a
+ * bare exit status. */
+#ifndef BERTH_PROCESS_H
+#define BERTH_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf/error.h"
+
+struct berth_cred {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups; NULL/0 = only gid */
+	size_t n_groups;
+};
+
+struct berth_spawn {
+	char *const *argv;             /* argv[0] is the absolute program path */
+	char *const *envp;             /* NULL = inherit environ */
+	const struct berth_cred *cred; /* NULL = keep the caller's */
+	const char *cwd;               /* NULL = keep */
+	int stdin_fd;                  /* -1 = /dev/null */
+	int stderr_fd;                 /* -1 = inherit */
+	/* When non-NULL, stdout is captured (at most `capture_max` bytes; more
+	 * is an error) into a malloc'd NUL-terminated string; else inherited. */
+	char **capture_stdout;
+	size_t capture_max;
+	bool stderr_to_capture;        /* 2>&1 into the capture (error text) */
+	/* While capturing: called with each complete output line as it comes,
+	 * and with NULL and the seconds elapsed when the program has been
+	 * silent for a while (to tell a waiting user it is still working). */
+	void (*on_output)(void *ctx, const char *line, unsigned seconds);
+	void *output_ctx;
+	const int *keep_fds;           /* close-on-exec fds the program inherits */
+	size_t n_keep_fds;
+};
+
+/* Run to completion.  *status receives the exit code in the shell's
+ * convention (the code, or 128+N after signal N).  Returns -1 only when the
+ * program could not be started or its output not read. */
+int berth_spawn_run(const struct berth_spawn *sp, int *status,
+		    struct berth_err *err);
+
+/* Start without waiting (no capture allowed).  Returns the pid or -1. */
+pid_t berth_spawn_start(const struct berth_spawn *sp, struct berth_err *err);
+
+/* waitpid, retrying on EINTR; returns the shell-convention code or -1. */
+int berth_wait_pid(pid_t pid, struct berth_err *err);
+
+/* Drop to `cred` in the current process (setgroups+setresgid+setresuid) and
+ * verify that getting root back is impossible. */
+int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err);
+
+/* May `cred` open `path` for reading (a folder: list and enter it)?  Asked
+ * in a child that has dropped to cred, so the kernel's own checks decide:
+ * permissions, ACLs, every parent folder.  Returns 1 yes, 0 no, -1 error. */
+int berth_user_can_read(const struct berth_cred *cred, const char *path,
+			struct berth_err *err);
+
+/* Open `path` for reading as `cred` would (a child drops to cred, opens it
+ * and hands the descriptor back): *fd is then exactly the object the user
+ * may read, whatever the path names a moment later.  1 opened, 0 refused
+ * by the kernel (*errno_out says why), -1 error. */
+int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
+		    int *errno_out, struct berth_err *err);
+
+/* Pass file descriptors over a unix socket (SCM_RIGHTS), and receive them.
+ * Return 0, or -1 with errno. */
+int berth_send_fds(int sock, const int *fds, size_t n);
+int berth_recv_fds(int sock, int *fds, size_t n);
+
+/* Exit status in the shell's convention from a waitpid() status. */
+int berth_exit_code(int wait_status);
+
+/* A resource limit for a container, as Docker names it ("nofile"); -1 is
+ * unlimited. */
+struct berth_ulimit {
+	const char *name;
+	int64_t soft, hard;
+};
+
+#endif

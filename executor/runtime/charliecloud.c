@@ -1,0 +1,216 @@
+/* berth: the Charliecloud runtime (ch-run on the cached flattened rootfs).
+ *
+ * ch-run 0.31 binds only onto paths that exist in the image, has no
+ * read-only bind, no mount flags and no tmpfs.  The cached image is never
+ * written to, so berth prepares what ch-run lacks in a user+mount namespace
+ * of its own, entered just before exec, on a tmpfs mounted at
+ * CacheDir/<uid>/layer (private to that namespace; it vanishes with it):
+ *  - an overlay over the cached tree (upper half on that tmpfs) when the
+ *    container is writable or a mount target is missing from the image:
+ *    the missing targets are made in the overlay, never in the cache;
+ *  - each mount ch-run cannot make itself (read-only, nosuid, nodev,
+ *    noexec, tmpfs) made there first, with its flags, at layer/mnt/N;
+ *    ch-run's recursive bind carries it into the container, where the
+ *    kernel locks the flags.
+ * A job with only plain read-write binds onto existing targets needs none
+ * of it: ch-run runs straight on the cached tree. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "executor/runtime/caps.h"
+#include "executor/executor.h"
+#include "executor/base/fs.h"
+#include "executor/runtime/fakeroot.h"
+#include "executor/runtime/mountns.h"
+
+#define LAYER_DIR BERTH_LAYER_DIR
+
+static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
+{
+	(void)ex;
+	return &berth_artifact_rootfs;
+}
+
+/* What cc_create decided, for cc_before_exec. */
+struct cc_plan {
+	bool layer;    /* the namespace and its tmpfs at CacheDir/<uid>/layer */
+	bool overlay;  /* ch-run runs on layer/root, an overlay over the cache */
+	bool *staged;  /* per mount: made at layer/mnt/N first */
+	size_t n_staged;
+	/* The home folder over an overlay: bound by berth, not ch-run's --home,
+	 * which from 0.38 on lays a tmpfs of its own over the root (writes would
+	 * miss a named container's layer). */
+	struct berth_mount home;
+};
+
+/* A bind ch-run makes itself: read-write, no flags, onto a target the
+ * image has.  Its propagation is private, as ch-run makes every mount. */
+static bool chrun_binds_it(const struct berth_mount *b)
+{
+	return b->kind == BERTH_MOUNT_BIND && !b->read_only && !b->flags &&
+	       (b->propagation == BERTH_PROP_DEFAULT || b->propagation == BERTH_PROP_PRIVATE ||
+		b->propagation == BERTH_PROP_RPRIVATE);
+}
+
+static void cc_release(struct berth_executor *ex)
+{
+	struct cc_plan *plan = ex->priv;
+
+	if (plan) {
+		free(plan->staged);
+		free(plan->home.src);
+		free(plan->home.dst);
+	}
+	free(plan);
+	ex->priv = NULL;
+}
+
+static int plan_mounts(struct berth_executor *ex, const struct berth_container_spec *spec,
+		       int root_fd, struct berth_err *err)
+{
+	struct cc_plan *plan = calloc(1, sizeof(*plan));
+
+	if (!plan || !(plan->staged = calloc(spec->n_binds + 1, sizeof(bool)))) {
+		free(plan);
+		return berth_fail(err, ENOMEM, "mounts");
+	}
+	ex->priv = plan;
+	plan->n_staged = spec->n_binds;
+	plan->overlay = spec->writable || spec->layer_dir;
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const struct berth_mount *b = &spec->binds[i];
+		if (berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, b, err) < 0)
+			return -1;
+		plan->staged[i] = !chrun_binds_it(b);
+		plan->layer |= plan->staged[i];
+		if (!berth_ns_has(root_fd, b->dst))
+			plan->overlay = true;
+	}
+	plan->layer |= plan->overlay;
+	const char *home = getenv("HOME"), *user = getenv("USER");
+	if (spec->mount_home && plan->overlay && home && home[0] == '/' && user && *user) {
+		plan->home.src = strdup(home);
+		if (asprintf(&plan->home.dst, "/home/%s", user) < 0)
+			plan->home.dst = NULL;
+		if (!plan->home.src || !plan->home.dst)
+			return berth_fail(err, ENOMEM, "home");
+	}
+	return 0;
+}
+
+static bool env_has(char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return true;
+	return false;
+}
+
+static int add_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
+		     struct berth_strv *argv, struct berth_err *err)
+{
+	const struct cc_plan *plan = ex->priv;
+
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const struct berth_mount *b = &spec->binds[i];
+		int rc = plan->staged[i]
+			? berth_strv_addf(argv, err, "--bind=%s/" LAYER_DIR "/mnt/%zu:%s",
+					  ex->cache.dir, i, b->dst)
+			: berth_strv_addf(argv, err, "--bind=%s:%s", b->src, b->dst);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int cc_create(struct berth_executor *ex, const struct berth_container_spec *spec,
+		     struct berth_err *err)
+{
+	struct berth_strv argv = {0}, envp = {0};
+	char rootfs[PATH_MAX], layer_root[PATH_MAX + 16];
+
+	berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
+	_cleanup_close_ int root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return berth_fail(err, errno, "image rootfs %s", rootfs);
+	if (plan_mounts(ex, spec, root_fd, err) < 0)
+		return -1;
+	const struct cc_plan *plan = ex->priv;
+	snprintf(layer_root, sizeof(layer_root), "%s/" LAYER_DIR "/root", ex->cache.dir);
+	if (plan->layer && mkdirat(ex->cache.dir_fd, LAYER_DIR, 0700) < 0 && errno != EEXIST)
+		return berth_fail(err, errno, "cannot create %s/" LAYER_DIR, ex->cache.dir);
+	if (berth_strv_add(&argv, ex->cfg->chrun_path, err) < 0 ||
+	    (spec->mount_home && !plan->home.dst && berth_strv_add(&argv, "--home", err) < 0) ||
+	    (plan->home.dst && berth_strv_addf(&argv, err, "--bind=%s:%s", plan->home.src,
+					       plan->home.dst) < 0) ||
+	    (spec->writable && berth_strv_add(&argv, "--write", err) < 0) ||
+	    (spec->remap_root && (berth_strv_add(&argv, "--uid=0", err) < 0 ||
+				  berth_strv_add(&argv, "--gid=0", err) < 0)) ||
+	    berth_strv_addf(&argv, err, "--cd=%s", berth_spec_workdir(ex)) < 0 ||
+	    add_binds(ex, spec, &argv, err) < 0)
+		goto fail;
+	/* ch-run itself needs $USER; the command gets it only if asked for. */
+	for (size_t i = 0; spec->env && spec->env[i]; i++)
+		if (berth_strv_add(&envp, spec->env[i], err) < 0)
+			goto fail;
+	if (!env_has(spec->env, "USER")) {
+		const char *user = getenv("USER");
+		if (berth_strv_addf(&envp, err, "USER=%s", user ? user : "berth") < 0 ||
+		    berth_strv_add(&argv, "--unset-env=USER", err) < 0)
+			goto fail;
+	}
+	/* With an overlay ch-run gets it, never the cached tree (one job's
+	 * changes must not reach the next job). */
+	if (berth_strv_add(&argv, plan->overlay ? layer_root : rootfs, err) < 0 ||
+	    berth_strv_add(&argv, "--", err) < 0)
+		goto fail;
+	return berth_executor_set_command(ex, &argv, &envp, err);
+fail:
+	berth_strv_free(argv.v);
+	berth_strv_free(envp.v);
+	return -1;
+}
+
+static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	const struct cc_plan *plan = ex->priv;
+	char dir[PATH_MAX + 16];
+
+	if (spec->remap_root && berth_fake_id_syscalls(err) < 0)
+		return -1;
+	if (!plan || !plan->layer)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
+	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
+		return -1;
+	if (plan->overlay) {
+		char rootfs[PATH_MAX];
+		berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
+		_cleanup_close_ int root_fd = berth_ns_overlay(dir, rootfs, spec->layer_dir, err);
+		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
+		    (plan->home.dst && berth_ns_make_targets(root_fd, &plan->home, 1, err) < 0))
+			return -1;
+	}
+	for (size_t i = 0; i < spec->n_binds; i++)
+		if (plan->staged[i] && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+const struct berth_executor_ops berth_charliecloud_ops = {
+	.name = "charliecloud",
+	.artifact = cc_artifact,
+	.create = cc_create,
+	.before_exec = cc_before_exec,
+	.release = cc_release,
+};

@@ -1,0 +1,52 @@
+/* berth: a user+mount namespace of berth's own, entered just before a
+ * runtime is exec'd, for the mounts that runtime cannot make itself
+ * (read-only or flagged binds on ch-run 0.31, tmpfs, noexec).  They are
+ * made on a tmpfs at CacheDir/<uid>/layer, at layer/mnt/N, and the
+ * runtime binds them in; the kernel locks their flags in the container.
+ * Everything vanishes with the namespace: nothing to clean up, nothing
+ * written to the cache. */
+#ifndef BERTH_MOUNTNS_H
+#define BERTH_MOUNTNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/error.h"
+#include "conf/mounts.h"
+
+#define BERTH_LAYER_DIR "layer"
+
+/* Unshare a user and a mount namespace; the caller's uid and gid map to
+ * themselves (no other id exists there); every mount becomes private. */
+int berth_ns_enter(struct berth_err *err);
+
+/* Mount the private tmpfs on `dir` (CacheDir/<uid>/layer) and make its
+ * mnt/ folder. */
+int berth_ns_layer(const char *dir, struct berth_err *err);
+
+/* Mount b at DIR/mnt/I with its flags: a bind of its source, or a tmpfs. */
+int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
+		   struct berth_err *err);
+
+/* An overlay at DIR/root over the tree `lower` (never written).  Its upper
+ * and work halves are DIR/upper and DIR/work on the layer's tmpfs (gone
+ * with the namespace), or `keep`/upper and `keep`/work on disk (a named
+ * container's).  Returns an O_PATH fd of the overlay's root. */
+int berth_ns_overlay(const char *dir, const char *lower, const char *keep,
+		     struct berth_err *err);
+
+/* A read-only view at DIR/root of `upper` (a named container's changes)
+ * over `lower`, for saving it. */
+int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
+			  struct berth_err *err);
+
+/* Does the tree at root_fd have `dst`?  Looked up beneath it without
+ * following symlinks: a target behind one counts as missing. */
+bool berth_ns_has(int root_fd, const char *dst);
+
+/* Make the mount targets the tree lacks (folders, or empty files for a
+ * source that is not a folder) in the overlay at root_fd. */
+int berth_ns_make_targets(int root_fd, const struct berth_mount *m, size_t n,
+			  struct berth_err *err);
+
+#endif

@@ -1,0 +1,430 @@
+/* berth: the Singularity runtime (SingularityCE or Apptainer, the binary
+ * named by SingularityPath).
+ *
+ * berth makes the runtime's image itself, once per digest, never with
+ * `singularity build`: the flattened tree plus the /.singularity.d
+ * metadata `apptainer build` would write (sing_meta.c), kept either as a
+ * sandbox folder (run directly: the fastest start, no FUSE) or written as
+ * SquashFS into a SIF (sif.c; one file per image, for setuid
+ * installations).  SingularityImageFormat=auto picks from the
+ * installation (berth_singularity_choose_format).  A .sif or SquashFS file
+ * given by the user runs as it is.
+ *
+ * Running is `singularity exec --containall --cleanenv ...`: the
+ * environment travels as SINGULARITYENV_/APPTAINERENV_ variables with
+ * NO_EVAL set, so values arrive byte for byte, and singularity's own
+ * environment is built from scratch, so a user's SINGULARITY_BIND & co.
+ * cannot change the call. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "executor/runtime/caps.h"
+#include "executor/executor.h"
+#include "executor/base/fs.h"
+#include "executor/runtime/fakeroot.h"
+#include "executor/runtime/mountns.h"
+#include "executor/base/process.h"
+#include "executor/convert/sif.h"
+#include "executor/convert/sing_meta.h"
+
+#define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define VERSION_MAX 256
+
+struct sing {
+	bool apptainer;               /* flavour: decides the env prefix */
+	char version[VERSION_MAX];    /* first line of --version */
+	enum berth_sing_format format; /* sif or sandbox, decided */
+	struct berth_artifact artifact;
+	char image[PATH_MAX];         /* the cached SIF or sandbox */
+	bool any_staged;              /* a mount made first in berth's namespace */
+};
+
+static struct sing *priv(struct berth_executor *ex)
+{
+	return ex->priv;
+}
+
+/* `singularity --version`, remembered per binary (device, inode, mtime,
+ * size) in the user's cache so a warm start costs no extra process. */
+static int read_version(struct berth_executor *ex, struct berth_err *err)
+{
+	const char *bin = ex->cfg->singularity_path;
+	struct sing *s = priv(ex);
+	char key[128], line[VERSION_MAX + 128];
+	struct stat st;
+
+	if (stat(bin, &st) < 0)
+		return berth_fail(err, errno, "cannot find singularity at %s "
+				  "(SingularityPath in berth.conf)", bin);
+	snprintf(key, sizeof(key), "%lu:%lu:%lld:%lld ", (unsigned long)st.st_dev,
+		 (unsigned long)st.st_ino, (long long)st.st_mtime, (long long)st.st_size);
+	_cleanup_close_ int fd = openat(ex->cache.dir_fd, "singularity.version",
+					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+	if (n > 0) {
+		line[n] = '\0';
+		if (!strncmp(line, key, strlen(key))) {
+			snprintf(s->version, sizeof(s->version), "%s", line + strlen(key));
+			return 0;
+		}
+	}
+	char *argv[] = {(char *)bin, "--version", NULL};
+	char *envp[] = {HOST_PATH, NULL};
+	_cleanup_free_ char *out = NULL;
+	int status;
+	struct berth_spawn sp = {.argv = argv, .envp = envp, .stdin_fd = -1,
+				 .stderr_fd = -1, .capture_stdout = &out,
+				 .capture_max = 4096, .stderr_to_capture = true};
+	if (berth_spawn_run(&sp, &status, err) < 0)
+		return -1;
+	if (status != 0)
+		return berth_fail(err, 0, "%s --version failed (exit %d): %s", bin,
+				  status, out);
+	out[strcspn(out, "\n")] = '\0';
+	snprintf(s->version, sizeof(s->version), "%s", out);
+	/* Best effort: a write race or failure only costs a spawn next time. */
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "singularity.version.%d", (int)getpid());
+	int wfd = openat(ex->cache.dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			 O_CLOEXEC, 0600);
+	if (wfd >= 0) {
+		dprintf(wfd, "%s%s", key, s->version);
+		close(wfd);
+		renameat(ex->cache.dir_fd, tmp, ex->cache.dir_fd, "singularity.version");
+	}
+	return 0;
+}
+
+/* The runtime's own version number ("1.4.5"), for the image's labels. */
+static const char *version_number(const struct sing *s)
+{
+	const char *space = strrchr(s->version, ' ');
+
+	return space ? space + 1 : NULL;
+}
+
+/* Flatten the image into `dir` (created) and add /.singularity.d; the
+ * SIF's metadata objects stay in *meta for the caller. */
+static int make_tree(struct berth_executor *ex, const struct berth_image *img,
+		     const char *dir, struct berth_flatten_stats *stats,
+		     struct berth_sing_meta *meta, struct berth_err *err)
+{
+	struct sing *s = priv(ex);
+	struct berth_sing_build build = {
+		.bootstrap = "docker-archive",
+		.from = img->n_tags ? img->tags[0] : img->digest,
+		.apptainer_version = s->apptainer ? version_number(s) : NULL,
+	};
+
+	if (mkdir(dir, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", dir);
+	if (berth_image_flatten(img, dir, stats, err) < 0 ||
+	    berth_singularity_meta_build(img, &build, meta, err) < 0)
+		return -1;
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open %s", dir);
+	return berth_singularity_meta_write(fd, meta, err);
+}
+
+/* SingularityImageFormat=sandbox: the tree itself is the image. */
+static int convert_sandbox(void *ctx, const struct berth_image *img, const char *out_path,
+			   const char *work_dir, struct berth_flatten_stats *stats,
+			   struct berth_err *err)
+{
+	struct berth_sing_meta meta = {0};
+
+	(void)work_dir;
+	int rc = make_tree(ctx, img, out_path, stats, &meta, err);
+	berth_singularity_meta_free(&meta);
+	return rc;
+}
+
+/* SingularityImageFormat=sif: the tree, built in the work folder, written
+ * as SquashFS (zstd) into a SIF with the metadata objects, then removed. */
+static int convert_sif(void *ctx, const struct berth_image *img, const char *out_path,
+		       const char *work_dir, struct berth_flatten_stats *stats,
+		       struct berth_err *err)
+{
+	struct berth_sing_meta meta = {0};
+	char tree[PATH_MAX];
+
+	snprintf(tree, sizeof(tree), "%s/sif-tree", work_dir);
+	int rc = make_tree(ctx, img, tree, stats, &meta, err);
+	if (rc == 0) {
+		struct berth_sif_opts opts = {.objects = meta.objects, .n_objects = meta.n_objects};
+		rc = berth_sif_write(tree, out_path, &opts, NULL, err);
+	}
+	berth_singularity_meta_free(&meta);
+	_cleanup_close_ int wfd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wfd >= 0)
+		berth_remove_tree(wfd, "sif-tree"); /* now, not with the build folder */
+	return rc;
+}
+
+/* A setuid starter installed beside the binary: <prefix>/libexec/
+ * {apptainer,singularity}/bin/starter-suid, owned by root, mode u+s. */
+static bool setuid_starter(const char *bin, char *found, size_t len)
+{
+	static const char *const flavours[] = {"apptainer", "singularity"};
+	_cleanup_free_ char *real = realpath(bin, NULL);
+	struct stat st;
+
+	if (!real)
+		return false;
+	char *slash = strrchr(real, '/');
+	if (slash)
+		*slash = '\0'; /* <prefix>/bin */
+	if ((slash = strrchr(real, '/')))
+		*slash = '\0'; /* <prefix> */
+	for (size_t i = 0; i < sizeof(flavours) / sizeof(*flavours); i++) {
+		snprintf(found, len, "%s/libexec/%s/bin/starter-suid", real, flavours[i]);
+		if (stat(found, &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool have_squashfuse(void)
+{
+	static const char *const paths[] = {"/usr/bin/squashfuse_ll", "/usr/bin/squashfuse",
+					    "/usr/local/bin/squashfuse_ll", "/usr/local/bin/squashfuse"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+		if (access(paths[i], X_OK) == 0)
+			return access("/dev/fuse", R_OK | W_OK) == 0;
+	return false;
+}
+
+enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
+						       char *why, size_t len)
+{
+	char starter[PATH_MAX];
+
+	if (cfg->sing_format != BERTH_SING_AUTO) {
+		snprintf(why, len, "set by SingularityImageFormat");
+		return cfg->sing_format;
+	}
+	if (setuid_starter(cfg->singularity_path, starter, sizeof(starter))) {
+		snprintf(why, len, "auto: setuid installation (%s): one SIF per image, "
+			 "mounted by the setuid starter", starter);
+		return BERTH_SING_SIF;
+	}
+	snprintf(why, len, "auto: unprivileged installation (user namespaces, no setuid "
+		 "starter beside %s): a sandbox folder starts fastest and needs no FUSE%s",
+		 cfg->singularity_path,
+		 have_squashfuse() ? "" : " (without squashfuse a SIF is unpacked at every start)");
+	return BERTH_SING_SANDBOX;
+}
+
+static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
+{
+	struct sing *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return berth_fail(err, ENOMEM, "executor");
+	ex->priv = s;
+	if (read_version(ex, err) < 0)
+		return -1;
+	s->apptainer = !strncmp(s->version, "apptainer", 9);
+	char why[PATH_MAX + 256];
+	s->format = berth_singularity_choose_format(ex->cfg, why, sizeof(why));
+	s->artifact = s->format == BERTH_SING_SIF
+		? (struct berth_artifact){.leaf = "image.sif", .convert = convert_sif, .ctx = ex}
+		: (struct berth_artifact){.leaf = "sandbox", .convert = convert_sandbox, .ctx = ex};
+	return 0;
+}
+
+static const struct berth_artifact *sing_artifact(struct berth_executor *ex)
+{
+	return &priv(ex)->artifact;
+}
+
+static const char *env_value(char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return env[i] + len + 1;
+	return NULL;
+}
+
+/* singularity's own environment: built from nothing. */
+static int sing_env(struct berth_executor *ex, const struct berth_container_spec *spec,
+		    struct berth_strv *envp, struct berth_err *err)
+{
+	const char *pfx = priv(ex)->apptainer ? "APPTAINER" : "SINGULARITY";
+	const char *home = env_value(spec->env, "HOME");
+
+	if (!home)
+		home = getenv("HOME");
+	if (berth_strv_add(envp, HOST_PATH, err) < 0 ||
+	    berth_strv_addf(envp, err, "HOME=%s", home ? home : "/") < 0 ||
+	    berth_strv_addf(envp, err, "%s_NO_EVAL=1", pfx) < 0)
+		return -1;
+	if (getenv("USER") && berth_strv_addf(envp, err, "USER=%s", getenv("USER")) < 0)
+		return -1;
+	for (size_t i = 0; spec->env && spec->env[i]; i++) {
+		/* HOME is the --home option's; singularity refuses it as ENV. */
+		if (!strncmp(spec->env[i], "HOME=", 5) || !strchr(spec->env[i], '='))
+			continue;
+		if (berth_strv_addf(envp, err, "%sENV_%s", pfx, spec->env[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Apptainer binds read-only or read-write, always nosuid and nodev.  A tmpfs or noexec is made first in berth's own
+ * namespace (mountns.h) and bound in from there; other propagations it
+ * cannot give. */
+static bool needs_stage(const struct berth_mount *b)
+{
+	return b->kind == BERTH_MOUNT_TMPFS || (b->flags & BERTH_MNT_NOEXEC);
+}
+
+static int add_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
+		     struct berth_strv *argv, struct berth_err *err)
+{
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const struct berth_mount *b = &spec->binds[i];
+		if (berth_runtime_can_mount(BERTH_RT_SINGULARITY, b, err) < 0)
+			return -1;
+		if (strchr(b->src, ':') || strchr(b->src, ',') || strchr(b->dst, ':') ||
+		    strchr(b->dst, ','))
+			return berth_fail(err, 0, "bind '%s:%s': singularity cannot bind paths "
+					  "containing ':' or ','", b->src, b->dst);
+		bool staged = needs_stage(b);
+		priv(ex)->any_staged |= staged;
+		int rc = staged ? berth_strv_addf(argv, err, "--bind=%s/" BERTH_LAYER_DIR
+						  "/mnt/%zu:%s:%s", ex->cache.dir, i, b->dst,
+						  b->read_only ? "ro" : "rw")
+				: berth_strv_addf(argv, err, "--bind=%s:%s:%s", b->src, b->dst,
+						  b->read_only ? "ro" : "rw");
+		if (rc < 0)
+			return -1;
+	}
+	if (priv(ex)->any_staged && mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 &&
+	    errno != EEXIST)
+		return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR, ex->cache.dir);
+	return 0;
+}
+
+static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	char dir[PATH_MAX + 16];
+
+	if (spec->remap_root && berth_fake_id_syscalls(err) < 0)
+		return -1;
+	if (!priv(ex)->any_staged && !spec->layer_dir)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
+	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
+		return -1;
+	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
+		int root_fd = berth_ns_overlay(dir, priv(ex)->image, spec->layer_dir, err);
+		if (root_fd < 0)
+			return -1;
+		close(root_fd);
+	}
+	for (size_t i = 0; i < spec->n_binds; i++)
+		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
+		       struct berth_err *err)
+{
+	struct berth_strv argv = {0}, envp = {0};
+	const char *home = env_value(spec->env, "HOME");
+	const char *image = ex->raw_image;
+
+	if (!image) {
+		berth_cache_entry_path(&ex->cache, ex->digest, priv(ex)->artifact.leaf,
+				       priv(ex)->image);
+		image = priv(ex)->image;
+	}
+	/* A named container runs the overlay that before_exec mounts over the
+	 * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
+	char named_root[PATH_MAX + 32];
+	if (spec->layer_dir) {
+		if (ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
+			return berth_fail(err, 0, "--container-name with singularity needs the "
+					  "sandbox image format (SingularityImageFormat=sandbox; "
+					  "this site keeps SIFs), or use --container-runtime="
+					  "charliecloud");
+		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
+			 ex->cache.dir);
+		image = named_root;
+		if (mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 && errno != EEXIST)
+			return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR,
+					  ex->cache.dir);
+	}
+	if (!home)
+		home = getenv("HOME");
+	/* --quiet keeps the runtime's notices ("INFO: gocryptfs not found")
+	 * out of the job's output; its warnings and errors still come. */
+	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
+	    (!spec->verbose && berth_strv_add(&argv, "--quiet", err) < 0) ||
+	    berth_strv_add(&argv, "exec", err) < 0 ||
+	    /* --containall but for its PID namespace where tasks join a named
+	     * container: they would die with its first task (Apptainer 1.4.5
+	     * ignores --no-pid under --containall) */
+	    (spec->layer_dir ? berth_strv_add(&argv, "--contain", err) < 0 ||
+				       berth_strv_add(&argv, "--ipc", err) < 0
+			     : berth_strv_add(&argv, "--containall", err) < 0) ||
+	    berth_strv_add(&argv, "--cleanenv", err) < 0 ||
+	    berth_strv_add(&argv, "--pwd", err) < 0 ||
+	    berth_strv_add(&argv, berth_spec_workdir(ex), err) < 0)
+		goto fail;
+	bool bind_home = spec->mount_home && home;
+	int rc = berth_strv_add(&argv, bind_home ? "--home" : "--no-home", err);
+	if (rc == 0 && bind_home)
+		rc = berth_strv_add(&argv, home, err);
+	if (rc < 0)
+		goto fail;
+	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
+								   : "--writable-tmpfs", err) < 0)
+		goto fail;
+	/* uid 0 in a user namespace of its own, mapped to the user alone: not
+	 * the site's /etc/subuid ranges (files would belong to other ids), not
+	 * the host's fakeroot(1) (it needs the host's libc in the image);
+	 * berth's seccomp filter fakes chown instead, on every runtime. */
+	if (spec->remap_root && (berth_strv_add(&argv, "--fakeroot", err) < 0 ||
+				 berth_strv_add(&argv, "--ignore-subuid", err) < 0 ||
+				 berth_strv_add(&argv, "--ignore-fakeroot-command", err) < 0))
+		goto fail;
+	if (add_binds(ex, spec, &argv, err) < 0)
+		goto fail;
+	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
+		goto fail;
+	return berth_executor_set_command(ex, &argv, &envp, err);
+fail:
+	berth_strv_free(argv.v);
+	berth_strv_free(envp.v);
+	return -1;
+}
+
+static void sing_release(struct berth_executor *ex)
+{
+	free(ex->priv);
+	ex->priv = NULL;
+}
+
+const struct berth_executor_ops berth_singularity_ops = {
+	.name = "singularity",
+	.artifact = sing_artifact,
+	.prepare = sing_prepare,
+	.create = sing_create,
+	.before_exec = sing_before_exec,
+	.release = sing_release,
+	.runs_raw_images = true,
+};

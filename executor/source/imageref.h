@@ -1,0 +1,55 @@
+/* berth: registry image references, in the forms users already write.
+ *
+ *   docker://[REGISTRY/]REPO[:TAG][@sha256:HEX]   (Docker, Apptainer)
+ *   [REGISTRY#]REPO[:TAG][@sha256:HEX]            (pyxis, enroot)
+ *   REPO[:TAG][@sha256:HEX]                       (bare, as `docker pull`)
+ *
+ * Resolved as Docker resolves them: a first path component with a '.' or
+ * a ':' or "localhost" names the registry (docker:// and bare forms), else
+ * the default registry (Docker Hub unless the site sets one), where a
+ * one-component repository gets "library/".  The tag defaults to "latest"
+ * unless a digest is given.  Grammar from the OCI distribution spec: the
+ * parser only checks text; whether a string is a local archive instead is
+ * the caller's question (it asks the file system first). */
+#ifndef BERTH_IMAGEREF_H
+#define BERTH_IMAGEREF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/error.h"
+
+#define BERTH_DOCKER_HUB "registry-1.docker.io"
+
+struct berth_imageref {
+	char registry[256];    /* host[:port], as the API is reached */
+	char repository[256];  /* "library/ubuntu", "nvidia/pytorch" */
+	char tag[129];         /* "" only when a digest pins it */
+	char digest[72];       /* "sha256:<64 hex>" or "" */
+};
+
+/* Parse `text`; `default_registry` NULL means Docker Hub.  Errors say what
+ * is wrong with the text and what a valid reference looks like. */
+int berth_imageref_parse(const char *text, const char *default_registry,
+			 struct berth_imageref *ref, struct berth_err *err);
+
+/* "sha256:" and 64 lowercase hex digits: the only digest form berth
+ * verifies (references, manifests, blob names). */
+bool berth_digest_valid(const char *digest);
+
+/* Is `text` meant as a file, even if no such file exists: an absolute or
+ * ./ ../ ~ path, or an archive/SIF extension (before any #TAG)?  A missing
+ * archive must say so, not go asking Docker Hub. */
+bool berth_imageref_looks_like_path(const char *text);
+
+/* "REGISTRY/REPOSITORY:TAG@DIGEST" (parts that are set), for messages and
+ * for the pinned form handed to the nodes. */
+void berth_imageref_format(const struct berth_imageref *ref, char *out, size_t len);
+
+/* A URL's pin (berth_fetch_pin's "etag:..." or "lm:...") as one word for
+ * BERTH_IMAGE_PINS: percent-encoded outside [A-Za-z0-9:._~/+-], and back.
+ * decode returns -1 on a malformed escape or when out is too small. */
+void berth_pin_encode(const char *pin, char *out, size_t cap);
+int berth_pin_decode(const char *word, char *out, size_t cap);
+
+#endif

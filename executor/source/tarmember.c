@@ -1,0 +1,164 @@
+#define _GNU_SOURCE
+#include "executor/source/tarmember.h"
+#include "executor/base/sha256.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define READ_BLOCK (256 * 1024)
+
+void berth_archive_freep(struct archive **a)
+{
+	if (*a)
+		archive_read_free(*a);
+}
+
+struct archive *berth_tar_open(const char *path, struct berth_err *err)
+{
+	struct stat st;
+
+	/* Say "no such file" plainly instead of libarchive's wording. */
+	if (stat(path, &st) < 0) {
+		berth_fail(err, errno, "cannot open image archive %s", path);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		berth_fail(err, 0, "image archive %s is not a regular file", path);
+		return NULL;
+	}
+	struct archive *a = archive_read_new();
+
+	if (!a) {
+		berth_fail(err, ENOMEM, "libarchive");
+		return NULL;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	if (archive_read_open_filename(a, path, READ_BLOCK) != ARCHIVE_OK) {
+		berth_fail(err, 0, "%s is not a docker-save archive (%s); create "
+			   "one with 'docker save IMAGE -o FILE.tar'",
+			   path, archive_error_string(a));
+		archive_read_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+const char *berth_member_name(struct archive_entry *entry)
+{
+	const char *name = archive_entry_pathname(entry);
+
+	if (!name)
+		return "";
+	while (name[0] == '.' && name[1] == '/')
+		name += 2;
+	return name;
+}
+
+struct archive *berth_tar_seek_member(const char *path, const char *name,
+				      int64_t *size, struct berth_err *err)
+{
+	struct archive_entry *entry;
+	struct archive *a = berth_tar_open(path, err);
+	int rc;
+
+	if (!a)
+		return NULL;
+	while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
+		if (strcmp(berth_member_name(entry), name) == 0) {
+			if (size)
+				*size = archive_entry_size(entry);
+			return a;
+		}
+	}
+	if (rc == ARCHIVE_EOF)
+		berth_fail(err, 0, "image archive %s has no member '%s'; it is "
+			   "incomplete or not a docker-save archive, save the "
+			   "image again", path, name);
+	else
+		berth_fail(err, 0, "image archive %s is damaged (%s)",
+			   path, archive_error_string(a));
+	archive_read_free(a);
+	return NULL;
+}
+
+int berth_tar_read_member(const char *path, const char *name, size_t max,
+			  char **buf, size_t *len, struct berth_err *err)
+{
+	int64_t size;
+	_cleanup_archive_ struct archive *a =
+		berth_tar_seek_member(path, name, &size, err);
+	_cleanup_free_ char *data = NULL;
+	size_t have = 0;
+
+	if (!a)
+		return -1;
+	if (size < 0 || (uint64_t)size > max)
+		return berth_fail(err, 0,
+				  "image archive %s: member '%s' is %lld bytes, "
+				  "more than the %zu-byte limit; this is not a "
+				  "docker-save archive berth can read",
+				  path, name, (long long)size, max);
+	data = malloc((size_t)size + 1);
+	if (!data)
+		return berth_fail(err, ENOMEM, "reading '%s'", name);
+	while (have < (size_t)size) {
+		la_ssize_t n = archive_read_data(a, data + have, (size_t)size - have);
+		if (n < 0)
+			return berth_fail(err, 0,
+					  "image archive %s: cannot read '%s' (%s)",
+					  path, name, archive_error_string(a));
+		if (n == 0)
+			return berth_fail(err, 0,
+					  "image archive %s is truncated inside '%s'",
+					  path, name);
+		have += (size_t)n;
+	}
+	data[have] = '\0';
+	*len = have;
+	*buf = berth_steal(data);
+	return 0;
+}
+
+static void hex_digest(const unsigned char *md, unsigned n, char out[72])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	memcpy(out, "sha256:", 7);
+	for (unsigned i = 0; i < n && i < 32; i++) {
+		out[7 + 2 * i] = hex[md[i] >> 4];
+		out[8 + 2 * i] = hex[md[i] & 15];
+	}
+	out[71] = '\0';
+}
+
+void berth_sha256_hex(const void *data, size_t len, char out[72])
+{
+	unsigned char md[BERTH_SHA256_LEN];
+
+	berth_sha256(data, len, md);
+	hex_digest(md, BERTH_SHA256_LEN, out);
+}
+
+void berth_sha256_final(EVP_MD_CTX *ctx, char out[72])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	EVP_DigestFinal_ex(ctx, md, &n);
+	hex_digest(md, n, out);
+}
+
+bool berth_blob_name_digest(const char *name, char digest[72])
+{
+	const char *prefix = "blobs/sha256/";
+	const char *hex = name + strlen(prefix);
+
+	if (strncmp(name, prefix, strlen(prefix)) != 0 || strlen(hex) != 64 ||
+	    strspn(hex, "0123456789abcdef") != 64)
+		return false;
+	snprintf(digest, 72, "sha256:%s", hex);
+	return true;
+}

@@ -126,48 +126,48 @@ lint:
 # On a fresh machine too: packages first (a no-op when installed), then the
 # build, then the tests (which start the cluster and dockerd if needed).
 test:
-	bash tests/cluster/packages.sh
+	bash tests/harness/cluster/packages.sh
 	$(MAKE) -j$(JOBS) unit-build
 	BUILD=$(BUILD) bash tests/run-all.sh $(UNIT_TESTS)
 
 # `make cluster-start` is the one-node cluster of `make test`;
 # `make cluster-start NODES=4` (or `make mcluster-start`) the multi-node one
-# of tests/multinode/ (tests/cluster/multinode.sh: one slurmd per network
+# of tests/multinode/ (tests/harness/cluster/multinode.sh: one slurmd per network
 # namespace, in /var/tmp/berth-mcluster).
 NODES ?=
 cluster-start: all
 ifeq ($(NODES),)
-	BERTH_BUILD=$(abspath $(BUILD)) bash tests/cluster/start.sh
+	BERTH_BUILD=$(abspath $(BUILD)) bash tests/harness/cluster/start.sh
 else
-	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(NODES) bash tests/cluster/multinode.sh start
+	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(NODES) bash tests/harness/cluster/multinode.sh start
 endif
 cluster-stop:
 ifeq ($(NODES),)
-	bash tests/cluster/stop.sh
+	bash tests/harness/cluster/stop.sh
 else
-	BERTH_NODES=$(NODES) bash tests/cluster/multinode.sh stop
+	BERTH_NODES=$(NODES) bash tests/harness/cluster/multinode.sh stop
 endif
 mcluster-start: all
-	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(or $(NODES),4) bash tests/cluster/multinode.sh start
+	BERTH_BUILD=$(abspath $(BUILD)) BERTH_NODES=$(or $(NODES),4) bash tests/harness/cluster/multinode.sh start
 mcluster-stop:
-	BERTH_NODES=$(or $(NODES),4) bash tests/cluster/multinode.sh stop
+	BERTH_NODES=$(or $(NODES),4) bash tests/harness/cluster/multinode.sh stop
 # The multi-node tests alone (they start the multi-node cluster if needed).
 test-multinode: all
 	BUILD=$(BUILD) BERTH_TESTS=multinode bash tests/run-all.sh
 
 # Packages first: on a fresh machine the build needs their headers.
 demo:
-	bash tests/cluster/packages.sh
+	bash tests/harness/cluster/packages.sh
 	$(MAKE) all
 	BERTH_BUILD=$(abspath $(BUILD)) bash tests/demo.sh
 
-# The version matrix (tests/matrix/): unit, conformance and end-to-end
+# The version matrix (tests/harness/matrix/): unit, conformance and end-to-end
 # suites per Slurm release (Debian 12 here, trixie and sid in debootstrap
 # chroots, built and cached when missing) and runtime; prints the table.
 # MATRIX="trixie sid" limits the rows.
 test-matrix:
-	bash tests/cluster/packages.sh
-	bash tests/matrix/run.sh $(MATRIX)
+	bash tests/harness/cluster/packages.sh
+	bash tests/harness/matrix/run.sh $(MATRIX)
 
 bench: all
 	BERTH_BUILD=$(abspath $(BUILD)) bash bench/run.sh

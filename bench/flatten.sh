@@ -12,7 +12,7 @@ BERTH=${BERTH_BUILD:-$REPO/build}/berth
 out=$REPO/bench/out
 mkdir -p "$out"
 img=$out/big.tar
-[ -e "$img" ] || python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
+[ -e "$img" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
 work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # The layer tars, extracted once (not timed), in manifest order.

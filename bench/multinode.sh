@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cold staging of a big image (>= 200 MB, several layers) on 1, 2 and 4
-# nodes at once (tests/cluster/multinode.sh: 4 slurmd on this machine, each
+# nodes at once (tests/harness/cluster/multinode.sh: 4 slurmd on this machine, each
 # with its own CacheDir), from the same archive: one `srun -N K true` with
 # every node's cache emptied first.  Rounds alternate the order (1 2 4,
 # 2 4 1, 4 1 2, ...).  Prints the median wall time and spread per K, the
@@ -15,7 +15,7 @@ set -euo pipefail
 N=${BENCH_N:-5}
 D=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster}
 export BERTH_CLUSTER_DIR=$D SLURM_CONF=$D/etc/slurm.conf
-MNODE=$REPO/tests/cluster/multinode.sh
+MNODE=$REPO/tests/harness/cluster/multinode.sh
 started=""
 if ! sinfo -h >/dev/null 2>&1; then
 	BERTH_BUILD=${BERTH_BUILD:-$REPO/build} bash "$MNODE" start >/dev/null
@@ -25,7 +25,7 @@ user=${BERTH_TEST_USER:-berthtest}
 uid=$(id -u "$user")
 out=$REPO/bench/out
 mkdir -p "$out"
-[ -e "$out/big.tar" ] || python3 "$REPO/tests/fixtures/mkimage.py" legacy "$out/big.tar" --big-mb 220 --tag berth/big:1 >/dev/null
+[ -e "$out/big.tar" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$out/big.tar" --big-mb 220 --tag berth/big:1 >/dev/null
 work=$D/bench
 install -d -m 0755 "$work"
 install -m 0644 "$out/big.tar" "$work/big.tar"
@@ -75,7 +75,7 @@ stage() {
 	local k=$1 t0 t
 	rm -rf "$D"/nodes/*/cache/"$uid" "$D/shared-cache/$uid" "$work"/io/*
 	t0=$(now_ms)
-	timeout 600 "$REPO/tests/cluster/submit.sh" srun -N "$k" --container-image="$work/big.tar" true >/dev/null 2>&1 ||
+	timeout 600 "$REPO/tests/harness/cluster/submit.sh" srun -N "$k" --container-image="$work/big.tar" true >/dev/null 2>&1 ||
 		{ echo "bench: srun -N $k failed" >&2; return 1; }
 	t=$(($(now_ms) - t0))
 	echo "$t $(cat "$work"/io/* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }') $(find "$work/io" -type f | wc -l)"

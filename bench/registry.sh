@@ -38,7 +38,7 @@ docker_clean() { # our two images gone from dockerd, by tag and by id
 cleanup() {
 	set +e
 	[ -z "$docker_ok" ] || docker_clean
-	bash "$REPO/tests/registry/stop.sh" "$work/reg" >/dev/null 2>&1
+	bash "$REPO/tests/harness/registry/stop.sh" "$work/reg" >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,18 +48,18 @@ uniq_list() { printf '%s\n' "$@" | sort -n | uniq | paste -sd/; }
 
 # ---- images and registry ------------------------------------------------------
 mkdir -p "$work/img"
-python3 "$REPO/tests/fixtures/mkimage.py" oci "$work/img/big.tar" --big-mb 220 \
+python3 "$REPO/tests/harness/fixtures/mkimage.py" oci "$work/img/big.tar" --big-mb 220 \
 	--tag berth/big:1 --gzip-layers >/dev/null
-python3 "$REPO/tests/fixtures/mkimage.py" oci "$work/img/big2.tar" --big-mb 220 \
+python3 "$REPO/tests/harness/fixtures/mkimage.py" oci "$work/img/big2.tar" --big-mb 220 \
 	--tag berth/big2:1 --gzip-layers --workdir /x >/dev/null
-bash "$REPO/tests/registry/start.sh" "$work/reg" >/dev/null
+bash "$REPO/tests/harness/registry/start.sh" "$work/reg" >/dev/null
 set -a
-# shellcheck disable=SC1091 # written by tests/registry/start.sh
+# shellcheck disable=SC1091 # written by tests/harness/registry/start.sh
 . "$work/reg/env"
 set +a
 reglog=$work/reg/registry.log
-bash "$REPO/tests/registry/push.sh" --env "$work/reg/env" "$work/img/big.tar" berth/big:1 >/dev/null
-bash "$REPO/tests/registry/push.sh" --env "$work/reg/env" "$work/img/big2.tar" berth/big2:1 >/dev/null
+bash "$REPO/tests/harness/registry/push.sh" --env "$work/reg/env" "$work/img/big.tar" berth/big:1 >/dev/null
+bash "$REPO/tests/harness/registry/push.sh" --env "$work/reg/env" "$work/img/big2.tar" berth/big2:1 >/dev/null
 rm -rf "$work/img"
 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/berth/big:1" >"$work/m1.json"
 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/berth/big2:1" >"$work/m2.json"
@@ -111,7 +111,7 @@ while read -r d; do # the newest sid chroot that has it
 done < <(ls -dt /var/cache/berth-matrix/sid-* 2>/dev/null || true)
 app_prep() { rm -rf "$work/app" && mkdir -p "$work/app/cache" "$work/app/tmp"; }
 app_run() { # $work is under /var/tmp, which the chroot shares
-	bash "$REPO/tests/matrix/enter.sh" "$app_root" env APPTAINER_CACHEDIR="$work/app/cache" \
+	bash "$REPO/tests/harness/matrix/enter.sh" "$app_root" env APPTAINER_CACHEDIR="$work/app/cache" \
 		APPTAINER_TMPDIR="$work/app/tmp" apptainer pull --force --no-https \
 		"$work/app/big.sif" "docker://$REGISTRY/berth/big:1"
 }
@@ -123,7 +123,7 @@ contender "berth pull (download + verify + flatten)" berth_cold_prep berth_big b
 cache_fresh
 clock "$work/warm.log" berth_big >/dev/null || die "berth pull of $REGISTRY/berth/big:1 failed"
 if ! docker info >/dev/null 2>&1; then
-	echo "docker pull: skipped (dockerd not reachable; bash tests/cluster/dockerd.sh start)"
+	echo "docker pull: skipped (dockerd not reachable; bash tests/harness/cluster/dockerd.sh start)"
 else
 	docker_ok=1
 	docker_prep
@@ -140,18 +140,18 @@ clock "$work/warm.log" skopeo_run >/dev/null || die "skopeo copy failed"
 contender "skopeo copy to dir: (download only)" skopeo_prep skopeo_run
 app_note=""
 if [ -z "$app_root" ]; then
-	echo "apptainer pull: skipped (no /var/cache/berth-matrix/sid-*/usr/bin/apptainer; tests/matrix builds it)"
+	echo "apptainer pull: skipped (no /var/cache/berth-matrix/sid-*/usr/bin/apptainer; tests/harness/matrix builds it)"
 elif [ "$uid" -ne 0 ]; then
-	echo "apptainer pull: skipped (tests/matrix/enter.sh needs root)"
+	echo "apptainer pull: skipped (tests/harness/matrix/enter.sh needs root)"
 else
 	app_prep
 	if clock "$work/warm.log" app_run >/dev/null 2>&1; then
-		app_version=$(bash "$REPO/tests/matrix/enter.sh" "$app_root" apptainer --version 2>/dev/null | awk '{print $NF}')
+		app_version=$(bash "$REPO/tests/harness/matrix/enter.sh" "$app_root" apptainer --version 2>/dev/null | awk '{print $NF}')
 		contender "apptainer pull $app_version (download + extract + SIF)" app_prep app_run
 		t_enter=()
-		for _ in 1 2 3; do t_enter+=("$(clock "$work/warm.log" bash "$REPO/tests/matrix/enter.sh" "$app_root" true)"); done
+		for _ in 1 2 3; do t_enter+=("$(clock "$work/warm.log" bash "$REPO/tests/harness/matrix/enter.sh" "$app_root" true)"); done
 		read -r enter_ms _ <<<"$(spread "${t_enter[@]}")"
-		app_note="(apptainer's figure includes ${enter_ms} ms of tests/matrix/enter.sh, chroot $(basename "$app_root"))"
+		app_note="(apptainer's figure includes ${enter_ms} ms of tests/harness/matrix/enter.sh, chroot $(basename "$app_root"))"
 	else
 		echo "apptainer pull: skipped (it failed in $app_root: $(grep -v '^INFO' "$work/warm.log" | tail -1))"
 	fi

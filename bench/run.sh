@@ -8,10 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 started=""
 if [ ! -r "${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/env" ] ||
 	! SLURM_CONF=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; then
-	bash "$here/../tests/cluster/start.sh" >/dev/null
+	bash "$here/../tests/harness/cluster/start.sh" >/dev/null
 	started=1
 fi
-bash "$here/../tests/cluster/dockerd.sh" start >/dev/null || true
+bash "$here/../tests/harness/cluster/dockerd.sh" start >/dev/null || true
 out=$(mktemp)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 echo "N=${BENCH_N:-11} runs per figure, medians"
@@ -22,5 +22,5 @@ done
 echo "== summary"
 grep -E ' x |adds' "$out" || true
 rm -f "$out"
-[ -z "$started" ] || bash "$here/../tests/cluster/stop.sh" >/dev/null
-bash "$here/../tests/cluster/dockerd.sh" stop >/dev/null || true
+[ -z "$started" ] || bash "$here/../tests/harness/cluster/stop.sh" >/dev/null
+bash "$here/../tests/harness/cluster/dockerd.sh" stop >/dev/null || true

@@ -13,13 +13,13 @@ BERTH=${BERTH_BUILD:-$REPO/build}/berth
 out=$REPO/bench/out
 mkdir -p "$out"
 img=$out/big.tar
-[ -e "$img" ] || python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
+[ -e "$img" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
 work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/layers"
 tar -xf "$img" -C "$work/layers"
 mapfile -t layers < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))[0]["Layers"]))' "$work/layers/manifest.json")
-sing=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+sing=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
 
 berth_pull() { # format
 	rm -rf "$work/cache" && mkdir "$work/cache"

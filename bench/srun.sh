@@ -5,12 +5,12 @@
 # pairs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-SUBMIT="$REPO/tests/cluster/submit.sh"
+SUBMIT="$REPO/tests/harness/cluster/submit.sh"
 BERTH=$BERTH_CLUSTER_DIR/bin/berth
 img=$BERTH_CLUSTER_DIR/e2e/images/bench.tar
 mkdir -p "$(dirname "$img")"
 chmod 755 "$BERTH_CLUSTER_DIR/e2e" "$(dirname "$img")"
-[ -e "$img" ] || python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" >/dev/null
+[ -e "$img" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" >/dev/null
 chmod 644 "$img"
 plain_cmd=("$SUBMIT" srun true)
 plain_then_raw=(srun_then_raw)

@@ -9,9 +9,9 @@ trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 mkdir -p "$work/cache"
 img=$work/img.tar
-python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" >/dev/null
+python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" >/dev/null
 export USER=${USER:-root}
-sing=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+sing=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
 printf 'SingularityPath=%s\nAllowedRuntimes=charliecloud,singularity\n' "$sing" >"$work/berth.conf"
 export BERTH_CONFIG=$work/berth.conf
 for rt in charliecloud singularity; do

@@ -1,9 +1,14 @@
-/* berth: the command.  Shared by its subcommands. */
+/* berth: the command.  What its commands share (common.c) and the
+ * commands that main.c's table dispatches to, one file each. */
 #ifndef BERTH_CLI_H
 #define BERTH_CLI_H
 
+#include <stdint.h>
+
 #include "conf/config.h"
 #include "conf/error.h"
+
+/* ---- shared by the commands (common.c) ---- */
 
 /* Print "berth: MSG" on stderr. */
 void cli_error(const struct berth_err *err);
@@ -22,18 +27,29 @@ int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
 /* 1536 -> "1.5K" */
 void cli_print_size(unsigned long long bytes, char *out, size_t cap);
 
-int cmd_launch(int argc, char **argv);
-int cmd_ps(int argc, char **argv);
-int cmd_rm(int argc, char **argv);
-int cmd_run(int argc, char **argv);
-int cmd_docker(int argc, char **argv);
-int cmd_resolve(int argc, char **argv);
-int cmd_login(int argc, char **argv);
+/* Progress on stderr, at most a line a second (the fetcher throttles):
+ * the cache's progress callback for berth pull and berth fetch. */
+void cli_show_progress(void *ctx, const char *what, uint64_t done, uint64_t total);
 
 struct berth_image;
 /* A registry reference pulled into the user's cache and opened (berth
- * inspect); 1 when `text` is not one. */
+ * inspect; registry.c); 1 when `text` is not one. */
 int cli_open_registry_image(const char *text, struct berth_image *img, char pinned[72],
 			    struct berth_err *err);
+
+/* ---- the commands: argv[0] is the command's name ---- */
+
+int cmd_pull(int argc, char **argv);      /* pull.c */
+int cmd_inspect(int argc, char **argv);   /* inspect.c */
+int cmd_run(int argc, char **argv);       /* run.c */
+int cmd_launch(int argc, char **argv);    /* launch.c */
+int cmd_fetch(int argc, char **argv);     /* fetch.c */
+int cmd_resolve(int argc, char **argv);   /* registry.c */
+int cmd_login(int argc, char **argv);     /* registry.c */
+int cmd_docker(int argc, char **argv);    /* docker.c */
+int cmd_cache(int argc, char **argv);     /* cache.c */
+int cmd_config(int argc, char **argv);    /* config.c */
+int cmd_ps(int argc, char **argv);        /* containers.c */
+int cmd_rm(int argc, char **argv);        /* containers.c */
 
 #endif

@@ -9,7 +9,6 @@
  * image a task runs from. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <poll.h>
@@ -22,15 +21,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "executor/executor.h"
 #include "executor/runtime/fakeroot.h"
-#include "executor/runtime/mountns.h"
 #include "executor/runtime/named.h"
 #include "executor/runtime/save.h"
-#include "executor/base/fs.h"
 #include "executor/base/process.h"
 #include "cli/cli.h"
 
@@ -339,62 +335,6 @@ static int run_named(struct berth_executor *ex, struct berth_named *named,
 	return berth_wait_forwarding(child);
 }
 
-static int read_config(const char *path, char **out, size_t *len, struct berth_err *err)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return berth_fail(err, errno, "cannot open %s", path);
-	if (st.st_size > BERTH_CONFIG_MAX || !(*out = malloc((size_t)st.st_size + 1)))
-		return berth_fail(err, EFBIG, "%s", path);
-	*len = (size_t)st.st_size;
-	if (berth_read_all(fd, *out, *len) < 0)
-		return berth_fail(err, errno, "cannot read %s", path);
-	return 0;
-}
-
-/* --container-save, by the task that ran the container, once it ended:
- * its layer over its image, seen read-only in a namespace of a child's
- * own, written as a docker-save archive (save.h). */
-static int save_container(struct berth_executor *ex, const struct berth_named *named,
-			  const char *path, struct berth_err *err)
-{
-	char lower[PATH_MAX], upper[PATH_MAX + 8], dir[PATH_MAX + 16], config[PATH_MAX];
-	int status;
-
-	berth_cache_entry_path(&ex->cache, named->digest, ex->ops->artifact(ex)->leaf, lower);
-	berth_cache_entry_path(&ex->cache, named->digest, "config.json", config);
-	snprintf(upper, sizeof(upper), "%s/upper", named->dir);
-	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
-	pid_t child = fork();
-	if (child < 0)
-		return berth_fail(err, errno, "fork");
-	if (child == 0) {
-		struct berth_err cerr = {0};
-		char *json = NULL;
-		size_t len = 0;
-		char root[PATH_MAX + 32];
-		snprintf(root, sizeof(root), "%s/root", dir);
-		int rc = read_config(config, &json, &len, &cerr);
-		if (rc == 0 && (berth_ns_enter(&cerr) < 0 || berth_ns_layer(dir, &cerr) < 0 ||
-				berth_ns_overlay_view(dir, upper, lower, &cerr) < 0 ||
-				berth_save_docker_archive(root, json, len, path, &cerr) < 0))
-			rc = -1;
-		if (rc < 0)
-			cli_error(&cerr);
-		free(json);
-		_exit(rc < 0 ? 1 : 0);
-	}
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return berth_fail(err, 0, "--container-save=%s: the container was not saved "
-				  "(see above)", path);
-	fprintf(stderr, "berth: container saved to %s\n", path);
-	return 0;
-}
-
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -469,9 +409,13 @@ int cmd_launch(int argc, char **argv)
 		goto fail;
 	if (l.name || l.save) {
 		code = run_named(ex, &named, &err);
-		if (code >= 0 && l.save && save_container(ex, &named, l.save, &err) < 0) {
-			cli_error(&err);
-			code = code ? code : 1;
+		if (code >= 0 && l.save) {
+			if (berth_save_container(ex, &named, l.save, &err) < 0) {
+				cli_error(&err);
+				code = code ? code : 1;
+			} else {
+				fprintf(stderr, "berth: container saved to %s\n", l.save);
+			}
 		}
 		goto out;
 	}

@@ -10,7 +10,6 @@
 
 #include "executor/cache/cache.h"
 #include "executor/source/fetch.h"
-#include "executor/base/fs.h"
 #include "executor/source/imageref.h"
 #include "executor/source/registry.h"
 #include "cli/cli.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks: lint.sh cppcheck | clang-tidy | exports
+# Static checks: lint.sh cppcheck | clang-tidy | exports | layers
 set -u
 cd "$(dirname "$0")/.."
 srcs=$(find conf executor cli spank -name "*.c" | sort)
@@ -28,7 +28,12 @@ exports)
 		grep -Ev '@GLIBC|^(slurm_|spank_)')
 	[ -z "$missing" ] || { echo "plugin needs symbols nobody provides: $missing"; exit 1; }
 	;;
+layers)
+	# Includes point downward only, none from outside the root, and no
+	# import circle between source files (tests/lint_layers.py says how).
+	python3 tests/lint_layers.py "${BUILD:-build}"
+	;;
 *)
-	"$0" cppcheck && "$0" clang-tidy && "$0" exports
+	"$0" cppcheck && "$0" clang-tidy && "$0" exports && "$0" layers
 	;;
 esac

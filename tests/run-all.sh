@@ -8,11 +8,11 @@
 #   fakes           the singularity stand-in's own self-test (it must keep
 #                   behaving like the real Apptainer it was compared with)
 #   conformance     one executor suite, run unchanged against every runtime
-#   e2e             jobs through the real one-node Slurm (tests/cluster/)
+#   e2e             jobs through the real one-node Slurm (tests/harness/cluster/)
 #   packaging       man pages (groff -ww), the RPM spec, the .deb built,
 #                   installed and used for a job on the cluster
 #   multinode       (only when named; .ci/run does) jobs across the 4 nodes
-#                   of tests/cluster/multinode.sh, once per runtime, and the
+#                   of tests/harness/cluster/multinode.sh, once per runtime, and the
 #                   cache shared by all nodes
 #   soak            (only when named) 300 mixed jobs; the node's resources
 #                   counted before and after must agree
@@ -23,7 +23,7 @@
 # ..." limits the e2e files (a developer's quick look, also in the matrix).
 # BERTH_RESULTS=FILE appends one line per check, "RUNTIME ok|fail", where
 # RUNTIME is the runtime the check ran (charliecloud, singularity, docker)
-# or "common" for checks of no one runtime: tests/matrix/ adds them up into
+# or "common" for checks of no one runtime: tests/harness/matrix/ adds them up into
 # the Slurm release x runtime table.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,10 +41,10 @@ started=()
 cleanup() {
 	for what in "${started[@]}"; do
 		case $what in
-		cluster) bash "$here/cluster/stop.sh" >/dev/null ;;
+		cluster) bash "$here/harness/cluster/stop.sh" >/dev/null ;;
 		mcluster) BERTH_CLUSTER_DIR=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster} \
-			bash "$here/cluster/multinode.sh" stop >/dev/null ;;
-		dockerd) bash "$here/cluster/dockerd.sh" stop >/dev/null ;;
+			bash "$here/harness/cluster/multinode.sh" stop >/dev/null ;;
+		dockerd) bash "$here/harness/cluster/dockerd.sh" stop >/dev/null ;;
 		esac
 	done
 }
@@ -53,11 +53,11 @@ case " $groups " in
 *" e2e "* | *" conformance "* | *" packaging "* | *" soak "*)
 	if [ "$(id -u)" -eq 0 ]; then
 		if ! curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
-			bash "$here/cluster/dockerd.sh" start && started+=(dockerd)
+			bash "$here/harness/cluster/dockerd.sh" start && started+=(dockerd)
 		fi
 		if ! { [ -r "${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/env" ] &&
 			SLURM_CONF=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; }; then
-			BERTH_BUILD=$BUILD bash "$here/cluster/start.sh" && started+=(cluster)
+			BERTH_BUILD=$BUILD bash "$here/harness/cluster/start.sh" && started+=(cluster)
 		fi
 	fi
 	;;
@@ -68,11 +68,11 @@ case " $groups " in
 *" multinode "*)
 	if [ "$(id -u)" -eq 0 ]; then
 		if ! curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
-			bash "$here/cluster/dockerd.sh" start && started+=(dockerd)
+			bash "$here/harness/cluster/dockerd.sh" start && started+=(dockerd)
 		fi
 		if ! SLURM_CONF=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster}/etc/slurm.conf sinfo -h >/dev/null 2>&1; then
 			BERTH_CLUSTER_DIR=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster} BERTH_BUILD=$BUILD \
-				bash "$here/cluster/multinode.sh" start && started+=(mcluster)
+				bash "$here/harness/cluster/multinode.sh" start && started+=(mcluster)
 		fi
 	fi
 	;;
@@ -205,8 +205,8 @@ for group in $groups; do
 		;;
 	fakes)
 		# PASS/FAIL lines, one per case, as TAP
-		run_tap "fakes/test_fake.sh [singularity]" bash -c \
-			"bash '$here/fakes/test_fake.sh' 2>&1 | sed -e 's/^PASS /ok - /' -e 's/^FAIL /not ok - /'; exit \${PIPESTATUS[0]}"
+		run_tap "harness/fakes/test_fake.sh [singularity]" bash -c \
+			"bash '$here/harness/fakes/test_fake.sh' 2>&1 | sed -e 's/^PASS /ok - /' -e 's/^FAIL /not ok - /'; exit \${PIPESTATUS[0]}"
 		;;
 	pipeline-singularity) # the version matrix: berth's SIF/sandbox, the real Apptainer
 		run_tap "singularity.bats [singularity]" bats --tap "$here/pipeline/singularity.bats"

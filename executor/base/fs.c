@@ -180,3 +180,31 @@ int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	}
 	return 0;
 }
+
+int berth_open_child(int dir_fd, const char *name, int flags)
+{
+	int fd = berth_open_beneath(dir_fd, name, flags, 0);
+
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(dir_fd, *name ? name : ".", flags | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+int berth_create_file(const char *path, mode_t mode, berth_fill_fn *fill, void *arg,
+		      struct berth_err *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+				      O_CLOEXEC, mode);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot create %s", path);
+	if (fill(fd, arg, err) < 0) {
+		unlink(path);
+		return berth_wrap(err, "%s", path);
+	}
+	if (close(berth_steal_fd(fd)) < 0) {
+		int saved = errno;
+		unlink(path);
+		return berth_fail(err, saved, "cannot write %s", path);
+	}
+	return 0;
+}

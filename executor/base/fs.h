@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include "conf/error.h"
+
 /* Remove `name` in the folder `dir_fd`, recursively when it is a folder.
  * Never follows symlinks: a symlink is removed, not its target.  Folders
  * are made writable first (we own them; a 0555 folder must still empty).
@@ -29,5 +31,22 @@ int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* openat2() beneath root_fd, no symlinks, no magic links, no mount
  * crossing.  `flags` gets O_CLOEXEC | O_NOFOLLOW added. */
 int berth_open_beneath(int root_fd, const char *path, int flags, mode_t mode);
+
+/* Open `name`, one component (no '/', not "." or ".."; "" is dir_fd
+ * itself), in dir_fd without following a symlink or crossing a mount.
+ * Where openat2() is missing (kernels before 5.6, older valgrind),
+ * openat() with O_NOFOLLOW is as safe for a single component; a mount is
+ * then crossed, so a caller that must not cross one compares the device
+ * numbers itself. */
+int berth_open_child(int dir_fd, const char *name, int flags);
+
+/* Write a new file `path` through `fill`: created with O_EXCL (never
+ * through a symlink, mode `mode`, open for reading and writing), filled,
+ * closed.  Where fill or the close fails, the file is removed again, so
+ * nothing half-written stays under the name; fill's message gets
+ * "path: " in front.  Returns 0 or -1 (err). */
+typedef int berth_fill_fn(int fd, void *arg, struct berth_err *err);
+int berth_create_file(const char *path, mode_t mode, berth_fill_fn *fill, void *arg,
+		      struct berth_err *err);
 
 #endif

@@ -140,6 +140,11 @@ void berth_cache_entry_path(const struct berth_cache *cache,
 int berth_cache_use(struct berth_cache *cache, const char *digest,
 		    const char *leaf, struct berth_err *err);
 
+/* Does a process hold a flock on dir_fd/name (false when there is no such
+ * file)?  Tried with an exclusive lock that does not wait and is let go at
+ * once: an entry in use (its lock shared), a named container running. */
+bool berth_lock_held(int dir_fd, const char *name);
+
 /* Load the cached config of an entry into img (env, workdir, ...). */
 int berth_cache_load_config(struct berth_cache *cache, const char *digest,
 			    struct berth_image *img, struct berth_err *err);

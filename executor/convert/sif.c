@@ -375,6 +375,20 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 	return 0;
 }
 
+/* berth_sif_write's arguments, for berth_create_file. */
+struct sif_job {
+	int dir;
+	const struct berth_sif_opts *o;
+	struct berth_sif_info *info;
+};
+
+static int sif_fill(int fd, void *arg, struct berth_err *err)
+{
+	const struct sif_job *j = arg;
+
+	return berth_sif_write_fd(j->dir, fd, j->o, j->info, err);
+}
+
 int berth_sif_write(const char *rootfs_dir, const char *out_path,
 		    const struct berth_sif_opts *o, struct berth_sif_info *info,
 		    struct berth_err *err)
@@ -382,20 +396,8 @@ int berth_sif_write(const char *rootfs_dir, const char *out_path,
 	_cleanup_close_ int dir = open(rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return berth_fail(err, errno, "cannot open rootfs folder %s", rootfs_dir);
-	_cleanup_close_ int fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-				      O_CLOEXEC, 0755);
-	if (fd < 0)
-		return berth_fail(err, errno, "cannot create %s", out_path);
-	if (berth_sif_write_fd(dir, fd, o, info, err) < 0) {
-		unlink(out_path);
-		return berth_wrap(err, "%s", out_path);
-	}
-	if (close(berth_steal_fd(fd)) < 0) {
-		int saved = errno;
-		unlink(out_path);
-		return berth_fail(err, saved, "cannot write %s", out_path);
-	}
-	return 0;
+	struct sif_job job = {.dir = dir, .o = o, .info = info};
+	return berth_create_file(out_path, 0755, sif_fill, &job, err);
 }
 
 /* ---- reading ----------------------------------------------------------------- */

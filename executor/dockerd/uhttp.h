@@ -1,5 +1,5 @@
 /* berth: HTTP/1.1 over a local stream socket, the subset the Docker Engine
- * API uses (docker_api.c).
+ * API uses (api.c and its calls: images.c, containers.c, attach.c).
  *
  * libcurl did this before, and loading it (with its thirty libraries: TLS,
  * Kerberos, LDAP, IDN...) cost every docker step more than berth's whole

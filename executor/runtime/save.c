@@ -1,3 +1,6 @@
+/* berth: --container-save (save.h): a named container's root, seen
+ * through a read-only overlay in a namespace of a child's own, written as
+ * a docker-save archive of one layer. */
 #define _GNU_SOURCE
 #include "executor/runtime/save.h"
 
@@ -12,10 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "executor/base/fs.h"
+#include "executor/executor.h"
+#include "executor/runtime/mountns.h"
+#include "executor/runtime/named.h"
 
 #define COPY_BLOCK (1 << 20)
 
@@ -316,4 +323,60 @@ int berth_save_docker_archive(const char *root, const char *base_config, size_t 
 	if (rc < 0)
 		unlink(out_tmp);
 	return rc;
+}
+
+/* The base image's config.json, which the saved image's config extends. */
+static int read_config(const char *path, char **out, size_t *len, struct berth_err *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "cannot open %s", path);
+	if (st.st_size > BERTH_CONFIG_MAX || !(*out = malloc((size_t)st.st_size + 1)))
+		return berth_fail(err, EFBIG, "%s", path);
+	*len = (size_t)st.st_size;
+	if (berth_read_all(fd, *out, *len) < 0)
+		return berth_fail(err, errno, "cannot read %s", path);
+	return 0;
+}
+
+/* --container-save, by the task that ran the container, once it ended:
+ * its layer over its image, seen read-only in a namespace of a child's
+ * own, written as a docker-save archive (save.h). */
+int berth_save_container(struct berth_executor *ex, const struct berth_named *named,
+			 const char *path, struct berth_err *err)
+{
+	char lower[PATH_MAX], upper[PATH_MAX + 8], dir[PATH_MAX + 16], config[PATH_MAX];
+	int status;
+
+	berth_cache_entry_path(&ex->cache, named->digest, ex->ops->artifact(ex)->leaf, lower);
+	berth_cache_entry_path(&ex->cache, named->digest, "config.json", config);
+	snprintf(upper, sizeof(upper), "%s/upper", named->dir);
+	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
+	pid_t child = fork();
+	if (child < 0)
+		return berth_fail(err, errno, "fork");
+	if (child == 0) {
+		struct berth_err cerr = {0};
+		char *json = NULL;
+		size_t len = 0;
+		char root[PATH_MAX + 32];
+		snprintf(root, sizeof(root), "%s/root", dir);
+		int rc = read_config(config, &json, &len, &cerr);
+		if (rc == 0 && (berth_ns_enter(&cerr) < 0 || berth_ns_layer(dir, &cerr) < 0 ||
+				berth_ns_overlay_view(dir, upper, lower, &cerr) < 0 ||
+				berth_save_docker_archive(root, json, len, path, &cerr) < 0))
+			rc = -1;
+		if (rc < 0) /* the parent only learns that it failed */
+			fprintf(stderr, "berth: %s\n", cerr.msg);
+		free(json);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return berth_fail(err, 0, "--container-save=%s: the container was not saved "
+				  "(see above)", path);
+	return 0;
 }

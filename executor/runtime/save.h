@@ -6,6 +6,17 @@
 
 #include "conf/error.h"
 
+struct berth_executor;
+struct berth_named;
+
+/* --container-save, by the task that ran the container, once it ended:
+ * the named container's layer over its image (ex's artifact of
+ * named->digest), seen read-only in a user and mount namespace of a
+ * child's own (mountns.h), written to `path` as a docker-save archive with
+ * the image's config.  The child says why it failed on stderr. */
+int berth_save_container(struct berth_executor *ex, const struct berth_named *named,
+			 const char *path, struct berth_err *err);
+
 /* A docker-save archive (legacy layout, one layer) of the tree at `root`,
  * with the base image's config (its Env, Entrypoint, WorkingDir...) and
  * the new layer's digest.  Every file is root's, as in an image; setuid

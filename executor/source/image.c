@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
-/* berth: docker-save archive reader (legacy and OCI layouts). */
+/* berth: docker-save archive reader (legacy and OCI layouts), and what every
+ * image has: its config, close.  Layout folders are read by layout.c,
+ * docker-save archives written by archive_write.c (see image.h). */
 #include "executor/source/image.h"
-#include "executor/source/imageref.h"
+#include "executor/source/image_int.h"
 
 #include "executor/base/dl/archive_lazy.h"
 #include <errno.h>
@@ -11,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "executor/base/fs.h" /* berth_write_all */
 #include "executor/source/tarmember.h"
 
 #define JSON_DEPTH 64
@@ -69,8 +70,8 @@ int berth_image_ref_split(const char *ref, char **path, char **tag,
 
 /* ---- JSON helpers ------------------------------------------------------ */
 
-static struct json_object *parse_json(const char *buf, size_t len,
-				      const char *what, struct berth_err *err)
+struct json_object *img_parse_json(const char *buf, size_t len,
+				   const char *what, struct berth_err *err)
 {
 	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
 	struct json_object *obj;
@@ -93,8 +94,8 @@ static struct json_object *parse_json(const char *buf, size_t len,
 	return obj;
 }
 
-static struct json_object *json_get(struct json_object *obj, const char *key,
-				    enum json_type type)
+struct json_object *img_json_get(struct json_object *obj, const char *key,
+				 enum json_type type)
 {
 	struct json_object *v;
 
@@ -252,7 +253,7 @@ static struct json_object *pick_legacy(struct json_object *manifest,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *item = json_object_array_get_idx(manifest, i);
-		struct json_object *tags = json_get(item, "RepoTags", json_type_array);
+		struct json_object *tags = img_json_get(item, "RepoTags", json_type_array);
 		if (!json_object_is_type(item, json_type_object)) {
 			berth_fail(err, 0, "image archive %s: manifest.json entry %zu "
 				   "is not an object", path, i);
@@ -310,7 +311,7 @@ static int layers_from_names(struct berth_image *img, struct json_object *names,
 
 static const char *oci_ref_name(struct json_object *desc)
 {
-	struct json_object *ann = json_get(desc, "annotations", json_type_object);
+	struct json_object *ann = img_json_get(desc, "annotations", json_type_object);
 	const char *name = bj_member_string(ann, "io.containerd.image.name");
 
 	return name ? name : bj_member_string(ann, "org.opencontainers.image.ref.name");
@@ -346,9 +347,9 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 				  &len, err) < 0)
 		return berth_wrap(err, "image archive %s has neither manifest.json "
 				  "nor a readable index.json", path);
-	if (!(index = parse_json(buf, len, "index.json", err)))
+	if (!(index = img_parse_json(buf, len, "index.json", err)))
 		return -1;
-	manifests = json_get(index, "manifests", json_type_array);
+	manifests = img_json_get(index, "manifests", json_type_array);
 	for (size_t i = 0; manifests && i < json_object_array_length(manifests); i++) {
 		struct json_object *desc = json_object_array_get_idx(manifests, i);
 		const char *name = oci_ref_name(desc);
@@ -386,10 +387,10 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 			   "corrupt", path, member, seen);
 		goto out;
 	}
-	struct json_object *manifest = parse_json(buf, len, member, err);
+	struct json_object *manifest = img_parse_json(buf, len, member, err);
 	if (!manifest)
 		goto out;
-	struct json_object *layers = json_get(manifest, "layers", json_type_array);
+	struct json_object *layers = img_json_get(manifest, "layers", json_type_array);
 	struct json_object *names_arr = json_object_new_array();
 	for (size_t i = 0; layers && i < json_object_array_length(layers); i++) {
 		char lm[128];
@@ -404,7 +405,7 @@ static int oci_read_manifest(struct berth_image *img, const char *tag,
 	rc = layers_from_names(img, names_arr, path, err);
 	json_object_put(names_arr);
 	if (rc == 0)
-		rc = blob_member(bj_member_string(json_get(manifest, "config", json_type_object),
+		rc = blob_member(bj_member_string(img_json_get(manifest, "config", json_type_object),
 					  "digest"), config_member, cap, path, err);
 	json_object_put(manifest);
 out:
@@ -417,7 +418,7 @@ out:
 static int parse_config(struct berth_image *img, const char *buf, size_t len,
 			const char *member, struct berth_err *err)
 {
-	struct json_object *root = parse_json(buf, len, member, err);
+	struct json_object *root = img_parse_json(buf, len, member, err);
 	struct json_object *cfg, *labels;
 	int rc = -1;
 
@@ -427,12 +428,12 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 		berth_fail(err, 0, "image config %s is not a JSON object", member);
 		goto out;
 	}
-	cfg = json_get(root, "config", json_type_object);
-	if (json_strv(json_get(cfg, "Env", json_type_array), &img->env, &img->n_env,
+	cfg = img_json_get(root, "config", json_type_object);
+	if (json_strv(img_json_get(cfg, "Env", json_type_array), &img->env, &img->n_env,
 		      "config Env", err) < 0 ||
-	    json_strv(json_get(cfg, "Entrypoint", json_type_array), &img->entrypoint,
+	    json_strv(img_json_get(cfg, "Entrypoint", json_type_array), &img->entrypoint,
 		      &img->n_entrypoint, "config Entrypoint", err) < 0 ||
-	    json_strv(json_get(cfg, "Cmd", json_type_array), &img->cmd, &img->n_cmd,
+	    json_strv(img_json_get(cfg, "Cmd", json_type_array), &img->cmd, &img->n_cmd,
 		      "config Cmd", err) < 0)
 		goto out;
 	const char *workdir = bj_member_string(cfg, "WorkingDir");
@@ -442,7 +443,7 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 		berth_fail(err, ENOMEM, "config");
 		goto out;
 	}
-	labels = json_get(cfg, "Labels", json_type_object);
+	labels = img_json_get(cfg, "Labels", json_type_object);
 	img->labels = calloc((labels ? (size_t)json_object_object_length(labels) : 0) + 1,
 			     sizeof(char *));
 	if (!img->labels) {
@@ -462,8 +463,8 @@ static int parse_config(struct berth_image *img, const char *buf, size_t len,
 	}
 	/* Legacy layers are named by directory; their uncompressed digest is
 	 * the diff_id, which flatten verifies when the layer is not gzipped. */
-	struct json_object *rootfs = json_get(root, "rootfs", json_type_object);
-	struct json_object *diff_ids = json_get(rootfs, "diff_ids", json_type_array);
+	struct json_object *rootfs = img_json_get(root, "rootfs", json_type_object);
+	struct json_object *diff_ids = img_json_get(rootfs, "diff_ids", json_type_array);
 	if (diff_ids && img->n_layers &&
 	    json_object_array_length(diff_ids) != img->n_layers) {
 		berth_fail(err, 0, "image config %s lists %zu layers but the "
@@ -537,7 +538,7 @@ static int open_legacy(struct berth_image *img, const char *buf, size_t len,
 		       const char *tag, char *config_member, size_t cap,
 		       struct berth_err *err)
 {
-	struct json_object *manifest = parse_json(buf, len, "manifest.json", err);
+	struct json_object *manifest = img_parse_json(buf, len, "manifest.json", err);
 	struct json_object *item;
 	int rc = -1;
 
@@ -557,8 +558,8 @@ static int open_legacy(struct berth_image *img, const char *buf, size_t len,
 		goto out;
 	}
 	snprintf(config_member, cap, "%s", config);
-	if (add_tags(img, json_get(item, "RepoTags", json_type_array), err) < 0 ||
-	    layers_from_names(img, json_get(item, "Layers", json_type_array),
+	if (add_tags(img, img_json_get(item, "RepoTags", json_type_array), err) < 0 ||
+	    layers_from_names(img, img_json_get(item, "Layers", json_type_array),
 			      img->archive, err) < 0)
 		goto out;
 	rc = 0;
@@ -596,546 +597,5 @@ int berth_image_open(struct berth_image *img, const char *path,
 	return 0;
 fail:
 	berth_image_close(img);
-	return -1;
-}
-
-/* ---- layout folders (pulled images) -------------------------------------- */
-
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define BLOB_BLOCK (256 * 1024)
-
-/* "sha256:" and 64 lowercase hex digits, the only form berth verifies.
- * Another algorithm gets its own message: the image is fine, berth is not. */
-static int check_digest_form(const char *digest, const char *what,
-			     struct berth_err *err)
-{
-	size_t alg = digest ? strcspn(digest, ":") : 0;
-
-	if (!digest || !*digest)
-		return berth_fail(err, 0, "%s has no digest; the image is malformed",
-				  what);
-	if (digest[alg] == ':' && alg && strncmp(digest, "sha256:", 7) != 0 &&
-	    strspn(digest, "abcdefghijklmnopqrstuvwxyz0123456789+._-") == alg)
-		return berth_fail(err, 0, "%s has a %.*s digest (%.80s); berth "
-				  "verifies sha256 digests only: push the image "
-				  "with sha256 digests (the default)", what,
-				  (int)(alg > 16 ? 16 : alg), digest, digest);
-	if (!berth_digest_valid(digest))
-		return berth_fail(err, 0, "%s has a malformed digest '%.80s' "
-				  "(expected sha256: and 64 lowercase hex digits)",
-				  what, digest);
-	return 0;
-}
-
-int berth_layout_blob_open(const char *layout_dir, const char *digest,
-			   struct berth_err *err)
-{
-	char rel[sizeof("blobs/sha256/") + 64];
-	_cleanup_close_ int dir = -1, fd = -1;
-	struct stat st;
-
-	if (check_digest_form(digest, "blob", err) < 0)
-		return -1;
-	snprintf(rel, sizeof(rel), "blobs/sha256/%s", digest + 7);
-	dir = open(layout_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return berth_fail(err, errno, "cannot open image folder %s; the "
-				  "image must be pulled again", layout_dir);
-	/* The name is checked hex, so O_NOFOLLOW is all a planted symlink
-	 * needs; O_NONBLOCK so that a fifo cannot hang the open (it is
-	 * refused below; no effect on a regular file). */
-	fd = openat(dir, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
-		return berth_fail(err, 0, "blob %s is missing from %s; the image "
-				  "must be pulled again", digest, layout_dir);
-	if (fd < 0)
-		return berth_fail(err, errno, "cannot open blob %s in %s%s", digest,
-				  layout_dir, errno == ELOOP
-						      ? " (it is a symlink; berth reads "
-							"blobs as plain files only)"
-						      : "");
-	if (fstat(fd, &st) < 0)
-		return berth_fail(err, errno, "blob %s in %s", digest, layout_dir);
-	if (!S_ISREG(st.st_mode))
-		return berth_fail(err, 0, "blob %s in %s is not a regular file; the "
-				  "image must be pulled again", digest, layout_dir);
-	return berth_steal_fd(fd);
-}
-
-/* The whole blob `digest` (at most `max` bytes), verified, NUL-terminated. */
-static int read_blob(const char *layout_dir, const char *digest, size_t max,
-		     char **buf, size_t *len, struct berth_err *err)
-{
-	_cleanup_close_ int fd = berth_layout_blob_open(layout_dir, digest, err);
-	_cleanup_free_ char *data = NULL;
-	struct stat st;
-	size_t have = 0;
-	char seen[72];
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return fd < 0 ? -1 : berth_fail(err, errno, "blob %s", digest);
-	if ((uint64_t)st.st_size > max)
-		return berth_fail(err, 0, "blob %s in %s is %lld bytes, more than "
-				  "the %zu-byte limit for a manifest or config; "
-				  "this is not an image berth can read", digest,
-				  layout_dir, (long long)st.st_size, max);
-	if (!(data = malloc((size_t)st.st_size + 1)))
-		return berth_fail(err, ENOMEM, "blob %s", digest);
-	while (have < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + have, (size_t)st.st_size - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return berth_fail(err, n < 0 ? errno : 0, "cannot read blob "
-					  "%s in %s%s", digest, layout_dir,
-					  n == 0 ? " (it shrank while read)" : "");
-		have += (size_t)n;
-	}
-	data[have] = '\0';
-	berth_sha256_hex(data, have, seen);
-	if (strcmp(seen, digest) != 0)
-		return berth_fail(err, 0, "blob %s in %s does not match its digest "
-				  "(content is %s); the cached copy is corrupt: pull "
-				  "the image again", digest, layout_dir, seen);
-	*len = have;
-	*buf = berth_steal(data);
-	return 0;
-}
-
-/* An image manifest, or say what else it is. */
-static int check_manifest_kind(struct json_object *m, const char *digest,
-			       struct berth_err *err)
-{
-	struct json_object *ver = json_get(m, "schemaVersion", json_type_int);
-	const char *mt = bj_member_string(m, "mediaType");
-
-	if (!json_object_is_type(m, json_type_object))
-		return berth_fail(err, 0, "manifest %s is not a JSON object; it is "
-				  "not an image manifest", digest);
-	if ((ver && json_object_get_int(ver) == 1) ||
-	    (mt && strstr(mt, "distribution.manifest.v1")))
-		return berth_fail(err, 0, "manifest %s is a Docker schema 1 manifest, "
-				  "a format too old for berth (it names no config "
-				  "digest): push the image again with a current "
-				  "docker, which writes schema 2", digest);
-	if ((mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST))) ||
-	    json_get(m, "manifests", json_type_array))
-		return berth_fail(err, 0, "manifest %s is an image index (a list of "
-				  "manifests, one per platform); a platform manifest "
-				  "must be chosen first and its digest given", digest);
-	if (mt && strcmp(mt, MT_DOCKER_MANIFEST) != 0 && strcmp(mt, MT_OCI_MANIFEST) != 0)
-		return berth_fail(err, 0, "manifest %s has media type '%.100s', not "
-				  "a Docker schema 2 or OCI image manifest; it is not "
-				  "a container image", digest, mt);
-	/* OCI lets mediaType out: then the content decides. */
-	if (!json_get(m, "config", json_type_object) ||
-	    !json_get(m, "layers", json_type_array))
-		return berth_fail(err, 0, "manifest %s has no config or no layers; "
-				  "it is not an image manifest", digest);
-	return 0;
-}
-
-/* Tar layers, plain or compressed (libarchive detects which); the media
- * type may be absent, then the content decides as well. */
-static int check_layer_type(const char *mt, const char *what,
-			    struct berth_err *err)
-{
-	static const char *const tar_layers[] = {
-		"application/vnd.docker.image.rootfs.diff.tar.gzip",
-		"application/vnd.docker.image.rootfs.diff.tar",
-		"application/vnd.oci.image.layer.v1.tar",
-		"application/vnd.oci.image.layer.v1.tar+gzip",
-		"application/vnd.oci.image.layer.v1.tar+zstd",
-	};
-	size_t len = mt ? strlen(mt) : 0;
-
-	for (size_t i = 0; mt && i < sizeof(tar_layers) / sizeof(*tar_layers); i++)
-		if (!strcmp(mt, tar_layers[i]))
-			return 0;
-	if (!mt)
-		return 0;
-	if (len > 10 && !strcmp(mt + len - 10, "+encrypted"))
-		return berth_fail(err, 0, "%s is encrypted (media type %.100s); "
-				  "berth cannot decrypt layers: use an unencrypted "
-				  "image", what, mt);
-	if (strstr(mt, "foreign") || strstr(mt, "nondistributable"))
-		return berth_fail(err, 0, "%s is a foreign layer (media type %.100s), "
-				  "kept outside the registry, as Windows base layers "
-				  "are; berth runs Linux images with all layers in the "
-				  "registry", what, mt);
-	return berth_fail(err, 0, "%s has media type '%.100s', not a tar layer; "
-			  "this is not a container image berth can run", what, mt);
-}
-
-static int layout_layer(struct berth_image *img, struct json_object *desc,
-			size_t i, const char *mdigest, struct berth_err *err)
-{
-	struct berth_layer *layer = &img->layers[i];
-	const char *digest = bj_member_string(desc, "digest");
-	char what[128];
-	int fd;
-
-	snprintf(what, sizeof(what), "manifest %.19s...: layer %zu", mdigest, i);
-	if (!json_object_is_type(desc, json_type_object))
-		return berth_fail(err, 0, "%s is not a descriptor object", what);
-	if (check_digest_form(digest, what, err) < 0 ||
-	    check_layer_type(bj_member_string(desc, "mediaType"), what, err) < 0)
-		return -1;
-	/* Present now: better said at open than halfway through flattening. */
-	if ((fd = berth_layout_blob_open(img->layout_dir, digest, err)) < 0)
-		return berth_wrap(err, "layer %zu", i);
-	close(fd);
-	if (asprintf(&layer->entry, "blobs/sha256/%s", digest + 7) < 0) {
-		layer->entry = NULL;
-		return berth_fail(err, ENOMEM, "layers");
-	}
-	snprintf(layer->digest, sizeof(layer->digest), "%s", digest);
-	return 0;
-}
-
-static int layout_layers(struct berth_image *img, struct json_object *layers,
-			 const char *mdigest, struct berth_err *err)
-{
-	size_t n = layers ? json_object_array_length(layers) : 0; /* json-c asserts on NULL */
-
-	if (n == 0)
-		return berth_fail(err, 0, "manifest %s lists no layers; berth needs "
-				  "at least one to make a file system", mdigest);
-	if (!(img->layers = calloc(n, sizeof(*img->layers))))
-		return berth_fail(err, ENOMEM, "layers");
-	for (size_t i = 0; i < n; i++) {
-		img->n_layers = i + 1; /* so that close frees a half-filled entry */
-		if (layout_layer(img, json_object_array_get_idx(layers, i), i,
-				 mdigest, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* The config's rootfs.diff_ids must pair up with the manifest's layers:
- * flatten checks each layer against both. */
-static int check_diff_id_count(const char *buf, size_t len, const char *digest,
-			       size_t n_layers, struct berth_err *err)
-{
-	struct json_object *root = parse_json(buf, len, "image config", err);
-	struct json_object *rootfs = json_get(root, "rootfs", json_type_object);
-	struct json_object *ids = json_get(rootfs, "diff_ids", json_type_array);
-	size_t n = ids ? json_object_array_length(ids) : 0;
-
-	json_object_put(root);
-	if (!root)
-		return berth_wrap(err, "config %s", digest);
-	if (n != n_layers)
-		return berth_fail(err, 0, "the manifest lists %zu layers but its "
-				  "config %s lists %zu (rootfs.diff_ids): manifest "
-				  "and config disagree, the image is malformed",
-				  n_layers, digest, n);
-	return 0;
-}
-
-static int layout_config(struct berth_image *img, struct json_object *desc,
-			 struct berth_err *err)
-{
-	const char *digest = bj_member_string(desc, "digest");
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-
-	if (check_digest_form(digest, "the manifest's config", err) < 0 ||
-	    read_blob(img->layout_dir, digest, BERTH_CONFIG_MAX, &buf, &len, err) < 0 ||
-	    check_diff_id_count(buf, len, digest, img->n_layers, err) < 0 ||
-	    parse_config(img, buf, len, digest, err) < 0)
-		return -1;
-	snprintf(img->digest, sizeof(img->digest), "%s", digest);
-	img->config_json = berth_steal(buf);
-	img->config_len = len;
-	return 0;
-}
-
-int berth_image_open_layout(struct berth_image *img, const char *layout_dir,
-			    const char *manifest_digest, struct berth_err *err)
-{
-	_cleanup_free_ char *buf = NULL;
-	struct json_object *m = NULL;
-	size_t len = 0;
-	int rc = -1;
-
-	memset(img, 0, sizeof(*img));
-	if (!(img->layout_dir = strdup(layout_dir)) ||
-	    !(img->tags = calloc(1, sizeof(char *)))) {
-		berth_fail(err, ENOMEM, "image");
-		goto out;
-	}
-	if (check_digest_form(manifest_digest, "the image manifest", err) < 0 ||
-	    read_blob(layout_dir, manifest_digest, BERTH_MANIFEST_MAX, &buf, &len,
-		      err) < 0)
-		goto out;
-	if (!(m = parse_json(buf, len, "the image manifest", err))) {
-		berth_wrap(err, "manifest %s", manifest_digest);
-		goto out;
-	}
-	if (check_manifest_kind(m, manifest_digest, err) < 0 ||
-	    layout_layers(img, json_get(m, "layers", json_type_array),
-			  manifest_digest, err) < 0 ||
-	    layout_config(img, json_get(m, "config", json_type_object), err) < 0)
-		goto out;
-	rc = 0;
-out:
-	json_object_put(m);
-	if (rc < 0)
-		berth_image_close(img);
-	return rc;
-}
-
-/* ---- docker-save archives from a layout ------------------------------------ */
-
-static void write_freep(struct archive **a)
-{
-	if (*a)
-		archive_write_free(*a);
-}
-#define _cleanup_write_ __attribute__((cleanup(write_freep)))
-
-/* Where the archive goes.  Once something failed, nothing more is written:
- * closing the archive would otherwise pad the cut blob with zeros (up to
- * its full size) and add end-of-archive blocks. */
-struct sink {
-	int fd;
-	bool failed;
-};
-
-static la_ssize_t sink_write(struct archive *a, void *data, const void *buf,
-			     size_t len)
-{
-	struct sink *sink = data;
-
-	if (sink->failed) {
-		archive_set_error(a, ECANCELED, "stopped after an error");
-		return -1;
-	}
-	if (berth_write_all(sink->fd, buf, len) < 0) {
-		archive_set_error(a, errno, "%s", strerror(errno));
-		return -1;
-	}
-	return (la_ssize_t)len;
-}
-
-static void md_freep(EVP_MD_CTX **ctx)
-{
-	EVP_MD_CTX_free(*ctx);
-}
-#define _cleanup_md_ __attribute__((cleanup(md_freep)))
-
-static int put_header(struct archive *a, const char *name, mode_t type,
-		      int64_t size, struct berth_err *err)
-{
-	struct archive_entry *e = archive_entry_new();
-	int rc;
-
-	if (!e)
-		return berth_fail(err, ENOMEM, "archive entry");
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_filetype(e, type);
-	archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
-	archive_entry_set_size(e, type == AE_IFDIR ? 0 : size);
-	rc = archive_write_header(a, e);
-	archive_entry_free(e);
-	if (rc != ARCHIVE_OK)
-		return berth_fail(err, 0,
-				  "cannot write '%s' to the docker archive (%s)",
-				  name, archive_error_string(a));
-	return 0;
-}
-
-static int put_data(struct archive *a, const char *name, const char *buf,
-		    size_t len, struct berth_err *err)
-{
-	for (size_t done = 0; done < len;) {
-		la_ssize_t n = archive_write_data(a, buf + done, len - done);
-		if (n <= 0)
-			return berth_fail(err, 0,
-					  "cannot write '%s' to the docker archive (%s)",
-					  name, archive_error_string(a));
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/* Copy one blob into the archive as `name`, hashing it on the way: the
- * archive is only as good as the cache it comes from. */
-static int put_blob(struct archive *a, const char *layout_dir,
-		    const char *digest, const char *name, struct berth_err *err)
-{
-	_cleanup_close_ int fd = berth_layout_blob_open(layout_dir, digest, err);
-	_cleanup_free_ char *buf = malloc(BLOB_BLOCK);
-	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint64_t total = 0;
-	struct stat st;
-	char seen[72];
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	if (!buf || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
-		return berth_fail(err, ENOMEM, "copying blob %s", digest);
-	if (fstat(fd, &st) < 0)
-		return berth_fail(err, errno, "blob %s", digest);
-	if (put_header(a, name, AE_IFREG, st.st_size, err) < 0)
-		return -1;
-	while ((n = read(fd, buf, BLOB_BLOCK)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return berth_fail(err, errno, "cannot read blob %s in %s",
-					  digest, layout_dir);
-		if ((total += (uint64_t)n) > (uint64_t)st.st_size)
-			break;
-		EVP_DigestUpdate(md, buf, (size_t)n);
-		if (put_data(a, name, buf, (size_t)n, err) < 0)
-			return -1;
-	}
-	if (total != (uint64_t)st.st_size)
-		return berth_fail(err, 0, "blob %s in %s changed size while it was "
-				  "copied; is another process writing the cache?",
-				  digest, layout_dir);
-	berth_sha256_final(md, seen);
-	if (strcmp(seen, digest) != 0)
-		return berth_fail(err, 0, "blob %s in %s does not match its digest "
-				  "(content is %s); the cached copy is corrupt: pull "
-				  "the image again", digest, layout_dir, seen);
-	return 0;
-}
-
-static int put_bytes(struct archive *a, const char *name, const char *buf,
-		     size_t len, struct berth_err *err)
-{
-	if (put_header(a, name, AE_IFREG, (int64_t)len, err) < 0)
-		return -1;
-	return put_data(a, name, buf, len, err);
-}
-
-/* Give `val` to the array or object `to` (under `key`); it is freed when
- * that fails, so callers only check the result. */
-static int json_give(struct json_object *to, const char *key,
-		     struct json_object *val)
-{
-	int rc = -1;
-
-	if (val)
-		rc = key ? json_object_object_add(to, key, val)
-			 : json_object_array_add(to, val);
-	if (rc < 0)
-		json_object_put(val);
-	return rc;
-}
-
-/* [{"Config":"<hex>.json","RepoTags":[...],"Layers":["<hex>/layer.tar",...]}]
- * Each object is given to its parent as soon as it is made, so freeing
- * `top` frees everything, whatever failed. */
-static char *docker_manifest(const struct berth_image *img, const char *repo_tag)
-{
-	struct json_object *top = json_object_new_array();
-	struct json_object *item = json_object_new_object();
-	struct json_object *tags, *layers;
-	char name[80];
-	const char *s = NULL;
-	char *out = NULL;
-
-	if (!top) {
-		json_object_put(item);
-		return NULL;
-	}
-	if (json_give(top, NULL, item) < 0)
-		goto out;
-	tags = json_object_new_array();
-	if (json_give(item, "RepoTags", tags) < 0)
-		goto out;
-	layers = json_object_new_array();
-	if (json_give(item, "Layers", layers) < 0)
-		goto out;
-	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
-	if (json_give(item, "Config", json_object_new_string(name)) < 0 ||
-	    (repo_tag && json_give(tags, NULL, json_object_new_string(repo_tag)) < 0))
-		goto out;
-	for (size_t i = 0; i < img->n_layers; i++) {
-		snprintf(name, sizeof(name), "%s/layer.tar", img->layers[i].digest + 7);
-		if (json_give(layers, NULL, json_object_new_string(name)) < 0)
-			goto out;
-	}
-	s = json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN |
-						JSON_C_TO_STRING_NOSLASHESCAPE);
-	out = s ? strdup(s) : NULL;
-out:
-	json_object_put(top);
-	return out;
-}
-
-/* A layer listed twice is one member, as `docker save` does it. */
-static bool seen_before(const struct berth_layer *layers, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (strcmp(layers[j].digest, layers[i].digest) == 0)
-			return true;
-	return false;
-}
-
-static int put_layers(struct archive *a, const struct berth_image *img,
-		      struct berth_err *err)
-{
-	const struct berth_layer *layers = img->layers;
-	char name[80];
-
-	if (!layers)
-		return berth_fail(err, 0, "image %s has no layers", img->digest);
-	for (size_t i = 0; i < img->n_layers; i++) {
-		const char *hex = layers[i].digest + 7;
-		if (seen_before(layers, i))
-			continue;
-		snprintf(name, sizeof(name), "%s/", hex);
-		if (put_header(a, name, AE_IFDIR, 0, err) < 0)
-			return -1;
-		snprintf(name, sizeof(name), "%s/layer.tar", hex);
-		if (put_blob(a, img->layout_dir, layers[i].digest, name, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-int berth_image_write_docker_archive(const struct berth_image *img, int out_fd,
-				     const char *repo_tag, struct berth_err *err)
-{
-	_cleanup_write_ struct archive *a = NULL;
-	_cleanup_free_ char *manifest = NULL;
-	struct sink sink = {.fd = out_fd};
-	char name[80];
-
-	if (!img->layout_dir || !img->config_json)
-		return berth_fail(err, 0, "image %s was not opened from a layout "
-				  "folder; only pulled images are written as docker "
-				  "archives", img->digest);
-	if (!(manifest = docker_manifest(img, repo_tag)) || !(a = archive_write_new()))
-		return berth_fail(err, ENOMEM, "docker archive");
-	/* pax: a layer may be over ustar's 8 GiB; no padding to 10 KiB blocks. */
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-	    archive_write_open2(a, &sink, NULL, sink_write, NULL, NULL) != ARCHIVE_OK)
-		return berth_fail(err, 0, "cannot start the docker archive (%s)",
-				  archive_error_string(a));
-	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
-	/* manifest.json last, as `docker save` writes it: an archive cut
-	 * short has none and cannot pass for a whole one. */
-	if (put_bytes(a, name, img->config_json, img->config_len, err) < 0 ||
-	    put_layers(a, img, err) < 0 ||
-	    put_bytes(a, "manifest.json", manifest, strlen(manifest), err) < 0)
-		goto fail;
-	if (archive_write_close(a) != ARCHIVE_OK)
-		return berth_fail(err, 0,
-				  "cannot finish the docker archive (%s)",
-				  archive_error_string(a));
-	return 0;
-fail:
-	sink.failed = true; /* for the close in archive_write_free */
 	return -1;
 }

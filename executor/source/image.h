@@ -13,7 +13,10 @@
  * Pulled images live in a layout folder instead: LAYOUT/blobs/sha256/<hex>,
  * every manifest, config and layer a plain file named by its sha256
  * (berth_image_open_layout); such an image can be written back as a
- * docker-save archive for `docker load` (berth_image_write_docker_archive). */
+ * docker-save archive for `docker load` (berth_image_write_docker_archive).
+ *
+ * The pieces: image.c (archives, configs), layout.c (layout folders),
+ * archive_write.c (the archive writer). */
 #ifndef BERTH_IMAGE_H
 #define BERTH_IMAGE_H
 

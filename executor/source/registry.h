@@ -21,17 +21,21 @@
  *   ~/.docker/config.json          "auths": {"HOST": {"auth": base64(user:pass)}}
  * TLS is verified; a registry listed in InsecureRegistries is reached over
  * plain HTTP; CERTS_DIR/HOST[:PORT]/ca.crt is trusted for that registry (the
- * layout of Docker's /etc/docker/certs.d). */
+ * layout of Docker's /etc/docker/certs.d).
+ *
+ * The pieces: registry.c (manifests, the layout folder, blobs, the entry
+ * points), registry_http.c (HTTP, authentication), credentials.c (the
+ * credential files, `berth login`; credentials.h). */
 #ifndef BERTH_REGISTRY_H
 #define BERTH_REGISTRY_H
 
 #include <stdint.h>
 
 #include "conf/error.h"
+#include "executor/source/credentials.h"
 #include "executor/source/imageref.h"
 
 #define BERTH_REGISTRY_DEFAULT_PARALLEL 4
-#define BERTH_CREDENTIALS_FILE ".config/berth/credentials"
 
 struct berth_registry_opts {
 	const char *insecure;  /* comma-separated host[:port] spoken to over http */
@@ -68,12 +72,6 @@ int berth_registry_pull(const struct berth_registry_opts *opts, const char *layo
 
 /* The platform this node runs ("linux/amd64", "linux/arm64/v8", ...). */
 void berth_registry_platform(char *out, size_t len);
-
-/* Store credentials for `registry` in the user's credentials file (created
- * 0600, replaced with rename(); other machines' lines kept).  `home` NULL:
- * $HOME, else the password database, as for reading them. */
-int berth_registry_save_login(const char *home, const char *registry, const char *user,
-			      const char *password, struct berth_err *err);
 
 /* Check that `registry` accepts the user's stored credentials (GET /v2/
  * through the challenge). */

@@ -8,7 +8,7 @@
 #   BERTH                 the berth command (default: <repo>/build/berth)
 #   BERTH_CONFORMANCE_DIR a work folder the user owns (default: bats' temp)
 #   BERTH_SINGULARITY     singularity/apptainer binary (default: the strict
-#                         stand-in tests/fakes/singularity)
+#                         stand-in tests/harness/fakes/singularity)
 #   BERTH_CONFIG          berth configuration (default: one written here)
 #   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
 #                         (auto, sif, sandbox; default auto)
@@ -30,7 +30,7 @@
 #     both prefixes, mirroring the APPTAINER_NO_EVAL that berth gives the
 #     runtime so values arrive unevaluated), and LD_LIBRARY_PATH pointing at
 #     /.singularity.d/libs (where --nv and friends put host libraries).
-#     Checked against the real Apptainer 1.4.5 (tests/matrix/).
+#     Checked against the real Apptainer 1.4.5 (tests/harness/matrix/).
 #   docker: the daemon sets HOME and HOSTNAME; PWD, SHLVL, _ as above.
 IGNORE_charliecloud="CH_RUNNING HOME PWD SHLVL _"
 IGNORE_singularity="HOME PS1 PROMPT_COMMAND PWD SHLVL _ LANG TERM LD_LIBRARY_PATH
@@ -148,15 +148,15 @@ setup_file() {
 	mkdir -p "$CACHE"
 	# Image with Env and WorkingDir, and one without a WorkingDir.
 	export IMAGE=$W/image.tar IMAGE_NOWD=$W/image-nowd.tar
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$IMAGE" --workdir /work \
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$IMAGE" --workdir /work \
 		--env IMG_VAR=from-image --env IMG_OVERRIDE=image-value >/dev/null
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$IMAGE_NOWD" >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$IMAGE_NOWD" >/dev/null
 	export EXTRA_IGNORE=""
 	if [ "$BERTH_RUNTIME" = charliecloud ] && ! image_env "$IMAGE" | grep -q '^PATH='; then
 		EXTRA_IGNORE=PATH
 	fi
 	if [ -z "${BERTH_CONFIG:-}" ]; then
-		local sing=${BERTH_SINGULARITY:-${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}}
+		local sing=${BERTH_SINGULARITY:-${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}}
 		local chrun
 		chrun=$(command -v ch-run || echo /usr/bin/ch-run)
 		export BERTH_CONFIG=$W/berth.conf

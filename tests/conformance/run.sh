@@ -6,7 +6,7 @@
 #
 #   charliecloud  always
 #   singularity   always: the real binary named by BERTH_TEST_SINGULARITY,
-#                 else the strict stand-in tests/fakes/singularity
+#                 else the strict stand-in tests/harness/fakes/singularity
 #   docker        when dockerd answers on /var/run/docker.sock and berth
 #                 supports it; otherwise a visible "ok N # skip" line
 #
@@ -23,7 +23,7 @@ berth=$build/berth
 suite=$here/conformance.bats
 user=${BERTH_TEST_USER:-berthtest}
 runtimes=${BERTH_RUNTIMES:-charliecloud singularity docker}
-sing=${BERTH_TEST_SINGULARITY:-$repo/tests/fakes/singularity}
+sing=${BERTH_TEST_SINGULARITY:-$repo/tests/harness/fakes/singularity}
 upath=/usr/local/bin:/usr/bin:/bin
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -18,7 +18,7 @@ conversions() { # digest-prefix artifact
 cold_image() { # name: a new image (a unique label: a new digest) nobody converted yet
 	local img=$IMAGES/$1-$$-$RANDOM.tar
 	mkdir -p "$IMAGES"
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --tag "berth/cold:1" \
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --tag "berth/cold:1" \
 		--label "cold=$(date +%s%N)-$RANDOM" >/dev/null
 	chmod 644 "$img"
 	echo "$img"

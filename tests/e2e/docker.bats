@@ -172,8 +172,8 @@ dsrun() { as_user srun --container-runtime=docker --container-image="$IMG" "$@";
 	d=$(job_dir)
 	img=$d/memo.tar
 	docker rmi -f berth/memo:1 >/dev/null 2>&1 || true
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$img" --tag berth/memo:1 --workdir /aa >/dev/null
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$d/new.tar" --tag berth/memo:1 --workdir /bb >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --tag berth/memo:1 --workdir /aa >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$d/new.tar" --tag berth/memo:1 --workdir /bb >/dev/null
 	# the same size: only the change time can tell the two files apart
 	[ "$(stat -c %s "$img")" = "$(stat -c %s "$d/new.tar")" ]
 	chmod 644 "$img"

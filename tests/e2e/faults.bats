@@ -183,7 +183,7 @@ slurmd_restart_under() {
 	job=$(grep -o 'job=[0-9]*' "$out" | cut -d= -f2)
 	[ -n "$job" ]
 	[ -n "$(job_processes "$job")" ] # the step runs
-	run bash "$REPO/tests/cluster/restart-slurmd.sh"
+	run bash "$REPO/tests/harness/cluster/restart-slurmd.sh"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	wait "$pid" && status=0 || status=$?

@@ -1,9 +1,9 @@
 # Shared by the end-to-end tests: they run jobs as the unprivileged test user
-# through the one-node cluster that tests/cluster/start.sh brings up.
+# through the one-node cluster that tests/harness/cluster/start.sh brings up.
 E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$E2E_HERE/../.." && pwd)
 BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-/var/tmp/berth-cluster}
-SUBMIT="$REPO/tests/cluster/submit.sh"
+SUBMIT="$REPO/tests/harness/cluster/submit.sh"
 # squeue, scontrol and sinfo in the tests talk to this cluster, whoever
 # started bats (Slurm 24.11+ clients would otherwise look for a DNS SRV
 # record, and 22.05's for /etc/slurm/slurm.conf).
@@ -24,7 +24,7 @@ make_image() {
 	mkdir -p "$IMAGES"
 	chmod 755 "$E2E_DIR" "$IMAGES"
 	if [ ! -e "$IMAGES/$name" ]; then
-		python3 "$REPO/tests/fixtures/mkimage.py" "$@" "$IMAGES/$name.tmp" >/dev/null
+		python3 "$REPO/tests/harness/fixtures/mkimage.py" "$@" "$IMAGES/$name.tmp" >/dev/null
 		mv "$IMAGES/$name.tmp" "$IMAGES/$name"
 	fi
 	chmod 644 "$IMAGES/$name"
@@ -42,7 +42,7 @@ job_dir() {
 # The cluster must be up; a test run without it fails loudly, not silently.
 require_cluster() {
 	[ -r "$BERTH_CLUSTER_DIR/env" ] || {
-		echo "no cluster: run tests/cluster/start.sh (make cluster-start)" >&2
+		echo "no cluster: run tests/harness/cluster/start.sh (make cluster-start)" >&2
 		return 1
 	}
 }

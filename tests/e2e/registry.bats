@@ -4,7 +4,7 @@
 # step of the job keeps while the tag moves; a bad reference fails at
 # submission; 16 jobs on a cold image fetch each blob once on the node.
 # The registry is Debian's docker-registry on loopback behind the fault
-# proxy of tests/registry (which logs every request).
+# proxy of tests/harness/registry (which logs every request).
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -12,11 +12,11 @@ load helpers
 setup_file() {
 	require_cluster
 	command -v docker-registry skopeo >/dev/null ||
-		{ echo "docker-registry and skopeo are needed (tests/cluster/packages.sh)" >&2; return 1; }
+		{ echo "docker-registry and skopeo are needed (tests/harness/cluster/packages.sh)" >&2; return 1; }
 	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf REGDIR=$E2E_DIR/registry
 	mkdir -p "$E2E_DIR" && chmod 755 "$E2E_DIR"
 	rm -rf "$REGDIR"
-	bash "$REPO/tests/registry/start.sh" "$REGDIR" --proxy >/dev/null
+	bash "$REPO/tests/harness/registry/start.sh" "$REGDIR" --proxy >/dev/null
 	R=$(. "$REGDIR/env" && echo "$REGISTRY")
 	PROXY_LOG=$(. "$REGDIR/env" && echo "$PROXY_LOG")
 	export R PROXY_LOG
@@ -29,12 +29,12 @@ setup_file() {
 }
 
 teardown_file() {
-	[ -n "${REGDIR:-}" ] && bash "$REPO/tests/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
+	[ -n "${REGDIR:-}" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
 	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
 	return 0
 }
 
-push() { bash "$REPO/tests/registry/push.sh" --env "$REGDIR/env" "$1" "$2" >/dev/null; }
+push() { bash "$REPO/tests/harness/registry/push.sh" --env "$REGDIR/env" "$1" "$2" >/dev/null; }
 
 layers_of() {
 	skopeo inspect --raw --tls-verify=false "docker://$R/$1" | jq -r '.config.digest, .layers[].digest'
@@ -142,9 +142,9 @@ runs_registry_image() {
 
 @test "a URL image is pinned at submission: the node runs those bytes or refuses" {
 	mkdir -p "$E2E_DIR/www-pin"
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/img.tar" --workdir /one >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/img.tar" --workdir /one >/dev/null
 	cp "$E2E_DIR/www-pin/img.tar" "$E2E_DIR/www-pin/img2.tar"
-	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www-pin"; }
+	coproc HTTPD { exec python3 "$REPO/tests/harness/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www-pin"; }
 	read -r port <&"${HTTPD[0]}"
 	url=http://127.0.0.1:$port
 	d=$(job_dir)
@@ -158,7 +158,7 @@ runs_registry_image() {
 	cached=$(as_user sbatch --parsable --hold -o "$d/cached" --container-image="$url/img.tar" --wrap pwd)
 	gone=$(as_user sbatch --parsable --hold -o "$d/gone" --container-image="$url/img2.tar" --wrap pwd)
 	for f in img.tar img2.tar; do
-		python3 "$REPO/tests/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/$f" --workdir /two >/dev/null
+		python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$E2E_DIR/www-pin/$f" --workdir /two >/dev/null
 	done
 	scontrol release "$cached" "$gone"
 	wait_job_left "$cached"

@@ -195,7 +195,7 @@ slurm_release() {
 @test "[$BERTH_RUNTIME] a slow download shows progress to srun's user, not silence" {
 	[ "$RT" != docker ] || skip "docker fetches through the same berth fetch; one runtime is enough"
 	mkdir -p "$E2E_DIR/www"
-	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www"; }
+	coproc HTTPD { exec python3 "$REPO/tests/harness/fixtures/httpd.py" --port 0 --dir "$E2E_DIR/www"; }
 	read -r port <&"${HTTPD[0]}"
 	# /stall sends headers and a few bytes, then nothing for a minute
 	E2E_TIMEOUT=12 run as_user srun --container-runtime="$RT" \

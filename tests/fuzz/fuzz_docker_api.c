@@ -14,6 +14,9 @@
  * Properties checked beyond "no crash": an accepted id is 64 hex digits,
  * an exit status is 0..255, a parse that fails says why. */
 #include "executor/dockerd/api.c"
+#include "executor/dockerd/images.c"
+#include "executor/dockerd/containers.c"
+#include "executor/dockerd/attach.c"
 
 static int devnull = -1;
 

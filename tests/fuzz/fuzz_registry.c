@@ -1,7 +1,7 @@
 /* libFuzzer target: what a registry (and its token server) answers, and
- * the credential files berth reads, parsed by executor/registry.c.  The
- * file is included so that its static parsers are reachable without a
- * network.  Byte 0 picks:
+ * the credential files berth reads, parsed by executor/source/registry.c,
+ * registry_http.c and credentials.c.  The files are included so that their
+ * static parsers are reachable without a network.  Byte 0 picks:
  *   0  a manifest or an index: an index picks this node's platform, a
  *      manifest lists the blobs to fetch (against an empty layout)
  *   1  a token server's answer
@@ -12,6 +12,8 @@
  * valid sha256 digest, an accepted token fits its header, a parse that
  * fails says why. */
 #include "executor/source/registry.c"
+#include "executor/source/registry_http.c"
+#include "executor/source/credentials.c"
 #include "scratch.h"
 #include "text.h"
 

@@ -3,7 +3,7 @@
 
 OUTDIR/<target>/ gets a few small inputs each (existing files are kept, so a
 corpus grown by earlier runs stays).  The image archives come from
-tests/fixtures/mkimage.py with a 64-byte stand-in for busybox, so a seed is
+tests/harness/fixtures/mkimage.py with a 64-byte stand-in for busybox, so a seed is
 a few kB and an execution costs microseconds, not a 2 MB hash."""
 
 import io
@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+sys.path.insert(0, os.path.join(HERE, "..", "harness", "fixtures"))
 import mkimage  # noqa: E402
 
 LAYER_MARK = b"\nBERTH-LAYER\n"  # fuzz_flatten.c splits its input here

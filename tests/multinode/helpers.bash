@@ -1,17 +1,17 @@
 # Shared by the multi-node tests: jobs as the test user through the cluster
-# of tests/cluster/multinode.sh (4 slurmd, each in its own network, UTS and
+# of tests/harness/cluster/multinode.sh (4 slurmd, each in its own network, UTS and
 # mount namespaces; node K's CacheDir is nodes/bnK/cache).
 export BERTH_CLUSTER_DIR=${BERTH_MCLUSTER_DIR:-/var/tmp/berth-mcluster}
 export SLURM_CONF=$BERTH_CLUSTER_DIR/etc/slurm.conf
 # shellcheck source=tests/e2e/helpers.bash
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e" && pwd)/helpers.bash"
-MNODE=$REPO/tests/cluster/multinode.sh
+MNODE=$REPO/tests/harness/cluster/multinode.sh
 NODES=${BERTH_NODES:-4}
 TUID=$(id -u "${BERTH_TEST_USER:-berthtest}")
 
 require_mcluster() {
 	[ -r "$BERTH_CLUSTER_DIR/env" ] && sinfo -h >/dev/null 2>&1 || {
-		echo "no multi-node cluster: run tests/cluster/multinode.sh start (make mcluster-start)" >&2
+		echo "no multi-node cluster: run tests/harness/cluster/multinode.sh start (make mcluster-start)" >&2
 		return 1
 	}
 }

@@ -9,7 +9,7 @@ out=$1
 command -v mpicc >/dev/null || { echo "mpi-image.sh: no mpicc (apt-get install mpich libmpich-dev)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 "$here/../fixtures/mkimage.py" rootfs "$work/root" >/dev/null
+python3 "$here/../harness/fixtures/mkimage.py" rootfs "$work/root" >/dev/null
 mpicc -O2 -o "$work/root/usr/bin/ring" "$here/ring.c"
 ucx=$(dirname "$(ldd "$work/root/usr/bin/ring" | awk '/libucp/ { print $3 }')")/ucx
 objs=("$work/root/usr/bin/ring")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Jobs across the 4 nodes of tests/cluster/multinode.sh, once per runtime
+# Jobs across the 4 nodes of tests/harness/cluster/multinode.sh, once per runtime
 # (BERTH_RUNTIME: charliecloud, singularity, docker).  Docker containers run
 # on the one dockerd of the machine: each node's containers carry its name
 # (berth.node), and a node's cleanup takes only its own.

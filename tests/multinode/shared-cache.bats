@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# A CacheDir every node sees (shared-cache/ of tests/cluster/multinode.sh,
+# A CacheDir every node sees (shared-cache/ of tests/harness/cluster/multinode.sh,
 # the same host folder in each node's mount namespace, as an NFS or Lustre
 # mount would be): an image is converted once for all nodes, concurrent
 # conversions on 4 nodes make one, and a conversion killed half-way leaves

@@ -5,7 +5,7 @@
 # <repo>/build again and the package is removed and purged (its two
 # conffiles included), so the machine is left as it was.
 #
-# Root.  Needs the test cluster (tests/cluster/start.sh).  Prints ok/not ok
+# Root.  Needs the test cluster (tests/harness/cluster/start.sh).  Prints ok/not ok
 # per check; exits non-zero when any check fails.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,7 +35,7 @@ INSTALLED=0 SWITCHED=0
 restore() {
 	trap - EXIT INT TERM
 	if [ "$SWITCHED" = 1 ]; then
-		if BERTH_BUILD="$ROOT/build" bash "$ROOT/tests/cluster/start.sh" >"$WORK/restore.log" 2>&1 &&
+		if BERTH_BUILD="$ROOT/build" bash "$ROOT/tests/harness/cluster/start.sh" >"$WORK/restore.log" 2>&1 &&
 			cmp -s "$ROOT/build/spank_berth.so" "$CLUSTER/bin/spank_berth.so" &&
 			cmp -s "$ROOT/build/berth" "$CLUSTER/bin/berth"; then
 			ok "cluster restored to $ROOT/build"
@@ -106,7 +106,7 @@ mkdir -p "$WORK/bin"
 ln -s "$PLUGIN" "$WORK/bin/spank_berth.so"
 ln -s /usr/bin/berth "$WORK/bin/berth"
 SWITCHED=1
-if BERTH_BUILD="$WORK/bin" bash "$ROOT/tests/cluster/start.sh" >"$WORK/start.log" 2>&1; then
+if BERTH_BUILD="$WORK/bin" bash "$ROOT/tests/harness/cluster/start.sh" >"$WORK/start.log" 2>&1; then
 	ok "cluster started with the installed binaries"
 else
 	nok "cluster started with the installed binaries"
@@ -114,9 +114,9 @@ else
 fi
 check "the cluster's plugin is the installed one" cmp -s "$PLUGIN" "$CLUSTER/bin/spank_berth.so"
 check "the cluster's berth is the installed one" cmp -s /usr/bin/berth "$CLUSTER/bin/berth"
-python3 "$ROOT/tests/fixtures/mkimage.py" legacy "$WORK/image.tar" >/dev/null &&
+python3 "$ROOT/tests/harness/fixtures/mkimage.py" legacy "$WORK/image.tar" >/dev/null &&
 	chmod 0644 "$WORK/image.tar"
-got=$(timeout 120 bash "$ROOT/tests/cluster/submit.sh" \
+got=$(timeout 120 bash "$ROOT/tests/harness/cluster/submit.sh" \
 	srun --container-image="$WORK/image.tar" cat /etc/only-in-image 2>"$WORK/job.err")
 if [ "$got" = only-in-image ]; then
 	ok "srun --container-image with the installed plugin prints only-in-image"

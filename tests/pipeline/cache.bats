@@ -7,9 +7,9 @@ setup() {
 	WORK=$(mktemp -d /tmp/berth-cache-test.XXXXXX)
 	CACHE=$WORK/cache
 	mkdir -p "$CACHE"
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/a.tar" --tag a:1 >/dev/null
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/b.tar" --tag b:1 --env B=1 >/dev/null
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/c.tar" --tag c:1 --env C=1 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/a.tar" --tag a:1 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/b.tar" --tag b:1 --env B=1 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/c.tar" --tag c:1 --env C=1 >/dev/null
 	U=$CACHE/$(id -u)
 }
 

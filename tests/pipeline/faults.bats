@@ -9,14 +9,14 @@
 setup() {
 	REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 	BERTH=${BUILD:-$REPO/build}/berth
-	SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+	SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
 	[ "$(id -u)" -eq 0 ] || skip "mounts a tmpfs: run as root"
 	WORK=$(mktemp -d /var/tmp/berth-faults.XXXXXX)
 	chmod 755 "$WORK"
 	SMALL=$WORK/small
 	mkdir -p "$SMALL" "$WORK/www"
 	# 8 MiB of incompressible files: it cannot fit in 4 MiB
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/www/big.tar" --big-mb 8 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/www/big.tar" --big-mb 8 >/dev/null
 	chmod 644 "$WORK/www/big.tar"
 	U=${BERTH_TEST_USER:-berthtest}
 	UIDT=$(id -u "$U")
@@ -64,7 +64,7 @@ full_disk_said() {
 }
 
 @test "the cache fills up while downloading: clear error, no partial download, room makes it work" {
-	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$WORK/www"; }
+	coproc HTTPD { exec python3 "$REPO/tests/harness/fixtures/httpd.py" --port 0 --dir "$WORK/www"; }
 	read -r PORT <&"${HTTPD[0]}"
 	small_fs 4m
 	run as_u "$BERTH" pull --cache-dir "$SMALL/cache" "http://127.0.0.1:$PORT/big.tar"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Registry images: the real build/berth against real registries started on
-# loopback by tests/registry/start.sh (Debian's docker-registry 2.8, filled
+# loopback by tests/harness/registry/start.sh (Debian's docker-registry 2.8, filled
 # with skopeo): anonymous, Basic, Bearer token, TLS with a test CA, a
 # multi-platform index, and a fault proxy that cuts, corrupts and counts.
 #
@@ -8,13 +8,13 @@
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BERTH=$REPO/build/berth
-MKIMAGE=$REPO/tests/fixtures/mkimage.py
-REG=$REPO/tests/registry
+MKIMAGE=$REPO/tests/harness/fixtures/mkimage.py
+REG=$REPO/tests/harness/registry
 
 setup_file() {
 	[ -x "$BERTH" ] || { echo "build/berth missing: run make all" >&2; return 1; }
 	command -v docker-registry skopeo >/dev/null ||
-		{ echo "docker-registry and skopeo are needed (tests/cluster/packages.sh)" >&2; return 1; }
+		{ echo "docker-registry and skopeo are needed (tests/harness/cluster/packages.sh)" >&2; return 1; }
 	umask 022
 	WORK=$(mktemp -d /tmp/berth-registry-test.XXXXXX)
 	chmod 755 "$WORK"

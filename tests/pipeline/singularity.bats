@@ -4,14 +4,14 @@
 # /.singularity.d metadata, per SingularityImageFormat.  Checked with the
 # real siftool and unsquashfs, and run through the singularity binary the
 # suite uses (the stand-in here, the real Apptainer with
-# BERTH_TEST_SINGULARITY and in tests/matrix/).
+# BERTH_TEST_SINGULARITY and in tests/harness/matrix/).
 #
 # Run as root: bats --tap tests/pipeline/singularity.bats
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BERTH=${BUILD:-$REPO/build}/berth
-MKIMAGE=$REPO/tests/fixtures/mkimage.py
-SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+MKIMAGE=$REPO/tests/harness/fixtures/mkimage.py
+SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
 
 setup_file() {
 	[ -x "$BERTH" ] || { echo "build/berth missing: run make -j2 all" >&2; return 1; }

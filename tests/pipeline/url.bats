@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # berth pull of images by URL, against a real HTTP server on loopback
-# (tests/fixtures/httpd.py): download once, a cached URL costs one
+# (tests/harness/fixtures/httpd.py): download once, a cached URL costs one
 # conditional request and no body, a cut download resumes, errors are clear.
 
 setup() {
@@ -9,9 +9,9 @@ setup() {
 	WORK=$(mktemp -d /tmp/berth-url-test.XXXXXX)
 	CACHE=$WORK/cache
 	mkdir -p "$CACHE" "$WORK/www"
-	DIGEST=$(python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/www/img.tar" |
+	DIGEST=$(python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/www/img.tar" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["config_digest"])')
-	coproc HTTPD { exec python3 "$REPO/tests/fixtures/httpd.py" --port 0 --dir "$WORK/www"; }
+	coproc HTTPD { exec python3 "$REPO/tests/harness/fixtures/httpd.py" --port 0 --dir "$WORK/www"; }
 	read -r PORT <&"${HTTPD[0]}"
 	URL=http://127.0.0.1:$PORT
 	U=$CACHE/$(id -u)
@@ -98,7 +98,7 @@ stats() { curl -s "$URL/stats"; }
 	[ "${lines[-1]}" = "$DIGEST cached" ]
 	[[ "$(stats)" == "requests 0 "* ]]
 	# the file changes on the server: the pinned job refuses it
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/www/img.tar" --workdir /new >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/www/img.tar" --workdir /new >/dev/null
 	rm -rf "$CACHE"/*/downloads
 	run "$BERTH" pull --cache-dir "$CACHE" --pin "$pin" "$URL/img.tar"
 	[ "$status" -eq 1 ]

@@ -8,13 +8,13 @@
 setup() {
 	REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 	BERTH=${BUILD:-$REPO/build}/berth
-	SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/fakes/singularity}
+	SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
 	WORK=$(mktemp -d /var/tmp/berth-verify-test.XXXXXX)
 	chmod 755 "$WORK"
 	CACHE=$WORK/cache
 	mkdir -p "$CACHE"
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/a.tar" --tag a:1 >/dev/null
-	python3 "$REPO/tests/fixtures/mkimage.py" legacy "$WORK/b.tar" --tag b:1 --env B=1 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/a.tar" --tag a:1 >/dev/null
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/b.tar" --tag b:1 --env B=1 >/dev/null
 	U=$CACHE/$(id -u)
 }
 

@@ -3,7 +3,7 @@
  * A daemon that does not answer makes every Docker test FAIL with the
  * reason, unless BERTH_NO_DOCKER=1, which skips them. Tests that need no
  * daemon (bad socket, bind validation, frame demultiplexing) always run.
- * Run from the repository root (tests/fixtures/mkimage.py). Every test
+ * Run from the repository root (tests/harness/fixtures/mkimage.py). Every test
  * removes what it created in its teardown, also after a failed assertion. */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -30,7 +30,7 @@
 
 #include "executor/dockerd/api.h"
 
-#define MKIMAGE "tests/fixtures/mkimage.py"
+#define MKIMAGE "tests/harness/fixtures/mkimage.py"
 #define MAX_CIDS 8
 #define MAX_TMP 6
 

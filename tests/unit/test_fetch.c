@@ -1,5 +1,5 @@
 /* Unit tests for executor/fetch.c against a real HTTP server on loopback
- * (tests/fixtures/httpd.py, started here; run from the repository root or
+ * (tests/harness/fixtures/httpd.py, started here; run from the repository root or
  * set BERTH_REPO). */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -270,7 +270,7 @@ static int group_setup(void **state)
 	(void)state;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
-	snprintf(script, sizeof(script), "%s/tests/fixtures/httpd.py", repo && *repo ? repo : ".");
+	snprintf(script, sizeof(script), "%s/tests/harness/fixtures/httpd.py", repo && *repo ? repo : ".");
 	if (access(script, R_OK) < 0) {
 		fprintf(stderr, "test_fetch: cannot find %s; run from the repository root or set BERTH_REPO\n",
 			script);

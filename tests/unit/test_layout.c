@@ -1,7 +1,7 @@
 /* Unit tests for layout folders (executor/image.c berth_image_open_layout,
  * berth_image_write_docker_archive; executor/flatten.c reading blob files).
  *
- * The layout is made from real fixtures: tests/fixtures/mkimage.py writes
+ * The layout is made from real fixtures: tests/harness/fixtures/mkimage.py writes
  * an OCI docker-save archive (once with gzip layers, once plain), `tar`
  * unpacks both into one folder, so blobs/sha256/ holds two manifests, one
  * config and six layers.  Every test works on its own copy of that folder.
@@ -279,7 +279,7 @@ static struct json_object *mkimage(const char *out, const char *opts)
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd),
-		 "python3 '%s/tests/fixtures/mkimage.py' oci '%s' --env FOO=bar "
+		 "python3 '%s/tests/harness/fixtures/mkimage.py' oci '%s' --env FOO=bar "
 		 "--workdir /work --entrypoint '[\"/bin/sh\",\"-c\"]' "
 		 "--cmd '[\"echo hi\"]' --user 1000:1000 --label org.test=yes %s",
 		 g.repo, out, opts);
@@ -316,7 +316,7 @@ static void find_repo(void)
 	ssize_t n;
 
 	snprintf(g.repo, sizeof(g.repo), "%s", env && *env ? env : ".");
-	if (!env && access("tests/fixtures/mkimage.py", R_OK) < 0 &&
+	if (!env && access("tests/harness/fixtures/mkimage.py", R_OK) < 0 &&
 	    (n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
 		exe[n] = '\0'; /* REPO/build/unit/test_layout */
 		for (int i = 0; i < 3 && strrchr(exe, '/'); i++)
@@ -333,7 +333,7 @@ static int group_setup(void **state)
 
 	(void)state;
 	find_repo();
-	snprintf(path, sizeof(path), "%s/tests/fixtures/mkimage.py", g.repo);
+	snprintf(path, sizeof(path), "%s/tests/harness/fixtures/mkimage.py", g.repo);
 	if (access(path, R_OK) < 0) {
 		fprintf(stderr, "test_layout: cannot find %s; run from the repository "
 			"root or set BERTH_REPO\n", path);
@@ -356,7 +356,7 @@ static int group_setup(void **state)
 		return -1;
 	return sh("mkdir '%s' && tar -xf '%s/gz.tar' -C '%s' && "
 		  "tar -xf '%s/plain.tar' -C '%s' && "
-		  "python3 '%s/tests/fixtures/mkimage.py' rootfs '%s' --workdir /work "
+		  "python3 '%s/tests/harness/fixtures/mkimage.py' rootfs '%s' --workdir /work "
 		  ">/dev/null",
 		  g.pristine, g.base, g.pristine, g.base, g.pristine, g.repo,
 		  g.expected) == 0 ? 0 : -1;

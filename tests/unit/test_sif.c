@@ -36,40 +36,13 @@
 #include "executor/source/image.h"
 #include "executor/convert/sif.h"
 #include "executor/convert/sing_meta.h"
+#include "helpers.h"
 
 #define T0 1795985414 /* Sunday 29 November 2026, 20:50:14 UTC */
 
-struct fixture {
-	char dir[64];
-	char tree[96];
-	char out[96];
-	struct berth_err err;
-};
-
 static int setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (!fx)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/berth-test-sif-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		return -1;
-	snprintf(fx->tree, sizeof(fx->tree), "%s/rootfs", fx->dir);
-	snprintf(fx->out, sizeof(fx->out), "%s/out.sif", fx->dir);
-	if (mkdir(fx->tree, 0755) < 0)
-		return -1;
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	berth_remove_tree(AT_FDCWD, fx->dir);
-	free(fx);
-	return 0;
+	return fixture_setup(state, "/tmp/berth-test-sif-XXXXXX", "rootfs", "out.sif");
 }
 
 static int group_setup(void **state)
@@ -978,7 +951,7 @@ static void test_meta_into_sif(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header_encoding),
 		cmocka_unit_test(test_descriptor_encoding),

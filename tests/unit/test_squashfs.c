@@ -32,41 +32,15 @@
 
 #include "executor/base/fs.h"
 #include "executor/convert/squashfs.h"
+#include "helpers.h"
 
 #define MKFS_TIME 1700000000
 #define BLK 131072
 
-struct fixture {
-	char dir[64];  /* holds tree/ and the images */
-	char tree[96];
-	char out[96];
-	struct berth_err err;
-};
-
+/* Each test: tree/ and the images beside it. */
 static int setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (!fx)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/berth-test-sqfs-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		return -1;
-	snprintf(fx->tree, sizeof(fx->tree), "%s/tree", fx->dir);
-	snprintf(fx->out, sizeof(fx->out), "%s/out.sqfs", fx->dir);
-	if (mkdir(fx->tree, 0755) < 0)
-		return -1;
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	berth_remove_tree(AT_FDCWD, fx->dir);
-	free(fx);
-	return 0;
+	return fixture_setup(state, "/tmp/berth-test-sqfs-XXXXXX", "tree", "out.sqfs");
 }
 
 /* ---- building trees --------------------------------------------------------- */
@@ -775,7 +749,7 @@ static void test_unreadable_own_file(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_tree_roundtrip),
 		T(test_compressors),

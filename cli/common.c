@@ -1,0 +1,81 @@
+/* berth: what the commands share: error output, loading the site
+ * configuration, opening the caller's cache, sizes, fd arguments and
+ * download progress. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "executor/cache/cache.h"
+#include "cli/cli.h"
+
+int cli_parse_fd(const char *text)
+{
+	char *end;
+
+	errno = 0;
+	long fd = strtol(text, &end, 10);
+	if (errno || end == text || *end || fd < 3 || fd > 65535)
+		return -1;
+	return (int)fd;
+}
+
+void cli_error(const struct berth_err *err)
+{
+	fprintf(stderr, "berth: %s\n", err->msg);
+}
+
+int cli_load_config(struct berth_config *cfg, struct berth_err *err)
+{
+	const char *path = getenv("BERTH_CONFIG");
+	const char *text = getenv("BERTH_CONFIG_TEXT");
+
+	berth_config_defaults(cfg);
+	/* Set by the plugin: the site's settings, plugstack arguments included. */
+	if (text)
+		return berth_config_load_text(cfg, "the plugin's settings", text, err) < 0 ? -1 : 0;
+	if (berth_config_load_file(cfg, path ? path : BERTH_DEFAULT_CONFIG_FILE,
+				   path != NULL, err) < 0)
+		return -1;
+	return berth_config_load_args(cfg, 0, NULL, err);
+}
+
+/* Progress on stderr, at most a line a second (the fetcher throttles). */
+void cli_show_progress(void *ctx, const char *what, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	if (total && total < 1048576)
+		fprintf(stderr, "berth: %s: %.0f of %.0f KiB (%d%%)\n", what,
+			(double)done / 1024, (double)total / 1024, (int)(done * 100 / total));
+	else if (total)
+		fprintf(stderr, "berth: %s: %.1f of %.1f MiB (%d%%)\n", what,
+			(double)done / 1048576, (double)total / 1048576,
+			(int)(done * 100 / total));
+	else
+		fprintf(stderr, "berth: %s: %.1f MiB\n", what, (double)done / 1048576);
+}
+
+/* Shared by the cache subcommands: config + the caller's cache. */
+int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
+			struct berth_cache *cache, struct berth_err *err)
+{
+	cache->dir_fd = -1;
+	if (cli_load_config(cfg, err) < 0)
+		return -1;
+	return berth_cache_open(cache, cache_dir ? cache_dir : cfg->cache_dir,
+				getuid(), err);
+}
+
+void cli_print_size(unsigned long long bytes, char *out, size_t cap)
+{
+	static const char units[] = "BKMGT";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, cap, u ? "%.1f%c" : "%.0f%c", v, units[u]);
+}

@@ -1,0 +1,55 @@
+/* berth fetch: a URL image downloaded into the caller's cache, for the
+ * plugin. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "executor/cache/cache.h"
+#include "cli/cli.h"
+
+/* berth fetch: download a URL image into the cache (a path is printed as
+ * it is); the plugin uses it so the job user fetches, not root. */
+int cmd_fetch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cache-dir", required_argument, NULL, 'c'},
+		{"pin", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
+	};
+	struct berth_err err = {0};
+	struct berth_config cfg;
+	struct berth_cache cache = {.dir_fd = -1};
+	const char *cache_dir = NULL, *pin = NULL;
+	char *path = NULL, *tag = NULL;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c == 'c')
+			cache_dir = optarg;
+		else if (c == 'p')
+			pin = optarg;
+		else
+			return 2;
+	}
+	if (optind != argc - 1) {
+		fputs("usage: berth fetch [--cache-dir DIR] IMAGE\n", stderr);
+		return 2;
+	}
+	if (cli_open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
+		berth_cache_configure(&cache, &cfg);
+		cache.url_pin = pin;
+		cache.progress = cli_show_progress;
+		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0) {
+			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");
+			rc = 0;
+		}
+	}
+	if (rc)
+		cli_error(&err);
+	free(path);
+	free(tag);
+	berth_cache_close(&cache);
+	berth_config_free(&cfg);
+	return rc;
+}

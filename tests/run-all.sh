@@ -147,6 +147,7 @@ for group in $groups; do
 		bash "$here/lint.sh" cppcheck; tally "lint: cppcheck" $?
 		bash "$here/lint.sh" clang-tidy; tally "lint: clang-tidy" $?
 		bash "$here/lint.sh" exports; tally "lint: plugin exports only slurm_spank_*" $?
+		bash "$here/lint.sh" layers; tally "lint: includes point downward, no import circle" $?
 		;;
 	unit)
 		for t in "$BUILD"/unit/test_*; do

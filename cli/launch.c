@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "executor/executor.h"
-#include "executor/runtime/fakeroot.h"
 #include "executor/runtime/named.h"
 #include "executor/runtime/save.h"
 #include "executor/base/process.h"
@@ -311,28 +310,32 @@ berth_named_take(&ex->cache, l->name_scope, name, mode, l->digest ? l->digest : 
 	return 0;
 }
 
+/* run_named's child: the runtime, once the container is marked running. */
+struct run_named_args {
+	struct berth_executor *ex;
+	struct berth_named *named;
+};
+
+static void exec_named(void *arg)
+{
+	const struct run_named_args *a = arg;
+	struct berth_err cerr = {0};
+
+	if (berth_named_mark_running(a->named, getpid(), &cerr) == 0)
+		berth_executor_exec(a->ex, &cerr);
+	cli_error(&cerr);
+	_exit(255);
+}
+
 /* The holder of a named container: this process keeps its lock while the
  * runtime runs in a child (a runtime may close what it inherits), and
  * passes on Slurm's signals; the task's exit status is the container's. */
 static int run_named(struct berth_executor *ex, struct berth_named *named,
 		     struct berth_err *err)
 {
-	sigset_t all, old;
+	struct run_named_args args = {ex, named};
 
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	pid_t child = fork();
-	if (child < 0)
-		return berth_fail(err, errno, "fork");
-	if (child == 0) {
-		struct berth_err cerr = {0};
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		if (berth_named_mark_running(named, getpid(), &cerr) == 0)
-			berth_executor_exec(ex, &cerr);
-		cli_error(&cerr);
-		_exit(255);
-	}
-	return berth_wait_forwarding(child);
+	return berth_fork_forwarding(exec_named, &args, err);
 }
 
 int cmd_launch(int argc, char **argv)
@@ -387,10 +390,8 @@ int cmd_launch(int argc, char **argv)
 	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
 		goto fail;
 	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
-		if (l.remap_root && berth_fake_id_syscalls(&err) < 0)
-			goto fail;
 		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
-		code = berth_named_join(&named, cmd, env, dir, &err);
+		code = berth_named_join(&named, cmd, env, dir, l.remap_root, &err);
 		goto out;
 	}
 	struct berth_container_spec spec = {

@@ -46,7 +46,7 @@ const char *berth_runtime_name(enum berth_runtime rt);
 
 /* How the singularity runtime keeps an image: decided per site. */
 enum berth_sing_format {
-	BERTH_SING_AUTO = 0,   /* from the installation: see executor/singularity.c */
+	BERTH_SING_AUTO = 0,   /* from the installation: see executor/runtime/singularity.c */
 	BERTH_SING_SIF,        /* one SIF file per image (SquashFS inside) */
 	BERTH_SING_SANDBOX,    /* the flattened folder, run directly */
 };

@@ -155,17 +155,45 @@ int berth_write_all(int fd, const void *buf, size_t len)
 
 int berth_read_all(int fd, void *buf, size_t len)
 {
-	for (size_t done = 0; done < len;) {
+	ssize_t n = berth_read_full(fd, buf, len);
+
+	if (n >= 0 && (size_t)n < len)
+		errno = EIO; /* the file is shorter than said */
+	return n >= 0 && (size_t)n == len ? 0 : -1;
+}
+
+ssize_t berth_read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
 		ssize_t n = read(fd, (char *)buf + done, len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			errno = n < 0 ? errno : EIO; /* the file is shorter than said */
+		if (n < 0)
 			return -1;
-		}
+		if (n == 0)
+			break;
 		done += (size_t)n;
 	}
-	return 0;
+	return (ssize_t)done;
+}
+
+ssize_t berth_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 }
 
 int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off)

@@ -26,6 +26,12 @@ int berth_mkdir_beneath(int root_fd, const char *path, mode_t mode);
 int berth_write_all(int fd, const void *buf, size_t len);
 /* Read exactly len bytes; a short file is an error (EIO). */
 int berth_read_all(int fd, void *buf, size_t len);
+/* Read up to len bytes (at offset `off` for the p- form), again after
+ * EINTR and short reads: fewer than len only at end of file.  Returns
+ * the count read (0 at end of file), or -1 with errno set; what a read
+ * that fails midway had read is lost. */
+ssize_t berth_read_full(int fd, void *buf, size_t len);
+ssize_t berth_pread_full(int fd, void *buf, size_t len, off_t off);
 int berth_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 
 /* openat2() beneath root_fd, no symlinks, no magic links, no mount

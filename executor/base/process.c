@@ -159,6 +159,47 @@ int berth_wait_pid(pid_t pid, struct berth_err *err)
 	return berth_exit_code(wstatus);
 }
 
+/* Wait for `child`, passing on the signals Slurm sends this process; all
+ * signals are blocked, so sigwaitinfo takes each one as it comes. */
+static int wait_forwarding(pid_t child)
+{
+	static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
+	sigset_t set;
+	int status;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	for (;;) {
+		pid_t w = waitpid(child, &status, WNOHANG);
+		if (w == child)
+			return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+		int sig = sigwaitinfo(&set, NULL);
+		if (sig > 0 && sig != SIGCHLD)
+			kill(child, sig);
+	}
+}
+
+int berth_fork_forwarding(void (*child)(void *arg), void *arg, struct berth_err *err)
+{
+	sigset_t all, old;
+
+	/* blocked before the fork: a signal that comes before the parent
+	 * waits is still passed on */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t pid = fork();
+	if (pid < 0)
+		return berth_fail(err, errno, "fork");
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		child(arg);
+		_exit(255); /* child() execs or exits; this is only a guard */
+	}
+	return wait_forwarding(pid);
+}
+
 /* Read all of fd into a NUL-terminated buffer of at most `max` bytes. */
 #define SILENCE_SECONDS 5
 

@@ -57,6 +57,14 @@ pid_t berth_spawn_start(const struct berth_spawn *sp, struct berth_err *err);
 /* waitpid, retrying on EINTR; returns the shell-convention code or -1. */
 int berth_wait_pid(pid_t pid, struct berth_err *err);
 
+/* Fork with every signal blocked; the child gets the caller's mask back and
+ * runs `child(arg)`, which execs or _exits.  The parent waits for it,
+ * passing on the signals Slurm sends this process (TERM, INT, HUP, QUIT,
+ * USR1, USR2, CONT), and returns its status as a shell gives it (128+N
+ * after signal N); -1 with err when it cannot fork.  The caller's signals
+ * stay blocked: it is meant to exit with that status. */
+int berth_fork_forwarding(void (*child)(void *arg), void *arg, struct berth_err *err);
+
 /* Drop to `cred` in the current process (setgroups+setresgid+setresuid) and
  * verify that getting root back is impossible. */
 int berth_drop_privileges(const struct berth_cred *cred, struct berth_err *err);

@@ -19,6 +19,7 @@
 
 #include "conf/error.h"
 #include "executor/base/fs.h"
+#include "executor/base/hex.h"
 
 #define RECORD_MAX 4096
 #define MANIFEST_MAX (4u << 20)
@@ -50,7 +51,7 @@ struct needed {
 
 static void need(struct needed *nd, const char *digest)
 {
-	if (!digest || strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != 71)
+	if (!berth_digest_valid(digest))
 		return;
 	if (nd->n == nd->cap) {
 		size_t cap = nd->cap ? 2 * nd->cap : 64;
@@ -131,9 +132,7 @@ static void collect_needed(int cache_fd, int blobs_fd, struct needed *nd)
 
 static bool is_hex64(const char *s)
 {
-	size_t n = strspn(s, "0123456789abcdef");
-
-	return n == 64 && !s[64];
+	return berth_is_hex(s, 64) && !s[64];
 }
 
 /* Remove `name` in dir_fd unless it is younger than min_age or its lock

@@ -6,6 +6,7 @@
 #include "executor/cache/store_int.h"
 #include "executor/cache/blobs.h"
 #include "executor/base/fs.h"
+#include "executor/base/hex.h"
 #include "executor/cache/manifest.h"
 
 #include <dirent.h>
@@ -83,7 +84,7 @@ int berth_cache_list(struct berth_cache *cache, struct berth_cache_entry **entri
 		return berth_fail(err, errno, "cannot list %s/images", cache->dir);
 	}
 	while ((de = readdir(d))) {
-		if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+		if (!berth_is_hex(de->d_name, 64) || de->d_name[64])
 			continue;
 		if (count == cap) {
 			cap = cap ? cap * 2 : 16;

@@ -1,6 +1,8 @@
 /* berth: the content manifest of a cache artifact (see manifest.h). */
 #define _GNU_SOURCE
 #include "executor/cache/manifest.h"
+#include "executor/base/fs.h"
+#include "executor/base/hex.h"
 #include "executor/base/xxh64.h"
 
 #include <dirent.h>
@@ -46,9 +48,14 @@ static struct berth_manifest_item *add_item(struct berth_manifest *m, char *path
 	return it;
 }
 
+/* 16 hex digits, the most significant first (as "%016" PRIx64 writes). */
 static void hex_of(uint64_t h, char out[65])
 {
-	snprintf(out, 65, "%016" PRIx64, h);
+	unsigned char be[8];
+
+	for (int i = 0; i < 8; i++)
+		be[i] = (unsigned char)(h >> (56 - 8 * i));
+	berth_hex_encode(be, sizeof(be), out);
 }
 
 /* XXH64 of a regular file's contents (see xxh64.h for why not a
@@ -68,16 +75,11 @@ static int hash_file(int parent_fd, const char *name, const char *path, char out
 	if (!buf)
 		return berth_fail(err, ENOMEM, "cannot hash %s", path);
 	berth_xxh64_init(&h);
-	for (;;) {
-		ssize_t n = read(fd, buf, HASH_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return berth_fail(err, errno, "cannot read %s", path);
-		if (n == 0)
-			break;
+	ssize_t n;
+	while ((n = berth_read_full(fd, buf, HASH_CHUNK)) > 0)
 		berth_xxh64_update(&h, buf, (size_t)n);
-	}
+	if (n < 0)
+		return berth_fail(err, errno, "cannot read %s", path);
 	hex_of(berth_xxh64_digest(&h), out);
 	return 0;
 }
@@ -262,7 +264,7 @@ static bool parse_fields(const char *s, struct berth_manifest_item *it, const ch
 	size_t hash_len = strcspn(end + 1, " ");
 	const char *hash = end + 1;
 	bool dash = hash_len == 1 && hash[0] == '-';
-	if (!dash && (hash_len != 16 || strspn(hash, "0123456789abcdef") < 16))
+	if (!dash && (hash_len != 16 || !berth_is_hex(hash, 16)))
 		return false;
 	snprintf(it->hash, sizeof(it->hash), "%.*s", (int)hash_len, hash);
 	*rest = hash + hash_len + (hash[hash_len] == ' ');

@@ -6,6 +6,7 @@
 #include "executor/cache/cache.h"
 #include "executor/cache/store_int.h"
 #include "executor/base/fs.h"
+#include "executor/base/hex.h"
 #include "executor/cache/manifest.h"
 
 #include <dirent.h>
@@ -382,8 +383,7 @@ int cache_build_artifact(struct berth_cache *cache, struct build *b,
 int berth_cache_use(struct berth_cache *cache, const char *digest,
 		    const char *leaf, struct berth_err *err)
 {
-	if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != BERTH_DIGEST_LEN ||
-	    strspn(digest + 7, "0123456789abcdef") != 64)
+	if (!berth_digest_valid(digest))
 		return berth_fail(err, 0, "'%s' is not an image digest", digest);
 	int fd = cache_lock_digest(cache, digest, LOCK_SH, err);
 	if (fd < 0)
@@ -417,15 +417,9 @@ int berth_cache_load_config(struct berth_cache *cache, const char *digest,
 		return berth_fail(err, errno, "cannot open %s/%s", cache->dir, name);
 	if (st.st_size > BERTH_CONFIG_MAX || !(data = malloc((size_t)st.st_size + 1)))
 		return berth_fail(err, EFBIG, "%s/%s", cache->dir, name);
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return berth_fail(err, n < 0 ? errno : EIO, "cannot read %s/%s",
-					  cache->dir, name);
-		len += (size_t)n;
-	}
+	len = (size_t)st.st_size;
+	if (berth_read_all(fd, data, len) < 0)
+		return berth_fail(err, errno, "cannot read %s/%s", cache->dir, name);
 	memset(img, 0, sizeof(*img));
 	snprintf(img->digest, sizeof(img->digest), "%s", digest);
 	return berth_image_parse_config(img, data, len, name, err);

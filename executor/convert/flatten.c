@@ -338,15 +338,8 @@ static int write_data(struct archive *layer, int fd, struct flatten *f,
 	while ((rc = archive_read_data_block(layer, &buf, &size, &offset)) == ARCHIVE_OK) {
 		if (offset != written && lseek(fd, offset, SEEK_SET) < 0)
 			return berth_fail(err, errno, "layer %s: seek in '%s'", f->layer, path);
-		for (size_t done = 0; done < size;) {
-			ssize_t n = write(fd, (const char *)buf + done, size - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return berth_fail(err, errno, "layer %s: cannot write '%s'",
-						  f->layer, path);
-			done += (size_t)n;
-		}
+		if (berth_write_all(fd, buf, size) < 0)
+			return berth_fail(err, errno, "layer %s: cannot write '%s'", f->layer, path);
 		written = offset + (la_int64_t)size;
 		f->stats->bytes += size;
 	}
@@ -496,13 +489,9 @@ struct member_reader {
 
 static la_ssize_t stored_next(struct member_reader *r)
 {
-	ssize_t n;
-
 	if (r->fd < 0)
 		return archive_read_data(r->outer, r->buf, sizeof(r->buf));
-	while ((n = read(r->fd, r->buf, sizeof(r->buf))) < 0 && errno == EINTR)
-		;
-	return n;
+	return berth_read_full(r->fd, r->buf, sizeof(r->buf));
 }
 
 static la_ssize_t stored_read(struct archive *middle, void *data, const void **out)
@@ -663,6 +652,8 @@ static int apply_layer(struct flatten *f, const struct berth_image *img,
 	struct member_reader *r = NULL;
 	int rc = -1;
 
+	if (berth_archive_load(err) < 0 || berth_crypto_load(err) < 0)
+		return -1;
 	if (img->layout_dir)
 		fd = berth_layout_blob_open(img->layout_dir, layer->digest, err);
 	else

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "executor/base/dl/squashfs_lazy.h"
 #include "executor/base/fs.h"
 
 /* ---- little-endian fields ------------------------------------------------- */
@@ -396,6 +397,8 @@ int berth_sif_write(const char *rootfs_dir, const char *out_path,
 	_cleanup_close_ int dir = open(rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return berth_fail(err, errno, "cannot open rootfs folder %s", rootfs_dir);
+	if (berth_sqfs_load(err) < 0) /* said as it is, not as the output file's error */
+		return -1;
 	struct sif_job job = {.dir = dir, .o = o, .info = info};
 	return berth_create_file(out_path, 0755, sif_fill, &job, err);
 }
@@ -404,19 +407,11 @@ int berth_sif_write(const char *rootfs_dir, const char *out_path,
 
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	for (size_t done = 0; done < len;) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = 0;
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	return 0;
+	ssize_t n = berth_pread_full(fd, buf, len, (off_t)off);
+
+	if (n >= 0 && (size_t)n < len)
+		errno = 0; /* end of file: the caller says "truncated" */
+	return n >= 0 && (size_t)n == len ? 0 : -1;
 }
 
 int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *part,

@@ -96,6 +96,8 @@ static int make_config(const struct berth_sqfs_opts *o, sqfs_compressor_config_t
 		return berth_fail(err, 0, "SquashFS %s level %d is invalid", name, level);
 	if (id == SQFS_COMP_LZ4 && level)
 		flags |= SQFS_COMP_FLAG_LZ4_HC;
+	if (berth_sqfs_load(err) < 0) /* the first libsquashfs call of every writer */
+		return -1;
 	int rc = sqfs_compressor_config_init(cfg, id, block, flags);
 	if (rc)
 		return berth_fail(err, 0, "SquashFS compressor %s: %s", name,
@@ -445,6 +447,8 @@ int berth_squashfs_write(const char *rootfs_dir, const char *out_path,
 	_cleanup_close_ int dir = open(rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return berth_fail(err, errno, "cannot open rootfs folder %s", rootfs_dir);
+	if (berth_sqfs_load(err) < 0) /* said as it is, not as the output file's error */
+		return -1;
 	struct sqfs_job job = {.dir = dir, .o = o, .stats = stats};
 	return berth_create_file(out_path, 0644, sqfs_fill, &job, err);
 }

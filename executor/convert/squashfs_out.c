@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "executor/base/fs.h"
 #include "executor/convert/squashfs_int.h"
 
 static void out_destroy(sqfs_object_t *obj)
@@ -19,17 +20,11 @@ static int out_read_at(sqfs_file_t *file, sqfs_u64 off, void *buf, size_t size)
 
 	if (off + size < off || off + size > f->size)
 		return SQFS_ERROR_OUT_OF_BOUNDS;
-	for (size_t done = 0; done < size;) {
-		ssize_t n = pread(f->fd, (char *)buf + done, size - done,
-				  (off_t)(f->start + off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (!f->io_errno)
-				f->io_errno = n < 0 ? errno : EIO;
-			return SQFS_ERROR_IO;
-		}
-		done += (size_t)n;
+	ssize_t n = berth_pread_full(f->fd, buf, size, (off_t)(f->start + off));
+	if (n < 0 || (size_t)n < size) {
+		if (!f->io_errno)
+			f->io_errno = n < 0 ? errno : EIO;
+		return SQFS_ERROR_IO;
 	}
 	return 0;
 }

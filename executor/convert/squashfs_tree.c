@@ -134,9 +134,7 @@ static int append_range(struct writer *w, int fd, uint64_t from, uint64_t to,
 {
 	while (from < to) {
 		size_t want = to - from < w->buf_size ? (size_t)(to - from) : w->buf_size;
-		ssize_t n = pread(fd, w->buf, want, (off_t)from);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = berth_pread_full(fd, w->buf, want, (off_t)from);
 		if (n < 0)
 			return berth_fail(err, errno, "SquashFS image: cannot read %s",
 					  w->path);

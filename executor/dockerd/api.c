@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "executor/dockerd/api.h"
 #include "executor/dockerd/api_int.h"
+#include "executor/base/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -180,8 +181,7 @@ int dk_copy_id(char id[BERTH_DOCKER_ID_MAX], const char *s, bool image,
 {
 	size_t hex = image ? 7 : 0;
 
-	if (!s || (image && strncmp(s, "sha256:", 7) != 0) || strlen(s) != hex + 64 ||
-	    strspn(s + hex, "0123456789abcdef") != 64)
+	if (image ? !berth_digest_valid(s) : (!s || !berth_is_hex(s, 64) || s[64]))
 		return berth_fail(err, 0, "%s: Docker answered an id that is not %s64 hex digits: '%.80s'",
 				  what, image ? "sha256:" : "", s ? s : "(none)");
 	memcpy(id, s, hex + 65);

@@ -1,5 +1,5 @@
 /* berth: removing a job's Docker containers, also when dockerd is down
- * (see docker_sweep.h). */
+ * (see sweep.h). */
 #define _GNU_SOURCE
 #include "executor/dockerd/sweep.h"
 

@@ -1,4 +1,4 @@
-/* berth: the Docker runtime, through the Engine API (docker_api.c).
+/* berth: the Docker runtime, through the Engine API (executor/dockerd/api.c).
  *
  * Docker is root-equivalent, so this runtime is driven from root-side code
  * only (the plugin's privileged helper, or an administrator's `berth run`)

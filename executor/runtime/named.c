@@ -12,11 +12,12 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "executor/base/fs.h"
+#include "executor/base/process.h"
+#include "executor/runtime/fakeroot.h"
 
 extern char **environ;
 
@@ -329,31 +330,31 @@ static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
 	return 0;
 }
 
-int berth_wait_forwarding(pid_t child)
-{
-	static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
-	sigset_t set;
-	int status;
+/* The joiner's child: the task's command, inside the container. */
+struct join_cmd {
+	char *const *argv, *const *env;
+};
 
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
-		sigaddset(&set, forwarded[i]);
-	sigaddset(&set, SIGCHLD);
-	for (;;) {
-		pid_t w = waitpid(child, &status, WNOHANG);
-		if (w == child)
-			return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-		int sig = sigwaitinfo(&set, NULL);
-		if (sig > 0 && sig != SIGCHLD)
-			kill(child, sig);
-	}
+static void exec_joined(void *arg)
+{
+	const struct join_cmd *c = arg;
+
+	environ = (char **)c->env; /* execvp looks argv[0] up in the job's PATH */
+	execvp(c->argv[0], c->argv);
+	fprintf(stderr, "berth: %s: %s\n", c->argv[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
 }
 
 int berth_named_join(const struct berth_named *n, char *const *argv, char *const *env,
-		     const char *workdir, struct berth_err *err)
+		     const char *workdir, bool remap_root, struct berth_err *err)
 {
 	char token[40];
 	pid_t holder, inside = 0;
+
+	/* first, as the holder's runtime does before it starts the container:
+	 * the command run inside sees the same faked ids */
+	if (remap_root && berth_fake_id_syscalls(err) < 0)
+		return -1;
 	_cleanup_close_ int dir_fd = open(n->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (dir_fd < 0)
@@ -387,20 +388,8 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 	if (chdir(workdir && *workdir ? workdir : "/") < 0)
 		return berth_fail(err, errno, "cannot change to %s in container %s", workdir,
 				  n->name);
-	sigset_t all, old;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	pid_t child = fork();
-	if (child < 0)
-		return berth_fail(err, errno, "fork");
-	if (child == 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		environ = (char **)env; /* execvp looks argv[0] up in the job's PATH */
-		execvp(argv[0], argv);
-		fprintf(stderr, "berth: %s: %s\n", argv[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	return berth_wait_forwarding(child);
+	struct join_cmd cmd = {argv, env};
+	return berth_fork_forwarding(exec_joined, &cmd, err);
 }
 
 void berth_named_release(struct berth_named *n)
@@ -414,14 +403,7 @@ void berth_named_release(struct berth_named *n)
 
 static bool is_running(int dir_fd)
 {
-	_cleanup_close_ int fd = openat(dir_fd, "lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0)
-		return false;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		return true;
-	flock(fd, LOCK_UN);
-	return false;
+	return berth_lock_held(dir_fd, "lock");
 }
 
 int berth_named_list(struct berth_cache *cache, berth_named_visit visit, void *ctx,

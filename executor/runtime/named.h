@@ -48,17 +48,13 @@ int berth_named_take(struct berth_cache *cache, const char *scope, const char *n
  * record `pid` (the runtime's process) as the one to join. */
 int berth_named_mark_running(struct berth_named *named, pid_t pid, struct berth_err *err);
 
-/* Wait for `child`, passing on the signals Slurm sends this process
- * (TERM, INT, HUP, QUIT, USR1, USR2, CONT); its status as a shell gives
- * it (128+N after signal N).  All signals must be blocked by the caller. */
-int berth_wait_forwarding(pid_t child);
-
 /* Joiner: enter the running container's user, mount and pid namespaces,
- * start `argv` there (execvpe with `env`, in `workdir`), forward the
+ * start `argv` there (execvpe with `env`, in `workdir`; with `remap_root`,
+ * chown and set*id faked as for its holder: fakeroot.h), forward the
  * signals this process gets, and return its exit status (128+N after
  * signal N); -1 with err when it cannot. */
 int berth_named_join(const struct berth_named *named, char *const *argv, char *const *env,
-		     const char *workdir, struct berth_err *err);
+		     const char *workdir, bool remap_root, struct berth_err *err);
 
 void berth_named_release(struct berth_named *named);
 

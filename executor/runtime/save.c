@@ -23,6 +23,7 @@
 #include "executor/executor.h"
 #include "executor/runtime/mountns.h"
 #include "executor/runtime/named.h"
+#include "executor/source/tarmember.h"
 
 #define COPY_BLOCK (1 << 20)
 
@@ -91,15 +92,12 @@ static int put_file_data(struct archive *a, int fd, const char *path, char *buf,
 {
 	ssize_t n;
 
-	while ((n = read(fd, buf, COPY_BLOCK)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return berth_fail(err, errno, "cannot read %s", path);
+	while ((n = berth_read_full(fd, buf, COPY_BLOCK)) > 0)
 		if (archive_write_data(a, buf, (size_t)n) != n)
 			return berth_fail(err, 0, "cannot write %s to the archive (%s)", path,
 					  archive_error_string(a));
-	}
+	if (n < 0)
+		return berth_fail(err, errno, "cannot read %s", path);
 	return 0;
 }
 
@@ -159,17 +157,6 @@ static int put_tree(struct archive *a, int dir_fd, const char *rel, char *buf,
 	return rc;
 }
 
-static void hex_of(EVP_MD_CTX *md, char out[72])
-{
-	unsigned char bin[EVP_MAX_MD_SIZE];
-	unsigned len = 0;
-
-	EVP_DigestFinal_ex(md, bin, &len);
-	strcpy(out, "sha256:");
-	for (unsigned i = 0; i < len && i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", bin[i]);
-}
-
 /* The layer: the whole tree as one tar, into fd; its sha256 (diff_id). */
 static int write_layer(const char *root, int fd, char diff_id[72], struct berth_err *err)
 {
@@ -191,7 +178,7 @@ static int write_layer(const char *root, int fd, char diff_id[72], struct berth_
 	if (a)
 		archive_write_free(a);
 	if (rc == 0)
-		hex_of(sink.md, diff_id);
+		berth_sha256_final(sink.md, diff_id);
 	EVP_MD_CTX_free(sink.md);
 	return rc;
 }
@@ -242,7 +229,7 @@ static char *sha256_of(const char *buf, size_t len, char out[72])
 		return NULL;
 	}
 	EVP_DigestUpdate(md, buf, len);
-	hex_of(md, out);
+	berth_sha256_final(md, out);
 	EVP_MD_CTX_free(md);
 	return out;
 }
@@ -303,6 +290,8 @@ int berth_save_docker_archive(const char *root, const char *base_config, size_t 
 {
 	char layer_tmp[PATH_MAX + 32], out_tmp[PATH_MAX + 32], diff_id[72];
 
+	if (berth_archive_load(err) < 0 || berth_crypto_load(err) < 0)
+		return -1;
 	snprintf(layer_tmp, sizeof(layer_tmp), "%s.layer.XXXXXX", out_path);
 	snprintf(out_tmp, sizeof(out_tmp), "%s.tmp.XXXXXX", out_path);
 	_cleanup_close_ int layer_fd = mkostemp(layer_tmp, O_CLOEXEC);

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "executor/base/fs.h" /* berth_write_all */
+#include "executor/base/fs.h" /* berth_write_all, berth_read_full */
 #include "executor/source/tarmember.h"
 
 /* ---- docker-save archives from a layout ------------------------------------ */
@@ -116,9 +116,7 @@ static int put_blob(struct archive *a, const char *layout_dir,
 		return berth_fail(err, errno, "blob %s", digest);
 	if (put_header(a, name, AE_IFREG, st.st_size, err) < 0)
 		return -1;
-	while ((n = read(fd, buf, BLOB_BLOCK)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
+	while ((n = berth_read_full(fd, buf, BLOB_BLOCK)) != 0) {
 		if (n < 0)
 			return berth_fail(err, errno, "cannot read blob %s in %s",
 					  digest, layout_dir);
@@ -247,6 +245,8 @@ int berth_image_write_docker_archive(const struct berth_image *img, int out_fd,
 		return berth_fail(err, 0, "image %s was not opened from a layout "
 				  "folder; only pulled images are written as docker "
 				  "archives", img->digest);
+	if (berth_archive_load(err) < 0 || berth_crypto_load(err) < 0)
+		return -1;
 	if (!(manifest = docker_manifest(img, repo_tag)) || !(a = archive_write_new()))
 		return berth_fail(err, ENOMEM, "docker archive");
 	/* pax: a layer may be over ustar's 8 GiB; no padding to 10 KiB blocks. */

@@ -17,6 +17,7 @@
 
 #include "executor/base/dl/curl_lazy.h"
 #include "executor/base/fs.h"
+#include "executor/base/hex.h"
 #include "executor/base/dl/crypto_lazy.h"
 
 #ifndef BERTH_VERSION
@@ -100,17 +101,6 @@ void berth_fetch_opts_init(struct berth_fetch_opts *opts)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void fetch_hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int fetch_sha256_hex(const char *s, char out[65])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
@@ -118,7 +108,7 @@ static int fetch_sha256_hex(const char *s, char out[65])
 
 	if (!EVP_Digest(s, strlen(s), d, &dlen, EVP_sha256(), NULL) || dlen != 32)
 		return -1;
-	fetch_hex(d, dlen, out);
+	berth_hex_encode(d, dlen, out);
 	return 0;
 }
 
@@ -464,10 +454,8 @@ static int fetch_rehash(struct fetch_xfer *x, struct berth_err *err)
 			return berth_fail(err, ENOMEM, "cannot hash the partial download");
 	}
 	while (off < st.st_size) {
-		ssize_t n = pread(x->fd, buf, FETCH_HASH_BUF, off);
+		ssize_t n = berth_pread_full(x->fd, buf, FETCH_HASH_BUF, off);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0)
 			return berth_fail(err, n < 0 ? errno : EIO,
 					  "cannot read back the partial download %s", x->tmp_name);
@@ -749,7 +737,7 @@ static int fetch_publish(struct fetch_xfer *x, const char *url, const char *hex,
 
 	if (!EVP_DigestFinal_ex(x->md, d, &dlen) || dlen != 32)
 		return berth_fail(err, ENOMEM, "cannot finish the sha256 digest of %s", x->shown);
-	fetch_hex(d, dlen, digest);
+	berth_hex_encode(d, dlen, digest);
 	snprintf(res->sha256, sizeof(res->sha256), "sha256:%s", digest);
 	res->bytes = x->have;
 	if (x->opts->expect_digest && strcmp(x->opts->expect_digest, res->sha256) != 0)
@@ -913,7 +901,7 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 
 	fetch_opts_complete(opts, &o);
 	memset(res, 0, sizeof(*res));
-	if (berth_curl_load(err) < 0)
+	if (berth_curl_load(err) < 0 || berth_crypto_load(err) < 0)
 		return -1;
 	if (!url || !*url)
 		return berth_fail(err, 0, "no image URL given; pass an http://, https:// or file:// URL");

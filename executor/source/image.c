@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "executor/base/fs.h"
 #include "executor/source/tarmember.h"
 
 #define JSON_DEPTH 64
@@ -158,7 +159,7 @@ static int decompress_to(const char *path, const char *dest,
 	char buf[256 * 1024];
 	la_ssize_t n;
 
-	if (!a)
+	if (!a) /* berth_tar_open loaded libarchive: the archive was probed first */
 		return berth_fail(err, ENOMEM, "libarchive");
 	archive_read_support_filter_all(a);
 	archive_read_support_format_raw(a);
@@ -170,14 +171,8 @@ static int decompress_to(const char *path, const char *dest,
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot create %s", dest);
 	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) {
-		for (la_ssize_t off = 0; off < n;) {
-			ssize_t w = write(fd, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return berth_fail(err, errno, "cannot write %s", dest);
-			off += w;
-		}
+		if (berth_write_all(fd, buf, (size_t)n) < 0)
+			return berth_fail(err, errno, "cannot write %s", dest);
 	}
 	if (n < 0)
 		return berth_fail(err, 0,

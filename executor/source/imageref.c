@@ -70,16 +70,6 @@ static bool valid_tag(const char *tag)
 	return true;
 }
 
-bool berth_digest_valid(const char *d)
-{
-	if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71)
-		return false;
-	for (const char *p = d + 7; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return false;
-	return true;
-}
-
 /* host[:port]: letters, digits, '-', '.', an optional numeric port, or a
  * bracketed IPv6 address. */
 static bool valid_registry(const char *r)

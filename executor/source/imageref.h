@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "conf/error.h"
+#include "executor/base/hex.h" /* berth_digest_valid, which lived here */
 
 #define BERTH_DOCKER_HUB "registry-1.docker.io"
 
@@ -32,10 +33,6 @@ struct berth_imageref {
  * is wrong with the text and what a valid reference looks like. */
 int berth_imageref_parse(const char *text, const char *default_registry,
 			 struct berth_imageref *ref, struct berth_err *err);
-
-/* "sha256:" and 64 lowercase hex digits: the only digest form berth
- * verifies (references, manifests, blob names). */
-bool berth_digest_valid(const char *digest);
 
 /* Is `text` meant as a file, even if no such file exists: an absolute or
  * ./ ../ ~ path, or an archive/SIF extension (before any #TAG)?  A missing

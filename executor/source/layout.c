@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "executor/base/fs.h"
 #include "executor/source/tarmember.h"
 
 /* ---- layout folders (pulled images) -------------------------------------- */
@@ -103,16 +104,12 @@ static int read_blob(const char *layout_dir, const char *digest, size_t max,
 				  layout_dir, (long long)st.st_size, max);
 	if (!(data = malloc((size_t)st.st_size + 1)))
 		return berth_fail(err, ENOMEM, "blob %s", digest);
-	while (have < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + have, (size_t)st.st_size - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return berth_fail(err, n < 0 ? errno : 0, "cannot read blob "
-					  "%s in %s%s", digest, layout_dir,
-					  n == 0 ? " (it shrank while read)" : "");
-		have += (size_t)n;
-	}
+	ssize_t n = berth_read_full(fd, data, (size_t)st.st_size);
+	if (n < st.st_size)
+		return berth_fail(err, n < 0 ? errno : 0, "cannot read blob "
+				  "%s in %s%s", digest, layout_dir,
+				  n >= 0 ? " (it shrank while read)" : "");
+	have = (size_t)n;
 	data[have] = '\0';
 	berth_sha256_hex(data, have, seen);
 	if (strcmp(seen, digest) != 0)

@@ -435,7 +435,7 @@ int reg_session_init(struct reg_session *s, const struct berth_registry_opts *op
 	s->opts = opts;
 	s->ref = ref;
 	pthread_mutex_init(&s->lock, NULL);
-	if (berth_curl_load(err) < 0)
+	if (berth_curl_load(err) < 0 || berth_crypto_load(err) < 0)
 		return -1;
 	snprintf(s->base, sizeof(s->base), "%s://%s", plain ? "http" : "https", ref->registry);
 	snprintf(s->ca_file, sizeof(s->ca_file), "%s/%s/ca.crt", certs, ref->registry);

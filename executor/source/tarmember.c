@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "executor/source/tarmember.h"
+#include "executor/base/hex.h"
 #include "executor/base/sha256.h"
 
 #include <errno.h>
@@ -27,6 +28,8 @@ struct archive *berth_tar_open(const char *path, struct berth_err *err)
 		berth_fail(err, 0, "image archive %s is not a regular file", path);
 		return NULL;
 	}
+	if (berth_archive_load(err) < 0)
+		return NULL;
 	struct archive *a = archive_read_new();
 
 	if (!a) {
@@ -124,14 +127,8 @@ int berth_tar_read_member(const char *path, const char *name, size_t max,
 
 static void hex_digest(const unsigned char *md, unsigned n, char out[72])
 {
-	static const char hex[] = "0123456789abcdef";
-
-	memcpy(out, "sha256:", 7);
-	for (unsigned i = 0; i < n && i < 32; i++) {
-		out[7 + 2 * i] = hex[md[i] >> 4];
-		out[8 + 2 * i] = hex[md[i] & 15];
-	}
-	out[71] = '\0';
+	strcpy(out, "sha256:");
+	berth_hex_encode(md, n < 32 ? n : 32, out + 7);
 }
 
 void berth_sha256_hex(const void *data, size_t len, char out[72])
@@ -156,8 +153,7 @@ bool berth_blob_name_digest(const char *name, char digest[72])
 	const char *prefix = "blobs/sha256/";
 	const char *hex = name + strlen(prefix);
 
-	if (strncmp(name, prefix, strlen(prefix)) != 0 || strlen(hex) != 64 ||
-	    strspn(hex, "0123456789abcdef") != 64)
+	if (strncmp(name, prefix, strlen(prefix)) != 0 || !berth_is_hex(hex, 64) || hex[64])
 		return false;
 	snprintf(digest, 72, "sha256:%s", hex);
 	return true;

@@ -293,7 +293,7 @@ user_sif() {
 
 @test "[$BERTH_RUNTIME] TaskProlog's exports reach every task" {
 	if [ "$(slurm_release)" -lt 2311 ]; then
-		skip "Slurm $(sinfo -V | awk '{print $2}'): without spank_prepend_task_argv berth starts its launcher from task_init, before Slurm runs TaskProlog (README, Known limits)"
+		skip "Slurm $(sinfo -V | awk '{print $2}'): without spank_prepend_task_argv berth starts its launcher from task_init, before Slurm runs TaskProlog (README, How a job runs)"
 	fi
 	run as_user srun -n 2 --overcommit --container-runtime="$RT" --container-image="$IMG" \
 		sh -c 'test -e /etc/only-in-image && echo "prolog=$BERTH_TASK_PROLOG"'

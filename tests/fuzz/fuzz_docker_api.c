@@ -1,8 +1,8 @@
-/* libFuzzer target: what dockerd answers, read by executor/docker_api.c.
- * The file is included so that its static answer parsers are reachable
- * without a daemon; the bytes are the answer's body as executor/uhttp.c
- * hands it over (its framing has its own target, fuzz_uhttp).  Byte 0
- * picks the answer:
+/* libFuzzer target: what dockerd answers, read by executor/dockerd/.
+ * The files are included so that their static answer parsers are
+ * reachable without a daemon; the bytes are the answer's body as
+ * executor/dockerd/uhttp.c hands it over (its framing has its own target,
+ * fuzz_uhttp).  Byte 0 picks the answer:
  *   0  image load: a stream of JSON messages (first id or name kept)
  *   1  image inspect: {"Id": "sha256:..."}, and its Config re-wrapped
  *   2  container wait: {"StatusCode": N, "Error": {...}}

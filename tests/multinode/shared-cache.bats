@@ -5,7 +5,7 @@
 # conversions on 4 nodes make one, and a conversion killed half-way leaves
 # nothing another node takes for complete.  The nodes share one kernel here,
 # so these tests check berth's protocol (flock + rename), not a network file
-# system's locking: README "Shared CacheDir" says which ones keep it.
+# system's locking: README "A CacheDir shared by several nodes" says which ones keep it.
 
 load helpers
 

@@ -1,4 +1,5 @@
-/* Unit tests for executor/docker_api.c against the real dockerd.
+/* Unit tests for executor/dockerd/ (api.c, images.c, containers.c,
+ * attach.c) against the real dockerd.
  *
  * A daemon that does not answer makes every Docker test FAIL with the
  * reason, unless BERTH_NO_DOCKER=1, which skips them. Tests that need no

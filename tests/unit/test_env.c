@@ -1,4 +1,4 @@
-/* Unit tests for pyxis's rules in executor/executor.c: the task's
+/* Unit tests for pyxis's rules in executor/task.c and executor.c: the task's
  * environment (berth_task_env, berth_env_merge), the working directory
  * (berth_workdir_resolve), the entry point chain (berth_task_argv, run here
  * with the host's /bin/sh) and the /bin/sh probe (berth_executor_has_shell). */
@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "executor/base/fs.h"
 #include "executor/executor.h"
 
 /* The value of NAME in env, NULL when absent; fails on a duplicate. */
@@ -400,10 +401,8 @@ static int tree_setup(void **state)
 static int tree_teardown(void **state)
 {
 	struct tree *t = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
-	if (system(cmd) != 0)
+	if (berth_remove_tree(AT_FDCWD, t->dir) < 0)
 		return -1;
 	free(t);
 	return 0;

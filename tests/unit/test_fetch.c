@@ -1,4 +1,4 @@
-/* Unit tests for executor/fetch.c against a real HTTP server on loopback
+/* Unit tests for executor/source/fetch.c against a real HTTP server on loopback
  * (tests/harness/fixtures/httpd.py, started here; run from the repository root or
  * set BERTH_REPO). */
 #define _GNU_SOURCE
@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "executor/base/fs.h"
 #include "executor/source/fetch.h"
 
 #define SRC_SIZE (1536 * 1024 + 123) /* big enough that a cut lands mid-body */
@@ -140,20 +141,6 @@ static int tf_count_entries(const char *dir)
 			n++;
 	closedir(d);
 	return n;
-}
-
-static void tf_remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
-	rmdir(dir);
 }
 
 struct tf_buf {
@@ -312,7 +299,7 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	tf_stop_server();
-	tf_remove_dir(srv.srcdir);
+	berth_remove_tree(AT_FDCWD, srv.srcdir);
 	curl_global_cleanup();
 	return 0;
 }
@@ -341,7 +328,7 @@ static int teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	tf_remove_dir(fx->cache);
+	berth_remove_tree(AT_FDCWD, fx->cache);
 	free(fx);
 	return 0;
 }

@@ -1,5 +1,7 @@
-/* Unit tests for layout folders (executor/image.c berth_image_open_layout,
- * berth_image_write_docker_archive; executor/flatten.c reading blob files).
+/* Unit tests for layout folders (executor/source/layout.c
+ * berth_image_open_layout, executor/source/archive_write.c
+ * berth_image_write_docker_archive; executor/convert/flatten.c reading blob
+ * files).
  *
  * The layout is made from real fixtures: tests/harness/fixtures/mkimage.py writes
  * an OCI docker-save archive (once with gzip layers, once plain), `tar`
@@ -29,6 +31,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "executor/base/fs.h"
 #include "executor/convert/flatten.h"
 #include "executor/source/image.h"
 
@@ -366,7 +369,7 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	if (g.base[0])
-		sh("rm -rf '%s'", g.base);
+		berth_remove_tree(AT_FDCWD, g.base);
 	return 0;
 }
 
@@ -392,7 +395,8 @@ static int teardown(void **state)
 	struct fx *fx = *state;
 
 	berth_image_close(&fx->img);
-	sh("chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s' '%s'", fx->root, fx->dir, fx->root);
+	berth_remove_tree(AT_FDCWD, fx->root); /* made writable as it goes */
+	berth_remove_tree(AT_FDCWD, fx->dir);
 	free(fx);
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for the cache's content manifest (executor/manifest.c): the
+/* Unit tests for the cache's content manifest (executor/cache/manifest.c): the
  * scan of a real tree, the text round trip, and which difference the
  * comparison names first. */
 #define _GNU_SOURCE

@@ -1,8 +1,9 @@
-/* Unit tests for executor/sif.c (every SIF field written, checked at its
- * byte offset) and executor/sing_meta.c (the /.singularity.d files and SIF
- * objects, checked against what Apptainer 1.4.5's `apptainer build` made
- * from the same image configs; the expected SHA-256 sums were taken from
- * real builds, see the report of the change that added this file). */
+/* Unit tests for executor/convert/sif.c (every SIF field written, checked
+ * at its byte offset) and executor/convert/sing_meta.c (the /.singularity.d
+ * files and SIF objects, checked against what Apptainer 1.4.5's `apptainer
+ * build` made from the same image configs; the expected SHA-256 sums were
+ * taken from real builds, see the report of the change that added this
+ * file). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>

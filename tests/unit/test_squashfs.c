@@ -1,5 +1,6 @@
-/* Unit tests for executor/squashfs.c: a tree written as SquashFS and read
- * back with libsquashfs's own reader, entry by entry against the tree. */
+/* Unit tests for executor/convert/squashfs*.c: a tree written as SquashFS
+ * and read back with libsquashfs's own reader, entry by entry against the
+ * tree. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>

@@ -5,12 +5,12 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LIBARCHIVE "libarchive.so.13"
 
 static struct berth_archive_fns table;
+static char load_error[512];
 
 static void load_once(void)
 {
@@ -57,15 +57,23 @@ static void load_once(void)
 		{"archive_write_set_bytes_in_last_block", offsetof(struct berth_archive_fns, f_archive_write_set_bytes_in_last_block)},
 		{"archive_write_set_format_pax_restricted", offsetof(struct berth_archive_fns, f_archive_write_set_format_pax_restricted)},
 	};
-	char why[512];
+	struct berth_archive_fns fns;
 
-	/* nothing reads an image without it: say why and stop */
-	if (berth_lazy_fill(LIBARCHIVE, symbols, sizeof(symbols) / sizeof(*symbols), &table, why,
-			    sizeof(why)) < 0) {
-		fprintf(stderr, "berth: cannot load %s (%s); install libarchive13\n", LIBARCHIVE,
-			why);
-		exit(1);
-	}
+	/* keep the table empty unless every symbol is there: berth_archive_load
+	 * tells a loaded library by its first member */
+	if (berth_lazy_fill(LIBARCHIVE, symbols, sizeof(symbols) / sizeof(*symbols), &fns,
+			    load_error, sizeof(load_error)) < 0)
+		return;
+	table = fns;
+}
+
+int berth_archive_load(struct berth_err *err)
+{
+	(void)berth_archive();
+	if (!table.f_archive_entry_filetype)
+		return berth_fail(err, 0, "cannot load %s (%s); install libarchive13", LIBARCHIVE,
+				  load_error[0] ? load_error : "unknown error");
+	return 0;
 }
 
 const struct berth_archive_fns *berth_archive(void)

@@ -13,6 +13,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "conf/error.h"
+
 struct berth_archive_fns {
 	__LA_MODE_T (*f_archive_entry_filetype)(struct archive_entry *);
 	void (*f_archive_entry_free)(struct archive_entry *);
@@ -57,8 +59,14 @@ struct berth_archive_fns {
 	int (*f_archive_write_set_format_pax_restricted)(struct archive *);
 };
 
-/* The table, loaded on first use.  If libarchive cannot be loaded, berth
- * says so on stderr and exits: no image can be read without it. */
+/* Load libarchive (once): 0, or -1 with the reason and what to install.
+ * Every entry point that reads or writes an archive (berth_tar_open, image
+ * decompression, the flattener, the archive writer, save) calls this before
+ * any archive_* call: the table stays empty when the library is missing. */
+int berth_archive_load(struct berth_err *err);
+
+/* The table, loaded on first use; its members are set only once
+ * berth_archive_load() has succeeded. */
 const struct berth_archive_fns *berth_archive(void);
 
 #define archive_entry_filetype(...) (berth_archive()->f_archive_entry_filetype(__VA_ARGS__))

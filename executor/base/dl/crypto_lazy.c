@@ -3,6 +3,7 @@
 #include "executor/base/dl/lazy.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,9 @@ static int no_digest(const void *d, size_t n, unsigned char *m, unsigned int *s,
 static const EVP_MD *no_sha256(void) { return NULL; }
 static int no_block(unsigned char *t, const unsigned char *f, int n) { (void)t, (void)f, (void)n; return -1; }
 
+static char load_error[512];
+static bool loaded;
+
 static struct berth_crypto_fns table = {
 	no_ctx_new, no_ctx_free, no_init, no_update, no_final, no_digest, no_sha256,
 	no_block, no_block,
@@ -43,14 +47,21 @@ static void load_once(void)
 		{"EVP_DecodeBlock", offsetof(struct berth_crypto_fns, decode_block)},
 	};
 	struct berth_crypto_fns fns;
-	char why[512];
 
-	if (berth_lazy_fill(LIBCRYPTO, symbols, sizeof(symbols) / sizeof(*symbols), &fns, why,
-			    sizeof(why)) < 0) {
-		fprintf(stderr, "berth: cannot load %s (%s); install libssl3\n", LIBCRYPTO, why);
+	if (berth_lazy_fill(LIBCRYPTO, symbols, sizeof(symbols) / sizeof(*symbols), &fns,
+			    load_error, sizeof(load_error)) < 0)
 		return;
-	}
 	table = fns;
+	loaded = true;
+}
+
+int berth_crypto_load(struct berth_err *err)
+{
+	(void)berth_crypto();
+	if (!loaded)
+		return berth_fail(err, 0, "cannot load %s (%s); install libssl3", LIBCRYPTO,
+				  load_error[0] ? load_error : "unknown error");
+	return 0;
 }
 
 const struct berth_crypto_fns *berth_crypto(void)

@@ -11,6 +11,8 @@
 
 #include <openssl/evp.h>
 
+#include "conf/error.h"
+
 struct berth_crypto_fns {
 	EVP_MD_CTX *(*md_ctx_new)(void);
 	void (*md_ctx_free)(EVP_MD_CTX *);
@@ -24,9 +26,13 @@ struct berth_crypto_fns {
 	int (*decode_block)(unsigned char *, const unsigned char *, int);
 };
 
+/* Load libcrypto (once): 0, or -1 with the reason and what to install.
+ * Every entry point that hashes or encodes with it calls this first, so a
+ * missing library reaches the user as that error. */
+int berth_crypto_load(struct berth_err *err);
+
 /* The table, loaded on first use.  If libcrypto cannot be loaded, every
- * entry fails (NULL or 0, as the real ones do on error) and the reason is
- * printed once on stderr. */
+ * entry fails (NULL or 0, as the real ones do on error). */
 const struct berth_crypto_fns *berth_crypto(void);
 
 #define EVP_MD_CTX_new() (berth_crypto()->md_ctx_new())

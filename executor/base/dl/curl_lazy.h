@@ -3,7 +3,8 @@
  * Most berth runs never touch the network: the per-task launcher and a warm
  * `berth run` only exec a runtime.  Linking libcurl would make every one of
  * them map its ~40 shared libraries (2.4 ms measured here, half of berth's
- * whole start-up), so fetch.c and docker_api.c reach libcurl through this
+ * whole start-up), so the URL fetcher and the registry client
+ * (executor/source/fetch.c, registry_http.c) reach libcurl through this
  * table instead, filled by dlopen() on first use.  Include this header
  * instead of <curl/curl.h>. */
 #ifndef BERTH_CURL_LAZY_H
@@ -31,8 +32,8 @@ struct berth_curl_fns {
 
 extern struct berth_curl_fns berth_curl;
 
-/* Load libcurl (once).  Every entry point of fetch.c and docker_api.c
- * calls this before any curl_* call. */
+/* Load libcurl (once).  Every entry point of fetch.c and of the registry
+ * client calls this before any curl_* call. */
 int berth_curl_load(struct berth_err *err);
 
 #define curl_easy_init berth_curl.easy_init

@@ -1,5 +1,6 @@
 /* berth: a library loaded on first use (curl_lazy.h, crypto_lazy.h,
- * archive_lazy.h): one dlopen() and a table of function pointers. */
+ * archive_lazy.h, squashfs_lazy.h): one dlopen() and a table of function
+ * pointers. */
 #ifndef BERTH_LAZY_H
 #define BERTH_LAZY_H
 

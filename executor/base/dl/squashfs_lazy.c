@@ -5,11 +5,11 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #define LIBSQUASHFS "libsquashfs.so.1"
 
 static struct berth_sqfs_fns table;
+static char load_error[512];
 
 static void load_once(void)
 {
@@ -18,14 +18,23 @@ static void load_once(void)
 		BERTH_SQFS_FUNCTIONS(BERTH_SQFS_SYMBOL)
 	};
 #undef BERTH_SQFS_SYMBOL
-	char why[512];
+	struct berth_sqfs_fns fns;
 
-	if (berth_lazy_fill(LIBSQUASHFS, symbols, sizeof(symbols) / sizeof(*symbols), &table,
-			    why, sizeof(why)) < 0) {
-		fprintf(stderr, "berth: cannot load %s (%s); install libsquashfs1\n",
-			LIBSQUASHFS, why);
-		exit(1);
-	}
+	/* keep the table empty unless every symbol is there: berth_sqfs_load
+	 * tells a loaded library by its first member */
+	if (berth_lazy_fill(LIBSQUASHFS, symbols, sizeof(symbols) / sizeof(*symbols), &fns,
+			    load_error, sizeof(load_error)) < 0)
+		return;
+	table = fns;
+}
+
+int berth_sqfs_load(struct berth_err *err)
+{
+	(void)berth_sqfs();
+	if (!table.f_sqfs_block_processor_append)
+		return berth_fail(err, 0, "cannot load %s (%s); install libsquashfs1", LIBSQUASHFS,
+				  load_error[0] ? load_error : "unknown error");
+	return 0;
 }
 
 const struct berth_sqfs_fns *berth_sqfs(void)

@@ -23,6 +23,8 @@
 #include <sqfs/meta_writer.h>
 #include <sqfs/super.h>
 
+#include "conf/error.h"
+
 #define BERTH_SQFS_FUNCTIONS(X) \
 	X(sqfs_block_processor_append) \
 	X(sqfs_block_processor_begin_file) \
@@ -60,8 +62,16 @@ struct berth_sqfs_fns {
 #undef BERTH_SQFS_MEMBER
 };
 
-/* The table, loaded on first use.  If libsquashfs cannot be loaded, berth
- * says why and exits: nothing writes a SIF without it. */
+/* Load libsquashfs (once): 0, or -1 with the reason and what to install.
+ * The SquashFS writer calls this before any sqfs_* call (squashfs.c's
+ * make_config, the first step of every image it writes; berth_sif_write
+ * and berth_squashfs_write before they create their file, so that the
+ * error is not worded as the file's): the table stays empty when the
+ * library is missing. */
+int berth_sqfs_load(struct berth_err *err);
+
+/* The table, loaded on first use; its members are set only once
+ * berth_sqfs_load() has succeeded. */
 const struct berth_sqfs_fns *berth_sqfs(void);
 
 #define sqfs_block_processor_append(...) (berth_sqfs()->f_sqfs_block_processor_append(__VA_ARGS__))

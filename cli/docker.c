@@ -56,6 +56,7 @@ struct docker_args {
 	const char *mounts, *workdir, *env_keep, *cgroup_parent;
 	int control_fd;
 	const char *allowed_mounts, *batch_script;
+	const char *name; /* the archive as the user named it, for messages */
 	bool entrypoint, entrypoint_log, network_none, writable;
 	unsigned long long memory;
 	unsigned cpus;
@@ -80,6 +81,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"control-fd", required_argument, NULL, 'C'},
 		{"allowed-mounts", required_argument, NULL, 'A'},
 		{"batch-script", required_argument, NULL, 'B'},
+		{"name", required_argument, NULL, 'N'},
 		{"entrypoint", no_argument, NULL, 'e'},
 		{"entrypoint-log", no_argument, NULL, 'L'},
 		{"network-none", no_argument, NULL, 'n'},
@@ -108,6 +110,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'C': a->control_fd = cli_parse_fd(optarg); break;
 		case 'A': a->allowed_mounts = optarg; break;
 		case 'B': a->batch_script = optarg; break;
+		case 'N': a->name = optarg; break;
 		case 'e': a->entrypoint = true; break;
 		case 'L': a->entrypoint_log = true; break;
 		case 'n': a->network_none = true; break;
@@ -143,6 +146,21 @@ static int docker_config(const struct docker_args *a, struct berth_config *cfg,
 	return 0;
 }
 
+/* A message about the archive on stdin names it as the user did: the
+ * loader knows it only as /proc/self/fd/0. */
+static void name_stdin(struct berth_err *err, const char *name)
+{
+	static const char fd0[] = "/proc/self/fd/0";
+	char *at = strstr(err->msg, fd0);
+	char msg[sizeof(err->msg)];
+
+	if (!name || !at)
+		return;
+	snprintf(msg, sizeof(msg), "%.*s%s%s", (int)(at - err->msg), err->msg, name,
+		 at + sizeof(fd0) - 1);
+	memcpy(err->msg, msg, sizeof(msg));
+}
+
 /* berth docker load: the archive on stdin. */
 static int docker_load_cmd(const struct docker_args *a, struct berth_err *err)
 {
@@ -160,6 +178,8 @@ static int docker_load_cmd(const struct docker_args *a, struct berth_err *err)
 		rc = berth_executor_load_image(ex, ref, &res, err);
 	if (rc == 0)
 		printf("%s %s\n", res.digest, res.converted ? "loaded" : "present");
+	else
+		name_stdin(err, a->name);
 	berth_executor_destroy(ex);
 	berth_config_free(&cfg);
 	return rc;

@@ -77,13 +77,25 @@ int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
 }
 
 /* A SIF ("SIF_MAGIC" at offset 32) or a bare squashfs ("hsqs"). */
-static bool is_raw_image(const char *path)
+/* 1 a SIF or SquashFS file, 0 anything else (or nothing: a reference, a
+ * missing file, which the stager names later), -1 a path that is no
+ * regular file: a FIFO must not hold the stager (berth_open_regular). */
+static int is_raw_image(const char *path, struct berth_err *err)
 {
 	char head[48] = {0};
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct berth_err why = {0};
+	struct stat st;
 
+	if (stat(path, &st) < 0 || S_ISDIR(st.st_mode))
+		return 0; /* a folder named like a registry image is no image */
+	_cleanup_close_ int fd = berth_open_regular(path, &why);
+
+	if (fd < 0 && !why.errnum) {
+		*err = why;
+		return -1;
+	}
 	if (fd < 0 || read(fd, head, sizeof(head)) < 4)
-		return false;
+		return 0;
 	return !memcmp(head, "hsqs", 4) || !memcmp(head + 32, "SIF_MAGIC", 9);
 }
 
@@ -93,7 +105,10 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 	memset(res, 0, sizeof(*res));
 	if (ex->ops->load)
 		return ex->ops->load(ex, ref, res, err);
-	if (is_raw_image(ref)) {
+	int raw = is_raw_image(ref, err);
+	if (raw < 0)
+		return -1;
+	if (raw) {
 		if (!ex->ops->runs_raw_images)
 			return berth_fail(err, 0, "%s is a SIF/squashfs image: it runs "
 					  "only with the singularity runtime; give %s "

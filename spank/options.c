@@ -212,16 +212,40 @@ int berth_options_from_env(spank_t sp)
 	return 0;
 }
 
+/* Relative paths start where srun, sbatch or salloc ran: their getcwd(),
+ * recorded at submission in BERTH_SUBMIT_DIR (each srun records its own,
+ * so an srun inside a batch script that changed folder uses that folder),
+ * else Slurm's SLURM_SUBMIT_DIR.  Never $PWD: a shell variable anyone can
+ * set, which is not where the command ran (PWD=/proc/self/fd named
+ * slurmstepd's own descriptors).  The nodes open what the path names only
+ * as the job user, in a process of its own, so the folder decides only
+ * which of the user's files is meant. */
+#define SUBMIT_CWD_ENV "BERTH_SUBMIT_DIR"
+
 void berth_job_cwd(spank_t sp, char *cwd, size_t len)
 {
 	if (spank_context() != S_CTX_REMOTE) {
 		if (getcwd(cwd, len))
 			return;
-	} else if ((spank_getenv(sp, "PWD", cwd, (int)len) == ESPANK_SUCCESS && cwd[0] == '/') ||
+	} else if ((spank_getenv(sp, SUBMIT_CWD_ENV, cwd, (int)len) == ESPANK_SUCCESS &&
+		    cwd[0] == '/') ||
 		   (spank_getenv(sp, "SLURM_SUBMIT_DIR", cwd, (int)len) == ESPANK_SUCCESS &&
 		    cwd[0] == '/'))
 		return;
 	snprintf(cwd, len, "/");
+}
+
+/* On the submitting side: the job's environment carries our folder. */
+static int record_submit_cwd(void)
+{
+	char cwd[PATH_MAX];
+
+	if (!getcwd(cwd, sizeof(cwd)) || setenv(SUBMIT_CWD_ENV, cwd, 1) < 0) {
+		slurm_error(PFX "cannot record the folder the job is submitted from: %s",
+			    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* Parse --container-mounts (relative sources start where the job was
@@ -365,7 +389,8 @@ int berth_options_validate(spank_t sp)
 			    "single commas, with no empty item", berth.env_names);
 		return -1;
 	}
-	if (berth.image && spank_context() != S_CTX_REMOTE && check_image() < 0)
+	if (berth.image && spank_context() != S_CTX_REMOTE &&
+	    (check_image() < 0 || record_submit_cwd() < 0))
 		return -1;
 	return 0;
 }

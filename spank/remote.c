@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <slurm/slurm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,38 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 	return keep_digest(sp, line);
 }
 
+/* Open the archive for `berth docker load` in a child that is the job user
+ * through and through (never slurmstepd itself: /proc/self/fd would be its
+ * descriptors, and a FIFO would hold it past scancel), without blocking,
+ * and accept only a regular file. */
+static int open_as_user(const struct berth_cred *user, const char *path, const char *abs,
+			int *fd)
+{
+	struct berth_err err = {0};
+	struct stat st = {0};
+	char msg[PATH_MAX + 160];
+	int why = 0;
+	int rc = berth_user_open(user, abs, fd, &why, &err);
+
+	if (rc < 0) {
+		keep_error("cannot read the image: %s", err.msg);
+		return -1;
+	}
+	if (rc == 0) {
+		snprintf(msg, sizeof(msg), "%s: %s", path, strerror(why));
+		keep_error("cannot read the image %s", msg);
+		return -1;
+	}
+	if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(msg, sizeof(msg), "%s is not a regular file (%s): give a docker-save "
+			 "archive (docker save IMAGE -o FILE.tar)", path,
+			 berth_file_kind(st.st_mode));
+		keep_error("%s", msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* Docker: the job user fetches (a URL) and opens the archive, so only what
  * the user may read can be loaded; root-side `berth docker load` reads it
  * from that descriptor and talks to dockerd. */
@@ -208,17 +241,12 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 	_cleanup_free_ char *abs = NULL;
 	if (path[0] != '/' && asprintf(&abs, "%s/%s", cwd, path) < 0)
 		return -1;
-	/* user_init: the effective ids are the user's, so the kernel decides. */
-	_cleanup_close_ int fd = open(abs ? abs : path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		char msg[PATH_MAX + 64];
-		snprintf(msg, sizeof(msg), "%s: %s", path, strerror(errno));
-		keep_error("cannot read the image %s", msg);
+	_cleanup_close_ int fd = -1;
+	if (open_as_user(user, path, abs ? abs : path, &fd) < 0)
 		return -1;
-	}
 	char *load[] = {berth.cfg.launcher_path, "docker", "load", "--socket",
 			berth.cfg.docker_socket, "--cache-dir", berth.cfg.cache_dir,
-			tag ? "--tag" : NULL, tag, NULL};
+			"--name", path, tag ? "--tag" : NULL, tag, NULL};
 	if (run_stager(sp, load, &root, fd, &out2, &line) < 0)
 		return -1;
 	if (strncmp(line, "sha256:", 7) != 0) { /* docker loads archives only */

@@ -9,6 +9,9 @@
 #include <time.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 extern char **environ;
@@ -322,6 +325,22 @@ int berth_user_can_read(const struct berth_cred *cred, const char *path,
 
 #define MAX_PASSED_FDS 8
 
+/* In a fresh child: close every descriptor above stderr but `keep`
+ * (close_range, Linux 5.9; a loop where the headers or the kernel lack it). */
+static int close_all_but(int keep)
+{
+#ifdef SYS_close_range
+	if ((keep <= 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
+	    syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+		return 0;
+#endif
+	long max = sysconf(_SC_OPEN_MAX);
+	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+		if (fd != keep)
+			close(fd);
+	return 0;
+}
+
 int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
 		    int *errno_out, struct berth_err *err)
 {
@@ -340,7 +359,9 @@ int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
 	if (pid == 0) {
 		struct berth_err ignored;
 		close(sv[0]);
-		if (berth_drop_privileges(cred, &ignored) < 0)
+		/* Nothing of the caller's but the socket: /proc/self/fd/N in
+		 * `path` must not reach a descriptor of slurmstepd's. */
+		if (close_all_but(sv[1]) < 0 || berth_drop_privileges(cred, &ignored) < 0)
 			_exit(2);
 		int opened = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (opened < 0) {
@@ -409,4 +430,32 @@ int berth_recv_fds(int sock, int *fds, size_t n)
 	}
 	memcpy(fds, CMSG_DATA(cm), sizeof(int) * n);
 	return 0;
+}
+
+const char *berth_file_kind(mode_t mode)
+{
+	return S_ISFIFO(mode) ? "a FIFO" : S_ISDIR(mode) ? "a folder" : S_ISSOCK(mode) ? "a socket"
+	       : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device"
+	       : S_ISLNK(mode) ? "a symbolic link" : "not a file";
+}
+
+int berth_open_regular(const char *path, struct berth_err *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open %s", path);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return berth_fail(err, e, "cannot read %s", path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return berth_fail(err, 0, "%s is not a regular file (%s): give a docker-save "
+				  "archive (docker save IMAGE -o FILE.tar)", path,
+				  berth_file_kind(st.st_mode));
+	}
+	return fd;
 }

@@ -82,6 +82,16 @@ int berth_user_can_read(const struct berth_cred *cred, const char *path,
 int berth_user_open(const struct berth_cred *cred, const char *path, int *fd,
 		    int *errno_out, struct berth_err *err);
 
+/* Open a file a user named, for reading, without ever blocking on it:
+ * O_NONBLOCK|O_NOCTTY, then fstat; anything but a regular file (a FIFO
+ * would hold the reader until someone writes to it, a device or a socket is
+ * no image) is refused with a message naming what it is.  Returns the fd,
+ * or -1 with err (err->errnum is open's errno when the open failed). */
+int berth_open_regular(const char *path, struct berth_err *err);
+
+/* "a FIFO", "a folder", ... for a stat mode that is not a regular file. */
+const char *berth_file_kind(mode_t mode);
+
 /* Pass file descriptors over a unix socket (SCM_RIGHTS), and receive them.
  * Return 0, or -1 with errno. */
 int berth_send_fds(int sock, const int *fds, size_t n);

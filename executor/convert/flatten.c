@@ -569,7 +569,7 @@ static int reader_open(struct member_reader *r, struct archive *inner,
 		return berth_fail(err, ENOMEM, "layer reader");
 	EVP_DigestInit_ex(r->stored, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(r->plain, EVP_sha256(), NULL);
-	archive_read_support_filter_all(r->middle);
+	berth_archive_read_filters(r->middle); /* built-in decompressors only */
 	archive_read_support_format_raw(r->middle);
 	archive_read_support_format_tar(inner);
 	archive_read_support_format_gnutar(inner);

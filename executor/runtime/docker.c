@@ -7,11 +7,13 @@
  * under DockerAllowedMounts and only of what the user may read (opened as
  * that user; dockerd gets that very object, staged: bindstage.h), labels
  * berth.job/.step/.uid.  The image is
- * identified by the digest berth computes from the archive and loaded into
- * the daemon only when the daemon lacks that exact image ID. */
+ * identified by the digest berth computes from the archive (its id in the
+ * daemon, never a name) and loaded as one untagged image whose layers
+ * berth verified from the job's own archive (docker_load). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,22 +60,94 @@ static const struct berth_artifact *docker_artifact(struct berth_executor *ex)
 	return &berth_artifact_rootfs; /* unused: images live in the daemon */
 }
 
-/* Open the archive, compute its digest, and load it unless the daemon has
- * that image already.  The archive is read from a descriptor this process
- * opened (the plugin opens it with the job user's credentials).  The same
- * file as last time, unchanged, whose image dockerd still has, is not read
- * again: the memo is in this cache (root's own, when the plugin loads). */
+/* The writer of the archive dockerd reads (a thread: the archive streams
+ * through a pipe, written once, never copied to disk). */
+struct writer {
+	const struct berth_image *img;
+	int fd;
+	int rc;
+	struct berth_err err;
+};
+
+static void *writer_main(void *data)
+{
+	struct writer *w = data;
+	sigset_t pipe_sig;
+
+	/* dockerd gone: EPIPE for this thread, not SIGPIPE for the process */
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
+	w->rc = berth_image_write_verified_archive(w->img, w->fd, &w->err);
+	close(w->fd);
+	return NULL;
+}
+
+/* Load into dockerd the one image berth verified, and nothing else: the
+ * archive it gets is written here from the verified config and layers,
+ * with no RepoTags (image.h), so no name on the node changes and no other
+ * image of the user's archive is loaded.  `id` gets the image's id. */
+static int load_verified(struct berth_executor *ex, char id[BERTH_DOCKER_ID_MAX],
+			 struct berth_err *err)
+{
+	struct writer w = {.img = &ex->img, .rc = -1};
+	struct berth_err load_err = {0};
+	pthread_t thread;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return berth_fail(err, errno, "pipe");
+	w.fd = p[1];
+	int e = pthread_create(&thread, NULL, writer_main, &w);
+	if (e != 0) {
+		close(p[0]);
+		close(p[1]);
+		return berth_fail(err, e, "cannot start the image writer");
+	}
+	int rc = berth_docker_image_load(dk(ex)->api, p[0], id, &load_err);
+	close(p[0]); /* a writer still going (dockerd stopped reading) ends */
+	pthread_join(thread, NULL);
+	if (w.rc < 0) { /* the reason, before whatever dockerd made of the cut */
+		*err = w.err;
+		return -1;
+	}
+	if (rc < 0) {
+		*err = load_err;
+		return -1;
+	}
+	if (strcmp(id, ex->img.digest) != 0)
+		return berth_fail(err, 0, "Docker loaded image %s, not %s that berth "
+				  "verified; refusing to run it", id, ex->img.digest);
+	return 0;
+}
+
+/* Open the archive, compute its digest, and load that one image, its
+ * layers verified (load_verified), every time: an image dockerd holds
+ * already is not trusted on its config digest alone, or an archive holding
+ * only the config of another user's image would run that image's files.
+ * The one shortcut: the same file as a load before, unchanged (device,
+ * inode, size, mtime, ctime), whose image dockerd still has, is not read
+ * again: the memo is in this cache (root's own, when the plugin loads),
+ * written only after such a load, and whoever can open that file holds
+ * the layers it supplied. */
 static int docker_load(struct berth_executor *ex, const char *ref,
 		       struct berth_stage_result *res, struct berth_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *tag = NULL;
+	_cleanup_free_ char *memo = NULL;
 	char work[PATH_MAX], id[BERTH_DOCKER_ID_MAX];
 	bool present = false;
 
 	if (berth_cache_resolve(&ex->cache, ref, &path, &tag, err) < 0)
 		return -1;
-	if (berth_cache_ref_lookup(&ex->cache, path, tag, res->digest)) {
+	/* Memos of loads that sent their layers; "|" is in no image tag, so
+	 * older memos (loads skipped on the digest alone) never match. */
+	if (asprintf(&memo, "|layers|%s", tag ? tag : "") < 0) {
+		memo = NULL;
+		return berth_fail(err, ENOMEM, "memo");
+	}
+	if (berth_cache_ref_lookup(&ex->cache, path, memo, res->digest)) {
 		if (berth_docker_image_inspect(dk(ex)->api, res->digest, &present, id, err) < 0)
 			return -1;
 		if (present) {
@@ -88,26 +162,12 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 	if (rc == 0) {
 		ex->img_loaded = true;
 		snprintf(res->digest, sizeof(res->digest), "%s", ex->img.digest);
-		rc = berth_docker_image_inspect(dk(ex)->api, ex->img.digest, &present, id, err);
-	}
-	if (rc == 0 && !present) {
-		_cleanup_close_ int fd = open(ex->img.archive, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			rc = berth_fail(err, errno, "cannot open %s", ex->img.archive);
-		else if ((rc = berth_docker_image_load(dk(ex)->api, fd, id, err)) == 0)
-			res->converted = true;
-		/* An archive of several images loads them all: ask for ours. */
-		if (rc == 0)
-			rc = berth_docker_image_inspect(dk(ex)->api, ex->img.digest,
-							&present, id, err);
-		if (rc == 0 && !present)
-			rc = berth_fail(err, 0, "Docker loaded %s but not image %s that "
-					"berth verified; refusing to run it", path,
-					ex->img.digest);
+		rc = load_verified(ex, id, err);
 	}
 	if (rc == 0) {
+		res->converted = true;
 		snprintf(ex->digest, sizeof(ex->digest), "%s", ex->img.digest);
-		berth_cache_ref_remember(&ex->cache, path, tag, ex->img.digest);
+		berth_cache_ref_remember(&ex->cache, path, memo, ex->img.digest);
 	}
 	_cleanup_close_ int dir = open(ex->cache.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	berth_image_close_archive(&ex->img);

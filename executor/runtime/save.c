@@ -285,6 +285,18 @@ static int write_outer(int out_fd, int layer_fd, const char *config, const char 
 	return rc;
 }
 
+/* The mode a new file gets, 0666 less the umask, as open(O_CREAT, 0666)
+ * would give it: mkostemp made the file 0600, and the user's umask (077,
+ * say) decides who else reads the saved image.  The launcher is single
+ * threaded: reading the umask by setting it back is safe. */
+static mode_t created_mode(void)
+{
+	mode_t mask = umask(077);
+
+	umask(mask);
+	return 0666 & ~mask;
+}
+
 int berth_save_docker_archive(const char *root, const char *base_config, size_t config_len,
 			      const char *out_path, struct berth_err *err)
 {
@@ -307,7 +319,7 @@ int berth_save_docker_archive(const char *root, const char *base_config, size_t 
 		rc = -1;
 	if (rc == 0)
 		rc = write_outer(out_fd, layer_fd, config, diff_id, err);
-	if (rc == 0 && (fchmod(out_fd, 0644) < 0 || fsync(out_fd) < 0 || rename(out_tmp, out_path) < 0))
+	if (rc == 0 && (fchmod(out_fd, created_mode()) < 0 || fsync(out_fd) < 0 || rename(out_tmp, out_path) < 0))
 		rc = berth_fail(err, errno, "--container-save: cannot write %s", out_path);
 	if (rc < 0)
 		unlink(out_tmp);

@@ -271,3 +271,275 @@ fail:
 	sink.failed = true; /* for the close in archive_write_free */
 	return -1;
 }
+
+/* ---- the one verified image of a docker-save archive ------------------------ */
+
+/* The config's rootfs.diff_ids, in order (borrowed from `root`). */
+static int config_diff_ids(const struct berth_image *img, struct json_object **root,
+			   struct json_object **ids, struct berth_err *err)
+{
+	struct json_object *rootfs;
+
+	*root = json_tokener_parse(img->config_json);
+	if (!*root || !json_object_object_get_ex(*root, "rootfs", &rootfs) ||
+	    !json_object_object_get_ex(rootfs, "diff_ids", ids) ||
+	    !json_object_is_type(*ids, json_type_array))
+		return berth_fail(err, 0, "image %s: its config has no rootfs.diff_ids; "
+				  "berth loads into Docker only images whose config "
+				  "names its layers", img->digest);
+	if ((size_t)json_object_array_length(*ids) != img->n_layers || !img->n_layers)
+		return berth_fail(err, 0, "image %s: its config names %zu layers and its "
+				  "manifest %zu; the archive is inconsistent, save the "
+				  "image again", img->digest,
+				  (size_t)json_object_array_length(*ids), img->n_layers);
+	for (size_t i = 0; i < img->n_layers; i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(*ids, i));
+		if (!id || strlen(id) != BERTH_DIGEST_LEN || strncmp(id, "sha256:", 7) != 0)
+			return berth_fail(err, 0, "image %s: diff_id %zu of its config is not "
+					  "a sha256 digest", img->digest, i);
+	}
+	return 0;
+}
+
+/* The rest of a member, for the decompressing check below: hashed raw. */
+struct member_src {
+	struct archive *outer;
+	EVP_MD_CTX *raw;
+	char *buf;
+	bool started;
+};
+
+static la_ssize_t member_read(struct archive *a, void *data, const void **out)
+{
+	struct member_src *s = data;
+	la_ssize_t n = archive_read_data(s->outer, s->buf, BLOB_BLOCK);
+
+	if (n < 0) {
+		archive_set_error(a, EIO, "%s", archive_error_string(s->outer));
+		return -1;
+	}
+	/* gzip only: no other decompressor (nor external program) runs here */
+	if (!s->started && n > 0 &&
+	    (n < 2 || (unsigned char)s->buf[0] != 0x1f || (unsigned char)s->buf[1] != 0x8b)) {
+		archive_set_error(a, EINVAL, "not gzip-compressed");
+		return -1;
+	}
+	s->started = true;
+	EVP_DigestUpdate(s->raw, s->buf, (size_t)n);
+	*out = s->buf;
+	return n;
+}
+
+/* A gzip-compressed layer: read the member again, decompressing; its raw
+ * bytes must be those just sent (`sent`), and the tar inside them must
+ * hash to `diff_id`. */
+static int check_gzip_layer(const struct berth_image *img, const char *entry,
+			    const char *diff_id, const char *sent, size_t i,
+			    struct berth_err *err)
+{
+	_cleanup_archive_ struct archive *outer = berth_tar_seek_member(img->archive, entry, NULL, err);
+	_cleanup_archive_ struct archive *mid = NULL;
+	_cleanup_free_ char *buf = malloc(BLOB_BLOCK), *out = malloc(BLOB_BLOCK);
+	_cleanup_md_ EVP_MD_CTX *raw = EVP_MD_CTX_new();
+	_cleanup_md_ EVP_MD_CTX *tar = EVP_MD_CTX_new();
+	struct archive_entry *e;
+	char seen_raw[72], seen_tar[72];
+	la_ssize_t n;
+
+	if (!outer)
+		return -1;
+	if (!buf || !out || !raw || !tar || !EVP_DigestInit_ex(raw, EVP_sha256(), NULL) ||
+	    !EVP_DigestInit_ex(tar, EVP_sha256(), NULL) || !(mid = archive_read_new()))
+		return berth_fail(err, ENOMEM, "checking layer %zu", i);
+	struct member_src src = {.outer = outer, .raw = raw, .buf = buf};
+	/* built-in gzip only (ARCHIVE_WARN: an external program): no other */
+	if (archive_read_support_filter_gzip(mid) != ARCHIVE_OK)
+		return berth_fail(err, 0, "image archive %s: layer %zu is gzip-compressed "
+				  "and this libarchive has no built-in gzip; save the image "
+				  "with uncompressed layers (docker save)", img->archive, i);
+	archive_read_support_format_raw(mid);
+	if (archive_read_open(mid, &src, NULL, member_read, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(mid, &e) != ARCHIVE_OK)
+		goto bad;
+	while ((n = archive_read_data(mid, out, BLOB_BLOCK)) > 0)
+		EVP_DigestUpdate(tar, out, (size_t)n);
+	if (n < 0)
+		goto bad;
+	if (archive_filter_count(mid) <= 1)
+		goto bad; /* not compressed after all */
+	const void *rest;
+	while ((n = member_read(mid, &src, &rest)) > 0)
+		; /* the trailer the decompressor left */
+	if (n < 0)
+		goto bad;
+	berth_sha256_final(raw, seen_raw);
+	berth_sha256_final(tar, seen_tar);
+	if (strcmp(seen_raw, sent) != 0)
+		return berth_fail(err, 0, "image archive %s changed while berth read it "
+				  "(layer %zu, '%s'); leave it alone while the job starts",
+				  img->archive, i, entry);
+	if (strcmp(seen_tar, diff_id) != 0)
+		goto bad;
+	return 0;
+bad:
+	return berth_fail(err, 0, "image archive %s: layer %zu ('%s') is not the layer "
+			  "%s that the image's config names; berth loads into Docker "
+			  "only the layers an archive holds itself, verified: save the "
+			  "whole image again (docker save)", img->archive, i, entry, diff_id);
+}
+
+/* Send one layer member as `name`, hashing what is sent. */
+static int put_member(struct archive *a, const struct berth_image *img, size_t i,
+		      const char *name, char sent[72], bool *gzip, struct berth_err *err)
+{
+	const char *entry = img->layers[i].entry;
+	int64_t size = 0;
+	_cleanup_archive_ struct archive *in = NULL;
+	_cleanup_free_ char *buf = malloc(BLOB_BLOCK);
+	_cleanup_md_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint64_t total = 0;
+	la_ssize_t n;
+
+	if (!buf || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		return berth_fail(err, ENOMEM, "copying layer %zu", i);
+	if (!entry || !(in = berth_tar_seek_member(img->archive, entry, &size, err)))
+		return berth_wrap(err, "layer %zu of image %s (berth loads into Docker only "
+				  "the layers an archive holds itself)", i, img->digest);
+	if (size < 0)
+		return berth_fail(err, 0, "image archive %s: layer '%s' has no size",
+				  img->archive, entry);
+	if (put_header(a, name, AE_IFREG, size, err) < 0)
+		return -1;
+	while ((n = archive_read_data(in, buf, BLOB_BLOCK)) > 0) {
+		if (total == 0)
+			*gzip = n >= 2 && (unsigned char)buf[0] == 0x1f &&
+				(unsigned char)buf[1] == 0x8b;
+		if ((total += (uint64_t)n) > (uint64_t)size)
+			break;
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		if (put_data(a, name, buf, (size_t)n, err) < 0)
+			return -1;
+	}
+	if (n < 0)
+		return berth_fail(err, 0, "image archive %s: cannot read '%s' (%s)",
+				  img->archive, entry, archive_error_string(in));
+	if (total != (uint64_t)size)
+		return berth_fail(err, 0, "image archive %s is truncated inside '%s'",
+				  img->archive, entry);
+	berth_sha256_final(md, sent);
+	return 0;
+}
+
+static int put_verified_layers(struct archive *a, const struct berth_image *img,
+			       struct json_object *ids, struct berth_err *err)
+{
+	char name[96], sent[72];
+
+	for (size_t i = 0; i < img->n_layers; i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
+		bool dup = false, gzip = false;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = !strcmp(id, json_object_get_string(json_object_array_get_idx(ids, j)));
+		if (dup)
+			continue; /* the same layer twice: one member, as docker save does */
+		snprintf(name, sizeof(name), "%s/", id + 7);
+		if (put_header(a, name, AE_IFDIR, 0, err) < 0)
+			return -1;
+		snprintf(name, sizeof(name), "%s/layer.tar", id + 7);
+		if (put_member(a, img, i, name, sent, &gzip, err) < 0)
+			return -1;
+		if (strcmp(sent, id) == 0)
+			continue;
+		if (!gzip)
+			return berth_fail(err, 0, "image archive %s: layer %zu ('%s') is not "
+					  "the layer %s that the image's config names (content "
+					  "is %s); berth loads into Docker only the layers an "
+					  "archive holds itself, verified: save the whole image "
+					  "again (docker save)", img->archive, i,
+					  img->layers[i].entry, id, sent);
+		if (check_gzip_layer(img, img->layers[i].entry, id, sent, i, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* [{"Config":"<hex>.json","RepoTags":null,"Layers":[...]}]: no name at all. */
+static char *untagged_manifest(const struct berth_image *img, struct json_object *ids)
+{
+	struct json_object *top = json_object_new_array();
+	struct json_object *item = json_object_new_object();
+	struct json_object *layers;
+	char name[96];
+	const char *s;
+	char *out = NULL;
+
+	if (!top) {
+		json_object_put(item);
+		return NULL;
+	}
+	if (json_give(top, NULL, item) < 0 ||
+	    json_object_object_add(item, "RepoTags", NULL) < 0)
+		goto out;
+	layers = json_object_new_array();
+	if (json_give(item, "Layers", layers) < 0)
+		goto out;
+	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
+	if (json_give(item, "Config", json_object_new_string(name)) < 0)
+		goto out;
+	for (size_t i = 0; i < img->n_layers; i++) {
+		snprintf(name, sizeof(name), "%s/layer.tar",
+			 json_object_get_string(json_object_array_get_idx(ids, i)) + 7);
+		if (json_give(layers, NULL, json_object_new_string(name)) < 0)
+			goto out;
+	}
+	s = json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN |
+						JSON_C_TO_STRING_NOSLASHESCAPE);
+	out = s ? strdup(s) : NULL;
+out:
+	json_object_put(top);
+	return out;
+}
+
+int berth_image_write_verified_archive(const struct berth_image *img, int out_fd,
+				       struct berth_err *err)
+{
+	_cleanup_write_ struct archive *a = NULL;
+	_cleanup_free_ char *manifest = NULL;
+	struct json_object *root = NULL, *ids = NULL;
+	struct sink sink = {.fd = out_fd};
+	char name[80];
+	int rc = -1;
+
+	if (!img->archive || !img->config_json)
+		return berth_fail(err, 0, "image %s was not opened from an archive", img->digest);
+	if (berth_archive_load(err) < 0 || berth_crypto_load(err) < 0)
+		return -1;
+	if (config_diff_ids(img, &root, &ids, err) < 0)
+		goto out;
+	if (!(manifest = untagged_manifest(img, ids)) || !(a = archive_write_new())) {
+		berth_fail(err, ENOMEM, "docker archive");
+		goto out;
+	}
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    archive_write_open2(a, &sink, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
+		berth_fail(err, 0, "cannot start the docker archive (%s)", archive_error_string(a));
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
+	/* manifest.json last: a stream cut after a bad layer loads nothing */
+	if (put_bytes(a, name, img->config_json, img->config_len, err) < 0 ||
+	    put_verified_layers(a, img, ids, err) < 0 ||
+	    put_bytes(a, "manifest.json", manifest, strlen(manifest), err) < 0) {
+		sink.failed = true;
+		goto out;
+	}
+	if (archive_write_close(a) != ARCHIVE_OK) {
+		berth_fail(err, 0, "cannot finish the docker archive (%s)", archive_error_string(a));
+		goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "executor/base/fs.h"
+#include "executor/base/process.h"
 #include "executor/source/tarmember.h"
 
 #define JSON_DEPTH 64
@@ -156,14 +157,20 @@ static int decompress_to(const char *path, const char *dest,
 	struct archive_entry *entry;
 	_cleanup_archive_ struct archive *a = archive_read_new();
 	_cleanup_close_ int fd = -1;
-	char buf[256 * 1024];
+	_cleanup_close_ int in = -1;
+	char buf[256 * 1024], self[64];
 	la_ssize_t n;
 
 	if (!a) /* berth_tar_open loaded libarchive: the archive was probed first */
 		return berth_fail(err, ENOMEM, "libarchive");
-	archive_read_support_filter_all(a);
+	/* Never a FIFO, even one swapped in since the probe; the file is
+	 * opened once and libarchive reads that very one. */
+	if ((in = berth_open_regular(path, err)) < 0)
+		return -1;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", in);
+	berth_archive_read_filters(a);
 	archive_read_support_format_raw(a);
-	if (archive_read_open_filename(a, path, sizeof(buf)) != ARCHIVE_OK ||
+	if (archive_read_open_filename(a, self, sizeof(buf)) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &entry) != ARCHIVE_OK)
 		return berth_fail(err, 0, "cannot decompress %s (%s)",
 				  path, archive_error_string(a));

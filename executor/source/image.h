@@ -91,6 +91,17 @@ int berth_layout_blob_open(const char *layout_dir, const char *digest,
 int berth_image_write_docker_archive(const struct berth_image *img, int out_fd,
 				     const char *repo_tag, struct berth_err *err);
 
+/* Write the one image `img` (opened with berth_image_open) to `out_fd` as
+ * a docker-save archive for `docker load` that can change nothing but
+ * that image: its config (the verified bytes berth holds), the layers its
+ * config's rootfs.diff_ids name, each read from the archive and verified
+ * while it is sent (an uncompressed layer must hash to its diff_id, a
+ * gzip one must decompress to it; a missing or other layer is an error),
+ * and manifest.json last with no RepoTags: Docker applies no name.  On
+ * failure out_fd holds a partial archive without manifest.json. */
+int berth_image_write_verified_archive(const struct berth_image *img, int out_fd,
+				       struct berth_err *err);
+
 void berth_image_close(struct berth_image *img);
 
 /* Delete the decompressed copy (if any) but keep the parsed config. */

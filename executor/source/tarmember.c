@@ -4,8 +4,12 @@
 #include "executor/base/sha256.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "executor/base/process.h"
 
 #define READ_BLOCK (256 * 1024)
 
@@ -15,37 +19,59 @@ void berth_archive_freep(struct archive **a)
 		archive_read_free(*a);
 }
 
-struct archive *berth_tar_open(const char *path, struct berth_err *err)
+/* Why libarchive could not open the archive, in words a user can act on:
+ * a compression berth does not read is named as such. */
+static void say_not_archive(struct archive *a, int fd, const char *path, struct berth_err *err)
 {
-	struct stat st;
+	unsigned char head[16];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	const char *kind = n > 0 ? berth_archive_unsupported_compression(head, (size_t)n) : NULL;
 
-	/* Say "no such file" plainly instead of libarchive's wording. */
-	if (stat(path, &st) < 0) {
-		berth_fail(err, errno, "cannot open image archive %s", path);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		berth_fail(err, 0, "image archive %s is not a regular file", path);
-		return NULL;
-	}
-	if (berth_archive_load(err) < 0)
-		return NULL;
-	struct archive *a = archive_read_new();
-
-	if (!a) {
-		berth_fail(err, ENOMEM, "libarchive");
-		return NULL;
-	}
-	archive_read_support_filter_all(a);
-	archive_read_support_format_tar(a);
-	archive_read_support_format_gnutar(a);
-	if (archive_read_open_filename(a, path, READ_BLOCK) != ARCHIVE_OK) {
+	if (kind)
+		berth_fail(err, 0, "%s is compressed with %s, which berth does not read: give a "
+			   "docker-save archive as .tar or .tar.gz (docker save IMAGE | gzip > "
+			   "FILE.tar.gz)", path, kind);
+	else
 		berth_fail(err, 0, "%s is not a docker-save archive (%s); create "
 			   "one with 'docker save IMAGE -o FILE.tar'",
 			   path, archive_error_string(a));
-		archive_read_free(a);
+}
+
+struct archive *berth_tar_open(const char *path, struct berth_err *err)
+{
+	/* Checked here first: a FIFO or a device must not hold the reader
+	 * (berth_open_regular).  libarchive then opens that very file through
+	 * /proc/self/fd (its fd reader would never close the descriptor). */
+	int fd = berth_open_regular(path, err);
+	char self[64];
+
+	if (fd < 0) {
+		/* Say "no such file" plainly instead of libarchive's wording. */
+		if (err && err->errnum)
+			berth_fail(err, err->errnum, "cannot open image archive %s", path);
 		return NULL;
 	}
+	if (berth_archive_load(err) < 0) {
+		close(fd);
+		return NULL;
+	}
+	struct archive *a = archive_read_new();
+
+	if (!a) {
+		close(fd);
+		berth_fail(err, ENOMEM, "libarchive");
+		return NULL;
+	}
+	berth_archive_read_filters(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (archive_read_open_filename(a, self, READ_BLOCK) != ARCHIVE_OK) {
+		say_not_archive(a, fd, path, err);
+		archive_read_free(a);
+		a = NULL;
+	}
+	close(fd);
 	return a;
 }
 

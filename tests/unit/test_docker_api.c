@@ -30,6 +30,7 @@
 #include <json.h>
 
 #include "executor/dockerd/api.h"
+#include "executor/source/image.h"
 
 #define MKIMAGE "tests/harness/fixtures/mkimage.py"
 #define MAX_CIDS 8
@@ -983,6 +984,97 @@ static void test_timings(void **state)
 	}
 }
 
+/* ---- the archive berth sends dockerd (no daemon needed) ------------------ */
+
+/* berth_image_write_verified_archive of `archive` (picking `tag`) into
+ * OUT; returns its result, err holds the reason. */
+static int write_verified(const char *dir, const char *archive, const char *tag,
+			  struct berth_image *img, struct berth_err *err)
+{
+	char out[256];
+
+	assert_int_equal(berth_image_open(img, archive, tag, dir, err), 0);
+	snprintf(out, sizeof(out), "%s/out.tar", dir);
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	int rc = berth_image_write_verified_archive(img, fd, err);
+	close(fd);
+	return rc;
+}
+
+static void sh(const char *fmt, const char *dir)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), fmt, dir, dir, dir, dir);
+	if (system(cmd) != 0)
+		fail_msg("'%s' failed", cmd);
+}
+
+/* From a two-image archive: the chosen image only, untagged, and the
+ * archive written is one berth reads back as that very image. */
+static void test_verified_archive_one_untagged_image(void **state)
+{
+	char dir[] = "/tmp/berth-verified-XXXXXX", path[256], digest[80], out[256];
+	struct berth_image img, back;
+	struct berth_err err = {0};
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/multi.tar", dir);
+	mkimage("multi", path, NULL, digest);
+	if (write_verified(dir, path, "berth/two:2", &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	snprintf(out, sizeof(out), "%s/out.tar", dir);
+	assert_int_equal(berth_image_open(&back, out, NULL, dir, &err), 0);
+	assert_string_equal(back.digest, img.digest);
+	assert_string_not_equal(back.digest, digest); /* not the first image */
+	assert_int_equal(back.n_tags, 0);
+	berth_image_close(&back);
+	berth_image_close(&img);
+	/* exactly one config and its two layers */
+	sh("test \"$(tar -tf %s/out.tar | grep -c '\\.json$')\" = 2 && "
+	   "test \"$(tar -tf %s/out.tar | grep -c 'layer.tar$')\" = 2 && "
+	   "tar -xOf %s/out.tar manifest.json | grep -q '\"RepoTags\":null' && rm -rf %s", dir);
+}
+
+/* An archive holding a config without its layers (or with other ones):
+ * nothing to send, and the error says which layer. */
+static void test_verified_archive_needs_its_layers(void **state)
+{
+	char dir[] = "/tmp/berth-verified-XXXXXX", path[256], digest[80];
+	struct berth_image img;
+	struct berth_err err = {0};
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/full.tar", dir);
+	mkimage("legacy", path, NULL, digest);
+	/* the config and manifest only */
+	sh("cd %s && mkdir x && tar -xf full.tar -C x && cd x && tar -cf ../cfg.tar *.json", dir);
+	snprintf(path, sizeof(path), "%s/cfg.tar", dir);
+	assert_int_equal(write_verified(dir, path, NULL, &img, &err), -1);
+	assert_non_null(strstr(err.msg, "layer 0"));
+	assert_non_null(strstr(err.msg, "holds itself"));
+	berth_image_close(&img);
+	/* a layer swapped for another of the same name */
+	sh("cd %s/x && for l in */layer.tar; do cp ../x/$(ls -d */ | head -1)layer.tar $l.new; "
+	   "done; for l in */layer.tar; do mv $l.new $l; done && tar -cf ../swap.tar * && rm -rf ../x", dir);
+	snprintf(path, sizeof(path), "%s/swap.tar", dir);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(write_verified(dir, path, NULL, &img, &err), -1);
+	assert_non_null(strstr(err.msg, "is not the layer"));
+	berth_image_close(&img);
+	/* gzip layers (OCI): verified through the decompressed tar */
+	snprintf(path, sizeof(path), "%s/gz.tar", dir);
+	sh("python3 " MKIMAGE " oci %s/gz.tar --gzip-layers >/dev/null", dir);
+	memset(&err, 0, sizeof(err));
+	if (write_verified(dir, path, NULL, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	berth_image_close(&img);
+	sh("rm -rf %s", dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1007,6 +1099,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kill_sigterm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timings, setup, teardown),
+		cmocka_unit_test(test_verified_archive_one_untagged_image),
+		cmocka_unit_test(test_verified_archive_needs_its_layers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,10 @@ static void load_once(void)
 		{"archive_read_next_header", offsetof(struct berth_archive_fns, f_archive_read_next_header)},
 		{"archive_read_open", offsetof(struct berth_archive_fns, f_archive_read_open)},
 		{"archive_read_open_filename", offsetof(struct berth_archive_fns, f_archive_read_open_filename)},
-		{"archive_read_support_filter_all", offsetof(struct berth_archive_fns, f_archive_read_support_filter_all)},
+		{"archive_read_support_filter_bzip2", offsetof(struct berth_archive_fns, f_archive_read_support_filter_bzip2)},
+		{"archive_read_support_filter_gzip", offsetof(struct berth_archive_fns, f_archive_read_support_filter_gzip)},
+		{"archive_read_support_filter_xz", offsetof(struct berth_archive_fns, f_archive_read_support_filter_xz)},
+		{"archive_read_support_filter_zstd", offsetof(struct berth_archive_fns, f_archive_read_support_filter_zstd)},
 		{"archive_read_support_format_gnutar", offsetof(struct berth_archive_fns, f_archive_read_support_format_gnutar)},
 		{"archive_read_support_format_raw", offsetof(struct berth_archive_fns, f_archive_read_support_format_raw)},
 		{"archive_read_support_format_tar", offsetof(struct berth_archive_fns, f_archive_read_support_format_tar)},
@@ -82,4 +85,63 @@ const struct berth_archive_fns *berth_archive(void)
 
 	pthread_once(&once, load_once);
 	return &table;
+}
+
+/* The decompressors berth reads, by number. */
+#define N_FILTERS 4
+
+static int enable_filter(struct archive *a, unsigned i)
+{
+	switch (i) {
+	case 0: return table.f_archive_read_support_filter_gzip(a);
+	case 1: return table.f_archive_read_support_filter_zstd(a);
+	case 2: return table.f_archive_read_support_filter_xz(a);
+	case 3: return table.f_archive_read_support_filter_bzip2(a);
+	default: return ARCHIVE_FATAL;
+	}
+}
+
+/* Which filters are built in, asked once on a scratch reader: a filter
+ * cannot be taken back from a reader once enabled. */
+static unsigned builtin_filters;
+
+static void probe_filters(void)
+{
+	for (unsigned i = 0; i < N_FILTERS; i++) {
+		struct archive *probe = table.f_archive_read_new();
+		if (!probe)
+			continue;
+		if (enable_filter(probe, i) == ARCHIVE_OK)
+			builtin_filters |= 1u << i;
+		table.f_archive_read_free(probe);
+	}
+}
+
+void berth_archive_read_filters(struct archive *a)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, probe_filters);
+	for (unsigned i = 0; i < N_FILTERS; i++)
+		if (builtin_filters & (1u << i))
+			enable_filter(a, i);
+}
+
+const char *berth_archive_unsupported_compression(const unsigned char *head, size_t n)
+{
+	static const struct {
+		const char *name;
+		const char *magic;
+		size_t len;
+	} known[] = {
+		{"lzop", "\x89LZO\0\r\n\x1a\n", 9}, {"lz4", "\x04\x22\x4d\x18", 4},
+		{"lzip", "LZIP", 4},                   {"lrzip", "LRZI", 4},
+		{"grzip", "GRZipII", 7},               {"compress (.Z)", "\x1f\x9d", 2},
+		{"lzma", "\x5d\0\0", 3},
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
+		if (n >= known[i].len && !memcmp(head, known[i].magic, known[i].len))
+			return known[i].name;
+	return NULL;
 }

@@ -44,7 +44,10 @@ struct berth_archive_fns {
 	int (*f_archive_read_next_header)(struct archive *, struct archive_entry **);
 	int (*f_archive_read_open)(struct archive *, void *_client_data, archive_open_callback *, archive_read_callback *, archive_close_callback *);
 	int (*f_archive_read_open_filename)(struct archive *, const char *_filename, size_t _block_size);
-	int (*f_archive_read_support_filter_all)(struct archive *);
+	int (*f_archive_read_support_filter_bzip2)(struct archive *);
+	int (*f_archive_read_support_filter_gzip)(struct archive *);
+	int (*f_archive_read_support_filter_xz)(struct archive *);
+	int (*f_archive_read_support_filter_zstd)(struct archive *);
 	int (*f_archive_read_support_format_gnutar)(struct archive *);
 	int (*f_archive_read_support_format_raw)(struct archive *);
 	int (*f_archive_read_support_format_tar)(struct archive *);
@@ -68,6 +71,18 @@ int berth_archive_load(struct berth_err *err);
 /* The table, loaded on first use; its members are set only once
  * berth_archive_load() has succeeded. */
 const struct berth_archive_fns *berth_archive(void);
+
+/* Enable on a reader the decompressors berth reads (gzip, zstd, xz,
+ * bzip2), each only where libarchive has it built in.  Never
+ * archive_read_support_filter_all: for a format it lacks (lzop, lrzip,
+ * grzip, or one of these when built without its library) libarchive would
+ * run an external program, as root in `berth docker load`.  A filter whose
+ * setup answers ARCHIVE_WARN is such a fallback and stays off. */
+void berth_archive_read_filters(struct archive *a);
+
+/* The name of a compression berth does not read when `head` (the first
+ * bytes of a file, n of them) starts with its magic, else NULL. */
+const char *berth_archive_unsupported_compression(const unsigned char *head, size_t n);
 
 #define archive_entry_filetype(...) (berth_archive()->f_archive_entry_filetype(__VA_ARGS__))
 #define archive_entry_free(...) (berth_archive()->f_archive_entry_free(__VA_ARGS__))
@@ -97,7 +112,10 @@ const struct berth_archive_fns *berth_archive(void);
 #define archive_read_next_header(...) (berth_archive()->f_archive_read_next_header(__VA_ARGS__))
 #define archive_read_open(...) (berth_archive()->f_archive_read_open(__VA_ARGS__))
 #define archive_read_open_filename(...) (berth_archive()->f_archive_read_open_filename(__VA_ARGS__))
-#define archive_read_support_filter_all(...) (berth_archive()->f_archive_read_support_filter_all(__VA_ARGS__))
+#define archive_read_support_filter_bzip2(...) (berth_archive()->f_archive_read_support_filter_bzip2(__VA_ARGS__))
+#define archive_read_support_filter_gzip(...) (berth_archive()->f_archive_read_support_filter_gzip(__VA_ARGS__))
+#define archive_read_support_filter_xz(...) (berth_archive()->f_archive_read_support_filter_xz(__VA_ARGS__))
+#define archive_read_support_filter_zstd(...) (berth_archive()->f_archive_read_support_filter_zstd(__VA_ARGS__))
 #define archive_read_support_format_gnutar(...) (berth_archive()->f_archive_read_support_format_gnutar(__VA_ARGS__))
 #define archive_read_support_format_raw(...) (berth_archive()->f_archive_read_support_format_raw(__VA_ARGS__))
 #define archive_read_support_format_tar(...) (berth_archive()->f_archive_read_support_format_tar(__VA_ARGS__))

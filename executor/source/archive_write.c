@@ -161,15 +161,19 @@ static int json_give(struct json_object *to, const char *key,
 	return rc;
 }
 
-/* [{"Config":"<hex>.json","RepoTags":[...],"Layers":["<hex>/layer.tar",...]}]
+/* [{"Config":"<hex>.json","RepoTags":TAGS,"Layers":["<hex>/layer.tar",...]}]
+ * where TAGS is [repo_tag], [] (repo_tag NULL), or null (untagged: no name
+ * at all) and layer i's folder is layer_digest(img, i, arg) without "sha256:".
  * Each object is given to its parent as soon as it is made, so freeing
  * `top` frees everything, whatever failed. */
-static char *docker_manifest(const struct berth_image *img, const char *repo_tag)
+static char *docker_manifest(const struct berth_image *img, const char *repo_tag, bool untagged,
+			     const char *(*layer_digest)(const struct berth_image *, size_t, void *),
+			     void *arg)
 {
 	struct json_object *top = json_object_new_array();
 	struct json_object *item = json_object_new_object();
-	struct json_object *tags, *layers;
-	char name[80];
+	struct json_object *tags = NULL, *layers;
+	char name[96];
 	const char *s = NULL;
 	char *out = NULL;
 
@@ -179,18 +183,21 @@ static char *docker_manifest(const struct berth_image *img, const char *repo_tag
 	}
 	if (json_give(top, NULL, item) < 0)
 		goto out;
-	tags = json_object_new_array();
-	if (json_give(item, "RepoTags", tags) < 0)
+	if (untagged) {
+		if (json_object_object_add(item, "RepoTags", NULL) < 0)
+			goto out;
+	} else if (json_give(item, "RepoTags", (tags = json_object_new_array())) < 0) {
 		goto out;
+	}
 	layers = json_object_new_array();
 	if (json_give(item, "Layers", layers) < 0)
 		goto out;
 	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
 	if (json_give(item, "Config", json_object_new_string(name)) < 0 ||
-	    (repo_tag && json_give(tags, NULL, json_object_new_string(repo_tag)) < 0))
+	    (repo_tag && tags && json_give(tags, NULL, json_object_new_string(repo_tag)) < 0))
 		goto out;
 	for (size_t i = 0; i < img->n_layers; i++) {
-		snprintf(name, sizeof(name), "%s/layer.tar", img->layers[i].digest + 7);
+		snprintf(name, sizeof(name), "%s/layer.tar", layer_digest(img, i, arg) + 7);
 		if (json_give(layers, NULL, json_object_new_string(name)) < 0)
 			goto out;
 	}
@@ -200,6 +207,21 @@ static char *docker_manifest(const struct berth_image *img, const char *repo_tag
 out:
 	json_object_put(top);
 	return out;
+}
+
+/* Layer folders named by the stored blob (the layout writer)... */
+static const char *blob_digest(const struct berth_image *img, size_t i, void *arg)
+{
+	(void)arg;
+	return img->layers[i].digest;
+}
+
+/* ... or by the layer's diff_id (the verified writer: `arg` the config's
+ * rootfs.diff_ids, checked as long as the layers). */
+static const char *diff_id_digest(const struct berth_image *img, size_t i, void *arg)
+{
+	(void)img;
+	return json_object_get_string(json_object_array_get_idx(arg, i));
 }
 
 /* A layer listed twice is one member, as `docker save` does it. */
@@ -247,7 +269,7 @@ int berth_image_write_docker_archive(const struct berth_image *img, int out_fd,
 				  "archives", img->digest);
 	if (berth_archive_load(err) < 0 || berth_crypto_load(err) < 0)
 		return -1;
-	if (!(manifest = docker_manifest(img, repo_tag)) || !(a = archive_write_new()))
+	if (!(manifest = docker_manifest(img, repo_tag, false, blob_digest, NULL)) || !(a = archive_write_new()))
 		return berth_fail(err, ENOMEM, "docker archive");
 	/* pax: a layer may be over ustar's 8 GiB; no padding to 10 KiB blocks. */
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
@@ -463,43 +485,6 @@ static int put_verified_layers(struct archive *a, const struct berth_image *img,
 	return 0;
 }
 
-/* [{"Config":"<hex>.json","RepoTags":null,"Layers":[...]}]: no name at all. */
-static char *untagged_manifest(const struct berth_image *img, struct json_object *ids)
-{
-	struct json_object *top = json_object_new_array();
-	struct json_object *item = json_object_new_object();
-	struct json_object *layers;
-	char name[96];
-	const char *s;
-	char *out = NULL;
-
-	if (!top) {
-		json_object_put(item);
-		return NULL;
-	}
-	if (json_give(top, NULL, item) < 0 ||
-	    json_object_object_add(item, "RepoTags", NULL) < 0)
-		goto out;
-	layers = json_object_new_array();
-	if (json_give(item, "Layers", layers) < 0)
-		goto out;
-	snprintf(name, sizeof(name), "%s.json", img->digest + 7);
-	if (json_give(item, "Config", json_object_new_string(name)) < 0)
-		goto out;
-	for (size_t i = 0; i < img->n_layers; i++) {
-		snprintf(name, sizeof(name), "%s/layer.tar",
-			 json_object_get_string(json_object_array_get_idx(ids, i)) + 7);
-		if (json_give(layers, NULL, json_object_new_string(name)) < 0)
-			goto out;
-	}
-	s = json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN |
-						JSON_C_TO_STRING_NOSLASHESCAPE);
-	out = s ? strdup(s) : NULL;
-out:
-	json_object_put(top);
-	return out;
-}
-
 int berth_image_write_verified_archive(const struct berth_image *img, int out_fd,
 				       struct berth_err *err)
 {
@@ -516,7 +501,7 @@ int berth_image_write_verified_archive(const struct berth_image *img, int out_fd
 		return -1;
 	if (config_diff_ids(img, &root, &ids, err) < 0)
 		goto out;
-	if (!(manifest = untagged_manifest(img, ids)) || !(a = archive_write_new())) {
+	if (!(manifest = docker_manifest(img, NULL, true, diff_id_digest, ids)) || !(a = archive_write_new())) {
 		berth_fail(err, ENOMEM, "docker archive");
 		goto out;
 	}

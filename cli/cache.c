@@ -1,4 +1,4 @@
-/* berth cache ls|gc|verify: the caller's cache of images. */
+/* berth cache ls|gc|verify|sweep: the caller's cache of images. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ static int cache_ls(struct berth_cache *cache, struct berth_err *err)
 	for (size_t i = n; i-- > 0;) { /* most recent first */
 		time_t t = (time_t)list[i].last_use;
 		struct tm tm;
-		cli_print_size(list[i].size, size, sizeof(size));
+		berth_format_size(list[i].size, size, sizeof(size));
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 		printf("%-71s %8s  %-19s  %s%s\n", list[i].digest, size, when,
 		       list[i].source, list[i].in_use ? "  (in use)" : "");
@@ -46,7 +46,7 @@ static int cache_gc(struct berth_cache *cache, const struct berth_config *cfg,
 				  "CacheMaxSize in berth.conf");
 	if (berth_cache_gc(cache, max, &freed, &evicted, err) < 0)
 		return -1;
-	cli_print_size(freed, size, sizeof(size));
+	berth_format_size(freed, size, sizeof(size));
 	printf("evicted %zu image(s), freed %s\n", evicted, size);
 	return 0;
 }
@@ -81,7 +81,8 @@ static int cache_verify(struct berth_cache *cache, bool repair, struct berth_err
 
 static bool cache_sub_known(const char *sub)
 {
-	return !strcmp(sub, "ls") || !strcmp(sub, "gc") || !strcmp(sub, "verify");
+	return !strcmp(sub, "ls") || !strcmp(sub, "gc") || !strcmp(sub, "verify") ||
+	       !strcmp(sub, "sweep");
 }
 
 int cmd_cache(int argc, char **argv)
@@ -100,7 +101,7 @@ int cmd_cache(int argc, char **argv)
 	int c, rc;
 
 	if (argc < 2 || !cache_sub_known(argv[1])) {
-		fputs("usage: berth cache ls|gc|verify [--cache-dir DIR] [--max-size SIZE] "
+		fputs("usage: berth cache ls|gc|verify|sweep [--cache-dir DIR] [--max-size SIZE] "
 		      "[--repair]\n", stderr);
 		return 2;
 	}
@@ -118,7 +119,9 @@ int cmd_cache(int argc, char **argv)
 			return 2;
 	}
 	rc = cli_open_user_cache(cache_dir, &cfg, &cache, &err);
-	if (rc == 0)
+	if (rc == 0 && !strcmp(sub, "sweep"))
+		berth_cache_sweep(&cache); /* leftovers of stopped stagers */
+	else if (rc == 0)
 		rc = !strcmp(sub, "ls")	    ? cache_ls(&cache, &err)
 		     : !strcmp(sub, "gc") ? cache_gc(&cache, &cfg, max, &err)
 					  : cache_verify(&cache, repair, &err);

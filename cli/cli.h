@@ -25,7 +25,6 @@ struct berth_cache;
 int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
 			struct berth_cache *cache, struct berth_err *err);
 /* 1536 -> "1.5K" */
-void cli_print_size(unsigned long long bytes, char *out, size_t cap);
 
 /* Progress on stderr, at most a line a second (the fetcher throttles):
  * the cache's progress callback for berth pull and berth fetch. */

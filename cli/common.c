@@ -67,15 +67,3 @@ int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
 				getuid(), err);
 }
 
-void cli_print_size(unsigned long long bytes, char *out, size_t cap)
-{
-	static const char units[] = "BKMGT";
-	double v = (double)bytes;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, cap, u ? "%.1f%c" : "%.0f%c", v, units[u]);
-}

@@ -15,7 +15,7 @@ static void print_one(void *ctx, const char *scope, const char *name, const char
 	char size[32];
 
 	(void)ctx;
-	cli_print_size(bytes, size, sizeof(size));
+	berth_format_size(bytes, size, sizeof(size));
 	printf("%-24s %-12s %-12s %-8s %-8s %.19s\n", name, scope, runtime,
 	       running ? "running" : "stopped", size, digest);
 }

@@ -174,8 +174,10 @@ static int docker_load_cmd(const struct docker_args *a, struct berth_err *err)
 		return -1;
 	snprintf(ref, sizeof(ref), "/proc/self/fd/0%s%s", a->tag ? "#" : "", a->tag ? a->tag : "");
 	rc = berth_executor_new("docker", &cfg, NULL, &ex, err);
-	if (rc == 0)
+	if (rc == 0) {
+		ex->cache.plain_archives_only = true; /* a job user's archive, as root */
 		rc = berth_executor_load_image(ex, ref, &res, err);
+	}
 	if (rc == 0)
 		printf("%s %s\n", res.digest, res.converted ? "loaded" : "present");
 	else

@@ -9,7 +9,8 @@
 #include "cli/cli.h"
 
 /* berth fetch: download a URL image into the cache (a path is printed as
- * it is); the plugin uses it so the job user fetches, not root. */
+ * it is, a compressed archive as its uncompressed copy in the cache); the
+ * plugin uses it so the job user fetches and decompresses, not root. */
 int cmd_fetch(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -40,7 +41,10 @@ int cmd_fetch(int argc, char **argv)
 		berth_cache_configure(&cache, &cfg);
 		cache.url_pin = pin;
 		cache.progress = cli_show_progress;
-		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0) {
+		/* Docker's root-side loader takes the archive uncompressed:
+		 * the job user decompresses it here, into their own cache. */
+		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0 &&
+		    berth_cache_plain_archive(&cache, &path, &err) == 0) {
 			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");
 			rc = 0;
 		}

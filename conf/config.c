@@ -62,7 +62,10 @@ static const struct conf_key conf_keys[] = {
 	{"CacheMaxSize", conf_parse_cache_max_size, conf_print_cache_max_size, 0},
 	PATH_KEY("LauncherPath", launcher_path),
 	{"DockerAllowedMounts", conf_parse_docker_mounts, conf_print_docker_mounts, 0},
-	{"FetchTimeout", conf_parse_fetch_timeout, conf_print_fetch_timeout, 0},
+	{"FetchTimeout", conf_parse_seconds, conf_print_seconds,
+	 offsetof(struct berth_config, fetch_timeout)},
+	{"StageTimeout", conf_parse_seconds, conf_print_seconds,
+	 offsetof(struct berth_config, stage_timeout)},
 	{"MountHome", conf_parse_mount_home, conf_print_mount_home, 0},
 	{"DefaultRegistry", conf_parse_default_registry, conf_print_default_registry, 0},
 	{"InsecureRegistries", conf_parse_registry_list, conf_print_registry_list,
@@ -123,6 +126,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	set_path_default(cfg->launcher_path, BERTH_DEFAULT_LAUNCHER);
 	cfg->n_docker_allowed_mounts = 0;
 	cfg->fetch_timeout = 300;
+	cfg->stage_timeout = 3600;
 	cfg->mount_home = true;
 	snprintf(cfg->default_registry, sizeof(cfg->default_registry), "registry-1.docker.io");
 	set_path_default(cfg->registry_certs_dir, "/etc/docker/certs.d");

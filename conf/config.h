@@ -69,6 +69,7 @@ struct berth_config {
 	char *docker_allowed_mounts[BERTH_MOUNTS_MAX];
 	unsigned n_docker_allowed_mounts;
 	unsigned fetch_timeout;              /* FetchTimeout=300 seconds */
+	unsigned stage_timeout;              /* StageTimeout=3600 seconds: a step's staging */
 	bool mount_home;                     /* MountHome=yes */
 	char default_registry[256];          /* DefaultRegistry=registry-1.docker.io */
 	char insecure_registries[1024];      /* InsecureRegistries=host:port,... (plain HTTP) */
@@ -112,6 +113,8 @@ int berth_config_load_args(struct berth_config *cfg, int argc,
 /* Parse "10G", "512M", "1024" (bytes); suffixes K/M/G/T, powers of 1024,
  * case-insensitive, optional trailing "B".  Returns -1 on a bad value. */
 int berth_parse_size(const char *text, uint64_t *out);
+/* "1.5G": bytes for people (B, K, M, G, T; one decimal). */
+void berth_format_size(unsigned long long bytes, char *out, size_t cap);
 
 /* The runtime a job gets: `name` (NULL: DefaultRuntime), which must be
  * known and in AllowedRuntimes.  The error says which names work or which

@@ -33,12 +33,18 @@ struct conf_key {
 	const char *name; /* canonical spelling, matched case-insensitively */
 	conf_parse_fn *parse; /* value text -> cfg; message says what to fix */
 	conf_print_fn *print; /* cfg -> one "Name=value" line */
-	size_t path_offset;  /* path and list keys: offsetof their char[] field */
+	size_t path_offset;  /* keys of a shared kind (paths, lists, seconds):
+			      * offsetof their field */
 };
 
 static inline char *path_field(struct berth_config *cfg, const struct conf_key *key)
 {
 	return (char *)cfg + key->path_offset;
+}
+
+static inline unsigned *seconds_field(struct berth_config *cfg, const struct conf_key *key)
+{
+	return (unsigned *)((char *)cfg + key->path_offset);
 }
 
 static inline const char *path_field_const(const struct berth_config *cfg,
@@ -56,7 +62,7 @@ void conf_mount_list_clear(char **paths, unsigned *count);
 
 conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_parse_path,
 	conf_parse_sing_format, conf_parse_cache_max_size, conf_parse_docker_mounts,
-	conf_parse_fetch_timeout, conf_parse_mount_home, conf_parse_default_registry,
+	conf_parse_seconds, conf_parse_mount_home, conf_parse_default_registry,
 	conf_parse_registry_list, conf_parse_pull_parallel, conf_parse_container_scope;
 
 /* ---- print.c ---- */
@@ -66,7 +72,7 @@ void conf_format_runtime_list(unsigned mask, char *buf, size_t size);
 
 conf_print_fn conf_print_default_runtime, conf_print_allowed_runtimes, conf_print_path,
 	conf_print_sing_format, conf_print_cache_max_size, conf_print_docker_mounts,
-	conf_print_fetch_timeout, conf_print_mount_home, conf_print_default_registry,
+	conf_print_seconds, conf_print_mount_home, conf_print_default_registry,
 	conf_print_registry_list, conf_print_pull_parallel, conf_print_container_scope;
 
 #endif

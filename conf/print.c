@@ -85,10 +85,9 @@ void conf_print_docker_mounts(const struct berth_config *cfg,
 	fputc('\n', out);
 }
 
-void conf_print_fetch_timeout(const struct berth_config *cfg,
-			      const struct conf_key *key, FILE *out)
+void conf_print_seconds(const struct berth_config *cfg, const struct conf_key *key, FILE *out)
 {
-	fprintf(out, "%s=%u\n", key->name, cfg->fetch_timeout);
+	fprintf(out, "%s=%u\n", key->name, *(const unsigned *)((const char *)cfg + key->path_offset));
 }
 
 void conf_print_sing_format(const struct berth_config *cfg, const struct conf_key *key,

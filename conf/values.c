@@ -12,7 +12,7 @@
 #include "conf/config_int.h"
 
 #define KNOWN_RUNTIMES "charliecloud, singularity, apptainer, docker"
-#define MAX_FETCH_TIMEOUT 86400u
+#define MAX_TIMEOUT 86400u
 #define SIZE_HINT                                                              \
 	"write a byte count with an optional K, M, G or T suffix (powers of "  \
 	"1024, optional trailing B), e.g. 50G; 0 means no cap"
@@ -83,6 +83,19 @@ static int parse_digits(const char **text, uint64_t *out)
 	*text = p;
 	*out = value;
 	return 0;
+}
+
+void berth_format_size(unsigned long long bytes, char *out, size_t cap)
+{
+	static const char units[] = "BKMGT";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, cap, u ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
 /* Also sets errno: EINVAL for a malformed value, ERANGE for one too large. */
@@ -210,21 +223,20 @@ int conf_parse_cache_max_size(struct berth_config *cfg,
 	return 0;
 }
 
-int conf_parse_fetch_timeout(struct berth_config *cfg,
-			     const struct conf_key *key, char *value,
-			     struct berth_err *err)
+/* A timeout: whole seconds, 1 to a day (FetchTimeout, StageTimeout). */
+int conf_parse_seconds(struct berth_config *cfg, const struct conf_key *key, char *value,
+		       struct berth_err *err)
 {
 	const char *end = value;
 	uint64_t seconds;
 
-	(void)key;
 	if (parse_digits(&end, &seconds) < 0 || *end || seconds < 1 ||
-	    seconds > MAX_FETCH_TIMEOUT)
+	    seconds > MAX_TIMEOUT)
 		return FAIL(err, 0,
 			    "bad timeout '%.*s%s'; write a whole number "
 			    "of seconds from 1 to %u",
-			    QUOTED(value), MAX_FETCH_TIMEOUT);
-	cfg->fetch_timeout = (unsigned)seconds;
+			    QUOTED(value), MAX_TIMEOUT);
+	*seconds_field(cfg, key) = (unsigned)seconds;
 	return 0;
 }
 

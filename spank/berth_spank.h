@@ -4,6 +4,8 @@
 
 #include <slurm/spank.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "conf/config.h"
 #include "conf/mounts.h"
@@ -53,6 +55,17 @@ void berth_options_free(void);
 /* Where the job was submitted from: the shell's PWD, else the folder Slurm
  * records (SLURM_SUBMIT_DIR), else "/".  Relative paths start there. */
 void berth_job_cwd(spank_t sp, char *cwd, size_t len);
+
+struct berth_cred;
+
+/* watch.c: a stager's should_stop (base/process.h) while a step stages. */
+struct berth_stage_watch {
+	uint32_t job;                  /* 0: nothing to watch */
+	const struct berth_cred *cred; /* squeue runs as the job user */
+	time_t next;                   /* when to ask slurmctld again */
+	char reason[96];
+};
+const char *berth_stage_watch_check(void *ctx);
 
 /* remote.c */
 int berth_remote_post_opt(spank_t sp);

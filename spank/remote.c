@@ -99,8 +99,28 @@ static void drop_progress_lines(char *out)
 	*to = '\0';
 }
 
+/* A stager that was stopped left its build folder behind (its lock is
+ * free now): the same user removes it at once, not at their next job. */
+static void sweep_after_stop(const struct berth_cred *cred, char **envp)
+{
+	char *argv[] = {berth.cfg.launcher_path, "cache", "sweep", "--cache-dir",
+			berth.cfg.cache_dir, NULL};
+	_cleanup_free_ char *out = NULL;
+	struct berth_err err = {0};
+	int status = -1;
+	struct berth_spawn spawn = {
+		.argv = argv, .envp = envp, .cred = cred, .cwd = "/", .stdin_fd = -1,
+		.stderr_fd = -1, .capture_stdout = &out, .capture_max = 4096,
+		.stderr_to_capture = true, .timeout_s = 60,
+	};
+	if (berth_spawn_run(&spawn, &status, &err) < 0 || status != 0)
+		slurm_error(PFX "removing a stopped staging's leftovers failed: %s",
+			    err.msg[0] ? err.msg : out ? out : "?");
+}
+
 /* Run one berth command for staging and return its last output line
- * (malloc'd in *line_out's owner `out`).  Errors are kept for task_init. */
+ * (malloc'd in *line_out's owner `out`).  Errors are kept for task_init.
+ * It is stopped at StageTimeout, or as soon as the job has ended. */
 static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 		      int stdin_fd, char **out, char **line_out)
 {
@@ -109,8 +129,16 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 	 * berth.conf, and the stager must not read the user's environment. */
 	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", berth_config_env(), NULL};
 	struct berth_err err = {0};
+	struct berth_stage_watch watch = {.cred = cred};
 	int status;
 
+	/* squeue as the job user, even for the root-side loader */
+	if (spank_get_item(sp, S_JOB_ID, &watch.job) != ESPANK_SUCCESS)
+		watch.job = 0;
+	struct berth_cred user = {0};
+	if (cred->uid == 0 && spank_get_item(sp, S_JOB_UID, &user.uid) == ESPANK_SUCCESS &&
+	    spank_get_item(sp, S_JOB_GID, &user.gid) == ESPANK_SUCCESS)
+		watch.cred = &user;
 	/* A relative image path means relative to where the job was submitted. */
 	berth_job_cwd(sp, cwd, sizeof(cwd));
 	struct berth_spawn spawn = {
@@ -118,8 +146,17 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 		.stdin_fd = stdin_fd, .stderr_fd = -1,
 		.capture_stdout = out, .capture_max = STAGE_OUTPUT_MAX,
 		.stderr_to_capture = true, .on_output = show_staging,
+		.timeout_s = berth.cfg.stage_timeout,
+		.should_stop = berth_stage_watch_check, .stop_ctx = &watch,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
+		if (watch.reason[0] || strstr(err.msg, " stopped: ")) {
+			sweep_after_stop(cred, envp);
+			if (!watch.reason[0])
+				snprintf(err.msg + strlen(err.msg), sizeof(err.msg) - strlen(err.msg),
+					 " (StageTimeout=%u: the site can raise it)",
+					 berth.cfg.stage_timeout);
+		}
 		keep_error("cannot stage the image: %s", err.msg);
 		return -1;
 	}

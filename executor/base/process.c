@@ -70,6 +70,31 @@ static int dup_onto(int from, int to)
 	return dup2(from, to) < 0 ? -1 : 0;
 }
 
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Every descriptor above stderr close-on-exec (close_range, Linux 5.11; a
+ * loop of fcntl where the kernel lacks it: both async-signal-safe, as a
+ * child of multithreaded slurmstepd needs). */
+static int cloexec_from_3(void)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+#endif
+	long max = sysconf(_SC_OPEN_MAX);
+	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF)
+			return -1;
+	return 0;
+}
+
+static bool own_group(const struct berth_spawn *sp)
+{
+	return sp->timeout_s || sp->should_stop;
+}
+
 /* In the child: wire stdio, drop credentials, exec.  Never returns. */
 static void child_exec(const struct berth_spawn *sp, int out_fd, int report_fd)
 {
@@ -85,9 +110,15 @@ static void child_exec(const struct berth_spawn *sp, int out_fd, int report_fd)
 	int err_fd = sp->stderr_to_capture ? out_fd : sp->stderr_fd;
 	if (err_fd >= 0 && dup_onto(err_fd, STDERR_FILENO) < 0)
 		child_report(report_fd, errno, "dup2 stderr");
+	/* Only what the caller names: a stager running as the job user must
+	 * not hold (and could be ptraced for) slurmstepd's descriptors. */
+	if (cloexec_from_3() < 0)
+		child_report(report_fd, errno, "close-on-exec");
 	for (size_t i = 0; i < sp->n_keep_fds; i++)
 		if (fcntl(sp->keep_fds[i], F_SETFD, 0) < 0)
 			child_report(report_fd, errno, "keep fd");
+	if (own_group(sp) && setpgid(0, 0) < 0)
+		child_report(report_fd, errno, "setpgid");
 	if (sp->cred && berth_drop_privileges(sp->cred, &err) < 0)
 		child_report(report_fd, err.errnum, "drop privileges");
 	if (sp->cwd && chdir(sp->cwd) < 0)
@@ -136,6 +167,10 @@ static pid_t start(const struct berth_spawn *sp, int out_fd,
 		close(report[0]);
 		child_exec(sp, out_fd, report[1]);
 	}
+	/* Also here, so the group exists before anyone signals it (EACCES
+	 * once the child has exec'd: then it made the group itself). */
+	if (own_group(sp))
+		setpgid(pid, pid);
 	close(report[1]);
 	if (read_child_failure(report[0], sp, err) < 0) {
 		close(report[0]);
@@ -221,13 +256,44 @@ static size_t report_lines(const struct berth_spawn *sp, char *buf, size_t from,
 	return from;
 }
 
-static int read_capped(const struct berth_spawn *sp, int fd, size_t max, char **out,
-		       struct berth_err *err)
+/* Why a running stager must stop now, or NULL. */
+static const char *stop_reason(const struct berth_spawn *sp, unsigned seconds,
+			       char *buf, size_t len)
+{
+	if (sp->timeout_s && seconds >= sp->timeout_s) {
+		snprintf(buf, len, "it did not finish within %u s", sp->timeout_s);
+		return buf;
+	}
+	return sp->should_stop ? sp->should_stop(sp->stop_ctx) : NULL;
+}
+
+/* SIGTERM to the program's group (it may have children of its own), then
+ * SIGKILL when it has not gone within two seconds.  Reaps nothing. */
+static void stop_group(pid_t pid)
+{
+	pid_t target = getpgid(pid) == pid ? -pid : pid; /* never our own group */
+	siginfo_t info;
+
+	kill(target, SIGTERM);
+	for (int tenth = 0; tenth < 20; tenth++) {
+		info.si_pid = 0;
+		if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == pid)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 100000000L}, NULL);
+	}
+	kill(target, SIGKILL);
+}
+
+static int read_capped(const struct berth_spawn *sp, pid_t pid, int fd, size_t max,
+		       char **out, struct berth_err *err)
 {
 	size_t cap = 4096, len = 0, reported = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	struct timespec start, now;
 	unsigned silent_since = 0;
+	bool ticking = sp->on_output || own_group(sp);
+	char why[64];
 
 	if (!buf)
 		return berth_fail(err, ENOMEM, "capture buffer");
@@ -236,8 +302,13 @@ static int read_capped(const struct berth_spawn *sp, int fd, size_t max, char **
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		unsigned seconds = (unsigned)(now.tv_sec - start.tv_sec);
-		if (sp->on_output && poll(&pfd, 1, 1000) == 0) {
-			if (seconds - silent_since >= SILENCE_SECONDS) {
+		const char *reason = stop_reason(sp, seconds, why, sizeof(why));
+		if (reason) {
+			stop_group(pid);
+			return berth_fail(err, 0, "%s stopped: %s", sp->argv[0], reason);
+		}
+		if (ticking && poll(&pfd, 1, 1000) == 0) {
+			if (sp->on_output && seconds - silent_since >= SILENCE_SECONDS) {
 				sp->on_output(sp->output_ctx, NULL, seconds);
 				silent_since = seconds;
 			}
@@ -286,10 +357,10 @@ int berth_spawn_run(const struct berth_spawn *sp, int *status,
 		return -1;
 	}
 	if (sp->capture_stdout) {
-		rc = read_capped(sp, out[0], sp->capture_max, sp->capture_stdout, err);
+		rc = read_capped(sp, pid, out[0], sp->capture_max, sp->capture_stdout, err);
 		close(out[0]);
 		if (rc < 0)
-			kill(pid, SIGKILL);
+			kill(own_group(sp) ? -pid : pid, SIGKILL);
 	}
 	int code = berth_wait_pid(pid, rc < 0 ? NULL : err);
 	if (rc < 0 || code < 0)

@@ -41,8 +41,17 @@ struct berth_spawn {
 	 * silent for a while (to tell a waiting user it is still working). */
 	void (*on_output)(void *ctx, const char *line, unsigned seconds);
 	void *output_ctx;
-	const int *keep_fds;           /* close-on-exec fds the program inherits */
+	const int *keep_fds;           /* the only fds above stderr it inherits */
 	size_t n_keep_fds;
+	/* While capturing, a stager that must not outlive its step: after
+	 * `timeout_s` seconds (0 = none), or as soon as `should_stop` (asked
+	 * about once a second) returns a reason, the program's whole process
+	 * group gets SIGTERM, then SIGKILL two seconds later, and the run
+	 * fails with "... stopped: REASON".  Either one puts the program in a
+	 * process group of its own (so no terminal signals reach it). */
+	unsigned timeout_s;
+	const char *(*should_stop)(void *ctx);
+	void *stop_ctx;
 };
 
 /* Run to completion.  *status receives the exit code in the shell's

@@ -59,6 +59,10 @@ struct berth_cache {
 	/* Registry images: blobs/sha256/ in this folder, shared by images. */
 	const char *default_registry;     /* NULL: Docker Hub */
 	const char *url_pin;              /* a URL pinned at submission (fetch.h's pin) */
+	/* Root loading a job user's archive (berth docker load): a compressed
+	 * one is refused, root never decompresses user data; the user's own
+	 * fetch (berth_cache_plain_archive) hands over an uncompressed one. */
+	bool plain_archives_only;
 	struct berth_registry_opts registry;
 };
 
@@ -116,6 +120,15 @@ int berth_cache_stage(struct berth_cache *cache, const char *ref,
  * then a local archive.  Both strings are malloc'd (tag may be NULL). */
 int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 			char **tag, struct berth_err *err);
+
+/* Remove what stopped stagers left in this cache: build folders in tmp/
+ * and partial files in downloads/ that no live process holds. */
+void berth_cache_sweep(struct berth_cache *cache);
+
+/* When the archive *path is compressed, decompress it (as the caller,
+ * the job user) into downloads/ of this cache, at most fetch_max_bytes
+ * (CacheMaxSize), once per unchanged file, and point *path there. */
+int berth_cache_plain_archive(struct berth_cache *cache, char **path, struct berth_err *err);
 
 /* The digest the archive at path (and tag) had when last read, while the
  * file is unchanged (device, inode, size, mtime, ctime): false when not

@@ -8,6 +8,8 @@
 #include "executor/cache/blobs.h"
 #include "executor/source/fetch.h"
 #include "executor/source/tarmember.h"
+#include "executor/source/image.h"
+#include "executor/base/process.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +47,31 @@ static void sweep_partial_downloads(struct berth_cache *cache, const char *hex)
 	while ((de = readdir(d)))
 		if (!strncmp(de->d_name, hex, 64) && strstr(de->d_name, ".part-"))
 			unlinkat(fd, de->d_name, 0);
+	closedir(d);
+}
+
+/* What stopped stagers left: build folders whose builder is gone, and
+ * partial downloads (and decompressions) of downloads/<hex>.* whose lock
+ * no one holds. */
+void berth_cache_sweep(struct berth_cache *cache)
+{
+	_cleanup_close_ int fd = openat(cache->dir_fd, "downloads",
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(dup(fd)) : NULL;
+	struct dirent *de;
+	char lock[96];
+
+	cache_sweep_dead_builds(cache);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) < 64 || !strstr(de->d_name, ".part-"))
+			continue;
+		snprintf(lock, sizeof(lock), "%.64s.lock", de->d_name);
+		_cleanup_close_ int lock_fd = openat(fd, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(fd, de->d_name, 0);
+	}
 	closedir(d);
 }
 
@@ -212,6 +239,72 @@ int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 	return 0;
 }
 
+/* A file's identity: device, inode, size, mtime and ctime. */
+static void ref_stamp(const struct stat *st, char *out, size_t cap)
+{
+	snprintf(out, cap, "%llu %llu %lld %lld.%09ld %lld.%09ld", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+/* downloads/<hex>.tar: the uncompressed copy of the compressed archive
+ * that `fd` holds, named after that file's identity (ref_stamp), so the
+ * next job of the same unchanged file finds it. */
+static void plain_name(const struct stat *st, char *name, size_t cap)
+{
+	char stamp[128], hex[72];
+
+	ref_stamp(st, stamp, sizeof(stamp));
+	berth_sha256_hex(stamp, strlen(stamp), hex);
+	snprintf(name, cap, "downloads/%s.tar", hex + 7);
+}
+
+int berth_cache_plain_archive(struct berth_cache *cache, char **path, struct berth_err *err)
+{
+	char name[128], part[160], lock[160];
+	bool compressed = false;
+	struct stat st;
+
+	if (berth_archive_compressed(*path, &compressed, err) < 0)
+		return -1;
+	if (!compressed)
+		return 0;
+	_cleanup_close_ int in = berth_open_regular(*path, err);
+	if (in < 0)
+		return -1;
+	if (fstat(in, &st) < 0)
+		return berth_fail(err, errno, "cannot stat %s", *path);
+	plain_name(&st, name, sizeof(name));
+	snprintf(lock, sizeof(lock), "%.*s.lock", (int)(strlen(name) - 4), name);
+	_cleanup_close_ int lock_fd = openat(cache->dir_fd, lock, O_RDWR | O_CREAT | O_NOFOLLOW |
+					     O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
+		return berth_fail(err, errno, "cannot lock %s/%s", cache->dir, lock);
+	_cleanup_free_ char *plain = NULL;
+	if (asprintf(&plain, "%s/%s", cache->dir, name) < 0)
+		return berth_fail(err, ENOMEM, "path");
+	if (faccessat(cache->dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+		char self[64];
+		/* the very file probed (fd), not whatever the path names now */
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", in);
+		snprintf(part, sizeof(part), "%s/%s.part-%d", cache->dir, name, (int)getpid());
+		unlink(part);
+		if (berth_archive_decompress(self, *path, part, cache->fetch_max_bytes, err) < 0) {
+			unlink(part);
+			return -1;
+		}
+		if (rename(part, plain) < 0) {
+			int e = errno;
+			unlink(part);
+			return berth_fail(err, e, "cannot publish %s", plain);
+		}
+	}
+	free(*path);
+	*path = berth_steal(plain);
+	return 0;
+}
+
 /* A warm start should cost a stat, not a read of the archive: refs/<key>
  * remembers which digest a file had, keyed by its path and tag, and valid
  * while its device, inode, size, mtime and ctime are the same (ctime: no
@@ -230,14 +323,6 @@ static void ref_key(const char *path, const char *tag, char key[72])
 		return;
 	}
 	berth_sha256_hex(text, strlen(text), key);
-}
-
-static void ref_stamp(const struct stat *st, char *out, size_t cap)
-{
-	snprintf(out, cap, "%llu %llu %lld %lld.%09ld %lld.%09ld", (unsigned long long)st->st_dev,
-		 (unsigned long long)st->st_ino, (long long)st->st_size,
-		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
-		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
 bool berth_cache_ref_lookup(struct berth_cache *cache, const char *path, const char *tag,

@@ -162,7 +162,11 @@ void cache_sweep_dead_builds(struct berth_cache *cache)
 		snprintf(lock, sizeof(lock), "%s/.lock", de->d_name);
 		int fd = openat(tmp, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0) {
-			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			/* Free and stamped: its builder held it and is gone.  Free
+			 * and empty: a builder between creating and locking it
+			 * (removing that folder failed its build), unless old. */
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+			    (st.st_size > 0 || time(NULL) - st.st_mtime > STALE_UNLOCKED_SECONDS))
 				berth_remove_tree(tmp, de->d_name);
 			close(fd);
 		} else if (fstatat(tmp, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -196,6 +200,9 @@ int cache_build_begin(struct berth_cache *cache, struct build *b,
 			    0600);
 	if (b->lock_fd < 0 || flock(b->lock_fd, LOCK_EX) < 0)
 		return berth_fail(err, errno, "cannot lock build folder %s", b->path);
+	/* Stamped once locked: only now may a sweep take it for dead. */
+	if (berth_write_all(b->lock_fd, "1\n", 2) < 0)
+		return berth_fail(err, errno, "cannot stamp the lock of %s", b->path);
 	return 0;
 }
 

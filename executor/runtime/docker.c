@@ -155,10 +155,14 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 			return 0;
 		}
 	}
+	/* A job user's archive (plain_archives_only) is never decompressed
+	 * here, as root: it needs no work folder. */
 	snprintf(work, sizeof(work), "%s/tmp/docker-XXXXXX", ex->cache.dir);
-	if (!mkdtemp(work))
+	if (ex->cache.plain_archives_only)
+		work[0] = '\0';
+	else if (!mkdtemp(work))
 		return berth_fail(err, errno, "cannot create %s", work);
-	int rc = berth_image_open(&ex->img, path, tag, work, err);
+	int rc = berth_image_open(&ex->img, path, tag, work[0] ? work : NULL, err);
 	if (rc == 0) {
 		ex->img_loaded = true;
 		snprintf(res->digest, sizeof(res->digest), "%s", ex->img.digest);
@@ -171,7 +175,7 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 	}
 	_cleanup_close_ int dir = open(ex->cache.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	berth_image_close_archive(&ex->img);
-	if (dir >= 0)
+	if (dir >= 0 && work[0])
 		berth_remove_tree(dir, work + strlen(ex->cache.dir) + 1);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conf/config.h"
 #include "executor/base/fs.h"
 #include "executor/base/process.h"
 #include "executor/source/tarmember.h"
@@ -131,8 +132,7 @@ static int json_strv(struct json_object *arr, char ***out, size_t *n,
 /* ---- compressed archives ---------------------------------------------- */
 
 /* Is the archive compressed?  (Decided by libarchive's filter detection.) */
-static int archive_compressed(const char *path, bool *compressed,
-			      struct berth_err *err)
+int berth_archive_compressed(const char *path, bool *compressed, struct berth_err *err)
 {
 	struct archive_entry *entry;
 	_cleanup_archive_ struct archive *a = berth_tar_open(path, err);
@@ -150,9 +150,8 @@ static int archive_compressed(const char *path, bool *compressed,
 	return 0;
 }
 
-/* Write the decompressed stream of `path` to `dest` (created 0600). */
-static int decompress_to(const char *path, const char *dest,
-			 struct berth_err *err)
+int berth_archive_decompress(const char *path, const char *shown, const char *dest,
+			     uint64_t max_bytes, struct berth_err *err)
 {
 	struct archive_entry *entry;
 	_cleanup_archive_ struct archive *a = archive_read_new();
@@ -170,21 +169,32 @@ static int decompress_to(const char *path, const char *dest,
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", in);
 	berth_archive_read_filters(a);
 	archive_read_support_format_raw(a);
+	if (!shown)
+		shown = path;
 	if (archive_read_open_filename(a, self, sizeof(buf)) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &entry) != ARCHIVE_OK)
 		return berth_fail(err, 0, "cannot decompress %s (%s)",
-				  path, archive_error_string(a));
+				  shown, archive_error_string(a));
 	fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot create %s", dest);
+	uint64_t written = 0;
 	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) {
+		written += (uint64_t)n;
+		if (max_bytes && written > max_bytes) {
+			char cap[32];
+			berth_format_size(max_bytes, cap, sizeof(cap));
+			return berth_fail(err, 0, "%s decompresses to more than CacheMaxSize "
+					  "(%s): give a smaller image, or ask the site to raise "
+					  "CacheMaxSize", shown, cap);
+		}
 		if (berth_write_all(fd, buf, (size_t)n) < 0)
 			return berth_fail(err, errno, "cannot write %s", dest);
 	}
 	if (n < 0)
 		return berth_fail(err, 0,
 				  "%s is truncated or damaged: decompression failed "
-				  "(%s); download or save the image again", path,
+				  "(%s); download or save the image again", shown,
 				  archive_error_string(a));
 	return 0;
 }
@@ -194,17 +204,21 @@ static int prepare_archive(struct berth_image *img, const char *path,
 {
 	bool compressed = false;
 
-	if (archive_compressed(path, &compressed, err) < 0)
+	if (berth_archive_compressed(path, &compressed, err) < 0)
 		return -1;
 	if (!compressed) {
 		img->archive = strdup(path);
 		return img->archive ? 0 : berth_fail(err, ENOMEM, "path");
 	}
-	if (asprintf(&img->archive, "%s/archive.tar", work_dir ? work_dir : "/tmp") < 0) {
+	if (!work_dir)
+		return berth_fail(err, 0, "%s is compressed, and this loader (root) reads only "
+				  "uncompressed archives: the job user's own fetch decompresses "
+				  "them (berth fetch)", path);
+	if (asprintf(&img->archive, "%s/archive.tar", work_dir) < 0) {
 		img->archive = NULL;
 		return berth_fail(err, ENOMEM, "path");
 	}
-	if (decompress_to(path, img->archive, err) < 0) {
+	if (berth_archive_decompress(path, NULL, img->archive, 0, err) < 0) {
 		unlink(img->archive);
 		return -1;
 	}

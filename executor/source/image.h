@@ -61,10 +61,22 @@ struct berth_image {
 
 /* Parse `path` (an archive file).  `tag` picks one image of several
  * ("repo:tag"); NULL is fine when the archive holds exactly one.
- * `work_dir` receives the decompressed copy of a compressed archive. */
+ * `work_dir` receives the decompressed copy of a compressed archive; NULL
+ * refuses a compressed one (root loading a user's archive never
+ * decompresses it: berth_archive_decompress ran as the user before). */
 int berth_image_open(struct berth_image *img, const char *path,
 		     const char *tag, const char *work_dir,
 		     struct berth_err *err);
+
+/* Is `path` compressed (gzip, zstd, xz, bzip2: libarchive's built-in
+ * filters; any other compression is refused by name)? */
+int berth_archive_compressed(const char *path, bool *compressed, struct berth_err *err);
+
+/* Write the decompressed stream of `path` to `dest` (created 0600, must
+ * not exist), failing once it passes `max_bytes` (0: no limit).  Messages
+ * call the archive `shown` (the user's name for it; NULL: path). */
+int berth_archive_decompress(const char *path, const char *shown, const char *dest,
+			     uint64_t max_bytes, struct berth_err *err);
 
 /* Parse the image whose manifest is the blob `manifest_digest` of the
  * layout folder `layout_dir` (a Docker schema 2 or OCI image manifest; an

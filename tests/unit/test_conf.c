@@ -376,7 +376,17 @@ static void test_fetch_timeout_values(void **state)
 		if (load_argv(fx, 1, argv) != -1)
 			fail_msg("'%s' accepted", arg);
 		assert_msg_has(&fx->err, "1 to 86400");
+		snprintf(arg, sizeof(arg), "StageTimeout=%s", bad[i]);
+		if (load_argv(fx, 1, argv) != -1)
+			fail_msg("'%s' accepted", arg);
+		assert_msg_has(&fx->err, "1 to 86400");
 	}
+	/* StageTimeout is its own field, with its own default */
+	berth_config_defaults(&fx->cfg);
+	assert_int_equal(fx->cfg.stage_timeout, 3600);
+	assert_int_equal(LOAD_ARGS(fx, "StageTimeout=7"), 0);
+	assert_int_equal(fx->cfg.stage_timeout, 7);
+	assert_int_equal(fx->cfg.fetch_timeout, 300);
 }
 
 static void test_mount_home_values(void **state)

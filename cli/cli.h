@@ -3,6 +3,8 @@
 #ifndef BERTH_CLI_H
 #define BERTH_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conf/config.h"
@@ -29,6 +31,14 @@ int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
 /* Progress on stderr, at most a line a second (the fetcher throttles):
  * the cache's progress callback for berth pull and berth fetch. */
 void cli_show_progress(void *ctx, const char *what, uint64_t done, uint64_t total);
+
+/* The IMAGE operand: argv[first], the last argument; or, from_stdin
+ * (--image-stdin), one line read from stdin into buf, when no operand is
+ * given.  The plugin passes images that way, so that a URL's password or
+ * signature is never on a command line (every user on the node can read
+ * /proc/PID/cmdline).  NULL on a usage error (a stdin error is reported). */
+const char *cli_image_operand(bool from_stdin, int argc, char **argv, int first,
+			      char *buf, size_t cap);
 
 struct berth_image;
 /* A registry reference pulled into the user's cache and opened (berth

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "executor/cache/cache.h"
@@ -67,3 +68,26 @@ int cli_open_user_cache(const char *cache_dir, struct berth_config *cfg,
 				getuid(), err);
 }
 
+const char *cli_image_operand(bool from_stdin, int argc, char **argv, int first,
+			      char *buf, size_t cap)
+{
+	if (!from_stdin)
+		return first == argc - 1 ? argv[first] : NULL;
+	if (first != argc)
+		return NULL;
+	if (!fgets(buf, (int)cap, stdin) || (!strchr(buf, '\n') && !feof(stdin))) {
+		fprintf(stderr, "berth: --image-stdin: %s; give the image as one line of at "
+			"most %zu bytes on stdin\n",
+			ferror(stdin) ? "cannot read stdin" : feof(stdin) ? "stdin is empty"
+								 : "the line is too long",
+			cap - 2);
+		return NULL;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!buf[0]) {
+		fputs("berth: --image-stdin: the line on stdin is empty; give the image there\n",
+		      stderr);
+		return NULL;
+	}
+	return buf;
+}

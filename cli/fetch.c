@@ -16,6 +16,7 @@ int cmd_fetch(int argc, char **argv)
 	static const struct option opts[] = {
 		{"cache-dir", required_argument, NULL, 'c'},
 		{"pin", required_argument, NULL, 'p'},
+		{"image-stdin", no_argument, NULL, 'i'},
 		{NULL, 0, NULL, 0},
 	};
 	struct berth_err err = {0};
@@ -23,6 +24,8 @@ int cmd_fetch(int argc, char **argv)
 	struct berth_cache cache = {.dir_fd = -1};
 	const char *cache_dir = NULL, *pin = NULL;
 	char *path = NULL, *tag = NULL;
+	char image_buf[BERTH_IMAGE_MAX + 2];
+	bool image_stdin = false;
 	int c, rc = 1;
 
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -30,11 +33,16 @@ int cmd_fetch(int argc, char **argv)
 			cache_dir = optarg;
 		else if (c == 'p')
 			pin = optarg;
+		else if (c == 'i')
+			image_stdin = true; /* the plugin's: the URL is no one else's business */
 		else
 			return 2;
 	}
-	if (optind != argc - 1) {
-		fputs("usage: berth fetch [--cache-dir DIR] IMAGE\n", stderr);
+	const char *image = cli_image_operand(image_stdin, argc, argv, optind, image_buf,
+					      sizeof(image_buf));
+	if (!image) {
+		fputs("usage: berth fetch [--cache-dir DIR] [--pin PIN] IMAGE | --image-stdin\n",
+		      stderr);
 		return 2;
 	}
 	if (cli_open_user_cache(cache_dir, &cfg, &cache, &err) == 0) {
@@ -43,7 +51,7 @@ int cmd_fetch(int argc, char **argv)
 		cache.progress = cli_show_progress;
 		/* Docker's root-side loader takes the archive uncompressed:
 		 * the job user decompresses it here, into their own cache. */
-		if (berth_cache_resolve(&cache, argv[optind], &path, &tag, &err) == 0 &&
+		if (berth_cache_resolve(&cache, image, &path, &tag, &err) == 0 &&
 		    berth_cache_plain_archive(&cache, &path, &err) == 0) {
 			printf("%s%s%s\n", path, tag ? "#" : "", tag ? tag : "");
 			rc = 0;

@@ -26,9 +26,12 @@ static const struct command commands[] = {
 	 "                                   PATH[#REPO:TAG], a URL of one, or a\n"
 	 "                                   registry image: ubuntu:22.04,\n"
 	 "                                   docker://REG/REPO:TAG, REG#REPO:TAG)\n"
-	 "                                   into your cache\n"},
+	 "                                   into your cache; --image-stdin instead\n"
+	 "                                   of IMAGE reads it from stdin (a URL with\n"
+	 "                                   a password or a signature: command lines\n"
+	 "                                   are public)\n"},
 	{"resolve", cmd_resolve,
-	 "  resolve IMAGE                    the registry image pinned to its digest\n"},
+	 "  resolve IMAGE | --image-stdin    the registry image pinned to its digest\n"},
 	{"login", cmd_login,
 	 "  login [--username U] REGISTRY    store credentials (password on stdin)\n"},
 	{"inspect", cmd_inspect,

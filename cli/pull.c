@@ -16,17 +16,20 @@ int cmd_pull(int argc, char **argv)
 		{"singularity", required_argument, NULL, 's'},
 		{"singularity-format", required_argument, NULL, 'f'},
 		{"pin", required_argument, NULL, 'p'},
+		{"image-stdin", no_argument, NULL, 'i'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char pull_usage[] =
 		"usage: berth pull [--runtime R] [--cache-dir DIR] [--singularity PATH]\n"
-		"                  [--singularity-format auto|sif|sandbox] IMAGE\n";
+		"                  [--singularity-format auto|sif|sandbox] IMAGE | --image-stdin\n";
 	const char *singularity = NULL, *sing_format = NULL, *pin = NULL;
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
 	const char *cache_dir = NULL, *runtime = NULL;
 	struct berth_stage_result res;
+	char image_buf[BERTH_IMAGE_MAX + 2];
+	bool image_stdin = false;
 	int c, rc = 1;
 
 	berth_config_defaults(&cfg);
@@ -41,12 +44,16 @@ int cmd_pull(int argc, char **argv)
 			sing_format = optarg;
 		else if (c == 'p')
 			pin = optarg; /* the plugin's: a URL pinned at submission */
+		else if (c == 'i')
+			image_stdin = true;
 		else {
 			fputs(pull_usage, stderr);
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	const char *image = cli_image_operand(image_stdin, argc, argv, optind, image_buf,
+					      sizeof(image_buf));
+	if (!image) {
 		fputs(pull_usage, stderr);
 		return 2;
 	}
@@ -63,9 +70,9 @@ int cmd_pull(int argc, char **argv)
 	    berth_config_pick_runtime(&cfg, runtime, &rt, &err) == 0 &&
 	    berth_executor_new(berth_runtime_name(rt), &cfg, cache_dir, &ex, &err) == 0 &&
 	    (ex->cache.progress = cli_show_progress, ex->cache.url_pin = pin, true) &&
-	    berth_executor_load_image(ex, argv[optind], &res, &err) == 0) {
+	    berth_executor_load_image(ex, image, &res, &err) == 0) {
 		/* One line for machines (the plugin reads it), details on stderr. */
-		printf("%s %s\n", res.digest[0] ? res.digest : argv[optind],
+		printf("%s %s\n", res.digest[0] ? res.digest : image,
 		       res.converted ? "converted" : res.digest[0] ? "cached" : "as-is");
 		if (res.converted && res.stats.skipped_devices)
 			fprintf(stderr, "berth: skipped %llu device nodes/fifos\n",

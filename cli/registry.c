@@ -25,39 +25,56 @@ static void registry_opts(const struct berth_config *cfg, struct berth_registry_
 	o->max_bytes = cfg->cache_max_size;
 }
 
-/* An http(s) URL pinned by what its server says now: "URL@@<pin>", or the
- * URL itself when the server gives no validator. */
+/* An http(s) URL pinned by what its server says now: "KEY@@<pin>", or KEY
+ * alone when the server gives no validator.  KEY is berth_url_pin_key's: the
+ * URL, or its masked form and hash when it holds a password or a query
+ * (the answer goes into the job's environment). */
 static int resolve_url(const struct berth_config *cfg, const char *image, struct berth_err *err)
 {
 	struct berth_fetch_opts o;
-	char pin[600], word[1800];
+	char pin[600], word[1800], key[BERTH_IMAGE_MAX + 80];
 	_cleanup_free_ char *url = strndup(image, strcspn(image, "#"));
 
 	berth_fetch_opts_init(&o);
 	o.timeout_s = cfg->fetch_timeout;
 	if (!url || berth_fetch_pin(url, &o, pin, sizeof(pin), err) < 0)
 		return -1;
+	if (!berth_url_pin_key(image, key, sizeof(key)))
+		return berth_fail(err, 0, "the image URL is too long (at most %d bytes)",
+				  BERTH_IMAGE_MAX);
 	berth_pin_encode(pin, word, sizeof(word));
-	printf("%s%s%s\n", image, pin[0] ? "@@" : "", word);
+	printf("%s%s%s\n", key, pin[0] ? "@@" : "", word);
 	return 0;
 }
 
-/* berth resolve IMAGE: the reference pinned to the digest its tag names
- * now ("REGISTRY/REPO:TAG@sha256:..."), an http(s) URL pinned by its ETag
- * or Last-Modified ("URL@@etag:..."), or IMAGE itself.  The plugin runs it
- * at submission. */
+/* berth resolve IMAGE | --image-stdin: the reference pinned to the digest
+ * its tag names now ("REGISTRY/REPO:TAG@sha256:..."), an http(s) URL
+ * pinned by its ETag or Last-Modified ("URL@@etag:..."), or IMAGE itself.
+ * The plugin runs it at submission, with the image on stdin. */
 int cmd_resolve(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"image-stdin", no_argument, NULL, 'i'},
+		{NULL, 0, NULL, 0},
+	};
 	struct berth_err err = {0};
 	struct berth_config cfg;
 	struct berth_cache cache = {.dir_fd = -1};
 	struct berth_registry_opts o;
 	struct berth_imageref ref;
-	char pinned[1024];
+	char pinned[1024], image_buf[BERTH_IMAGE_MAX + 2];
+	bool image_stdin = false;
+	int c;
 
-	if (argc != 2 && !(argc == 3 && !strcmp(argv[1], "--")))
-		return fputs("usage: berth resolve IMAGE\n", stderr), 2;
-	const char *image = argv[argc - 1];
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'i')
+			return fputs("usage: berth resolve IMAGE | --image-stdin\n", stderr), 2;
+		image_stdin = true;
+	}
+	const char *image = cli_image_operand(image_stdin, argc, argv, optind, image_buf,
+					      sizeof(image_buf));
+	if (!image)
+		return fputs("usage: berth resolve IMAGE | --image-stdin\n", stderr), 2;
 	if (cli_load_config(&cfg, &err) < 0)
 		return cli_error(&err), 1;
 	berth_cache_configure(&cache, &cfg);

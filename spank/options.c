@@ -12,6 +12,7 @@
 #include "executor/source/imageref.h"
 #include "conf/names.h"
 #include "spank/berth_spank.h"
+#include "spank/pin.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_SAVE,
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
@@ -291,13 +292,18 @@ static int check_image(void)
 
 	if (!path)
 		return -1;
+	if (strlen(img) > BERTH_IMAGE_MAX) {
+		slurm_error(PFX "--container-image is longer than %d bytes; give a shorter "
+			    "image name or URL", BERTH_IMAGE_MAX);
+		return -1;
+	}
 	if (!strncmp(img, "http://", 7) || !strncmp(img, "https://", 8) ||
 	    !strncmp(img, "file://", 7))
 		return 0;
 	if (strstr(img, "://") && strncmp(img, "docker://", 9) != 0) {
 		slurm_error(PFX "--container-image=%s: unsupported scheme; use a path, "
 			    "an http://, https:// or file:// URL, or a registry image "
-			    "(docker://REG/REPO:TAG, REG#REPO:TAG, REPO:TAG)", img);
+			    "(docker://REG/REPO:TAG, REG#REPO:TAG, REPO:TAG)", berth_image_shown());
 		return -1;
 	}
 	if (!strncmp(img, "docker://", 9))

@@ -6,11 +6,17 @@
  * of the step, and every later step whose environment comes from this one
  * (srun inside sbatch or salloc), stages that digest; a tag pushed anew
  * meanwhile changes nothing for the job.  The variable also shows users
- * (and `scontrol show job -d`'s environment) what ran. */
+ * (and `scontrol show job -d`'s environment) what ran.
+ *
+ * A URL with a password or a query (a pre-signed signature) is filed under
+ * its masked form and hash (berth_url_pin_key), never itself, and reaches
+ * `berth resolve` and the stagers on stdin, never on their command line. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "executor/base/fs.h"
@@ -27,18 +33,43 @@ static bool is_http_url(const char *image)
 	return !strncmp(image, "http://", 7) || !strncmp(image, "https://", 8);
 }
 
+const char *berth_image_shown(void)
+{
+	static char shown[BERTH_IMAGE_MAX + 1];
+
+	berth_url_masked(berth.image ? berth.image : "", shown, sizeof(shown));
+	return shown;
+}
+
+int berth_image_stdin(const char *image, struct berth_err *err)
+{
+	size_t len = strlen(image);
+
+	if (len > BERTH_IMAGE_MAX)
+		return berth_fail(err, 0, "the image name is longer than %d bytes; give a "
+				  "shorter one", BERTH_IMAGE_MAX);
+	/* A memfd, not a pipe: no capacity to fill before the child reads. */
+	int fd = memfd_create("berth-image", MFD_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot pass the image to berth (memfd_create)");
+	if (dprintf(fd, "%s\n", image) != (int)len + 1 || lseek(fd, 0, SEEK_SET) < 0) {
+		int e = errno;
+		close(fd);
+		return berth_fail(err, e, "cannot pass the image to berth (memfd)");
+	}
+	return fd;
+}
+
 /* What a pin is filed under: "REG/REPO:TAG" of a registry reference with a
- * tag, an http(s) URL itself; false for anything else (a file, a reference
- * that names its digest already). */
+ * tag, berth_url_pin_key's of an http(s) URL; false for anything else (a
+ * file, a reference that names its digest already). */
 static bool pin_key(const char *image, char *key, size_t cap)
 {
 	struct berth_imageref ref;
 	struct berth_err err = {0};
 
-	if (is_http_url(image)) {
-		snprintf(key, cap, "%s", image);
-		return strlen(image) < cap;
-	}
+	if (is_http_url(image))
+		return berth_url_pin_key(image, key, cap);
 	if (strstr(image, "://") && strncmp(image, "docker://", 9) != 0)
 		return false;
 	if (berth_imageref_looks_like_path(image) ||
@@ -78,7 +109,8 @@ char *berth_config_env(void)
 	return env;
 }
 
-/* Entries are "REG/REPO:TAG@sha256:HEX" and "URL@@<encoded pin>". */
+/* Entries are "REG/REPO:TAG@sha256:HEX" and "KEY@@<encoded pin>", KEY as
+ * berth_url_pin_key makes it. */
 
 /* Run `berth resolve IMAGE` as ourselves (srun/sbatch/salloc run as the
  * user) and return its answer, or NULL after reporting why not: an error
@@ -93,13 +125,19 @@ static char *resolve(const char *image, bool fatal)
 	while (environ[n])
 		n++;
 	_cleanup_free_ char **envp = calloc(n + 2, sizeof(*envp));
-	char *argv[] = {berth.cfg.launcher_path, "resolve", "--", (char *)image, NULL};
+	char *argv[] = {berth.cfg.launcher_path, "resolve", "--image-stdin", NULL};
 	char *out = NULL;
 	struct berth_err err = {0};
 	int status = 0;
+	const char *shown = berth_image_shown();
 
 	if (!envp || !berth_config_env())
 		return NULL;
+	_cleanup_close_ int in = berth_image_stdin(image, &err);
+	if (in < 0) {
+		say(PFX "cannot resolve --container-image=%s: %s", shown, err.msg);
+		return NULL;
+	}
 	/* The user's environment (HOME, proxies) minus a forged config text. */
 	for (size_t i = 0, j = 0; i < n; i++)
 		if (strncmp(environ[i], "BERTH_CONFIG_TEXT=", 18) != 0)
@@ -108,18 +146,18 @@ static char *resolve(const char *image, bool fatal)
 		;
 	envp[n] = berth_config_env();
 	struct berth_spawn spawn = {
-		.argv = argv, .envp = envp, .stdin_fd = -1, .stderr_fd = -1,
+		.argv = argv, .envp = envp, .stdin_fd = in, .stderr_fd = -1,
 		.capture_stdout = &out, .capture_max = RESOLVE_OUTPUT_MAX,
 		.stderr_to_capture = true,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
-		say(PFX "cannot resolve --container-image=%s: %s", image, err.msg);
+		say(PFX "cannot resolve --container-image=%s: %s", shown, err.msg);
 		return NULL;
 	}
 	if (status != 0) {
 		const char *msg = !strncmp(out, PFX, strlen(PFX)) ? out + strlen(PFX) : out;
 		msg = *msg ? msg : "berth resolve failed";
-		say(PFX "--container-image=%s: %.*s%s", image, (int)strcspn(msg, "\n"), msg,
+		say(PFX "--container-image=%s: %.*s%s", shown, (int)strcspn(msg, "\n"), msg,
 		    fatal ? "" : " (not pinned: the nodes fetch it as it is then)");
 		free(out);
 		return NULL;
@@ -130,14 +168,15 @@ static char *resolve(const char *image, bool fatal)
 
 int berth_pin_submit(void)
 {
-	char key[2048], have[BERTH_PIN_ENTRY_MAX];
+	char key[BERTH_PIN_ENTRY_MAX], have[BERTH_PIN_ENTRY_MAX];
 	const char *pins = getenv(PINS_ENV);
+	const char *shown = berth_image_shown();
 
 	if (!pin_key(berth.image, key, sizeof(key)))
 		return 0;
 	pin_find(pins, key, have, sizeof(have));
 	if (have[0]) {
-		slurm_verbose(PFX "%s stays pinned to %s", berth.image, strchr(have, '@') + 1);
+		slurm_verbose(PFX "%s stays pinned to %s", shown, have + strlen(key) + 1);
 		return 0; /* a step of a job that pinned it already */
 	}
 	_cleanup_free_ char *pinned = resolve(berth.image, !is_http_url(berth.image));
@@ -145,13 +184,13 @@ int berth_pin_submit(void)
 		return is_http_url(berth.image) ? 0 : -1;
 	if (!strcmp(pinned, key)) {
 		slurm_verbose(PFX "%s: the server names no version (no ETag or Last-Modified); "
-			      "not pinned", berth.image);
+			      "not pinned", shown);
 		return 0;
 	}
 	if (strncmp(pinned, key, strlen(key)) != 0 || pinned[strlen(key)] != '@' ||
 	    strlen(pinned) >= BERTH_PIN_ENTRY_MAX || strchr(pinned, ' ')) {
 		slurm_error(PFX "--container-image=%s: unexpected answer from berth resolve: %s",
-			    berth.image, pinned);
+			    shown, pinned);
 		return -1;
 	}
 	_cleanup_free_ char *value = NULL;
@@ -161,14 +200,14 @@ int berth_pin_submit(void)
 		slurm_error(PFX "cannot record the pinned image: out of memory");
 		return -1;
 	}
-	slurm_verbose(PFX "%s pinned to %s", berth.image, pinned + strlen(key) + 1);
+	slurm_verbose(PFX "%s pinned to %s", shown, pinned + strlen(key) + 1);
 	return 0;
 }
 
 const char *berth_pinned_image(spank_t sp, char *buf, size_t cap, char *url_pin,
 			       size_t pin_cap)
 {
-	char key[2048];
+	char key[BERTH_PIN_ENTRY_MAX];
 	_cleanup_free_ char *pins = malloc(BERTH_PINS_MAX);
 
 	url_pin[0] = '\0';

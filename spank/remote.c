@@ -16,6 +16,7 @@
 #include "executor/cache/cache.h"
 #include "executor/executor.h"
 #include "executor/base/process.h"
+#include "executor/source/imageref.h"
 #include "spank/berth_spank.h"
 #include "spank/pin.h"
 
@@ -76,7 +77,7 @@ static void show_staging(void *ctx, const char *line, unsigned seconds)
 		last_progress = seconds ? seconds : 1;
 		slurm_spank_log("%s", line);
 	} else if (!line)
-		slurm_spank_log(PFX "still preparing %s for %s (%us)", berth.image,
+		slurm_spank_log(PFX "still preparing %s for %s (%us)", berth_image_shown(),
 				berth_runtime_name(berth.runtime), seconds);
 }
 
@@ -202,20 +203,35 @@ static int keep_digest(spank_t sp, const char *line)
 	return 0;
 }
 
+/* The stager reads the image on stdin (--image-stdin): its command line is
+ * readable by every user on the node, and a URL may hold a password or a
+ * signature. */
+static int run_image_stager(spank_t sp, char **argv, const struct berth_cred *cred,
+			    const char *image, char **out, char **line_out)
+{
+	struct berth_err err = {0};
+	_cleanup_close_ int in = berth_image_stdin(image, &err);
+
+	if (in < 0) {
+		keep_error("cannot stage the image: %s", err.msg);
+		return -1;
+	}
+	return run_stager(sp, argv, cred, in, out, line_out);
+}
+
 static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 {
 	char pinned[BERTH_PIN_ENTRY_MAX], url_pin[BERTH_PIN_ENTRY_MAX];
-	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
+	const char *image = berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
 	char *argv[] = {berth.cfg.launcher_path, "pull", "--runtime",
 			(char *)berth_runtime_name(berth.runtime), "--cache-dir",
 			berth.cfg.cache_dir, "--singularity", berth.cfg.singularity_path,
 			"--singularity-format", (char *)berth_sing_format_name(berth.cfg.sing_format),
-			url_pin[0] ? "--pin" : "--", url_pin[0] ? url_pin : image,
-			url_pin[0] ? "--" : NULL, image, NULL};
+			"--image-stdin", url_pin[0] ? "--pin" : NULL, url_pin, NULL};
 	_cleanup_free_ char *out = NULL;
 	char *line;
 
-	if (run_stager(sp, argv, cred, -1, &out, &line) < 0)
+	if (run_image_stager(sp, argv, cred, image, &out, &line) < 0)
 		return -1;
 	return keep_digest(sp, line);
 }
@@ -263,12 +279,11 @@ static int stage_docker(spank_t sp, const struct berth_cred *user)
 	_cleanup_free_ char *path = NULL;
 	char *line, *tag = NULL, cwd[PATH_MAX] = "/";
 	char pinned[BERTH_PIN_ENTRY_MAX], url_pin[BERTH_PIN_ENTRY_MAX];
-	char *image = (char *)berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
+	const char *image = berth_pinned_image(sp, pinned, sizeof(pinned), url_pin, sizeof(url_pin));
 
 	char *fetch[] = {berth.cfg.launcher_path, "fetch", "--cache-dir", berth.cfg.cache_dir,
-			 url_pin[0] ? "--pin" : "--", url_pin[0] ? url_pin : image,
-			 url_pin[0] ? "--" : NULL, image, NULL};
-	if (run_stager(sp, fetch, user, -1, &out, &line) < 0)
+			 "--image-stdin", url_pin[0] ? "--pin" : NULL, url_pin, NULL};
+	if (run_image_stager(sp, fetch, user, image, &out, &line) < 0)
 		return -1;
 	if (!(path = strdup(line)))
 		return -1;
@@ -635,11 +650,27 @@ int berth_named_sweep_job(spank_t sp)
 	return 0;
 }
 
+/* Slurm hands --container-image to the task twice over: a batch job gets
+ * sbatch's options back as SLURM_SPANK_<option variable>.  A URL with a
+ * password or a signature leaves the task's environment (Slurm's own
+ * records of the job keep it: README, privilege model). */
+static void drop_secret_image_env(spank_t sp)
+{
+	char shown[BERTH_IMAGE_MAX + 1];
+
+	if (!berth.image || !berth_url_masked(berth.image, shown, sizeof(shown)))
+		return;
+	spank_unsetenv(sp, "SLURM_SPANK__SLURM_SPANK_OPTION_berth_container_image");
+	spank_unsetenv(sp, "_SLURM_SPANK_OPTION_berth_container_image");
+}
+
 int berth_remote_task_init(spank_t sp)
 {
 	char **job_argv, **job_env;
 	int job_argc;
 	uint32_t step_id = 0;
+
+	drop_secret_image_env(sp);
 
 	if (!berth.staged) {
 		fprintf(stderr, PFX "%s\n",

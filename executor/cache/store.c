@@ -357,9 +357,13 @@ int cache_build_artifact(struct berth_cache *cache, struct build *b,
 			 const struct berth_artifact *art,
 			 struct berth_stage_result *res, struct berth_err *err)
 {
-	char path[PATH_MAX + 64], entry[128], final[192];
+	char path[PATH_MAX + 64], entry[128], final[192], shown[BERTH_IMAGE_MAX];
 	struct stat st;
 
+	/* The records keep the image as messages show it: a URL's password or
+	 * signature stays out of the cache. */
+	berth_url_masked(ref, shown, sizeof(shown));
+	ref = shown;
 	snprintf(entry, sizeof(entry), "images/%s", img->digest + 7);
 	bool have_entry = fstatat(cache->dir_fd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	snprintf(path, sizeof(path), "%s/entry", b->path);

@@ -19,6 +19,7 @@
 #include "executor/base/fs.h"
 #include "executor/base/hex.h"
 #include "executor/base/dl/crypto_lazy.h"
+#include "executor/source/imageref.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "dev"
@@ -112,26 +113,6 @@ static int fetch_sha256_hex(const char *s, char out[65])
 	return 0;
 }
 
-/* The URL as messages show it: user:password@ and the query masked (a
- * pre-signed URL carries its credentials there). */
-static void fetch_shown_url(const char *url, char *out, size_t size)
-{
-	const char *p = strstr(url, "://");
-	const char *auth, *end, *at, *query;
-
-	if (!p) {
-		snprintf(out, size, "%s", url);
-		return;
-	}
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	at = memrchr(auth, '@', (size_t)(end - auth));
-	query = strchr(end, '?');
-	snprintf(out, size, "%.*s%s%.*s%s", (int)(auth - url), url, at ? "***@" : "",
-		 (int)((query ? query : end + strlen(end)) - (at ? at + 1 : auth)),
-		 at ? at + 1 : auth, query ? "?***" : "");
-}
-
 /* Accept http, https and file only, before libcurl sees the URL. */
 static int fetch_check_url(const char *url, const char *shown, struct berth_err *err)
 {
@@ -206,7 +187,7 @@ static void fetch_meta_field(const char *line, const char *key, char *out, size_
 /* Read <hex>.meta and check it against <hex>.tar.  Returns true when the
  * file is there, belongs to url and has a validator to send. */
 static bool fetch_read_meta(int dir_fd, const char *meta_name, const char *tar_name,
-			    const char *url, struct fetch_meta *m)
+			    const char *hex, struct fetch_meta *m)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int fd = -1;
@@ -230,7 +211,7 @@ static bool fetch_read_meta(int dir_fd, const char *meta_name, const char *tar_n
 		return false;
 	buf[n] = '\0';
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (strncmp(line, "url ", 4) == 0 && strcmp(line + 4, url) == 0)
+		if (strncmp(line, "url-sha256 ", 11) == 0 && strcmp(line + 11, hex) == 0)
 			url_ok = true;
 		fetch_meta_field(line, "etag", m->etag, sizeof(m->etag));
 		fetch_meta_field(line, "last-modified", m->last_modified, sizeof(m->last_modified));
@@ -248,7 +229,7 @@ static bool fetch_read_meta(int dir_fd, const char *meta_name, const char *tar_n
 }
 
 /* Publish the sidecar with a temporary file and rename(). */
-static int fetch_write_meta(int dir_fd, const char *hex, const char *meta_name, const char *url,
+static int fetch_write_meta(int dir_fd, const char *hex, const char *meta_name,
 			    const struct fetch_xfer *x, const char *sha256, uint64_t size,
 			    struct berth_err *err)
 {
@@ -260,8 +241,10 @@ static int fetch_write_meta(int dir_fd, const char *hex, const char *meta_name, 
 	fd = fetch_open_temp(dir_fd, hex, ".meta", tmp, sizeof(tmp), err);
 	if (fd < 0)
 		return -1;
-	len = asprintf(&text, "url %s\netag %s\nlast-modified %s\nsha256 %s\nsize %" PRIu64 "\n", url,
-		       x->etag, x->last_modified, sha256, size);
+	/* The URL as shown and its hash, never the URL: it may hold a
+	 * password or a signature, and a file keeps what a message forgets. */
+	len = asprintf(&text, "url %s\nurl-sha256 %s\netag %s\nlast-modified %s\nsha256 %s\n"
+		       "size %" PRIu64 "\n", x->shown, hex, x->etag, x->last_modified, sha256, size);
 	if (len < 0) {
 		text = NULL;
 		unlinkat(dir_fd, tmp, 0);
@@ -325,7 +308,9 @@ static size_t fetch_header_cb(char *buf, size_t size, size_t nitems, void *userd
 			x->status = x->status * 10 + (*p++ - '0');
 		while (p < end && *p == ' ')
 			p++;
-		snprintf(x->reason, sizeof(x->reason), "%.*s", (int)(end - p), p);
+		char said[sizeof(x->reason)];
+		snprintf(said, sizeof(said), "%.*s", (int)(end - p), p);
+		berth_url_scrub(said, x->reason, sizeof(x->reason)); /* it ends in messages */
 		for (char *r = x->reason; *r; r++)
 			if (iscntrl((unsigned char)*r))
 				*r = '?';
@@ -664,8 +649,10 @@ static enum fetch_outcome fetch_attempt(struct fetch_xfer *x, const struct fetch
 		return FETCH_RESTART;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(x->why, sizeof(x->why), "%s",
-			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+		/* libcurl's words may quote a URL: the one followed may be a
+		 * redirect's Location, with a signature of its own. */
+		berth_url_scrub(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc), x->why,
+				sizeof(x->why));
 		x->hint = fetch_curl_hint(rc);
 		return fetch_transient_curl(rc) ? FETCH_RETRY : FETCH_FATAL;
 	}
@@ -758,7 +745,7 @@ static int fetch_publish(struct fetch_xfer *x, const char *url, const char *hex,
 	/* file:// answers carry a Last-Modified too, but a local copy is cheap
 	 * and an mtime alone is a weak validator: always copy those. */
 	if (!x->opts->dest_name && !fetch_is_file_url(url) && (x->etag[0] || x->last_modified[0]) &&
-	    fetch_write_meta(x->dir_fd, hex, meta_name, url, x, res->sha256, res->bytes, err) < 0)
+	    fetch_write_meta(x->dir_fd, hex, meta_name, x, res->sha256, res->bytes, err) < 0)
 		return -1;
 	fsync(x->dir_fd);
 	return 0;
@@ -769,7 +756,7 @@ static int fetch_run(struct fetch_xfer *x, const char *url, const char *hex, con
 {
 	struct fetch_meta meta;
 	bool conditional = !x->opts->dest_name &&
-			   fetch_read_meta(x->dir_fd, meta_name, tar_name, url, &meta);
+			   fetch_read_meta(x->dir_fd, meta_name, tar_name, hex, &meta);
 
 	/* Pinned: the copy here is the pinned one, or it is not used at all. */
 	if (conditional && x->opts->pin) {
@@ -858,7 +845,7 @@ int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *
 	pin[0] = '\0';
 	fetch_opts_complete(opts, &o);
 	o.progress = NULL;
-	fetch_shown_url(url, shown, sizeof(shown));
+	berth_url_masked(url, shown, sizeof(shown));
 	if (berth_curl_load(err) < 0 || fetch_check_url(url, shown, err) < 0)
 		return -1;
 	if (fetch_is_file_url(url))
@@ -876,9 +863,11 @@ int berth_fetch_pin(const char *url, const struct berth_fetch_opts *opts, char *
 	CURLcode rc = curl_easy_perform(x.curl);
 	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(x.curl);
-	if (rc != CURLE_OK)
-		return berth_fail(err, 0, "cannot reach %s: %s; %s", shown,
-				  x.errbuf[0] ? x.errbuf : curl_easy_strerror(rc), fetch_curl_hint(rc));
+	if (rc != CURLE_OK) {
+		char why[sizeof(x.errbuf) * 2];
+		berth_url_scrub(x.errbuf[0] ? x.errbuf : curl_easy_strerror(rc), why, sizeof(why));
+		return berth_fail(err, 0, "cannot reach %s: %s; %s", shown, why, fetch_curl_hint(rc));
+	}
 	if (code >= 400) {
 		const char *reason = fetch_reason(code, code == x.status ? x.reason : NULL);
 		return berth_fail(err, 0, "cannot fetch %s: the server answered %ld%s%s; check the "
@@ -905,7 +894,7 @@ int berth_fetch(const char *url, const char *dir, const struct berth_fetch_opts 
 		return -1;
 	if (!url || !*url)
 		return berth_fail(err, 0, "no image URL given; pass an http://, https:// or file:// URL");
-	fetch_shown_url(url, shown, sizeof(shown));
+	berth_url_masked(url, shown, sizeof(shown));
 	if (o.what)
 		snprintf(shown, sizeof(shown), "%s", o.what);
 	if (fetch_check_url(url, shown, err) < 0)

@@ -1,7 +1,8 @@
 /* berth: download an image archive by URL into the user's cache folder.
  *
  *   dir/<hex>.tar    the body, hex = sha256 of the URL string
- *   dir/<hex>.meta   "url", "etag", "last-modified", "sha256", "size" lines
+ *   dir/<hex>.meta   "url" (masked: berth_url_masked), "url-sha256" (hex),
+ *                    "etag", "last-modified", "sha256", "size" lines
  *   dir/<hex>.part-XXXXXX   a download in progress (O_CREAT|O_EXCL|O_NOFOLLOW)
  *
  * Schemes: http, https and file only, redirects (at most 5) to http and
@@ -28,7 +29,12 @@
  *
  * The caller is expected to serialise fetches of one URL (the cache lock);
  * concurrent fetches stay safe (each has its own temporary file, renames are
- * atomic) but may do the work twice.  Temporary files of a killed process
+ * atomic) but may do the work twice.
+ *
+ * Secrets: a URL's userinfo and query (a password, a pre-signed signature)
+ * appear in no message and no file: messages name the URL masked
+ * (berth_url_masked), libcurl's error text and a server's reason phrase are
+ * scrubbed of URLs (a redirect's Location), and .meta keeps the hash.  Temporary files of a killed process
  * (<hex>.part-*) are left for the cache's garbage collection. */
 #ifndef BERTH_FETCH_H
 #define BERTH_FETCH_H

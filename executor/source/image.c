@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "executor/base/fs.h"
 #include "executor/base/process.h"
+#include "executor/source/imageref.h"
 #include "executor/source/tarmember.h"
 
 #define JSON_DEPTH 64
@@ -58,11 +59,14 @@ int berth_image_ref_split(const char *ref, char **path, char **tag,
 			  struct berth_err *err)
 {
 	const char *hash = strrchr(ref, '#');
+	char shown[BERTH_IMAGE_MAX];
 
 	*tag = NULL;
-	if (hash && hash[1] == '\0')
+	if (hash && hash[1] == '\0') {
+		berth_url_masked(ref, shown, sizeof(shown));
 		return berth_fail(err, 0, "image '%s' ends with '#' but names no "
-				  "tag; write PATH#repo:tag", ref);
+				  "tag; write PATH#repo:tag", shown);
+	}
 	*path = hash ? strndup(ref, (size_t)(hash - ref)) : strdup(ref);
 	if (hash)
 		*tag = strdup(hash + 1);

@@ -4,7 +4,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "executor/base/sha256.h"
 #include "executor/source/imageref.h"
 
 #define HINT "; write [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. ubuntu:22.04"
@@ -270,4 +272,118 @@ int berth_pin_decode(const char *word, char *out, size_t cap)
 	}
 	out[n] = '\0';
 	return 0;
+}
+
+/* ---- URLs as messages show them ---------------------------------------- */
+
+static bool scheme_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '+' || c == '-' || c == '.';
+}
+
+/* Length of the scheme of a URL starting at s ("http" of "http://..."),
+ * 0 when s does not start with "scheme://". */
+static size_t url_scheme_len(const char *s)
+{
+	size_t n = 0;
+
+	if (!isalpha((unsigned char)s[0]))
+		return 0;
+	while (scheme_char(s[n]))
+		n++;
+	return strncmp(s + n, "://", 3) ? 0 : n;
+}
+
+/* Append len bytes of s to out (*n used of cap), cutting at the end. */
+static void put(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+	if (*n + 1 >= cap)
+		return;
+	if (len > cap - 1 - *n)
+		len = cap - 1 - *n;
+	memcpy(out + *n, s, len);
+	*n += len;
+	out[*n] = '\0';
+}
+
+static const char *span_find(const char *s, const char *end, const char *set)
+{
+	while (s < end && !strchr(set, *s))
+		s++;
+	return s;
+}
+
+/* The URL s[0..len) (scheme_len > 0) masked onto out. */
+static bool mask_url(const char *s, size_t len, size_t scheme_len, char *out, size_t cap,
+		     size_t *n)
+{
+	const char *end = s + len, *auth = s + scheme_len + 3;
+
+	if (scheme_len == 6 && !strncasecmp(s, "docker", 6)) {
+		put(out, cap, n, s, len); /* a registry reference: '@' is its digest */
+		return false;
+	}
+	const char *auth_end = span_find(auth, end, "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(auth_end - auth));
+	const char *host = at ? at + 1 : auth;
+	const char *frag = span_find(auth_end, end, "#");
+	const char *query = span_find(auth_end, frag, "?");
+
+	put(out, cap, n, s, (size_t)(auth - s));
+	if (at)
+		put(out, cap, n, "***@", 4);
+	put(out, cap, n, host, (size_t)(query - host));
+	if (query < frag)
+		put(out, cap, n, "?***", 4);
+	put(out, cap, n, frag, (size_t)(end - frag));
+	return at || query < frag;
+}
+
+bool berth_url_masked(const char *image, char *out, size_t cap)
+{
+	size_t n = 0, scheme = url_scheme_len(image);
+
+	if (!cap)
+		return false;
+	out[0] = '\0';
+	if (!scheme) {
+		put(out, cap, &n, image, strlen(image));
+		return false;
+	}
+	return mask_url(image, strlen(image), scheme, out, cap, &n);
+}
+
+void berth_url_scrub(const char *text, char *out, size_t cap)
+{
+	size_t n = 0, scheme;
+
+	if (!cap)
+		return;
+	out[0] = '\0';
+	for (const char *p = text; *p;) {
+		if ((p == text || !scheme_char(p[-1])) && (scheme = url_scheme_len(p))) {
+			size_t len = strcspn(p, " \t\r\n\"'<>`");
+			mask_url(p, len, scheme, out, cap, &n);
+			p += len;
+		} else {
+			put(out, cap, &n, p, 1);
+			p++;
+		}
+	}
+}
+
+bool berth_url_pin_key(const char *image, char *out, size_t cap)
+{
+	unsigned char md[BERTH_SHA256_LEN];
+	char hex[2 * BERTH_SHA256_LEN + 1];
+	size_t len;
+
+	if (!berth_url_masked(image, out, cap))
+		return strlen(image) < cap;
+	berth_sha256(image, strlen(image), md);
+	berth_hex_encode(md, sizeof(md), hex);
+	len = strlen(out);
+	if (len + 1 >= cap) /* perhaps cut: no key rather than a wrong one */
+		return false;
+	return (size_t)snprintf(out + len, cap - len, "|sha256:%s", hex) < cap - len;
 }

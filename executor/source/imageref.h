@@ -49,4 +49,31 @@ void berth_imageref_format(const struct berth_imageref *ref, char *out, size_t l
 void berth_pin_encode(const char *pin, char *out, size_t cap);
 int berth_pin_decode(const char *word, char *out, size_t cap);
 
+/* The longest image text berth takes from --container-image or on a
+ * stager's stdin (--image-stdin): a URL with a pre-signed query fits. */
+#define BERTH_IMAGE_MAX 8192
+
+/* `image` as every message, log line and cache record shows it: in a URL
+ * (any "scheme://" but docker://) the userinfo becomes "***@" and the query
+ * "?***": "https://u:pw@host/x.tar?sig=S#repo:tag" is shown with "***@"
+ * for "u:pw@" and "?***" for "?sig=S", and its "#repo:tag" (berth's #TAG
+ * stays: it is never sent to a server).  The authority ends at the first '/', '?' or '#', as
+ * RFC 3986 and libcurl read it, so an '@' in the path is not userinfo.
+ * Anything else (paths, registry references) is copied unchanged.  Returns
+ * true when something was masked.  out is always terminated; text cut to
+ * fit never reveals a masked part. */
+bool berth_url_masked(const char *image, char *out, size_t cap);
+
+/* Free text with every URL in it masked as above (a libcurl error may
+ * quote one, a redirect's Location too); a URL ends at white space or a
+ * quote.  out is always terminated. */
+void berth_url_scrub(const char *text, char *out, size_t cap);
+
+/* What BERTH_IMAGE_PINS files a URL pin under: the URL itself when nothing
+ * in it is secret, else the masked form and "|sha256:" and the SHA-256 of
+ * the whole image text, so a node can tell two URLs that mask alike apart
+ * without the job's environment holding the secret.  false when out is
+ * too small. */
+bool berth_url_pin_key(const char *image, char *out, size_t cap);
+
 #endif

@@ -114,3 +114,24 @@ stats() { curl -s "$URL/stats"; }
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"404"* ]]
 }
+
+@test "--image-stdin: a URL's password and query stay off argv; resolve and the cache show it masked" {
+	secret="http://me:hunter2@127.0.0.1:$PORT/img.tar?X-Amz-Signature=topsecret"
+	run "$BERTH" resolve --image-stdin <<<"$secret"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "http://***@127.0.0.1:$PORT/img.tar?***|sha256:"*"@@etag:%22"*"%22" ]]
+	run "$BERTH" pull --cache-dir "$CACHE" --image-stdin <<<"$secret"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "$DIGEST converted" ]
+	! grep -rlF -e hunter2 -e topsecret "$U"
+	[ "$(cat "$U/images/${DIGEST#sha256:}/source")" = "http://***@127.0.0.1:$PORT/img.tar?***" ]
+	# one line on stdin, capped; none, too long, or an operand as well: usage
+	run "$BERTH" pull --cache-dir "$CACHE" --image-stdin </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"stdin is empty"* ]]
+	run "$BERTH" fetch --cache-dir "$CACHE" --image-stdin < <(head -c 9000 /dev/zero | tr '\0' a)
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"too long"* ]]
+	run "$BERTH" fetch --cache-dir "$CACHE" --image-stdin "$URL/img.tar" </dev/null
+	[ "$status" -eq 2 ]
+}

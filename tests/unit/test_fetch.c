@@ -685,6 +685,32 @@ static void test_secrets_masked(void **state)
 	assert_non_null(strstr(fx->err.msg, "http://***@127.0.0.1"));
 }
 
+/* The cache keeps what a message forgets: .meta holds the URL masked and
+ * its hash, never the password or the query, and still validates. */
+static void test_secrets_not_in_meta(void **state)
+{
+	struct fx *fx = *state;
+	char url[256], hex[65], meta[256];
+	size_t len = 0;
+
+	snprintf(url, sizeof(url), "http://user:hunter2@127.0.0.1:%d/a.tar?sig=topsecret", srv.port);
+	assert_int_equal(berth_fetch(url, fx->cache, &fx->opts, &fx->res, &fx->err), 0);
+	tf_sha256_str(url, hex);
+	snprintf(meta, sizeof(meta), "%s/%s.meta", fx->cache, hex);
+	char *data = tf_read_file(meta, &len);
+	assert_non_null(data);
+	char *text = strndup(data, len);
+	free(data);
+	assert_non_null(text);
+	assert_null(strstr(text, "hunter2"));
+	assert_null(strstr(text, "topsecret"));
+	assert_non_null(strstr(text, "url http://***@127.0.0.1:"));
+	free(text);
+	/* the record still matches its URL: the next fetch is conditional */
+	assert_int_equal(berth_fetch(url, fx->cache, &fx->opts, &fx->res, &fx->err), 0);
+	assert_true(fx->res.not_modified);
+}
+
 static void test_missing_dir(void **state)
 {
 	struct fx *fx = *state;
@@ -713,6 +739,7 @@ int main(void)
 		T(test_big_chunked_over_cap),
 		T(test_cap_exact_fits),
 		T(test_redirect),
+		T(test_secrets_not_in_meta),
 		T(test_file_url),
 		T(test_file_url_missing),
 		T(test_ftp_refused),

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -218,6 +219,119 @@ static void test_pin_encoding(void **state)
 	assert_int_equal(berth_pin_decode("long", back, 4), -1); /* no room for the NUL */
 }
 
+/* ---- URLs as messages show them (issue 23 item 7) ------------------------ */
+
+static void masks_to(const char *image, const char *want, bool masked)
+{
+	char out[512];
+
+	assert_int_equal(berth_url_masked(image, out, sizeof(out)), masked);
+	assert_string_equal(out, want);
+}
+
+static void test_mask_userinfo(void **state)
+{
+	(void)state;
+	masks_to("https://user:hunter2@host/x.tar", "https://***@host/x.tar", true);
+	masks_to("http://token@host:8080/x.tar", "http://***@host:8080/x.tar", true);
+	/* an unencoded '@' in the password: the last one ends the userinfo */
+	masks_to("https://u:p@ss@host/x.tar", "https://***@host/x.tar", true);
+	masks_to("https://u:pw@host", "https://***@host", true);
+	masks_to("HTTPS://u:pw@host/x", "HTTPS://***@host/x", true);
+	masks_to("file://u:pw@localhost/x.tar", "file://***@localhost/x.tar", true);
+}
+
+static void test_mask_query_fragment(void **state)
+{
+	(void)state;
+	masks_to("https://host/x.tar?X-Amz-Signature=abc&X-Amz-Credential=k",
+		 "https://host/x.tar?***", true);
+	masks_to("https://u:pw@host/x.tar?sig=s#repo:tag", "https://***@host/x.tar?***#repo:tag",
+		 true);
+	masks_to("https://host/x.tar#repo:tag", "https://host/x.tar#repo:tag", false);
+	/* a '?' after the '#' belongs to the fragment: nothing is sent */
+	masks_to("https://host/x.tar#a?b", "https://host/x.tar#a?b", false);
+	masks_to("https://host?sig=s", "https://host?***", true);
+	masks_to("https://u:pw@host?sig=s", "https://***@host?***", true);
+	masks_to("https://host/x.tar?", "https://host/x.tar?***", true);
+}
+
+static void test_mask_hosts_and_paths(void **state)
+{
+	(void)state;
+	masks_to("http://[::1]:8080/x.tar", "http://[::1]:8080/x.tar", false);
+	masks_to("http://u:pw@[::1]:8080/x.tar?s=1", "http://***@[::1]:8080/x.tar?***", true);
+	masks_to("http://[fe80::1%25eth0]/x.tar", "http://[fe80::1%25eth0]/x.tar", false);
+	/* an '@' in the path is not userinfo (RFC 3986, as libcurl reads it) */
+	masks_to("https://host/team@site/x.tar", "https://host/team@site/x.tar", false);
+	masks_to("https://host/a@b?x=1", "https://host/a@b?***", true);
+	masks_to("https://u:pw@host/a@b", "https://***@host/a@b", true);
+}
+
+static void test_mask_leaves_others(void **state)
+{
+	(void)state;
+	/* no scheme: a path or a registry reference, shown as written */
+	masks_to("/data/img.tar", "/data/img.tar", false);
+	masks_to("user:pass@host/x.tar?a=b", "user:pass@host/x.tar?a=b", false);
+	masks_to("ubuntu:22.04", "ubuntu:22.04", false);
+	masks_to("nvcr.io#nvidia/pytorch:24.01-py3", "nvcr.io#nvidia/pytorch:24.01-py3", false);
+	masks_to("reg:5000/r@sha256:0123", "reg:5000/r@sha256:0123", false);
+	masks_to("docker://repo@sha256:0123", "docker://repo@sha256:0123", false);
+	masks_to("docker://reg/r:t@sha256:0123", "docker://reg/r:t@sha256:0123", false);
+	masks_to("", "", false);
+	masks_to("://u:pw@host", "://u:pw@host", false); /* not a URL */
+}
+
+static void test_mask_cut_never_reveals(void **state)
+{
+	char out[32];
+
+	(void)state;
+	berth_url_masked("https://u:pw@host/x.tar?sig=secret", out, 16);
+	assert_string_equal(out, "https://***@hos");
+	berth_url_masked("https://host/a?sig=secret", out, 20);
+	assert_string_equal(out, "https://host/a?***");
+	berth_url_masked("https://u:secret@h", out, 1);
+	assert_string_equal(out, "");
+}
+
+static void test_scrub_text(void **state)
+{
+	char out[256];
+
+	(void)state;
+	berth_url_scrub("Maximum (5) redirects followed to https://u:pw@cdn/x?Signature=s2 now",
+			out, sizeof(out));
+	assert_string_equal(out, "Maximum (5) redirects followed to https://***@cdn/x?*** now");
+	berth_url_scrub("Location: 'http://h/x?a=1' and \"http://h/y?b=2\"", out, sizeof(out));
+	assert_string_equal(out, "Location: 'http://h/x?***' and \"http://h/y?***\"");
+	berth_url_scrub("no url here: a@b?c", out, sizeof(out));
+	assert_string_equal(out, "no url here: a@b?c");
+	berth_url_scrub("xhttp://u:pw@h/", out, sizeof(out)); /* a scheme "xhttp" */
+	assert_string_equal(out, "xhttp://***@h/");
+}
+
+static void test_pin_key(void **state)
+{
+	char a[256], b[256];
+
+	(void)state;
+	/* nothing secret: the URL itself, as pins always were */
+	assert_true(berth_url_pin_key("http://127.0.0.1:8/img.tar", a, sizeof(a)));
+	assert_string_equal(a, "http://127.0.0.1:8/img.tar");
+	/* secret: masked, plus a hash that tells two such URLs apart */
+	assert_true(berth_url_pin_key("https://u:pw@h/x.tar?sig=1", a, sizeof(a)));
+	assert_true(berth_url_pin_key("https://u:pw@h/x.tar?sig=2", b, sizeof(b)));
+	assert_non_null(strstr(a, "https://***@h/x.tar?***|sha256:"));
+	assert_int_equal(strlen(a), strlen("https://***@h/x.tar?***|sha256:") + 64);
+	assert_string_not_equal(a, b);
+	assert_null(strstr(a, "pw"));
+	assert_null(strchr(a, ' ')); /* pins are space-separated */
+	assert_false(berth_url_pin_key("https://u:pw@h/x.tar?sig=1", a, 40));
+	assert_false(berth_url_pin_key("http://127.0.0.1:8/img.tar", a, 10));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +345,13 @@ int main(void)
 		cmocka_unit_test(test_format_round_trips),
 		cmocka_unit_test(test_looks_like_path),
 		cmocka_unit_test(test_pin_encoding),
+		cmocka_unit_test(test_mask_userinfo),
+		cmocka_unit_test(test_mask_query_fragment),
+		cmocka_unit_test(test_mask_hosts_and_paths),
+		cmocka_unit_test(test_mask_leaves_others),
+		cmocka_unit_test(test_mask_cut_never_reveals),
+		cmocka_unit_test(test_scrub_text),
+		cmocka_unit_test(test_pin_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

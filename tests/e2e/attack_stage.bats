@@ -77,14 +77,16 @@ node_takes_next_job() {
 	[ "$status" -eq 0 ]
 }
 
-stagers() { pgrep -f "berth (pull|fetch|docker load).*127.0.0.1:$PORT" || true; }
+stagers() { pgrep -f "/bin/berth (pull|fetch|docker load)" || true; }
 
-# Nothing a stopped staging could leave in the test user's cache or root's.
+# Nothing a stopped staging could leave in the test user's cache or root's
+# (shown when there is).
 nothing_left() {
-	local c=$BERTH_CLUSTER_DIR/cache
-	[ -z "$(stagers)" ]
-	[ -z "$(find "$c/$UIDT/tmp" "$c/0/tmp" -mindepth 1 -maxdepth 1 2>/dev/null)" ]
-	[ -z "$(find "$c/$UIDT/downloads" "$c/0/downloads" -name '*.part-*' 2>/dev/null)" ]
+	local c=$BERTH_CLUSTER_DIR/cache left
+	left=$(stagers; find "$c/$UIDT/tmp" "$c/0/tmp" -mindepth 1 -maxdepth 1 2>/dev/null
+		find "$c/$UIDT/downloads" "$c/0/downloads" -name '*.part-*' 2>/dev/null)
+	[ -z "$left" ] || { echo "left behind: $left"; ps -o pid,args -p "$(stagers | head -1)" || true; }
+	[ -z "$left" ]
 }
 
 @test "a stalled download: scancel ends the staging at once, the node runs the next job" {

@@ -304,7 +304,12 @@ static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
  * binding (sched_setaffinity on its own process), but only within the
  * cpuset cgroup Slurm confined the step to (ConstrainCores); it is also
  * cut to this monitor's own binding, which it took from the task's process
- * as root before the user ran anything there. */
+ * as root before the user ran anything there (with cgroup v1 the monitor
+ * is in the step's cpuset cgroup, slurm_<node>/uid_U/job_J/step_S, and
+ * bound to its CPUs; under cgroup v2 Slurm's cpuset controller bounds
+ * both the same way).  dockerd with the cgroupfs driver puts the
+ * container in /docker/<id>, outside the step: this CPU set is what
+ * keeps it on the step's CPUs. */
 static int task_cpus(int control, char *buf, size_t size, struct berth_err *err)
 {
 	pid_t pid = task_pid(control);

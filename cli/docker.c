@@ -35,6 +35,7 @@
 #include "executor/dockerd/api.h"
 #include "executor/dockerd/sweep.h"
 #include "executor/executor.h"
+#include "executor/base/cpus.h"
 #include "executor/base/process.h"
 #include "cli/cli.h"
 
@@ -58,7 +59,7 @@ struct docker_args {
 	const char *allowed_mounts, *batch_script;
 	const char *name; /* the archive as the user named it, for messages */
 	bool entrypoint, entrypoint_log, network_none, writable;
-	unsigned long long memory;
+	unsigned long long memory, pids_limit;
 	unsigned cpus;
 	char **argv;
 };
@@ -88,6 +89,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"writable", no_argument, NULL, 'W'},
 		{"memory", required_argument, NULL, 'M'},
 		{"cpus", required_argument, NULL, 'P'},
+		{"pids-limit", required_argument, NULL, 'l'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -117,6 +119,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'W': a->writable = true; break;
 		case 'M': a->memory = strtoull(optarg, NULL, 10); break;
 		case 'P': a->cpus = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'l': a->pids_limit = strtoull(optarg, NULL, 10); break;
 		default: return -1;
 		}
 	}
@@ -245,6 +248,19 @@ static int64_t limit_value(const char *word)
 	return errno || end == word || *end || v > INT64_MAX ? -2 : (int64_t)v;
 }
 
+/* The task at the other end of the control socket: the process that made
+ * the socket pair in task_init_privileged and became the launcher, alive
+ * while it waits for the exit code.  0 when unknown. */
+static pid_t task_pid(int control)
+{
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
+
+	if (getsockopt(control, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.pid <= 0)
+		return 0;
+	return peer.pid;
+}
+
 /* The task's resource limits, which Slurm set from the submitting shell's
  * (SLURM_RLIMIT_*), read from the kernel's view of the task: the launcher
  * at the other end of the control socket, alive while it waits for us.
@@ -261,14 +277,13 @@ static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
 		{"Max core file size", "core"},  {"Max processes", "nproc"},
 		{"Max open files", "nofile"},    {"Max locked memory", "memlock"},
 	};
-	struct ucred peer;
-	socklen_t len = sizeof(peer);
 	char path[64], line[256], soft[32], hard[32];
 	size_t n = 0;
+	pid_t pid = task_pid(control);
 
-	if (getsockopt(control, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.pid <= 0)
+	if (!pid)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/limits", (int)peer.pid);
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	while (f && n < max && fgets(line, sizeof(line), f)) {
 		for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
@@ -283,6 +298,30 @@ static size_t task_ulimits(int control, struct berth_ulimit out[], size_t max)
 		}
 	}
 	return n;
+}
+
+/* The CPUs of the task's container: the task's binding as the kernel
+ * holds it for the launcher (Slurm's task/affinity set it before the
+ * launcher ran), never the launcher's word.  The job user can change that
+ * binding (sched_setaffinity on its own process), but only within the
+ * cpuset cgroup Slurm confined the step to (ConstrainCores); it is also
+ * cut to this monitor's own binding, which it took from the task's process
+ * as root before the user ran anything there (with cgroup v1 the monitor
+ * is in the step's cpuset cgroup, slurm_<node>/uid_U/job_J/step_S, and
+ * bound to its CPUs; under cgroup v2 Slurm's cpuset controller bounds
+ * both the same way).  dockerd with the cgroupfs driver puts the
+ * container in /docker/<id>, outside the step: this CPU set is what
+ * keeps it on the step's CPUs. */
+static int task_cpus(int control, char *buf, size_t size, struct berth_err *err)
+{
+	pid_t pid = task_pid(control);
+
+	if (!pid)
+		return berth_fail(err, errno, "cannot tell which process the task is "
+				  "(SO_PEERCRED on the control socket)");
+	if (berth_cpus_of_task(pid, buf, size, err) < 0)
+		return berth_wrap(err, "the task's CPUs");
+	return 0;
 }
 
 /* Relay stdio, forward signals from the control socket, return the code. */
@@ -398,6 +437,9 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		berth_fail(err, errno, "no stdio from the task");
 		goto out;
 	}
+	char cpus[1024];
+	if (task_cpus(a->control_fd, cpus, sizeof(cpus), err) < 0)
+		goto out;
 	if ((a->mounts && berth_mounts_parse_list(a->mounts, &binds, &n_binds, err) < 0) ||
 	    (a->workdir && berth_workdir_resolve(a->workdir, workdir, sizeof(workdir), err) < 0) ||
 	    !(env = read_env(a->control_fd, err)) ||
@@ -441,6 +483,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		.binds = binds, .n_binds = n_binds,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
 		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
+		.cpuset_cpus = cpus, .pids_limit = a->pids_limit,
 		.writable = a->writable,
 		.cgroup_parent = a->cgroup_parent, .label_job = a->job, .label_step = step_label,
 		.label_node = node[0] ? node : NULL,

@@ -75,6 +75,7 @@ static const struct conf_key conf_keys[] = {
 	PATH_KEY("RegistryCertsDir", registry_certs_dir),
 	{"PullParallel", conf_parse_pull_parallel, conf_print_pull_parallel, 0},
 	{"ContainerScope", conf_parse_container_scope, conf_print_container_scope, 0},
+	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -131,6 +132,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	snprintf(cfg->default_registry, sizeof(cfg->default_registry), "registry-1.docker.io");
 	set_path_default(cfg->registry_certs_dir, "/etc/docker/certs.d");
 	cfg->pull_parallel = 4;
+	cfg->docker_pids_limit = BERTH_DEFAULT_DOCKER_PIDS_LIMIT;
 }
 
 void berth_config_free(struct berth_config *cfg)

@@ -29,6 +29,11 @@
 
 #define BERTH_CONF_LINE_MAX 4096 /* longer lines are rejected, not truncated */
 #define BERTH_MOUNTS_MAX 32
+/* Processes (threads count) in one task's Docker container: a fork bomb
+ * stops there, not at the node's pid_max.  Room for a few hundred
+ * threads per CPU of a large node. */
+#define BERTH_DEFAULT_DOCKER_PIDS_LIMIT 4096
+#define BERTH_MAX_DOCKER_PIDS_LIMIT 4194304 /* the kernel's pid_max ceiling */
 
 /* The runtimes berth knows.  The executor registry has one row per entry. */
 enum berth_runtime {
@@ -78,6 +83,8 @@ struct berth_config {
 	unsigned pull_parallel;              /* PullParallel=4 blobs at once */
 	bool container_scope_user;           /* ContainerScope=job: named containers
 					      * end with the job; user: kept */
+	unsigned docker_pids_limit;          /* DockerPidsLimit=4096 per container,
+					      * 0 = no limit */
 };
 
 /* Fill *cfg with the built-in defaults. */

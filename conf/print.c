@@ -126,6 +126,12 @@ void conf_print_registry_list(const struct berth_config *cfg,
 	fprintf(out, "%s=%s\n", key->name, field);
 }
 
+void conf_print_docker_pids_limit(const struct berth_config *cfg,
+				  const struct conf_key *key, FILE *out)
+{
+	fprintf(out, "%s=%u\n", key->name, cfg->docker_pids_limit);
+}
+
 void conf_print_pull_parallel(const struct berth_config *cfg,
 			      const struct conf_key *key, FILE *out)
 {

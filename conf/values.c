@@ -299,6 +299,24 @@ int conf_parse_pull_parallel(struct berth_config *cfg, const struct conf_key *ke
 	return 0;
 }
 
+/* DockerPidsLimit: "0" (no limit, as dockerd's own default) or a count.
+ * Fewer than 16 would keep a shell pipeline from starting. */
+int conf_parse_docker_pids_limit(struct berth_config *cfg, const struct conf_key *key,
+				 char *value, struct berth_err *err)
+{
+	const char *end = value;
+	uint64_t n;
+
+	(void)key;
+	if (parse_digits(&end, &n) < 0 || *end || (n != 0 && n < 16) ||
+	    n > BERTH_MAX_DOCKER_PIDS_LIMIT)
+		return FAIL(err, 0, "bad DockerPidsLimit '%.*s%s'; write a whole number of "
+			    "processes from 16 to %u, or 0 for no limit",
+			    QUOTED(value), BERTH_MAX_DOCKER_PIDS_LIMIT);
+	cfg->docker_pids_limit = (unsigned)n;
+	return 0;
+}
+
 static int parse_bool(const char *value, bool *out, struct berth_err *err)
 {
 	static const char *const yes[] = {"yes", "true", "1"};

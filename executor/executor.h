@@ -45,8 +45,10 @@ struct berth_container_spec {
 	gid_t gid;
 	const gid_t *groups;
 	size_t n_groups;
-	uint64_t memory_bytes;       /* 0 = no limit */
+	uint64_t memory_bytes;       /* 0 = no limit; no swap beyond it */
 	unsigned cpus;               /* 0 = no limit */
+	const char *cpuset_cpus;     /* the CPUs it may run on ("0,2-3"), NULL = all */
+	uint64_t pids_limit;         /* processes and threads, 0 = no limit */
 	const struct berth_ulimit *ulimits; /* the task's own limits */
 	size_t n_ulimits;
 	bool network_none;

@@ -447,7 +447,7 @@ int berth_remote_task_privileged(spank_t sp)
 	int n_groups = 0, job_argc, sv[2];
 	uint32_t job = 0, step = 0;
 	uint64_t mem_mb = 0;
-	uint32_t cpus = 0;
+	uint32_t cpus = 0, local_tasks = 0;
 	char **job_argv, **job_env;
 	struct berth_strv argv = {0};
 	struct berth_err err = {0};
@@ -469,6 +469,7 @@ int berth_remote_task_privileged(spank_t sp)
 	if (spank_get_item(sp, S_STEP_ALLOC_MEM, &mem_mb) != ESPANK_SUCCESS || !mem_mb)
 		spank_get_item(sp, S_JOB_ALLOC_MEM, &mem_mb);
 	spank_get_item(sp, S_STEP_CPUS_PER_TASK, &cpus);
+	spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks);
 	(void)job_env; /* the launcher sends the final one, SLURM_PROCID & co. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		keep_error("%s", "cannot set up the Docker monitor (socketpair)");
@@ -509,8 +510,24 @@ int berth_remote_task_privileged(spank_t sp)
 		berth_strv_add(&argv, "--batch-script", NULL);
 		berth_strv_add(&argv, job_argv[0], NULL);
 	}
+	/* Each container gets its task's share of the step's memory here, so
+	 * that the step's containers together stay within it: dockerd puts
+	 * them in its own cgroups (/docker/ID with the cgroupfs driver), not
+	 * in the step's, where Slurm's limit would hold them.  Not
+	 * CgroupParent=<the step's cgroup>: that path is Slurm's layout of
+	 * cgroup v1 (slurm_<node>/uid_U/job_J/step_S in every controller),
+	 * runc would create it in controllers Slurm does not use and leave it
+	 * there, and a container still alive at the step's end keeps Slurm
+	 * from removing the step's cgroup.  Under cgroup v2 with dockerd's
+	 * systemd driver a parent must be a systemd slice, which Slurm's
+	 * step is not (it is inside slurmstepd's scope), so the share is the
+	 * one way that holds under both.  The cost: one task cannot borrow
+	 * memory another leaves unused. */
 	if (mem_mb)
-		add_num(&argv, "--memory", (unsigned long long)mem_mb << 20);
+		add_num(&argv, "--memory",
+			((unsigned long long)mem_mb << 20) / (local_tasks ? local_tasks : 1));
+	if (berth.cfg.docker_pids_limit)
+		add_num(&argv, "--pids-limit", berth.cfg.docker_pids_limit);
 	if (cpus)
 		add_num(&argv, "--cpus", cpus);
 	if (berth.mounts) {

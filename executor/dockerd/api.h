@@ -96,8 +96,11 @@ struct berth_docker_create {
 	size_t n_binds;
 	bool network_none;    /* NetworkMode "none", else "host" */
 	bool writable;        /* HostConfig.ReadonlyRootfs = !writable */
-	uint64_t memory_bytes; /* HostConfig.Memory, 0 = no limit */
+	uint64_t memory_bytes; /* HostConfig.Memory and MemorySwap (no swap
+				* beyond it), 0 = no limit */
 	unsigned cpus;        /* HostConfig.NanoCpus = cpus * 1e9, 0 = none */
+	const char *cpuset_cpus; /* HostConfig.CpusetCpus ("0-3,8"), NULL = all */
+	uint64_t pids_limit;  /* HostConfig.PidsLimit, 0 = none */
 	const struct berth_ulimit *ulimits; /* HostConfig.Ulimits */
 	size_t n_ulimits;
 	const char *cgroup_parent; /* HostConfig.CgroupParent or NULL */

@@ -84,6 +84,12 @@ static int dk_check_create(const struct berth_docker_create *c, struct berth_err
 		return berth_fail(err, 0, "creating container: %u CPUs is not plausible", c->cpus);
 	if (c->memory_bytes > INT64_MAX)
 		return berth_fail(err, 0, "creating container: memory limit too large");
+	if (c->pids_limit > INT64_MAX)
+		return berth_fail(err, 0, "creating container: process limit too large");
+	if (c->cpuset_cpus && (!*c->cpuset_cpus || !isdigit((unsigned char)*c->cpuset_cpus) ||
+			       strspn(c->cpuset_cpus, "0123456789,-") != strlen(c->cpuset_cpus)))
+		return berth_fail(err, 0, "creating container: CPU list '%.60s' is not like "
+				  "0-3,8: pass NULL for every CPU", c->cpuset_cpus);
 	for (size_t i = 0; i < c->n_ulimits; i++) {
 		const struct berth_ulimit *u = &c->ulimits[i];
 		if (!u->name || !*u->name || strspn(u->name, "abcdefghijklmnopqrstuvwxyz") != strlen(u->name))
@@ -233,8 +239,17 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 		if (dk_push(a, json_object_new_string(buf)) < 0)
 			return NULL;
 	}
+	/* MemorySwap equal to Memory: no swap on top (Docker's default is as
+	 * much swap again, which a node with swap would let it use). */
 	if (c->memory_bytes &&
-	    dk_add(hc, "Memory", json_object_new_int64((int64_t)c->memory_bytes)) < 0)
+	    (dk_add(hc, "Memory", json_object_new_int64((int64_t)c->memory_bytes)) < 0 ||
+	     dk_add(hc, "MemorySwap", json_object_new_int64((int64_t)c->memory_bytes)) < 0))
+		return NULL;
+	if (c->cpuset_cpus &&
+	    dk_add(hc, "CpusetCpus", json_object_new_string(c->cpuset_cpus)) < 0)
+		return NULL;
+	if (c->pids_limit &&
+	    dk_add(hc, "PidsLimit", json_object_new_int64((int64_t)c->pids_limit)) < 0)
 		return NULL;
 	if (c->cpus &&
 	    dk_add(hc, "NanoCpus", json_object_new_int64((int64_t)c->cpus * 1000000000LL)) < 0)

@@ -366,6 +366,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		.binds = binds, .n_binds = spec->n_binds,
 		.network_none = spec->network_none, .writable = spec->writable,
 		.memory_bytes = spec->memory_bytes, .cpus = spec->cpus,
+		.cpuset_cpus = spec->cpuset_cpus, .pids_limit = spec->pids_limit,
 		.ulimits = spec->ulimits, .n_ulimits = spec->n_ulimits,
 		.cgroup_parent = spec->cgroup_parent,
 		.label_job = spec->label_job, .label_step = spec->label_step,

@@ -2,7 +2,8 @@
  * the hex-digit and digest checks on good and bad inputs) and the read
  * loops of executor/base/fs.c (berth_read_full on a pipe that delivers in
  * pieces, interrupted by a signal, and at end of file; berth_pread_full
- * and berth_read_all on a short file). */
+ * and berth_read_all on a short file), and executor/base/cpus.c (CPU
+ * sets as lists, a child's binding cut to its parent's). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "executor/base/cpus.h"
 #include "executor/base/fs.h"
 #include "executor/base/hex.h"
 
@@ -215,6 +217,86 @@ static void test_pread_full_and_read_all(void **state)
 	close(fd);
 }
 
+/* ---- cpus ------------------------------------------------------------------ */
+
+static void test_cpus_format(void **state)
+{
+	cpu_set_t set;
+	char buf[64], tiny[4];
+	struct berth_err err = {0};
+	(void)state;
+
+	CPU_ZERO(&set);
+	assert_int_equal(berth_cpus_format(&set, buf, sizeof(buf), &err), -1);
+	assert_int_equal(err.errnum, EINVAL);
+	CPU_SET(0, &set);
+	assert_int_equal(berth_cpus_format(&set, buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "0");
+	CPU_SET(1, &set);
+	CPU_SET(2, &set);
+	CPU_SET(5, &set);
+	CPU_SET(7, &set);
+	CPU_SET(8, &set);
+	CPU_SET(CPU_SETSIZE - 1, &set);
+	assert_int_equal(berth_cpus_format(&set, buf, sizeof(buf), &err), 0);
+	assert_string_equal(buf, "0-2,5,7-8,1023");
+	assert_int_equal(berth_cpus_format(&set, tiny, sizeof(tiny), &err), -1);
+	assert_int_equal(err.errnum, ENOSPC);
+}
+
+/* A child bound to one CPU of its parent's: that CPU; one bound to none
+ * of them (the parent narrowed afterwards) fails. */
+static void test_cpus_of_task(void **state)
+{
+	cpu_set_t mine, one;
+	char buf[1024], want[16];
+	struct berth_err err = {0};
+	int fds[2], first = -1, status;
+	(void)state;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+		if (CPU_ISSET(c, &mine))
+			first = c;
+	assert_true(first >= 0);
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		CPU_ZERO(&one);
+		CPU_SET(first, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) < 0)
+			_exit(1);
+		close(fds[1]);
+		_exit(read(fds[0], &c, 1) == 0 ? 0 : 1); /* until the parent closes */
+	}
+	close(fds[0]);
+	/* until the child has bound itself */
+	for (int i = 0; i < 5000; i++) {
+		cpu_set_t now;
+		if (sched_getaffinity(pid, sizeof(now), &now) == 0 && CPU_COUNT(&now) == 1)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(berth_cpus_of_task(pid, buf, sizeof(buf), &err), 0);
+	snprintf(want, sizeof(want), "%d", first);
+	assert_string_equal(buf, want);
+	if (CPU_COUNT(&mine) > 1) {
+		cpu_set_t others = mine;
+		CPU_CLR(first, &others);
+		assert_int_equal(sched_setaffinity(0, sizeof(others), &others), 0);
+		assert_int_equal(berth_cpus_of_task(pid, buf, sizeof(buf), &err), -1);
+		assert_non_null(strstr(err.msg, "none of the step's"));
+		assert_int_equal(sched_setaffinity(0, sizeof(mine), &mine), 0);
+	}
+	close(fds[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(berth_cpus_of_task(pid, buf, sizeof(buf), &err), -1);
+	assert_int_equal(err.errnum, ESRCH);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +307,8 @@ int main(void)
 		cmocka_unit_test(test_read_full_eintr),
 		cmocka_unit_test(test_read_full_empty),
 		cmocka_unit_test(test_pread_full_and_read_all),
+		cmocka_unit_test(test_cpus_format),
+		cmocka_unit_test(test_cpus_of_task),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

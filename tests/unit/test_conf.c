@@ -438,6 +438,26 @@ static void test_registry_keys(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "PullParallel=17"), -1);
 }
 
+/* Issue 23 item 5: a process limit in every task's Docker container. */
+static void test_docker_pids_limit(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(fx->cfg.docker_pids_limit, 4096);
+	assert_int_equal(LOAD_ARGS(fx, "dockerpidslimit=64"), 0);
+	assert_int_equal(fx->cfg.docker_pids_limit, 64);
+	assert_int_equal(LOAD_ARGS(fx, "DockerPidsLimit=0"), 0); /* no limit */
+	assert_int_equal(fx->cfg.docker_pids_limit, 0);
+	static char *const bad[] = {"DockerPidsLimit=15",
+					  "DockerPidsLimit=-1", "DockerPidsLimit=64k",
+					  "DockerPidsLimit=4194305", "DockerPidsLimit=unlimited"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(load_argv(fx, 1, &bad[i]), -1);
+		assert_msg_has(&fx->err, "from 16 to 4194304, or 0 for no limit");
+	}
+	assert_int_equal(fx->cfg.docker_pids_limit, 0); /* unchanged by the bad ones */
+}
+
 /* Found by fuzz_conf: "/a /" printed as "/a " and loaded back as "/a". */
 static void test_docker_mount_trailing_blank(void **state)
 {
@@ -650,7 +670,7 @@ static void test_unknown_key(void **state)
 	assert_load_fails(fx, "CacheDir=/a\n\nCachDir=/b\n", 3, "'CachDir'");
 	assert_msg_has(&fx->err, "unknown key 'CachDir' (known keys: "
 				 "DefaultRuntime, AllowedRuntimes, ");
-	assert_msg_has(&fx->err, "PullParallel, ContainerScope)");
+	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit)");
 	assert_int_equal(LOAD_ARGS(fx, "Podman=yes"), -1);
 	assert_msg_has(&fx->err, "plugstack argument 'Podman=yes': unknown "
 				 "key 'Podman'");
@@ -932,6 +952,7 @@ static void assert_configs_equal(const struct berth_config *a,
 				    b->docker_allowed_mounts[i]);
 	assert_int_equal(a->fetch_timeout, b->fetch_timeout);
 	assert_int_equal(a->mount_home, b->mount_home);
+	assert_int_equal(a->docker_pids_limit, b->docker_pids_limit);
 }
 
 /* Print, load the printout into fresh defaults, compare. */
@@ -943,6 +964,7 @@ static void assert_round_trip(struct fixture *fx)
 	berth_config_defaults(&again);
 	again.mount_home = !fx->cfg.mount_home; /* must come from the text */
 	again.cache_max_size = 12345;
+	again.docker_pids_limit = fx->cfg.docker_pids_limit + 1; /* from the text too */
 	assert_int_equal(berth_config_load_file(&again, write_conf(fx, 1, text),
 						true, &fx->err),
 			 0);
@@ -1044,6 +1066,7 @@ int main(void)
 		T(test_container_scope),
 		T(test_docker_mount_trailing_blank),
 		T(test_config_text_round_trip),
+		T(test_docker_pids_limit),
 		T(test_allowed_runtimes_values),
 		T(test_unknown_runtime),
 		T(test_docker_mounts_normalized),

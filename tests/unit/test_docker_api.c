@@ -552,6 +552,29 @@ static void test_ulimit_rejected_before_api(void **state)
 	assert_non_null(strstr(fx->err.msg, "no valid name"));
 }
 
+/* A CPU list is the kernel's list form or nothing: checked before any
+ * API call, as dockerd would take "0-1 " or "all" its own way. */
+static void test_cpuset_rejected_before_api(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const bad[] = { "", "all", "0-1 ", "-1", ",0", "0;1", "0\n" };
+	struct berth_docker_create c;
+	char id[BERTH_DOCKER_ID_MAX];
+	char *argv[] = { "true", NULL };
+
+	base_create(fx, &c, argv);
+	c.image = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		c.cpuset_cpus = bad[i];
+		assert_int_equal(berth_docker_container_create(NULL, &c, id, &fx->err), -1);
+		assert_non_null(strstr(fx->err.msg, "is not like 0-3,8"));
+	}
+	c.cpuset_cpus = NULL;
+	c.pids_limit = (uint64_t)INT64_MAX + 1;
+	assert_int_equal(berth_docker_container_create(NULL, &c, id, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "process limit too large"));
+}
+
 /* Frames trickled one byte at a time through a socketpair: headers and
  * payloads split across reads; stdin delivered then half-closed. */
 static void test_relay_demux_partial(void **state)
@@ -834,6 +857,8 @@ static void test_create_vetted_fields(void **state)
 	c.n_binds = 1;
 	c.memory_bytes = 64 << 20;
 	c.cpus = 1;
+	c.cpuset_cpus = "0";
+	c.pids_limit = 64;
 	struct berth_ulimit ul[] = { { "nofile", 321, 4096 }, { "core", 0, -1 } };
 	c.ulimits = ul;
 	c.n_ulimits = 2;
@@ -858,6 +883,10 @@ static void test_create_vetted_fields(void **state)
 	assert_string_equal(jpath(hc, "Binds", NULL), "[ \"\\/tmp:\\/mnt\\/tmp:ro\" ]");
 	assert_string_equal(jpath(hc, "Memory", NULL), "67108864");
 	assert_string_equal(jpath(hc, "NanoCpus", NULL), "1000000000");
+	/* issue 23 item 5: no swap on top, the task's CPUs, a process limit */
+	assert_string_equal(jpath(hc, "MemorySwap", NULL), "67108864");
+	assert_string_equal(jpath(hc, "CpusetCpus", NULL), "0");
+	assert_string_equal(jpath(hc, "PidsLimit", NULL), "64");
 	assert_string_equal(jpath(hc, "Ulimits", NULL),
 			    "[ { \"Name\": \"nofile\", \"Hard\": 4096, \"Soft\": 321 }, "
 			    "{ \"Name\": \"core\", \"Hard\": -1, \"Soft\": 0 } ]");
@@ -1080,6 +1109,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_bad_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ulimit_rejected_before_api, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cpuset_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_rejected_before_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_negotiates_from_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refuses_what_is_not_docker, setup, teardown),

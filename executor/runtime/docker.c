@@ -139,6 +139,9 @@ static int docker_load(struct berth_executor *ex, const char *ref,
 	char work[PATH_MAX], id[BERTH_DOCKER_ID_MAX];
 	bool present = false;
 
+	/* what stopped or crashed loads left in this cache (root's, for the
+	 * plugin): cheap, a look into tmp/ and downloads/ */
+	berth_cache_sweep(&ex->cache);
 	if (berth_cache_resolve(&ex->cache, ref, &path, &tag, err) < 0)
 		return -1;
 	/* Memos of loads that sent their layers; "|" is in no image tag, so

@@ -258,7 +258,7 @@ user_sif() {
 	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$sing" >"$1/sif.conf"
 	BERTH_CONFIG=$1/sif.conf "$BERTH_CLUSTER_DIR/bin/berth" pull --runtime singularity \
 		--cache-dir "$1/sifcache" "$IMG" >/dev/null
-	cp "$1"/sifcache/0/images/*/image.sif "$1/user.sif"
+	cp "$1"/sifcache/0/images/*/image*.sif "$1/user.sif"
 	rm -rf "$1/sifcache"
 	chmod 644 "$1/user.sif"
 	echo "$1/user.sif"

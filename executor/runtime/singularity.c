@@ -322,6 +322,41 @@ static int add_fakeroot(struct berth_executor *ex, struct berth_strv *argv,
 	       berth_strv_add(argv, "--ignore-fakeroot-command", err) < 0 ? -1 : 0;
 }
 
+/* A tmpfs or noexec bind, or a named container, makes berth enter a user
+ * and mount namespace of its own before the runtime starts (mountns.h).
+ * There a setuid starter cannot become root ("Failed to set effective UID
+ * to 0"): a setuid installation then runs in user-namespace mode
+ * (--userns), which runs a folder but mounts no SIF. */
+static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
+			      struct berth_strv *argv, struct berth_err *err)
+{
+	char starter[PATH_MAX];
+	struct stat st;
+
+	if (!priv(ex)->any_staged && !ex->spec->layer_dir)
+		return 0;
+	if (!setuid_starter(ex->cfg->singularity_path, starter, sizeof(starter)))
+		return 0;
+	/* Seen with SingularityCE 3.4.2: in that mode its bind of a bind
+	 * berth made read-only and noexec came out read-write and exec. */
+	for (size_t i = 0; i < ex->spec->n_binds; i++)
+		if (ex->spec->binds[i].kind == BERTH_MOUNT_BIND &&
+		    (ex->spec->binds[i].flags & BERTH_MNT_NOEXEC))
+			return berth_fail(err, 0, "bind '%s:%s': noexec binds are not supported "
+					  "with %s %s installed setuid (%s): drop noexec, or use "
+					  "--container-runtime=charliecloud", ex->spec->binds[i].src,
+					  ex->spec->binds[i].dst, berth_sing_flavour(&priv(ex)->rt),
+					  priv(ex)->rt.number, starter);
+	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
+		return berth_fail(err, 0, "tmpfs mounts with %s %s need the sandbox "
+				  "image format on this setuid installation (its starter cannot "
+				  "mount a SIF inside the namespace berth makes them in): set "
+				  "SingularityImageFormat=sandbox in berth.conf, or drop those "
+				  "mounts, or use --container-runtime=charliecloud",
+				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
+	return berth_strv_add(argv, "--userns", err);
+}
+
 static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
 		       struct berth_err *err)
 {
@@ -378,7 +413,7 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (add_binds(ex, spec, &argv, err) < 0)
+	if (add_binds(ex, spec, &argv, err) < 0 || setuid_in_berth_ns(ex, image, &argv, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

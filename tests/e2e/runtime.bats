@@ -281,10 +281,16 @@ user_sif() {
 		--container-image="$img" -o "$d/out2" -e "$d/err2" --wrap='echo job-out'
 	[ "$status" -eq 0 ]
 	[ "$(cat "$d/out2")" = job-out ]
-	if [ "$RT" = singularity ]; then grep -q '^INFO: ' "$d/err2"; fi
+	# (SingularityCE 3.4.2 has none to give)
+	if [ "$RT" = singularity ] && ! singularity_ce; then grep -q '^INFO: ' "$d/err2"; fi
 }
 
 @test "[$BERTH_RUNTIME] SLURM_RLIMIT_*: the submitting shell's limits hold in the container" {
+	# a setuid exec caps the stack limit at 8 MiB (the kernel's secure
+	# exec), and SingularityCE 3.4.2 (Go 1.19) raises the open-file limit
+	# to its hard limit: berth cannot set them again after its starter
+	! { [ "$RT" = singularity ] && singularity_ce; } ||
+		skip "a setuid SingularityCE resets RLIMIT_STACK and RLIMIT_NOFILE (README, releases)"
 	run as_user bash -c "ulimit -S -n 321 && ulimit -S -s 4096 && exec srun \
 		--container-runtime=$RT --container-image=$IMG sh -c 'echo nofile=\$(ulimit -n) stack=\$(ulimit -s)'"
 	[ "$status" -eq 0 ]

@@ -56,7 +56,6 @@ run_with_format() {
 	echo "runtime: $("$(cluster_singularity)" --version), SIF: $comp"
 	if singularity_ce; then
 		[ "$comp" = lz4 ]
-		[ ! -e "$ENTRY/image.sif" ]
 	else
 		[ "$comp" = zstd ]
 	fi

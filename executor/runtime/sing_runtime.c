@@ -67,7 +67,7 @@ static bool memo_read(int dir_fd, const char *key, char *line, size_t len)
 	if (n <= (ssize_t)klen)
 		return false;
 	buf[n] = '\0';
-	if (strncmp(buf, key, klen))
+	if (strncmp(buf, key, klen) != 0)
 		return false;
 	snprintf(line, len, "%s", buf + klen);
 	return true;

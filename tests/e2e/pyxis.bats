@@ -89,7 +89,22 @@ refused_at_submission() {
 	[[ "$output" == *sub* ]]
 }
 
+# A setuid SingularityCE keeping SIFs makes no tmpfs mount: berth makes it
+# in a namespace of its own, where the setuid starter mounts no SIF; the
+# step is refused at its start, naming the fix.  True (after checking
+# that) there.
+tmpfs_needs_sandbox() {
+	{ [ "$RT" = singularity ] && singularity_ce; } || return 1
+	[ "$(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf "$BERTH_CLUSTER_DIR/bin/berth" config |
+		sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p')" = sif ] || return 1
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-mounts=tmpfs:/scratch true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"tmpfs mounts with SingularityCE 3.4.2 need the sandbox image format"* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis mounts: several entries" {
+	! tmpfs_needs_sandbox || return 0
 	d=$(job_dir)
 	mkdir "$d/a" "$d/b" && chown berthtest "$d/a" "$d/b"
 	run_in "$d" --container-mounts=./a:/one,"$d/b":/two,tmpfs:/three \
@@ -164,6 +179,7 @@ refused_at_submission() {
 }
 
 @test "[$BERTH_RUNTIME] pyxis mounts: tmpfs:DST with size= and noexec" {
+	! tmpfs_needs_sandbox || return 0
 	d=$(job_dir)
 	run_in "$d" --container-mounts=tmpfs:/scratch:size=2m+noexec sh -c \
 		"echo x >/scratch/f && cat /scratch/f && df -k /scratch | tail -1; $SHOW_MOUNTS"

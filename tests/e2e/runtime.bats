@@ -32,6 +32,19 @@ slurm_release() {
 
 @test "[$BERTH_RUNTIME] --container-writable: the job writes its root, the image and the cache stay as they were" {
 	img=$(make_image writable.tar legacy --tag berth/writable:1 --label writable=1)
+	if [ "$RT" = singularity ] && singularity_ce && [ "$(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf \
+		"$BERTH_CLUSTER_DIR/bin/berth" config | sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p')" = sif ]; then
+		# a setuid SingularityCE's SIF: its files are root's, as a SIF from
+		# `singularity build`; the overlay takes new files, the
+		# permissions still hold
+		run as_user srun --container-runtime="$RT" --container-image="$img" \
+			--container-writable sh -c 'echo new >/newfile && cat /newfile; echo x >/etc/only-in-image'
+		[[ "$output" == *new* ]]
+		[[ "$output" == *"Permission denied"* ]]
+		run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'touch /newfile'
+		[[ "$output" == *"Read-only file system"* ]]
+		return 0
+	fi
 	if [ "$RT" = docker ]; then
 		# the image's files are root's and Docker keeps their owners: the
 		# root is writable, the permissions still hold

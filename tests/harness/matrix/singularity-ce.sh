@@ -51,8 +51,9 @@ start() { # FORMAT: the cluster's berth.conf gets SingularityImageFormat=FORMAT
 		{ tail -n 20 "$out/bookworm-sce.start.log"; return 1; }
 }
 rc=0
-log "$($sing --version), SingularityImageFormat=auto ($(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf "$BUILD/berth" config 2>/dev/null | sed -n 's/^# singularity images here: \([a-z]*\).*/\1/p'))"
 if start auto; then
+	log "$("$sing" --version), SingularityImageFormat=auto ($(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf \
+		"$BUILD/berth" config 2>/dev/null | sed -n 's/^# singularity images here: \([a-z]*\).*/\1/p'))"
 	BERTH_TESTS="conformance pipeline-singularity e2e" \
 		BERTH_E2E_ONLY="singularity.bats runtime.bats pyxis.bats registry.bats concurrency.bats" \
 		bash tests/run-all.sh || rc=1

@@ -44,6 +44,7 @@ struct sing {
 	struct berth_artifact artifact;
 	char image[PATH_MAX];         /* the cached SIF or sandbox */
 	bool any_staged;              /* a mount made first in berth's namespace */
+	bool userns;                  /* a setuid installation run with --userns */
 };
 
 static struct sing *priv(struct berth_executor *ex)
@@ -354,7 +355,28 @@ static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
 				  "SingularityImageFormat=sandbox in berth.conf, or drop those "
 				  "mounts, or use --container-runtime=charliecloud",
 				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
+	priv(ex)->userns = true;
 	return berth_strv_add(argv, "--userns", err);
+}
+
+/* SingularityCE 3.4 in a user namespace (--fakeroot, --userns) mounts no
+ * overlay: it ignores --writable-tmpfs with a warning and the job would
+ * find its root read-only.  Said before anything runs instead.  (A named
+ * container's layer is berth's own overlay: that works.) */
+static int writable_possible(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	const struct berth_sing_runtime *rt = &priv(ex)->rt;
+
+	if (!spec->writable || spec->layer_dir || rt->apptainer ||
+	    (!spec->remap_root && !priv(ex)->userns))
+		return 0;
+	return berth_fail(err, 0, "--container-writable with %s on %s %s: it makes no "
+			  "overlay in a user namespace, so the root would stay read-only; drop "
+			  "one of them, or name the container (--container-name, which keeps "
+			  "its own writable layer), or use --container-runtime=charliecloud",
+			  spec->remap_root ? "--container-remap-root" : "tmpfs mounts",
+			  berth_sing_flavour(rt), rt->number);
 }
 
 static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
@@ -413,7 +435,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (add_binds(ex, spec, &argv, err) < 0 || setuid_in_berth_ns(ex, image, &argv, err) < 0)
+	if (add_binds(ex, spec, &argv, err) < 0 || setuid_in_berth_ns(ex, image, &argv, err) < 0 ||
+	    writable_possible(ex, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

@@ -12,7 +12,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${BENCH_N_COMP:-5}
 NS=${BENCH_N_START:-11}
-COMPS=(${BENCH_COMPS:-gzip lz4})
+read -r -a COMPS <<<"${BENCH_COMPS:-gzip lz4}"
 USER_=${BENCH_USER:-berthtest}
 BERTH=${BERTH_BUILD:-$REPO/build}/berth
 SING=${BENCH_SINGULARITY:-/opt/singularity-3.4.2/bin/singularity}
@@ -34,7 +34,7 @@ declare -A cold start size sif
 for c in "${COMPS[@]}"; do cold[$c]="" start[$c]=""; done
 for ((i = 0; i < N; i++)); do
 	order=("${COMPS[@]:i % ${#COMPS[@]}}" "${COMPS[@]:0:i % ${#COMPS[@]}}")
-	((i % 2)) && order=($(printf '%s\n' "${order[@]}" | tac))
+	((i % 2)) && mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
 	for c in "${order[@]}"; do
 		t=$(clock "$work/pull.$c.log" pull "$c" "$work/cache-$c") || exit 1
 		cold[$c]+=" $t"
@@ -59,7 +59,9 @@ echo "image: $(du -m "$img" | cut -f1) MB; $(nproc) cores; $SING ($("$SING" --ve
 echo "cold staging: $N alternating rounds; warm start: $NS rounds as $USER_"
 printf '%-6s %28s %28s %8s\n' comp "cold staging ms (min-max)" "warm start ms (min-max)" "SIF MB"
 for c in "${COMPS[@]}"; do
+	# shellcheck disable=SC2086 # one number per word
 	read -r cm cl ch <<<"$(spread ${cold[$c]})"
+	# shellcheck disable=SC2086
 	read -r sm sl sh <<<"$(spread ${start[$c]})"
 	printf '%-6s %14s (%s-%s) %16s (%s-%s) %8s\n' "$c" "$cm" "$cl" "$ch" "$sm" "$sl" "$sh" "${size[$c]}"
 done

@@ -62,10 +62,11 @@ cd "$src"
 ./mconfig -V "$VERSION" -p "$PREFIX" >"$WORK/mconfig.log" 2>&1 ||
     { tail -n 30 "$WORK/mconfig.log"; die "mconfig failed (log: $WORK/mconfig.log)"; }
 # .clean-starter alone first: under -j it races the Makefile's go clean -cache.
-make -C builddir .clean-starter >"$WORK/build.log" 2>&1 &&
-    make -C builddir -j"$(nproc)" >>"$WORK/build.log" 2>&1 &&
-    make -C builddir install >>"$WORK/build.log" 2>&1 ||
-    { tail -n 30 "$WORK/build.log"; die "build failed (log: $WORK/build.log)"; }
+if ! { make -C builddir .clean-starter && make -C builddir -j"$(nproc)" &&
+    make -C builddir install; } >"$WORK/build.log" 2>&1; then
+    tail -n 30 "$WORK/build.log"
+    die "build failed (log: $WORK/build.log)"
+fi
 [ -u "$starter" ] || die "the install left $starter without its setuid bit"
 echo "$want" >"$stamp"
 rm -rf "$WORK/go" "$src"

@@ -348,6 +348,15 @@ static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
 					  "--container-runtime=charliecloud", ex->spec->binds[i].src,
 					  ex->spec->binds[i].dst, berth_sing_flavour(&priv(ex)->rt),
 					  priv(ex)->rt.number, starter);
+	/* --fakeroot in that mode wants newuidmap to map the subuid range,
+	 * which berth's namespace (the user alone) has not got to give */
+	if (ex->spec->remap_root && !priv(ex)->rt.apptainer)
+		return berth_fail(err, 0, "--container-remap-root with %s on %s %s installed "
+				  "setuid (%s): its --fakeroot cannot map the subuid range inside "
+				  "the namespace berth makes these in; drop one of them, or use "
+				  "--container-runtime=charliecloud",
+				  ex->spec->layer_dir ? "a named container" : "tmpfs mounts",
+				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
 	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
 		return berth_fail(err, 0, "tmpfs mounts with %s %s need the sandbox "
 				  "image format on this setuid installation (its starter cannot "

@@ -56,6 +56,7 @@ static const struct conf_key conf_keys[] = {
 	{"AllowedRuntimes", conf_parse_allowed_runtimes, conf_print_allowed_runtimes, 0},
 	PATH_KEY("SingularityPath", singularity_path),
 	{"SingularityImageFormat", conf_parse_sing_format, conf_print_sing_format, 0},
+	{"SquashfsCompression", conf_parse_sqfs_comp, conf_print_sqfs_comp, 0},
 	PATH_KEY("ChRunPath", chrun_path),
 	PATH_KEY("DockerSocket", docker_socket),
 	PATH_KEY("CacheDir", cache_dir),

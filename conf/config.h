@@ -60,11 +60,27 @@ const char *berth_sing_format_name(enum berth_sing_format f);
 /* "auto", "sif" or "sandbox" (any case) into *out; -1 for anything else. */
 int berth_sing_format_parse(const char *name, enum berth_sing_format *out);
 
+/* The SquashFS compression of the SIFs berth writes: auto picks one the
+ * runtime reads (executor/runtime/sing_runtime.h), the others are forced. */
+enum berth_sqfs_comp {
+	BERTH_SQFS_AUTO = 0,
+	BERTH_SQFS_GZIP,
+	BERTH_SQFS_LZ4,
+	BERTH_SQFS_XZ,
+	BERTH_SQFS_ZSTD,
+};
+
+/* "auto", "gzip", "lz4", "xz", "zstd": libsquashfs's names too. */
+const char *berth_sqfs_comp_name(enum berth_sqfs_comp c);
+/* Any case into *out; -1 for anything else. */
+int berth_sqfs_comp_parse(const char *name, enum berth_sqfs_comp *out);
+
 struct berth_config {
 	enum berth_runtime default_runtime;  /* DefaultRuntime=charliecloud */
 	unsigned allowed_runtimes;           /* AllowedRuntimes, bit (1u << rt) */
 	char singularity_path[PATH_MAX];     /* SingularityPath=/usr/bin/singularity */
 	enum berth_sing_format sing_format;  /* SingularityImageFormat=auto */
+	enum berth_sqfs_comp sqfs_comp;      /* SquashfsCompression=auto */
 	char chrun_path[PATH_MAX];           /* ChRunPath=/usr/bin/ch-run */
 	char docker_socket[PATH_MAX];        /* DockerSocket=/var/run/docker.sock */
 	char cache_dir[PATH_MAX];            /* CacheDir=/var/cache/berth */

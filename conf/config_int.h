@@ -61,7 +61,7 @@ int conf_check_absolute_path(const char *path, struct berth_err *err);
 void conf_mount_list_clear(char **paths, unsigned *count);
 
 conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_parse_path,
-	conf_parse_sing_format, conf_parse_cache_max_size, conf_parse_docker_mounts,
+	conf_parse_sing_format, conf_parse_sqfs_comp, conf_parse_cache_max_size, conf_parse_docker_mounts,
 	conf_parse_seconds, conf_parse_mount_home, conf_parse_default_registry,
 	conf_parse_registry_list, conf_parse_pull_parallel, conf_parse_container_scope,
 	conf_parse_docker_pids_limit;
@@ -72,7 +72,7 @@ conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_pars
 void conf_format_runtime_list(unsigned mask, char *buf, size_t size);
 
 conf_print_fn conf_print_default_runtime, conf_print_allowed_runtimes, conf_print_path,
-	conf_print_sing_format, conf_print_cache_max_size, conf_print_docker_mounts,
+	conf_print_sing_format, conf_print_sqfs_comp, conf_print_cache_max_size, conf_print_docker_mounts,
 	conf_print_seconds, conf_print_mount_home, conf_print_default_registry,
 	conf_print_registry_list, conf_print_pull_parallel, conf_print_container_scope,
 	conf_print_docker_pids_limit;

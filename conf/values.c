@@ -376,6 +376,36 @@ int conf_parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
 	return berth_fail(err, 0, "%s must be auto, sif or sandbox, not '%s'", key->name, value);
 }
 
+const char *berth_sqfs_comp_name(enum berth_sqfs_comp c)
+{
+	switch (c) {
+	case BERTH_SQFS_GZIP: return "gzip";
+	case BERTH_SQFS_LZ4: return "lz4";
+	case BERTH_SQFS_XZ: return "xz";
+	case BERTH_SQFS_ZSTD: return "zstd";
+	default: return "auto";
+	}
+}
+
+int berth_sqfs_comp_parse(const char *name, enum berth_sqfs_comp *out)
+{
+	for (int c = BERTH_SQFS_AUTO; c <= BERTH_SQFS_ZSTD; c++)
+		if (!strcasecmp(name, berth_sqfs_comp_name((enum berth_sqfs_comp)c))) {
+			*out = (enum berth_sqfs_comp)c;
+			return 0;
+		}
+	return -1;
+}
+
+int conf_parse_sqfs_comp(struct berth_config *cfg, const struct conf_key *key,
+			 char *value, struct berth_err *err)
+{
+	if (berth_sqfs_comp_parse(value, &cfg->sqfs_comp) == 0)
+		return 0;
+	return berth_fail(err, 0, "%s must be auto, gzip, lz4, xz or zstd, not '%s'",
+			  key->name, value);
+}
+
 void conf_mount_list_clear(char **paths, unsigned *count)
 {
 	for (unsigned i = 0; i < *count; i++) {

@@ -2,7 +2,8 @@
  *
  *   CacheDir/<uid>/                 0700, owned by the user
  *     images/<hex>/rootfs/          flattened root filesystem (charliecloud)
- *     images/<hex>/image.sif        the SIF built from it (singularity)
+ *     images/<hex>/image.sif        the SIF built from it (singularity;
+ *                                   zstd; image.lz4.sif etc. for others)
  *     images/<hex>/config.json      the image config, verbatim
  *     images/<hex>/source           where it came from
  *     images/<hex>/size             disk use in bytes, measured at build

@@ -148,6 +148,33 @@ int berth_sqfs_opts_check(const struct berth_sqfs_opts *o, struct berth_err *err
 	return 0;
 }
 
+/* libsquashfs 1.2.0's lz4 breaks its own contract: a block that grows
+ * when compressed (a 4-byte id table: 5 bytes) must come back as 0, to be
+ * stored uncompressed, and comes back compressed instead.  The kernel
+ * reads such a block; unsquashfs (squashfs-tools 4.5) calls the image
+ * corrupt ("read_id_table: failed to read id table block"), and
+ * SingularityCE unpacks a SIF with unsquashfs for --fakeroot, as Apptainer
+ * does without squashfuse.  The wrapper keeps the contract; copies made
+ * for the worker threads copy the wrapped pointer with the object. */
+static sqfs_s32 (*lz4_do_block)(sqfs_compressor_t *, const sqfs_u8 *, sqfs_u32, sqfs_u8 *,
+				sqfs_u32);
+
+static sqfs_s32 lz4_do_block_checked(sqfs_compressor_t *cmp, const sqfs_u8 *in, sqfs_u32 size,
+				     sqfs_u8 *out, sqfs_u32 outsize)
+{
+	sqfs_s32 n = lz4_do_block(cmp, in, size, out, outsize);
+
+	return n > 0 && (sqfs_u32)n >= size ? 0 : n;
+}
+
+static void lz4_keep_contract(sqfs_compressor_t *cmp, SQFS_COMPRESSOR id)
+{
+	if (id != SQFS_COMP_LZ4 || cmp->do_block == lz4_do_block_checked)
+		return;
+	lz4_do_block = cmp->do_block;
+	cmp->do_block = lz4_do_block_checked;
+}
+
 static int writer_init(struct writer *w, int out_fd, off_t offset,
 		       const struct berth_sqfs_opts *o, struct berth_err *err)
 {
@@ -164,6 +191,7 @@ static int writer_init(struct writer *w, int out_fd, off_t offset,
 	if ((rc = sqfs_compressor_create(&w->cfg, &w->cmp)))
 		return berth_fail(err, 0, "SquashFS compressor %s: %s",
 				  sqfs_compressor_name_from_id(id), berth_sqfs_errstr(rc));
+	lz4_keep_contract(w->cmp, id);
 	sqfs_compressor_config_t ucfg = w->cfg;
 	ucfg.flags |= SQFS_COMP_FLAG_UNCOMPRESS;
 	if ((rc = sqfs_compressor_create(&ucfg, &w->uncmp)))

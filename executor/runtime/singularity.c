@@ -29,84 +29,27 @@
 #include "executor/base/fs.h"
 #include "executor/runtime/fakeroot.h"
 #include "executor/runtime/mountns.h"
+#include "executor/runtime/sing_runtime.h"
 #include "executor/base/process.h"
 #include "executor/convert/sif.h"
 #include "executor/convert/sing_meta.h"
 
 #define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define VERSION_MAX 256
 
 struct sing {
-	bool apptainer;               /* flavour: decides the env prefix */
-	char version[VERSION_MAX];    /* first line of --version */
+	struct berth_sing_runtime rt; /* flavour and release: env prefix, flags */
 	enum berth_sing_format format; /* sif or sandbox, decided */
+	enum berth_sqfs_comp comp;    /* the SIF's SquashFS compression */
+	char leaf[32];                /* the artifact: image[.COMP].sif, sandbox */
 	struct berth_artifact artifact;
 	char image[PATH_MAX];         /* the cached SIF or sandbox */
 	bool any_staged;              /* a mount made first in berth's namespace */
+	bool userns;                  /* a setuid installation run with --userns */
 };
 
 static struct sing *priv(struct berth_executor *ex)
 {
 	return ex->priv;
-}
-
-/* `singularity --version`, remembered per binary (device, inode, mtime,
- * size) in the user's cache so a warm start costs no extra process. */
-static int read_version(struct berth_executor *ex, struct berth_err *err)
-{
-	const char *bin = ex->cfg->singularity_path;
-	struct sing *s = priv(ex);
-	char key[128], line[VERSION_MAX + 128];
-	struct stat st;
-
-	if (stat(bin, &st) < 0)
-		return berth_fail(err, errno, "cannot find singularity at %s "
-				  "(SingularityPath in berth.conf)", bin);
-	snprintf(key, sizeof(key), "%lu:%lu:%lld:%lld ", (unsigned long)st.st_dev,
-		 (unsigned long)st.st_ino, (long long)st.st_mtime, (long long)st.st_size);
-	_cleanup_close_ int fd = openat(ex->cache.dir_fd, "singularity.version",
-					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
-	if (n > 0) {
-		line[n] = '\0';
-		if (!strncmp(line, key, strlen(key))) {
-			snprintf(s->version, sizeof(s->version), "%s", line + strlen(key));
-			return 0;
-		}
-	}
-	char *argv[] = {(char *)bin, "--version", NULL};
-	char *envp[] = {HOST_PATH, NULL};
-	_cleanup_free_ char *out = NULL;
-	int status;
-	struct berth_spawn sp = {.argv = argv, .envp = envp, .stdin_fd = -1,
-				 .stderr_fd = -1, .capture_stdout = &out,
-				 .capture_max = 4096, .stderr_to_capture = true};
-	if (berth_spawn_run(&sp, &status, err) < 0)
-		return -1;
-	if (status != 0)
-		return berth_fail(err, 0, "%s --version failed (exit %d): %s", bin,
-				  status, out);
-	out[strcspn(out, "\n")] = '\0';
-	snprintf(s->version, sizeof(s->version), "%s", out);
-	/* Best effort: a write race or failure only costs a spawn next time. */
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "singularity.version.%d", (int)getpid());
-	int wfd = openat(ex->cache.dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-			 O_CLOEXEC, 0600);
-	if (wfd >= 0) {
-		dprintf(wfd, "%s%s", key, s->version);
-		close(wfd);
-		renameat(ex->cache.dir_fd, tmp, ex->cache.dir_fd, "singularity.version");
-	}
-	return 0;
-}
-
-/* The runtime's own version number ("1.4.5"), for the image's labels. */
-static const char *version_number(const struct sing *s)
-{
-	const char *space = strrchr(s->version, ' ');
-
-	return space ? space + 1 : NULL;
 }
 
 /* Flatten the image into `dir` (created) and add /.singularity.d; the
@@ -119,7 +62,7 @@ static int make_tree(struct berth_executor *ex, const struct berth_image *img,
 	struct berth_sing_build build = {
 		.bootstrap = "docker-archive",
 		.from = img->n_tags ? img->tags[0] : img->digest,
-		.apptainer_version = s->apptainer ? version_number(s) : NULL,
+		.apptainer_version = s->rt.apptainer ? s->rt.number : NULL,
 	};
 
 	if (mkdir(dir, 0755) < 0)
@@ -147,7 +90,8 @@ static int convert_sandbox(void *ctx, const struct berth_image *img, const char 
 }
 
 /* SingularityImageFormat=sif: the tree, built in the work folder, written
- * as SquashFS (zstd) into a SIF with the metadata objects, then removed. */
+ * as SquashFS (a compression the runtime reads) into a SIF with the
+ * metadata objects, then removed. */
 static int convert_sif(void *ctx, const struct berth_image *img, const char *out_path,
 		       const char *work_dir, struct berth_flatten_stats *stats,
 		       struct berth_err *err)
@@ -158,7 +102,9 @@ static int convert_sif(void *ctx, const struct berth_image *img, const char *out
 	snprintf(tree, sizeof(tree), "%s/sif-tree", work_dir);
 	int rc = make_tree(ctx, img, tree, stats, &meta, err);
 	if (rc == 0) {
-		struct berth_sif_opts opts = {.objects = meta.objects, .n_objects = meta.n_objects};
+		struct berth_sif_opts opts = {
+			.sqfs.compressor = berth_sqfs_comp_name(priv(ctx)->comp),
+			.objects = meta.objects, .n_objects = meta.n_objects};
 		rc = berth_sif_write(tree, out_path, &opts, NULL, err);
 	}
 	berth_singularity_meta_free(&meta);
@@ -230,14 +176,27 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	if (!s)
 		return berth_fail(err, ENOMEM, "executor");
 	ex->priv = s;
-	if (read_version(ex, err) < 0)
+	/* remembered in the user's cache: a warm start spawns nothing more */
+	if (berth_sing_runtime_probe(ex->cfg->singularity_path, ex->cache.dir_fd, &s->rt, err) < 0)
 		return -1;
-	s->apptainer = !strncmp(s->version, "apptainer", 9);
 	char why[PATH_MAX + 256];
 	s->format = berth_singularity_choose_format(ex->cfg, why, sizeof(why));
-	s->artifact = s->format == BERTH_SING_SIF
-		? (struct berth_artifact){.leaf = "image.sif", .convert = convert_sif, .ctx = ex}
-		: (struct berth_artifact){.leaf = "sandbox", .convert = convert_sandbox, .ctx = ex};
+	if (s->format == BERTH_SING_SANDBOX) {
+		snprintf(s->leaf, sizeof(s->leaf), "sandbox");
+		s->artifact = (struct berth_artifact){.leaf = s->leaf, .convert = convert_sandbox,
+						      .ctx = ex};
+		return 0;
+	}
+	if (berth_sing_compression(ex->cfg->sqfs_comp, &s->rt, &s->comp, NULL, 0, err) < 0)
+		return -1;
+	/* The compression is part of the artifact's name, so a SIF written for
+	 * Apptainer (zstd: image.sif, as every cache made before holds) is
+	 * never handed to a SingularityCE that cannot read it. */
+	if (s->comp == BERTH_SQFS_ZSTD)
+		snprintf(s->leaf, sizeof(s->leaf), "image.sif");
+	else
+		snprintf(s->leaf, sizeof(s->leaf), "image.%s.sif", berth_sqfs_comp_name(s->comp));
+	s->artifact = (struct berth_artifact){.leaf = s->leaf, .convert = convert_sif, .ctx = ex};
 	return 0;
 }
 
@@ -260,7 +219,7 @@ static const char *env_value(char *const *env, const char *name)
 static int sing_env(struct berth_executor *ex, const struct berth_container_spec *spec,
 		    struct berth_strv *envp, struct berth_err *err)
 {
-	const char *pfx = priv(ex)->apptainer ? "APPTAINER" : "SINGULARITY";
+	const char *pfx = priv(ex)->rt.apptainer ? "APPTAINER" : "SINGULARITY";
 	const char *home = env_value(spec->env, "HOME");
 
 	if (!home)
@@ -321,7 +280,11 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	const struct berth_container_spec *spec = ex->spec;
 	char dir[PATH_MAX + 16];
 
-	if (spec->remap_root && berth_fake_id_syscalls(err) < 0)
+	/* SingularityCE's --fakeroot maps the subuid range through its setuid
+	 * starter, which no_new_privs (the filter's) would disarm; the range
+	 * makes chown work for real there. */
+	if (spec->remap_root && priv(ex)->rt.fakeroot_ignore_subuid &&
+	    berth_fake_id_syscalls(err) < 0)
 		return -1;
 	if (!priv(ex)->any_staged && !spec->layer_dir)
 		return 0;
@@ -338,6 +301,91 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
 			return -1;
 	return 0;
+}
+
+/* --container-remap-root.  Apptainer: uid 0 in a user namespace of its
+ * own, mapped to the user alone: not the site's /etc/subuid ranges (files
+ * would belong to other ids), not the host's fakeroot(1) (it needs the
+ * host's libc in the image); berth's seccomp filter fakes chown instead.
+ * SingularityCE has neither flag: its --fakeroot maps the user's subuid
+ * and subgid ranges, refused here, before anything runs, without them. */
+static int add_fakeroot(struct berth_executor *ex, struct berth_strv *argv,
+			struct berth_err *err)
+{
+	const struct berth_sing_runtime *rt = &priv(ex)->rt;
+
+	if (berth_sing_can_fakeroot(rt, getuid(), "/etc/subuid", "/etc/subgid", err) < 0 ||
+	    berth_strv_add(argv, "--fakeroot", err) < 0)
+		return -1;
+	if (!rt->fakeroot_ignore_subuid)
+		return 0;
+	return berth_strv_add(argv, "--ignore-subuid", err) < 0 ||
+	       berth_strv_add(argv, "--ignore-fakeroot-command", err) < 0 ? -1 : 0;
+}
+
+/* A tmpfs or noexec bind, or a named container, makes berth enter a user
+ * and mount namespace of its own before the runtime starts (mountns.h).
+ * There a setuid starter cannot become root ("Failed to set effective UID
+ * to 0"): a setuid installation then runs in user-namespace mode
+ * (--userns), which runs a folder but mounts no SIF. */
+static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
+			      struct berth_strv *argv, struct berth_err *err)
+{
+	char starter[PATH_MAX];
+	struct stat st;
+
+	if (!priv(ex)->any_staged && !ex->spec->layer_dir)
+		return 0;
+	if (!setuid_starter(ex->cfg->singularity_path, starter, sizeof(starter)))
+		return 0;
+	/* Seen with SingularityCE 3.4.2: in that mode its bind of a bind
+	 * berth made read-only and noexec came out read-write and exec. */
+	for (size_t i = 0; i < ex->spec->n_binds; i++)
+		if (ex->spec->binds[i].kind == BERTH_MOUNT_BIND &&
+		    (ex->spec->binds[i].flags & BERTH_MNT_NOEXEC))
+			return berth_fail(err, 0, "bind '%s:%s': noexec binds are not supported "
+					  "with %s %s installed setuid (%s): drop noexec, or use "
+					  "--container-runtime=charliecloud", ex->spec->binds[i].src,
+					  ex->spec->binds[i].dst, berth_sing_flavour(&priv(ex)->rt),
+					  priv(ex)->rt.number, starter);
+	/* --fakeroot in that mode wants newuidmap to map the subuid range,
+	 * which berth's namespace (the user alone) has not got to give */
+	if (ex->spec->remap_root && !priv(ex)->rt.apptainer)
+		return berth_fail(err, 0, "--container-remap-root with %s on %s %s installed "
+				  "setuid (%s): its --fakeroot cannot map the subuid range inside "
+				  "the namespace berth makes these in; drop one of them, or use "
+				  "--container-runtime=charliecloud",
+				  ex->spec->layer_dir ? "a named container" : "tmpfs mounts",
+				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
+	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
+		return berth_fail(err, 0, "tmpfs mounts with %s %s need the sandbox "
+				  "image format on this setuid installation (its starter cannot "
+				  "mount a SIF inside the namespace berth makes them in): set "
+				  "SingularityImageFormat=sandbox in berth.conf, or drop those "
+				  "mounts, or use --container-runtime=charliecloud",
+				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
+	priv(ex)->userns = true;
+	return berth_strv_add(argv, "--userns", err);
+}
+
+/* SingularityCE 3.4 in a user namespace (--fakeroot, --userns) mounts no
+ * overlay: it ignores --writable-tmpfs with a warning and the job would
+ * find its root read-only.  Said before anything runs instead.  (A named
+ * container's layer is berth's own overlay: that works.) */
+static int writable_possible(struct berth_executor *ex, struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	const struct berth_sing_runtime *rt = &priv(ex)->rt;
+
+	if (!spec->writable || spec->layer_dir || rt->apptainer ||
+	    (!spec->remap_root && !priv(ex)->userns))
+		return 0;
+	return berth_fail(err, 0, "--container-writable with %s on %s %s: it makes no "
+			  "overlay in a user namespace, so the root would stay read-only; drop "
+			  "one of them, or name the container (--container-name, which keeps "
+			  "its own writable layer), or use --container-runtime=charliecloud",
+			  spec->remap_root ? "--container-remap-root" : "tmpfs mounts",
+			  berth_sing_flavour(rt), rt->number);
 }
 
 static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
@@ -394,15 +442,10 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
 								   : "--writable-tmpfs", err) < 0)
 		goto fail;
-	/* uid 0 in a user namespace of its own, mapped to the user alone: not
-	 * the site's /etc/subuid ranges (files would belong to other ids), not
-	 * the host's fakeroot(1) (it needs the host's libc in the image);
-	 * berth's seccomp filter fakes chown instead, on every runtime. */
-	if (spec->remap_root && (berth_strv_add(&argv, "--fakeroot", err) < 0 ||
-				 berth_strv_add(&argv, "--ignore-subuid", err) < 0 ||
-				 berth_strv_add(&argv, "--ignore-fakeroot-command", err) < 0))
+	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (add_binds(ex, spec, &argv, err) < 0)
+	if (add_binds(ex, spec, &argv, err) < 0 || setuid_in_berth_ns(ex, image, &argv, err) < 0 ||
+	    writable_possible(ex, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

@@ -30,12 +30,13 @@
 #     both prefixes, mirroring the APPTAINER_NO_EVAL that berth gives the
 #     runtime so values arrive unevaluated), and LD_LIBRARY_PATH pointing at
 #     /.singularity.d/libs (where --nv and friends put host libraries).
-#     Checked against the real Apptainer 1.4.5 (tests/harness/matrix/).
+#     Checked against the real Apptainer 1.4.5 (tests/harness/matrix/);
+#     SingularityCE 3.4.2 sets SINGULARITY_APPNAME (empty) too.
 #   docker: the daemon sets HOME and HOSTNAME; PWD, SHLVL, _ as above.
 IGNORE_charliecloud="CH_RUNNING HOME PWD SHLVL _"
 IGNORE_singularity="HOME PS1 PROMPT_COMMAND PWD SHLVL _ LANG TERM LD_LIBRARY_PATH
 	SINGULARITY_CONTAINER SINGULARITY_NAME SINGULARITY_ENVIRONMENT SINGULARITY_BIND
-	SINGULARITY_NO_EVAL APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT
+	SINGULARITY_NO_EVAL SINGULARITY_APPNAME APPTAINER_CONTAINER APPTAINER_NAME APPTAINER_ENVIRONMENT
 	APPTAINER_BIND APPTAINER_APPNAME APPTAINER_COMMAND APPTAINER_NO_EVAL"
 IGNORE_docker="HOME HOSTNAME PWD SHLVL _"
 

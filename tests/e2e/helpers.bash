@@ -70,3 +70,35 @@ gone_within_10s() {
 	"${DOCKER_CLI:-docker}" ps -a --filter "label=berth.job=$1"
 	return 1
 }
+
+# The cluster's singularity binary (berth.conf's SingularityPath).
+cluster_singularity() {
+	sed -n 's/^SingularityPath=//p' "$BERTH_CLUSTER_DIR/etc/berth.conf" | tail -n1
+}
+
+# True when that is Sylabs' SingularityCE (the matrix's setuid row), not
+# Apptainer (the stand-in is Apptainer too).
+singularity_ce() {
+	! "$(cluster_singularity)" --version 2>/dev/null | grep -q '^apptainer'
+}
+
+# The cache artifact of a SIF berth makes for the cluster's singularity:
+# its compression is in the name, zstd (Apptainer) being plain image.sif.
+sif_leaf() {
+	if singularity_ce; then echo image.lz4.sif; else echo image.sif; fi
+}
+
+# sif_compression SIF: the compression of its SquashFS partition, as the
+# superblock says (gzip, lzma, lzo, xz, lz4, zstd).
+sif_compression() {
+	python3 - "$1" <<'PY'
+import struct, sys
+names = {1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+with open(sys.argv[1], "rb") as f:
+    data = f.read(1 << 20)
+for off in range(32768, len(data) - 32, 4096):  # the partition is 4096-aligned
+    if data[off:off + 4] == b"hsqs":
+        print(names.get(struct.unpack_from("<H", data, off + 20)[0], "unknown"))
+        break
+PY
+}

@@ -32,6 +32,19 @@ slurm_release() {
 
 @test "[$BERTH_RUNTIME] --container-writable: the job writes its root, the image and the cache stay as they were" {
 	img=$(make_image writable.tar legacy --tag berth/writable:1 --label writable=1)
+	if [ "$RT" = singularity ] && singularity_ce && [ "$(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf \
+		"$BERTH_CLUSTER_DIR/bin/berth" config | sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p')" = sif ]; then
+		# a setuid SingularityCE's SIF: its files are root's, as a SIF from
+		# `singularity build`; the overlay takes new files, the
+		# permissions still hold
+		run as_user srun --container-runtime="$RT" --container-image="$img" \
+			--container-writable sh -c 'echo new >/newfile && cat /newfile; echo x >/etc/only-in-image'
+		[[ "$output" == *new* ]]
+		[[ "$output" == *"Permission denied"* ]]
+		run as_user srun --container-runtime="$RT" --container-image="$img" sh -c 'touch /newfile'
+		[[ "$output" == *"Read-only file system"* ]]
+		return 0
+	fi
 	if [ "$RT" = docker ]; then
 		# the image's files are root's and Docker keeps their owners: the
 		# root is writable, the permissions still hold
@@ -258,7 +271,7 @@ user_sif() {
 	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$sing" >"$1/sif.conf"
 	BERTH_CONFIG=$1/sif.conf "$BERTH_CLUSTER_DIR/bin/berth" pull --runtime singularity \
 		--cache-dir "$1/sifcache" "$IMG" >/dev/null
-	cp "$1"/sifcache/0/images/*/image.sif "$1/user.sif"
+	cp "$1"/sifcache/0/images/*/image*.sif "$1/user.sif"
 	rm -rf "$1/sifcache"
 	chmod 644 "$1/user.sif"
 	echo "$1/user.sif"
@@ -281,10 +294,16 @@ user_sif() {
 		--container-image="$img" -o "$d/out2" -e "$d/err2" --wrap='echo job-out'
 	[ "$status" -eq 0 ]
 	[ "$(cat "$d/out2")" = job-out ]
-	if [ "$RT" = singularity ]; then grep -q '^INFO: ' "$d/err2"; fi
+	# (SingularityCE 3.4.2 has none to give)
+	if [ "$RT" = singularity ] && ! singularity_ce; then grep -q '^INFO: ' "$d/err2"; fi
 }
 
 @test "[$BERTH_RUNTIME] SLURM_RLIMIT_*: the submitting shell's limits hold in the container" {
+	# a setuid exec caps the stack limit at 8 MiB (the kernel's secure
+	# exec), and SingularityCE 3.4.2 (Go 1.19) raises the open-file limit
+	# to its hard limit: berth cannot set them again after its starter
+	! { [ "$RT" = singularity ] && singularity_ce; } ||
+		skip "a setuid SingularityCE resets RLIMIT_STACK and RLIMIT_NOFILE (README, releases)"
 	run as_user bash -c "ulimit -S -n 321 && ulimit -S -s 4096 && exec srun \
 		--container-runtime=$RT --container-image=$IMG sh -c 'echo nofile=\$(ulimit -n) stack=\$(ulimit -s)'"
 	[ "$status" -eq 0 ]

@@ -17,6 +17,12 @@ teardown() {
 	cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
 }
 
+# the site's SingularityImageFormat (a row of the matrix may set one)
+set_format() {
+	sed -i '/^SingularityImageFormat=/d' "$CONF"
+	echo "SingularityImageFormat=$1" >>"$CONF"
+}
+
 entry_of() { # image -> the user's cache entry
 	local digest
 	digest=$("$REPO/build/berth" inspect "$1" | awk '/^digest/ {print $2}')
@@ -27,7 +33,7 @@ entry_of() { # image -> the user's cache entry
 run_with_format() {
 	local img
 	img=$(make_image "fmt-$1.tar" legacy --tag "berth/fmt:$1" --label "format=$1")
-	echo "SingularityImageFormat=$1" >>"$CONF"
+	set_format "$1"
 	run as_user srun --container-runtime=singularity --container-image="$img" \
 		sh -c 'cat /etc/only-in-image; test -f /.singularity.d/runscript && echo metadata'
 	echo "$output"
@@ -38,14 +44,79 @@ run_with_format() {
 
 @test "SingularityImageFormat=sif: the node stages a SIF and the task runs it" {
 	run_with_format sif
-	[ -f "$ENTRY/image.sif" ]
+	[ -f "$ENTRY/$(sif_leaf)" ]
 	[ ! -e "$ENTRY/sandbox" ]
+}
+
+# SingularityCE reads no zstd ("unknown compression algorithm value 6"):
+# berth wrote zstd for every runtime before it knew which one it drives.
+@test "a SIF's SquashFS is one the runtime reads: zstd for Apptainer, lz4 for SingularityCE" {
+	run_with_format sif
+	comp=$(sif_compression "$ENTRY/$(sif_leaf)")
+	echo "runtime: $("$(cluster_singularity)" --version), SIF: $comp"
+	if singularity_ce; then
+		[ "$comp" = lz4 ]
+	else
+		[ "$comp" = zstd ]
+	fi
+}
+
+# The compression is part of the artifact's name: a zstd SIF (made for
+# Apptainer, say by an older berth) in the entry is not what a job on
+# SingularityCE gets.
+@test "a cached zstd SIF is never handed to SingularityCE: the job gets a SIF it reads" {
+	singularity_ce || skip "SingularityCE only (the version matrix's setuid row)"
+	img=$(make_image fmt-zstd.tar legacy --tag berth/fmt:zstd --label format=zstd)
+	d=$(job_dir)
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' \
+		"$BERTH_CLUSTER_DIR/bin/singularity" >"$d/app.conf"
+	chmod 644 "$d/app.conf"
+	# berth as the user, with the Apptainer stand-in: a zstd image.sif in
+	# the user's own cache entry
+	run as_user env BERTH_CONFIG="$d/app.conf" "$BERTH_CLUSTER_DIR/bin/berth" pull \
+		--runtime singularity --cache-dir "$BERTH_CLUSTER_DIR/cache" "$img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ENTRY=$(entry_of "$img")
+	[ "$(sif_compression "$ENTRY/image.sif")" = zstd ]
+	set_format sif
+	run as_user srun --container-runtime=singularity --container-image="$img" cat /etc/only-in-image
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"compression algorithm"* ]]
+	[ "$(sif_compression "$ENTRY/image.lz4.sif")" = lz4 ]
+}
+
+# SingularityCE's --fakeroot maps a range of 65536 ids from /etc/subuid and
+# /etc/subgid (Apptainer's --ignore-subuid does not exist there).
+@test "--container-remap-root on SingularityCE: refused without a subuid range, naming it; root inside with one" {
+	singularity_ce || skip "SingularityCE only (the version matrix's setuid row)"
+	cp /etc/subuid "$BATS_TEST_TMPDIR/subuid" 2>/dev/null || : >"$BATS_TEST_TMPDIR/subuid"
+	cp /etc/subgid "$BATS_TEST_TMPDIR/subgid" 2>/dev/null || : >"$BATS_TEST_TMPDIR/subgid"
+	sed -i '/^berthtest:/d' /etc/subuid /etc/subgid
+	run as_user srun --container-runtime=singularity --container-image="$IMG" \
+		--container-remap-root id -u
+	echo "$output"
+	ok=1
+	[ "$status" -ne 0 ] || ok=0
+	[[ "$output" == *"berth: --container-remap-root with SingularityCE 3.4.2 needs"*"/etc/subuid"* ]] || ok=0
+	[[ "$output" != *"unknown flag"* ]] || ok=0
+	echo "berthtest:1065536:65536" >>/etc/subuid
+	echo "berthtest:1065536:65536" >>/etc/subgid
+	run as_user srun --container-runtime=singularity --container-image="$IMG" \
+		--container-remap-root sh -c 'id -u; touch /tmp/f && chown 2:2 /tmp/f && stat -c %u /tmp/f'
+	echo "$output"
+	cp "$BATS_TEST_TMPDIR/subuid" /etc/subuid
+	cp "$BATS_TEST_TMPDIR/subgid" /etc/subgid
+	[ "$ok" = 1 ]
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | tail -n2 | tr '\n' ' ')" = "0 2 " ]
 }
 
 @test "SingularityImageFormat=sandbox: the node stages a folder and the task runs it" {
 	run_with_format sandbox
 	[ -d "$ENTRY/sandbox" ]
-	[ ! -e "$ENTRY/image.sif" ]
+	! compgen -G "$ENTRY/image*.sif"
 }
 
 @test "a SIF the user gives runs as it is, relative to the submit folder, nothing converted" {
@@ -55,7 +126,7 @@ run_with_format() {
 	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$sing" >"$d/sif.conf"
 	BERTH_CONFIG=$d/sif.conf "$BERTH_CLUSTER_DIR/bin/berth" pull --runtime singularity \
 		--cache-dir "$d/c" "$IMG" >/dev/null
-	cp "$d"/c/0/images/*/image.sif "$d/mine.sif"
+	cp "$d"/c/0/images/*/image*.sif "$d/mine.sif"
 	rm -rf "$d/c"
 	chown berthtest "$d/mine.sif"
 	log=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/conversions.log

@@ -12,6 +12,10 @@ REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BERTH=${BUILD:-$REPO/build}/berth
 MKIMAGE=$REPO/tests/harness/fixtures/mkimage.py
 SING=${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}
+# the SIF's name says its compression: zstd (plain image.sif) for
+# Apptainer, lz4 for SingularityCE, which reads no zstd
+SIFLEAF=image.sif
+"$SING" --version 2>/dev/null | grep -q '^apptainer' || SIFLEAF=image.lz4.sif
 
 setup_file() {
 	[ -x "$BERTH" ] || { echo "build/berth missing: run make -j2 all" >&2; return 1; }
@@ -44,11 +48,11 @@ pull() {
 
 @test "sif: one SIF file, its partition SquashFS, read by the real siftool" {
 	pull sif
-	[ -f "$ENTRY/image.sif" ]
+	[ -f "$ENTRY/$SIFLEAF" ]
 	[ ! -e "$ENTRY/sandbox" ]
-	[ "$(head -c 32 "$ENTRY/image.sif")" = "#!/usr/bin/env run-singularity" ]
+	[ "$(head -c 32 "$ENTRY/$SIFLEAF")" = "#!/usr/bin/env run-singularity" ]
 	command -v siftool >/dev/null || skip "siftool not installed"
-	run siftool list "$ENTRY/image.sif"
+	run siftool list "$ENTRY/$SIFLEAF"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	grep -q "FS (Squashfs/\*System/amd64)" <<<"$output"
@@ -64,9 +68,9 @@ f.seek(off)
 for _ in range(n):
 	d=f.read(585)
 	t,used=struct.unpack("<i?",d[:5]); o=struct.unpack("<q",d[17:25])[0]; ft,pt=struct.unpack("<ii",d[201:209])
-	if used and t==0x4004 and pt==2: print(o); break' "$ENTRY/image.sif")
+	if used and t==0x4004 and pt==2: print(o); break' "$ENTRY/$SIFLEAF")
 	[ -n "$off" ]
-	run unsquashfs -o "$off" -lls "$ENTRY/image.sif"
+	run unsquashfs -o "$off" -lls "$ENTRY/$SIFLEAF"
 	[ "$status" -eq 0 ]
 	grep -q " squashfs-root/etc/only-in-image$" <<<"$output"
 	grep -q "squashfs-root/.singularity.d/env/10-docker2singularity.sh$" <<<"$output"
@@ -80,14 +84,14 @@ for _ in range(n):
 	"$SING" --version | grep -q '^apptainer version' && [ -z "$("$SING" --version | grep berth-fake)" ] ||
 		skip "needs the real Apptainer (BERTH_TEST_SINGULARITY; the version matrix runs it)"
 	pull sif
-	run "$SING" inspect --labels "$ENTRY/image.sif"
+	run "$SING" inspect --labels "$ENTRY/$SIFLEAF"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	grep -q "org.berth: yes" <<<"$output"
-	run "$SING" inspect --runscript "$ENTRY/image.sif"
+	run "$SING" inspect --runscript "$ENTRY/$SIFLEAF"
 	[ "$status" -eq 0 ]
 	grep -q "/bin/echo" <<<"$output"
-	run "$SING" inspect --environment "$ENTRY/image.sif"
+	run "$SING" inspect --environment "$ENTRY/$SIFLEAF"
 	[ "$status" -eq 0 ]
 	grep -q 'IMG_VAR' <<<"$output"
 }
@@ -95,7 +99,7 @@ for _ in range(n):
 @test "sandbox: the flattened folder with /.singularity.d, the image's Env and runscript" {
 	pull sandbox
 	[ -d "$ENTRY/sandbox" ]
-	[ ! -e "$ENTRY/image.sif" ]
+	[ ! -e "$ENTRY/$SIFLEAF" ]
 	[ "$(cat "$ENTRY/sandbox/etc/only-in-image")" = only-in-image ]
 	grep -qx 'export IMG_VAR="${IMG_VAR:-"from-image"}"' "$ENTRY/sandbox/.singularity.d/env/10-docker2singularity.sh"
 	grep -q "/bin/echo" "$ENTRY/sandbox/.singularity.d/runscript"
@@ -115,7 +119,7 @@ for _ in range(n):
 
 @test "a SIF or SquashFS file given by the user runs as it is, unconverted" {
 	pull sif
-	cp "$ENTRY/image.sif" "$WORK/user.sif"
+	cp "$ENTRY/$SIFLEAF" "$WORK/user.sif"
 	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity --cache-dir "$P/cache" --image "$WORK/user.sif" \
 		-- cat /etc/only-in-image
 	[ "$status" -eq 0 ]
@@ -139,7 +143,7 @@ for _ in range(n):
 		--singularity "$SING" "$WORK/big.tar" >"$P/out" 2>&1 &
 	pid=$!
 	n=0
-	until compgen -G "$P/cache/0/tmp/*/entry/image.sif" >/dev/null; do
+	until compgen -G "$P/cache/0/tmp/*/entry/$SIFLEAF" >/dev/null; do
 		n=$((n + 1))
 		[ "$n" -lt 2000000 ] && kill -0 "$pid" 2>/dev/null || break
 	done
@@ -153,7 +157,7 @@ for _ in range(n):
 	[ "$status" -eq 0 ]
 	[[ "$output" == *" converted" ]]
 	[ -z "$(ls -A "$P/cache/0/tmp")" ]
-	[ -f "$P/cache/0/images/$(cut -d' ' -f1 <<<"$output" | cut -d: -f2)/image.sif" ]
+	[ -f "$P/cache/0/images/$(cut -d' ' -f1 <<<"$output" | cut -d: -f2)/$SIFLEAF" ]
 }
 
 @test "the SIF conversion of a 200 MB image stays under 64 MB of memory" {

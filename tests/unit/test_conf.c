@@ -523,6 +523,28 @@ static void test_sing_format_values(void **state)
 	assert_string_equal(berth_sing_format_name(BERTH_SING_SIF), "sif");
 }
 
+static void test_sqfs_comp_values(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(fx->cfg.sqfs_comp, BERTH_SQFS_AUTO);
+	assert_int_equal(LOAD_ARGS(fx, "SquashfsCompression=lz4"), 0);
+	assert_int_equal(fx->cfg.sqfs_comp, BERTH_SQFS_LZ4);
+	assert_int_equal(LOAD_ARGS(fx, "squashfscompression=GZIP"), 0);
+	assert_int_equal(fx->cfg.sqfs_comp, BERTH_SQFS_GZIP);
+	assert_int_equal(LOAD_ARGS(fx, "SquashfsCompression=zstd"), 0);
+	assert_int_equal(fx->cfg.sqfs_comp, BERTH_SQFS_ZSTD);
+	assert_int_equal(LOAD_ARGS(fx, "SquashfsCompression=lzo"), -1);
+	assert_msg_has(&fx->err, "SquashfsCompression must be auto, gzip, lz4, xz or zstd, not 'lzo'");
+	assert_int_equal(LOAD_ARGS(fx, "SquashfsCompression="), -1);
+	assert_string_equal(berth_sqfs_comp_name(BERTH_SQFS_XZ), "xz");
+	/* the printed config reads back the same */
+	assert_int_equal(LOAD_ARGS(fx, "SquashfsCompression=xz"), 0);
+	char *text = berth_config_to_text(&fx->cfg);
+	assert_non_null(strstr(text, "\nSquashfsCompression=xz\n"));
+	free(text);
+}
+
 static void test_allowed_runtimes_values(void **state)
 {
 	struct fixture *fx = *state;
@@ -1062,6 +1084,7 @@ int main(void)
 		T(test_fetch_timeout_values),
 		T(test_mount_home_values),
 		T(test_sing_format_values),
+		T(test_sqfs_comp_values),
 		T(test_registry_keys),
 		T(test_container_scope),
 		T(test_docker_mount_trailing_blank),

@@ -4,6 +4,9 @@
 # no network.
 set -euo pipefail
 
+# The last line: what tests/harness/cluster/singularity-ce.sh needs to build
+# SingularityCE 3.4.2 from ../shared/runtimes/ (with libssl-dev,
+# squashfs-tools, pkg-config and build-essential above).
 PACKAGES=(
     build-essential pkg-config clang clang-tidy cppcheck valgrind
     libslurm-dev slurm-wlm-basic-plugins-dev slurm-wlm slurmd slurmctld munge
@@ -14,6 +17,7 @@ PACKAGES=(
     debootstrap libsquashfs-dev squashfs-tools-ng siftool xxhash
     docker-registry skopeo apache2-utils openssl iptables
     mpich libmpich-dev
+    golang-go libseccomp-dev uuid-dev cryptsetup-bin
 )
 
 missing=()

@@ -1,0 +1,209 @@
+/* berth: the Singularity flavour and release behind SingularityPath
+ * (sing_runtime.h says what differs and why it matters). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "executor/runtime/sing_runtime.h"
+#include "executor/base/process.h"
+
+#define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define MEMO_FILE "singularity.version"
+
+/* SingularityCE's auto compression: lz4, measured against gzip (README,
+ * "Singularity and Apptainer releases"): cold staging of a 235 MB image
+ * through libsquashfs on 2 threads is several times faster, and a warm
+ * start is no slower.  Every SingularityCE release reads it. */
+#define SYLABS_AUTO BERTH_SQFS_LZ4
+
+void berth_sing_runtime_parse(const char *line, struct berth_sing_runtime *rt)
+{
+	memset(rt, 0, sizeof(*rt));
+	snprintf(rt->version, sizeof(rt->version), "%.*s", (int)strcspn(line, "\n"), line);
+	const char *space = strrchr(rt->version, ' ');
+	rt->number = space ? space + 1 : rt->version;
+	rt->apptainer = !strncmp(rt->version, "apptainer", 9);
+	rt->reads_zstd = rt->apptainer;
+	rt->fakeroot_ignore_subuid = rt->apptainer;
+}
+
+const char *berth_sing_flavour(const struct berth_sing_runtime *rt)
+{
+	return rt->apptainer ? "Apptainer" : "SingularityCE";
+}
+
+/* "path dev ino size mtime.nsec\n": what identifies the binary asked. */
+static int memo_key(const char *bin, char *key, size_t len, struct berth_err *err)
+{
+	struct stat st;
+
+	if (stat(bin, &st) < 0)
+		return berth_fail(err, errno, "cannot find singularity at %s "
+				  "(SingularityPath in berth.conf)", bin);
+	snprintf(key, len, "%s %lu %lu %lld %lld.%09ld\n", bin, (unsigned long)st.st_dev,
+		 (unsigned long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec);
+	return 0;
+}
+
+static bool memo_read(int dir_fd, const char *key, char *line, size_t len)
+{
+	char buf[PATH_MAX + 2 * BERTH_SING_VERSION_MAX];
+	size_t klen = strlen(key);
+
+	if (dir_fd < 0)
+		return false;
+	int fd = openat(dir_fd, MEMO_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= (ssize_t)klen)
+		return false;
+	buf[n] = '\0';
+	if (strncmp(buf, key, klen) != 0)
+		return false;
+	snprintf(line, len, "%s", buf + klen);
+	return true;
+}
+
+/* Best effort: a race or a full disk only costs a probe next time. */
+static void memo_write(int dir_fd, const char *key, const char *line)
+{
+	char tmp[64];
+
+	if (dir_fd < 0)
+		return;
+	snprintf(tmp, sizeof(tmp), MEMO_FILE ".%d", (int)getpid());
+	int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	bool ok = dprintf(fd, "%s%s\n", key, line) > 0;
+	close(fd);
+	if (!ok || renameat(dir_fd, tmp, dir_fd, MEMO_FILE) < 0)
+		unlinkat(dir_fd, tmp, 0);
+}
+
+static int run_version(const char *bin, char *line, size_t len, struct berth_err *err)
+{
+	char *argv[] = {(char *)bin, "--version", NULL};
+	char *envp[] = {HOST_PATH, NULL};
+	_cleanup_free_ char *out = NULL;
+	int status;
+	struct berth_spawn sp = {.argv = argv, .envp = envp, .stdin_fd = -1,
+				 .stderr_fd = -1, .capture_stdout = &out,
+				 .capture_max = 4096, .stderr_to_capture = true};
+
+	if (berth_spawn_run(&sp, &status, err) < 0)
+		return -1;
+	if (status != 0)
+		return berth_fail(err, 0, "%s --version failed (exit %d): %s; check "
+				  "SingularityPath in berth.conf", bin, status, out ? out : "");
+	snprintf(line, len, "%.*s", (int)strcspn(out, "\n"), out);
+	return 0;
+}
+
+int berth_sing_runtime_probe(const char *bin, int memo_dir_fd,
+			     struct berth_sing_runtime *rt, struct berth_err *err)
+{
+	char key[PATH_MAX + 128], line[BERTH_SING_VERSION_MAX];
+
+	if (memo_key(bin, key, sizeof(key), err) < 0)
+		return -1;
+	if (!memo_read(memo_dir_fd, key, line, sizeof(line))) {
+		if (run_version(bin, line, sizeof(line), err) < 0)
+			return -1;
+		memo_write(memo_dir_fd, key, line);
+	}
+	berth_sing_runtime_parse(line, rt);
+	return 0;
+}
+
+int berth_sing_compression(enum berth_sqfs_comp cfg, const struct berth_sing_runtime *rt,
+			   enum berth_sqfs_comp *out, char *why, size_t why_len,
+			   struct berth_err *err)
+{
+	char dummy[8];
+
+	if (!why)
+		why = dummy, why_len = sizeof(dummy);
+	if (cfg == BERTH_SQFS_ZSTD && !rt->reads_zstd)
+		return berth_fail(err, 0, "SquashfsCompression=zstd, but %s %s cannot read "
+				  "zstd SquashFS (only Apptainer can): set SquashfsCompression="
+				  "auto (or gzip, lz4, xz) in berth.conf",
+				  berth_sing_flavour(rt), rt->number);
+	if (cfg != BERTH_SQFS_AUTO) {
+		*out = cfg;
+		snprintf(why, why_len, "set by SquashfsCompression");
+		return 0;
+	}
+	*out = rt->reads_zstd ? BERTH_SQFS_ZSTD : SYLABS_AUTO;
+	snprintf(why, why_len, rt->reads_zstd
+		 ? "auto: %s %s reads zstd, the fastest to write"
+		 : "auto: %s %s reads no zstd; lz4 is the fastest it reads", berth_sing_flavour(rt),
+		 rt->number);
+	return 0;
+}
+
+/* One "name-or-uid:start:count" line for the user, enabled (no leading '!'),
+ * with at least BERTH_SUBID_RANGE ids. */
+static bool subid_line_matches(char *line, const char *user, unsigned long id)
+{
+	char *save = NULL;
+	char *who = strtok_r(line, ":\n", &save);
+	char *start = strtok_r(NULL, ":\n", &save);
+	char *count = strtok_r(NULL, ":\n", &save);
+	char *end;
+
+	if (!who || !start || !count || who[0] == '!')
+		return false;
+	errno = 0;
+	(void)strtoul(start, &end, 10);
+	if (errno || *end || end == start)
+		return false;
+	unsigned long n = strtoul(count, &end, 10);
+	if (errno || *end || end == count || n < BERTH_SUBID_RANGE)
+		return false;
+	unsigned long as_id = strtoul(who, &end, 10);
+	return (user && !strcmp(who, user)) || (!*end && end != who && as_id == id);
+}
+
+bool berth_subid_has_range(const char *path, const char *user, unsigned long id)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[512];
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (subid_line_matches(line, user, id))
+			return true;
+	return false;
+}
+
+int berth_sing_can_fakeroot(const struct berth_sing_runtime *rt, uid_t uid,
+			    const char *subuid, const char *subgid, struct berth_err *err)
+{
+	if (rt->fakeroot_ignore_subuid)
+		return 0;
+	struct passwd *pw = getpwuid(uid);
+	const char *user = pw ? pw->pw_name : NULL;
+	bool u = berth_subid_has_range(subuid, user, uid);
+	bool g = berth_subid_has_range(subgid, user, uid);
+	if (u && g)
+		return 0;
+	return berth_fail(err, 0, "--container-remap-root with %s %s needs a range of %u ids "
+			  "for user %s (uid %lu) in both %s and %s (its --fakeroot maps them; "
+			  "missing in %s%s%s): ask the site to add a line such as '%s:<first "
+			  "id>:%u' to each, or run the job with --container-runtime="
+			  "charliecloud", berth_sing_flavour(rt), rt->number, BERTH_SUBID_RANGE,
+			  user ? user : "?", (unsigned long)uid, subuid, subgid,
+			  u ? "" : subuid, !u && !g ? " and " : "", g ? "" : subgid,
+			  user ? user : "?", BERTH_SUBID_RANGE);
+}

@@ -1,0 +1,72 @@
+/* berth: which Singularity the binary at SingularityPath is, and what that
+ * flavour and release can do.
+ *
+ * Two families answer to `singularity`: Apptainer (the Linux Foundation
+ * fork, `apptainer version 1.4.5`) and Sylabs' SingularityCE and the
+ * Singularity 3.x before it (`singularity version 3.4.2`,
+ * `singularity-ce version 4.1.0`).  What berth relies on differs:
+ *   - SquashFS compressions in a SIF: Apptainer reads zstd; SingularityCE
+ *     (every release up to 4.5.1, pkg/image/squashfs.go) only gzip, lzma,
+ *     lzo, xz and lz4 ("unknown compression algorithm value 6");
+ *   - --fakeroot: Apptainer has --ignore-subuid and
+ *     --ignore-fakeroot-command (a namespace mapping the user alone);
+ *     SingularityCE has neither and maps a range of 65536 ids from the
+ *     user's /etc/subuid and /etc/subgid entries, through its setuid
+ *     starter (which a no_new_privs process cannot use).
+ * An unknown first line is treated as Sylabs': what it reads Apptainer
+ * reads too. */
+#ifndef BERTH_SING_RUNTIME_H
+#define BERTH_SING_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf/config.h"
+#include "conf/error.h"
+
+#define BERTH_SING_VERSION_MAX 256
+/* SingularityCE's --fakeroot wants a range of exactly this many ids (3.4;
+ * at least this many from 3.5 on). */
+#define BERTH_SUBID_RANGE 65536u
+
+struct berth_sing_runtime {
+	bool apptainer;                      /* else Sylabs (SingularityCE) */
+	char version[BERTH_SING_VERSION_MAX]; /* first line of --version */
+	const char *number;                  /* points into version: "3.4.2" */
+	bool reads_zstd;                     /* SquashFS zstd inside a SIF */
+	bool fakeroot_ignore_subuid;         /* --ignore-subuid & co. exist */
+};
+
+/* Fill *rt from the first line of `singularity --version`. */
+void berth_sing_runtime_parse(const char *line, struct berth_sing_runtime *rt);
+
+/* "Apptainer" or "SingularityCE". */
+const char *berth_sing_flavour(const struct berth_sing_runtime *rt);
+
+/* Run `bin --version` (about 20 ms for SingularityCE 3.4) unless
+ * `memo_dir_fd` (>= 0: the user's cache folder) holds its answer for this
+ * very binary: path, device, inode, size and mtime must all match, so a
+ * replaced or upgraded binary is asked again. */
+int berth_sing_runtime_probe(const char *bin, int memo_dir_fd,
+			     struct berth_sing_runtime *rt, struct berth_err *err);
+
+/* The SquashFS compression for SIFs this runtime runs: the configured one
+ * (refused, naming the runtime and the fix, when the runtime cannot read
+ * it) or for auto the best one it reads.  `why` may be NULL. */
+int berth_sing_compression(enum berth_sqfs_comp cfg, const struct berth_sing_runtime *rt,
+			   enum berth_sqfs_comp *out, char *why, size_t why_len,
+			   struct berth_err *err);
+
+/* True when `path` (/etc/subuid, /etc/subgid) has an enabled entry for
+ * `user` or `id` of at least BERTH_SUBID_RANGE ids. */
+bool berth_subid_has_range(const char *path, const char *user, unsigned long id);
+
+/* --container-remap-root on this runtime for user `uid`: fine on
+ * Apptainer; on SingularityCE an error naming the runtime, its version and
+ * the fix unless `subuid` and `subgid` both hold a range for the user. */
+int berth_sing_can_fakeroot(const struct berth_sing_runtime *rt, uid_t uid,
+			    const char *subuid, const char *subgid, struct berth_err *err);
+
+#endif

@@ -13,7 +13,15 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
-RUNTIMES=${BERTH_RUNTIMES_DIR:-$ROOT/../shared/runtimes}
+# beside the clone first; then where this project's machines keep shared/
+# (a CI clone may sit elsewhere, e.g. in /tmp)
+RUNTIMES=${BERTH_RUNTIMES_DIR:-}
+if [ -z "$RUNTIMES" ]; then
+    for d in "$ROOT/../shared/runtimes" /work/shared/runtimes; do
+        [ -d "$d" ] && { RUNTIMES=$d; break; }
+    done
+    RUNTIMES=${RUNTIMES:-$ROOT/../shared/runtimes}
+fi
 PREFIX=${BERTH_SINGULARITY_CE_PREFIX:-/opt/singularity-3.4.2}
 VERSION=3.4.2
 WORK=${BERTH_SINGULARITY_CE_WORK:-/var/tmp/berth-sing-ce}

@@ -43,7 +43,11 @@ struct sing {
 	struct berth_artifact artifact;
 	char image[PATH_MAX];         /* the cached SIF or sandbox */
 	bool any_staged;              /* a mount made first in berth's namespace */
+	bool make_workdir;            /* an empty folder bound at the working folder */
 };
+
+#define WORKDIR_LEAF "wd"
+
 
 static struct sing *priv(struct berth_executor *ex)
 {
@@ -292,6 +296,11 @@ static bool needs_stage(const struct berth_mount *b)
 static int add_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
 		     struct berth_strv *argv, struct berth_err *err)
 {
+	/* first: a bind the user puts inside the working folder lands on it */
+	if (priv(ex)->make_workdir &&
+	    berth_strv_addf(argv, err, "--bind=%s/" BERTH_LAYER_DIR "/" WORKDIR_LEAF ":%s:rw",
+			    ex->cache.dir, berth_spec_workdir(ex)) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->n_binds; i++) {
 		const struct berth_mount *b = &spec->binds[i];
 		if (berth_runtime_can_mount(BERTH_RT_SINGULARITY, b, err) < 0)
@@ -337,6 +346,30 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	for (size_t i = 0; i < spec->n_binds; i++)
 		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
 			return -1;
+	char wd[PATH_MAX + 32];
+	snprintf(wd, sizeof(wd), "%s/" WORKDIR_LEAF, dir);
+	if (priv(ex)->make_workdir && mkdir(wd, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", wd);
+	return 0;
+}
+
+/* A working folder the sandbox lacks, outside every bind: an empty folder
+ * of berth's tmpfs bound there (Apptainer makes the mount point in its
+ * session layer, never in the image), as Docker makes a missing one.
+ * Inside a bind it is made in the bind's host folder, as Docker does. */
+static int plan_workdir(struct berth_executor *ex, const struct berth_container_spec *spec,
+			struct berth_err *err)
+{
+	const char *wd = berth_spec_workdir(ex);
+	int in = berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err);
+
+	if (in != 0 || !strcmp(wd, "/") || ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
+		return in < 0 ? -1 : 0;
+	_cleanup_close_ int root_fd = open(priv(ex)->image, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return berth_fail(err, errno, "image %s", priv(ex)->image);
+	if (!berth_ns_has(root_fd, wd))
+		priv(ex)->make_workdir = priv(ex)->any_staged = true;
 	return 0;
 }
 
@@ -402,7 +435,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				 berth_strv_add(&argv, "--ignore-subuid", err) < 0 ||
 				 berth_strv_add(&argv, "--ignore-fakeroot-command", err) < 0))
 		goto fail;
-	if (add_binds(ex, spec, &argv, err) < 0)
+	if ((!spec->layer_dir && plan_workdir(ex, spec, err) < 0) ||
+	    add_binds(ex, spec, &argv, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

@@ -366,7 +366,7 @@ static bool within(const char *path, const char *top, bool strict)
 {
 	size_t len = strlen(top);
 
-	if (strncmp(path, top, len))
+	if (strncmp(path, top, len) != 0)
 		return false;
 	return path[len] == '/' || (!strict && !path[len]);
 }

@@ -101,7 +101,7 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 	/* A working folder the image lacks is made in the container's own
 	 * layer (or in the mount it lies in), as Docker makes it. */
 	const char *wd = berth_spec_workdir(ex);
-	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && !berth_ns_has(root_fd, wd))
+	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && berth_ns_lacks(root_fd, wd))
 		plan->overlay = true;
 	plan->layer |= plan->overlay;
 	const char *home = getenv("HOME"), *user = getenv("USER");
@@ -218,7 +218,7 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 			return -1;
 		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
 		if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 &&
-		    berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0)
+		    berth_ns_lacks(root_fd, wd) && berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < spec->n_binds; i++)

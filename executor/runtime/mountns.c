@@ -11,7 +11,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include "executor/base/fs.h"
@@ -171,6 +173,21 @@ bool berth_ns_has(int root_fd, const char *dst)
 		return false;
 	close(fd);
 	return true;
+}
+
+bool berth_ns_lacks(int root_fd, const char *path)
+{
+	/* RESOLVE_IN_ROOT: a working folder behind a symlink of the image's
+	 * (usrmerge's /bin -> usr/bin) is there, as the container will see it */
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	int fd = (int)syscall(SYS_openat2, root_fd, path[0] == '/' ? path + 1 : path, &how,
+			      sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == ENOENT;
 }
 
 static int source_is_dir(const struct berth_mount *b, bool *dir, struct berth_err *err)

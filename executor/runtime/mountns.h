@@ -44,6 +44,10 @@ int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
  * following symlinks: a target behind one counts as missing. */
 bool berth_ns_has(int root_fd, const char *dst);
 
+/* Does the tree at root_fd lack `path`, following its symlinks as the
+ * container will (inside the tree)?  Only a missing path counts. */
+bool berth_ns_lacks(int root_fd, const char *path);
+
 /* Make the mount targets the tree lacks (folders, or empty files for a
  * source that is not a folder) in the overlay at root_fd.  A mount inside
  * another mount is skipped: its point is in that mount (make_nested). */

@@ -31,6 +31,7 @@
 #include "executor/runtime/mountns.h"
 #include "executor/base/process.h"
 #include "executor/convert/sif.h"
+#include "executor/convert/squashfs.h"
 #include "executor/convert/sing_meta.h"
 
 #define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -338,10 +339,14 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
 	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
-		int root_fd = berth_ns_overlay(dir, priv(ex)->image, spec->layer_dir, err);
-		if (root_fd < 0)
+		_cleanup_close_ int root_fd = berth_ns_overlay(dir, priv(ex)->image,
+							       spec->layer_dir, err);
+		const char *wd = berth_spec_workdir(ex);
+		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
+		if (root_fd < 0 ||
+		    (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 &&
+		     berth_ns_lacks(root_fd, wd) && berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0))
 			return -1;
-		close(root_fd);
 	}
 	for (size_t i = 0; i < spec->n_binds; i++)
 		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
@@ -353,23 +358,57 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	return 0;
 }
 
-/* A working folder the sandbox lacks, outside every bind: an empty folder
+/* Does the image lack `wd`?  A sandbox is looked at directly, a SIF's (or
+ * a bare SquashFS file's) SquashFS through libsquashfs; another
+ * partition type is not known, and counts as having it. */
+static int image_lacks(const char *image, const char *wd, bool *lacks, struct berth_err *err)
+{
+	struct berth_sif_header h;
+	struct berth_sif_descr part;
+	struct berth_err not_sif = {0};
+	struct stat st;
+	int32_t fstype, parttype;
+	char arch[BERTH_SIF_ARCH_LEN];
+
+	*lacks = false;
+	_cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "image %s", image);
+	if (S_ISDIR(st.st_mode)) {
+		*lacks = berth_ns_lacks(fd, wd);
+		return 0;
+	}
+	uint64_t start = 0, size = (uint64_t)st.st_size;
+	if (berth_sif_read(fd, &h, &part, &not_sif) == 0) {
+		berth_sif_partition_meta(&part, &fstype, &parttype, arch);
+		if (fstype != BERTH_SIF_FS_SQUASH)
+			return 0;
+		start = (uint64_t)part.offset;
+		size = (uint64_t)part.size;
+	}
+	int has = berth_squashfs_has(fd, start, size, wd, err);
+	*lacks = has == 0;
+	return has < 0 ? -1 : 0;
+}
+
+/* A working folder the image lacks, outside every bind: an empty folder
  * of berth's tmpfs bound there (Apptainer makes the mount point in its
  * session layer, never in the image), as Docker makes a missing one.
  * Inside a bind it is made in the bind's host folder, as Docker does. */
-static int plan_workdir(struct berth_executor *ex, const struct berth_container_spec *spec,
-			struct berth_err *err)
+static int plan_workdir(struct berth_executor *ex, const char *image,
+			const struct berth_container_spec *spec, struct berth_err *err)
 {
 	const char *wd = berth_spec_workdir(ex);
 	int in = berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err);
+	bool lacks;
 
-	if (in != 0 || !strcmp(wd, "/") || ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
+	/* a named container's layer gets it in before_exec */
+	if (in != 0 || !strcmp(wd, "/") || spec->layer_dir)
 		return in < 0 ? -1 : 0;
-	_cleanup_close_ int root_fd = open(priv(ex)->image, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		return berth_fail(err, errno, "image %s", priv(ex)->image);
-	if (!berth_ns_has(root_fd, wd))
-		priv(ex)->make_workdir = priv(ex)->any_staged = true;
+	if (image_lacks(image, wd, &lacks, err) < 0)
+		return -1;
+	priv(ex)->make_workdir = lacks;
+	priv(ex)->any_staged |= lacks;
 	return 0;
 }
 
@@ -435,7 +474,7 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				 berth_strv_add(&argv, "--ignore-subuid", err) < 0 ||
 				 berth_strv_add(&argv, "--ignore-fakeroot-command", err) < 0))
 		goto fail;
-	if ((!spec->layer_dir && plan_workdir(ex, spec, err) < 0) ||
+	if (plan_workdir(ex, image, spec, err) < 0 ||
 	    add_binds(ex, spec, &argv, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)

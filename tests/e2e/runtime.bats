@@ -143,24 +143,6 @@ slurm_release() {
 	[ "$(cat "$d/input.txt")" = original ]
 }
 
-@test "[$BERTH_RUNTIME] --container-mounts nested, child given first: the input stays read-only on the output" {
-	d=$(job_dir)
-	mkdir "$d/in" "$d/out"
-	echo input >"$d/in/input.txt"
-	chown -R berthtest "$d/in" "$d/out"
-	# the input is no folder of the output: its mount point is made there
-	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
-		--container-mounts="$d/in:/mnt/out/in:ro,$d/out:/mnt/out" --container-workdir=/mnt/out/w \
-		sh -c 'cat /mnt/out/in/input.txt; pwd; echo r >/mnt/out/result; echo x >/mnt/out/in/x && echo LEAK'
-	[[ "$output" == *input* ]]
-	[[ "$output" == *"Read-only file system"* ]]
-	[[ "$output" == *"/mnt/out/w"* ]]
-	[[ "$output" != *LEAK* ]]
-	[ "$(cat "$d/out/result")" = r ]
-	[ "$(stat -c %U "$d/out/in")" = berthtest ]
-	[ ! -e "$d/out/in/x" ] && [ ! -e "$d/in/x" ]
-}
-
 @test "[$BERTH_RUNTIME] a FUSE mount (bindfs) bound in is readable" {
 	d=$(job_dir)
 	mkdir "$d/src" "$d/fuse"

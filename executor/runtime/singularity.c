@@ -355,7 +355,10 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	snprintf(wd, sizeof(wd), "%s/" WORKDIR_LEAF, dir);
 	if (priv(ex)->make_workdir && mkdir(wd, 0755) < 0)
 		return berth_fail(err, errno, "cannot create %s", wd);
-	return 0;
+	/* points inside a tmpfs berth made (those in host folders are made) */
+	return berth_ns_make_nested(dir, spec->binds, spec->n_binds, err) < 0 ||
+	       berth_ns_make_inside(dir, spec->binds, spec->n_binds, berth_spec_workdir(ex),
+				    true, err) < 0 ? -1 : 0;
 }
 
 /* Does the image lack `wd`?  A sandbox is looked at directly, a SIF's (or
@@ -399,8 +402,14 @@ static int plan_workdir(struct berth_executor *ex, const char *image,
 			const struct berth_container_spec *spec, struct berth_err *err)
 {
 	const char *wd = berth_spec_workdir(ex);
-	int in = berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err);
 	bool lacks;
+
+	/* Nested mount points berth makes itself, where Apptainer would (in
+	 * the outer bind's host folder): the result does not hang on the
+	 * installation's session layer. */
+	if (berth_ns_make_nested(NULL, spec->binds, spec->n_binds, err) < 0)
+		return -1;
+	int in = berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err);
 
 	/* a named container's layer gets it in before_exec */
 	if (in != 0 || !strcmp(wd, "/") || spec->layer_dir)

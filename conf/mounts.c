@@ -339,3 +339,50 @@ char *berth_mounts_format(const struct berth_mount *mounts, size_t n)
 	}
 	return buf;
 }
+
+static size_t depth(const char *path)
+{
+	size_t n = 0;
+
+	for (; *path; path++)
+		n += *path == '/';
+	return n;
+}
+
+void berth_mounts_sort(struct berth_mount *mounts, size_t n)
+{
+	/* insertion sort: stable, and a list holds at most 64 */
+	for (size_t i = 1; i < n; i++) {
+		struct berth_mount m = mounts[i];
+		size_t d = depth(m.dst), j = i;
+		for (; j > 0 && depth(mounts[j - 1].dst) > d; j--)
+			mounts[j] = mounts[j - 1];
+		mounts[j] = m;
+	}
+}
+
+/* Is `path` `top` or inside it?  Both clean absolute paths. */
+static bool within(const char *path, const char *top, bool strict)
+{
+	size_t len = strlen(top);
+
+	if (strncmp(path, top, len) != 0)
+		return false;
+	return path[len] == '/' || (!strict && !path[len]);
+}
+
+ssize_t berth_mount_holding(const struct berth_mount *mounts, size_t n, const char *path)
+{
+	for (size_t j = n; j-- > 0;)
+		if (within(path, mounts[j].dst, false))
+			return (ssize_t)j;
+	return -1;
+}
+
+ssize_t berth_mount_parent(const struct berth_mount *mounts, size_t i)
+{
+	for (size_t j = i; j-- > 0;)
+		if (within(mounts[i].dst, mounts[j].dst, true))
+			return (ssize_t)j;
+	return -1;
+}

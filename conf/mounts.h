@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "conf/error.h"
@@ -70,6 +71,20 @@ void berth_mounts_free(struct berth_mount *mounts, size_t n);
 /* The canonical text of a list: absolute sources, every flag spelled out;
  * berth_mounts_parse_list() reads it back to the same mounts.  malloc'd. */
 char *berth_mounts_format(const struct berth_mount *mounts, size_t n);
+
+/* Order mounts parents first: by the depth of their container path, the
+ * order given kept among equals (a stable sort).  A mount inside another
+ * then always lands on it, never under it, whatever order the user gave
+ * (Docker sorts the same way). */
+void berth_mounts_sort(struct berth_mount *mounts, size_t n);
+
+/* The index of the nearest of mounts[0..i) whose container path holds
+ * mounts[i]'s (a strict parent folder), or -1 when none does. */
+ssize_t berth_mount_parent(const struct berth_mount *mounts, size_t i);
+
+/* The same for a container path that is not itself in the list: the
+ * nearest of mounts[0..n) that holds it or is it. */
+ssize_t berth_mount_holding(const struct berth_mount *mounts, size_t n, const char *path);
 
 const char *berth_propagation_name(enum berth_propagation p);
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <linux/openat2.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -189,7 +190,18 @@ int berth_executor_create(struct berth_executor *ex,
 		    spec->binds[i].dst[0] != '/')
 			return berth_fail(err, 0, "bind '%s:%s': both paths must be "
 					  "absolute", spec->binds[i].src, spec->binds[i].dst);
-	ex->spec = spec;
+	/* One order for every runtime: parents before the mounts inside them. */
+	ex->own_spec = *spec;
+	if (spec->n_binds) {
+		free(ex->own_binds);
+		ex->own_binds = malloc(spec->n_binds * sizeof(*ex->own_binds));
+		if (!ex->own_binds)
+			return berth_fail(err, ENOMEM, "mounts");
+		memcpy(ex->own_binds, spec->binds, spec->n_binds * sizeof(*ex->own_binds));
+		berth_mounts_sort(ex->own_binds, spec->n_binds);
+		ex->own_spec.binds = ex->own_binds;
+	}
+	spec = ex->spec = &ex->own_spec;
 	if (ex->ops->create(ex, spec, err) < 0)
 		return -1;
 	ex->state = BERTH_STATE_CREATED;
@@ -356,6 +368,7 @@ void berth_executor_destroy(struct berth_executor *ex)
 		ex->ops->release(ex);
 	if (ex->lock_fd >= 0)
 		close(ex->lock_fd);
+	free(ex->own_binds);
 	if (ex->img_loaded)
 		berth_image_close(&ex->img);
 	berth_strv_free(ex->argv);

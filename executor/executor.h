@@ -108,6 +108,10 @@ struct berth_executor {
 	char **argv;
 	char **envp;
 	const struct berth_container_spec *spec;
+	/* the caller's spec with its binds sorted parents first (the strings
+	 * stay the caller's): what spec points at after create() */
+	struct berth_container_spec own_spec;
+	struct berth_mount *own_binds;
 	pid_t pid;
 	int exit_code;
 	void *priv;                  /* the runtime's own state */

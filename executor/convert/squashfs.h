@@ -78,6 +78,13 @@ int berth_squashfs_write(const char *rootfs_dir, const char *out_path,
 			 const struct berth_sqfs_opts *o,
 			 struct berth_sqfs_stats *stats, struct berth_err *err);
 
+/* Does the SquashFS image in fd (bytes [start, start+size)) hold `path`
+ * (absolute; its symlinks not followed)?  1 yes, 0 no (a component is
+ * missing), -1 with err when the image cannot be read.  A path through a
+ * symlink or a file answers 1: it is not known to be missing. */
+int berth_squashfs_has(int fd, uint64_t start, uint64_t size, const char *path,
+		       struct berth_err *err);
+
 /* Check opts without writing anything (the compressor is known and
  * available in this libsquashfs, the level and block size are valid). */
 int berth_sqfs_opts_check(const struct berth_sqfs_opts *o,

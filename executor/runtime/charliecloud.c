@@ -7,7 +7,11 @@
  * CacheDir/<uid>/layer (private to that namespace; it vanishes with it):
  *  - an overlay over the cached tree (upper half on that tmpfs) when the
  *    container is writable or a mount target is missing from the image:
- *    the missing targets are made in the overlay, never in the cache;
+ *    the missing targets and working folder are made in the overlay, never
+ *    in the cache;
+ *  - a mount inside another (binds are sorted parents first) gets its
+ *    mount point in the outer one's host folder, as Docker and Apptainer
+ *    make it (ch-run 0.31 refuses to mkdir under a bind);
  *  - each mount ch-run cannot make itself (read-only, nosuid, nodev,
  *    noexec, tmpfs) made there first, with its flags, at layer/mnt/N;
  *    ch-run's recursive bind carries it into the container, where the
@@ -90,9 +94,15 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 			return -1;
 		plan->staged[i] = !chrun_binds_it(b);
 		plan->layer |= plan->staged[i];
-		if (!berth_ns_has(root_fd, b->dst))
+		/* a mount inside another has its point there, not in the image */
+		if (berth_mount_parent(spec->binds, i) < 0 && !berth_ns_has(root_fd, b->dst))
 			plan->overlay = true;
 	}
+	/* A working folder the image lacks is made in the container's own
+	 * layer (or in the mount it lies in), as Docker makes it. */
+	const char *wd = berth_spec_workdir(ex);
+	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && berth_ns_lacks(root_fd, wd))
+		plan->overlay = true;
 	plan->layer |= plan->overlay;
 	const char *home = getenv("HOME"), *user = getenv("USER");
 	if (spec->mount_home && plan->overlay && home && home[0] == '/' && user && *user) {
@@ -186,10 +196,16 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 	const struct cc_plan *plan = ex->priv;
 	char dir[PATH_MAX + 16];
 
+	const char *wd = berth_spec_workdir(ex);
+
 	if (spec->remap_root && berth_fake_id_syscalls(err) < 0)
 		return -1;
+	/* Nested mount points and a working folder inside a mount: in the
+	 * mount's host folder (ch-run refuses to make them under a bind). */
 	if (!plan || !plan->layer)
-		return 0;
+		return berth_ns_make_nested(NULL, spec->binds, spec->n_binds, err) < 0 ||
+		       berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err) < 0
+			? -1 : 0;
 	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
@@ -200,10 +216,17 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
 		    (plan->home.dst && berth_ns_make_targets(root_fd, &plan->home, 1, err) < 0))
 			return -1;
+		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
+		if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 &&
+		    berth_ns_lacks(root_fd, wd) && berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0)
+			return -1;
 	}
 	for (size_t i = 0; i < spec->n_binds; i++)
 		if (plan->staged[i] && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
 			return -1;
+	if (berth_ns_make_nested(dir, spec->binds, spec->n_binds, err) < 0 ||
+	    berth_ns_make_inside(dir, spec->binds, spec->n_binds, wd, true, err) < 0)
+		return -1;
 	return 0;
 }
 

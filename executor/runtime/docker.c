@@ -28,6 +28,7 @@
 #include "executor/executor.h"
 #include "executor/base/fs.h"
 #include "executor/base/process.h"
+#include "executor/runtime/mountns.h"
 
 struct dock {
 	struct berth_docker *api;
@@ -339,6 +340,47 @@ static int docker_mount(const struct berth_mount *m, struct berth_docker_bind *o
 	return 0;
 }
 
+/* Mount points inside other binds, made as the user in the outer bind's
+ * host folder before dockerd sees them: runc would make them as root (a
+ * root-owned folder in the user's own), and cannot at all inside a
+ * read-only bind.  The same place Docker uses, owned by whom it should be. */
+static int make_nested_as_user(const struct berth_container_spec *spec, struct berth_err *err)
+{
+	struct berth_cred cred = {.uid = spec->uid, .gid = spec->gid,
+				  .groups = spec->groups, .n_groups = spec->n_groups};
+	bool any = false;
+	int pipefd[2];
+
+	for (size_t i = 1; i < spec->n_binds; i++)
+		any |= berth_mount_parent(spec->binds, i) >= 0;
+	if (!any)
+		return 0;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return berth_fail(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct berth_err e = {0};
+		close(pipefd[0]);
+		if (berth_drop_privileges(&cred, &e) < 0 ||
+		    berth_ns_make_nested(NULL, spec->binds, spec->n_binds, &e) < 0) {
+			ssize_t w = write(pipefd[1], e.msg, strlen(e.msg));
+			_exit(w < 0 ? 2 : 1);
+		}
+		_exit(0);
+	}
+	close(pipefd[1]);
+	char msg[sizeof(err->msg)] = "";
+	ssize_t got = pid > 0 ? read(pipefd[0], msg, sizeof(msg) - 1) : -1;
+	close(pipefd[0]);
+	if (pid < 0)
+		return berth_fail(err, errno, "fork");
+	int code = berth_wait_pid(pid, err);
+	if (code == 0)
+		return 0;
+	msg[got > 0 ? got : 0] = '\0';
+	return code < 0 ? -1 : berth_fail(err, 0, "%s", msg[0] ? msg : "cannot make the mount points");
+}
+
 static int docker_create(struct berth_executor *ex, const struct berth_container_spec *spec,
 			 struct berth_err *err)
 {
@@ -358,7 +400,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 			return -1;
 	if (!(d->staged = calloc(spec->n_binds + 1, PATH_MAX)))
 		return berth_fail(err, ENOMEM, "binds");
-	if (stage_binds(ex, spec, binds, d->staged, err) < 0)
+	if (make_nested_as_user(spec, err) < 0 || stage_binds(ex, spec, binds, d->staged, err) < 0)
 		return -1;
 	snprintf(d->uid_label, sizeof(d->uid_label), "%u", (unsigned)spec->uid);
 	struct berth_docker_create c = {

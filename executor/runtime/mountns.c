@@ -11,7 +11,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include "executor/base/fs.h"
@@ -173,35 +175,113 @@ bool berth_ns_has(int root_fd, const char *dst)
 	return true;
 }
 
-static int make_target(int root_fd, const struct berth_mount *b, struct berth_err *err)
+bool berth_ns_lacks(int root_fd, const char *path)
+{
+	/* RESOLVE_IN_ROOT: a working folder behind a symlink of the image's
+	 * (usrmerge's /bin -> usr/bin) is there, as the container will see it */
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	int fd = (int)syscall(SYS_openat2, root_fd, path[0] == '/' ? path + 1 : path, &how,
+			      sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	return errno == ENOENT;
+}
+
+static int source_is_dir(const struct berth_mount *b, bool *dir, struct berth_err *err)
 {
 	struct stat st;
-	bool dir = b->kind == BERTH_MOUNT_TMPFS;
 
-	if (!dir && stat(b->src, &st) < 0)
+	*dir = true;
+	if (b->kind == BERTH_MOUNT_TMPFS)
+		return 0;
+	if (stat(b->src, &st) < 0)
 		return berth_fail(err, errno, "mount source %s", b->src);
-	dir = dir || S_ISDIR(st.st_mode);
-	_cleanup_free_ char *parent = strdup(b->dst);
+	*dir = S_ISDIR(st.st_mode);
+	return 0;
+}
+
+/* Make `path` (absolute, read beneath root_fd) if it is missing: a folder,
+ * or an empty file; its parents as folders.  Never through a symlink. */
+static int make_point(int root_fd, const char *path, bool dir, const char *where,
+		      struct berth_err *err)
+{
+	if (berth_ns_has(root_fd, path))
+		return 0;
+	_cleanup_free_ char *parent = strdup(path);
 	if (!parent)
 		return berth_fail(err, ENOMEM, "mount point");
-	char *slash = strrchr(parent, '/'); /* dst is absolute: never NULL */
+	char *slash = strrchr(parent, '/'); /* path is absolute: never NULL */
 	*slash = '\0';
 	_cleanup_close_ int pfd = berth_mkdir_beneath(root_fd, parent, 0755);
 	if (pfd < 0 || (dir ? mkdirat(pfd, slash + 1, 0755)
 			    : mknodat(pfd, slash + 1, S_IFREG | 0644, 0)) < 0) {
 		if (pfd >= 0 && errno == EEXIST)
 			return 0;
-		return berth_fail(err, errno, "cannot create the mount point %s (a "
-				  "symlink in the image's path to it?)", b->dst);
+		return berth_fail(err, errno, "cannot create %s%s (a symlink on the way "
+				  "to it?)", where, path);
 	}
 	return 0;
+}
+
+static int make_target(int root_fd, const struct berth_mount *b, struct berth_err *err)
+{
+	bool dir;
+
+	if (source_is_dir(b, &dir, err) < 0)
+		return -1;
+	return make_point(root_fd, b->dst, dir, "the mount point ", err);
 }
 
 int berth_ns_make_targets(int root_fd, const struct berth_mount *m, size_t n,
 			  struct berth_err *err)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!berth_ns_has(root_fd, m[i].dst) && make_target(root_fd, &m[i], err) < 0)
+		if (berth_mount_parent(m, i) < 0 && !berth_ns_has(root_fd, m[i].dst) &&
+		    make_target(root_fd, &m[i], err) < 0)
 			return -1;
+	return 0;
+}
+
+int berth_ns_make_inside(const char *dir, const struct berth_mount *m, size_t n,
+			 const char *path, bool is_dir, struct berth_err *err)
+{
+	ssize_t j = berth_mount_holding(m, n, path);
+	char base[PATH_MAX + 64];
+
+	if (j < 0)
+		return 0;
+	const char *rel = path + strlen(m[j].dst); /* "" or "/..." */
+	if (!*rel)
+		return 1;
+	if (m[j].kind == BERTH_MOUNT_TMPFS) {
+		if (!dir)
+			return 1; /* not made by berth: the runtime makes its inside */
+		snprintf(base, sizeof(base), "%s/mnt/%zd", dir, j);
+	} else {
+		snprintf(base, sizeof(base), "%s", m[j].src);
+	}
+	_cleanup_close_ int fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot make %s inside the mount of %s at %s",
+				  path, m[j].src, m[j].dst);
+	char where[PATH_MAX + 64];
+	snprintf(where, sizeof(where), "%s, bound at %s: ", m[j].src, m[j].dst);
+	return make_point(fd, rel, is_dir, where, err) < 0 ? -1 : 1;
+}
+
+int berth_ns_make_nested(const char *dir, const struct berth_mount *m, size_t n,
+			 struct berth_err *err)
+{
+	for (size_t i = 1; i < n; i++) {
+		bool is_dir;
+		if (berth_mount_parent(m, i) < 0)
+			continue;
+		if (source_is_dir(&m[i], &is_dir, err) < 0 ||
+		    berth_ns_make_inside(dir, m, i, m[i].dst, is_dir, err) < 0)
+			return -1;
+	}
 	return 0;
 }

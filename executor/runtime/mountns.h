@@ -44,9 +44,28 @@ int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
  * following symlinks: a target behind one counts as missing. */
 bool berth_ns_has(int root_fd, const char *dst);
 
+/* Does the tree at root_fd lack `path`, following its symlinks as the
+ * container will (inside the tree)?  Only a missing path counts. */
+bool berth_ns_lacks(int root_fd, const char *path);
+
 /* Make the mount targets the tree lacks (folders, or empty files for a
- * source that is not a folder) in the overlay at root_fd. */
+ * source that is not a folder) in the overlay at root_fd.  A mount inside
+ * another mount is skipped: its point is in that mount (make_nested). */
 int berth_ns_make_targets(int root_fd, const struct berth_mount *m, size_t n,
 			  struct berth_err *err);
+
+/* Make container path `path` (a folder, or an empty file) where it lands
+ * when it lies inside one of m[0..n): in the host folder of a bind (as
+ * Docker and Apptainer make a nested mount point: the user sees an empty
+ * folder appear in it), or in a tmpfs berth made at DIR/mnt/J (DIR NULL: none
+ * made).  Returns 1 when it lies in a mount, 0 when in none (the caller
+ * makes it in the container's own layer), -1 on failure. */
+int berth_ns_make_inside(const char *dir, const struct berth_mount *m, size_t n,
+			 const char *path, bool is_dir, struct berth_err *err);
+
+/* For each mount of m (sorted parents first) inside an earlier one, make
+ * its mount point there (make_inside). */
+int berth_ns_make_nested(const char *dir, const struct berth_mount *m, size_t n,
+			 struct berth_err *err);
 
 #endif

@@ -32,6 +32,7 @@
 #include "executor/runtime/sing_runtime.h"
 #include "executor/base/process.h"
 #include "executor/convert/sif.h"
+#include "executor/convert/squashfs.h"
 #include "executor/convert/sing_meta.h"
 
 #define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,7 +46,10 @@ struct sing {
 	char image[PATH_MAX];         /* the cached SIF or sandbox */
 	bool any_staged;              /* a mount made first in berth's namespace */
 	bool userns;                  /* a setuid installation run with --userns */
+	bool make_workdir;            /* an empty folder bound at the working folder */
 };
+
+#define WORKDIR_LEAF "wd"
 
 static struct sing *priv(struct berth_executor *ex)
 {
@@ -251,6 +255,11 @@ static bool needs_stage(const struct berth_mount *b)
 static int add_binds(struct berth_executor *ex, const struct berth_container_spec *spec,
 		     struct berth_strv *argv, struct berth_err *err)
 {
+	/* first: a bind the user puts inside the working folder lands on it */
+	if (priv(ex)->make_workdir &&
+	    berth_strv_addf(argv, err, "--bind=%s/" BERTH_LAYER_DIR "/" WORKDIR_LEAF ":%s:rw",
+			    ex->cache.dir, berth_spec_workdir(ex)) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->n_binds; i++) {
 		const struct berth_mount *b = &spec->binds[i];
 		if (berth_runtime_can_mount(BERTH_RT_SINGULARITY, b, err) < 0)
@@ -292,14 +301,85 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
 	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
-		int root_fd = berth_ns_overlay(dir, priv(ex)->image, spec->layer_dir, err);
-		if (root_fd < 0)
+		_cleanup_close_ int root_fd = berth_ns_overlay(dir, priv(ex)->image,
+							       spec->layer_dir, err);
+		const char *wd = berth_spec_workdir(ex);
+		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
+		if (root_fd < 0 ||
+		    (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 &&
+		     berth_ns_lacks(root_fd, wd) && berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0))
 			return -1;
-		close(root_fd);
 	}
 	for (size_t i = 0; i < spec->n_binds; i++)
 		if (needs_stage(&spec->binds[i]) && berth_ns_stage(dir, i, &spec->binds[i], err) < 0)
 			return -1;
+	char wd[PATH_MAX + 32];
+	snprintf(wd, sizeof(wd), "%s/" WORKDIR_LEAF, dir);
+	if (priv(ex)->make_workdir && mkdir(wd, 0755) < 0)
+		return berth_fail(err, errno, "cannot create %s", wd);
+	/* points inside a tmpfs berth made (those in host folders are made) */
+	return berth_ns_make_nested(dir, spec->binds, spec->n_binds, err) < 0 ||
+	       berth_ns_make_inside(dir, spec->binds, spec->n_binds, berth_spec_workdir(ex),
+				    true, err) < 0 ? -1 : 0;
+}
+
+/* Does the image lack `wd`?  A sandbox is looked at directly, a SIF's (or
+ * a bare SquashFS file's) SquashFS through libsquashfs; another
+ * partition type is not known, and counts as having it. */
+static int image_lacks(const char *image, const char *wd, bool *lacks, struct berth_err *err)
+{
+	struct berth_sif_header h;
+	struct berth_sif_descr part;
+	struct berth_err not_sif = {0};
+	struct stat st;
+	int32_t fstype, parttype;
+	char arch[BERTH_SIF_ARCH_LEN];
+
+	*lacks = false;
+	_cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "image %s", image);
+	if (S_ISDIR(st.st_mode)) {
+		*lacks = berth_ns_lacks(fd, wd);
+		return 0;
+	}
+	uint64_t start = 0, size = (uint64_t)st.st_size;
+	if (berth_sif_read(fd, &h, &part, &not_sif) == 0) {
+		berth_sif_partition_meta(&part, &fstype, &parttype, arch);
+		if (fstype != BERTH_SIF_FS_SQUASH)
+			return 0;
+		start = (uint64_t)part.offset;
+		size = (uint64_t)part.size;
+	}
+	int has = berth_squashfs_has(fd, start, size, wd, err);
+	*lacks = has == 0;
+	return has < 0 ? -1 : 0;
+}
+
+/* A working folder the image lacks, outside every bind: an empty folder
+ * of berth's tmpfs bound there (Apptainer makes the mount point in its
+ * session layer, never in the image), as Docker makes a missing one.
+ * Inside a bind it is made in the bind's host folder, as Docker does. */
+static int plan_workdir(struct berth_executor *ex, const char *image,
+			const struct berth_container_spec *spec, struct berth_err *err)
+{
+	const char *wd = berth_spec_workdir(ex);
+	bool lacks;
+
+	/* Nested mount points berth makes itself, where Apptainer would (in
+	 * the outer bind's host folder): the result does not hang on the
+	 * installation's session layer. */
+	if (berth_ns_make_nested(NULL, spec->binds, spec->n_binds, err) < 0)
+		return -1;
+	int in = berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err);
+
+	/* a named container's layer gets it in before_exec */
+	if (in != 0 || !strcmp(wd, "/") || spec->layer_dir)
+		return in < 0 ? -1 : 0;
+	if (image_lacks(image, wd, &lacks, err) < 0)
+		return -1;
+	priv(ex)->make_workdir = lacks;
+	priv(ex)->any_staged |= lacks;
 	return 0;
 }
 
@@ -444,8 +524,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (add_binds(ex, spec, &argv, err) < 0 || setuid_in_berth_ns(ex, image, &argv, err) < 0 ||
-	    writable_possible(ex, err) < 0)
+	if (plan_workdir(ex, image, spec, err) < 0 || add_binds(ex, spec, &argv, err) < 0 ||
+	    setuid_in_berth_ns(ex, image, &argv, err) < 0 || writable_possible(ex, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

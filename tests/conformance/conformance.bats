@@ -396,6 +396,53 @@ teardown() {
 	[ "$(cat "$T/rw2/new")" = new ]
 }
 
+# nested OUTER INPUT DEEP: a read-only input inside a read-write output,
+# a read-write folder inside the input; none of them inside another on
+# the host, so every mount point is missing.  Each order must give the same.
+nested_binds() {
+	rm -rf "$T/out" "$T/in" "$T/deep"
+	mkdir "$T/out" "$T/in" "$T/deep"
+	echo input >"$T/in/file"
+	give "$T/out" "$T/in" "$T/deep"
+	brun "$@" -- sh -c 'cat /mnt/out/in/file; echo r >/mnt/out/result;
+		echo d >/mnt/out/in/deep/d; echo x >/mnt/out/in/x && echo LEAK; true'
+	[ "$status" -eq 0 ]
+	grep -qx input "$OUT"
+	! grep -q LEAK "$OUT" || false
+	grep -q 'Read-only file system' "$ERR"
+	[ "$(cat "$T/out/result")" = r ]
+	[ "$(cat "$T/deep/d")" = d ]
+	[ ! -e "$T/out/in/x" ] && [ ! -e "$T/in/x" ]
+	# the points are made in the outer folders, as Docker and Apptainer
+	# make them, and are the caller's
+	[ "$(stat -c %u "$T/out/in")" = "$CALLER_UID" ]
+	[ "$(stat -c %u "$T/in/deep")" = "$CALLER_UID" ]
+}
+
+@test "[$BERTH_RUNTIME] nested binds in any order, each with its own ro/rw" {
+	local o=$T/out:/mnt/out i=$T/in:/mnt/out/in:ro d=$T/deep:/mnt/out/in/deep
+	nested_binds --bind "$o" --bind "$i" --bind "$d"
+	nested_binds --bind "$d" --bind "$i" --bind "$o"
+	nested_binds --bind "$i" --bind "$o" --bind "$d"
+}
+
+@test "[$BERTH_RUNTIME] a working folder the image lacks is made, outside the cached image" {
+	brun --workdir /berth-wd/sub -- pwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = /berth-wd/sub ]
+	brun -- sh -c 'test -e /berth-wd && echo LEFT; true'
+	[ "$status" -eq 0 ]
+	! grep -q LEFT "$OUT" || false
+	[ -z "$(find "$CACHE" -name berth-wd 2>/dev/null)" ]
+	# inside a bind: in the bound folder, as Docker makes it
+	mkdir "$T/o"
+	give "$T/o"
+	brun --bind "$T/o:/mnt/o" --workdir /mnt/o/w -- pwd
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = /mnt/o/w ]
+	[ -d "$T/o/w" ]
+}
+
 @test "[$BERTH_RUNTIME] a FUSE mount can be bound in" {
 	command -v bindfs >/dev/null || {
 		echo "# bindfs is not installed"

@@ -14,7 +14,8 @@
 # berthtest, created if missing) through setpriv, with a clean environment,
 # in a work folder under /var/tmp that the user owns and that is removed
 # afterwards.  Started as another user, it runs the suite as that user.
-# BERTH_RUNTIMES="charliecloud singularity" limits the runtimes.
+# BERTH_RUNTIMES="charliecloud singularity" limits the runtimes; BATS_FILTER=REGEX
+# runs only the tests whose names match (bats -f).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -77,10 +78,10 @@ run_suite() {
 	if [ "$rt" = docker ] && [ "$(id -u)" -eq 0 ]; then
 		env -i PATH="$upath" HOME=/root BERTH_RUNTIME="$rt" BERTH="$berth" \
 			BERTH_CONFORMANCE_DIR="$work" BERTH_TEST_USER="$user" "$@" \
-			bats --tap "$suite" </dev/null
+			bats --tap ${BATS_FILTER:+-f "$BATS_FILTER"} "$suite" </dev/null
 	else
 		as_user BERTH_RUNTIME="$rt" BERTH="$berth" BERTH_CONFORMANCE_DIR="$work" \
-			"$@" bats --tap "$suite" </dev/null
+			"$@" bats --tap ${BATS_FILTER:+-f "$BATS_FILTER"} "$suite" </dev/null
 	fi
 	rc=$?
 	if [ "$rc" -ne 0 ]; then

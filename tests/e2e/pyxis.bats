@@ -205,6 +205,25 @@ tmpfs_needs_sandbox() {
 		2>/dev/null)" ]
 }
 
+@test "[$BERTH_RUNTIME] pyxis mounts: nested, child first: the input stays read-only inside the output" {
+	d=$(job_dir)
+	mkdir "$d/in" "$d/out"
+	echo input >"$d/in/input.txt"
+	chown -R berthtest "$d/in" "$d/out"
+	# the input is no folder of the output: its mount point is made there,
+	# and the working folder inside the output too (as Docker makes them)
+	run_in "$d" --container-mounts="$d/in:/mnt/out/in:ro,$d/out:/mnt/out" \
+		--container-workdir=/mnt/out/w sh -c \
+		'cat /mnt/out/in/input.txt; pwd; echo r >/mnt/out/result; echo x >/mnt/out/in/x && echo LEAK'
+	[[ "$output" == *input* ]]
+	[[ "$output" == *"Read-only file system"* ]]
+	[[ "$output" == *"/mnt/out/w"* ]]
+	[[ "$output" != *LEAK* ]]
+	[ "$(cat "$d/out/result")" = r ]
+	[ "$(stat -c %U "$d/out/in")" = berthtest ]
+	[ ! -e "$d/out/in/x" ] && [ ! -e "$d/in/x" ]
+}
+
 # ch-run 0.31 nests two user namespaces (the user is 0 in the outer one),
 # so the map's second field is 0 there; what holds everywhere is the first
 # field, the length 1, and that files the container writes are the user's.

@@ -217,6 +217,34 @@ static void test_canonical_round_trip(void **state)
 	berth_mounts_free(b, nb);
 }
 
+/* Parents first, the order given kept among equals; the nearest holder. */
+static void test_sort_nested(void **state)
+{
+	(void)state;
+	struct berth_err err = {0};
+	struct berth_mount *m = NULL;
+	size_t n = 0;
+
+	assert_int_equal(berth_mounts_parse_list("/d:/mnt/out/in/deep,/i:/mnt/out/in:ro,"
+						 "/x:/mnt/outer,/o:/mnt/out,/t:/t",
+						 &m, &n, &err), 0);
+	berth_mounts_sort(m, n);
+	static const char *const want[] = {"/t", "/mnt/outer", "/mnt/out", "/mnt/out/in",
+					   "/mnt/out/in/deep"};
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(m[i].dst, want[i]);
+	assert_true(m[3].read_only);
+	assert_int_equal(berth_mount_parent(m, 0), -1);
+	assert_int_equal(berth_mount_parent(m, 1), -1);
+	assert_int_equal(berth_mount_parent(m, 2), -1); /* /mnt/outer is no parent */
+	assert_int_equal(berth_mount_parent(m, 3), 2);
+	assert_int_equal(berth_mount_parent(m, 4), 3);
+	assert_int_equal(berth_mount_holding(m, n, "/mnt/out"), 2);
+	assert_int_equal(berth_mount_holding(m, n, "/mnt/out/in/deep/w"), 4);
+	assert_int_equal(berth_mount_holding(m, n, "/mnt/outx"), -1);
+	berth_mounts_free(m, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_canonical_round_trip),
+		cmocka_unit_test(test_sort_nested),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -604,6 +604,40 @@ static void test_offset_and_padding(void **state)
 	close(fd);
 }
 
+/* berth_squashfs_has: a path looked up in an image written at an offset
+ * (as in a SIF); only a missing component says "missing". */
+static void test_has_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_sqfs_stats st;
+	char pre[8192] = {0};
+
+	mk(fx->tree, "a", 0755);
+	mk(fx->tree, "a/b", 0755);
+	put_random(fx->tree, "a/f", 10);
+	ln_s(fx->tree, "a", "l");
+	int fd = open(fx->out, O_RDWR | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, pre, sizeof(pre)), (ssize_t)sizeof(pre));
+	int dir = open(fx->tree, O_PATH | O_DIRECTORY);
+	assert_true(dir >= 0);
+	assert_int_equal(berth_squashfs_write_tree(dir, fd, sizeof(pre), NULL, &st, &fx->err), 0);
+	static const struct { const char *path; int want; } cases[] = {
+		{"/", 1}, {"/a", 1}, {"/a/b", 1}, {"/a/f", 1}, {"/l", 1},
+		{"/nope", 0}, {"/a/nope", 0}, {"/a/b/c/d", 0},
+		{"/a/f/x", 1}, /* through a file: not known to be missing */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		int got = berth_squashfs_has(fd, sizeof(pre), st.image_size, cases[i].path, &fx->err);
+		if (got != cases[i].want)
+			fail_msg("%s: %d, not %d (%s)", cases[i].path, got, cases[i].want, fx->err.msg);
+	}
+	/* not a SquashFS there: an error, never "missing" */
+	assert_int_equal(berth_squashfs_has(fd, 0, st.image_size, "/nope", &fx->err), -1);
+	close(dir);
+	close(fd);
+}
+
 static void test_deterministic(void **state)
 {
 	struct fixture *fx = *state;
@@ -781,6 +815,7 @@ int main(void)
 		T(test_compressors),
 		T(test_sparse_and_zero_blocks),
 		T(test_offset_and_padding),
+		T(test_has_path),
 		T(test_deterministic),
 		T(test_bad_options),
 		T(test_refusals),

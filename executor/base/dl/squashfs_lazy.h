@@ -1,7 +1,7 @@
 /* berth: libsquashfs, loaded when first needed (as libarchive, libcurl and
  * libcrypto are: archive_lazy.h, curl_lazy.h, crypto_lazy.h).
  *
- * Only writing a SIF's squashfs needs it, yet linking it made every start
+ * Only writing a SIF's squashfs (and looking a path up in one) needs it, yet linking it made every start
  * map it with liblzma, zlib, liblz4 and libzstd.  Every libsquashfs call
  * berth makes goes through this table, filled by dlopen() on the first
  * call; the members take their types from the library's own prototypes
@@ -14,6 +14,7 @@
 #include <sqfs/block_processor.h>
 #include <sqfs/block_writer.h>
 #include <sqfs/compressor.h>
+#include <sqfs/dir_reader.h>
 #include <sqfs/dir_writer.h>
 #include <sqfs/error.h>
 #include <sqfs/frag_table.h>
@@ -35,6 +36,9 @@
 	X(sqfs_compressor_config_init) \
 	X(sqfs_compressor_create) \
 	X(sqfs_compressor_name_from_id) \
+	X(sqfs_dir_reader_create) \
+	X(sqfs_dir_reader_find_by_path) \
+	X(sqfs_dir_reader_get_root_inode) \
 	X(sqfs_dir_writer_add_entry) \
 	X(sqfs_dir_writer_begin) \
 	X(sqfs_dir_writer_create) \
@@ -42,6 +46,7 @@
 	X(sqfs_dir_writer_end) \
 	X(sqfs_dir_writer_get_dir_reference) \
 	X(sqfs_dir_writer_get_size) \
+	X(sqfs_free) \
 	X(sqfs_frag_table_create) \
 	X(sqfs_frag_table_write) \
 	X(sqfs_id_table_create) \
@@ -54,6 +59,7 @@
 	X(sqfs_meta_writer_get_position) \
 	X(sqfs_meta_writer_write_inode) \
 	X(sqfs_super_init) \
+	X(sqfs_super_read) \
 	X(sqfs_super_write)
 
 struct berth_sqfs_fns {
@@ -85,6 +91,10 @@ const struct berth_sqfs_fns *berth_sqfs(void);
 #define sqfs_compressor_name_from_id(...) (berth_sqfs()->f_sqfs_compressor_name_from_id(__VA_ARGS__))
 #define sqfs_dir_writer_add_entry(...) (berth_sqfs()->f_sqfs_dir_writer_add_entry(__VA_ARGS__))
 #define sqfs_dir_writer_begin(...) (berth_sqfs()->f_sqfs_dir_writer_begin(__VA_ARGS__))
+#define sqfs_dir_reader_create(...) (berth_sqfs()->f_sqfs_dir_reader_create(__VA_ARGS__))
+#define sqfs_dir_reader_find_by_path(...) (berth_sqfs()->f_sqfs_dir_reader_find_by_path(__VA_ARGS__))
+#define sqfs_dir_reader_get_root_inode(...) (berth_sqfs()->f_sqfs_dir_reader_get_root_inode(__VA_ARGS__))
+#define sqfs_free(...) (berth_sqfs()->f_sqfs_free(__VA_ARGS__))
 #define sqfs_dir_writer_create(...) (berth_sqfs()->f_sqfs_dir_writer_create(__VA_ARGS__))
 #define sqfs_dir_writer_create_inode(...) (berth_sqfs()->f_sqfs_dir_writer_create_inode(__VA_ARGS__))
 #define sqfs_dir_writer_end(...) (berth_sqfs()->f_sqfs_dir_writer_end(__VA_ARGS__))
@@ -102,6 +112,7 @@ const struct berth_sqfs_fns *berth_sqfs(void);
 #define sqfs_meta_writer_get_position(...) (berth_sqfs()->f_sqfs_meta_writer_get_position(__VA_ARGS__))
 #define sqfs_meta_writer_write_inode(...) (berth_sqfs()->f_sqfs_meta_writer_write_inode(__VA_ARGS__))
 #define sqfs_super_init(...) (berth_sqfs()->f_sqfs_super_init(__VA_ARGS__))
+#define sqfs_super_read(...) (berth_sqfs()->f_sqfs_super_read(__VA_ARGS__))
 #define sqfs_super_write(...) (berth_sqfs()->f_sqfs_super_write(__VA_ARGS__))
 
 #endif

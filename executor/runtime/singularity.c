@@ -430,20 +430,24 @@ static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
 					  priv(ex)->rt.number, starter);
 	/* --fakeroot in that mode wants newuidmap to map the subuid range,
 	 * which berth's namespace (the user alone) has not got to give */
+	/* what needs berth's namespace, for the messages */
+	const char *what = ex->spec->layer_dir ? "a named container"
+			   : priv(ex)->make_workdir ? "a working folder the image lacks"
+						    : "tmpfs mounts";
 	if (ex->spec->remap_root && !priv(ex)->rt.apptainer)
 		return berth_fail(err, 0, "--container-remap-root with %s on %s %s installed "
 				  "setuid (%s): its --fakeroot cannot map the subuid range inside "
 				  "the namespace berth makes these in; drop one of them, or use "
 				  "--container-runtime=charliecloud",
-				  ex->spec->layer_dir ? "a named container" : "tmpfs mounts",
-				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
+				  what, berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
 	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
-		return berth_fail(err, 0, "tmpfs mounts with %s %s need the sandbox "
+		return berth_fail(err, 0, "%s with %s %s needs the sandbox "
 				  "image format on this setuid installation (its starter cannot "
-				  "mount a SIF inside the namespace berth makes them in): set "
-				  "SingularityImageFormat=sandbox in berth.conf, or drop those "
-				  "mounts, or use --container-runtime=charliecloud",
-				  berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
+				  "mount a SIF inside the namespace berth makes it in): set "
+				  "SingularityImageFormat=sandbox in berth.conf, or drop it "
+				  "(an existing working folder, no tmpfs mount), or use "
+				  "--container-runtime=charliecloud",
+				  what, berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
 	priv(ex)->userns = true;
 	return berth_strv_add(argv, "--userns", err);
 }

@@ -428,6 +428,11 @@ nested_binds() {
 
 @test "[$BERTH_RUNTIME] a working folder the image lacks is made, outside the cached image" {
 	brun --workdir /berth-wd/sub -- pwd
+	# A setuid SingularityCE cannot run a SIF in berth's namespace, where
+	# the folder is made: refused by name, as berth documents (README).
+	if [ "$status" -ne 0 ] && grep -q "a working folder the image lacks with SingularityCE .* needs the sandbox image format on this setuid installation" "$ERR"; then
+		skip "refused by name: setuid SingularityCE with SIF images (README)"
+	fi
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = /berth-wd/sub ]
 	brun -- sh -c 'test -e /berth-wd && echo LEFT; true'

@@ -152,6 +152,8 @@ static int run_stager(spank_t sp, char **argv, const struct berth_cred *cred,
 	};
 	if (berth_spawn_run(&spawn, &status, &err) < 0) {
 		if (watch.reason[0] || strstr(err.msg, " stopped: ")) {
+			/* for the admin too: a batch job's output may go nowhere */
+			slurm_info(PFX "job %u: %s", watch.job, err.msg);
 			sweep_after_stop(cred, envp);
 			if (!watch.reason[0])
 				snprintf(err.msg + strlen(err.msg), sizeof(err.msg) - strlen(err.msg),

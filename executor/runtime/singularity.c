@@ -441,8 +441,8 @@ static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
 				  "--container-runtime=charliecloud",
 				  what, berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
 	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
-		return berth_fail(err, 0, "%s with %s %s needs the sandbox "
-				  "image format on this setuid installation (its starter cannot "
+		return berth_fail(err, 0, "%s with %s %s: this setuid installation "
+				  "needs the sandbox image format for it (its starter cannot "
 				  "mount a SIF inside the namespace berth makes it in): set "
 				  "SingularityImageFormat=sandbox in berth.conf, or drop it "
 				  "(an existing working folder, no tmpfs mount), or use "

@@ -430,7 +430,7 @@ nested_binds() {
 	brun --workdir /berth-wd/sub -- pwd
 	# A setuid SingularityCE cannot run a SIF in berth's namespace, where
 	# the folder is made: refused by name, as berth documents (README).
-	if [ "$status" -ne 0 ] && grep -q "a working folder the image lacks with SingularityCE .* needs the sandbox image format on this setuid installation" "$ERR"; then
+	if [ "$status" -ne 0 ] && grep -q "a working folder the image lacks with SingularityCE .*: this setuid installation needs the sandbox image format" "$ERR"; then
 		skip "refused by name: setuid SingularityCE with SIF images (README)"
 	fi
 	[ "$status" -eq 0 ]

@@ -100,7 +100,7 @@ tmpfs_needs_sandbox() {
 	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
 		--container-mounts=tmpfs:/scratch true
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"tmpfs mounts with SingularityCE 3.4.2 need the sandbox image format"* ]]
+	[[ "$output" == *"tmpfs mounts with SingularityCE 3.4.2: this setuid installation needs the sandbox image format"* ]]
 }
 
 @test "[$BERTH_RUNTIME] pyxis mounts: several entries" {

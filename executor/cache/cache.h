@@ -90,6 +90,7 @@ int berth_cache_prepare_user(const char *cache_dir, uid_t uid, gid_t gid,
 struct berth_stage_result {
 	char digest[BERTH_DIGEST_LEN + 1];
 	bool converted; /* false when the entry was already there */
+	char damaged[256]; /* set when a damaged entry was found (and rebuilt) */
 	struct berth_flatten_stats stats;
 };
 

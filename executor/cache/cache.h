@@ -9,9 +9,17 @@
  *     images/<hex>/last-use         its mtime is the last time a job used it
  *     images/<hex>/<leaf>.manifest  what the artifact held when built
  *                                   (manifest.h), for `berth cache verify`
- *     images/<hex>/corrupt          verify found a file changed: no job
+ *     images/<hex>/<leaf>.stamp     what a few stats saw of the artifact
+ *                                   when built (stamp.c), compared at every
+ *                                   stage and job start
+ *     images/<hex>/corrupt          verify (or a stamp that no longer
+ *                                   matches) found a file changed: no job
  *                                   runs the entry, the next stage rebuilds it
  *     locks/<hex>                   flock: EX while building, SH while in use
+ *     locks/<hex>.rebuild           flock: one rebuild of a corrupt entry
+ *     tmp/<random>/.lock            flock: its builder lives; stamped ("1")
+ *                                   once taken, so a sweep tells a dead
+ *                                   builder from one about to take it
  *     tmp/<random>/                 build folders; published with rename()
  *     conversions.log               one line per conversion done
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of

@@ -144,7 +144,11 @@ int cache_stamp_write(int entry_fd, const char *leaf, struct berth_err *err)
 	if (!text)
 		return berth_fail(err, errno, "cannot stamp %s", leaf);
 	snprintf(name, sizeof(name), "%s.stamp", leaf);
-	return cache_write_file_at(entry_fd, name, text, strlen(text), err);
+	_cleanup_close_ int fd = openat(entry_fd, name, O_WRONLY | O_CREAT | O_EXCL |
+					O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || berth_write_all(fd, text, strlen(text)) < 0)
+		return berth_fail(err, errno, "cannot write %s", name);
+	return 0;
 }
 
 /* The first line of `want` that `have` lacks, as "LEAF/NAME": what changed. */

@@ -171,11 +171,13 @@ stress() {
 				stage rootfs >"$CACHE/out.$i" 2>&1 &
 			pids+=($!)
 		done
-		for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
-		if ! wait "$first"; then
+		for i in 1 2 3 first; do
+			p=$first out=$CACHE/first
+			[ "$i" = first ] || p=${pids[$((i - 1))]} out=$CACHE/out.$i
+			wait "$p" && continue
 			failed=$((failed + 1))
-			[ "$failed" -gt 1 ] || cat "$CACHE/first" >&2
-		fi
+			if [ "$failed" -le 2 ]; then sed "s/^/round $r: /" "$out" >&2; fi
+		done
 	done
 	echo "# widened race: $failed of 24 stagings failed" >&3
 	[ "$failed" -eq 0 ]

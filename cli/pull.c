@@ -72,6 +72,10 @@ int cmd_pull(int argc, char **argv)
 	    (ex->cache.progress = cli_show_progress, ex->cache.url_pin = pin, true) &&
 	    berth_executor_load_image(ex, image, &res, &err) == 0) {
 		/* One line for machines (the plugin reads it), details on stderr. */
+		if (res.damaged[0])
+			fprintf(stderr, "berth: the cached copy of %s was damaged (%s); %s\n",
+				image, res.damaged, res.converted ? "rebuilt it" : "another "
+				"job rebuilt it");
 		printf("%s %s\n", res.digest[0] ? res.digest : image,
 		       res.converted ? "converted" : res.digest[0] ? "cached" : "as-is");
 		if (res.converted && res.stats.skipped_devices)

@@ -195,8 +195,12 @@ int cmd_run(int argc, char **argv)
 	    cli_load_config(&cfg, &err) < 0 ||
 	    berth_config_pick_runtime(&cfg, a.runtime, &(enum berth_runtime){0}, &err) < 0 ||
 	    berth_executor_new(a.runtime, &cfg, a.cache_dir, &ex, &err) < 0 ||
-	    berth_executor_load_image(ex, a.image, &staged, &err) < 0 ||
-	    (staged.digest[0] && berth_executor_use_image(ex, staged.digest, &err) < 0))
+	    berth_executor_load_image(ex, a.image, &staged, &err) < 0)
+		goto out;
+	if (staged.damaged[0])
+		fprintf(stderr, "berth: the cached copy of %s was damaged (%s); rebuilt it\n",
+			a.image, staged.damaged);
+	if (staged.digest[0] && berth_executor_use_image(ex, staged.digest, &err) < 0)
 		goto out;
 	/* The environment is exactly: the image's Env, --env, --env-pass. */
 	char *none[] = {NULL};

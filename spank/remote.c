@@ -221,6 +221,16 @@ static int run_image_stager(spank_t sp, char **argv, const struct berth_cred *cr
 	return run_stager(sp, argv, cred, in, out, line_out);
 }
 
+/* A damaged cache entry the stager rebuilt: srun's user hears of it. */
+static void show_rebuilt(const char *out)
+{
+	static const char said[] = PFX "the cached copy of ";
+
+	for (const char *line = out; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		if (!strncmp(line, said, strlen(said)))
+			slurm_spank_log("%.*s", (int)strcspn(line, "\n"), line);
+}
+
 static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 {
 	char pinned[BERTH_PIN_ENTRY_MAX], url_pin[BERTH_PIN_ENTRY_MAX];
@@ -235,6 +245,7 @@ static int stage_as_user(spank_t sp, const struct berth_cred *cred)
 
 	if (run_image_stager(sp, argv, cred, image, &out, &line) < 0)
 		return -1;
+	show_rebuilt(out);
 	return keep_digest(sp, line);
 }
 

@@ -10,9 +10,17 @@
  *     images/<hex>/last-use         its mtime is the last time a job used it
  *     images/<hex>/<leaf>.manifest  what the artifact held when built
  *                                   (manifest.h), for `berth cache verify`
- *     images/<hex>/corrupt          verify found a file changed: no job
+ *     images/<hex>/<leaf>.stamp     what a few stats saw of the artifact
+ *                                   when built (stamp.c), compared at every
+ *                                   stage and job start
+ *     images/<hex>/corrupt          verify (or a stamp that no longer
+ *                                   matches) found a file changed: no job
  *                                   runs the entry, the next stage rebuilds it
  *     locks/<hex>                   flock: EX while building, SH while in use
+ *     locks/<hex>.rebuild           flock: one rebuild of a corrupt entry
+ *     tmp/<random>/.lock            flock: its builder lives; stamped ("1")
+ *                                   once taken, so a sweep tells a dead
+ *                                   builder from one about to take it
  *     tmp/<random>/                 build folders; published with rename()
  *     conversions.log               one line per conversion done
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
@@ -91,6 +99,7 @@ int berth_cache_prepare_user(const char *cache_dir, uid_t uid, gid_t gid,
 struct berth_stage_result {
 	char digest[BERTH_DIGEST_LEN + 1];
 	bool converted; /* false when the entry was already there */
+	char damaged[256]; /* set when a damaged entry was found (and rebuilt) */
 	struct berth_flatten_stats stats;
 };
 

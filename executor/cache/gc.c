@@ -184,9 +184,10 @@ static bool is_artifact(const char *name)
 {
 	static const char *const metadata[] = {"config.json", "source", "size", "size.new",
 					       "last-use", "registry", CORRUPT_FLAG};
-	size_t len = strlen(name), suffix = strlen(".manifest");
+	size_t len = strlen(name), suffix = strlen(".manifest"), stamp = strlen(".stamp");
 
-	if (name[0] == '.' || (len > suffix && !strcmp(name + len - suffix, ".manifest")))
+	if (name[0] == '.' || (len > suffix && !strcmp(name + len - suffix, ".manifest")) ||
+	    (len > stamp && !strcmp(name + len - stamp, ".stamp")))
 		return false;
 	for (size_t i = 0; i < sizeof(metadata) / sizeof(*metadata); i++)
 		if (!strcmp(name, metadata[i]))
@@ -274,14 +275,10 @@ static int verify_entry_files(struct berth_cache *cache, const char *hex,
 static int flag_corrupt(struct berth_cache *cache, const struct berth_verify_result *r,
 			struct berth_err *err)
 {
-	char name[160], text[PATH_MAX + 32];
+	char text[PATH_MAX + 32];
 
-	snprintf(name, sizeof(name), "images/%s/%s", r->digest + 7, CORRUPT_FLAG);
-	int len = snprintf(text, sizeof(text), "%s %s\n", r->how, r->path);
-	unlinkat(cache->dir_fd, name, 0);
-	if (cache_write_file_at(cache->dir_fd, name, text, (size_t)len, err) < 0)
-		return berth_wrap(err, "cannot mark %s corrupt", r->digest);
-	return 0;
+	snprintf(text, sizeof(text), "%s %s", r->how, r->path);
+	return cache_flag_corrupt(cache, r->digest, text, err);
 }
 
 static int verify_entry(struct berth_cache *cache, const char *hex, bool repair,

@@ -375,6 +375,25 @@ void berth_cache_ref_remember(struct berth_cache *cache, const char *path, const
 	renameat(cache->dir_fd, tmp, cache->dir_fd, name);
 }
 
+/* locks/<hex>.rebuild, held exclusive while a corrupt entry is rebuilt. */
+static int lock_rebuild(struct berth_cache *cache, const char *digest, struct berth_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "locks/%s.rebuild", digest + 7);
+	int fd = openat(cache->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open lock %s/%s", cache->dir, name);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		int saved = errno;
+		close(fd);
+		return berth_fail(err, saved, "cannot lock %s/%s", cache->dir, name);
+	}
+	return fd;
+}
+
 /* An opened image: convert it under its digest's lock unless it is there. */
 static int stage_opened(struct berth_cache *cache, struct build *b, struct berth_image *img,
 			const char *ref, const struct berth_artifact *art,
@@ -385,15 +404,32 @@ static int stage_opened(struct berth_cache *cache, struct build *b, struct berth
 		cache_touch_last_use(cache, img->digest);
 		return 0;
 	}
+	/* There but damaged since (its stamp differs): flag it like verify
+	 * does, so it is rebuilt below and no job starts it meanwhile. */
+	if (cache_entry_exists(cache, img->digest, art->leaf) &&
+	    !cache_entry_flagged(cache, img->digest) &&
+	    !cache_stamp_whole(cache, img->digest, art->leaf, res->damaged, sizeof(res->damaged)) &&
+	    cache_flag_corrupt(cache, img->digest, res->damaged, err) < 0)
+		return -1;
+	bool corrupt = cache_entry_flagged(cache, img->digest);
+	if (corrupt && !res->damaged[0])
+		snprintf(res->damaged, sizeof(res->damaged), "found corrupt by `berth cache verify`");
+	/* N stagers of one corrupt entry: one rebuilds it, the others wait on
+	 * the rebuild lock and then find it whole. */
+	_cleanup_close_ int rebuild = corrupt ? lock_rebuild(cache, img->digest, err) : -1;
+	if (corrupt && rebuild < 0)
+		return -1;
+	if (corrupt && cache_entry_ready(cache, img->digest, art->leaf)) {
+		cache_touch_last_use(cache, img->digest);
+		return 0;
+	}
 	/* A corrupt entry that running jobs still hold: waiting for them could
 	 * take their whole run time, so say so instead. */
-	bool corrupt = cache_entry_flagged(cache, img->digest);
 	int lock = cache_lock_digest(cache, img->digest, corrupt ? LOCK_EX | LOCK_NB : LOCK_EX, err);
 	if (lock < 0 && corrupt && err->errnum == EWOULDBLOCK)
-		return berth_fail(err, 0, "image %s in the cache %s was found corrupt by `berth "
-				  "cache verify`, and running jobs still use it: it is rebuilt "
-				  "once they have ended; submit this job again then",
-				  img->digest, cache->dir);
+		return berth_fail(err, 0, "image %s in the cache %s is damaged (%s), and running "
+				  "jobs still use it: it is rebuilt once they have ended; submit "
+				  "this job again then", img->digest, cache->dir, res->damaged);
 	if (lock < 0)
 		return -1;
 	/* An entry verify found corrupt goes, all its artifacts with it; we

@@ -141,7 +141,21 @@ bool cache_entry_flagged(struct berth_cache *cache, const char *digest)
 bool cache_entry_ready(struct berth_cache *cache, const char *digest,
 		       const char *leaf)
 {
-	return cache_entry_exists(cache, digest, leaf) && !cache_entry_flagged(cache, digest);
+	return cache_entry_exists(cache, digest, leaf) && !cache_entry_flagged(cache, digest) &&
+	       cache_stamp_whole(cache, digest, leaf, NULL, 0);
+}
+
+int cache_flag_corrupt(struct berth_cache *cache, const char *digest, const char *why,
+		       struct berth_err *err)
+{
+	char name[160], text[PATH_MAX + 32];
+
+	snprintf(name, sizeof(name), "images/%s/%s", digest + 7, CORRUPT_FLAG);
+	int len = snprintf(text, sizeof(text), "%s\n", why);
+	unlinkat(cache->dir_fd, name, 0);
+	if (cache_write_file_at(cache->dir_fd, name, text, (size_t)len, err) < 0)
+		return berth_wrap(err, "cannot mark %s corrupt", digest);
+	return 0;
 }
 
 /* Remove build folders whose builder is gone (their lock is free). */
@@ -347,6 +361,8 @@ static int write_manifest(struct berth_cache *cache, const struct build *b,
 	snprintf(name, sizeof(name), "%s.manifest", leaf);
 	if (rc == 0)
 		rc = cache_write_file_at(entry_fd, name, text, len, err);
+	if (rc == 0)
+		rc = cache_stamp_write(entry_fd, leaf, err);
 	return rc < 0 ? berth_wrap(err, "cannot record the manifest of %s", leaf) : 0;
 }
 
@@ -378,12 +394,16 @@ int cache_build_artifact(struct berth_cache *cache, struct build *b,
 	log_conversion(cache, img, art->leaf, ref);
 	if (!have_entry)
 		return publish_entry(cache, b, img, ref, err);
-	/* The manifest first: an artifact published without one (a crash in
-	 * between) is "no manifest" to verify, never a false "corrupt". */
-	snprintf(path, sizeof(path), "%s/entry/%s.manifest", b->name, art->leaf);
-	snprintf(final, sizeof(final), "%s/%s.manifest", entry, art->leaf);
-	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
-		return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, final);
+	/* The manifest and stamp first: an artifact published without them (a
+	 * crash in between) is "no manifest" to verify, never a false
+	 * "corrupt"; a stamp left without its artifact is replaced with it. */
+	static const char *const records[] = {"manifest", "stamp"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/entry/%s.%s", b->name, art->leaf, records[i]);
+		snprintf(final, sizeof(final), "%s/%s.%s", entry, art->leaf, records[i]);
+		if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
+			return berth_fail(err, errno, "cannot publish %s/%s", cache->dir, final);
+	}
 	snprintf(path, sizeof(path), "%s/entry/%s", b->name, art->leaf);
 	snprintf(final, sizeof(final), "%s/%s", entry, art->leaf);
 	if (renameat(cache->dir_fd, path, cache->dir_fd, final) < 0)
@@ -409,6 +429,13 @@ int berth_cache_use(struct berth_cache *cache, const char *digest,
 		return berth_fail(err, 0, "image %s in the cache %s was found corrupt by "
 				  "`berth cache verify`; run the job again to rebuild it",
 				  digest, cache->dir);
+	}
+	char why[PATH_MAX];
+	if (!cache_stamp_whole(cache, digest, leaf, why, sizeof(why))) {
+		close(fd);
+		return berth_fail(err, 0, "image %s in the cache %s was damaged after it was "
+				  "staged (%s); run the job again to rebuild it", digest,
+				  cache->dir, why);
 	}
 	cache_touch_last_use(cache, digest);
 	return fd;

@@ -25,12 +25,26 @@ int cache_lock_digest(struct berth_cache *cache, const char *digest, int how,
 void cache_touch_last_use(struct berth_cache *cache, const char *digest);
 
 /* images/<hex>/<leaf> is there (the entry itself when leaf is NULL);
- * flagged: verify found it corrupt; ready: there and not flagged. */
+ * flagged: verify (or a failed stamp check) found it corrupt; ready: there,
+ * not flagged, and its stamp still matches (cache_stamp_whole). */
 bool cache_entry_exists(struct berth_cache *cache, const char *digest,
 			const char *leaf);
 bool cache_entry_flagged(struct berth_cache *cache, const char *digest);
 bool cache_entry_ready(struct berth_cache *cache, const char *digest,
 		       const char *leaf);
+
+/* The cheap wholeness check (stamp.c): record what a few stats see of
+ * images/<hex>/<leaf> in <leaf>.stamp (entry_fd: the entry's folder), and
+ * compare at use.  whole is true also for an entry without a stamp; when
+ * false, `why` (may be NULL) says what changed. */
+int cache_stamp_write(int entry_fd, const char *leaf, struct berth_err *err);
+bool cache_stamp_whole(struct berth_cache *cache, const char *digest, const char *leaf,
+		       char *why, size_t cap);
+
+/* Mark an entry so no job runs it and the next stage rebuilds it; `why`
+ * is kept in the flag file. */
+int cache_flag_corrupt(struct berth_cache *cache, const char *digest, const char *why,
+		       struct berth_err *err);
 
 /* Remove build folders whose builder is gone (their lock is free). */
 void cache_sweep_dead_builds(struct berth_cache *cache);

@@ -68,6 +68,54 @@ singularity_leaf() {
 	one_conversion singularity "$leaf"
 }
 
+# Issue 25 item 3 through Slurm: the same image made cold again (its entry
+# removed, as `berth cache rm` would) before one more round of 16 jobs on
+# each runtime that converts (with the tests above: two cold rounds each,
+# ~7 s a round here): every job stages and runs.
+# (tests/pipeline/stress.bats does 512 stagings per artifact without Slurm.)
+@test "16 cold jobs at once, one more round per runtime, the entry removed first: none fails" {
+	u=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+	img=$(cold_image cold-rounds.tar)
+	digest=$(digest_of "$img")
+	SECONDS=0
+	for rt in charliecloud singularity; do
+		rm -rf "${u:?}/images/${digest#sha256:}"
+		E2E_TIMEOUT=600 sixteen_at_once "$rt" "$img" || {
+			echo "$rt: a job failed" >&2
+			return 1
+		}
+	done
+	echo "# 32 cold jobs in ${SECONDS}s" >&3
+	[ -z "$(ls -A "$u/tmp")" ]
+}
+
+# Issue 25 item 6 through Slurm: an entry damaged behind berth's back (the
+# SIF truncated, or the rootfs emptied) is found by the next job's staging,
+# which says so on srun's stderr, rebuilds it, and runs right.
+@test "a damaged cache entry: the next job says it was damaged, rebuilds it, and runs right" {
+	u=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+	img=$(cold_image damaged.tar)
+	digest=$(digest_of "$img")
+	for rt in charliecloud singularity; do
+		run as_user srun --container-runtime=$rt --container-image="$img" cat /etc/only-in-image
+		[ "$status" -eq 0 ]
+		entry=$u/images/${digest#sha256:}
+		if [ -f "$entry/image.sif" ]; then
+			: >"$entry/image.sif"
+		else
+			leaf=rootfs
+			[ "$rt" = charliecloud ] || leaf=sandbox
+			[ -d "$entry/$leaf/etc" ]
+			rm -rf "${entry:?}/$leaf/"*
+		fi
+		run as_user srun --container-runtime=$rt --container-image="$img" cat /etc/only-in-image
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"berth: the cached copy of $img was damaged ("*"); rebuilt it"* ]]
+		[ "${lines[-1]}" = only-in-image ]
+	done
+}
+
 @test "after the jobs: no build folder, no partial download left in the cache" {
 	u=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
 	[ -z "$(ls "$u/tmp")" ]

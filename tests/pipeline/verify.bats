@@ -92,7 +92,8 @@ flip_first_byte() { # FILE
 	[ "$(conversions "$a")" -eq 1 ]
 	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
 	[ "$status" -eq 0 ]
-	[ "$output" = "$a converted" ]
+	[ "${lines[0]}" = "berth: the cached copy of $WORK/a.tar was damaged (found corrupt by \`berth cache verify\`); rebuilt it" ]
+	[ "${lines[1]}" = "$a converted" ]
 	[ "$(conversions "$a")" -eq 2 ]
 	[ "$(cat "$(entry "$a")/rootfs/etc/only-in-image")" = "$want" ]
 	[ ! -e "$(entry "$a")/corrupt" ]
@@ -116,7 +117,8 @@ flip_first_byte() { # FILE
 		-- cat /etc/only-in-image
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$output" = "$want" ]
+	[[ "${lines[0]}" == "berth: the cached copy of $WORK/a.tar was damaged ("*"); rebuilt it" ]]
+	[ "${lines[1]}" = "$want" ]
 	[ "$(conversions "$a")" -eq 2 ]
 }
 
@@ -164,7 +166,8 @@ flip_first_byte() { # FILE
 	[[ "$output" == *"found corrupt"*"running jobs still use it"*"submit this job again"* ]]
 	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
 	[ "$status" -eq 0 ]
-	[ "$output" = "$a converted" ]
+	[[ "${lines[0]}" == "berth: the cached copy of "*" was damaged ("*"); rebuilt it" ]]
+	[ "${lines[1]}" = "$a converted" ]
 	[ "$(conversions "$a")" -eq 2 ]
 }
 
@@ -203,4 +206,80 @@ flip_first_byte() { # FILE
 	run "$BERTH" cache verify --cache-dir "$CACHE"
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"$a CORRUPT: image.sif (content)"* ]]
+}
+
+# Damage found without `berth cache verify`: every stage and job start
+# compares a few stats with the entry's stamp (executor/cache/stamp.c).
+rebuilt_line() { # OUTPUT-LINE: the message a rebuild of a damaged entry gives
+	[[ "$1" == "berth: the cached copy of $WORK/a.tar was damaged ("*"); rebuilt it" ]]
+}
+
+@test "a rootfs emptied behind berth's back: the next pull says so, rebuilds it, and it runs" {
+	a=$(digest_of "$WORK/a.tar")
+	[ -s "$(entry "$a")/rootfs.stamp" ]
+	rm -rf "${U:?}/images/${a#sha256:}/rootfs/"*
+	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	rebuilt_line "${lines[0]}"
+	[[ "${lines[0]}" == *"rootfs/bin is missing or changed"* ]]
+	[ "${lines[1]}" = "$a converted" ]
+	[ "$(conversions "$a")" -eq 2 ]
+	[ ! -e "$(entry "$a")/corrupt" ]
+	[ -z "$(ls -A "$U/tmp")" ]
+	# whole again: the next pull and a run use it as it is
+	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
+	[ "$output" = "$a cached" ]
+	command -v ch-run >/dev/null || return 0
+	run "$BERTH" run --runtime charliecloud --cache-dir "$CACHE" --image "$WORK/a.tar" \
+		-- cat /etc/only-in-image
+	[ "$status" -eq 0 ]
+	[ "$output" = only-in-image ]
+	run "$BERTH" pull --cache-dir "$CACHE" "$WORK/a.tar"
+	[ "$output" = "$a cached" ] # running it changed nothing the stamp sees
+}
+
+@test "a file deleted from the rootfs: berth run says so, rebuilds, and runs it right" {
+	command -v ch-run >/dev/null || skip "ch-run not installed"
+	a=$(digest_of "$WORK/a.tar")
+	rm "$(entry "$a")/rootfs/etc/only-in-image"
+	run "$BERTH" run --runtime charliecloud --cache-dir "$CACHE" --image "$WORK/a.tar" \
+		-- cat /etc/only-in-image
+	echo "$output"
+	[ "$status" -eq 0 ]
+	rebuilt_line "${lines[0]}"
+	[[ "${lines[0]}" == *"rootfs/etc is missing or changed"* ]]
+	[ "${lines[1]}" = only-in-image ]
+	[ "$(conversions "$a")" -eq 2 ]
+}
+
+@test "a SIF or sandbox damaged (truncated to 0, emptied): the next pull and run rebuild it" {
+	mkdir -p "$WORK/sing"
+	for format in sif sandbox; do
+		printf 'SingularityPath=%s\nSingularityImageFormat=%s\n' "$SING" "$format" \
+			>"$WORK/sing/berth.conf"
+		sing() { env BERTH_CONFIG="$WORK/sing/berth.conf" "$BERTH" "$@"; }
+		leaf=image.sif
+		[ "$format" = sif ] || leaf=sandbox
+		a=$(sing pull --runtime singularity --cache-dir "$CACHE" --singularity "$SING" \
+			"$WORK/a.tar" | cut -d' ' -f1)
+		art=$(entry "$a")/$leaf
+		[ -e "$art" ]
+		if [ "$format" = sif ]; then : >"$art"; else rm -rf "${art:?}/"*; fi
+		run sing pull --runtime singularity --cache-dir "$CACHE" --singularity "$SING" "$WORK/a.tar"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		rebuilt_line "${lines[0]}"
+		[ "${lines[1]}" = "$a converted" ]
+		[ -s "$art" ]
+		if [ "$format" = sif ]; then : >"$art"; else rm -rf "${art:?}/"*; fi
+		run sing run --runtime singularity --cache-dir "$CACHE" --image "$WORK/a.tar" \
+			-- cat /etc/only-in-image
+		echo "$output"
+		[ "$status" -eq 0 ]
+		rebuilt_line "${lines[0]}"
+		[ "${lines[-1]}" = only-in-image ]
+		run sing pull --runtime singularity --cache-dir "$CACHE" --singularity "$SING" "$WORK/a.tar"
+		[ "$output" = "$a cached" ]
+	done
 }

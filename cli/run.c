@@ -26,7 +26,9 @@ static const char run_usage[] =
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
 	"                 [--mount-home] [--network-none] [--verbose]\n"
 	"                 [--user UID:GID (root only)]\n"
-	"                 -- CMD [ARG...]\n";
+	"                 -- CMD [ARG...]\n"
+	"exit status: CMD's (128+N after signal N); 127 CMD not found in the\n"
+	"container, 126 not executable; 125 berth's own failure (reason on stderr)\n";
 
 struct run_args {
 	const char *runtime, *image, *cache_dir, *workdir;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <linux/openat2.h>
@@ -194,6 +195,18 @@ static bool runtime_mounts_over(const char *path)
 	return false;
 }
 
+/* --container-mount-home binds the user's home wherever it is. */
+static bool under_home(uid_t uid, const char *path)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found || !pw.pw_dir[0])
+		return true; /* not known: let the runtime decide */
+	size_t n = strlen(pw.pw_dir);
+	return !strncmp(path, pw.pw_dir, n) && (path[n] == '/' || !path[n]);
+}
+
 static enum probe probe_mode(const struct stat *st)
 {
 	if (S_ISDIR(st->st_mode))
@@ -231,7 +244,7 @@ static enum probe probe_path(int root, const struct berth_container_spec *spec,
 			return PROBE_UNKNOWN;
 		return stat(host, &st) < 0 ? PROBE_MISSING : probe_mode(&st);
 	}
-	if (runtime_mounts_over(path))
+	if (runtime_mounts_over(path) || (spec->mount_home && under_home(spec->uid, path)))
 		return PROBE_UNKNOWN;
 	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
 	_cleanup_close_ int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));

@@ -185,7 +185,17 @@ teardown() {
 	if [ -n "${FUSE_MNT:-}" ] && mountpoint -q "$FUSE_MNT"; then
 		fusermount -u "$FUSE_MNT" || fusermount -u -z "$FUSE_MNT" || true
 	fi
-	[ -z "${KILL_PID:-}" ] || kill -KILL "$KILL_PID" 2>/dev/null || true
+	# A berth run left by a failed test: TERM first (berth run --runtime
+	# docker removes its container then; a SIGKILL would leave it running).
+	if [ -n "${KILL_PID:-}" ]; then
+		kill -TERM "$KILL_PID" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 50; i++)); do
+			alive "$KILL_PID" || break
+			sleep 0.1
+		done
+		kill -KILL "$KILL_PID" 2>/dev/null || true
+	fi
 	chmod -R u+rwX "$T" 2>/dev/null || true
 	rm -rf "$T"
 }

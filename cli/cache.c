@@ -1,4 +1,5 @@
-/* berth cache ls|gc|verify|sweep: the caller's cache of images. */
+/* berth cache ls|gc|verify|sweep|rm: the caller's cache of images (rm:
+ * images.c). */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
@@ -100,9 +101,12 @@ int cmd_cache(int argc, char **argv)
 	bool repair = false;
 	int c, rc;
 
+	if (argc >= 2 && !strcmp(argv[1], "rm"))
+		return cli_cache_rm(argc - 1, argv + 1);
 	if (argc < 2 || !cache_sub_known(argv[1])) {
 		fputs("usage: berth cache ls|gc|verify|sweep [--cache-dir DIR] [--max-size SIZE] "
-		      "[--repair]\n", stderr);
+		      "[--repair]\n"
+		      "       berth cache rm [--runtime R] [--cache-dir DIR] IMAGE\n", stderr);
 		return 2;
 	}
 	const char *sub = argv[1];

@@ -12,6 +12,16 @@
 
 /* ---- shared by the commands (common.c) ---- */
 
+/* The exit status of `berth run` and of a task (`berth launch`, the Docker
+ * monitor) when berth itself or the runtime failed before the command
+ * could start (bad image, cache, runtime, mounts; conf/error.h). */
+#define CLI_EXIT_BERTH BERTH_EXIT_BERTH
+
+/* The status for a run that failed before the command started: 126/127
+ * when the command cannot run in the container, else CLI_EXIT_BERTH. */
+struct berth_executor;
+int cli_failed_status(const struct berth_executor *ex);
+
 /* Print "berth: MSG" on stderr. */
 void cli_error(const struct berth_err *err);
 
@@ -59,6 +69,9 @@ int cmd_docker(int argc, char **argv);    /* docker.c */
 int cmd_cache(int argc, char **argv);     /* cache.c */
 int cmd_config(int argc, char **argv);    /* config.c */
 int cmd_ps(int argc, char **argv);        /* containers.c */
+/* inspect --cached and cache rm (images.c); argv[0] is the command's name */
+int cli_inspect_cached(int argc, char **argv);
+int cli_cache_rm(int argc, char **argv);
 int cmd_rm(int argc, char **argv);        /* containers.c */
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "executor/cache/cache.h"
+#include "executor/executor.h"
 #include "cli/cli.h"
 
 int cli_parse_fd(const char *text)
@@ -90,4 +91,11 @@ const char *cli_image_operand(bool from_stdin, int argc, char **argv, int first,
 		return NULL;
 	}
 	return buf;
+}
+
+int cli_failed_status(const struct berth_executor *ex)
+{
+	int refused = berth_executor_refused(ex);
+
+	return refused ? refused : CLI_EXIT_BERTH;
 }

@@ -495,6 +495,12 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		tell_docker_trouble(ex, code, forwarded, stdio[2]);
 	}
 out:
+	if (code < 0 && stdio[2] >= 0) {
+		/* The task is there to tell: the reason on its stderr, and a
+		 * status of berth's own (or 126/127) instead of none. */
+		dprintf(stdio[2], "berth: %s\n", err->msg);
+		code = cli_failed_status(ex);
+	}
 	for (int i = 0; i < 3; i++)
 		if (stdio[i] >= 0)
 			close(stdio[i]);

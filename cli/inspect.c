@@ -61,8 +61,13 @@ int cmd_inspect(int argc, char **argv)
 	int json = argc > 2 && !strcmp(argv[1], "--json");
 	const char *ref = argv[argc - 1];
 
+	for (int i = 1; i < argc - 1; i++)
+		if (!strcmp(argv[i], "--cached"))
+			return cli_inspect_cached(argc, argv);
 	if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
-		fputs("usage: berth inspect [--json] IMAGE\n", stderr);
+		fputs("usage: berth inspect [--json] IMAGE\n"
+		      "       berth inspect --cached [--runtime R] [--cache-dir DIR] IMAGE\n",
+		      stderr);
 		return 2;
 	}
 	char work[] = "/tmp/berth-inspect.XXXXXX";

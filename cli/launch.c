@@ -243,7 +243,7 @@ static int relay_docker(int control)
 	if (send_task(control) < 0) {
 		fprintf(stderr, "berth: cannot pass the task to the Docker side: %s\n",
 			strerror(errno));
-		return 255;
+		return CLI_EXIT_BERTH;
 	}
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	struct pollfd pfd[2] = {{.fd = control, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
@@ -267,7 +267,7 @@ static int relay_docker(int control)
 	}
 	fprintf(stderr, "berth: the Docker side of this task ended without an exit "
 		"code; see the messages above\n");
-	return 255;
+	return CLI_EXIT_BERTH;
 }
 
 /* The staged image (by digest), or the user's own SIF/SquashFS file. */
@@ -324,7 +324,7 @@ static void exec_named(void *arg)
 	if (berth_named_mark_running(a->named, getpid(), &cerr) == 0)
 		berth_executor_exec(a->ex, &cerr);
 	cli_error(&cerr);
-	_exit(255);
+	_exit(cli_failed_status(a->ex));
 }
 
 /* The holder of a named container: this process keeps its lock while the
@@ -355,7 +355,7 @@ int cmd_launch(int argc, char **argv)
 	l.control_fd = -1;
 	if (parse_launch(argc, argv, &l, &cfg) < 0) {
 		fputs(launch_usage, stderr);
-		return 2;
+		return CLI_EXIT_BERTH;
 	}
 	/* Slurm 22.05 skipped this for us (docker too: the root-side monitor
 	 * copies this task's limits into the container). */
@@ -428,7 +428,7 @@ out:
 		if (!err.msg[0])
 			berth_fail(&err, ENOMEM, "launch");
 		cli_error(&err);
-		code = 1;
+		code = cli_failed_status(ex);
 	}
 	berth_named_release(&named);
 	berth_executor_destroy(ex);

@@ -35,11 +35,16 @@ static const struct command commands[] = {
 	{"login", cmd_login,
 	 "  login [--username U] REGISTRY    store credentials (password on stdin)\n"},
 	{"inspect", cmd_inspect,
-	 "  inspect [--json] IMAGE           show digest, layers and config\n"},
+	 "  inspect [--json] IMAGE           show digest, layers and config\n"
+	 "  inspect --cached [--runtime R] [--cache-dir DIR] IMAGE\n"
+	 "                                   is R's form of IMAGE staged? exit 0 yes,\n"
+	 "                                   1 no, 2 an error\n"},
 	{"run", cmd_run,
 	 "  run --runtime R --image IMAGE [--bind SRC:DST[:ro|rw]] [--workdir D]\n"
 	 "      [--env K=V] [--env-pass NAME] [--writable] [--mount-home] -- CMD...\n"
-	 "                                   run CMD in a container\n"},
+	 "                                   run CMD in a container; exit status: CMD's,\n"
+	 "                                   127 not found, 126 not executable, 125\n"
+	 "                                   berth's own failure\n"},
 	{"cache", cmd_cache,
 	 "  cache ls [--cache-dir DIR]       list cached images: digest, size, last use,\n"
 	 "                                   source\n"
@@ -49,7 +54,10 @@ static const struct command commands[] = {
 	 "  cache verify [--cache-dir DIR] [--repair]\n"
 	 "                                   re-hash cached images against their\n"
 	 "                                   manifests; a corrupt one is rebuilt at its\n"
-	 "                                   next use (--repair: removed now)\n"},
+	 "                                   next use (--repair: removed now)\n"
+	 "  cache rm [--runtime R] [--cache-dir DIR] IMAGE\n"
+	 "                                   remove R's form of IMAGE (docker: the image\n"
+	 "                                   in dockerd); never one in use\n"},
 	{"ps", cmd_ps,
 	 "  ps [--cache-dir DIR]             list your named containers (--container-name)\n"},
 	{"rm", cmd_rm,

@@ -26,7 +26,9 @@ static const char run_usage[] =
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
 	"                 [--mount-home] [--network-none] [--verbose]\n"
 	"                 [--user UID:GID (root only)]\n"
-	"                 -- CMD [ARG...]\n";
+	"                 -- CMD [ARG...]\n"
+	"exit status: CMD's (128+N after signal N); 127 CMD not found in the\n"
+	"container, 126 not executable; 125 berth's own failure (reason on stderr)\n";
 
 struct run_args {
 	const char *runtime, *image, *cache_dir, *workdir;
@@ -180,7 +182,7 @@ int cmd_run(int argc, char **argv)
 	struct berth_executor *ex = NULL;
 	struct berth_stage_result staged;
 	char **env = NULL;
-	int code = 1;
+	int code = -1; /* the container's status once known; -1 an error in err */
 	uid_t uid;
 	gid_t gid, groups[64];
 	int n_groups = 0;
@@ -189,7 +191,7 @@ int cmd_run(int argc, char **argv)
 	if (parse_run(argc, argv, &a, &err) < 0) {
 		cli_error(&err);
 		fputs(run_usage, stderr);
-		return 2;
+		return CLI_EXIT_BERTH;
 	}
 	if (run_identity(&a, &uid, &gid, groups, &n_groups, &err) < 0 ||
 	    cli_load_config(&cfg, &err) < 0 ||
@@ -234,8 +236,10 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	code = supervise(ex, &set, &err);
 out:
-	if (code < 0 || (code == 1 && err.msg[0]))
+	if (code < 0) {
 		cli_error(&err);
+		code = cli_failed_status(ex);
+	}
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
 	berth_config_free(&cfg);
@@ -243,5 +247,5 @@ out:
 		free(a.binds[i].src);
 		free(a.binds[i].dst);
 	}
-	return code < 0 ? 1 : code;
+	return code;
 }

@@ -17,6 +17,11 @@
 
 #define BERTH_ERR_MSG_MAX 1024
 
+/* The exit status of a run or a job task when berth itself (or the
+ * runtime) failed before the command could start: 125, as `docker run` and
+ * podman give; 126/127 stay "found, not executable" / "not found". */
+#define BERTH_EXIT_BERTH 125
+
 struct berth_err {
 	int errnum;                  /* errno of the cause, 0 when none */
 	char msg[BERTH_ERR_MSG_MAX]; /* "what failed: why" without prefix */

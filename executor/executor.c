@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <linux/openat2.h>
@@ -71,7 +72,8 @@ int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
 {
 	char path[PATH_MAX];
 
-	(void)err;
+	if (ex->ops->image_loaded)
+		return ex->ops->image_loaded(ex, digest, loaded, err);
 	berth_cache_entry_path(&ex->cache, digest, ex->ops->artifact(ex)->leaf, path);
 	*loaded = access(path, F_OK) == 0;
 	return 0;
@@ -147,7 +149,7 @@ int berth_executor_remove_image(struct berth_executor *ex, const char *digest,
 {
 	if (ex->ops->remove_image)
 		return ex->ops->remove_image(ex, digest, err);
-	return berth_cache_remove(&ex->cache, digest, err);
+	return berth_cache_remove_artifact(&ex->cache, digest, ex->ops->artifact(ex)->leaf, err);
 }
 
 const char *berth_spec_workdir(const struct berth_executor *ex)
@@ -172,6 +174,153 @@ int berth_executor_set_command(struct berth_executor *ex, struct berth_strv *arg
 	ex->argv = argv->v;
 	ex->envp = envp->v;
 	return 0;
+}
+
+/* What the container sees at `path`, for the command check below. */
+enum probe { PROBE_MISSING, PROBE_EXEC, PROBE_NOEXEC, PROBE_DIR, PROBE_UNKNOWN };
+
+/* Folders a runtime mounts over the image (ch-run, singularity) or that
+ * the user's home may live under: what is there is not the image's, so the
+ * check below cannot tell and lets the runtime find out. */
+static bool runtime_mounts_over(const char *path)
+{
+	static const char *const over[] = {"/dev", "/proc", "/sys", "/tmp", "/var/tmp",
+					   "/run", "/home", "/root", "/.singularity.d",
+					   "/.berth", "/mnt", "/media"};
+
+	for (size_t i = 0; i < sizeof(over) / sizeof(*over); i++) {
+		size_t n = strlen(over[i]);
+		if (!strncmp(path, over[i], n) && (path[n] == '/' || !path[n]))
+			return true;
+	}
+	return false;
+}
+
+/* --container-mount-home binds the user's home wherever it is. */
+static bool under_home(uid_t uid, const char *path)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found || !pw.pw_dir[0])
+		return true; /* not known: let the runtime decide */
+	size_t n = strlen(pw.pw_dir);
+	return !strncmp(path, pw.pw_dir, n) && (path[n] == '/' || !path[n]);
+}
+
+static enum probe probe_mode(const struct stat *st)
+{
+	if (S_ISDIR(st->st_mode))
+		return PROBE_DIR;
+	return S_ISREG(st->st_mode) && (st->st_mode & 0111) ? PROBE_EXEC : PROBE_NOEXEC;
+}
+
+/* `path` (absolute) in the container's view: under a bind's destination,
+ * the bind's source (the caller reads it as the container will); else the
+ * image tree at root, symlinks resolved inside it (RESOLVE_IN_ROOT). */
+static enum probe probe_path(int root, const struct berth_container_spec *spec,
+			     const char *path)
+{
+	const struct berth_mount *best = NULL;
+	size_t best_len = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const char *dst = spec->binds[i].dst;
+		size_t n = strlen(dst);
+		while (n > 1 && dst[n - 1] == '/')
+			n--;
+		if (n >= best_len && !strncmp(path, dst, n) &&
+		    (path[n] == '/' || !path[n] || n == 1)) {
+			best = &spec->binds[i];
+			best_len = n;
+		}
+	}
+	if (best) {
+		char host[PATH_MAX];
+		if (best->kind != BERTH_MOUNT_BIND ||
+		    snprintf(host, sizeof(host), "%s%s", best->src,
+			     best_len == 1 ? path : path + best_len) >=
+			    (int)sizeof(host))
+			return PROBE_UNKNOWN;
+		return stat(host, &st) < 0 ? PROBE_MISSING : probe_mode(&st);
+	}
+	if (runtime_mounts_over(path) || (spec->mount_home && under_home(spec->uid, path)))
+		return PROBE_UNKNOWN;
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	_cleanup_close_ int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? PROBE_MISSING : PROBE_UNKNOWN;
+	return fstat(fd, &st) < 0 ? PROBE_UNKNOWN : probe_mode(&st);
+}
+
+/* The container's PATH (what ch-run's execvp and Apptainer's LookPath
+ * search), else the one Docker and the runtimes default to. */
+static const char *spec_path(const struct berth_container_spec *spec)
+{
+	for (size_t i = 0; spec->env && spec->env[i]; i++)
+		if (!strncmp(spec->env[i], "PATH=", 5))
+			return spec->env[i] + 5;
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* Find the command the way the runtime will, in the image tree, before
+ * anything runs: ch-run reports a failed exec as 1, Apptainer as 255, and
+ * a workflow engine must tell "no such command" (127) and "not
+ * executable" (126) from the command's own failure, as with a shell or
+ * Docker.  Only where the image is a tree in the cache (charliecloud's
+ * rootfs, singularity's sandbox) and nothing can have changed it (no
+ * named container's layer); elsewhere the runtime decides. */
+static int check_command(struct berth_executor *ex, const struct berth_container_spec *spec,
+			 struct berth_err *err)
+{
+	char tree[PATH_MAX], full[PATH_MAX];
+	const char *cmd = spec->argv[0];
+	enum probe found = PROBE_MISSING;
+
+	if (!ex->digest[0] || ex->raw_image || spec->layer_dir || !ex->ops->artifact)
+		return 0;
+	berth_cache_entry_path(&ex->cache, ex->digest, ex->ops->artifact(ex)->leaf, tree);
+	_cleanup_close_ int root = open(tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return 0; /* a SIF, or an image inside Docker: the runtime tells */
+	if (strchr(cmd, '/')) {
+		const char *wd = berth_spec_workdir(ex);
+		if (snprintf(full, sizeof(full), "%s%s%s", cmd[0] == '/' ? "" : wd,
+			     cmd[0] == '/' || wd[strlen(wd) - 1] == '/' ? "" : "/", cmd) >=
+		    (int)sizeof(full))
+			return 0;
+		found = probe_path(root, spec, full);
+	} else {
+		_cleanup_free_ char *dirs = strdup(spec_path(spec));
+		char *save = NULL;
+		if (!dirs)
+			return 0;
+		for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+			if (d[0] != '/' ||
+			    snprintf(full, sizeof(full), "%s/%s", d, cmd) >= (int)sizeof(full))
+				return 0; /* relative to the working folder: let it run */
+			enum probe p = probe_path(root, spec, full);
+			if (p == PROBE_EXEC || p == PROBE_UNKNOWN)
+				return 0;
+			if (p == PROBE_NOEXEC)
+				found = PROBE_NOEXEC; /* as bash: 126 unless one later runs */
+		}
+	}
+	if (found == PROBE_EXEC || found == PROBE_UNKNOWN)
+		return 0;
+	if (found == PROBE_MISSING) {
+		ex->refused = 127;
+		return berth_fail(err, 0, "%s: command not found in the container (searched "
+				  "%s): check its name, or use an image that has it", cmd,
+				  strchr(cmd, '/') ? "that path" : spec_path(spec));
+	}
+	ex->refused = 126;
+	if (found == PROBE_DIR)
+		return berth_fail(err, 0, "%s: is a folder in the container, not a command: "
+				  "name the program inside it", cmd);
+	return berth_fail(err, 0, "%s: found in the container but not executable: run "
+			  "it through its interpreter, or make it executable in the image", cmd);
 }
 
 int berth_executor_create(struct berth_executor *ex,
@@ -202,7 +351,7 @@ int berth_executor_create(struct berth_executor *ex,
 		ex->own_spec.binds = ex->own_binds;
 	}
 	spec = ex->spec = &ex->own_spec;
-	if (ex->ops->create(ex, spec, err) < 0)
+	if (check_command(ex, spec, err) < 0 || ex->ops->create(ex, spec, err) < 0)
 		return -1;
 	ex->state = BERTH_STATE_CREATED;
 	return 0;
@@ -344,6 +493,11 @@ int berth_executor_poll(struct berth_executor *ex, struct berth_err *err)
 int berth_executor_exit_code(const struct berth_executor *ex)
 {
 	return ex->exit_code;
+}
+
+int berth_executor_refused(const struct berth_executor *ex)
+{
+	return ex ? ex->refused : 0;
 }
 
 enum berth_state berth_executor_state(const struct berth_executor *ex)

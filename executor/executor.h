@@ -88,6 +88,8 @@ struct berth_executor_ops {
 	int (*poll)(struct berth_executor *ex, struct berth_err *err);
 	int (*remove_image)(struct berth_executor *ex, const char *digest,
 			    struct berth_err *err);
+	int (*image_loaded)(struct berth_executor *ex, const char *digest, bool *loaded,
+			    struct berth_err *err);
 	/* remove what the run left (docker: the container) and say when that
 	 * failed; release still tries again, silently */
 	int (*finish)(struct berth_executor *ex, struct berth_err *err);
@@ -114,6 +116,9 @@ struct berth_executor {
 	struct berth_mount *own_binds;
 	pid_t pid;
 	int exit_code;
+	/* 127 (not found) or 126 (not executable) when the command cannot
+	 * run in the container; 0 otherwise (berth_executor_refused) */
+	int refused;
 	void *priv;                  /* the runtime's own state */
 };
 
@@ -126,7 +131,8 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 		       const char *cache_dir, struct berth_executor **out,
 		       struct berth_err *err);
 
-/* CheckImageIsLoaded: is the digest's artifact in the cache? */
+/* CheckImageIsLoaded: is this runtime's artifact of the digest staged (in
+ * the cache; docker: in dockerd)? */
 int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,
 				bool *loaded, struct berth_err *err);
 /* LoadImage: stage a docker-save archive (PATH[#REPO:TAG] or a URL of
@@ -137,7 +143,8 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 /* Use an image already loaded (by digest) for the next container. */
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,
 			     struct berth_err *err);
-/* ImageRemove */
+/* ImageRemove: this runtime's artifact of the image (docker: the image in
+ * dockerd), never while a container uses it. */
 int berth_executor_remove_image(struct berth_executor *ex, const char *digest,
 				struct berth_err *err);
 /* CreateContainer: the spec must outlive the container. */
@@ -155,6 +162,10 @@ int berth_executor_wait(struct berth_executor *ex, struct berth_err *err);
 /* Has it exited?  1 yes (exit code set), 0 still running, -1 error. */
 int berth_executor_poll(struct berth_executor *ex, struct berth_err *err);
 int berth_executor_exit_code(const struct berth_executor *ex);
+/* After create or start failed: 127 when the command is not found in the
+ * container, 126 when it is found but cannot be executed (as a shell and
+ * Docker say); 0 when the failure was berth's or the runtime's own. */
+int berth_executor_refused(const struct berth_executor *ex);
 enum berth_state berth_executor_state(const struct berth_executor *ex);
 /* After the run: remove what it left in the runtime (a Docker container),
  * reporting a failure (dockerd gone) that destroy would keep quiet. */

@@ -705,7 +705,11 @@ int berth_remote_task_init(spank_t sp)
 	if (!berth.staged) {
 		fprintf(stderr, PFX "%s\n",
 			berth.stage_error[0] ? berth.stage_error : "the image was not staged");
-		return -1;
+		/* This is the task's own process: end it with berth's status,
+		 * which a workflow engine tells from the command's (a failed
+		 * task_init gives Slurm's generic 1). */
+		fflush(stderr);
+		_exit(BERTH_EXIT_BERTH);
 	}
 	if (spank_get_item(sp, S_JOB_ARGV, &job_argc, &job_argv) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS) {

@@ -152,6 +152,12 @@ void berth_cache_ref_remember(struct berth_cache *cache, const char *path, const
 int berth_cache_remove(struct berth_cache *cache, const char *digest,
 		       struct berth_err *err);
 
+/* Remove one artifact (leaf) of an entry unless a container or job uses
+ * the image (its lock held shared): EBUSY then, ENOENT when it has no such
+ * artifact.  The entry's config stays; the next use rebuilds the artifact. */
+int berth_cache_remove_artifact(struct berth_cache *cache, const char *digest,
+				const char *leaf, struct berth_err *err);
+
 /* Paths of an entry (no check that it exists). */
 void berth_cache_entry_path(const struct berth_cache *cache,
 			    const char *digest, const char *leaf,

@@ -140,6 +140,39 @@ int berth_cache_remove(struct berth_cache *cache, const char *digest,
 	return 0;
 }
 
+int berth_cache_remove_artifact(struct berth_cache *cache, const char *digest,
+				const char *leaf, struct berth_err *err)
+{
+	char name[200], trash[64];
+	unsigned long long r = 0;
+
+	if (!cache_entry_exists(cache, digest, leaf))
+		return berth_fail(err, 0, "image %s has no %s in the cache %s: nothing "
+				  "to remove", digest, leaf, cache->dir);
+	/* Exclusive and not waiting: a container or a job step using the
+	 * image holds this lock shared until it ends (berth_cache_use). */
+	_cleanup_close_ int fd = cache_lock_digest(cache, digest, LOCK_EX | LOCK_NB, err);
+	if (fd < 0 && err->errnum == EWOULDBLOCK)
+		return berth_fail(err, 0, "image %s is in use (a running container or job "
+				  "step holds it); not removed: try again when it has ended",
+				  digest);
+	if (fd < 0)
+		return -1;
+	if (getentropy(&r, sizeof(r)) < 0)
+		return berth_fail(err, errno, "getentropy");
+	/* The manifest first: an artifact left without one is "no manifest"
+	 * to verify, never a false "corrupt". */
+	snprintf(name, sizeof(name), "images/%s/%s.manifest", digest + 7, leaf);
+	if (unlinkat(cache->dir_fd, name, 0) < 0 && errno != ENOENT)
+		return berth_fail(err, errno, "cannot remove %s/%s", cache->dir, name);
+	snprintf(name, sizeof(name), "images/%s/%s", digest + 7, leaf);
+	snprintf(trash, sizeof(trash), "tmp/evict-%016llx", r);
+	if (renameat(cache->dir_fd, name, cache->dir_fd, trash) < 0)
+		return berth_fail(err, errno, "cannot remove %s/%s", cache->dir, name);
+	berth_remove_tree(cache->dir_fd, trash);
+	return 0;
+}
+
 int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 		   unsigned long long *freed, size_t *evicted,
 		   struct berth_err *err)

@@ -445,7 +445,17 @@ static int docker_start(struct berth_executor *ex, struct berth_err *err)
 		_exit(berth_docker_relay(sock, in, out, errfd, &ignored) < 0 ? 1 : 0);
 	}
 	close(sock);
-	return berth_docker_container_start(d->api, d->container, err);
+	if (berth_docker_container_start(d->api, d->container, err) == 0)
+		return 0;
+	/* The OCI runtime's exec failure, told the way the docker CLI tells
+	 * it (cli/command/container/run.go): 127 not found, 126 not
+	 * executable. */
+	if (strstr(err->msg, "executable file not found") ||
+	    strstr(err->msg, "no such file or directory"))
+		ex->refused = 127;
+	else if (strstr(err->msg, "permission denied") || strstr(err->msg, "is a directory"))
+		ex->refused = 126;
+	return -1;
 }
 
 static int docker_kill(struct berth_executor *ex, int sig, struct berth_err *err)
@@ -475,7 +485,30 @@ static int docker_poll(struct berth_executor *ex, struct berth_err *err)
 static int docker_remove_image(struct berth_executor *ex, const char *digest,
 			       struct berth_err *err)
 {
-	return berth_docker_image_remove(dk(ex)->api, digest, err);
+	char id[BERTH_DOCKER_ID_MAX];
+	bool present = false;
+
+	if (berth_docker_image_inspect(dk(ex)->api, digest, &present, id, err) < 0)
+		return -1;
+	if (!present)
+		return berth_fail(err, 0, "Docker has no image %s: nothing to remove",
+				  digest);
+	/* not forced: dockerd keeps an image a container uses (409) */
+	if (berth_docker_image_remove(dk(ex)->api, digest, err) == 0)
+		return 0;
+	if (strstr(err->msg, "HTTP 409") && strstr(err->msg, "container"))
+		return berth_fail(err, 0, "image %s is in use (a container of a running job "
+				  "or berth run uses it); not removed: try again when it has "
+				  "ended", digest);
+	return -1;
+}
+
+static int docker_image_loaded(struct berth_executor *ex, const char *digest, bool *loaded,
+			       struct berth_err *err)
+{
+	char id[BERTH_DOCKER_ID_MAX];
+
+	return berth_docker_image_inspect(dk(ex)->api, digest, loaded, id, err);
 }
 
 /* Remove the container now; keep its id when that fails, so release
@@ -525,5 +558,6 @@ const struct berth_executor_ops berth_docker_ops = {
 	.kill = docker_kill,
 	.poll = docker_poll,
 	.remove_image = docker_remove_image,
+	.image_loaded = docker_image_loaded,
 	.finish = docker_finish,
 };

@@ -186,7 +186,17 @@ teardown() {
 	if [ -n "${FUSE_MNT:-}" ] && mountpoint -q "$FUSE_MNT"; then
 		fusermount -u "$FUSE_MNT" || fusermount -u -z "$FUSE_MNT" || true
 	fi
-	[ -z "${KILL_PID:-}" ] || kill -KILL "$KILL_PID" 2>/dev/null || true
+	# A berth run left by a failed test: TERM first (berth run --runtime
+	# docker removes its container then; a SIGKILL would leave it running).
+	if [ -n "${KILL_PID:-}" ]; then
+		kill -TERM "$KILL_PID" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 50; i++)); do
+			alive "$KILL_PID" || break
+			sleep 0.1
+		done
+		kill -KILL "$KILL_PID" 2>/dev/null || true
+	fi
 	chmod -R u+rwX "$T" 2>/dev/null || true
 	rm -rf "$T"
 }
@@ -252,6 +262,114 @@ teardown() {
 @test "[$BERTH_RUNTIME] exit code 42" {
 	brun -- sh -c 'exit 42'
 	[ "$status" -eq 42 ]
+}
+
+# A SIF cannot be looked into before the runtime runs (berth has no
+# SquashFS reader): there Apptainer's own 255 stands (README, "Exit status").
+skip_if_sif() {
+	if [ "$BERTH_RUNTIME" = singularity ] &&
+		compgen -G "$CACHE/$CALLER_UID/images/*/image.sif" >/dev/null; then
+		skip "singularity with SIF images: the command is not checked before the run"
+	fi
+}
+
+@test "[$BERTH_RUNTIME] a command not in the container gives 127, the reason on stderr" {
+	brun -- true # staged, so that skip_if_sif can tell the format
+	skip_if_sif
+	brun -- no-such-command-berth
+	[ "$status" -eq 127 ]
+	grep -q 'no-such-command-berth' "$ERR"
+	brun -- /no/such/dir/command
+	[ "$status" -eq 127 ]
+	grep -q '/no/such/dir/command' "$ERR"
+}
+
+@test "[$BERTH_RUNTIME] a file that is not executable gives 126, the reason on stderr" {
+	brun -- true
+	skip_if_sif
+	brun -- /etc/only-in-image
+	[ "$status" -eq 126 ]
+	grep -q '/etc/only-in-image' "$ERR"
+	brun -- /etc
+	[ "$status" -eq 126 ]
+	grep -q '/etc' "$ERR"
+}
+
+@test "[$BERTH_RUNTIME] berth's own failure gives 125, the reason on stderr" {
+	IMG=$T/no-such-image.tar brun -- true
+	[ "$status" -eq 125 ]
+	grep -q '^berth: .*no-such-image.tar' "$ERR"
+	# a command that exits 125 itself is still the command's, untold
+	brun -- sh -c 'exit 125'
+	[ "$status" -eq 125 ]
+	[ ! -s "$ERR" ]
+}
+
+# bimage ARGS...: berth inspect --cached / berth cache rm for this runtime;
+# sets $status, stdout in $OUT, stderr in $ERR.
+bimage() {
+	status=0
+	timeout 120 "$BERTH" "$@" >"$OUT" 2>"$ERR" </dev/null || status=$?
+	show
+}
+
+@test "[$BERTH_RUNTIME] inspect --cached and cache rm: not cached, cached, in use, removed" {
+	# An image of this test's own (a digest no other test or helper uses:
+	# for docker, dockerd is shared).
+	local img=$T/own.tar n=$((100000 + RANDOM * 8 + $$ % 8)) i digest
+	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" \
+		--env "OWN=$BERTH_RUNTIME-$n-$(date +%s%N)" >/dev/null
+	give "$img"
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 1 ]
+	grep -q ' not-cached$' "$OUT"
+	digest=$(cut -d' ' -f1 "$OUT")
+	[[ $digest == sha256:* ]]
+	bimage cache rm --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 1 ]
+	grep -q '^berth: .*nothing to remove' "$ERR"
+	IMG=$img brun -- true
+	[ "$status" -eq 0 ]
+	# cached: by the archive and by its digest
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$OUT")" = "$digest cached" ]
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$digest"
+	[ "$status" -eq 0 ]
+	# in use: a container runs it; rm refuses and says so
+	"$BERTH" run --runtime "$BERTH_RUNTIME" --image "$img" --cache-dir "$CACHE" \
+		$AS_USER_OPT -- sh -c "exec sleep $n" >"$T/bg.out" 2>"$T/bg.err" </dev/null 3>&- &
+	KILL_PID=$!
+	for ((i = 0; i < 600; i++)); do
+		pgrep -u "$CALLER_UID" -x -f "sleep $n" >/dev/null && break
+		alive "$KILL_PID" || break
+		sleep 0.1
+	done
+	sed 's/^/# background run: /' "$T/bg.err"
+	pgrep -u "$CALLER_UID" -x -f "sleep $n" >/dev/null
+	bimage cache rm --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 1 ]
+	grep -q '^berth: .*in use' "$ERR"
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$digest"
+	[ "$status" -eq 0 ]
+	kill -TERM "$KILL_PID"
+	wait "$KILL_PID" || true
+	KILL_PID=
+	# ended: removed, then not cached, then nothing to remove
+	bimage cache rm --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$digest"
+	[ "$status" -eq 0 ]
+	grep -q "^$digest removed" "$OUT"
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 1 ]
+	# and it stages again at its next use
+	IMG=$img brun -- true
+	[ "$status" -eq 0 ]
+	bimage cache rm --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$img"
+	[ "$status" -eq 0 ]
+	# an error is neither yes nor no
+	bimage inspect --cached --runtime "$BERTH_RUNTIME" --cache-dir "$CACHE" "$T/none.tar"
+	[ "$status" -eq 2 ]
+	grep -q '^berth: ' "$ERR"
 }
 
 @test "[$BERTH_RUNTIME] death by SIGKILL gives 137" {

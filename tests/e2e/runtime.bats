@@ -108,6 +108,26 @@ slurm_release() {
 	[ "$status" -eq 137 ] || [ "$status" -eq 9 ] # srun reports signals its own way
 }
 
+@test "[$BERTH_RUNTIME] srun's exit status: 127 not found, 126 not executable, 125 berth's own failure" {
+	local bad
+	run -127 as_user srun --container-runtime="$RT" --container-image="$IMG" no-such-command-berth
+	echo "# $output"
+	[ "$status" -eq 127 ]
+	[[ "$output" == *no-such-command-berth* ]]
+	run -126 as_user srun --container-runtime="$RT" --container-image="$IMG" /etc/only-in-image
+	echo "# $output"
+	[ "$status" -eq 126 ]
+	[[ "$output" == */etc/only-in-image* ]]
+	# an archive that passes submission and fails staging on the node
+	bad=$(job_dir)/bad.tar
+	echo "not an archive" >"$bad"
+	chmod a+r "$bad"
+	run as_user srun --container-runtime="$RT" --container-image="$bad" true
+	echo "# $output"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"berth: "* ]]
+}
+
 @test "[$BERTH_RUNTIME] SLURM_* reaches the task, the image's Env wins for its names" {
 	run as_user env PATH_MARK=host srun --container-runtime="$RT" --container-image="$IMG" \
 		sh -c 'echo "job=$SLURM_JOB_ID path=$PATH"'

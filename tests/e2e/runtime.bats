@@ -3,6 +3,7 @@
 # tests/run-all.sh): the same behaviour whatever runs the container.
 
 load helpers
+bats_require_minimum_version 1.5.0 # run -N (the exit status checks)
 
 setup_file() {
 	require_cluster

@@ -100,8 +100,10 @@ singularity_leaf() {
 		run as_user srun --container-runtime=$rt --container-image="$img" cat /etc/only-in-image
 		[ "$status" -eq 0 ]
 		entry=$u/images/${digest#sha256:}
-		if [ -f "$entry/image.sif" ]; then
-			: >"$entry/image.sif"
+		# image.sif, or image.lz4.sif & co. (the compression the runtime reads)
+		sif=$(find "$entry" -maxdepth 1 -name 'image*.sif' | head -n 1)
+		if [ -n "$sif" ]; then
+			: >"$sif"
 		else
 			leaf=rootfs
 			[ "$rt" = charliecloud ] || leaf=sandbox

@@ -381,17 +381,7 @@ static int lock_rebuild(struct berth_cache *cache, const char *digest, struct be
 	char name[128];
 
 	snprintf(name, sizeof(name), "locks/%s.rebuild", digest + 7);
-	int fd = openat(cache->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return berth_fail(err, errno, "cannot open lock %s/%s", cache->dir, name);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno == EINTR)
-			continue;
-		int saved = errno;
-		close(fd);
-		return berth_fail(err, saved, "cannot lock %s/%s", cache->dir, name);
-	}
-	return fd;
+	return cache_lock_file(cache, name, LOCK_EX, err);
 }
 
 /* An opened image: convert it under its digest's lock unless it is there. */

@@ -93,13 +93,10 @@ bool berth_lock_held(int dir_fd, const char *name)
 	return false;
 }
 
-/* Open (creating) the digest's lock file and flock it. */
-int cache_lock_digest(struct berth_cache *cache, const char *digest, int how,
-		      struct berth_err *err)
+/* Open (creating) the lock file `name` of this cache and flock it. */
+int cache_lock_file(struct berth_cache *cache, const char *name, int how,
+		    struct berth_err *err)
 {
-	char name[128];
-
-	snprintf(name, sizeof(name), "locks/%s", digest + 7);
 	int fd = openat(cache->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 			0600);
 	if (fd < 0)
@@ -112,6 +109,16 @@ int cache_lock_digest(struct berth_cache *cache, const char *digest, int how,
 		return berth_fail(err, saved, "cannot lock %s/%s", cache->dir, name);
 	}
 	return fd;
+}
+
+/* Open (creating) the digest's lock file and flock it. */
+int cache_lock_digest(struct berth_cache *cache, const char *digest, int how,
+		      struct berth_err *err)
+{
+	char name[128];
+
+	snprintf(name, sizeof(name), "locks/%s", digest + 7);
+	return cache_lock_file(cache, name, how, err);
 }
 
 void cache_touch_last_use(struct berth_cache *cache, const char *digest)

@@ -20,6 +20,8 @@
 #define CORRUPT_FLAG "corrupt"
 
 /* The digest's lock file, opened (created) and flocked `how`: the fd. */
+int cache_lock_file(struct berth_cache *cache, const char *name, int how,
+		    struct berth_err *err);
 int cache_lock_digest(struct berth_cache *cache, const char *digest, int how,
 		      struct berth_err *err);
 void cache_touch_last_use(struct berth_cache *cache, const char *digest);

@@ -20,19 +20,6 @@ setup_file() {
 	UIDT=$(id -u berthtest)
 }
 
-# The node completes the failed job (within the kill timeout, 30 s here)
-# and runs the test user's next job.
-node_takes_next_job() {
-	local i
-	for i in $(seq 300); do
-		[ -z "$(squeue -h -t CG 2>/dev/null)" ] && break
-		sleep 0.1
-	done
-	[ -z "$(squeue -h -t CG 2>/dev/null)" ]
-	run as_user srun -t 1 true
-	[ "$status" -eq 0 ]
-}
-
 @test "a FIFO as image path fails at once with a message, and the node runs the next job" {
 	d=$(job_dir)
 	as_user mkfifo "$d/img.tar"

@@ -66,17 +66,6 @@ site_conf() {
 	mv -f "$CONF.new" "$CONF"
 }
 
-# The node completes and runs the test user's next job.
-node_takes_next_job() {
-	for _ in $(seq 300); do
-		[ -z "$(squeue -h -t CG 2>/dev/null)" ] && break
-		sleep 0.1
-	done
-	[ -z "$(squeue -h -t CG 2>/dev/null)" ]
-	run as_user srun -t 1 true
-	[ "$status" -eq 0 ]
-}
-
 stagers() { pgrep -f "/bin/berth (pull|fetch|docker load)" || true; }
 
 # Nothing a stopped staging could leave in the test user's cache or root's

@@ -102,3 +102,15 @@ for off in range(32768, len(data) - 32, 4096):  # the partition is 4096-aligned
         break
 PY
 }
+
+# The node completes what ran (within the kill timeout, 30 s here) and
+# runs the test user's next job.
+node_takes_next_job() {
+	for _ in $(seq 300); do
+		[ -z "$(squeue -h -t CG 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	[ -z "$(squeue -h -t CG 2>/dev/null)" ]
+	run as_user srun -t 1 true
+	[ "$status" -eq 0 ]
+}

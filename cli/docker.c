@@ -58,7 +58,8 @@ struct docker_args {
 	int control_fd;
 	const char *allowed_mounts, *batch_script;
 	const char *name; /* the archive as the user named it, for messages */
-	bool entrypoint, entrypoint_log, network_none, writable;
+	bool entrypoint, entrypoint_log, writable;
+	unsigned unshare;
 	unsigned long long memory, pids_limit;
 	unsigned cpus;
 	char **argv;
@@ -85,7 +86,7 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"name", required_argument, NULL, 'N'},
 		{"entrypoint", no_argument, NULL, 'e'},
 		{"entrypoint-log", no_argument, NULL, 'L'},
-		{"network-none", no_argument, NULL, 'n'},
+		{"unshare", required_argument, NULL, 'n'},
 		{"writable", no_argument, NULL, 'W'},
 		{"memory", required_argument, NULL, 'M'},
 		{"cpus", required_argument, NULL, 'P'},
@@ -115,7 +116,10 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'N': a->name = optarg; break;
 		case 'e': a->entrypoint = true; break;
 		case 'L': a->entrypoint_log = true; break;
-		case 'n': a->network_none = true; break;
+		case 'n':
+			if (berth_unshare_parse(optarg, "--unshare", &a->unshare, NULL) < 0)
+				return -1;
+			break;
 		case 'W': a->writable = true; break;
 		case 'M': a->memory = strtoull(optarg, NULL, 10); break;
 		case 'P': a->cpus = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -482,7 +486,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 		.argv = cmd, .env = merged, .workdir = a->workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
-		.memory_bytes = a->memory, .cpus = a->cpus, .network_none = a->network_none,
+		.memory_bytes = a->memory, .cpus = a->cpus, .unshare = a->unshare,
 		.cpuset_cpus = cpus, .pids_limit = a->pids_limit,
 		.writable = a->writable,
 		.cgroup_parent = a->cgroup_parent, .label_job = a->job, .label_step = step_label,

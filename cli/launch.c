@@ -44,6 +44,7 @@ struct launch {
 	const char *mounts;    /* --container-mounts, checked by the plugin */
 	char *env_keep;        /* NAME,NAME: the job's value wins */
 	bool mount_home, writable, entrypoint, entrypoint_log, verbose, remap_root;
+	unsigned unshare;       /* --unshare net,ipc,uts (BERTH_UNSHARE_*) */
 	const char *name;       /* --container-name=NAME[:MODE] */
 	const char *name_scope; /* "job-<id>" or "user" */
 	bool readonly;          /* --container-readonly (a named one is writable) */
@@ -57,7 +58,7 @@ static const char launch_usage[] =
 	"                    [--singularity-format auto|sif|sandbox]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
 	"                    [--entrypoint [--entrypoint-log]] [--verbose] [--workdir DIR]\n"
-	"                    [--env-keep NAME,...] [--remap-root]\n"
+	"                    [--env-keep NAME,...] [--remap-root] [--unshare net,ipc,uts]\n"
 	"                    [--name NAME[:MODE] --name-scope job-ID|user [--readonly]]\n"
 	"                    [--save PATH --name-scope job-ID|user]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
@@ -87,6 +88,7 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"name-scope", required_argument, NULL, 'S'},
 		{"readonly", no_argument, NULL, 'O'},
 		{"save", required_argument, NULL, 'A'},
+		{"unshare", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -114,6 +116,10 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		case 'S': l->name_scope = optarg; break;
 		case 'O': l->readonly = true; break;
 		case 'A': l->save = optarg; break;
+		case 'U':
+			if (berth_unshare_parse(optarg, "--unshare", &l->unshare, NULL) < 0)
+				return -1;
+			break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -402,7 +408,7 @@ int cmd_launch(int argc, char **argv)
 		 * (pyxis) */
 		.writable = l.name || l.save ? !l.readonly : l.writable,
 		.layer_dir = l.name || l.save ? named.dir : NULL,
-		.remap_root = l.remap_root,
+		.remap_root = l.remap_root, .unshare = l.unshare,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};

@@ -24,7 +24,7 @@ static const char run_usage[] =
 	"usage: berth run --runtime R --image IMAGE [--cache-dir DIR]\n"
 	"                 [--bind SRC:DST[:ro|rw]]... [--workdir DIR]\n"
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
-	"                 [--mount-home] [--network-none] [--verbose]\n"
+	"                 [--mount-home] [--unshare net,ipc,uts] [--verbose]\n"
 	"                 [--user UID:GID (root only)]\n"
 	"                 -- CMD [ARG...]\n"
 	"exit status: CMD's (128+N after signal N); 127 CMD not found in the\n"
@@ -36,7 +36,8 @@ struct run_args {
 	size_t n_binds;
 	const char *env[MAX_ITEMS];  /* --env K=V and --env-pass results, in order */
 	size_t n_env;
-	bool writable, mount_home, network_none, verbose;
+	bool writable, mount_home, verbose;
+	unsigned unshare;            /* --unshare (and --network-none: net) */
 	const char *user;            /* root only: run the container as UID:GID */
 	char **argv;
 };
@@ -64,6 +65,8 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		{"writable", no_argument, NULL, 'W'},
 		{"mount-home", no_argument, NULL, 'H'},
 		{"user", required_argument, NULL, 'u'},
+		{"unshare", required_argument, NULL, 'U'},
+		/* the older spelling of --unshare=net */
 		{"network-none", no_argument, NULL, 'N'},
 		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
@@ -81,7 +84,14 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		case 'W': a->writable = true; break;
 		case 'H': a->mount_home = true; break;
 		case 'u': a->user = optarg; break;
-		case 'N': a->network_none = true; break;
+		case 'N': a->unshare |= BERTH_UNSHARE_NET; break;
+		case 'U': {
+			unsigned more;
+			if (berth_unshare_parse(optarg, "--unshare", &more, err) < 0)
+				return -1;
+			a->unshare |= more;
+			break;
+		}
 		case 'v': a->verbose = true; break;
 		case 'b':
 			if (parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
@@ -220,7 +230,7 @@ int cmd_run(int argc, char **argv)
 		.argv = a.argv, .env = env, .workdir = a.workdir,
 		.binds = a.binds, .n_binds = a.n_binds,
 		.writable = a.writable, .mount_home = a.mount_home,
-		.network_none = a.network_none, .verbose = a.verbose,
+		.unshare = a.unshare, .verbose = a.verbose,
 		.uid = uid, .gid = gid, .groups = groups, .n_groups = (size_t)n_groups,
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};

@@ -19,6 +19,7 @@
 #include "conf/config.h"
 #include "conf/error.h"
 #include "conf/mounts.h"
+#include "conf/unshare.h"
 #include "executor/cache/cache.h"
 #include "executor/base/process.h"
 #include "executor/base/strv.h"
@@ -40,6 +41,8 @@ struct berth_container_spec {
 				      * and set*id faked (fakeroot.h) */
 	bool mount_home;             /* the user's home at its path */
 	bool verbose;                /* the runtime's own notices too (else errors only) */
+	unsigned unshare;            /* BERTH_UNSHARE_* (conf/unshare.h): namespaces
+				      * of its own beyond the runtime's default */
 	/* Docker only (the others run as the calling user, unprivileged): */
 	uid_t uid;
 	gid_t gid;
@@ -51,7 +54,6 @@ struct berth_container_spec {
 	uint64_t pids_limit;         /* processes and threads, 0 = no limit */
 	const struct berth_ulimit *ulimits; /* the task's own limits */
 	size_t n_ulimits;
-	bool network_none;
 	const char *cgroup_parent;
 	const char *label_job, *label_step;
 	/* the node that made it: one dockerd may serve several Slurm nodes

@@ -25,9 +25,11 @@ struct berth_spank {
 	char *env_names;             /* --container-env */
 	char *container_name;        /* --container-name=NAME[:MODE] */
 	char *save;                  /* --container-save=PATH, made absolute */
+	char *unshare;               /* --container-unshare=net,ipc,uts, canonical */
 	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;
+	unsigned unshare_mask;       /* BERTH_UNSHARE_* of --container-unshare */
 	struct berth_mount *mount_list;
 	size_t n_mounts;
 	/* Remote context: result of staging, kept for task_init. */

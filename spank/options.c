@@ -11,10 +11,12 @@
 #include "executor/runtime/caps.h"
 #include "executor/source/imageref.h"
 #include "conf/names.h"
+#include "conf/unshare.h"
 #include "spank/berth_spank.h"
 #include "spank/pin.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_SAVE,
+	      OPT_UNSHARE, /* the last string option (berth_options_free) */
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
 	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
 	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT };
@@ -30,6 +32,7 @@ static char **string_slot(int id)
 	case OPT_ENV: return &berth.env_names;
 	case OPT_NAME: return &berth.container_name;
 	case OPT_SAVE: return &berth.save;
+	case OPT_UNSHARE: return &berth.unshare;
 	default: return NULL;
 	}
 }
@@ -114,6 +117,10 @@ static struct spank_option options[] = {
 	 "[berth] when the step ends, write the container (its image and its "
 	 "changes) to PATH as a docker-save archive that berth and Docker run; "
 	 "the container is writable", 1, OPT_SAVE, on_option},
+	{"container-unshare", "net,ipc,uts",
+	 "[berth] give the container namespaces of its own (pyxis 0.24): net "
+	 "(loopback only), ipc, uts (hostname); comma-separated",
+	 1, OPT_UNSHARE, on_option},
 	{"container-mount-home", NULL, "[berth] bind the home folder (site default: MountHome)",
 	 0, OPT_HOME, on_option},
 	{"no-container-mount-home", NULL, "[berth] do not bind the home folder",
@@ -186,6 +193,7 @@ int berth_options_from_env(spank_t sp)
 		{OPT_MOUNTS, "BERTH_CONTAINER_MOUNTS"},   {OPT_WORKDIR, "BERTH_CONTAINER_WORKDIR"},
 		{OPT_ENV, "BERTH_CONTAINER_ENV"},         {OPT_NAME, "BERTH_CONTAINER_NAME"},
 		{OPT_SAVE, "BERTH_CONTAINER_SAVE"},
+		{OPT_UNSHARE, "BERTH_CONTAINER_UNSHARE"},
 	};
 	static const struct {
 		enum berth_tristate *slot;
@@ -376,12 +384,32 @@ static int check_name(void)
 	return 0;
 }
 
+/* --container-unshare: a bad word fails here, at submission; the nodes
+ * get the canonical list. */
+static int check_unshare(void)
+{
+	struct berth_err err = {0};
+	char canonical[32];
+
+	if (berth_unshare_parse(berth.unshare, "--container-unshare", &berth.unshare_mask,
+				&err) < 0) {
+		slurm_error(PFX "%s", err.msg);
+		return -1;
+	}
+	berth_unshare_format(berth.unshare_mask, canonical, sizeof(canonical));
+	free(berth.unshare);
+	berth.unshare = strdup(canonical);
+	return berth.unshare ? 0 : -1;
+}
+
 int berth_options_validate(spank_t sp)
 {
-	if ((berth.container_name && check_name() < 0) || (berth.save && check_save(sp) < 0))
+	if ((berth.container_name && check_name() < 0) || (berth.save && check_save(sp) < 0) ||
+	    (berth.unshare && check_unshare() < 0))
 		return -1;
 	if (!berth.image && !berth.container_name) {
-		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names)
+		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names ||
+		    berth.unshare)
 			slurm_error(PFX "container options given without --container-image: "
 				    "they are ignored and the job runs on the host");
 		return 0;
@@ -421,7 +449,7 @@ int berth_options_check_runtime(void)
 
 void berth_options_free(void)
 {
-	for (int id = OPT_IMAGE; id <= OPT_SAVE; id++) {
+	for (int id = OPT_IMAGE; id <= OPT_UNSHARE; id++) {
 		char **slot = string_slot(id);
 		free(*slot);
 		*slot = NULL;
@@ -431,4 +459,5 @@ void berth_options_free(void)
 	berth_mounts_free(berth.mount_list, berth.n_mounts);
 	berth.mount_list = NULL;
 	berth.n_mounts = 0;
+	berth.unshare_mask = 0;
 }

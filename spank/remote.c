@@ -367,7 +367,8 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 			    size_t *n_prefix)
 {
 	static char scope[32];
-	size_t cap = (size_t)job_argc + 32 + 2 * berth.n_mounts;
+	/* every option below at once is 38 words, the command and NULL apart */
+	size_t cap = (size_t)job_argc + 48;
 	char **argv = calloc(cap, sizeof(char *));
 	size_t n = 0;
 
@@ -418,6 +419,10 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 		argv[n++] = "--entrypoint-log";
 	if (berth.remap_root == BERTH_YES)
 		argv[n++] = "--remap-root";
+	if (berth.unshare) {
+		argv[n++] = "--unshare";
+		argv[n++] = berth.unshare;
+	}
 	if (berth.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = berth.workdir;
@@ -561,6 +566,10 @@ int berth_remote_task_privileged(spank_t sp)
 		berth_strv_add(&argv, "--entrypoint-log", NULL);
 	if (berth.writable == BERTH_YES)
 		berth_strv_add(&argv, "--writable", NULL);
+	if (berth.unshare) {
+		berth_strv_add(&argv, "--unshare", NULL);
+		berth_strv_add(&argv, berth.unshare, NULL);
+	}
 	berth_strv_add(&argv, "--", NULL);
 	for (int i = 0; i < job_argc; i++)
 		berth_strv_add(&argv, job_argv[i], NULL);

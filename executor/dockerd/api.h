@@ -95,6 +95,9 @@ struct berth_docker_create {
 	const struct berth_docker_bind *binds; /* -> HostConfig.Binds */
 	size_t n_binds;
 	bool network_none;    /* NetworkMode "none", else "host" */
+	bool ipc_private;     /* IpcMode "private", else the daemon's default
+			       * (private or shareable: the container's own
+			       * either way, but for containers that join it) */
 	bool writable;        /* HostConfig.ReadonlyRootfs = !writable */
 	uint64_t memory_bytes; /* HostConfig.Memory and MemorySwap (no swap
 				* beyond it), 0 = no limit */

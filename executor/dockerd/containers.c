@@ -194,7 +194,8 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 	    dk_add(hc, "AutoRemove", json_object_new_boolean(0)) < 0 ||
 	    dk_add(hc, "Init", json_object_new_boolean(1)) < 0 ||
 	    dk_add(hc, "PublishAllPorts", json_object_new_boolean(0)) < 0 ||
-	    dk_add(hc, "NetworkMode", json_object_new_string(c->network_none ? "none" : "host")) < 0)
+	    dk_add(hc, "NetworkMode", json_object_new_string(c->network_none ? "none" : "host")) < 0 ||
+	    (c->ipc_private && dk_add(hc, "IpcMode", json_object_new_string("private")) < 0))
 		return NULL;
 	/* A read-only root still needs a scratch /tmp, as the other runtimes
 	 * give one: private to the container, gone with it. */

@@ -17,7 +17,10 @@
  *    ch-run's recursive bind carries it into the container, where the
  *    kernel locks the flags.
  * A job with only plain read-write binds onto existing targets needs none
- * of it: ch-run runs straight on the cached tree. */
+ * of it: ch-run runs straight on the cached tree.
+ * --container-unshare: ch-run 0.31 makes only user and mount namespaces;
+ * berth makes the network, IPC and UTS ones in its own user namespace
+ * (mountns.h) and ch-run nests its own inside, sharing them. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -204,7 +207,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 	 * mount's host folder (ch-run refuses to make them under a bind). */
 	if (!plan || !plan->layer)
 		return berth_ns_make_nested(NULL, spec->binds, spec->n_binds, err) < 0 ||
-		       berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err) < 0
+		       berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err) < 0 ||
+		       berth_ns_unshare(spec->unshare, false, err) < 0
 			? -1 : 0;
 	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
@@ -227,7 +231,7 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (berth_ns_make_nested(dir, spec->binds, spec->n_binds, err) < 0 ||
 	    berth_ns_make_inside(dir, spec->binds, spec->n_binds, wd, true, err) < 0)
 		return -1;
-	return 0;
+	return berth_ns_unshare(spec->unshare, true, err);
 }
 
 const struct berth_executor_ops berth_charliecloud_ops = {

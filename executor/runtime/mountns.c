@@ -4,11 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -17,6 +21,7 @@
 #include <unistd.h>
 
 #include "executor/base/fs.h"
+#include "conf/unshare.h"
 
 static int write_file(const char *path, const char *text, struct berth_err *err)
 {
@@ -50,28 +55,155 @@ static unsigned long kept_flags(const char *path)
 	return flags;
 }
 
-int berth_ns_enter(struct berth_err *err)
+/* The caller's uid and gid (read before the user namespace was made:
+ * there they read as the overflow ids until mapped) map to themselves in
+ * it; no other id exists there. */
+static int map_self(uid_t uid, gid_t gid, struct berth_err *err)
 {
-	uid_t uid = getuid();
-	gid_t gid = getgid();
 	char map[64];
 
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
-		return berth_fail(err, errno, "cannot create a namespace for the container's "
-				  "mounts or writable layer (are unprivileged user namespaces "
-				  "enabled?)");
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 	if (write_file("/proc/self/setgroups", "deny", err) < 0 ||
 	    write_file("/proc/self/uid_map", map, err) < 0)
 		return -1;
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	if (write_file("/proc/self/gid_map", map, err) < 0)
+	return write_file("/proc/self/gid_map", map, err);
+}
+
+int berth_ns_enter(struct berth_err *err)
+{
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return berth_fail(err, errno, "cannot create a namespace for the container's "
+				  "mounts or writable layer (are unprivileged user namespaces "
+				  "enabled?)");
+	if (map_self(uid, gid, err) < 0)
 		return -1;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return berth_fail(err, errno, "cannot make mounts private");
 	return 0;
 }
 
+/* ---- namespaces of the container's own (--container-unshare) ---------- */
+
+/* Its loopback, down in a new network namespace, brought up as Docker
+ * and Apptainer do: 127.0.0.1 answers, nothing else exists. */
+static int loopback_up(struct berth_err *err)
+{
+	struct ifreq ifr = {0};
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return berth_fail(err, errno, "cannot read the flags of the container's loopback");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return berth_fail(err, errno, "cannot bring up the container's loopback");
+	return 0;
+}
+
+/* Is mount point `path` (from mountinfo) strictly below /sys? */
+static bool below_sys(const char *path)
+{
+	return !strncmp(path, "/sys/", 5) && !strchr(path, '\\');
+}
+
+#define SYS_SUBMOUNTS_MAX 64
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The mount points strictly below /sys, sorted, each once, none inside
+ * another listed (it travels with that one). */
+static size_t sys_submounts(char *points[SYS_SUBMOUNTS_MAX], struct berth_err *err)
+{
+	_cleanup_fclose_ FILE *mi = fopen("/proc/self/mountinfo", "re");
+	char line[4096], point[PATH_MAX];
+	size_t n = 0, kept = 0;
+
+	if (!mi) {
+		berth_fail(err, errno, "cannot read /proc/self/mountinfo");
+		return SIZE_MAX;
+	}
+	/* ID PARENT MAJ:MIN ROOT POINT ... */
+	while (n < SYS_SUBMOUNTS_MAX && fgets(line, sizeof(line), mi))
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && below_sys(point) &&
+		    !(points[n++] = strdup(point))) {
+			berth_fail(err, ENOMEM, "mounts");
+			return SIZE_MAX;
+		}
+	qsort(points, n, sizeof(*points), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		bool inside = false;
+		for (size_t k = 0; k < kept && !inside; k++) {
+			size_t len = strlen(points[k]);
+			inside = !strncmp(points[i], points[k], len) &&
+				 (points[i][len] == '/' || !points[i][len]);
+		}
+		if (inside)
+			free(points[i]);
+		else
+			points[kept++] = points[i];
+	}
+	return kept;
+}
+
+/* A sysfs of the new network namespace on /sys (the host's lists the
+ * host's interfaces in /sys/class/net), with the host's mounts below /sys
+ * (cgroups, fuse, debugfs...) carried over, each with what is under it.
+ * A runtime that binds /sys from here (ch-run) binds this one. */
+static int remount_sys(struct berth_err *err)
+{
+	char *points[SYS_SUBMOUNTS_MAX];
+	size_t n = sys_submounts(points, err);
+	int rc = 0;
+
+	if (n == SIZE_MAX)
+		return -1;
+	_cleanup_close_ int old = (int)syscall(SYS_open_tree, AT_FDCWD, "/sys",
+					       OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+	if (old < 0)
+		rc = berth_fail(err, errno, "cannot keep the host's mounts under /sys");
+	else if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		rc = berth_fail(err, errno, "cannot mount the container's own /sys");
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0) {
+			_cleanup_close_ int sub = (int)syscall(SYS_open_tree, old, points[i] + 5,
+							       OPEN_TREE_CLONE | AT_RECURSIVE |
+							       O_CLOEXEC);
+			if (sub < 0 || syscall(SYS_move_mount, sub, "", AT_FDCWD, points[i],
+					       MOVE_MOUNT_F_EMPTY_PATH) < 0)
+				rc = berth_fail(err, errno, "cannot carry %s into the "
+						"container's /sys", points[i]);
+		}
+		free(points[i]);
+	}
+	return rc;
+}
+
+int berth_ns_unshare(unsigned what, bool in_userns, struct berth_err *err)
+{
+	int flags = (what & BERTH_UNSHARE_NET ? CLONE_NEWNET : 0) |
+		    (what & BERTH_UNSHARE_IPC ? CLONE_NEWIPC : 0) |
+		    (what & BERTH_UNSHARE_UTS ? CLONE_NEWUTS : 0);
+	char names[32];
+
+	if (!flags)
+		return 0;
+	if (!in_userns && berth_ns_enter(err) < 0)
+		return -1;
+	berth_unshare_format(what, names, sizeof(names));
+	if (unshare(flags) < 0)
+		return berth_fail(err, errno, "cannot give the container namespaces of its own "
+				  "(%s)", names);
+	if ((what & BERTH_UNSHARE_NET) && (loopback_up(err) < 0 || remount_sys(err) < 0))
+		return -1;
+	return 0;
+}
 
 int berth_ns_layer(const char *dir, struct berth_err *err)
 {

@@ -20,6 +20,14 @@
  * themselves (no other id exists there); every mount becomes private. */
 int berth_ns_enter(struct berth_err *err);
 
+/* Namespaces of the container's own (what: BERTH_UNSHARE_* bits): network,
+ * its loopback brought up and a sysfs of its own on /sys (the host's
+ * mounts below /sys kept), IPC, UTS.  They belong to berth's user and mount
+ * namespace: entered already (in_userns) or entered here (berth_ns_enter).
+ * A runtime exec'd afterwards (ch-run) nests its own user namespace
+ * inside and shares them. */
+int berth_ns_unshare(unsigned what, bool in_userns, struct berth_err *err);
+
 /* Mount the private tmpfs on `dir` (CacheDir/<uid>/layer) and make its
  * mnt/ folder. */
 int berth_ns_layer(const char *dir, struct berth_err *err);

@@ -12,6 +12,7 @@
 
 #include "executor/runtime/sing_runtime.h"
 #include "executor/base/process.h"
+#include "conf/unshare.h"
 
 #define HOST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MEMO_FILE "singularity.version"
@@ -31,11 +32,31 @@ void berth_sing_runtime_parse(const char *line, struct berth_sing_runtime *rt)
 	rt->apptainer = !strncmp(rt->version, "apptainer", 9);
 	rt->reads_zstd = rt->apptainer;
 	rt->fakeroot_ignore_subuid = rt->apptainer;
+	/* Singularity 2.x prints the bare number ("2.6.1-dist"); a line
+	 * that names none is taken as a current release */
+	unsigned long major = strtoul(rt->number, NULL, 10);
+	rt->unshares = rt->apptainer || major == 0 || major >= 3;
 }
 
 const char *berth_sing_flavour(const struct berth_sing_runtime *rt)
 {
 	return rt->apptainer ? "Apptainer" : "SingularityCE";
+}
+
+int berth_sing_can_unshare(const struct berth_sing_runtime *rt, unsigned what,
+			   struct berth_err *err)
+{
+	char names[32];
+
+	if (!what || rt->unshares)
+		return 0;
+	berth_unshare_format(what, names, sizeof(names));
+	return berth_fail(err, 0, "--container-unshare=%s on Singularity %s: this release "
+			  "cannot give an unprivileged user its own network, IPC or UTS "
+			  "namespace (--net --network none, --ipc, --uts came with 3.0); "
+			  "install SingularityCE 3.0 or later or Apptainer at SingularityPath, "
+			  "drop the option, or use --container-runtime=charliecloud",
+			  names, rt->number);
 }
 
 /* "path dev ino size mtime.nsec\n": what identifies the binary asked. */

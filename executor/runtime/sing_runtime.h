@@ -37,6 +37,9 @@ struct berth_sing_runtime {
 	const char *number;                  /* points into version: "3.4.2" */
 	bool reads_zstd;                     /* SquashFS zstd inside a SIF */
 	bool fakeroot_ignore_subuid;         /* --ignore-subuid & co. exist */
+	/* --net --network none, --ipc, --uts for an unprivileged user:
+	 * Singularity 3.0 on and every Apptainer (2.x had no --net) */
+	bool unshares;
 };
 
 /* Fill *rt from the first line of `singularity --version`. */
@@ -68,5 +71,11 @@ bool berth_subid_has_range(const char *path, const char *user, unsigned long id)
  * the fix unless `subuid` and `subgid` both hold a range for the user. */
 int berth_sing_can_fakeroot(const struct berth_sing_runtime *rt, uid_t uid,
 			    const char *subuid, const char *subgid, struct berth_err *err);
+
+/* --container-unshare (BERTH_UNSHARE_* bits `what`) on this runtime:
+ * its own flags (--net --network none, --ipc, --uts) where it has them,
+ * else an error naming the runtime, its version and the fix. */
+int berth_sing_can_unshare(const struct berth_sing_runtime *rt, unsigned what,
+			   struct berth_err *err);
 
 #endif

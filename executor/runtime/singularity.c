@@ -403,6 +403,22 @@ static int add_fakeroot(struct berth_executor *ex, struct berth_strv *argv,
 	       berth_strv_add(argv, "--ignore-fakeroot-command", err) < 0 ? -1 : 0;
 }
 
+/* --container-unshare through the runtime's own flags, which it makes in
+ * the namespaces it runs in (setuid, or berth's own user namespace with
+ * --userns: checked with SingularityCE 3.4.2 both ways).  IPC is private
+ * already: --containall, or --ipc for a named container. */
+static int add_unshare(struct berth_executor *ex, unsigned what, struct berth_strv *argv,
+		       struct berth_err *err)
+{
+	if (berth_sing_can_unshare(&priv(ex)->rt, what, err) < 0)
+		return -1;
+	if ((what & BERTH_UNSHARE_NET) &&
+	    (berth_strv_add(argv, "--net", err) < 0 || berth_strv_add(argv, "--network", err) < 0 ||
+	     berth_strv_add(argv, "none", err) < 0))
+		return -1;
+	return (what & BERTH_UNSHARE_UTS) ? berth_strv_add(argv, "--uts", err) : 0;
+}
+
 /* A tmpfs or noexec bind, or a named container, makes berth enter a user
  * and mount namespace of its own before the runtime starts (mountns.h).
  * There a setuid starter cannot become root ("Failed to set effective UID
@@ -525,6 +541,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
 								   : "--writable-tmpfs", err) < 0)
+		goto fail;
+	if (add_unshare(ex, spec->unshare, &argv, err) < 0)
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;

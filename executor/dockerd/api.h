@@ -95,6 +95,9 @@ struct berth_docker_create {
 	const struct berth_docker_bind *binds; /* -> HostConfig.Binds */
 	size_t n_binds;
 	bool network_none;    /* NetworkMode "none", else "host" */
+	const char *hostname; /* Hostname (only with network_none: host
+			       * networking has the node's already), NULL:
+			       * Docker's (the container's id) */
 	bool ipc_private;     /* IpcMode "private", else the daemon's default
 			       * (private or shareable: the container's own
 			       * either way, but for containers that join it) */

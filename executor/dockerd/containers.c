@@ -167,6 +167,9 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 		return NULL;
 	if (c->workdir && dk_add(o, "WorkingDir", json_object_new_string(c->workdir)) < 0)
 		return NULL;
+	if (c->network_none && c->hostname &&
+	    dk_add(o, "Hostname", json_object_new_string(c->hostname)) < 0)
+		return NULL;
 	snprintf(buf, sizeof(buf), "%ju:%ju", (uintmax_t)c->uid, (uintmax_t)c->gid);
 	if (dk_add(o, "User", json_object_new_string(buf)) < 0 ||
 	    dk_add(o, "Tty", json_object_new_boolean(0)) < 0 ||

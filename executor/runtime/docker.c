@@ -403,7 +403,12 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 	if (make_nested_as_user(spec, err) < 0 || stage_binds(ex, spec, binds, d->staged, err) < 0)
 		return -1;
 	snprintf(d->uid_label, sizeof(d->uid_label), "%u", (unsigned)spec->uid);
+	/* the node's name, as on the host network and on the other runtimes
+	 * (Docker would name it after the container's id) */
+	char host[HOST_NAME_MAX + 1] = "";
+	gethostname(host, sizeof(host) - 1);
 	struct berth_docker_create c = {
+		.hostname = host[0] ? host : NULL,
 		.image = ex->digest, .argv = spec->argv, .env = spec->env,
 		.workdir = berth_spec_workdir(ex),
 		.uid = spec->uid, .gid = spec->gid,

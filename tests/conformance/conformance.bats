@@ -188,6 +188,7 @@ teardown() {
 	fi
 	# A berth run left by a failed test: TERM first (berth run --runtime
 	# docker removes its container then; a SIGKILL would leave it running).
+	[ -z "${HOST_LISTENER:-}" ] || kill "$HOST_LISTENER" 2>/dev/null || true
 	if [ -n "${KILL_PID:-}" ]; then
 		kill -TERM "$KILL_PID" 2>/dev/null || true
 		local i
@@ -667,6 +668,164 @@ nested_binds() {
 	brun -- image-only-command
 	[ "$status" -eq 0 ]
 	[ "$(cat "$OUT")" = "image-only-command ran" ]
+}
+
+# ---- what each runtime isolates ------------------------------------------
+# One case per row of the README's table "What each runtime isolates", by
+# default and with --unshare=net,ipc,uts (--container-unshare).  OWN_<rt>
+# lists the rows the runtime makes the container's own by default; the
+# rest are the node's.  Home: never bound unless asked (--mount-home).
+OWN_charliecloud=""
+OWN_singularity="pid tmp ipc dev"
+OWN_docker="pid tmp ipc uts dev"
+
+# the rows --unshare=net,ipc,uts adds, on every runtime
+UNSHARED="net ipc uts"
+
+# expect ROW [unshare]: "own" or "host" for this runtime
+expect() {
+	local var=OWN_$BERTH_RUNTIME
+	local own=" ${!var} "
+	[ -z "${2:-}" ] || own="$own $UNSHARED "
+	[[ $own == *" $1 "* ]] && echo own || echo host
+}
+
+# probe [unshare]: what the container sees, as NAME=VALUE lines in $PROBE,
+# made once per runtime pass (per kind) and kept in $W.
+probe() {
+	local kind=${1:-default} opts=()
+	[ "$kind" = default ] || opts=(--unshare=net,ipc,uts)
+	PROBE=$W/probe-$kind
+	[ -s "$PROBE" ] && return 0
+	# the node's side: a file in its /tmp and in the caller's home, and a
+	# device node no container's minimal /dev has
+	local home dev
+	home=$(getent passwd "$CALLER_UID" | cut -d: -f6)
+	as_caller touch "/tmp/berth-isolation.$$" "$home/.berth-isolation.$$"
+	for dev in /dev/kmsg /dev/loop-control /dev/cpu_dma_latency /dev/fuse /dev/tty0 ""; do
+		[ -z "$dev" ] || [ -e "$dev" ] && break
+	done
+	brun "${opts[@]}" -- sh -c '
+		for n in pid net ipc uts; do echo "ns_$n=$(readlink /proc/self/ns/$n)"; done
+		echo "hostname=$(cat /proc/sys/kernel/hostname)"
+		echo "ifaces=$(sed -n "s/^ *\([^:|]*\):.*/\1/p" /proc/net/dev | sort | tr "\n" " ")"
+		echo "sysnet=$(ls /sys/class/net | sort | tr "\n" " ")"
+		if test -e "$1"; then echo tmp=host; else echo tmp=own; fi
+		if test -e "$2"; then echo home=bound; else echo home=absent; fi
+		if test -z "$3"; then echo dev=unknown; elif test -e "$3"; then echo dev=host; else echo dev=own; fi
+	' sh "/tmp/berth-isolation.$$" "$home/.berth-isolation.$$" "$dev"
+	rm -f "/tmp/berth-isolation.$$" "$home/.berth-isolation.$$"
+	[ "$status" -eq 0 ]
+	cp "$OUT" "$PROBE"
+}
+
+# seen KEY: its value in $PROBE
+seen() {
+	sed -n "s/^$1=//p" "$PROBE"
+}
+
+# ns_is NS own|host: the container's namespace NS against this process's
+ns_is() {
+	local inside host
+	inside=$(seen "ns_$1")
+	host=$(readlink "/proc/self/ns/$1")
+	echo "# $1: inside $inside, here $host, expected $2"
+	[ -n "$inside" ]
+	if [ "$2" = own ]; then [ "$inside" != "$host" ]; else [ "$inside" = "$host" ]; fi
+}
+
+@test "[$BERTH_RUNTIME] isolation, PIDs: as the README's table says" {
+	probe
+	ns_is pid "$(expect pid)"
+	probe unshare
+	ns_is pid "$(expect pid)" # --unshare adds no PID namespace
+}
+
+@test "[$BERTH_RUNTIME] isolation, /tmp: as the README's table says" {
+	probe
+	echo "# /tmp: $(seen tmp), expected $(expect tmp)"
+	[ "$(seen tmp)" = "$(expect tmp)" ]
+}
+
+@test "[$BERTH_RUNTIME] isolation, hostname: the node's, in a UTS namespace of its own with --unshare=uts" {
+	probe
+	ns_is uts "$(expect uts)"
+	[ "$(seen hostname)" = "$(cat /proc/sys/kernel/hostname)" ]
+	probe unshare
+	ns_is uts own
+	[ "$(seen hostname)" = "$(cat /proc/sys/kernel/hostname)" ]
+}
+
+@test "[$BERTH_RUNTIME] isolation, IPC: as the README's table says; its own with --unshare=ipc" {
+	probe
+	ns_is ipc "$(expect ipc)"
+	probe unshare
+	ns_is ipc own
+}
+
+@test "[$BERTH_RUNTIME] isolation, network: the node's; loopback alone with --unshare=net" {
+	probe
+	ns_is net host
+	echo "# interfaces: $(seen ifaces)"
+	[ "$(seen ifaces)" = "$(sed -n 's/^ *\([^:|]*\):.*/\1/p' /proc/net/dev | sort | tr '\n' ' ')" ]
+	probe unshare
+	ns_is net own
+	[ "$(seen ifaces)" = "lo " ]
+	[ "$(seen sysnet)" = "lo " ]
+}
+
+# A listener on a port the node already uses, and a client through the
+# container's loopback (up): the port is free only in a network of its own.
+@test "[$BERTH_RUNTIME] isolation, network: with --unshare=net (and --network-none) a port the node uses is free inside" {
+	# (no descriptor of bats' kept open: it would wait for the process; a
+	# client that reaches it is let go at once)
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1] + ".new", "w").write("%d\n" % s.getsockname()[1])
+__import__("os").rename(sys.argv[1] + ".new", sys.argv[1])
+while True: s.accept()[0].close()' \
+		"$T/port" </dev/null >/dev/null 2>&1 3>&- &
+	HOST_LISTENER=$!
+	local i port=""
+	for ((i = 0; i < 100; i++)); do
+		port=$(cat "$T/port" 2>/dev/null) && break
+		sleep 0.05
+	done
+	[ -n "$port" ]
+	local listen='(busybox nc -l -p "$1" && echo listened) &
+		for i in $(seq 100); do echo hello | busybox nc 127.0.0.1 "$1" && break; sleep 0.05; done
+		wait'
+	brun -- sh -c "$listen" sh "$port"
+	! grep -qx listened "$OUT" || false # the node's network: taken
+	brun --unshare=net -- sh -c "$listen" sh "$port"
+	[ "$status" -eq 0 ]
+	grep -qx listened "$OUT" # bound, and a client came through the loopback
+	brun --network-none -- sh -c "$listen" sh "$port"
+	[ "$status" -eq 0 ]
+	grep -qx listened "$OUT"
+}
+
+@test "[$BERTH_RUNTIME] isolation, the user's home: not there unless asked for" {
+	probe
+	[ "$(seen home)" = absent ]
+	probe unshare
+	[ "$(seen home)" = absent ]
+}
+
+@test "[$BERTH_RUNTIME] isolation, devices: as the README's table says" {
+	probe
+	[ "$(seen dev)" != unknown ] || skip "no device node here that containers leave out"
+	echo "# devices: $(seen dev), expected $(expect dev)"
+	[ "$(seen dev)" = "$(expect dev)" ]
+}
+
+@test "[$BERTH_RUNTIME] --unshare refuses a namespace berth does not unshare, and a typo" {
+	local bad
+	for bad in pid net,pid nett net, ""; do
+		brun --unshare="$bad" -- true
+		[ "$status" -eq 125 ]
+		grep -q "give a comma-separated list of net, ipc and uts" "$ERR"
+	done
 }
 
 # Keep this last: bats runs the cases in file order.

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <linux/nsfs.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -284,14 +286,16 @@ static pid_t find_inside(pid_t holder, const char *token)
 /* The namespaces and root of `pid`, opened before any is entered (entering
  * cannot be undone); -1 when it has gone meanwhile. */
 struct inside_fds {
-	int user, mnt, pid, root;
+	int user, mnt, pid, root, net, ipc, uts;
 };
+
+#define N_INSIDE 7
 
 static void close_inside(struct inside_fds *f)
 {
-	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root};
+	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root, &f->net, &f->ipc, &f->uts};
 
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < N_INSIDE; i++)
 		if (*all[i] >= 0) {
 			close(*all[i]);
 			*all[i] = -1;
@@ -300,11 +304,12 @@ static void close_inside(struct inside_fds *f)
 
 static int open_inside(pid_t pid, struct inside_fds *f)
 {
-	static const char *const names[] = {"ns/user", "ns/mnt", "ns/pid", "root"};
-	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root};
+	static const char *const names[] = {"ns/user", "ns/mnt", "ns/pid", "root",
+					    "ns/net", "ns/ipc", "ns/uts"};
+	int *all[] = {&f->user, &f->mnt, &f->pid, &f->root, &f->net, &f->ipc, &f->uts};
 	char path[64];
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < N_INSIDE; i++) {
 		snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, names[i]);
 		*all[i] = open(path, (i == 3 ? O_PATH | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
 		if (*all[i] < 0) {
@@ -328,6 +333,29 @@ static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
 	if (setns(fd, type) < 0)
 		return berth_fail(err, errno, "cannot join the running container's %s namespace", ns);
 	return 0;
+}
+
+/* A network, IPC or UTS namespace of the container's own
+ * (--container-unshare): it belongs to a user namespace outside the
+ * runtime's (berth's, around ch-run), where the rights to enter it are;
+ * that one first, then the namespace.  The same as ours: nothing to do. */
+static int enter_owned_ns(int fd, const char *ns, int type, struct berth_err *err)
+{
+	char mine[64];
+	struct stat theirs, ours;
+
+	snprintf(mine, sizeof(mine), "/proc/self/ns/%s", ns);
+	if (fstat(fd, &theirs) < 0)
+		return berth_fail(err, errno, "namespace %s", ns);
+	if (stat(mine, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
+		return 0;
+	_cleanup_close_ int owner = ioctl(fd, NS_GET_USERNS);
+	if (owner < 0)
+		return berth_fail(err, errno, "cannot find who owns the running container's %s "
+				  "namespace", ns);
+	if (enter_ns(owner, "user", CLONE_NEWUSER, err) < 0)
+		return -1;
+	return enter_ns(fd, ns, type, err);
 }
 
 /* The joiner's child: the task's command, inside the container. */
@@ -361,7 +389,7 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 		return berth_fail(err, errno, "%s", n->dir);
 	/* The holder may still be starting: its record, then its container;
 	 * a process found may end before its namespaces are opened. */
-	struct inside_fds fds = {-1, -1, -1, -1};
+	struct inside_fds fds = {-1, -1, -1, -1, -1, -1, -1};
 	bool found = false;
 	for (int i = 0; i < JOIN_WAIT_TENTHS && !found; i++, found ? (void)0 : nap()) {
 		if (read_holder(dir_fd, &holder, token, sizeof(token)) == 0 && kill(holder, 0) == 0 &&
@@ -374,10 +402,15 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 	if (!found)
 		return berth_fail(err, 0, "container %s: its first task did not come up "
 				  "within %d s", n->name, JOIN_WAIT_TENTHS / 10);
-	/* user first: it gives the rights the other two need; then its root
+	/* the container's own network, IPC and UTS namespaces first, through
+	 * the user namespace that owns them (an ancestor of the runtime's);
+	 * then user: it gives the rights the other two need; then its root
 	 * as it sees it (a runtime that chroots, rather than pivot_root,
 	 * leaves the namespace's own root elsewhere) */
-	int rc = enter_ns(fds.user, "user", CLONE_NEWUSER, err) < 0 ||
+	int rc = enter_owned_ns(fds.net, "net", CLONE_NEWNET, err) < 0 ||
+		 enter_owned_ns(fds.ipc, "ipc", CLONE_NEWIPC, err) < 0 ||
+		 enter_owned_ns(fds.uts, "uts", CLONE_NEWUTS, err) < 0 ||
+		 enter_ns(fds.user, "user", CLONE_NEWUSER, err) < 0 ||
 		 enter_ns(fds.mnt, "mnt", CLONE_NEWNS, err) < 0 ||
 		 enter_ns(fds.pid, "pid", CLONE_NEWPID, err) < 0 ? -1 : 0;
 	if (rc == 0 && (fchdir(fds.root) < 0 || chroot(".") < 0))

@@ -53,3 +53,12 @@ refused() { # expected-phrase CMD...
 	refused "unknown --container-runtime 'podman'" env BERTH_CONTAINER_IMAGE="$IMG" \
 		BERTH_CONTAINER_RUNTIME=podman srun true
 }
+
+@test "--container-unshare with a namespace berth does not unshare, or a typo, is refused" {
+	refused "'pid' is not a namespace berth unshares" srun --container-image="$IMG" \
+		--container-unshare=net,pid true
+	refused "'nett' is not a namespace berth unshares" sbatch --container-image="$IMG" \
+		--container-unshare=nett --wrap=true
+	refused "'' is not a namespace berth unshares" env BERTH_CONTAINER_IMAGE="$IMG" \
+		BERTH_CONTAINER_UNSHARE=net, srun true
+}

@@ -395,6 +395,17 @@ named_needs_sandbox() {
 	[ "$(printf '%s\n' "$output" | grep -c '^both-seen$')" -eq 2 ]
 	[[ "$output" == *joined* ]]
 	[[ "$output" == *exec-rc=3* ]]
+	# --container-unshare: the task that joins is in the container's own
+	# network too (loopback alone), not the node's
+	in_alloc -n 2 -- "
+		srun -n 2 $C --container-image=$IMG --container-name=iso --container-unshare=net,uts \
+			sh -c 'sleep 2; echo net=\$(readlink /proc/self/ns/net) \$(ls /sys/class/net)'"
+	local nets
+	nets=$(printf '%s\n' "$output" | sed -n 's/^net=//p')
+	[ "$(wc -l <<<"$nets")" -eq 2 ]
+	[ "$(sort -u <<<"$nets" | wc -l)" -eq 1 ]
+	[[ "$nets" == *"] lo" ]]
+	[[ "$nets" != *"$(readlink /proc/self/ns/net)"* ]]
 }
 
 @test "[$BERTH_RUNTIME] pyxis name: remapped root's changes persist (pyxis's package install)" {

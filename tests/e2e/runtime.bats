@@ -212,6 +212,27 @@ slurm_release() {
 	[ "$(grep '^PATH=' <<<"$output")" = "PATH=$image_path" ]
 }
 
+@test "[$BERTH_RUNTIME] --container-unshare=net: loopback alone, slurmctld's port free inside; BERTH_CONTAINER_UNSHARE too" {
+	local port
+	port=$(scontrol show config | awk '$1 == "SlurmctldPort" { print $3 }')
+	[ -n "$port" ]
+	# listen on the port slurmctld holds on the node, and come in through lo
+	local listen='sed -n "s/^ *\([^:|]*\):.*/if=\1/p" /proc/net/dev
+		(busybox nc -l -p "$1" && echo listened) &
+		for i in $(seq 100); do echo hi | busybox nc 127.0.0.1 "$1" && break; sleep 0.05; done
+		wait'
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" \
+		--container-unshare=net sh -c "$listen" sh "$port"
+	[ "$status" -eq 0 ]
+	[ "$(grep '^if=' <<<"$output")" = "if=lo" ]
+	[[ "$output" == *listened* ]]
+	run as_user env BERTH_CONTAINER_UNSHARE=uts,net srun --container-runtime="$RT" \
+		--container-image="$IMG" sh -c 'sed -n "s/^ *\([^:|]*\):.*/if=\1/p" /proc/net/dev; hostname'
+	[ "$status" -eq 0 ]
+	[ "$(grep '^if=' <<<"$output")" = "if=lo" ]
+	[[ "$output" == *"$(hostname)"* ]]
+}
+
 @test "[$BERTH_RUNTIME] a dispatcher's plain job with BERTH_CONTAINER_IMAGE runs containerised" {
 	d=$(job_dir)
 	run as_user env BERTH_CONTAINER_IMAGE="$IMG" BERTH_CONTAINER_RUNTIME="$RT" \

@@ -20,6 +20,7 @@
 #include "executor/runtime/caps.h"
 #include "executor/runtime/fakeroot.h"
 #include "conf/names.h"
+#include "conf/unshare.h"
 
 static void test_name_forms(void **state)
 {
@@ -155,6 +156,36 @@ static void test_fake_id_syscalls(void **state)
 	unlink(path);
 }
 
+/* --container-unshare: net, ipc, uts in any order and number; any other
+ * word, an empty item or an empty list is refused, naming the word. */
+static void test_unshare_list(void **state)
+{
+	struct berth_err err = {0};
+	unsigned mask = 99;
+	char text[32];
+
+	(void)state;
+	assert_int_equal(berth_unshare_parse("net", "--x", &mask, &err), 0);
+	assert_int_equal(mask, BERTH_UNSHARE_NET);
+	assert_int_equal(berth_unshare_parse("uts,net,ipc,net", "--x", &mask, &err), 0);
+	assert_int_equal(mask, BERTH_UNSHARE_NET | BERTH_UNSHARE_IPC | BERTH_UNSHARE_UTS);
+	berth_unshare_format(mask, text, sizeof(text));
+	assert_string_equal(text, "net,ipc,uts");
+	berth_unshare_format(BERTH_UNSHARE_UTS, text, sizeof(text));
+	assert_string_equal(text, "uts");
+	berth_unshare_format(0, text, sizeof(text));
+	assert_string_equal(text, "");
+	static const char *const bad[] = {"pid", "net,pid", "nett", "net,", ",net", "",
+					  "net,,ipc", "NET", "net ipc"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(berth_unshare_parse(bad[i], "--container-unshare", &mask, &err), -1);
+		assert_non_null(strstr(err.msg, "--container-unshare="));
+		assert_non_null(strstr(err.msg, "give a comma-separated list of net, ipc and uts"));
+	}
+	assert_int_equal(berth_unshare_parse("net,pid", "--x", &mask, &err), -1);
+	assert_non_null(strstr(err.msg, "'pid' is not a namespace"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_name_refused),
 		cmocka_unit_test(test_caps_table),
 		cmocka_unit_test(test_fake_id_syscalls),
+		cmocka_unit_test(test_unshare_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

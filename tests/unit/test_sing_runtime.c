@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "executor/runtime/sing_runtime.h"
+#include "conf/unshare.h"
 #include "tests/unit/helpers.h"
 
 static void test_parse_flavours(void **state)
@@ -36,6 +37,27 @@ static void test_parse_flavours(void **state)
 	/* nothing recognisable: what every release reads */
 	berth_sing_runtime_parse("", &rt);
 	assert_false(rt.reads_zstd);
+}
+
+/* --container-unshare: the runtime's own flags from Singularity 3.0 and on
+ * every Apptainer; 2.x (a bare version number) is refused, naming it. */
+static void test_can_unshare(void **state)
+{
+	struct berth_sing_runtime rt;
+	struct berth_err err = {0};
+
+	(void)state;
+	berth_sing_runtime_parse("apptainer version 1.4.5", &rt);
+	assert_int_equal(berth_sing_can_unshare(&rt, BERTH_UNSHARE_NET, &err), 0);
+	berth_sing_runtime_parse("singularity version 3.4.2", &rt);
+	assert_int_equal(berth_sing_can_unshare(&rt, BERTH_UNSHARE_NET | BERTH_UNSHARE_UTS, &err), 0);
+	berth_sing_runtime_parse("singularity-ce version 4.1.0-jammy", &rt);
+	assert_int_equal(berth_sing_can_unshare(&rt, BERTH_UNSHARE_IPC, &err), 0);
+	berth_sing_runtime_parse("2.6.1-dist", &rt);
+	assert_int_equal(berth_sing_can_unshare(&rt, 0, &err), 0);
+	assert_int_equal(berth_sing_can_unshare(&rt, BERTH_UNSHARE_NET | BERTH_UNSHARE_UTS, &err), -1);
+	assert_non_null(strstr(err.msg, "--container-unshare=net,uts on Singularity 2.6.1-dist"));
+	assert_non_null(strstr(err.msg, "--container-runtime=charliecloud"));
 }
 
 static void test_compression(void **state)
@@ -159,6 +181,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_flavours),
 		cmocka_unit_test(test_compression),
+		cmocka_unit_test(test_can_unshare),
 		cmocka_unit_test_setup_teardown(test_subid, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_can_fakeroot, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_memo, setup, fixture_teardown),

@@ -903,13 +903,18 @@ static void test_create_vetted_fields(void **state)
 	assert_string_equal(jpath(v, "berth.uid", NULL), "65534");
 	json_object_put(o);
 
-	/* network none */
+	/* --container-unshare=net,ipc: network none with the node's name,
+	 * a private IPC namespace */
 	c.network_none = true;
+	c.ipc_private = true;
+	c.hostname = "berth-node-7";
 	cid = create(fx, &c);
 	snprintf(path, sizeof(path), "/containers/%s/json", cid);
 	o = raw_get(fx, path);
 	assert_true(json_object_object_get_ex(o, "HostConfig", &hc));
 	assert_string_equal(jpath(hc, "NetworkMode", NULL), "none");
+	assert_string_equal(jpath(hc, "IpcMode", NULL), "private");
+	assert_string_equal(jpath(o, "Config", "Hostname"), "berth-node-7");
 	json_object_put(o);
 }
 

@@ -124,7 +124,7 @@ static int run_importer(char **argv, unsigned timeout_s, char **out, int *status
 	};
 
 	if (berth_spawn_run(&sp, status, err) < 0)
-		return berth_wrap(err, "the site's importer %s", argv[0]);
+		return berth_wrap(err, "the site's importer");
 	return 0;
 }
 

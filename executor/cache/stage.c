@@ -152,8 +152,14 @@ static int check_file_or_url(const char *ref, const char *default_registry,
 	if (!path || stat(path, &st) == 0 ||
 	    berth_imageref_parse(ref, default_registry, &iref, err) == 0)
 		return 0;
+	char why[sizeof(err->msg)], shown[512];
+	snprintf(why, sizeof(why), "%s", err->msg); /* not read while written */
+	/* the parser quotes the text: not when it holds a secret */
+	if (berth_url_masked(ref, shown, sizeof(shown)))
+		snprintf(why, sizeof(why), "not a reference berth reads (a URL is http://, "
+			 "https:// or file://)");
 	return berth_fail(err, 0, "image %s is not a file here, and not a registry image "
-			  "either: %s", ref, err->msg);
+			  "either: %s", shown, why);
 }
 
 static void registry_progress(void *ctx, uint64_t done, uint64_t total)

@@ -113,13 +113,16 @@ int cache_dockerd_archive(struct berth_cache *cache, const char *ref, char **pat
 
 /* ---- Importer= ------------------------------------------------------------ */
 
-/* Run `importer ARGS...` as the caller, stdout captured, stderr to ours
- * (the user sees why it failed). */
-static int run_importer(char **argv, unsigned timeout_s, char **out, int *status,
+/* Run `importer ARGS...` as the caller, stdout captured; stderr to ours
+ * when `quiet` is false (the user sees why a fetch failed), else nowhere:
+ * a claim is asked at submission too, where berth resolve's output is
+ * its answer. */
+static int run_importer(char **argv, unsigned timeout_s, bool quiet, char **out, int *status,
 			struct berth_err *err)
 {
+	_cleanup_close_ int null = quiet ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
 	struct berth_spawn sp = {
-		.argv = argv, .stdin_fd = -1, .stderr_fd = -1, .capture_stdout = out,
+		.argv = argv, .stdin_fd = -1, .stderr_fd = null, .capture_stdout = out,
 		.capture_max = IMPORT_OUTPUT_MAX, .timeout_s = timeout_s,
 	};
 
@@ -166,7 +169,7 @@ int berth_cache_import_claims(const struct berth_cache *cache, const char *ref,
 	if (!importer_asked(cache, ref))
 		return 0;
 	char *claim[] = {(char *)cache->importer, "claim", (char *)ref, NULL};
-	if (run_importer(claim, IMPORT_CLAIM_TIMEOUT, &out, &status, err) < 0)
+	if (run_importer(claim, IMPORT_CLAIM_TIMEOUT, true, &out, &status, err) < 0)
 		return -1;
 	if (status == 1)
 		return 0;
@@ -194,7 +197,7 @@ int berth_cache_import(struct berth_cache *cache, const char *ref, char **path,
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return berth_fail(err, errno, "cannot create %s", dir);
 	char *fetch[] = {(char *)cache->importer, "fetch", (char *)ref, dir, NULL};
-	if (run_importer(fetch, cache->fetch_timeout ? cache->fetch_timeout : 300,
+	if (run_importer(fetch, cache->fetch_timeout ? cache->fetch_timeout : 300, false,
 			 &out, &status, err) < 0)
 		return -1;
 	if (status != 0)

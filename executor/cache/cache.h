@@ -26,6 +26,10 @@
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
  *                                   the URL), with <hex>.meta validators and
  *                                   <hex>.lock serialising its fetches
+ *     downloads/dockerd-<hex>.tar   a dockerd:// image, exported as the user
+ *                                   (hex = its image ID), once per ID
+ *     imports/                      the site Importer's folder (its `fetch`
+ *                                   DIR), kept for its own cache; gc leaves it
  *     docker-archives/<hex>.tar     a registry image as a docker-save archive
  *                                   for Docker (hex = its manifest digest);
  *                                   gc removes them, they are remade

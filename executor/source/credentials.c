@@ -186,6 +186,11 @@ static int netrc_command_password(struct reg_session *s, const char *cmd, const 
 				   " for %s failed (exit %d)", argv[0], s->ref->registry, status);
 		return -1;
 	}
+	if (!out || !out[0]) {
+		wipe_free(&out);
+		return berth_fail(err, 0, "the password command %s of ~/" BERTH_CREDENTIALS_FILE
+				  " for %s printed nothing", argv[0], s->ref->registry);
+	}
 	out[strcspn(out, "\n")] = '\0';
 	snprintf(s->password, sizeof(s->password), "%s", out);
 	s->have_creds = true;

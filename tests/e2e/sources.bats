@@ -60,7 +60,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 	done
 }
 
-@test "dockerd://NAME is refused at submission for a user outside the socket's group, on every runtime" {
+@test "dockerd://NAME is refused at submission for a user outside the socket's group (charliecloud, docker)" {
 	needs_docker
 	! id -nG berthtest | grep -qw docker
 	# Docker's loader is root: the user's staging exports, never root's

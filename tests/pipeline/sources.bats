@@ -97,6 +97,11 @@ dload() { curl -sf --unix-socket "$SOCK" -X POST -H "Content-Type: application/x
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"you may not use this node's Docker"*"permission denied"*"docker save IMAGE -o FILE.tar"* ]]
 	[[ "$output" != */dk1* ]]
+	# the docker runtime's user-side fetch (root then loads what it printed)
+	run runuser -u "$OUTSIDER" -- env BERTH_CONFIG="$BERTH_CONFIG" \
+		"$BERTH" fetch dockerd://berth-src/dk:1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"you may not use this node's Docker"* ]]
 	uid=$(id -u "$OUTSIDER")
 	[ -z "$(find "$CACHE/$uid" -name 'dockerd-*' 2>/dev/null)" ]
 	[ ! -d "$CACHE/$uid/images" ] || [ -z "$(ls "$CACHE/$uid/images")" ]

@@ -122,6 +122,9 @@ static int dk_request_capture(struct berth_docker *d, const char *method, const 
 	if (ans.upload_errno)
 		return berth_fail(err, ans.upload_errno, "Docker %s %s: reading the image archive",
 				  method, path);
+	if (ans.too_big && out->sink)
+		return berth_fail(err, EFBIG, "Docker %s %s: the image is larger than %zu bytes "
+				  "(CacheMaxSize)", method, path, out->max);
 	if (ans.too_big)
 		return berth_fail(err, 0, "Docker %s %s: answer larger than %u MiB; check the daemon",
 				  method, path, DK_BODY_MAX >> 20);

@@ -128,7 +128,12 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 		ex->raw_image = ref; /* the caller's string; runs without a cache entry */
 		return 0;
 	}
-	return berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
+	/* asked already: not twice */
+	const char *importer = ex->cache.importer;
+	ex->cache.importer = NULL;
+	int rc = berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
+	ex->cache.importer = importer;
+	return rc;
 }
 
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,

@@ -8,6 +8,15 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "executor/cache/cache.h"
+#include "executor/dockerd/api.h"
+
+/* dockerd:// images: the cache may not include the Docker client (the
+ * layers), so the command wires it in. */
+static const struct berth_cache_dockerd dockerd_client = {
+	.image_id = berth_docker_id_at,
+	.save = berth_docker_save_at,
+};
 
 struct command {
 	const char *name;
@@ -104,6 +113,7 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	berth_cache_dockerd = &dockerd_client;
 	if (argc < 2) {
 		print_usage(stderr);
 		return 2;

@@ -76,7 +76,7 @@ int cmd_pull(int argc, char **argv)
 			fprintf(stderr, "berth: the cached copy of %s was damaged (%s); %s\n",
 				image, res.damaged, res.converted ? "rebuilt it" : "another "
 				"job rebuilt it");
-		printf("%s %s\n", res.digest[0] ? res.digest : image,
+		printf("%s %s\n", res.digest[0] ? res.digest : ex->raw_image ? ex->raw_image : image,
 		       res.converted ? "converted" : res.digest[0] ? "cached" : "as-is");
 		if (res.converted && res.stats.skipped_devices)
 			fprintf(stderr, "berth: skipped %llu device nodes/fifos\n",

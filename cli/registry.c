@@ -90,6 +90,19 @@ int cmd_resolve(int argc, char **argv)
 		berth_config_free(&cfg);
 		return 0;
 	}
+	/* The site's importer fetches what it claims, on the node: not pinned
+	 * here (its key alone is the plugin's "not pinned"). */
+	int claimed = access(cfg.importer, X_OK) == 0 ?
+		berth_cache_import_claims(&cache, image, &err) : 0;
+	if (claimed != 0) {
+		berth_imageref_format(&ref, pinned, sizeof(pinned));
+		if (claimed > 0)
+			printf("%s\n", pinned);
+		else
+			cli_error(&err);
+		berth_config_free(&cfg);
+		return claimed < 0 ? 1 : 0;
+	}
 	registry_opts(&cfg, &o);
 	int rc = berth_registry_resolve(&o, &ref, ref.digest, &err);
 	if (rc == 0) {

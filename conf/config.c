@@ -74,6 +74,9 @@ static const struct conf_key conf_keys[] = {
 	{"RegistryMirrors", conf_parse_registry_list, conf_print_registry_list,
 	 offsetof(struct berth_config, registry_mirrors)},
 	PATH_KEY("RegistryCertsDir", registry_certs_dir),
+	/* Importer: a path, unset by default ("# Importer is empty") */
+	{"Importer", conf_parse_path, conf_print_registry_list,
+	 offsetof(struct berth_config, importer)},
 	{"PullParallel", conf_parse_pull_parallel, conf_print_pull_parallel, 0},
 	{"ContainerScope", conf_parse_container_scope, conf_print_container_scope, 0},
 	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},

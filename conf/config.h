@@ -96,6 +96,8 @@ struct berth_config {
 	char insecure_registries[1024];      /* InsecureRegistries=host:port,... (plain HTTP) */
 	char registry_mirrors[1024];         /* RegistryMirrors=host:port,... (Docker Hub images) */
 	char registry_certs_dir[PATH_MAX];   /* RegistryCertsDir=/etc/docker/certs.d */
+	char importer[PATH_MAX];             /* Importer=/path/cmd, "" = none: asked
+					      * first about every image not a local file */
 	unsigned pull_parallel;              /* PullParallel=4 blobs at once */
 	bool container_scope_user;           /* ContainerScope=job: named containers
 					      * end with the job; user: kept */

@@ -108,6 +108,15 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 	memset(res, 0, sizeof(*res));
 	if (ex->ops->load)
 		return ex->ops->load(ex, ref, res, err);
+	/* The site's importer first: what it claims is a local file now (an
+	 * archive, or a SquashFS/SIF that may run as it is). */
+	free(ex->imported);
+	ex->imported = NULL;
+	int claimed = berth_cache_import(&ex->cache, ref, &ex->imported, err);
+	if (claimed < 0)
+		return -1;
+	if (claimed)
+		ref = ex->imported;
 	int raw = is_raw_image(ref, err);
 	if (raw < 0)
 		return -1;
@@ -119,7 +128,12 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 		ex->raw_image = ref; /* the caller's string; runs without a cache entry */
 		return 0;
 	}
-	return berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
+	/* asked already: not twice */
+	const char *importer = ex->cache.importer;
+	ex->cache.importer = NULL;
+	int rc = berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
+	ex->cache.importer = importer;
+	return rc;
 }
 
 int berth_executor_use_image(struct berth_executor *ex, const char *digest,
@@ -523,6 +537,7 @@ void berth_executor_destroy(struct berth_executor *ex)
 	if (ex->lock_fd >= 0)
 		close(ex->lock_fd);
 	free(ex->own_binds);
+	free(ex->imported);
 	if (ex->img_loaded)
 		berth_image_close(&ex->img);
 	berth_strv_free(ex->argv);

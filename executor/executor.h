@@ -105,6 +105,7 @@ struct berth_executor {
 	enum berth_state state;
 	char digest[BERTH_DIGEST_LEN + 1];
 	const char *raw_image;       /* a runnable file used as is (.sif, squashfs) */
+	char *imported;              /* what the site's Importer= handed back */
 	struct berth_image img;      /* the loaded image's config (Env, WorkingDir...) */
 	bool img_loaded;
 	int lock_fd;                 /* shared cache lock while a container uses it */

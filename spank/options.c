@@ -291,6 +291,30 @@ static bool valid_env_names(const char *list)
 	return true;
 }
 
+/* dockerd://NAME: only for whoever may use Docker themselves (`docker
+ * save` as enroot runs it): srun and sbatch run as the user, so the
+ * kernel's own check of the socket decides.  A submitting host without
+ * the socket leaves it to the node, whose stager asks as the job user. */
+static int check_dockerd(const char *img)
+{
+	const char *name = img + 10;
+	const char *sock = berth.cfg.docker_socket;
+
+	if (!*name || strlen(name) > 255 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@") != strlen(name)) {
+		slurm_error(PFX "--container-image=%s: give dockerd://REPO[:TAG] or "
+			    "dockerd://IMAGE-ID, as `docker images` shows it", img);
+		return -1;
+	}
+	if (access(sock, R_OK | W_OK) == 0 || errno == ENOENT)
+		return 0;
+	slurm_error(PFX "--container-image=%s: you may not use Docker (%s: %s); dockerd:// "
+		    "images are only for users who may run `docker save` themselves "
+		    "(members of the socket's group, and root): give a docker-save archive "
+		    "instead (docker save IMAGE -o FILE.tar)", img, sock, strerror(errno));
+	return -1;
+}
+
 /* The image is a URL, a .sif path or an archive path; a local path must
  * be there where the job is submitted (a shared file system, normally). */
 static int check_image(void)
@@ -307,6 +331,11 @@ static int check_image(void)
 	}
 	if (!strncmp(img, "http://", 7) || !strncmp(img, "https://", 8) ||
 	    !strncmp(img, "file://", 7))
+		return 0;
+	if (!strncmp(img, "dockerd://", 10))
+		return check_dockerd(img);
+	/* Any other scheme may be the site importer's: it says on the node. */
+	if (strstr(img, "://") && berth.cfg.importer[0])
 		return 0;
 	if (strstr(img, "://") && strncmp(img, "docker://", 9) != 0) {
 		slurm_error(PFX "--container-image=%s: unsupported scheme; use a path, "

@@ -26,6 +26,10 @@
  *     downloads/<hex>.tar           an image fetched by URL (hex = sha256 of
  *                                   the URL), with <hex>.meta validators and
  *                                   <hex>.lock serialising its fetches
+ *     downloads/dockerd-<hex>.tar   a dockerd:// image, exported as the user
+ *                                   (hex = its image ID), once per ID
+ *     imports/                      the site Importer's folder (its `fetch`
+ *                                   DIR), kept for its own cache; gc leaves it
  *     docker-archives/<hex>.tar     a registry image as a docker-save archive
  *                                   for Docker (hex = its manifest digest);
  *                                   gc removes them, they are remade
@@ -73,7 +77,39 @@ struct berth_cache {
 	 * fetch (berth_cache_plain_archive) hands over an uncompressed one. */
 	bool plain_archives_only;
 	struct berth_registry_opts registry;
+	/* dockerd:// images: the node's Docker (DockerSocket). */
+	const char *docker_socket;
+	/* Importer=: the site's importer, asked first about every image that
+	 * is not a local file (NULL: none); run as the caller, FetchTimeout. */
+	const char *importer;
 };
+
+/* dockerd://NAME: how the cache reaches the node's Docker.  The cache may
+ * not include executor/dockerd/ (the layers), so the berth command wires
+ * the client in (cli/main.c); NULL: dockerd:// is refused.  Both run as the
+ * calling user: the socket's own permissions decide who may export.
+ * image_id: the image ID ("sha256:...") NAME names now; *present false
+ * when Docker has none.  save: the image `id` as `docker save` writes it,
+ * to out_fd, at most max_bytes (0: no cap). */
+struct berth_cache_dockerd {
+	int (*image_id)(const char *socket, const char *name, bool *present, char id[72],
+			struct berth_err *err);
+	int (*save)(const char *socket, const char *id, int out_fd, uint64_t max_bytes,
+		    struct berth_err *err);
+};
+extern const struct berth_cache_dockerd *berth_cache_dockerd;
+
+/* Importer=: ask the site's importer about `ref` (`IMPORTER claim REF`)
+ * and, when it claims it, have it fetch it (`IMPORTER fetch REF DIR`):
+ * *path gets the local archive or SquashFS/SIF file it names.  Returns 1
+ * when claimed, 0 when not (no importer, a local file, a reference with a
+ * secret in it, or the importer said no), -1 on error. */
+int berth_cache_import(struct berth_cache *cache, const char *ref, char **path,
+		       struct berth_err *err);
+/* Only its answer to `claim` (1 yes, 0 no, -1 error): `berth resolve`
+ * leaves what the importer claims unpinned. */
+int berth_cache_import_claims(const struct berth_cache *cache, const char *ref,
+			      struct berth_err *err);
 
 /* Fetch and registry settings from the site's configuration (cfg must
  * outlive the cache). */

@@ -119,6 +119,8 @@ void berth_cache_configure(struct berth_cache *cache, const struct berth_config 
 	cache->registry.parallel = cfg->pull_parallel;
 	cache->registry.timeout_s = cfg->fetch_timeout;
 	cache->registry.max_bytes = cfg->cache_max_size;
+	cache->docker_socket = cfg->docker_socket;
+	cache->importer = cfg->importer[0] ? cfg->importer : NULL;
 }
 
 bool berth_cache_is_registry_ref(const struct berth_cache *cache, const char *ref,
@@ -127,7 +129,7 @@ bool berth_cache_is_registry_ref(const struct berth_cache *cache, const char *re
 	struct berth_err err = {0};
 	struct stat st;
 
-	if (is_url(ref))
+	if (is_url(ref) || cache_is_dockerd(ref))
 		return false;
 	if (strncmp(ref, "docker://", 9) != 0) {
 		_cleanup_free_ char *path = strndup(ref, strcspn(ref, "#"));
@@ -150,8 +152,14 @@ static int check_file_or_url(const char *ref, const char *default_registry,
 	if (!path || stat(path, &st) == 0 ||
 	    berth_imageref_parse(ref, default_registry, &iref, err) == 0)
 		return 0;
+	char why[sizeof(err->msg)], shown[512];
+	snprintf(why, sizeof(why), "%s", err->msg); /* not read while written */
+	/* the parser quotes the text: not when it holds a secret */
+	if (berth_url_masked(ref, shown, sizeof(shown)))
+		snprintf(why, sizeof(why), "not a reference berth reads (a URL is http://, "
+			 "https:// or file://)");
 	return berth_fail(err, 0, "image %s is not a file here, and not a registry image "
-			  "either: %s", ref, err->msg);
+			  "either: %s", shown, why);
 }
 
 static void registry_progress(void *ctx, uint64_t done, uint64_t total)
@@ -223,6 +231,11 @@ int berth_cache_resolve(struct berth_cache *cache, const char *ref, char **path,
 	struct berth_imageref iref;
 
 	*path = *tag = NULL;
+	int claimed = berth_cache_import(cache, ref, path, err);
+	if (claimed != 0)
+		return claimed < 0 ? -1 : 0;
+	if (cache_is_dockerd(ref))
+		return cache_dockerd_archive(cache, ref, path, err);
 	if (berth_cache_is_registry_ref(cache, ref, &iref))
 		return registry_archive(cache, &iref, path, err);
 	if (check_file_or_url(ref, cache->default_registry, err) < 0)
@@ -489,9 +502,15 @@ static int stage_any(struct berth_cache *cache, const char *ref,
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (berth_cache_is_registry_ref(cache, ref, &iref))
+	/* The site's importer is asked first: what it claims is an archive
+	 * (or SquashFS) it fetched, staged from here on like any other. */
+	_cleanup_free_ char *imported = NULL;
+	int claimed = berth_cache_import(cache, ref, &imported, err);
+	if (claimed < 0)
+		return -1;
+	if (!claimed && berth_cache_is_registry_ref(cache, ref, &iref))
 		return stage_registry(cache, ref, &iref, art, res, err);
-	if (berth_cache_resolve(cache, ref, &path, &tag, err) < 0)
+	if (berth_cache_resolve(cache, claimed ? imported : ref, &path, &tag, err) < 0)
 		return -1;
 	if (berth_cache_ref_lookup(cache, path, tag, res->digest) &&
 	    cache_entry_ready(cache, res->digest, art->leaf)) {

@@ -19,6 +19,12 @@
  * at every start would cost a read of all of it. */
 #define CORRUPT_FLAG "corrupt"
 
+/* dockerd://NAME (import.c): is ref one; and export it into downloads/
+ * as the calling user, *path the archive (malloc'd). */
+bool cache_is_dockerd(const char *ref);
+int cache_dockerd_archive(struct berth_cache *cache, const char *ref, char **path,
+			  struct berth_err *err);
+
 /* The digest's lock file, opened (created) and flocked `how`: the fd. */
 int cache_lock_file(struct berth_cache *cache, const char *name, int how,
 		    struct berth_err *err);

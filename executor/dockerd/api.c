@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,8 @@ static int dk_request_capture(struct berth_docker *d, const char *method, const 
 	} else if (upload_fd >= 0) {
 		req.content_type = "application/x-tar";
 	}
-	out->max = DK_BODY_MAX;
+	if (!out->sink || !out->max)
+		out->max = out->sink ? SIZE_MAX : DK_BODY_MAX;
 	for (int attempt = 0;; attempt++) {
 		bool reused = d->conn.fd >= 0;
 
@@ -120,6 +122,9 @@ static int dk_request_capture(struct berth_docker *d, const char *method, const 
 	if (ans.upload_errno)
 		return berth_fail(err, ans.upload_errno, "Docker %s %s: reading the image archive",
 				  method, path);
+	if (ans.too_big && out->sink)
+		return berth_fail(err, EFBIG, "Docker %s %s: the image is larger than %zu bytes "
+				  "(CacheMaxSize)", method, path, out->max);
 	if (ans.too_big)
 		return berth_fail(err, 0, "Docker %s %s: answer larger than %u MiB; check the daemon",
 				  method, path, DK_BODY_MAX >> 20);

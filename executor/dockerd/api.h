@@ -64,6 +64,20 @@ int berth_docker_image_config(struct berth_docker *d, const char *ref, char **co
 int berth_docker_image_load(struct berth_docker *d, int archive_fd,
 			    char id[BERTH_DOCKER_ID_MAX], struct berth_err *err);
 
+/* GET /images/{ref}/get: the image as `docker save` writes it, streamed
+ * to out_fd as it comes (never held in memory), at most max_bytes (0: no
+ * cap).  For dockerd:// images, run as the job user: the socket's own
+ * permissions decide who may export. */
+int berth_docker_image_save(struct berth_docker *d, const char *ref, int out_fd,
+			    uint64_t max_bytes, struct berth_err *err);
+
+/* The two above on a connection of their own (berth_docker_open, the
+ * call, close): dockerd:// images, wired into the cache by cli/main.c. */
+int berth_docker_id_at(const char *socket_path, const char *name, bool *present,
+		       char id[BERTH_DOCKER_ID_MAX], struct berth_err *err);
+int berth_docker_save_at(const char *socket_path, const char *ref, int out_fd,
+			 uint64_t max_bytes, struct berth_err *err);
+
 /* DELETE /images/{ref}?noprune=0 (not forced: an image in use stays and is
  * an error). Given a tag, only that tag goes unless it was the last one.
  * A missing image is success. */

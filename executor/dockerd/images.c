@@ -186,3 +186,50 @@ int berth_docker_image_remove(struct berth_docker *d, const char *ref,
 	return dk_http_fail(err, what, status, &body,
 			    status == 409 ? "a container still uses it: remove that first" : NULL);
 }
+
+int berth_docker_image_save(struct berth_docker *d, const char *ref, int out_fd,
+			    uint64_t max_bytes, struct berth_err *err)
+{
+	_cleanup_buf_ struct uhttp_body body = { .sink = true, .sink_fd = out_fd };
+	char path[512], what[320];
+	long status = 0;
+
+	if (dk_check_ref("image reference", ref, err) < 0)
+		return -1;
+	body.max = max_bytes && max_bytes < SIZE_MAX ? (size_t)max_bytes : SIZE_MAX;
+	snprintf(what, sizeof(what), "exporting image %s", ref);
+	snprintf(path, sizeof(path), "/images/%s/get", ref);
+	if (dk_request(d, "GET", path, NULL, -1, &status, &body, err) < 0)
+		return berth_wrap(err, "%s", what);
+	if (status != 200)
+		return dk_http_fail(err, what, status, &body,
+				    status == 404 ? "docker images lists what this node's Docker holds" : NULL);
+	return 0;
+}
+
+/* ---- one call on its own connection (dockerd:// images, as the user) ---- */
+
+int berth_docker_id_at(const char *socket_path, const char *name, bool *present,
+		       char id[BERTH_DOCKER_ID_MAX], struct berth_err *err)
+{
+	struct berth_docker *d = NULL;
+
+	*present = false;
+	if (berth_docker_open(&d, socket_path, err) < 0)
+		return -1;
+	int rc = berth_docker_image_inspect(d, name, present, id, err);
+	berth_docker_close(d);
+	return rc;
+}
+
+int berth_docker_save_at(const char *socket_path, const char *ref, int out_fd,
+			 uint64_t max_bytes, struct berth_err *err)
+{
+	struct berth_docker *d = NULL;
+
+	if (berth_docker_open(&d, socket_path, err) < 0)
+		return -1;
+	int rc = berth_docker_image_save(d, ref, out_fd, max_bytes, err);
+	berth_docker_close(d);
+	return rc;
+}

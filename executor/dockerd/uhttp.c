@@ -31,6 +31,12 @@ static int body_add(struct uhttp_body *b, const char *data, size_t n, struct uht
 		ans->too_big = true;
 		return berth_fail(err, 0, "answer larger than %zu bytes", b->max);
 	}
+	if (b->sink && ans->status == 200) {
+		if (uhttp_write_all(b->sink_fd, data, n, false) < 0)
+			return berth_fail(err, errno, "writing the answer");
+		b->len += n;
+		return 0;
+	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *p;

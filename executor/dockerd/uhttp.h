@@ -23,6 +23,11 @@
 struct uhttp_body {
 	char *p; /* NUL-terminated when not NULL */
 	size_t len, cap, max;
+	/* When `sink` is set, a 200 answer's body goes to sink_fd as it comes
+	 * (an image export, larger than memory should hold); len counts it
+	 * against max.  Any other answer (an error) is kept in p as usual. */
+	bool sink;
+	int sink_fd;
 };
 void uhttp_body_free(struct uhttp_body *b);
 

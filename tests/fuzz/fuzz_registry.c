@@ -13,6 +13,8 @@
  * fails says why. */
 #include "executor/source/registry.c"
 #include "executor/source/registry_http.c"
+/* a fuzzed `password $(...)` or credential helper must run nothing */
+#define BERTH_CRED_NO_PROGRAMS 1
 #include "executor/source/credentials.c"
 #include "scratch.h"
 #include "text.h"

@@ -343,6 +343,76 @@ no_leftovers() {
 	bash "$REG/stop.sh" "$WORK/reg-basic2"
 }
 
+# docker-credential-berthtest: a stand-in for Docker's credential helpers
+# (`get`, the server on stdin, JSON out); it gives bob's password for
+# $HELPER_KNOWS only, and prints a secret on stderr that must never show.
+helper() {
+	mkdir -p "$WORK/bin"
+	cat >"$WORK/bin/docker-credential-berthtest" <<'SH'
+#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r server
+echo "$server" >>"$HOME/helper-asked"
+echo "helper-stderr-leak bobpw" >&2
+if [ "$server" = "$HELPER_KNOWS" ]; then
+	printf '{"ServerURL":"%s","Username":"bob","Secret":"bobpw"}\n' "$server"
+else
+	echo "credentials not found in native keychain"
+	exit 1
+fi
+SH
+	chmod 755 "$WORK/bin/docker-credential-berthtest"
+}
+
+@test "credential helpers: credHelpers, credsStore and \$(command) passwords, output never shown" {
+	start_registry basic3 --auth basic
+	push basic3 "$WORK/img/one.tar" berth/one:1
+	r=$(reg basic3 REGISTRY)
+	INSECURE=$r conf
+	helper
+	export PATH="$WORK/bin:$PATH" HELPER_KNOWS=$r
+	mkdir -p "$HOME/.docker" "$HOME/.config/berth"
+	pull() { run "$BERTH" pull --runtime charliecloud "$r/berth/one:1"; }
+	# the registry's own helper
+	printf '{"credHelpers":{"%s":"berthtest"}}' "$r" >"$HOME/.docker/config.json"
+	pull
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$(cat "$HOME/helper-asked")" = "$r" ]
+	[[ "$output" != *bobpw* && "$output" != *helper-stderr-leak* ]]
+	# the store, for every registry
+	rm -rf "$CACHE"/*
+	printf '{"credsStore":"berthtest","auths":{"%s":{}}}' "$r" >"$HOME/.docker/config.json"
+	pull
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# a helper that has none: anonymous, and the registry says it wants some
+	rm -rf "$CACHE"/*
+	HELPER_KNOWS=elsewhere pull
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"wants credentials"* && "$output" != *helper-stderr-leak* ]]
+	# a helper name that is a path is refused
+	printf '{"credHelpers":{"%s":"../../bin/sh"}}' "$r" >"$HOME/.docker/config.json"
+	pull
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no helper name"* ]]
+	rm "$HOME/.docker/config.json"
+	# enroot's password $(command), run as the user, no shell
+	printf 'bobpw\n' >"$HOME/token"
+	printf 'machine %s login bob password $(cat ~/token)\n' "$r" >"$HOME/.config/berth/credentials"
+	chmod 600 "$HOME/.config/berth/credentials"
+	pull
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	printf 'machine %s login bob password $(sh -c "echo bobpw >&2; exit 3")\n' "$r" \
+		>"$HOME/.config/berth/credentials"
+	pull
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"password command sh"*"failed (exit 3)"* && "$output" != *bobpw* ]]
+	# berth login for another registry keeps the command as it was
+	printf 'x\n' | "$BERTH" login --no-check --username u other.example:5000
+	grep -qF 'password $(sh -c "echo bobpw >&2; exit 3")' "$HOME/.config/berth/credentials"
+	! grep -rq bobpw "$CACHE"
+	bash "$REG/stop.sh" "$WORK/reg-basic3"
+}
+
 @test "Bearer tokens: anonymous where allowed, one token per pull, refusals explained" {
 	start_registry token --auth token
 	push token "$WORK/img/big.tar" public/big:1

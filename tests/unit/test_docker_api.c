@@ -661,6 +661,46 @@ static void test_image_load_inspect_remove(void **state)
 	CHECK(berth_docker_image_remove(fx->d, fx->tag, &fx->err), fx);
 }
 
+/* dockerd:// images: the export streams to a file, never into memory,
+ * capped, and the socket path form that the cache uses. */
+static void test_image_save(void **state)
+{
+	struct fixture *fx = *state;
+	const char *out = tmp_path(fx, "saved.tar");
+	char head[512];
+	struct stat st;
+
+	NEED_DOCKER(fx);
+	load_image(fx);
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	CHECK(berth_docker_image_save(fx->d, fx->image_id, fd, 0, &fx->err), fx);
+	close(fd);
+	assert_int_equal(stat(out, &st), 0);
+	assert_true(st.st_size > 10 * 1024); /* larger than any answer kept */
+	fd = open(out, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+	close(fd);
+	assert_memory_equal(head + 257, "ustar", 5); /* a tar archive */
+	/* capped */
+	fd = open(out, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	assert_int_equal(berth_docker_image_save(fx->d, fx->image_id, fd, 1024, &fx->err), -1);
+	close(fd);
+	if (!strstr(fx->err.msg, "larger than 1024 bytes (CacheMaxSize)"))
+		fail_msg("capped export: %s", fx->err.msg);
+	/* on a connection of its own, by name; an absent image says so */
+	bool present = false;
+	char id[BERTH_DOCKER_ID_MAX];
+	CHECK(berth_docker_id_at(test_socket(), fx->tag, &present, id, &fx->err), fx);
+	assert_true(present);
+	assert_string_equal(id, fx->image_id);
+	fd = open(out, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	assert_int_equal(berth_docker_save_at(test_socket(), "berth-test/absent:none", fd, 0,
+					      &fx->err), -1);
+	close(fd);
+	assert_non_null(strstr(fx->err.msg, "HTTP 404"));
+}
+
 static void test_image_load_from_pipe(void **state)
 {
 	struct fixture *fx = *state;
@@ -1125,6 +1165,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_inspect_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_from_pipe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_load_missing_known_layer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_inspect_absent, setup, teardown),

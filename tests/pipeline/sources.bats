@@ -1,0 +1,154 @@
+#!/usr/bin/env bats
+# Images from elsewhere on the node, through the berth command (issue 26,
+# items 8 and 9): dockerd://NAME, exported from the real dockerd as the
+# calling user (a user who may not use the socket is refused), staged and
+# cached like an archive; and the site's Importer= (the stand-in
+# tests/harness/fixtures/importer.sh, which caches by digest).
+#
+# Run as root: bats --tap tests/pipeline/sources.bats
+
+REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BERTH=${BUILD:-$REPO/build}/berth
+MKIMAGE=$REPO/tests/harness/fixtures/mkimage.py
+SOCK=/var/run/docker.sock
+OUTSIDER=berthother # a test user outside the socket's group
+
+setup_file() {
+	umask 022
+	WORK=$(mktemp -d /tmp/berth-sources-test.XXXXXX)
+	chmod 755 "$WORK"
+	export WORK
+	mkdir -p "$WORK/importer/src"
+	cp "$REPO/tests/harness/fixtures/importer.sh" "$WORK/importer/importer"
+	python3 "$MKIMAGE" legacy "$WORK/importer/src/one.tar" --tag site/one:1 --workdir /one >/dev/null
+	python3 "$MKIMAGE" rootfs "$WORK/rootfs" >/dev/null
+	mksquashfs "$WORK/rootfs" "$WORK/importer/src/flat.sqfs" -quiet -noappend >/dev/null
+	if curl -sf --max-time 5 --unix-socket "$SOCK" http://x/_ping >/dev/null; then
+		python3 "$MKIMAGE" legacy "$WORK/d1.tar" --tag berth-src/dk:1 --workdir /dk1 \
+			--label berth.test=sources >/dev/null
+		python3 "$MKIMAGE" legacy "$WORK/d2.tar" --tag berth-src/dk:1 --workdir /dk2 \
+			--label berth.test=sources >/dev/null
+	fi
+}
+
+teardown_file() {
+	for t in berth-src/dk:1 "$(id1)" "$(id2)"; do
+		[ -n "$t" ] && curl -sf --unix-socket "$SOCK" -X DELETE "http://x/images/$t?force=1" >/dev/null 2>&1
+	done
+	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+	return 0
+}
+
+setup() {
+	CACHE=$WORK/cache-$BATS_TEST_NUMBER
+	mkdir -p "$CACHE"
+	chmod 777 "$CACHE"
+	export BERTH_CONFIG=$WORK/berth-$BATS_TEST_NUMBER.conf
+	printf 'CacheDir=%s\nAllowedRuntimes=charliecloud,singularity,docker\nSingularityPath=%s\n' "$CACHE" "${BERTH_TEST_SINGULARITY:-$REPO/tests/harness/fakes/singularity}" >"$BERTH_CONFIG"
+}
+
+needs_docker() {
+	curl -sf --max-time 5 --unix-socket "$SOCK" http://x/_ping >/dev/null ||
+		skip "dockerd is not running (tests/harness/cluster/dockerd.sh start)"
+}
+
+config_id() { tar -xOf "$1" manifest.json | python3 -c 'import json,sys; print("sha256:" + json.load(sys.stdin)[0]["Config"][:64])'; }
+id1() { [ -f "$WORK/d1.tar" ] && config_id "$WORK/d1.tar"; }
+id2() { [ -f "$WORK/d2.tar" ] && config_id "$WORK/d2.tar"; }
+dload() { curl -sf --unix-socket "$SOCK" -X POST -H "Content-Type: application/x-tar" --data-binary @"$1" "http://x/images/load?quiet=1" >/dev/null; }
+
+# ---- dockerd:// -------------------------------------------------------------
+
+@test "dockerd://: an image the node's Docker holds runs, verified and cached by its ID" {
+	needs_docker
+	dload "$WORK/d1.tar"
+	run "$BERTH" run --runtime charliecloud --image dockerd://berth-src/dk:1 -- pwd
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$output" = /dk1 ]
+	run "$BERTH" pull --runtime charliecloud dockerd://berth-src/dk:1
+	[ "$output" = "$(id1) cached" ]
+	# exported once per image ID, into the user's own cache
+	archives=("$CACHE"/0/downloads/dockerd-*.tar)
+	[ "${#archives[@]}" -eq 1 ]
+	[ "${archives[0]}" = "$CACHE/0/downloads/dockerd-$(id1 | cut -c8-).tar" ]
+	before=$(stat -c %Y.%i "${archives[0]}")
+	"$BERTH" pull --runtime singularity dockerd://berth-src/dk:1 >/dev/null
+	[ "$(stat -c %Y.%i "${archives[0]}")" = "$before" ]
+	# the tag moved to another image: that one is exported and run
+	dload "$WORK/d2.tar"
+	run "$BERTH" run --runtime charliecloud --image dockerd://berth-src/dk:1 -- pwd
+	[ "$output" = /dk2 ]
+	# by image ID too
+	run "$BERTH" run --runtime charliecloud --image "dockerd://$(id1)" -- pwd
+	[ "$output" = /dk1 ]
+	# what Docker does not have is named as such
+	run "$BERTH" pull --runtime charliecloud dockerd://berth-src/nothing:1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"this node's Docker has no image berth-src/nothing:1"* ]]
+}
+
+@test "dockerd://: a user who may not use Docker's socket is refused and gets nothing" {
+	needs_docker
+	dload "$WORK/d1.tar"
+	! id -nG "$OUTSIDER" | grep -qw docker
+	run runuser -u "$OUTSIDER" -- env BERTH_CONFIG="$BERTH_CONFIG" \
+		"$BERTH" run --runtime charliecloud --image dockerd://berth-src/dk:1 -- pwd
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"you may not use this node's Docker"*"permission denied"*"docker save IMAGE -o FILE.tar"* ]]
+	[[ "$output" != */dk1* ]]
+	# the docker runtime's user-side fetch (root then loads what it printed)
+	run runuser -u "$OUTSIDER" -- env BERTH_CONFIG="$BERTH_CONFIG" \
+		"$BERTH" fetch dockerd://berth-src/dk:1
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"you may not use this node's Docker"* ]]
+	uid=$(id -u "$OUTSIDER")
+	[ -z "$(find "$CACHE/$uid" -name 'dockerd-*' 2>/dev/null)" ]
+	[ ! -d "$CACHE/$uid/images" ] || [ -z "$(ls "$CACHE/$uid/images")" ]
+}
+
+# ---- Importer= --------------------------------------------------------------
+
+@test "Importer=: what it claims is fetched as the user and staged like an archive; it caches by digest" {
+	echo "Importer=$WORK/importer/importer" >>"$BERTH_CONFIG"
+	run "$BERTH" run --runtime charliecloud --image site://one -- pwd
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "${lines[-1]}" = /one ]
+	[[ "$output" == *"importer: one is "* ]] # its messages reach the user
+	run "$BERTH" pull --runtime charliecloud site://one
+	[[ "${lines[-1]}" == "sha256:"*" cached" ]]
+	# the importer's folder in the user's cache; one copy for two jobs
+	[ "$(wc -l <"$CACHE/0/imports/fetched.log")" -eq 1 ]
+	[ "$(stat -c %a "$CACHE/0/imports")" = 700 ]
+	# a SquashFS it hands back runs as it is with singularity
+	run "$BERTH" pull --runtime singularity site://flat
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ "${lines[-1]}" == "$CACHE/0/imports/"*".sqfs as-is" ]]
+	# what it does not claim is berth's own business (a file here)
+	run "$BERTH" run --runtime charliecloud --image "$WORK/importer/src/one.tar" -- pwd
+	[ "$output" = /one ]
+	[ "$(wc -l <"$CACHE/0/imports/fetched.log")" -eq 2 ] # one.tar, flat.sqfs
+}
+
+@test "Importer=: its failures are named, a hung importer is stopped at FetchTimeout" {
+	printf 'Importer=%s\nFetchTimeout=1\n' "$WORK/importer/importer" >>"$BERTH_CONFIG"
+	run "$BERTH" pull --runtime charliecloud site://missing
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"importer: no image missing"*"could not fetch site://missing (exit 3"* ]]
+	run "$BERTH" pull --runtime charliecloud site://broken
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"named no file"*"'not a path'"* ]]
+	SECONDS=0
+	run "$BERTH" pull --runtime charliecloud site://sleep
+	[ "$status" -ne 0 ]
+	[ "$SECONDS" -lt 10 ]
+	[[ "$output" == *stopped* ]]
+	[[ "$output" == *"importer: "*"stopped: it did not finish within 1 s"* ]]
+	# a reference with a password is never put on its command line (ps
+	# shows it to everyone): the importer is not asked, nor is it shown
+	run "$BERTH" pull --runtime charliecloud "site://u:secret@host/x"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not a registry image either"* && "$output" != *secret* ]]
+	grep -q '^site://missing$' "$WORK/importer/claims.log"
+	! grep -q secret "$WORK/importer/claims.log"
+}

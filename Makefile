@@ -44,7 +44,7 @@ SPANK_SRC    := $(sort $(wildcard spank/*.c))
 # leaves image work to the berth command it spawns as the user.
 SPANK_LIB_SRC := $(CONF_SRC) executor/base/process.c executor/cache/cachedir.c \
 	executor/base/strv.c executor/base/hex.c executor/base/sha256.c executor/source/imageref.c \
-	executor/runtime/caps.c
+	executor/runtime/caps.c executor/runtime/sing_runtime.c
 
 INCLUDES    := -I.
 DEPFLAGS     = -MMD -MP

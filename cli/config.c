@@ -7,16 +7,45 @@
 #include "executor/runtime/sing_runtime.h"
 #include "cli/cli.h"
 
+static const char *yes_no(bool b)
+{
+	return b ? "yes" : "no";
+}
+
+/* What berth knows of the release and the installation, and uses. */
+static void print_abilities(const struct berth_sing_runtime *rt)
+{
+	printf("# singularity installation: %s; squashfuse: %s\n",
+	       rt->setuid ? "setuid (starter-suid mounts SIFs as root)"
+			  : "user namespaces (no setuid starter)",
+	       rt->squashfuse ? "yes (mounts a SIF without setuid)" : "no");
+	printf("# singularity flags: --writable-tmpfs: %s (in a user namespace: %s); "
+	       "--no-pid: %s (under --containall: %s)\n", yes_no(rt->writable_tmpfs),
+	       yes_no(rt->overlay_in_userns), yes_no(rt->no_pid),
+	       yes_no(rt->no_pid_with_containall));
+	printf("# --container-remap-root: %s\n", !rt->fakeroot ? "refused (no --fakeroot)"
+	       : rt->fakeroot_ignore_subuid
+	       ? "--fakeroot --ignore-subuid --ignore-fakeroot-command (needs no /etc/subuid entry)"
+	       : "--fakeroot (needs a 65536-id range for the user in /etc/subuid and /etc/subgid)");
+}
+
 /* The Singularity behind SingularityPath, asked now (no memo: this is
  * where a site looks after changing it), and what berth does with it. */
-static void print_singularity(const struct berth_config *cfg, enum berth_sing_format f)
+static void print_singularity(const struct berth_config *cfg)
 {
 	struct berth_err err = {0};
 	struct berth_sing_runtime rt;
 	enum berth_sqfs_comp comp;
-	char why[128];
+	char why[PATH_MAX + 256];
 
 	if (berth_sing_runtime_probe(cfg->singularity_path, -1, &rt, &err) < 0) {
+		/* no binary here: what auto means still shows */
+		berth_sing_runtime_parse("", &rt);
+		berth_sing_runtime_install(cfg->singularity_path, &rt);
+	}
+	enum berth_sing_format f = berth_sing_choose_format(cfg, &rt, why, sizeof(why));
+	printf("# singularity images here: %s (%s)\n", berth_sing_format_name(f), why);
+	if (err.msg[0]) {
 		printf("# singularity runtime: unknown (%s)\n", err.msg);
 		return;
 	}
@@ -29,9 +58,7 @@ static void print_singularity(const struct berth_config *cfg, enum berth_sing_fo
 			printf("# SIF SquashFS compression: %s (%s)\n", berth_sqfs_comp_name(comp),
 			       why);
 	}
-	printf("# --container-remap-root: %s\n", rt.fakeroot_ignore_subuid
-	       ? "--fakeroot --ignore-subuid --ignore-fakeroot-command (needs no /etc/subuid entry)"
-	       : "--fakeroot (needs a 65536-id range for the user in /etc/subuid and /etc/subgid)");
+	print_abilities(&rt);
 }
 
 int cmd_config(int argc, char **argv)
@@ -47,10 +74,7 @@ int cmd_config(int argc, char **argv)
 	berth_config_print(&cfg, stdout);
 	/* What auto means on this machine, as a comment: the output stays a
 	 * valid berth.conf. */
-	char why[PATH_MAX + 256];
-	enum berth_sing_format f = berth_singularity_choose_format(&cfg, why, sizeof(why));
-	printf("# singularity images here: %s (%s)\n", berth_sing_format_name(f), why);
-	print_singularity(&cfg, f);
+	print_singularity(&cfg);
 	berth_config_free(&cfg);
 	return 0;
 }

@@ -176,12 +176,6 @@ int berth_executor_finish(struct berth_executor *ex, struct berth_err *err);
 /* Destroy: kill what still runs, release locks and memory. */
 void berth_executor_destroy(struct berth_executor *ex);
 
-/* The singularity runtime's image format for this site: the configured
- * one, or for SingularityImageFormat=auto the one that suits the
- * installation; `why` says which and why (for `berth config`). */
-enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
-						       char *why, size_t len);
-
 /* Has the loaded image an executable /bin/sh?  Known for a tree in the
  * cache (charliecloud's rootfs, singularity's sandbox); true where it
  * cannot be told (a SIF, a SquashFS file, an image inside Docker). */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "executor/runtime/caps.h"
+#include "executor/runtime/sing_runtime.h"
 #include "executor/source/imageref.h"
 #include "conf/names.h"
 #include "conf/unshare.h"
@@ -458,13 +459,43 @@ int berth_options_validate(spank_t sp)
 	return 0;
 }
 
+/* What the Singularity at SingularityPath cannot do of the job, asked on
+ * the submitting side when the binary is there too (the same probe and
+ * words as the node's launcher; where it is not, the step's start says
+ * it).  What depends on the image (a working folder it lacks, a .sif
+ * given as the image) is left to the node. */
+static int check_singularity(struct berth_err *err)
+{
+	struct berth_sing_runtime rt;
+	struct berth_err not_here = {0};
+	char why[PATH_MAX + 256];
+	bool userns;
+
+	if (berth.runtime != BERTH_RT_SINGULARITY || spank_context() == S_CTX_REMOTE ||
+	    access(berth.cfg.singularity_path, X_OK) < 0 ||
+	    berth_sing_runtime_probe(berth.cfg.singularity_path, -1, &rt, &not_here) < 0)
+		return 0;
+	struct berth_sing_ask ask = {
+		.uid = getuid(), .format = berth_sing_choose_format(&berth.cfg, &rt, why, sizeof(why)),
+		.named = berth.container_name || berth.save, .writable = berth.writable == BERTH_YES,
+		.remap_root = berth.remap_root == BERTH_YES,
+		.subuid = "/etc/subuid", .subgid = "/etc/subgid"};
+	for (size_t i = 0; i < berth.n_mounts; i++) {
+		const struct berth_mount *m = &berth.mount_list[i];
+		ask.tmpfs |= m->kind == BERTH_MOUNT_TMPFS;
+		if (m->kind == BERTH_MOUNT_BIND && (m->flags & BERTH_MNT_NOEXEC) && !ask.noexec)
+			ask.noexec = m;
+	}
+	return berth_sing_check(&rt, &ask, &userns, err);
+}
+
 /* Once the runtime is known: what it cannot do is refused here, at
  * submission, with the words the node would use. */
 int berth_options_check_runtime(void)
 {
 	struct berth_err err = {0};
 
-	if (berth_runtime_can_mount_all(berth.runtime, berth.mount_list, berth.n_mounts,
+	if (check_singularity(&err) < 0 || berth_runtime_can_mount_all(berth.runtime, berth.mount_list, berth.n_mounts,
 					&err) < 0 ||
 	    ((berth.container_name || berth.save) &&
 	     berth_runtime_can_name(berth.runtime, &err) < 0) ||

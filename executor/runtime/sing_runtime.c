@@ -30,12 +30,87 @@ void berth_sing_runtime_parse(const char *line, struct berth_sing_runtime *rt)
 	const char *space = strrchr(rt->version, ' ');
 	rt->number = space ? space + 1 : rt->version;
 	rt->apptainer = !strncmp(rt->version, "apptainer", 9);
+	char *end;
+	unsigned long major = strtoul(rt->number, &end, 10);
+	unsigned long minor = end != rt->number && *end == '.' ? strtoul(end + 1, &end, 10) : 0;
+	if (rt->number[0] >= '0' && rt->number[0] <= '9' && major < 1000 && minor < 1000) {
+		rt->major = (unsigned)major;
+		rt->minor = (unsigned)minor;
+	}
+	/* An unknown number is taken for a current release: what berth asks
+	 * of it then fails in the runtime's own words, not refused here. */
+	bool known = rt->major > 0;
 	rt->reads_zstd = rt->apptainer;
-	rt->fakeroot_ignore_subuid = rt->apptainer;
-	/* Singularity 2.x prints the bare number ("2.6.1-dist"); a line
-	 * that names none is taken as a current release */
-	unsigned long major = strtoul(rt->number, NULL, 10);
-	rt->unshares = rt->apptainer || major == 0 || major >= 3;
+	/* --net --network none, --ipc, --uts: Singularity 3.0 on, every Apptainer */
+	rt->unshares = rt->apptainer || !known || rt->major >= 3;
+	rt->fakeroot = rt->apptainer || !known || rt->major > 3 ||
+		       (rt->major == 3 && rt->minor >= 3);
+	rt->fakeroot_ignore_subuid = rt->apptainer && (!known || rt->major > 1 || rt->minor >= 1);
+	rt->writable_tmpfs = rt->apptainer || !known || rt->major >= 3;
+	rt->overlay_in_userns = rt->apptainer;
+	rt->no_pid = rt->apptainer;
+	rt->no_pid_with_containall = false;
+}
+
+/* A setuid starter installed beside the binary: <prefix>/libexec/
+ * {apptainer,singularity}/bin/starter-suid, owned by root, mode u+s. */
+static bool setuid_starter(const char *bin, char *found, size_t len)
+{
+	static const char *const flavours[] = {"apptainer", "singularity"};
+	_cleanup_free_ char *real = realpath(bin, NULL);
+	struct stat st;
+
+	if (!real)
+		return false;
+	char *slash = strrchr(real, '/');
+	if (slash)
+		*slash = '\0'; /* <prefix>/bin */
+	if ((slash = strrchr(real, '/')))
+		*slash = '\0'; /* <prefix> */
+	for (size_t i = 0; i < sizeof(flavours) / sizeof(*flavours); i++) {
+		snprintf(found, len, "%s/libexec/%s/bin/starter-suid", real, flavours[i]);
+		if (stat(found, &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
+			return true;
+	}
+	found[0] = '\0';
+	return false;
+}
+
+static bool have_squashfuse(void)
+{
+	static const char *const paths[] = {"/usr/bin/squashfuse_ll", "/usr/bin/squashfuse",
+					    "/usr/local/bin/squashfuse_ll", "/usr/local/bin/squashfuse"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+		if (access(paths[i], X_OK) == 0)
+			return access("/dev/fuse", R_OK | W_OK) == 0;
+	return false;
+}
+
+void berth_sing_runtime_install(const char *bin, struct berth_sing_runtime *rt)
+{
+	rt->setuid = setuid_starter(bin, rt->starter, sizeof(rt->starter));
+	rt->squashfuse = have_squashfuse();
+}
+
+enum berth_sing_format berth_sing_choose_format(const struct berth_config *cfg,
+						 const struct berth_sing_runtime *rt,
+						 char *why, size_t len)
+{
+	if (cfg->sing_format != BERTH_SING_AUTO) {
+		snprintf(why, len, "set by SingularityImageFormat");
+		return cfg->sing_format;
+	}
+	if (rt->setuid) {
+		snprintf(why, len, "auto: setuid installation (%s): one SIF per image, "
+			 "mounted by the setuid starter", rt->starter);
+		return BERTH_SING_SIF;
+	}
+	snprintf(why, len, "auto: unprivileged installation (user namespaces, no setuid "
+		 "starter beside %s): a sandbox folder starts fastest and needs no FUSE%s",
+		 cfg->singularity_path,
+		 rt->squashfuse ? "" : " (without squashfuse a SIF is unpacked at every start)");
+	return BERTH_SING_SANDBOX;
 }
 
 const char *berth_sing_flavour(const struct berth_sing_runtime *rt)
@@ -143,6 +218,7 @@ int berth_sing_runtime_probe(const char *bin, int memo_dir_fd,
 		memo_write(memo_dir_fd, key, line);
 	}
 	berth_sing_runtime_parse(line, rt);
+	berth_sing_runtime_install(bin, rt);
 	return 0;
 }
 
@@ -211,6 +287,11 @@ bool berth_subid_has_range(const char *path, const char *user, unsigned long id)
 int berth_sing_can_fakeroot(const struct berth_sing_runtime *rt, uid_t uid,
 			    const char *subuid, const char *subgid, struct berth_err *err)
 {
+	if (!rt->fakeroot)
+		return berth_fail(err, 0, "--container-remap-root with %s %s: it has no "
+				  "--fakeroot (Singularity 3.3 and later have it): ask the site "
+				  "for a newer release, or run the job with --container-runtime="
+				  "charliecloud", berth_sing_flavour(rt), rt->number);
 	if (rt->fakeroot_ignore_subuid)
 		return 0;
 	struct passwd *pw = getpwuid(uid);
@@ -227,4 +308,96 @@ int berth_sing_can_fakeroot(const struct berth_sing_runtime *rt, uid_t uid,
 			  user ? user : "?", (unsigned long)uid, subuid, subgid,
 			  u ? "" : subuid, !u && !g ? " and " : "", g ? "" : subgid,
 			  user ? user : "?", BERTH_SUBID_RANGE);
+}
+
+/* --container-name (and --container-save) run berth's overlay over the
+ * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
+static int check_named(const struct berth_sing_runtime *rt, const struct berth_sing_ask *ask,
+		       struct berth_err *err)
+{
+	if (!ask->named || (!ask->raw_image && ask->format == BERTH_SING_SANDBOX))
+		return 0;
+	return berth_fail(err, 0, "--container-name with singularity needs the sandbox image "
+			  "format (%s %s is given a SIF here%s): set SingularityImageFormat="
+			  "sandbox in berth.conf, or use --container-runtime=charliecloud",
+			  berth_sing_flavour(rt), rt->number,
+			  ask->raw_image ? ": the image is a SIF file" : "; this site keeps SIFs");
+}
+
+/* A tmpfs or noexec bind, a missing working folder or a named container
+ * make berth enter a user and mount namespace of its own before the
+ * runtime starts (mountns.h).  There a setuid starter cannot become root
+ * ("Failed to set effective UID to 0"): a setuid installation then runs in
+ * user-namespace mode (--userns), which runs a folder but mounts no SIF. */
+static int check_berth_ns(const struct berth_sing_runtime *rt, const struct berth_sing_ask *ask,
+			  bool *userns, struct berth_err *err)
+{
+	const char *flavour = berth_sing_flavour(rt);
+
+	*userns = false;
+	if (!rt->setuid ||
+	    !(ask->named || ask->tmpfs || ask->noexec || ask->missing_workdir))
+		return 0;
+	/* Seen with SingularityCE 3.4.2: in that mode its bind of a bind
+	 * berth made read-only and noexec came out read-write and exec. */
+	if (ask->noexec)
+		return berth_fail(err, 0, "bind '%s:%s': noexec binds are not supported "
+				  "with %s %s installed setuid (%s): drop noexec, or use "
+				  "--container-runtime=charliecloud", ask->noexec->src,
+				  ask->noexec->dst, flavour, rt->number, rt->starter);
+	const char *what = ask->named ? "a named container"
+			   : ask->missing_workdir ? "a working folder the image lacks"
+						  : "tmpfs mounts";
+	/* --fakeroot in that mode wants newuidmap to map the subuid range,
+	 * which berth's namespace (the user alone) has not got to give */
+	if (ask->remap_root && !rt->apptainer)
+		return berth_fail(err, 0, "--container-remap-root with %s on %s %s installed "
+				  "setuid (%s): its --fakeroot cannot map the subuid range inside "
+				  "the namespace berth makes these in; drop one of them, or use "
+				  "--container-runtime=charliecloud",
+				  what, flavour, rt->number, rt->starter);
+	if (!ask->named && (ask->raw_image || ask->format == BERTH_SING_SIF))
+		return berth_fail(err, 0, "%s with %s %s: this setuid installation "
+				  "needs the sandbox image format for it (its starter cannot "
+				  "mount a SIF inside the namespace berth makes it in): set "
+				  "SingularityImageFormat=sandbox in berth.conf, or drop it "
+				  "(an existing working folder, no tmpfs mount), or use "
+				  "--container-runtime=charliecloud", what, flavour, rt->number);
+	*userns = true;
+	return 0;
+}
+
+/* --writable-tmpfs where the release has it; in a user namespace
+ * (--fakeroot, --userns) SingularityCE 3.4 mounts no overlay: it ignores
+ * the flag with a warning and the job would find its root read-only.  (A
+ * named container's layer is berth's own overlay: that works.) */
+static int check_writable(const struct berth_sing_runtime *rt, const struct berth_sing_ask *ask,
+			  bool userns, struct berth_err *err)
+{
+	if (!ask->writable || ask->named)
+		return 0;
+	if (!rt->writable_tmpfs)
+		return berth_fail(err, 0, "--container-writable with %s %s: it has no "
+				  "--writable-tmpfs (Singularity 3.0 and later have it): ask the "
+				  "site for a newer release, or name the container "
+				  "(--container-name)", berth_sing_flavour(rt), rt->number);
+	if (rt->overlay_in_userns || (!ask->remap_root && !userns))
+		return 0;
+	return berth_fail(err, 0, "--container-writable with %s on %s %s: it makes no "
+			  "overlay in a user namespace, so the root would stay read-only; drop "
+			  "one of them, or name the container (--container-name, which keeps "
+			  "its own writable layer), or use --container-runtime=charliecloud",
+			  ask->remap_root ? "--container-remap-root" : "tmpfs mounts",
+			  berth_sing_flavour(rt), rt->number);
+}
+
+int berth_sing_check(const struct berth_sing_runtime *rt, const struct berth_sing_ask *ask,
+		     bool *userns, struct berth_err *err)
+{
+	if (check_named(rt, ask, err) < 0 ||
+	    (ask->remap_root &&
+	     berth_sing_can_fakeroot(rt, ask->uid, ask->subuid, ask->subgid, err) < 0) ||
+	    check_berth_ns(rt, ask, userns, err) < 0)
+		return -1;
+	return check_writable(rt, ask, *userns, err);
 }

@@ -21,29 +21,84 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <sys/types.h>
 
 #include "conf/config.h"
 #include "conf/error.h"
+#include "conf/mounts.h"
 
 #define BERTH_SING_VERSION_MAX 256
 /* SingularityCE's --fakeroot wants a range of exactly this many ids (3.4;
  * at least this many from 3.5 on). */
 #define BERTH_SUBID_RANGE 65536u
 
+/* What the release can do comes from its version (the flags and
+ * behaviours below were read in each flavour's sources and seen with
+ * SingularityCE 3.4.2 and Apptainer 1.4.5); how it is installed (setuid
+ * or user namespaces, squashfuse) from the files beside it. */
 struct berth_sing_runtime {
 	bool apptainer;                      /* else Sylabs (SingularityCE) */
 	char version[BERTH_SING_VERSION_MAX]; /* first line of --version */
 	const char *number;                  /* points into version: "3.4.2" */
+	unsigned major, minor;               /* 0.0 when the number is not one */
 	bool reads_zstd;                     /* SquashFS zstd inside a SIF */
-	bool fakeroot_ignore_subuid;         /* --ignore-subuid & co. exist */
+	bool fakeroot;                       /* --fakeroot: Singularity 3.3+, Apptainer */
+	bool fakeroot_ignore_subuid;         /* --ignore-subuid & co.: Apptainer 1.1+ */
+	bool writable_tmpfs;                 /* --writable-tmpfs: 3.0+, Apptainer */
+	bool overlay_in_userns;              /* ...also under --fakeroot/--userns:
+					      * Apptainer only (SingularityCE 3.4
+					      * warns and leaves the root read-only) */
+	bool no_pid;                         /* --no-pid: Apptainer (3.4.2 has none) */
+	bool no_pid_with_containall;         /* honoured under --containall: no
+					      * release seen (Apptainer 1.4.5
+					      * ignores it there) */
+	/* the installation, from berth_sing_runtime_install */
+	bool setuid;                         /* a root-owned setuid starter-suid */
+	char starter[PATH_MAX];              /* its path, when setuid */
+	bool squashfuse;                     /* squashfuse(_ll) and a usable /dev/fuse */
 	/* --net --network none, --ipc, --uts for an unprivileged user:
 	 * Singularity 3.0 on and every Apptainer (2.x had no --net) */
 	bool unshares;
 };
 
-/* Fill *rt from the first line of `singularity --version`. */
+/* Fill *rt from the first line of `singularity --version` (the
+ * installation fields stay false). */
 void berth_sing_runtime_parse(const char *line, struct berth_sing_runtime *rt);
+
+/* Fill the installation fields of *rt for the binary at `bin`: a setuid
+ * starter at <prefix>/libexec/{apptainer,singularity}/bin/starter-suid,
+ * squashfuse on the host. */
+void berth_sing_runtime_install(const char *bin, struct berth_sing_runtime *rt);
+
+/* SingularityImageFormat=auto decided for this installation: sif where a
+ * setuid starter mounts it, else sandbox.  `why` says why. */
+enum berth_sing_format berth_sing_choose_format(const struct berth_config *cfg,
+						 const struct berth_sing_runtime *rt,
+						 char *why, size_t len);
+
+/* What a step asks of Singularity that not every flavour, release or
+ * installation can do.  The plugin fills what it knows at submission; the
+ * launcher all of it when the step starts. */
+struct berth_sing_ask {
+	uid_t uid;
+	enum berth_sing_format format;   /* decided (never auto) */
+	bool raw_image;                  /* a .sif or SquashFS file the user gave */
+	bool named;                      /* --container-name or --container-save */
+	bool writable, remap_root;
+	bool tmpfs;                      /* a tmpfs mount */
+	const struct berth_mount *noexec; /* a noexec bind, or NULL */
+	bool missing_workdir;            /* known when the image is staged */
+	const char *subuid, *subgid;     /* /etc/subuid, /etc/subgid */
+};
+
+/* 0 when `rt` runs what `ask` asks; *userns then says whether it must run
+ * in user-namespace mode (--userns: a setuid installation inside the
+ * namespace berth makes for tmpfs mounts, a missing working folder or a
+ * named container).  Else -1 with the runtime's name and version and
+ * what would make it work. */
+int berth_sing_check(const struct berth_sing_runtime *rt, const struct berth_sing_ask *ask,
+		     bool *userns, struct berth_err *err);
 
 /* "Apptainer" or "SingularityCE". */
 const char *berth_sing_flavour(const struct berth_sing_runtime *rt);

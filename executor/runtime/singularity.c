@@ -7,7 +7,7 @@
  * sandbox folder (run directly: the fastest start, no FUSE) or written as
  * SquashFS into a SIF (sif.c; one file per image, for setuid
  * installations).  SingularityImageFormat=auto picks from the
- * installation (berth_singularity_choose_format).  A .sif or SquashFS file
+ * installation (berth_sing_choose_format).  A .sif or SquashFS file
  * given by the user runs as it is.
  *
  * Running is `singularity exec --containall --cleanenv ...`: the
@@ -118,61 +118,6 @@ static int convert_sif(void *ctx, const struct berth_image *img, const char *out
 	return rc;
 }
 
-/* A setuid starter installed beside the binary: <prefix>/libexec/
- * {apptainer,singularity}/bin/starter-suid, owned by root, mode u+s. */
-static bool setuid_starter(const char *bin, char *found, size_t len)
-{
-	static const char *const flavours[] = {"apptainer", "singularity"};
-	_cleanup_free_ char *real = realpath(bin, NULL);
-	struct stat st;
-
-	if (!real)
-		return false;
-	char *slash = strrchr(real, '/');
-	if (slash)
-		*slash = '\0'; /* <prefix>/bin */
-	if ((slash = strrchr(real, '/')))
-		*slash = '\0'; /* <prefix> */
-	for (size_t i = 0; i < sizeof(flavours) / sizeof(*flavours); i++) {
-		snprintf(found, len, "%s/libexec/%s/bin/starter-suid", real, flavours[i]);
-		if (stat(found, &st) == 0 && (st.st_mode & S_ISUID) && st.st_uid == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool have_squashfuse(void)
-{
-	static const char *const paths[] = {"/usr/bin/squashfuse_ll", "/usr/bin/squashfuse",
-					    "/usr/local/bin/squashfuse_ll", "/usr/local/bin/squashfuse"};
-
-	for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
-		if (access(paths[i], X_OK) == 0)
-			return access("/dev/fuse", R_OK | W_OK) == 0;
-	return false;
-}
-
-enum berth_sing_format berth_singularity_choose_format(const struct berth_config *cfg,
-						       char *why, size_t len)
-{
-	char starter[PATH_MAX];
-
-	if (cfg->sing_format != BERTH_SING_AUTO) {
-		snprintf(why, len, "set by SingularityImageFormat");
-		return cfg->sing_format;
-	}
-	if (setuid_starter(cfg->singularity_path, starter, sizeof(starter))) {
-		snprintf(why, len, "auto: setuid installation (%s): one SIF per image, "
-			 "mounted by the setuid starter", starter);
-		return BERTH_SING_SIF;
-	}
-	snprintf(why, len, "auto: unprivileged installation (user namespaces, no setuid "
-		 "starter beside %s): a sandbox folder starts fastest and needs no FUSE%s",
-		 cfg->singularity_path,
-		 have_squashfuse() ? "" : " (without squashfuse a SIF is unpacked at every start)");
-	return BERTH_SING_SANDBOX;
-}
-
 static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 {
 	struct sing *s = calloc(1, sizeof(*s));
@@ -184,7 +129,7 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	if (berth_sing_runtime_probe(ex->cfg->singularity_path, ex->cache.dir_fd, &s->rt, err) < 0)
 		return -1;
 	char why[PATH_MAX + 256];
-	s->format = berth_singularity_choose_format(ex->cfg, why, sizeof(why));
+	s->format = berth_sing_choose_format(ex->cfg, &s->rt, why, sizeof(why));
 	if (s->format == BERTH_SING_SANDBOX) {
 		snprintf(s->leaf, sizeof(s->leaf), "sandbox");
 		s->artifact = (struct berth_artifact){.leaf = s->leaf, .convert = convert_sandbox,
@@ -388,14 +333,13 @@ static int plan_workdir(struct berth_executor *ex, const char *image,
  * would belong to other ids), not the host's fakeroot(1) (it needs the
  * host's libc in the image); berth's seccomp filter fakes chown instead.
  * SingularityCE has neither flag: its --fakeroot maps the user's subuid
- * and subgid ranges, refused here, before anything runs, without them. */
+ * and subgid ranges (berth_sing_check refuses it without them). */
 static int add_fakeroot(struct berth_executor *ex, struct berth_strv *argv,
 			struct berth_err *err)
 {
 	const struct berth_sing_runtime *rt = &priv(ex)->rt;
 
-	if (berth_sing_can_fakeroot(rt, getuid(), "/etc/subuid", "/etc/subgid", err) < 0 ||
-	    berth_strv_add(argv, "--fakeroot", err) < 0)
+	if (berth_strv_add(argv, "--fakeroot", err) < 0)
 		return -1;
 	if (!rt->fakeroot_ignore_subuid)
 		return 0;
@@ -419,73 +363,48 @@ static int add_unshare(struct berth_executor *ex, unsigned what, struct berth_st
 	return (what & BERTH_UNSHARE_UTS) ? berth_strv_add(argv, "--uts", err) : 0;
 }
 
-/* A tmpfs or noexec bind, or a named container, makes berth enter a user
- * and mount namespace of its own before the runtime starts (mountns.h).
- * There a setuid starter cannot become root ("Failed to set effective UID
- * to 0"): a setuid installation then runs in user-namespace mode
- * (--userns), which runs a folder but mounts no SIF. */
-static int setuid_in_berth_ns(struct berth_executor *ex, const char *image,
-			      struct berth_strv *argv, struct berth_err *err)
-{
-	char starter[PATH_MAX];
-	struct stat st;
-
-	if (!priv(ex)->any_staged && !ex->spec->layer_dir)
-		return 0;
-	if (!setuid_starter(ex->cfg->singularity_path, starter, sizeof(starter)))
-		return 0;
-	/* Seen with SingularityCE 3.4.2: in that mode its bind of a bind
-	 * berth made read-only and noexec came out read-write and exec. */
-	for (size_t i = 0; i < ex->spec->n_binds; i++)
-		if (ex->spec->binds[i].kind == BERTH_MOUNT_BIND &&
-		    (ex->spec->binds[i].flags & BERTH_MNT_NOEXEC))
-			return berth_fail(err, 0, "bind '%s:%s': noexec binds are not supported "
-					  "with %s %s installed setuid (%s): drop noexec, or use "
-					  "--container-runtime=charliecloud", ex->spec->binds[i].src,
-					  ex->spec->binds[i].dst, berth_sing_flavour(&priv(ex)->rt),
-					  priv(ex)->rt.number, starter);
-	/* --fakeroot in that mode wants newuidmap to map the subuid range,
-	 * which berth's namespace (the user alone) has not got to give */
-	/* what needs berth's namespace, for the messages */
-	const char *what = ex->spec->layer_dir ? "a named container"
-			   : priv(ex)->make_workdir ? "a working folder the image lacks"
-						    : "tmpfs mounts";
-	if (ex->spec->remap_root && !priv(ex)->rt.apptainer)
-		return berth_fail(err, 0, "--container-remap-root with %s on %s %s installed "
-				  "setuid (%s): its --fakeroot cannot map the subuid range inside "
-				  "the namespace berth makes these in; drop one of them, or use "
-				  "--container-runtime=charliecloud",
-				  what, berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number, starter);
-	if (stat(image, &st) == 0 && !S_ISDIR(st.st_mode))
-		return berth_fail(err, 0, "%s with %s %s: this setuid installation "
-				  "needs the sandbox image format for it (its starter cannot "
-				  "mount a SIF inside the namespace berth makes it in): set "
-				  "SingularityImageFormat=sandbox in berth.conf, or drop it "
-				  "(an existing working folder, no tmpfs mount), or use "
-				  "--container-runtime=charliecloud",
-				  what, berth_sing_flavour(&priv(ex)->rt), priv(ex)->rt.number);
-	priv(ex)->userns = true;
-	return berth_strv_add(argv, "--userns", err);
-}
-
-/* SingularityCE 3.4 in a user namespace (--fakeroot, --userns) mounts no
- * overlay: it ignores --writable-tmpfs with a warning and the job would
- * find its root read-only.  Said before anything runs instead.  (A named
- * container's layer is berth's own overlay: that works.) */
-static int writable_possible(struct berth_executor *ex, struct berth_err *err)
+/* What this runtime cannot do of the step, refused before anything runs
+ * (sing_runtime.c; the plugin says the same at submission where the
+ * binary is there); a setuid installation inside berth's namespace runs
+ * in user-namespace mode. */
+static int check_step(struct berth_executor *ex, struct berth_strv *argv, struct berth_err *err)
 {
 	const struct berth_container_spec *spec = ex->spec;
+	struct berth_sing_ask ask = {
+		.uid = getuid(), .format = priv(ex)->format, .raw_image = ex->raw_image != NULL,
+		.named = spec->layer_dir != NULL, .writable = spec->writable,
+		.remap_root = spec->remap_root, .missing_workdir = priv(ex)->make_workdir,
+		.subuid = "/etc/subuid", .subgid = "/etc/subgid"};
+	bool userns = false;
+
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		ask.tmpfs |= spec->binds[i].kind == BERTH_MOUNT_TMPFS;
+		if (spec->binds[i].kind == BERTH_MOUNT_BIND &&
+		    (spec->binds[i].flags & BERTH_MNT_NOEXEC) && !ask.noexec)
+			ask.noexec = &spec->binds[i];
+	}
+	if (berth_sing_check(&priv(ex)->rt, &ask, &userns, err) < 0)
+		return -1;
+	priv(ex)->userns = userns;
+	return userns ? berth_strv_add(argv, "--userns", err) : 0;
+}
+
+/* --containall, but for its PID namespace where tasks join a named
+ * container: they would die with its first task.  --no-pid would say so
+ * where a release honours it under --containall (none seen: Apptainer
+ * 1.4.5 ignores it there, SingularityCE 3.4.2 has no --no-pid); else the
+ * parts of --containall one by one. */
+static int add_contain(struct berth_executor *ex, struct berth_strv *argv, struct berth_err *err)
+{
 	const struct berth_sing_runtime *rt = &priv(ex)->rt;
 
-	if (!spec->writable || spec->layer_dir || rt->apptainer ||
-	    (!spec->remap_root && !priv(ex)->userns))
-		return 0;
-	return berth_fail(err, 0, "--container-writable with %s on %s %s: it makes no "
-			  "overlay in a user namespace, so the root would stay read-only; drop "
-			  "one of them, or name the container (--container-name, which keeps "
-			  "its own writable layer), or use --container-runtime=charliecloud",
-			  spec->remap_root ? "--container-remap-root" : "tmpfs mounts",
-			  berth_sing_flavour(rt), rt->number);
+	if (!ex->spec->layer_dir)
+		return berth_strv_add(argv, "--containall", err);
+	if (rt->no_pid && rt->no_pid_with_containall)
+		return berth_strv_add(argv, "--containall", err) < 0 ||
+		       berth_strv_add(argv, "--no-pid", err) < 0 ? -1 : 0;
+	return berth_strv_add(argv, "--contain", err) < 0 ||
+	       berth_strv_add(argv, "--ipc", err) < 0 ? -1 : 0;
 }
 
 static int sing_create(struct berth_executor *ex, const struct berth_container_spec *spec,
@@ -504,11 +423,6 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	 * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
 	char named_root[PATH_MAX + 32];
 	if (spec->layer_dir) {
-		if (ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
-			return berth_fail(err, 0, "--container-name with singularity needs the "
-					  "sandbox image format (SingularityImageFormat=sandbox; "
-					  "this site keeps SIFs), or use --container-runtime="
-					  "charliecloud");
 		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
 			 ex->cache.dir);
 		image = named_root;
@@ -523,12 +437,7 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
 	    (!spec->verbose && berth_strv_add(&argv, "--quiet", err) < 0) ||
 	    berth_strv_add(&argv, "exec", err) < 0 ||
-	    /* --containall but for its PID namespace where tasks join a named
-	     * container: they would die with its first task (Apptainer 1.4.5
-	     * ignores --no-pid under --containall) */
-	    (spec->layer_dir ? berth_strv_add(&argv, "--contain", err) < 0 ||
-				       berth_strv_add(&argv, "--ipc", err) < 0
-			     : berth_strv_add(&argv, "--containall", err) < 0) ||
+	    add_contain(ex, &argv, err) < 0 ||
 	    berth_strv_add(&argv, "--cleanenv", err) < 0 ||
 	    berth_strv_add(&argv, "--pwd", err) < 0 ||
 	    berth_strv_add(&argv, berth_spec_workdir(ex), err) < 0)
@@ -546,8 +455,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (plan_workdir(ex, image, spec, err) < 0 || add_binds(ex, spec, &argv, err) < 0 ||
-	    setuid_in_berth_ns(ex, image, &argv, err) < 0 || writable_possible(ex, err) < 0)
+	if (plan_workdir(ex, image, spec, err) < 0 || check_step(ex, &argv, err) < 0 ||
+	    add_binds(ex, spec, &argv, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)
 		goto fail;

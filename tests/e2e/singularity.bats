@@ -113,6 +113,55 @@ run_with_format() {
 	[ "$(printf '%s\n' "$output" | tail -n2 | tr '\n' ' ')" = "0 2 " ]
 }
 
+# What a setuid SingularityCE 3.4.2 keeping SIFs cannot do is refused at
+# submission where SingularityPath is there on the submitting host (here
+# it is): sbatch and srun fail before a job exists, naming the runtime, its
+# version and the fix.  (Apptainer and the stand-in run all of it.)
+@test "SingularityCE setuid: what it cannot do is refused at submission, before any job or step" {
+	singularity_ce || skip "SingularityCE only (the version matrix's setuid row)"
+	set_format sif
+	d=$(job_dir)
+	mark=berth-refused-$$-$RANDOM
+	cp /etc/subuid "$BATS_TEST_TMPDIR/subuid" 2>/dev/null || : >"$BATS_TEST_TMPDIR/subuid"
+	cp /etc/subgid "$BATS_TEST_TMPDIR/subgid" 2>/dev/null || : >"$BATS_TEST_TMPDIR/subgid"
+	sed -i '/^berthtest:/d' /etc/subuid /etc/subgid
+	refused() { # PHRASE OPTION... : sbatch and srun both refuse, no job made
+		local phrase=$1 cmd
+		shift
+		for cmd in sbatch srun; do
+			if [ "$cmd" = sbatch ]; then
+				run as_user sbatch --parsable --comment="$mark" --container-runtime=singularity \
+					--container-image="$IMG" "$@" --wrap true
+			else
+				run as_user srun --comment="$mark" --container-runtime=singularity \
+					--container-image="$IMG" "$@" true
+			fi
+			echo "$cmd $*: $status: $output"
+			[ "$status" -ne 0 ] || return 1
+			[[ "$output" == *"berth: "*"$phrase"* ]] || return 1
+			! printf '%s\n' "$output" | grep -Eq '^[0-9]+$|queued|job [0-9]+|step creation' || return 1
+		done
+	}
+	ok=1
+	refused "tmpfs mounts with SingularityCE 3.4.2: this setuid installation needs the sandbox image format" \
+		--container-mounts=tmpfs:/scratch || ok=0
+	refused "noexec binds are not supported with SingularityCE 3.4.2 installed setuid" \
+		--container-mounts="$d:/mnt:ro+noexec" || ok=0
+	refused "--container-name with singularity needs the sandbox image format (SingularityCE 3.4.2" \
+		--container-name=refused || ok=0
+	refused "--container-remap-root with SingularityCE 3.4.2 needs a range of 65536 ids" \
+		--container-remap-root || ok=0
+	echo "berthtest:1065536:65536" >>/etc/subuid
+	echo "berthtest:1065536:65536" >>/etc/subgid
+	refused "--container-writable with --container-remap-root on SingularityCE 3.4.2: it makes no overlay" \
+		--container-remap-root --container-writable || ok=0
+	cp "$BATS_TEST_TMPDIR/subuid" /etc/subuid
+	cp "$BATS_TEST_TMPDIR/subgid" /etc/subgid
+	[ "$ok" = 1 ]
+	# no job reached slurmctld (completed ones stay listed for MinJobAge)
+	[ -z "$(scontrol -o show job 2>/dev/null | grep "Comment=$mark")" ]
+}
+
 @test "SingularityImageFormat=sandbox: the node stages a folder and the task runs it" {
 	run_with_format sandbox
 	[ -d "$ENTRY/sandbox" ]

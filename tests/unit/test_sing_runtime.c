@@ -1,6 +1,9 @@
 /* Unit tests: the Singularity flavour and release behind SingularityPath
- * (executor/runtime/sing_runtime.c): --version parsing, the compression a
- * SIF gets, /etc/subuid entries, and the memo of the probe. */
+ * (executor/runtime/sing_runtime.c): --version parsing and what each
+ * release can do, the installation (setuid starter), the compression a
+ * SIF gets, /etc/subuid entries, what a step may ask of each (the check
+ * the plugin runs at submission and the launcher at the step's start),
+ * and the memo of the probe. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -133,6 +136,187 @@ static void test_can_fakeroot(void **state)
 	assert_int_equal(berth_sing_can_fakeroot(&sce, getuid(), uidf, gidf, &fx->err), 0);
 }
 
+/* What each release can do, from its number. */
+static void test_parse_abilities(void **state)
+{
+	struct berth_sing_runtime rt;
+
+	(void)state;
+	berth_sing_runtime_parse("apptainer version 1.4.5", &rt);
+	assert_int_equal(rt.major, 1);
+	assert_int_equal(rt.minor, 4);
+	assert_true(rt.fakeroot && rt.writable_tmpfs && rt.overlay_in_userns && rt.no_pid);
+	assert_false(rt.no_pid_with_containall);
+	assert_false(rt.setuid || rt.squashfuse); /* the installation is not parsed */
+	/* Apptainer 1.0: --fakeroot without --ignore-subuid */
+	berth_sing_runtime_parse("apptainer version 1.0.3", &rt);
+	assert_true(rt.fakeroot);
+	assert_false(rt.fakeroot_ignore_subuid);
+	berth_sing_runtime_parse("singularity version 3.4.2", &rt);
+	assert_int_equal(rt.major, 3);
+	assert_int_equal(rt.minor, 4);
+	assert_true(rt.fakeroot && rt.writable_tmpfs);
+	assert_false(rt.overlay_in_userns || rt.no_pid || rt.fakeroot_ignore_subuid);
+	/* --fakeroot came with 3.3, --writable-tmpfs with 3.0 */
+	berth_sing_runtime_parse("singularity version 3.2.1-1", &rt);
+	assert_false(rt.fakeroot);
+	assert_true(rt.writable_tmpfs);
+	berth_sing_runtime_parse("2.6.1-dist", &rt);
+	assert_int_equal(rt.major, 2);
+	assert_false(rt.fakeroot || rt.writable_tmpfs);
+	berth_sing_runtime_parse("singularity-ce version 4.1.0-jammy", &rt);
+	assert_int_equal(rt.major, 4);
+	assert_true(rt.fakeroot && rt.writable_tmpfs);
+	assert_false(rt.overlay_in_userns);
+	/* no number: taken for a current release, nothing refused on a guess */
+	berth_sing_runtime_parse("singularity version unknown", &rt);
+	assert_int_equal(rt.major, 0);
+	assert_true(rt.fakeroot && rt.writable_tmpfs);
+}
+
+/* A setuid starter counts only when it is root's and u+s. */
+static void test_install(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_sing_runtime rt;
+	char path[256], bin[256];
+
+	snprintf(path, sizeof(path), "%s/bin", fx->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(bin, sizeof(bin), "%s/bin/singularity", fx->dir);
+	write_text(bin, "#!/bin/sh\n");
+	snprintf(path, sizeof(path), "%s/libexec", fx->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/libexec/singularity", fx->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/libexec/singularity/bin", fx->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	berth_sing_runtime_parse("singularity version 3.4.2", &rt);
+	berth_sing_runtime_install(bin, &rt);
+	assert_false(rt.setuid);
+	snprintf(path, sizeof(path), "%s/libexec/singularity/bin/starter-suid", fx->dir);
+	write_text(path, "");
+	assert_int_equal(chmod(path, 0755), 0);
+	berth_sing_runtime_install(bin, &rt);
+	assert_false(rt.setuid); /* not u+s */
+	if (geteuid() == 0) {
+		assert_int_equal(chmod(path, 04755), 0);
+		berth_sing_runtime_install(bin, &rt);
+		assert_true(rt.setuid);
+		assert_string_equal(strrchr(rt.starter, '/'), "/starter-suid");
+		struct berth_config cfg = {.sing_format = BERTH_SING_AUTO};
+		char why[512];
+		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
+				 BERTH_SING_SIF);
+		assert_non_null(strstr(why, "setuid"));
+		rt.setuid = false;
+		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
+				 BERTH_SING_SANDBOX);
+		cfg.sing_format = BERTH_SING_SIF;
+		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
+				 BERTH_SING_SIF);
+	}
+}
+
+/* check() on a setuid SingularityCE 3.4.2 keeping SIFs, then on Apptainer
+ * 1.4.5 (user namespaces) and a setuid one keeping sandboxes. */
+static void test_check(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_sing_runtime sce, app;
+	struct berth_mount noexec = {.kind = BERTH_MOUNT_BIND, .src = "/data", .dst = "/d",
+				     .flags = BERTH_MNT_NOEXEC};
+	char uidf[160], gidf[160], line[64];
+	bool userns = true;
+
+	snprintf(uidf, sizeof(uidf), "%s/subuid", fx->dir);
+	snprintf(gidf, sizeof(gidf), "%s/subgid", fx->dir);
+	write_text(uidf, "");
+	write_text(gidf, "");
+	berth_sing_runtime_parse("singularity version 3.4.2", &sce);
+	sce.setuid = true;
+	snprintf(sce.starter, sizeof(sce.starter), "/opt/s/libexec/singularity/bin/starter-suid");
+	berth_sing_runtime_parse("apptainer version 1.4.5", &app);
+	struct berth_sing_ask base = {.uid = getuid(), .format = BERTH_SING_SIF,
+				      .subuid = uidf, .subgid = gidf};
+	struct berth_sing_ask a = base;
+	struct berth_err *err = &fx->err;
+
+	/* nothing special: fine everywhere, no --userns */
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), 0);
+	assert_false(userns);
+	a.writable = true; /* --writable-tmpfs under the setuid starter */
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), 0);
+	/* tmpfs: berth's namespace, where the starter mounts no SIF */
+	a = base, a.tmpfs = true;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "tmpfs mounts with SingularityCE 3.4.2: this setuid "
+				"installation needs the sandbox image format"));
+	assert_non_null(strstr(err->msg, "SingularityImageFormat=sandbox"));
+	a.missing_workdir = true, a.tmpfs = false;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "a working folder the image lacks with SingularityCE"));
+	/* with sandboxes: --userns */
+	a.format = BERTH_SING_SANDBOX;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), 0);
+	assert_true(userns);
+	/* ... but then no overlay for --container-writable */
+	a.writable = true;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "--container-writable with tmpfs mounts on "
+				"SingularityCE 3.4.2: it makes no overlay"));
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), 0);
+	assert_false(userns); /* Apptainer without setuid: nothing to switch */
+	/* a noexec bind under a setuid starter: refused in any format */
+	a = base, a.noexec = &noexec;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "bind '/data:/d': noexec binds are not supported with "
+				"SingularityCE 3.4.2 installed setuid (/opt/s/"));
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), 0);
+	/* a named container: a sandbox only */
+	a = base, a.named = true;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "--container-name with singularity needs the sandbox "
+				"image format (SingularityCE 3.4.2"));
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), -1);
+	a.format = BERTH_SING_SANDBOX;
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), 0);
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), 0);
+	assert_true(userns);
+	a.raw_image = true; /* a .sif the user gave */
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "the image is a SIF file"));
+	/* --container-remap-root: subuid ranges on SingularityCE */
+	a = base, a.remap_root = true;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "--container-remap-root with SingularityCE 3.4.2 needs"));
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), 0);
+	snprintf(line, sizeof(line), "%lu:100000:65536\n", (unsigned long)getuid());
+	write_text(uidf, line);
+	write_text(gidf, line);
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), 0);
+	/* ... never with --writable (no overlay under --fakeroot) */
+	a.writable = true;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "--container-writable with --container-remap-root on "
+				"SingularityCE 3.4.2"));
+	assert_int_equal(berth_sing_check(&app, &a, &userns, err), 0);
+	/* ... nor inside berth's namespace */
+	a.writable = false, a.tmpfs = true, a.format = BERTH_SING_SANDBOX;
+	assert_int_equal(berth_sing_check(&sce, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "--container-remap-root with tmpfs mounts on "
+				"SingularityCE 3.4.2 installed setuid"));
+	/* a release without --fakeroot / --writable-tmpfs: said, not passed */
+	struct berth_sing_runtime old;
+	berth_sing_runtime_parse("singularity version 2.6.1", &old);
+	a = base, a.remap_root = true;
+	assert_int_equal(berth_sing_check(&old, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "it has no --fakeroot"));
+	a = base, a.writable = true;
+	assert_int_equal(berth_sing_check(&old, &a, &userns, err), -1);
+	assert_non_null(strstr(err->msg, "it has no --writable-tmpfs"));
+}
+
 /* The memo: a second probe spawns nothing; a changed binary is asked again. */
 static void test_probe_memo(void **state)
 {
@@ -180,8 +364,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_flavours),
+		cmocka_unit_test(test_parse_abilities),
 		cmocka_unit_test(test_compression),
 		cmocka_unit_test(test_can_unshare),
+		cmocka_unit_test_setup_teardown(test_install, setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_check, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_subid, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_can_fakeroot, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_probe_memo, setup, fixture_teardown),

@@ -40,9 +40,11 @@ export BERTH_NODE_NAME=berth-sce BERTH_SLURMCTLD_PORT=7617 BERTH_SLURMD_PORT=761
 export SLURM_CONF=$BERTH_CLUSTER_DIR/etc/slurm.conf
 export BERTH_TEST_SINGULARITY=$sing BERTH_RESULTS=$results BUILD=${BUILD:-$repo/build}
 export BERTH_E2E_RUNTIMES=singularity BERTH_RUNTIMES=singularity
-bash tests/harness/matrix/versions.sh |
-	sed "s|^singularity=.*|singularity=SingularityCE 3.4.2, setuid ($("$sing" --version))|" \
-		>"$out/bookworm-sce.versions"
+{
+	echo "label=SingularityCE 3.4.2 setuid (singularity suites only)"
+	bash tests/harness/matrix/versions.sh |
+		sed "s|^singularity=.*|singularity=SingularityCE 3.4.2, setuid ($("$sing" --version))|"
+} >"$out/bookworm-sce.versions"
 
 start() { # FORMAT: the cluster's berth.conf gets SingularityImageFormat=FORMAT
 	mkdir -p "$BERTH_CLUSTER_DIR/etc"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Print the version matrix as a Markdown table (Slurm release x runtime ->
-# passed/failed) from the rows' .results and .versions files, then, as the
+# passed/failed) from the rows' .results and .versions files (a row's
+# optional label= line leads its first cell), then, as the
 # last line, "N passed, N failed" over every row.  Exits 1 on any failure
 # or a row with no results.
 #   tests/harness/matrix/table.sh OUTDIR SUITE...
@@ -28,7 +29,10 @@ for suite in "$@"; do
 		total_fail=$((total_fail + 1))
 		continue
 	fi
-	row="| Slurm $(version "$v" slurm) ($(version "$v" release)) | $(cell "$r" common)"
+	# a row that is not a plain Slurm release (the SingularityCE one)
+	# names itself first: label=... in its .versions
+	label=$(version "$v" label)
+	row="| ${label:+$label on }Slurm $(version "$v" slurm) ($(version "$v" release)) | $(cell "$r" common)"
 	for rt in $runtimes; do
 		row+=" | $(cell "$r" "$rt")<br>$(version "$v" "$rt")"
 	done

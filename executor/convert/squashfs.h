@@ -101,7 +101,8 @@ void berth_sqfs_merge_free(struct berth_sqfs_merge *m);
 
 /* lstat(): the mode (type and permissions) of the entry at path. */
 int berth_sqfs_merge_stat(struct berth_sqfs_merge *m, const char *path, mode_t *mode);
-/* The folder `dir` and its missing parents, made with `mode`. */
+/* The folder `dir` and its missing parents, made with `mode` (a symlink
+ * at `dir` itself is ENOTDIR, as an O_PATH open of a folder says). */
 int berth_sqfs_merge_mkdirs(struct berth_sqfs_merge *m, const char *dir, mode_t mode);
 /* The entry at path and all below it removed; 0 when it is not there. */
 int berth_sqfs_merge_remove(struct berth_sqfs_merge *m, const char *path);

@@ -265,7 +265,7 @@ int berth_sqfs_merge_mkdirs(struct berth_sqfs_merge *m, const char *dir, mode_t 
 		return 0;
 	}
 	if (!S_ISDIR(n->mode)) {
-		errno = S_ISLNK(n->mode) ? ELOOP : ENOTDIR;
+		errno = ENOTDIR; /* as open(O_PATH | O_DIRECTORY | O_NOFOLLOW) */
 		return -1;
 	}
 	return 0;

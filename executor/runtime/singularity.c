@@ -108,17 +108,23 @@ struct direct {
 	const struct berth_image *img;
 	const struct berth_sing_meta *meta;
 	struct berth_flatten_stats *stats;
+	bool image_failed;            /* the layers were refused: err says why */
+	struct berth_err image_err;
 };
 
 static int direct_part(void *arg, int out_fd, off_t offset, const struct berth_sqfs_opts *o,
 		       struct berth_sqfs_stats *st, struct berth_err *err)
 {
-	const struct direct *d = arg;
+	struct direct *d = arg;
 	struct berth_sqfs_merge *m;
 
 	if (berth_sqfs_merge_new(out_fd, offset, o, &m, err) < 0)
 		return -1;
 	int rc = berth_image_flatten_squashfs(d->img, m, d->stats, err);
+	if (rc < 0) {
+		d->image_failed = true;
+		d->image_err = *err;
+	}
 	if (rc == 0)
 		rc = berth_singularity_meta_write_squashfs(m, d->meta, err);
 	if (rc == 0)
@@ -147,6 +153,8 @@ static int convert_sif(void *ctx, const struct berth_image *img, const char *out
 				.sqfs.compressor = berth_sqfs_comp_name(priv(ctx)->comp),
 				.objects = meta.objects, .n_objects = meta.n_objects};
 			rc = berth_sif_write_part(direct_part, &d, out_path, &opts, NULL, err);
+			if (rc < 0 && d.image_failed)
+				*err = d.image_err; /* the image's defect, not the file's */
 		}
 		berth_singularity_meta_free(&meta);
 		return rc;

@@ -151,6 +151,10 @@ for _ in range(n):
 	wait "$pid" || true
 	[ ! -s "$P/out" ] # killed before publishing
 	[ -z "$(ls -A "$P/cache/0/images")" ]
+	# the SIF is merged from the layers: no flattened tree was made
+	# (the tree path's sif-tree folder would be complete by now)
+	[ -z "$(find "$P/cache/0/tmp" -name sif-tree)" ]
+	[ "$(find "$P/cache/0/tmp" -mindepth 3 | wc -l)" -le 1 ]
 	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" pull --runtime singularity \
 		--cache-dir "$P/cache" --singularity "$SING" "$WORK/big.tar"
 	echo "$output"
@@ -232,4 +236,25 @@ sif_of() {
 		[ -z "$LEFT" ]
 		[ "$output" = "$want" ]
 	done
+}
+
+@test "direct SIF: staging creates no file, folder or link of the image on disk" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	python3 "$MKIMAGE" legacy "$WORK/st.tar" >/dev/null
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$P/berth.conf"
+	run env BERTH_CONFIG="$P/berth.conf" strace -f -qq -o "$P/trace" -e status=successful \
+		-e trace=mkdir,mkdirat,symlink,symlinkat,link,linkat,open,openat,creat \
+		"$BERTH" pull --runtime singularity --cache-dir "$P/cache" --singularity "$SING" \
+		"$WORK/st.tar"
+	[ "$status" -eq 0 ]
+	# the image has folders, files, symlinks and a hard link: none reach the disk
+	! grep -E 'symlink|link(at)?\(' "$P/trace"
+	# what is created: the cache's own folders and files, and the SIF
+	made=$(grep -cE 'mkdir|O_CREAT' "$P/trace")
+	echo "created: $made"
+	grep -E 'mkdir|O_CREAT' "$P/trace"
+	! grep -q sif-tree "$P/trace"
+	[ "$made" -lt 40 ] # the image alone has more than 80 entries
 }

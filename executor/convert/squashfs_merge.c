@@ -526,7 +526,8 @@ int berth_sqfs_merge_new(int out_fd, off_t offset, const struct berth_sqfs_opts 
 	return 0;
 }
 
-/* Folders' link counts and the counters, from the final tree. */
+/* Folders' link counts and the counters, from the final tree (a regular
+ * file's devno, unused in its inode, marks it counted). */
 static void count(struct writer *w, struct node *dir)
 {
 	dir->nlink = 2;
@@ -538,9 +539,10 @@ static void count(struct writer *w, struct node *dir)
 			count(w, c);
 		} else if (S_ISLNK(c->mode)) {
 			w->stats.symlinks++;
-		} else if (c->link) {
+		} else if (holder_of(c)->devno) { /* a file's mark: seen */
 			w->stats.hardlinks++;
 		} else {
+			holder_of(c)->devno = 1;
 			w->stats.files++;
 		}
 	}

@@ -835,7 +835,7 @@ static int meta_write(const struct target *t, const struct berth_sing_meta *m,
 		      struct berth_err *err)
 {
 	static const char *const dirs[] = {
-		SD "/libs", SD "/actions", ENV_DIR,
+		".singularity.d/libs", ".singularity.d/actions", ENV_DIR,
 		"dev", "proc", "root", "var/tmp", "tmp", "etc", "sys", "home",
 	};
 	static const char *const links[][2] = {

@@ -81,7 +81,7 @@ static int reserve(struct node *dir)
 	if (dir->n_children < dir->cap)
 		return 0;
 	size_t cap = dir->cap ? dir->cap * 2 : 8;
-	struct node **c = reallocarray(dir->children, cap, sizeof(*c));
+	struct node **c = reallocarray(dir->children, cap, sizeof(struct node *));
 	if (!c)
 		return -1;
 	dir->children = c;
@@ -96,7 +96,7 @@ static void insert(struct node *dir, struct node *n)
 	size_t at = child_pos(dir, n->name, &found);
 
 	memmove(dir->children + at + 1, dir->children + at,
-		(dir->n_children - at) * sizeof(*dir->children));
+		(dir->n_children - at) * sizeof(struct node *));
 	dir->children[at] = n;
 	dir->n_children++;
 	n->parent = dir;
@@ -108,7 +108,7 @@ static void detach(struct node *dir, struct node *n)
 	size_t at = child_pos(dir, n->name, &found);
 
 	memmove(dir->children + at, dir->children + at + 1,
-		(dir->n_children - at - 1) * sizeof(*dir->children));
+		(dir->n_children - at - 1) * sizeof(struct node *));
 	dir->n_children--;
 	n->parent = NULL;
 }
@@ -116,6 +116,10 @@ static void detach(struct node *dir, struct node *n)
 /* A new child `name` (len bytes) of dir, not there yet. */
 static struct node *add_child(struct node *dir, const char *name, size_t len)
 {
+	if (!dir) { /* the root has no name to add */
+		errno = EEXIST;
+		return NULL;
+	}
 	if (len > MAX_NAME) {
 		errno = ENAMETOOLONG;
 		return NULL;
@@ -146,7 +150,7 @@ static int bury(struct berth_sqfs_merge *m, struct node *n)
 {
 	if (m->n_grave == m->cap_grave) {
 		size_t cap = m->cap_grave ? m->cap_grave * 2 : 64;
-		struct node **g = reallocarray(m->grave, cap, sizeof(*g));
+		struct node **g = reallocarray(m->grave, cap, sizeof(struct node *));
 		if (!g) {
 			errno = ENOMEM;
 			return -1;

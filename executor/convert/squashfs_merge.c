@@ -38,6 +38,7 @@ struct berth_sqfs_merge {
 	struct node *cur;         /* the file whose data is arriving */
 	uint64_t cur_off;
 	time_t now;
+	bool finished;
 };
 
 /* ---- the tree ------------------------------------------------------------ */
@@ -557,6 +558,7 @@ int berth_sqfs_merge_finish(struct berth_sqfs_merge *m, struct berth_sqfs_stats 
 {
 	m->w->stats.dirs = m->w->stats.files = 0;
 	count(m->w, m->w->root);
+	m->finished = true;
 	if (berth_sqfs_writer_finish(m->w, err) < 0)
 		return -1;
 	if (stats)
@@ -568,6 +570,14 @@ void berth_sqfs_merge_free(struct berth_sqfs_merge *m)
 {
 	if (!m)
 		return;
+	/* Given up half way: libsquashfs 1.2's serial block processor (one
+	 * worker) leaks the blocks it holds when destroyed unfinished, so it
+	 * is finished first; what it writes is thrown away with the output. */
+	if (!m->finished && m->w->proc) {
+		if (m->cur)
+			sqfs_block_processor_end_file(m->w->proc);
+		sqfs_block_processor_finish(m->w->proc);
+	}
 	berth_sqfs_writer_free(m->w); /* stops the block processor first */
 	for (size_t i = 0; i < m->n_grave; i++)
 		berth_sqfs_node_free(m->grave[i]);

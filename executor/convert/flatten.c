@@ -14,7 +14,15 @@
  * ".wh..wh..opq" empties its folder of everything lower layers put there.
  * To honour "lower layers" exactly, paths created by the current layer are
  * remembered as 64-bit hashes (8 bytes each, the layer's entry count bounds
- * it), not as strings. */
+ * it), not as strings.
+ *
+ * The same merge has two targets: a folder on disk (berth_image_flatten)
+ * or the in-memory index of a SquashFS image written as the layers stream
+ * (berth_image_flatten_squashfs, squashfs_merge.c), which creates no file.
+ * Everything up to the change itself is shared: reading and checking the
+ * layers, names, whiteout rules, what is refused or skipped, the modes; only
+ * the last step, the change of the tree, has one function per target
+ * (the merge_* ones below the folder's). */
 #define _GNU_SOURCE
 #include "executor/base/dl/archive_lazy.h"
 #include <dirent.h>
@@ -31,6 +39,7 @@
 #include "executor/source/tarmember.h"
 #include "executor/base/fs.h"
 #include "executor/convert/flatten.h"
+#include "executor/convert/squashfs.h"
 
 #define WHITEOUT ".wh."
 #define OPAQUE ".wh..wh..opq"
@@ -108,6 +117,9 @@ struct flatten {
 	/* cache of the last parent folder opened: entries come grouped */
 	char parent_path[PATH_MAX];
 	int parent_fd;
+	/* the SquashFS target instead of the folder (root_fd is then -1) */
+	struct berth_sqfs_merge *merge;
+	mode_t dir_mode;          /* of a folder made for a missing parent */
 };
 
 static void forget_parent(struct flatten *f);
@@ -157,6 +169,16 @@ static int resolve(int root_fd, const char *path, int flags, mode_t mode)
 			    sizeof(how));
 }
 
+static int dir_fail(const struct flatten *f, const char *dir, struct berth_err *err)
+{
+	return berth_fail(err, errno, "layer %s: cannot use folder '%s'%s",
+			  f->layer, dir,
+			  errno == ELOOP || errno == EXDEV || errno == ENOTDIR
+				  ? " (a component is a symlink or not a folder; "
+				    "berth never writes through symlinks)"
+				  : "");
+}
+
 /* Open (creating as needed) the folder `dir` under the root, one component
  * at a time: mkdirat() gets a single name relative to a folder already
  * resolved without symlinks, so a symlinked component can never redirect it. */
@@ -185,12 +207,7 @@ static int open_dir_p(struct flatten *f, const char *dir, struct berth_err *err)
 		if (fd >= 0)
 			return fd;
 	}
-	return berth_fail(err, errno, "layer %s: cannot use folder '%s'%s",
-			  f->layer, dir,
-			  errno == ELOOP || errno == EXDEV || errno == ENOTDIR
-				  ? " (a component is a symlink or not a folder; "
-				    "berth never writes through symlinks)"
-				  : "");
+	return dir_fail(f, dir, err);
 }
 
 /* Split "a/b/c" into the parent's fd and "c".  The parent fd is cached. */
@@ -233,10 +250,30 @@ static void forget_parent(struct flatten *f)
 
 /* ---- whiteouts -------------------------------------------------------------- */
 
+static bool created_here(void *arg, const char *path)
+{
+	const struct flatten *f = arg;
+
+	return hashset_has(&f->created, path_hash(path));
+}
+
+static int merge_opaque(struct flatten *f, const char *dir, struct berth_err *err)
+{
+	int rc = berth_sqfs_merge_clear(f->merge, dir, created_here, f);
+
+	if (rc < 0)
+		return berth_fail(err, errno, "layer %s: opaque folder '%s'", f->layer, dir);
+	f->stats->whiteouts += (uint64_t)rc;
+	return 0;
+}
+
 static int apply_opaque(struct flatten *f, char *path, struct berth_err *err)
 {
 	char *slash = strrchr(path, '/');
 	const char *dir = slash ? (*slash = '\0', path) : "";
+
+	if (f->merge)
+		return merge_opaque(f, dir, err);
 	int fd = resolve(f->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
 
 	if (fd < 0 && errno == ENOENT)
@@ -256,7 +293,7 @@ static int apply_opaque(struct flatten *f, char *path, struct berth_err *err)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(child, sizeof(child), "%s%s%s", dir, *dir ? "/" : "", de->d_name);
-		if (hashset_has(&f->created, path_hash(child)))
+		if (created_here(f, child))
 			continue; /* this layer's own entry */
 		if (berth_remove_tree(dirfd(d), de->d_name) < 0)
 			rc = berth_fail(err, errno, "layer %s: cannot clear '%s'",
@@ -268,20 +305,49 @@ static int apply_opaque(struct flatten *f, char *path, struct berth_err *err)
 	return rc;
 }
 
+/* The folder part of `path` ("" at the top) into buf. */
+static const char *dir_part(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	snprintf(buf, len, "%.*s", slash ? (int)(slash - path) : 0, path);
+	return buf;
+}
+
+static int merge_whiteout(struct flatten *f, const char *path, const char *victim,
+			  struct berth_err *err)
+{
+	char dir[PATH_MAX], gone[PATH_MAX];
+
+	dir_part(path, dir, sizeof(dir));
+	if (berth_sqfs_merge_mkdirs(f->merge, dir, f->dir_mode) < 0)
+		return dir_fail(f, dir, err);
+	snprintf(gone, sizeof(gone), "%s%s%s", dir, *dir ? "/" : "", victim);
+	if (berth_sqfs_merge_remove(f->merge, gone) < 0)
+		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
+	f->stats->whiteouts++;
+	return 0;
+}
+
 static int apply_whiteout(struct flatten *f, char *path, struct berth_err *err)
 {
-	const char *base;
-	int pfd = parent_of(f, path, &base, err);
+	const char *last = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	const char *victim = last + strlen(WHITEOUT);
 
-	if (pfd < 0)
-		return -1;
-	const char *victim = base + strlen(WHITEOUT);
+	/* checked before any change, the same for both targets */
 	if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..") ||
 	    strchr(victim, '/'))
 		return berth_fail(err, 0, "layer %s: invalid whiteout '%s' refused "
 				  "(a whiteout must name one entry of its own "
 				  "folder, not '.', '..' or a path); the image is "
 				  "malformed or malicious", f->layer, path);
+	if (f->merge)
+		return merge_whiteout(f, path, victim, err);
+	const char *base;
+	int pfd = parent_of(f, path, &base, err);
+	if (pfd < 0)
+		return -1;
+	victim = base + strlen(WHITEOUT);
 	if (berth_remove_tree(pfd, victim) < 0)
 		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
 	f->stats->whiteouts++;
@@ -386,19 +452,37 @@ static int put_file(struct flatten *f, struct archive *layer, struct archive_ent
 	return 0;
 }
 
+/* A hard link's target, cleaned like every name (malloc'd). */
+static char *link_target(struct flatten *f, struct archive_entry *e, const char *path,
+			 struct berth_err *err)
+{
+	char *target = strdup(archive_entry_hardlink(e));
+
+	if (!target) {
+		berth_fail(err, ENOMEM, "hard link");
+		return NULL;
+	}
+	if (clean_name(target, f, err) < 0) {
+		berth_wrap(err, "hard link '%s'", path);
+		free(target);
+		return NULL;
+	}
+	if (!*target) {
+		berth_fail(err, 0, "layer %s: hard link '%s' has no target", f->layer, path);
+		free(target);
+		return NULL;
+	}
+	return target;
+}
+
 static int put_hardlink(struct flatten *f, struct archive_entry *e, int pfd,
 			const char *base, const char *path, struct berth_err *err)
 {
-	_cleanup_free_ char *target = strdup(archive_entry_hardlink(e));
+	_cleanup_free_ char *target = link_target(f, e, path, err);
 	const char *tbase;
 
 	if (!target)
-		return berth_fail(err, ENOMEM, "hard link");
-	if (clean_name(target, f, err) < 0)
-		return berth_wrap(err, "hard link '%s'", path);
-	if (!*target)
-		return berth_fail(err, 0, "layer %s: hard link '%s' has no target",
-				  f->layer, path);
+		return -1;
 	/* The target's folder is resolved without symlinks as well; keep our
 	 * own parent fd, because parent_of() caches only one folder. */
 	_cleanup_close_ int own = dup(pfd);
@@ -409,6 +493,93 @@ static int put_hardlink(struct flatten *f, struct archive_entry *e, int pfd,
 		return berth_fail(err, errno, "layer %s: hard link '%s' -> '%s'",
 				  f->layer, path, target);
 	return 0;
+}
+
+/* ---- entries into the SquashFS index ----------------------------------------- */
+
+static int merge_hardlink(struct flatten *f, struct archive_entry *e, const char *path,
+			  struct berth_err *err)
+{
+	_cleanup_free_ char *target = link_target(f, e, path, err);
+	char dir[PATH_MAX];
+
+	if (!target)
+		return -1;
+	/* the target's folder is made when missing, as parent_of() does */
+	if (berth_sqfs_merge_mkdirs(f->merge, dir_part(target, dir, sizeof(dir)),
+				    f->dir_mode) < 0) {
+		dir_fail(f, dir, err);
+		return berth_wrap(err, "hard link '%s' -> '%s'", path, target);
+	}
+	if (berth_sqfs_merge_link(f->merge, path, target) < 0)
+		return berth_fail(err, errno, "layer %s: hard link '%s' -> '%s'",
+				  f->layer, path, target);
+	return 0;
+}
+
+static int merge_file(struct flatten *f, struct archive *layer, struct archive_entry *e,
+		      const char *path, struct berth_err *err)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t offset, written = 0;
+	int rc;
+
+	if (berth_sqfs_merge_file_begin(f->merge, path, safe_mode(f, archive_entry_perm(e)),
+					archive_entry_mtime(e), err) < 0)
+		return errno ? berth_fail(err, errno, "layer %s: cannot create '%s'",
+					  f->layer, path) : -1;
+	while ((rc = archive_read_data_block(layer, &buf, &size, &offset)) == ARCHIVE_OK) {
+		if (offset < 0 || berth_sqfs_merge_file_data(f->merge, (uint64_t)offset, buf,
+							     size, err) < 0)
+			return offset < 0 ? berth_fail(err, 0, "layer %s: '%s' has a "
+						       "negative offset", f->layer, path)
+					  : berth_wrap(err, "layer %s", f->layer);
+		written = offset + (la_int64_t)size;
+		f->stats->bytes += size;
+	}
+	if (rc != ARCHIVE_EOF)
+		return berth_fail(err, 0,
+				  "layer %s is damaged or the image archive is "
+				  "truncated inside '%s' (%s); download, save or "
+				  "pull the image again", f->layer, path,
+				  archive_error_string(layer));
+	return berth_sqfs_merge_file_end(f->merge, (uint64_t)written, err);
+}
+
+/* apply_entry's change, into the index: the same steps as on the folder
+ * (parent made, room made, the entry put). */
+static int merge_entry(struct flatten *f, struct archive *layer, struct archive_entry *e,
+		       const char *path, mode_t type, struct berth_err *err)
+{
+	char dir[PATH_MAX];
+	mode_t have;
+
+	if (berth_sqfs_merge_mkdirs(f->merge, dir_part(path, dir, sizeof(dir)), f->dir_mode) < 0)
+		return dir_fail(f, dir, err);
+	if (berth_sqfs_merge_stat(f->merge, path, &have) == 0 &&
+	    !(type == AE_IFDIR && S_ISDIR(have)) &&
+	    berth_sqfs_merge_remove(f->merge, path) < 0)
+		return berth_fail(err, errno, "layer %s: cannot replace '%s'", f->layer, path);
+	if (archive_entry_hardlink(e))
+		return merge_hardlink(f, e, path, err);
+	time_t mtime = archive_entry_mtime(e);
+	const char *target = archive_entry_symlink(e) ?: "";
+	switch (type) {
+	case AE_IFDIR:
+		if (berth_sqfs_merge_dir(f->merge, path,
+					 safe_mode(f, archive_entry_perm(e)) | 0700, mtime) < 0)
+			return berth_fail(err, errno, "layer %s: mkdir '%s'", f->layer, path);
+		return 0;
+	case AE_IFLNK:
+		/* what symlinkat() refuses */
+		errno = !*target ? ENOENT : strlen(target) >= PATH_MAX ? ENAMETOOLONG : 0;
+		if (errno || berth_sqfs_merge_symlink(f->merge, path, target, mtime) < 0)
+			return berth_fail(err, errno, "layer %s: symlink '%s'", f->layer, path);
+		return 0;
+	default:
+		return merge_file(f, layer, e, path, err);
+	}
 }
 
 static int apply_entry(struct flatten *f, struct archive *layer,
@@ -437,6 +608,8 @@ static int apply_entry(struct flatten *f, struct archive *layer,
 	}
 	if (remember_created(f, path) < 0)
 		return berth_fail(err, ENOMEM, "entry set");
+	if (f->merge)
+		return merge_entry(f, layer, e, path, type, err);
 	int pfd = parent_of(f, path, &base, err);
 	if (pfd < 0)
 		return -1;
@@ -711,29 +884,56 @@ static const char *diff_id_at(struct json_object *ids, size_t i)
 	return ids ? bj_string(json_object_array_get_idx(ids, i)) : NULL;
 }
 
+/* Every layer, in order, into f's target. */
+static int apply_layers(struct flatten *f, const struct berth_image *img,
+			struct berth_err *err)
+{
+	struct json_object *ids = config_diff_ids(img);
+	int rc = 0;
+
+	for (size_t i = 0; i < img->n_layers && rc == 0; i++)
+		rc = apply_layer(f, img, &img->layers[i], diff_id_at(ids, i), err);
+	json_object_put(ids);
+	free(f->created.slots);
+	return rc;
+}
+
+static int has_layers(const struct berth_image *img, struct berth_err *err)
+{
+	if (!img->archive && !img->layout_dir)
+		return berth_fail(err, 0, "image %s: neither an archive nor a layout "
+				  "folder to read its layers from", img->digest);
+	return 0;
+}
+
 int berth_image_flatten(const struct berth_image *img, const char *root_dir,
 			struct berth_flatten_stats *stats, struct berth_err *err)
 {
 	struct flatten f = {.parent_fd = -1, .stats = stats};
-	struct json_object *ids;
-	int rc = 0;
 
 	memset(stats, 0, sizeof(*stats));
-	if (!img->archive && !img->layout_dir)
-		return berth_fail(err, 0, "image %s: neither an archive nor a layout "
-				  "folder to read its layers from", img->digest);
-	ids = config_diff_ids(img);
+	if (has_layers(img, err) < 0)
+		return -1;
 	f.root_fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (f.root_fd < 0) {
-		json_object_put(ids);
+	if (f.root_fd < 0)
 		return berth_fail(err, errno, "cannot open rootfs folder %s", root_dir);
-	}
-	for (size_t i = 0; i < img->n_layers && rc == 0; i++)
-		rc = apply_layer(&f, img, &img->layers[i], diff_id_at(ids, i), err);
-	json_object_put(ids);
-	free(f.created.slots);
+	int rc = apply_layers(&f, img, err);
 	close(f.root_fd);
 	return rc;
+}
+
+int berth_image_flatten_squashfs(const struct berth_image *img, struct berth_sqfs_merge *m,
+				 struct berth_flatten_stats *stats, struct berth_err *err)
+{
+	struct flatten f = {.root_fd = -1, .parent_fd = -1, .stats = stats, .merge = m};
+	mode_t mask = umask(0);
+
+	umask(mask);
+	f.dir_mode = 0755 & ~mask; /* what mkdirat(0755) makes on the folder */
+	memset(stats, 0, sizeof(*stats));
+	if (has_layers(img, err) < 0)
+		return -1;
+	return apply_layers(&f, img, err);
 }
 
 /* ---- mount points ------------------------------------------------------------ */

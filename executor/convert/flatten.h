@@ -23,4 +23,14 @@ int berth_image_flatten(const struct berth_image *img, const char *root_dir,
 			struct berth_flatten_stats *stats,
 			struct berth_err *err);
 
+/* The same merge into the index of a SquashFS image (squashfs.h), with
+ * no file created: what berth_image_flatten would put in the folder,
+ * entry for entry (modes, symlinks, hard links as one inode, whiteouts),
+ * and refused where it refuses.  A folder keeps the mtime its entry gives
+ * (on disk the kernel moves it as children arrive); a folder made for a
+ * missing parent, as on disk, gets the time of the conversion. */
+struct berth_sqfs_merge;
+int berth_image_flatten_squashfs(const struct berth_image *img, struct berth_sqfs_merge *m,
+				 struct berth_flatten_stats *stats, struct berth_err *err);
+
 #endif

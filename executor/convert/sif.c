@@ -258,8 +258,22 @@ static void descr_common(struct berth_sif_descr *d, int32_t type, uint32_t id,
 	d->mtime = t;
 }
 
+/* The tree below a folder as the partition. */
+static int tree_part(void *arg, int out_fd, off_t offset, const struct berth_sqfs_opts *o,
+		     struct berth_sqfs_stats *st, struct berth_err *err)
+{
+	return berth_squashfs_write_tree(*(const int *)arg, out_fd, offset, o, st, err);
+}
+
 int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts *o,
 		       struct berth_sif_info *info, struct berth_err *err)
+{
+	return berth_sif_write_part_fd(tree_part, &root_dir_fd, out_fd, o, info, err);
+}
+
+int berth_sif_write_part_fd(berth_sif_part_fn *part, void *arg, int out_fd,
+			    const struct berth_sif_opts *o, struct berth_sif_info *info,
+			    struct berth_err *err)
 {
 	static const struct berth_sif_opts defaults;
 	const struct berth_sif_opts *opts = o ? o : &defaults;
@@ -317,8 +331,7 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 	if (write_zeros(out_fd, off, part_off - off) < 0)
 		return berth_fail(err, errno, "SIF: cannot write");
 	struct berth_sqfs_stats st;
-	if (berth_squashfs_write_tree(root_dir_fd, out_fd, (off_t)part_off, &opts->sqfs,
-				      &st, err) < 0)
+	if (part(arg, out_fd, (off_t)part_off, &opts->sqfs, &st, err) < 0)
 		return -1;
 	uint64_t file_size = part_off + st.image_size;
 	if (ftruncate(out_fd, (off_t)file_size) < 0)
@@ -378,7 +391,8 @@ int berth_sif_write_fd(int root_dir_fd, int out_fd, const struct berth_sif_opts 
 
 /* berth_sif_write's arguments, for berth_create_file. */
 struct sif_job {
-	int dir;
+	berth_sif_part_fn *part;
+	void *arg;
 	const struct berth_sif_opts *o;
 	struct berth_sif_info *info;
 };
@@ -387,7 +401,7 @@ static int sif_fill(int fd, void *arg, struct berth_err *err)
 {
 	const struct sif_job *j = arg;
 
-	return berth_sif_write_fd(j->dir, fd, j->o, j->info, err);
+	return berth_sif_write_part_fd(j->part, j->arg, fd, j->o, j->info, err);
 }
 
 int berth_sif_write(const char *rootfs_dir, const char *out_path,
@@ -397,9 +411,16 @@ int berth_sif_write(const char *rootfs_dir, const char *out_path,
 	_cleanup_close_ int dir = open(rootfs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return berth_fail(err, errno, "cannot open rootfs folder %s", rootfs_dir);
+	return berth_sif_write_part(tree_part, &dir, out_path, o, info, err);
+}
+
+int berth_sif_write_part(berth_sif_part_fn *part, void *arg, const char *out_path,
+			 const struct berth_sif_opts *o, struct berth_sif_info *info,
+			 struct berth_err *err)
+{
 	if (berth_sqfs_load(err) < 0) /* said as it is, not as the output file's error */
 		return -1;
-	struct sif_job job = {.dir = dir, .o = o, .info = info};
+	struct sif_job job = {.part = part, .arg = arg, .o = o, .info = info};
 	return berth_create_file(out_path, 0755, sif_fill, &job, err);
 }
 

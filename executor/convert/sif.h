@@ -143,6 +143,19 @@ int berth_sif_write(const char *rootfs_dir, const char *out_path,
 		    const struct berth_sif_opts *o, struct berth_sif_info *info,
 		    struct berth_err *err);
 
+/* The same with the partition written by `part` (for instance a SquashFS
+ * merged straight from an image's layers, squashfs.h): it writes one
+ * SquashFS image with options o into out_fd at offset and fills *st. */
+typedef int berth_sif_part_fn(void *arg, int out_fd, off_t offset,
+			      const struct berth_sqfs_opts *o,
+			      struct berth_sqfs_stats *st, struct berth_err *err);
+int berth_sif_write_part_fd(berth_sif_part_fn *part, void *arg, int out_fd,
+			    const struct berth_sif_opts *o, struct berth_sif_info *info,
+			    struct berth_err *err);
+int berth_sif_write_part(berth_sif_part_fn *part, void *arg, const char *out_path,
+			 const struct berth_sif_opts *o, struct berth_sif_info *info,
+			 struct berth_err *err);
+
 /* SIF arch code ("02" for "amd64") of a Go architecture name; NULL when
  * SIF has none for it.  berth_sif_host_arch(): this machine's Go name. */
 const char *berth_sif_arch_code(const char *goarch);

@@ -28,6 +28,7 @@
 #include "executor/base/strbuf.h"
 #include "executor/convert/goquote.h"
 #include "executor/convert/sing_fixed.h"
+#include "executor/convert/squashfs.h"
 
 #define JSON_DEPTH 64
 #define ENV_DIR ".singularity.d/env"
@@ -645,158 +646,279 @@ static bool image_choice(int e)
 	return e == ELOOP || e == ENOTDIR || e == EXDEV;
 }
 
-/* Replace dir/name by a new file holding `data`, mode exactly `mode`. */
-static int put_file(int dir_fd, const char *dir, const char *name,
-		    const char *data, mode_t mode, struct berth_err *err)
+/* Where the metadata goes: the rootfs folder, or the index of a SquashFS
+ * image being written (squashfs.h).  Each operation below does the same
+ * on both; paths are relative to the root. */
+struct target {
+	int root;                    /* the folder, or -1 */
+	struct berth_sqfs_merge *m;  /* or the index */
+};
+
+static int t_ensure_dir(const struct target *t, const char *path)
 {
+	if (t->m)
+		return berth_sqfs_merge_mkdirs(t->m, path, 0755);
+	int fd = ensure_dir(t->root, path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* The folder of `path` (made), an fd of it; *base its last name. */
+static int t_parent(const struct target *t, const char *path, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	*base = slash ? slash + 1 : path;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+	return ensure_dir(t->root, dir);
+}
+
+static int t_lstat(const struct target *t, const char *path, mode_t *mode)
+{
+	const char *base;
 	struct stat st;
 
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return berth_fail(err, EISDIR, "cannot write /%s/%s: the image "
-					  "has a folder there", dir, name);
-		if (unlinkat(dir_fd, name, 0) < 0)
-			return berth_fail(err, errno, "cannot replace /%s/%s", dir, name);
-	} else if (errno != ENOENT) {
-		return berth_fail(err, errno, "cannot write /%s/%s", dir, name);
-	}
-	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL |
-					O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || berth_write_all(fd, data, strlen(data)) < 0 || fchmod(fd, mode) < 0)
-		return berth_fail(err, errno, "cannot write /%s/%s", dir, name);
-	if (close(berth_steal_fd(fd)) < 0)
-		return berth_fail(err, errno, "cannot write /%s/%s", dir, name);
+	if (t->m)
+		return berth_sqfs_merge_stat(t->m, path, mode);
+	_cleanup_close_ int dir = t_parent(t, path, &base);
+	if (dir < 0 || fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	*mode = st.st_mode;
 	return 0;
+}
+
+static int t_symlink(const struct target *t, const char *to, const char *path)
+{
+	const char *base;
+
+	if (t->m)
+		return berth_sqfs_merge_symlink(t->m, path, to, time(NULL));
+	_cleanup_close_ int dir = t_parent(t, path, &base);
+	return dir < 0 ? -1 : symlinkat(to, dir, base);
+}
+
+static int t_remove(const struct target *t, const char *path)
+{
+	const char *base;
+
+	if (t->m)
+		return berth_sqfs_merge_remove(t->m, path);
+	_cleanup_close_ int dir = t_parent(t, path, &base);
+	return dir < 0 ? -1 : unlinkat(dir, base, 0);
+}
+
+/* A new file (the name is free) holding `data`, mode exactly `mode`. */
+static int t_create(const struct target *t, const char *path, const char *data,
+		    mode_t mode, struct berth_err *err)
+{
+	const char *base;
+	size_t len = strlen(data);
+
+	if (t->m) {
+		if (berth_sqfs_merge_file_begin(t->m, path, mode, time(NULL), err) < 0)
+			return errno ? berth_fail(err, errno, "cannot write /%s", path) : -1;
+		if (berth_sqfs_merge_file_data(t->m, 0, data, len, err) < 0 ||
+		    berth_sqfs_merge_file_end(t->m, len, err) < 0)
+			return -1;
+		return 0;
+	}
+	_cleanup_close_ int dir = t_parent(t, path, &base);
+	_cleanup_close_ int fd = dir < 0 ? -1 : openat(dir, base, O_WRONLY | O_CREAT |
+							O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || berth_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0)
+		return berth_fail(err, errno, "cannot write /%s", path);
+	if (close(berth_steal_fd(fd)) < 0)
+		return berth_fail(err, errno, "cannot write /%s", path);
+	return 0;
+}
+
+/* Replace `path` by a new file holding `data`, mode exactly `mode`. */
+static int put_file(const struct target *t, const char *path, const char *data,
+		    mode_t mode, struct berth_err *err)
+{
+	mode_t have;
+
+	if (t_lstat(t, path, &have) == 0) {
+		if (S_ISDIR(have))
+			return berth_fail(err, EISDIR, "cannot write /%s: the image "
+					  "has a folder there", path);
+		if (t_remove(t, path) < 0)
+			return berth_fail(err, errno, "cannot replace /%s", path);
+	} else if (errno != ENOENT) {
+		return berth_fail(err, errno, "cannot write /%s", path);
+	}
+	return t_create(t, path, data, mode, err);
 }
 
 /* /etc/hosts and /etc/resolv.conf: made empty (0644) as Apptainer does;
  * where the image has a symlink or something else, it stays. */
-static int empty_etc_file(int etc_fd, const char *name, struct berth_err *err)
+static int empty_etc_file(const struct target *t, const char *path, struct berth_err *err)
 {
-	struct stat st;
-	int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
+	mode_t have;
 
-	if (fstatat(etc_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (!S_ISREG(st.st_mode))
+	if (t_lstat(t, path, &have) == 0) {
+		if (!S_ISREG(have))
 			return 0;
-		flags |= O_TRUNC;
-	} else if (errno == ENOENT) {
-		flags |= O_CREAT | O_EXCL;
-	} else {
-		return berth_fail(err, errno, "cannot write /etc/%s", name);
+	} else if (errno != ENOENT) {
+		return berth_fail(err, errno, "cannot write /%s", path);
 	}
-	_cleanup_close_ int fd = openat(etc_fd, name, flags, 0644);
+	if (t->m) /* a new empty file in the image */
+		return put_file(t, path, "", 0644, err);
+	const char *base;
+	_cleanup_close_ int dir = t_parent(t, path, &base);
+	int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_CREAT | O_TRUNC;
+	_cleanup_close_ int fd = dir < 0 ? -1 : openat(dir, base, flags, 0644);
 	if (fd < 0 || fchmod(fd, 0644) < 0)
-		return berth_fail(err, errno, "cannot write /etc/%s", name);
+		return berth_fail(err, errno, "cannot write /%s", path);
 	return 0;
 }
 
-/* An existing definition moves to bootstrap_history/Apptainer<N>. */
-static int keep_old_definition(int sd_fd, struct berth_err *err)
+static int t_count(const struct target *t, const char *dir, size_t *count)
 {
-	struct stat st;
-
-	if (fstatat(sd_fd, "Singularity", &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : berth_fail(err, errno, "/.singularity.d/Singularity");
-	_cleanup_close_ int hist = ensure_dir(sd_fd, "bootstrap_history");
-	if (hist < 0)
-		return berth_fail(err, errno, "cannot make /.singularity.d/bootstrap_history");
-	int dup_fd = openat(hist, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (t->m)
+		return berth_sqfs_merge_count(t->m, dir, count);
+	int fd = ensure_dir(t->root, dir);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		int saved = errno;
-		if (dup_fd >= 0)
-			close(dup_fd);
-		return berth_fail(err, saved, "cannot list /.singularity.d/bootstrap_history");
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return -1;
 	}
-	size_t count = 0;
+	*count = 0;
 	for (struct dirent *de; (de = readdir(d));)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			count++;
+			(*count)++;
 	closedir(d);
-	char name[64];
-	snprintf(name, sizeof(name), "Apptainer%zu", count);
-	if (renameat(sd_fd, "Singularity", hist, name) < 0)
-		return berth_fail(err, errno, "cannot move /.singularity.d/Singularity to "
-				  "bootstrap_history/%s", name);
 	return 0;
 }
 
-int berth_singularity_meta_write(int root_dir_fd, const struct berth_sing_meta *m,
-				 struct berth_err *err)
+static int t_rename(const struct target *t, const char *from, const char *to)
+{
+	const char *fbase, *tbase;
+
+	if (t->m)
+		return berth_sqfs_merge_rename(t->m, from, to);
+	_cleanup_close_ int fdir = t_parent(t, from, &fbase);
+	_cleanup_close_ int tdir = fdir < 0 ? -1 : t_parent(t, to, &tbase);
+	return tdir < 0 ? -1 : renameat(fdir, fbase, tdir, tbase);
+}
+
+#define SD ".singularity.d"
+#define HISTORY SD "/bootstrap_history"
+
+/* An existing definition moves to bootstrap_history/Apptainer<N>. */
+static int keep_old_definition(const struct target *t, struct berth_err *err)
+{
+	mode_t have;
+	size_t count;
+	char to[64];
+
+	if (t_lstat(t, SD "/Singularity", &have) < 0)
+		return errno == ENOENT ? 0 : berth_fail(err, errno, "/" SD "/Singularity");
+	if (t_ensure_dir(t, HISTORY) < 0)
+		return berth_fail(err, errno, "cannot make /" HISTORY);
+	if (t_count(t, HISTORY, &count) < 0)
+		return berth_fail(err, errno, "cannot list /" HISTORY);
+	snprintf(to, sizeof(to), HISTORY "/Apptainer%zu", count);
+	if (t_rename(t, SD "/Singularity", to) < 0)
+		return berth_fail(err, errno, "cannot move /" SD "/Singularity to "
+				  "bootstrap_history/%s", to + strlen(HISTORY) + 1);
+	return 0;
+}
+
+static int meta_write(const struct target *t, const struct berth_sing_meta *m,
+		      struct berth_err *err)
 {
 	static const char *const dirs[] = {
-		".singularity.d/libs", ".singularity.d/actions", ".singularity.d/env",
+		".singularity.d/libs", ".singularity.d/actions", ENV_DIR,
 		"dev", "proc", "root", "var/tmp", "tmp", "etc", "sys", "home",
 	};
 	static const char *const links[][2] = {
-		{"singularity", ".singularity.d/runscript"},
-		{".run", ".singularity.d/actions/run"},
-		{".exec", ".singularity.d/actions/exec"},
-		{".test", ".singularity.d/actions/test"},
-		{".shell", ".singularity.d/actions/shell"},
-		{"environment", ".singularity.d/env/90-environment.sh"},
+		{"singularity", SD "/runscript"},
+		{".run", SD "/actions/run"},
+		{".exec", SD "/actions/exec"},
+		{".test", SD "/actions/test"},
+		{".shell", SD "/actions/shell"},
+		{"environment", ENV_DIR "/90-environment.sh"},
 	};
 	static const struct {
-		const char *name, *text;
-	} actions[] = {
-		{"exec", berth_sing_actions_exec},
-		{"run", berth_sing_actions_run},
-		{"shell", berth_sing_actions_shell},
-		{"start", berth_sing_actions_start},
-		{"test", berth_sing_actions_test},
+		const char *path, *text;
+		mode_t mode;
+	} files[] = {
+		{SD "/actions/exec", berth_sing_actions_exec, 0755},
+		{SD "/actions/run", berth_sing_actions_run, 0755},
+		{SD "/actions/shell", berth_sing_actions_shell, 0755},
+		{SD "/actions/start", berth_sing_actions_start, 0755},
+		{SD "/actions/test", berth_sing_actions_test, 0755},
+		{ENV_DIR "/01-base.sh", berth_sing_env_01_base_sh, 0755},
+		{ENV_DIR "/10-docker2singularity.sh", NULL, 0755},
+		{ENV_DIR "/90-environment.sh", berth_sing_env_90_environment_sh, 0755},
+		{ENV_DIR "/94-appsbase.sh", "", 0755},
+		{ENV_DIR "/95-apps.sh", berth_sing_env_95_apps_sh, 0755},
+		{ENV_DIR "/99-base.sh", berth_sing_env_99_base_sh, 0755},
+		{ENV_DIR "/99-runtimevars.sh", berth_sing_env_99_runtimevars_sh, 0755},
+		{SD "/runscript", NULL, 0755},
+		{SD "/startscript", berth_sing_startscript, 0755},
+		{SD "/labels.json", NULL, 0644},
 	};
-	_cleanup_close_ int root = berth_open_child(root_dir_fd, "", O_RDONLY | O_DIRECTORY);
-	struct stat st;
+	mode_t have;
 
-	if (root < 0)
-		return berth_fail(err, errno, "cannot open the rootfs folder");
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
-		int fd = ensure_dir(root, dirs[i]);
-		if (fd >= 0) {
-			close(fd);
+		if (t_ensure_dir(t, dirs[i]) == 0)
 			continue;
-		}
 		if (!image_choice(errno) || dirs[i][0] == '.')
 			return berth_fail(err, errno, "cannot make /%s%s", dirs[i],
 					  image_choice(errno) ? " (the image has a "
 					  "symlink or a file on the way)" : "");
 	}
 	for (size_t i = 0; i < sizeof(links) / sizeof(*links); i++) {
-		if (fstatat(root, links[i][0], &st, AT_SYMLINK_NOFOLLOW) == 0)
+		if (t_lstat(t, links[i][0], &have) == 0)
 			continue; /* the image's own */
-		if (errno != ENOENT || symlinkat(links[i][1], root, links[i][0]) < 0)
+		if (errno != ENOENT || t_symlink(t, links[i][1], links[i][0]) < 0)
 			return berth_fail(err, errno, "cannot make the symlink /%s",
 					  links[i][0]);
 	}
-	_cleanup_close_ int etc = ensure_dir(root, "etc");
-	if (etc >= 0 && (empty_etc_file(etc, "hosts", err) < 0 ||
-			 empty_etc_file(etc, "resolv.conf", err) < 0))
+	if (t_ensure_dir(t, "etc") == 0 &&
+	    (empty_etc_file(t, "etc/hosts", err) < 0 ||
+	     empty_etc_file(t, "etc/resolv.conf", err) < 0))
 		return -1;
-
-	_cleanup_close_ int sd = ensure_dir(root, ".singularity.d");
-	_cleanup_close_ int act = ensure_dir(root, ".singularity.d/actions");
-	_cleanup_close_ int env = ensure_dir(root, ENV_DIR);
-	if (sd < 0 || act < 0 || env < 0)
-		return berth_fail(err, errno, "cannot open /.singularity.d");
-	for (size_t i = 0; i < sizeof(actions) / sizeof(*actions); i++)
-		if (put_file(act, ".singularity.d/actions", actions[i].name,
-			     actions[i].text, 0755, err) < 0)
+	if (t_ensure_dir(t, SD) < 0 || t_ensure_dir(t, SD "/actions") < 0 ||
+	    t_ensure_dir(t, ENV_DIR) < 0)
+		return berth_fail(err, errno, "cannot open /" SD);
+	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+		const char *text = files[i].text;
+		if (!text)
+			text = i == 6 ? m->env_docker : i == 12 ? m->runscript : m->labels_json;
+		if (put_file(t, files[i].path, text, files[i].mode, err) < 0)
 			return -1;
-	if (put_file(env, ENV_DIR, "01-base.sh", berth_sing_env_01_base_sh, 0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "10-docker2singularity.sh", m->env_docker, 0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "90-environment.sh", berth_sing_env_90_environment_sh,
-		     0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "94-appsbase.sh", "", 0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "95-apps.sh", berth_sing_env_95_apps_sh, 0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "99-base.sh", berth_sing_env_99_base_sh, 0755, err) < 0 ||
-	    put_file(env, ENV_DIR, "99-runtimevars.sh", berth_sing_env_99_runtimevars_sh,
-		     0755, err) < 0 ||
-	    put_file(sd, ".singularity.d", "runscript", m->runscript, 0755, err) < 0 ||
-	    put_file(sd, ".singularity.d", "startscript", berth_sing_startscript, 0755, err) < 0 ||
-	    put_file(sd, ".singularity.d", "labels.json", m->labels_json, 0644, err) < 0 ||
-	    keep_old_definition(sd, err) < 0 ||
-	    put_file(sd, ".singularity.d", "Singularity", m->deffile, 0644, err) < 0)
+	}
+	if (keep_old_definition(t, err) < 0 ||
+	    put_file(t, SD "/Singularity", m->deffile, 0644, err) < 0)
 		return -1;
 	return 0;
+}
+
+int berth_singularity_meta_write(int root_dir_fd, const struct berth_sing_meta *m,
+				 struct berth_err *err)
+{
+	_cleanup_close_ int root = berth_open_child(root_dir_fd, "", O_RDONLY | O_DIRECTORY);
+	struct target t = {.root = root};
+
+	if (root < 0)
+		return berth_fail(err, errno, "cannot open the rootfs folder");
+	return meta_write(&t, m, err);
+}
+
+int berth_singularity_meta_write_squashfs(struct berth_sqfs_merge *merge,
+					  const struct berth_sing_meta *m,
+					  struct berth_err *err)
+{
+	struct target t = {.root = -1, .m = merge};
+
+	return meta_write(&t, m, err);
 }

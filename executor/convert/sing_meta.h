@@ -71,6 +71,12 @@ int berth_singularity_meta_build(const struct berth_image *img,
 int berth_singularity_meta_write(int root_dir_fd, const struct berth_sing_meta *m,
 				 struct berth_err *err);
 
+/* The same into the index of a SquashFS image being written (squashfs.h). */
+struct berth_sqfs_merge;
+int berth_singularity_meta_write_squashfs(struct berth_sqfs_merge *merge,
+					  const struct berth_sing_meta *m,
+					  struct berth_err *err);
+
 void berth_singularity_meta_free(struct berth_sing_meta *m);
 
 /* The pieces, exposed for the tests: Apptainer's quoting of one Env entry

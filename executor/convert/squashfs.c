@@ -35,7 +35,7 @@
 
 /* ---- the writer ---------------------------------------------------------- */
 
-static void writer_free(struct writer *w)
+void berth_sqfs_writer_free(struct writer *w)
 {
 	sqfs_destroy(w->dirwr);
 	sqfs_destroy(w->dm);
@@ -55,7 +55,7 @@ static void writer_free(struct writer *w)
 static void writer_freep(struct writer **w)
 {
 	if (*w)
-		writer_free(*w);
+		berth_sqfs_writer_free(*w);
 }
 
 static long online_cpus(void)
@@ -175,7 +175,7 @@ static void lz4_keep_contract(sqfs_compressor_t *cmp, SQFS_COMPRESSOR id)
 	cmp->do_block = lz4_do_block_checked;
 }
 
-static int writer_init(struct writer *w, int out_fd, off_t offset,
+int berth_sqfs_writer_init(struct writer *w, int out_fd, off_t offset,
 		       const struct berth_sqfs_opts *o, struct berth_err *err)
 {
 	SQFS_COMPRESSOR id = SQFS_COMP_ZSTD;
@@ -389,7 +389,7 @@ static int write_dir(struct writer *w, struct node *dir, struct berth_err *err)
 	return rc;
 }
 
-static int finish(struct writer *w, struct berth_err *err)
+int berth_sqfs_writer_finish(struct writer *w, struct berth_err *err)
 {
 	int rc;
 
@@ -435,7 +435,7 @@ int berth_squashfs_write_tree(int root_dir_fd, int out_fd, off_t offset,
 
 	if (!w)
 		return berth_fail(err, ENOMEM, "SquashFS writer");
-	if (writer_init(w, out_fd, offset, o, err) < 0)
+	if (berth_sqfs_writer_init(w, out_fd, offset, o, err) < 0)
 		return -1;
 	_cleanup_close_ int root = berth_open_child(root_dir_fd, "", O_RDONLY | O_DIRECTORY);
 	if (root < 0 || fstat(root, &st) < 0)
@@ -447,7 +447,7 @@ int berth_squashfs_write_tree(int root_dir_fd, int out_fd, off_t offset,
 	w->root->mtime = berth_sqfs_clamp_time(st.st_mtime);
 	w->root->nlink = 2;
 	w->stats.dirs = 1;
-	if (berth_sqfs_scan_dir(w, root, w->root, 0, err) < 0 || finish(w, err) < 0)
+	if (berth_sqfs_scan_dir(w, root, w->root, 0, err) < 0 || berth_sqfs_writer_finish(w, err) < 0)
 		return -1;
 	if (stats)
 		*stats = w->stats;

@@ -25,6 +25,7 @@
 #ifndef BERTH_SQUASHFS_H
 #define BERTH_SQUASHFS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -77,6 +78,57 @@ int berth_squashfs_write_tree(int root_dir_fd, int out_fd, off_t offset,
 int berth_squashfs_write(const char *rootfs_dir, const char *out_path,
 			 const struct berth_sqfs_opts *o,
 			 struct berth_sqfs_stats *stats, struct berth_err *err);
+
+/* ---- an image written from a merged index, no tree on disk ----------------
+ * (squashfs_merge.c).  The flattener fills it (berth_image_flatten_squashfs
+ * in flatten.h); the Singularity metadata is added through the same path
+ * operations.  Paths are relative and clean ("a/b", "" the root).  The path
+ * operations return -1 with errno as the same operation on a folder would
+ * (a symlink on the way is ELOOP and never followed, a file ENOTDIR, a
+ * missing folder ENOENT, a name over 255 bytes ENAMETOOLONG, a taken name
+ * EEXIST); the file data calls report through err.  Peak memory grows with
+ * the number of entries of all layers together (about 120 bytes each plus 4
+ * per data block), not with file sizes; files that upper layers replace
+ * leave their blocks in the image unreferenced. */
+struct berth_sqfs_merge;
+
+int berth_sqfs_merge_new(int out_fd, off_t offset, const struct berth_sqfs_opts *o,
+			 struct berth_sqfs_merge **m, struct berth_err *err);
+/* Write the tables and the superblock (last). */
+int berth_sqfs_merge_finish(struct berth_sqfs_merge *m, struct berth_sqfs_stats *stats,
+			    struct berth_err *err);
+void berth_sqfs_merge_free(struct berth_sqfs_merge *m);
+
+/* lstat(): the mode (type and permissions) of the entry at path. */
+int berth_sqfs_merge_stat(struct berth_sqfs_merge *m, const char *path, mode_t *mode);
+/* The folder `dir` and its missing parents, made with `mode` (a symlink
+ * at `dir` itself is ENOTDIR, as an O_PATH open of a folder says). */
+int berth_sqfs_merge_mkdirs(struct berth_sqfs_merge *m, const char *dir, mode_t mode);
+/* The entry at path and all below it removed; 0 when it is not there. */
+int berth_sqfs_merge_remove(struct berth_sqfs_merge *m, const char *path);
+/* Every child of folder `dir` for which keep(arg, "dir/child") is false
+ * removed: 1 done, 0 when dir is not there. */
+int berth_sqfs_merge_clear(struct berth_sqfs_merge *m, const char *dir,
+			   bool (*keep)(void *arg, const char *path), void *arg);
+/* A folder at path (new, or an existing folder's mode and mtime set). */
+int berth_sqfs_merge_dir(struct berth_sqfs_merge *m, const char *path, mode_t mode,
+			 time_t mtime);
+int berth_sqfs_merge_symlink(struct berth_sqfs_merge *m, const char *path,
+			     const char *target, time_t mtime);
+/* A hard link, as linkat() without AT_SYMLINK_FOLLOW (a folder: EPERM). */
+int berth_sqfs_merge_link(struct berth_sqfs_merge *m, const char *path, const char *target);
+/* A file or symlink moved to a free name. */
+int berth_sqfs_merge_rename(struct berth_sqfs_merge *m, const char *from, const char *to);
+/* The number of entries in folder `dir`. */
+int berth_sqfs_merge_count(struct berth_sqfs_merge *m, const char *dir, size_t *n);
+/* A new regular file: begin (errno, or err with errno 0), its data at
+ * increasing offsets (gaps are holes), end with its size. */
+int berth_sqfs_merge_file_begin(struct berth_sqfs_merge *m, const char *path, mode_t mode,
+				time_t mtime, struct berth_err *err);
+int berth_sqfs_merge_file_data(struct berth_sqfs_merge *m, uint64_t offset,
+			       const void *buf, size_t len, struct berth_err *err);
+int berth_sqfs_merge_file_end(struct berth_sqfs_merge *m, uint64_t size,
+			      struct berth_err *err);
 
 /* Does the SquashFS image in fd (bytes [start, start+size)) hold `path`
  * (absolute; its symlinks not followed)?  1 yes, 0 no (a component is

@@ -90,6 +90,15 @@ struct writer {
 	char target[PATH_MAX];    /* a symlink's target, read */
 };
 
+/* Set up the writer on out_fd at offset (the zeroed superblock and the
+ * compressor options written, the block processor running); finish() ends
+ * the data, writes the tables of the tree at w->root (children sorted by
+ * name) and the superblock last; free() releases all, the tree too. */
+int berth_sqfs_writer_init(struct writer *w, int out_fd, off_t offset,
+			   const struct berth_sqfs_opts *o, struct berth_err *err);
+int berth_sqfs_writer_finish(struct writer *w, struct berth_err *err);
+void berth_sqfs_writer_free(struct writer *w);
+
 /* Report a libsquashfs failure; an output I/O error carries its errno
  * (squashfs_out.c). */
 int berth_sqfs_fail(struct writer *w, struct berth_err *err, int code,

@@ -56,23 +56,19 @@ static struct sing *priv(struct berth_executor *ex)
 	return ex->priv;
 }
 
+static int make_meta(struct berth_executor *ex, const struct berth_image *img,
+		     struct berth_sing_meta *meta, struct berth_err *err);
+
 /* Flatten the image into `dir` (created) and add /.singularity.d; the
  * SIF's metadata objects stay in *meta for the caller. */
 static int make_tree(struct berth_executor *ex, const struct berth_image *img,
 		     const char *dir, struct berth_flatten_stats *stats,
 		     struct berth_sing_meta *meta, struct berth_err *err)
 {
-	struct sing *s = priv(ex);
-	struct berth_sing_build build = {
-		.bootstrap = "docker-archive",
-		.from = img->n_tags ? img->tags[0] : img->digest,
-		.apptainer_version = s->rt.apptainer ? s->rt.number : NULL,
-	};
-
 	if (mkdir(dir, 0755) < 0)
 		return berth_fail(err, errno, "cannot create %s", dir);
 	if (berth_image_flatten(img, dir, stats, err) < 0 ||
-	    berth_singularity_meta_build(img, &build, meta, err) < 0)
+	    make_meta(ex, img, meta, err) < 0)
 		return -1;
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -93,13 +89,77 @@ static int convert_sandbox(void *ctx, const struct berth_image *img, const char 
 	return rc;
 }
 
-/* SingularityImageFormat=sif: the tree, built in the work folder, written
- * as SquashFS (a compression the runtime reads) into a SIF with the
- * metadata objects, then removed. */
+/* The metadata of the image for `apptainer build`'s definition. */
+static int make_meta(struct berth_executor *ex, const struct berth_image *img,
+		     struct berth_sing_meta *meta, struct berth_err *err)
+{
+	struct sing *s = priv(ex);
+	struct berth_sing_build build = {
+		.bootstrap = "docker-archive",
+		.from = img->n_tags ? img->tags[0] : img->digest,
+		.apptainer_version = s->rt.apptainer ? s->rt.number : NULL,
+	};
+
+	return berth_singularity_meta_build(img, &build, meta, err);
+}
+
+/* The SIF's partition merged straight from the layers: no tree on disk. */
+struct direct {
+	const struct berth_image *img;
+	const struct berth_sing_meta *meta;
+	struct berth_flatten_stats *stats;
+	bool image_failed;            /* the layers were refused: err says why */
+	struct berth_err image_err;
+};
+
+static int direct_part(void *arg, int out_fd, off_t offset, const struct berth_sqfs_opts *o,
+		       struct berth_sqfs_stats *st, struct berth_err *err)
+{
+	struct direct *d = arg;
+	struct berth_sqfs_merge *m;
+
+	if (berth_sqfs_merge_new(out_fd, offset, o, &m, err) < 0)
+		return -1;
+	int rc = berth_image_flatten_squashfs(d->img, m, d->stats, err);
+	if (rc < 0) {
+		d->image_failed = true;
+		d->image_err = *err;
+	}
+	if (rc == 0)
+		rc = berth_singularity_meta_write_squashfs(m, d->meta, err);
+	if (rc == 0)
+		rc = berth_sqfs_merge_finish(m, st, err);
+	berth_sqfs_merge_free(m);
+	return rc;
+}
+
+/* SingularityImageFormat=sif: the layers merged into the SquashFS (a
+ * compression the runtime reads) as they stream, with the metadata
+ * objects, into a SIF; no file but the SIF is written.
+ * BERTH_SIF_FROM_TREE=1 (benchmarks and tests, to compare) builds the
+ * flattened tree in the work folder first, writes it, and removes it. */
 static int convert_sif(void *ctx, const struct berth_image *img, const char *out_path,
 		       const char *work_dir, struct berth_flatten_stats *stats,
 		       struct berth_err *err)
 {
+	const char *from_tree = getenv("BERTH_SIF_FROM_TREE");
+
+	if (!from_tree || strcmp(from_tree, "1") != 0) {
+		struct berth_sing_meta meta = {0};
+		int rc = make_meta(ctx, img, &meta, err);
+		if (rc == 0) {
+			struct direct d = {.img = img, .meta = &meta, .stats = stats};
+			struct berth_sif_opts opts = {
+				.sqfs.compressor = berth_sqfs_comp_name(priv(ctx)->comp),
+				.objects = meta.objects, .n_objects = meta.n_objects};
+			rc = berth_sif_write_part(direct_part, &d, out_path, &opts, NULL, err);
+			if (rc < 0 && d.image_failed)
+				*err = d.image_err; /* the image's defect, not the file's */
+		}
+		berth_singularity_meta_free(&meta);
+		return rc;
+	}
+
 	struct berth_sing_meta meta = {0};
 	char tree[PATH_MAX];
 

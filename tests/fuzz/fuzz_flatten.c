@@ -8,10 +8,15 @@
  *
  * Checked after each run: the scratch folder holds nothing but the layout
  * and the rootfs, and no escape marker appeared next to it; a refusal says
- * why.  Everything is removed before the next run.  /dev/shm keeps the file
+ * why; the same layers merged straight into a SquashFS image (the SIF's
+ * path, no tree on disk) are refused exactly when the folder refuses them
+ * (a file over the size limit aside).  Everything is removed before the
+ * next run.  /dev/shm keeps the file
  * system cost at memory speed (about 1/3 of the time on disk here). */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdint.h>
@@ -25,6 +30,7 @@
 
 #include "executor/base/fs.h"
 #include "executor/convert/flatten.h"
+#include "executor/convert/squashfs.h"
 #include "executor/source/image.h"
 #include "scratch.h"
 
@@ -113,6 +119,37 @@ static void check_contained(void)
 		abort();
 }
 
+/* The merge into a SquashFS index accepts and refuses what the folder
+ * does; only a file over RLIMIT_FSIZE (EFBIG) may fail one and not the
+ * other, since the image is one file and the folder many. */
+static void merge_agrees(const struct berth_image *img, int tree_rc,
+			 const struct berth_err *tree_err)
+{
+	static const struct berth_sqfs_opts o = {.compressor = "lz4", .workers = 1,
+						 .mkfs_time = 1};
+	struct berth_flatten_stats stats;
+	struct berth_sqfs_merge *m;
+	struct berth_err err = { 0 };
+	int fd = memfd_create("sqfs", MFD_CLOEXEC);
+
+	if (fd < 0 || berth_sqfs_merge_new(fd, 0, &o, &m, &err) < 0)
+		abort();
+	int rc = berth_image_flatten_squashfs(img, m, &stats, &err);
+	if (rc == 0)
+		rc = berth_sqfs_merge_finish(m, NULL, &err);
+	berth_sqfs_merge_free(m);
+	close(fd);
+	if (rc < 0 && !err.msg[0])
+		abort();
+	if (err.errnum == EFBIG || tree_err->errnum == EFBIG)
+		return;
+	if ((rc < 0) != (tree_rc < 0)) {
+		fprintf(stderr, "folder: %s\nsquashfs: %s\n",
+			tree_rc < 0 ? tree_err->msg : "ok", rc < 0 ? err.msg : "ok");
+		abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct berth_layer layers[MAX_LAYERS] = { 0 };
@@ -129,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mkdir(root, 0700) < 0)
 		abort();
 	int rc = berth_image_flatten(&img, root, &stats, &err);
+	merge_agrees(&img, rc, &err);
 	if (rc == 0)
 		rc = berth_rootfs_add_mountpoints(root, &err);
 	if (rc < 0 && !err.msg[0])

@@ -151,6 +151,10 @@ for _ in range(n):
 	wait "$pid" || true
 	[ ! -s "$P/out" ] # killed before publishing
 	[ -z "$(ls -A "$P/cache/0/images")" ]
+	# the SIF is merged from the layers: no flattened tree was made
+	# (the tree path's sif-tree folder would be complete by now)
+	[ -z "$(find "$P/cache/0/tmp" -name sif-tree)" ]
+	[ "$(find "$P/cache/0/tmp" -mindepth 3 | wc -l)" -le 1 ]
 	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" pull --runtime singularity \
 		--cache-dir "$P/cache" --singularity "$SING" "$WORK/big.tar"
 	echo "$output"
@@ -171,4 +175,86 @@ for _ in range(n):
 	[ "$status" -eq 0 ]
 	kb=$(sed -n 's/^maxrss=//p' <<<"$output")
 	[ "$kb" -lt 65536 ]
+}
+
+# ---- the SIF merged straight from the layers, against the tree path --------
+
+# sif_of HOW ARCHIVE: stage ARCHIVE as a SIF into a fresh cache, HOW "tree"
+# (BERTH_SIF_FROM_TREE=1: flattened on disk, then written) or "direct";
+# sets S (the SIF) or fails with the message in $output.
+sif_of() {
+	local how=$1 archive=$2 p
+	p=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$p/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$p/berth.conf"
+	run env BERTH_SIF_FROM_TREE=$([ "$how" = tree ] && echo 1 || echo 0) \
+		BERTH_CONFIG="$p/berth.conf" "$BERTH" pull --runtime singularity \
+		--cache-dir "$p/cache" --singularity "$SING" "$archive"
+	S=$(compgen -G "$p/cache/0/images/*/$SIFLEAF" || true)
+	LEFT=$(find "$p/cache/0/tmp" -mindepth 1 2>/dev/null | head -3)
+}
+
+@test "direct SIF: the same entries, modes, links and bytes as the tree path's, every fixture layout" {
+	local fx=(
+		"legacy" "oci --gzip-archive --gzip-layers" "multi" "device-nodes"
+		"setuid" "million-entries --count 3000" "legacy --big-mb 3"
+	)
+	for f in "${fx[@]}"; do
+		local a=$WORK/fx-${f// /_}.tar ref
+		# shellcheck disable=SC2086 # the options are words
+		python3 "$MKIMAGE" $f "$a" >/dev/null
+		[[ $f != multi ]] || a="$a#berth/two:2"
+		sif_of tree "$a"
+		echo "tree $f: $output"
+		[ -n "$S" ]
+		python3 "$REPO/tests/harness/fixtures/sqfs-listing.py" "$S" >"$WORK/tree.lst"
+		sif_of direct "$a"
+		echo "direct $f: $output"
+		[ -n "$S" ]
+		python3 "$REPO/tests/harness/fixtures/sqfs-listing.py" "$S" >"$WORK/direct.lst"
+		diff "$WORK/tree.lst" "$WORK/direct.lst"
+		[ "$(grep -c '^tar ' "$WORK/direct.lst")" -gt 20 ]
+	done
+	# the fixture's whiteouts, opaque folder and hard link are in there
+	grep -q '^tar bin/busybox-hardlink 1 ' "$WORK/direct.lst"
+	! grep -q 'removed-by-whiteout' "$WORK/direct.lst"
+}
+
+@test "direct SIF: hostile archives are refused as the tree path refuses them, nothing published" {
+	local bad=(dotdot absolute symlink-escape symlink-chain hardlink-escape whiteout-dotdot
+		truncated digest-mismatch)
+	for k in "${bad[@]}"; do
+		python3 "$MKIMAGE" "$k" "$WORK/bad-$k.tar" >/dev/null
+		sif_of tree "$WORK/bad-$k.tar"
+		local want=$output
+		[ -z "$S" ]
+		sif_of direct "$WORK/bad-$k.tar"
+		echo "$k: tree: $want"
+		echo "$k: direct: $output"
+		[ "$status" -ne 0 ]
+		[ -z "$S" ]
+		[ -z "$LEFT" ]
+		[ "$output" = "$want" ]
+	done
+}
+
+@test "direct SIF: staging creates no file, folder or link of the image on disk" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	python3 "$MKIMAGE" legacy "$WORK/st.tar" >/dev/null
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$SING" >"$P/berth.conf"
+	run env BERTH_CONFIG="$P/berth.conf" strace -f -qq -o "$P/trace" -e status=successful \
+		-e trace=mkdir,mkdirat,symlink,symlinkat,link,linkat,open,openat,creat \
+		"$BERTH" pull --runtime singularity --cache-dir "$P/cache" --singularity "$SING" \
+		"$WORK/st.tar"
+	[ "$status" -eq 0 ]
+	# the image has folders, files, symlinks and a hard link: none reach the disk
+	! grep -E 'symlink|link(at)?\(' "$P/trace"
+	# what is created: the cache's own folders and files, and the SIF
+	made=$(grep -cE 'mkdir|O_CREAT' "$P/trace")
+	echo "created: $made"
+	grep -E 'mkdir|O_CREAT' "$P/trace"
+	! grep -q sif-tree "$P/trace"
+	[ "$made" -lt 40 ] # the image alone has more than 80 entries
 }

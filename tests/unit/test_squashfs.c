@@ -807,6 +807,133 @@ static void test_unreadable_own_file(void **state)
 	img_close(&im);
 }
 
+
+static bool keep_c2(void *arg, const char *path)
+{
+	(void)arg;
+	return strcmp(path, "c/2") == 0;
+}
+
+/* ---- the merged index (squashfs_merge.c) ------------------------------------ */
+
+static void merge_file(struct berth_sqfs_merge *m, const char *path, const char *data,
+		       uint64_t at, uint64_t size, struct berth_err *err)
+{
+	if (berth_sqfs_merge_file_begin(m, path, 0644, 1600000000, err) < 0 ||
+	    berth_sqfs_merge_file_data(m, at, data, strlen(data), err) < 0 ||
+	    berth_sqfs_merge_file_end(m, size, err) < 0)
+		fail_msg("%s: %s (%s)", path, err->msg, strerror(errno));
+}
+
+static void assert_errno(int rc, int e)
+{
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, e);
+}
+
+static void assert_content(const struct img *im, const char *path, const char *want)
+{
+	const sqfs_tree_node_t *n = lookup(im, path);
+	char buf[64] = {0};
+
+	assert_non_null(n);
+	assert_true(S_ISREG(n->inode->base.mode));
+	assert_int_equal(sqfs_data_reader_read(im->data, n->inode, 0, buf, sizeof(buf) - 1),
+			 (sqfs_s32)strlen(want));
+	assert_string_equal(buf, want);
+}
+
+/* The path operations follow what the same change on a folder does: a
+ * symlink on the way is refused, never followed; hard links share one
+ * inode that outlives its first name; removed and replaced files leave
+ * the listing; folders' link counts come from the final tree. */
+static void test_merge_index(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_sqfs_opts o = {.mkfs_time = MKFS_TIME};
+	struct berth_sqfs_merge *m;
+	struct berth_sqfs_stats st;
+	char long_name[300];
+	mode_t mode;
+	size_t n;
+
+	int fd = open(fx->out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	if (berth_sqfs_merge_new(fd, 0, &o, &m, &fx->err) < 0)
+		fail_msg("%s", fx->err.msg);
+	assert_int_equal(berth_sqfs_merge_mkdirs(m, "a/b", 0755), 0);
+	assert_int_equal(berth_sqfs_merge_symlink(m, "l", "/etc", 1600000000), 0);
+	assert_errno(berth_sqfs_merge_mkdirs(m, "l/x", 0755), ELOOP);
+	assert_errno(berth_sqfs_merge_mkdirs(m, "l", 0755), ENOTDIR);
+	assert_errno(berth_sqfs_merge_stat(m, "l/passwd", &mode), ELOOP);
+	assert_errno(berth_sqfs_merge_symlink(m, "l", "x", 0), EEXIST);
+	merge_file(m, "a/b/f", "hello", 0, 5, &fx->err);
+	assert_errno(berth_sqfs_merge_mkdirs(m, "a/b/f/x", 0755), ENOTDIR);
+	assert_errno(berth_sqfs_merge_clear(m, "l", NULL, NULL), ELOOP);
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_errno(berth_sqfs_merge_mkdirs(m, long_name, 0755), ENAMETOOLONG);
+	/* hard links: one inode; the first name removed, the other stays */
+	assert_int_equal(berth_sqfs_merge_link(m, "g", "a/b/f"), 0);
+	assert_int_equal(berth_sqfs_merge_link(m, "h", "g"), 0);
+	assert_errno(berth_sqfs_merge_link(m, "x", "a"), EPERM);
+	assert_errno(berth_sqfs_merge_link(m, "x", "missing"), ENOENT);
+	assert_int_equal(berth_sqfs_merge_link(m, "l2", "l"), 0); /* a symlink: copied */
+	assert_int_equal(berth_sqfs_merge_remove(m, "a"), 0);
+	assert_int_equal(berth_sqfs_merge_remove(m, "a"), 0); /* gone already */
+	assert_errno(berth_sqfs_merge_stat(m, "a/b/f", &mode), ENOENT);
+	/* an opaque folder: only what the predicate keeps stays */
+	assert_int_equal(berth_sqfs_merge_mkdirs(m, "c", 0700), 0);
+	merge_file(m, "c/1", "one", 0, 3, &fx->err);
+	merge_file(m, "c/2", "two", 0, 3, &fx->err);
+	assert_int_equal(berth_sqfs_merge_clear(m, "c", keep_c2, NULL), 1);
+	assert_int_equal(berth_sqfs_merge_clear(m, "nope", keep_c2, NULL), 0);
+	assert_int_equal(berth_sqfs_merge_count(m, "c", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(berth_sqfs_merge_rename(m, "c/2", "d"), 0);
+	assert_int_equal(berth_sqfs_merge_count(m, "c", &n), 0);
+	assert_int_equal(n, 0);
+	/* replaced: the new content only; a sparse file with a hole */
+	merge_file(m, "r", "first", 0, 5, &fx->err);
+	assert_int_equal(berth_sqfs_merge_remove(m, "r"), 0);
+	merge_file(m, "r", "second", 0, 6, &fx->err);
+	merge_file(m, "sp", "x", 200000, 300000, &fx->err);
+	assert_int_equal(berth_sqfs_merge_dir(m, "c", 01755, 1500000000), 0);
+	assert_errno(berth_sqfs_merge_dir(m, "r", 0755, 0), EEXIST);
+	if (berth_sqfs_merge_finish(m, &st, &fx->err) < 0)
+		fail_msg("%s", fx->err.msg);
+	berth_sqfs_merge_free(m);
+	close(fd);
+
+	struct img im;
+	img_open(&im, fx->out);
+	assert_null(lookup(&im, "a"));
+	assert_null(lookup(&im, "c/1"));
+	assert_content(&im, "g", "hello");
+	assert_content(&im, "d", "two");
+	assert_content(&im, "r", "second");
+	const sqfs_tree_node_t *g = lookup(&im, "g"), *h = lookup(&im, "h");
+	assert_int_equal(g->inode->base.inode_number, h->inode->base.inode_number);
+	assert_int_equal(inode_nlink(g->inode), 2);
+	const sqfs_tree_node_t *l2 = lookup(&im, "l2"), *c = lookup(&im, "c");
+	assert_true(S_ISLNK(l2->inode->base.mode));
+	assert_int_equal(c->inode->base.mode, S_IFDIR | 01755);
+	assert_int_equal(c->inode->base.mod_time, 1500000000);
+	assert_int_equal(inode_nlink(im.root->inode), 3); /* ".", "..", c */
+	const sqfs_tree_node_t *sp = lookup(&im, "sp");
+	uint64_t size = 0;
+	sqfs_inode_get_file_size(sp->inode, &size);
+	assert_int_equal(size, 300000);
+	char byte = 0;
+	assert_int_equal(sqfs_data_reader_read(im.data, sp->inode, 200000, &byte, 1), 1);
+	assert_int_equal(byte, 'x');
+	assert_int_equal(sqfs_data_reader_read(im.data, sp->inode, 100, &byte, 1), 1);
+	assert_int_equal(byte, 0);
+	img_close(&im);
+	assert_int_equal(st.hardlinks, 1);
+	assert_int_equal(st.symlinks, 2);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
@@ -821,6 +948,7 @@ int main(void)
 		T(test_refusals),
 		T(test_root_only_dev),
 		T(test_unreadable_own_file),
+		T(test_merge_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -338,6 +338,16 @@ static int run_named(struct berth_executor *ex, struct berth_named *named,
 	return berth_fork_forwarding(exec_named, &args, err);
 }
 
+/* As the job user, on the node: a missing source said in berth's words,
+ * whatever the runtime would say. */
+static int check_sources(const struct berth_mount *binds, size_t n, struct berth_err *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (berth_mount_check_source(&binds[i], false, err) < 0)
+			return berth_wrap(err, "--container-mounts");
+	return 0;
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -390,10 +400,16 @@ int cmd_launch(int argc, char **argv)
 	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
 		goto fail;
 	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
+		if (l.mounts)
+			fprintf(stderr, "berth: --container-mounts is ignored: this step joins "
+				"the running container %.*s, which keeps the mounts it started "
+				"with\n", (int)strcspn(l.name ? l.name : "", ":"), l.name ? l.name : "");
 		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
 		code = berth_named_join(&named, cmd, env, dir, l.remap_root, &err);
 		goto out;
 	}
+	if (check_sources(binds, n_binds, &err) < 0)
+		goto fail;
 	struct berth_container_spec spec = {
 		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,

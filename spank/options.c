@@ -325,6 +325,12 @@ static int parse_mounts(spank_t sp)
 		slurm_error(PFX "--container-mounts: %s", err.msg);
 		return -1;
 	}
+	/* Here, as the user who submits; on the node the launcher checks again */
+	for (size_t i = 0; spank_context() != S_CTX_REMOTE && i < berth.n_mounts; i++)
+		if (berth_mount_check_source(&berth.mount_list[i], true, &err) < 0) {
+			slurm_error(PFX "--container-mounts: %s", err.msg);
+			return -1;
+		}
 	char *canonical = berth_mounts_format(berth.mount_list, berth.n_mounts);
 	if (!canonical)
 		return -1;

@@ -69,9 +69,13 @@ static int refuse_running(struct berth_named *n, enum berth_name_mode mode,
 		return berth_fail(err, 0, "--container-name=%s:create: the container "
 				  "already exists (it is running); choose another name or drop "
 				  ":create", n->name);
+	/* pyxis starts a second container on the same files; berth's two
+	 * overlays on one upper layer would be undefined (overlayfs: changes
+	 * lost or seen half), so it refuses */
 	return berth_fail(err, 0, "--container-name=%s:no_exec: the container is running "
-			  "and no_exec does not join it; wait for that step or drop :no_exec",
-			  n->name);
+			  "and no_exec does not join it (a second container on the same "
+			  "layer could lose its changes); wait for that step, drop :no_exec "
+			  "to join it, or use another name", n->name);
 }
 
 static int read_holder(int dir_fd, pid_t *pid, char *token, size_t len)

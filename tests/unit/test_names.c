@@ -111,6 +111,21 @@ static void test_caps_table(void **state)
 	assert_int_equal(berth_runtime_can_remap_root(BERTH_RT_DOCKER, &err), -1);
 	assert_int_equal(berth_runtime_can_name(BERTH_RT_CHARLIECLOUD, &err), 0);
 	assert_int_equal(berth_runtime_can_name(BERTH_RT_DOCKER, &err), -1);
+	/* umount:DST: ch-run's /etc/passwd and /etc/group only */
+	struct berth_mount um = {.kind = BERTH_MOUNT_UMOUNT, .src = "umount", .dst = "/etc/passwd"};
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &um, &err), 0);
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_SINGULARITY, &um, &err), -1);
+	assert_non_null(strstr(err.msg, "singularity cannot leave out"));
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_DOCKER, &um, &err), -1);
+	um.dst = "/dev/shm";
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &um, &err), -1);
+	assert_non_null(strstr(err.msg, "only its /etc/passwd and /etc/group"));
+	/* Docker's tmpfs takes nr_inodes=, not huge= */
+	struct berth_mount huge = {.kind = BERTH_MOUNT_TMPFS, .src = "tmpfs", .dst = "/t",
+				   .tmpfs_extra = "nr_inodes=8,huge=always"};
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &huge, &err), 0);
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_DOCKER, &huge, &err), -1);
+	assert_non_null(strstr(err.msg, "cannot take 'huge=always'"));
 }
 
 /* In a child: with the filter, chown to someone else and setuid(0)

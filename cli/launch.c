@@ -348,6 +348,37 @@ static int check_sources(const struct berth_mount *binds, size_t n, struct berth
 	return 0;
 }
 
+/* --container-name=JOBID.STEPID[:auto|exec]: a running step's container.
+ * True for such a name (err set when its mode cannot join). */
+static bool step_name(const struct launch *l, struct berth_err *err)
+{
+	char name[BERTH_NAME_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(l->name, name, &mode, err) < 0 || !berth_name_is_step(name)) {
+		err->msg[0] = '\0';
+		return false;
+	}
+	if (mode != BERTH_NAME_AUTO && mode != BERTH_NAME_EXEC)
+		berth_fail(err, 0, "--container-name=%s: JOBID.STEPID names a running step, "
+			   "which a step can only join (no mode, or :exec)", l->name);
+	return true;
+}
+
+static int join_step(struct launch *l, struct berth_err *err)
+{
+	char name[BERTH_NAME_MAX], workdir[PATH_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(l->name, name, &mode, err) < 0 ||
+	    (l->workdir && berth_workdir_resolve(l->workdir, workdir, sizeof(workdir), err) < 0))
+		return -1;
+	if (l->mounts)
+		fprintf(stderr, "berth: --container-mounts is ignored: this step joins the "
+			"running container %s, which keeps the mounts it started with\n", name);
+	return berth_step_join(name, l->argv, l->workdir ? workdir : NULL, err);
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -372,6 +403,10 @@ int cmd_launch(int argc, char **argv)
 	apply_slurm_task_setup();
 	if (!strcmp(l.runtime, "docker"))
 		return relay_docker(l.control_fd);
+	if (l.name && step_name(&l, &err)) {
+		code = err.msg[0] ? -1 : join_step(&l, &err);
+		goto out;
+	}
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    (l.workdir && berth_workdir_resolve(l.workdir, workdir, sizeof(workdir), &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||

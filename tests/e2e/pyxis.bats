@@ -451,6 +451,37 @@ named_needs_sandbox() {
 	[[ "$output" == *"berth: --container-mounts is ignored: this step joins the running container shared"* ]]
 }
 
+@test "[$BERTH_RUNTIME] pyxis name: JOBID.STEPID joins a running unnamed step's container" {
+	[ "$RT" != docker ] || skip "refused for docker (no named containers)"
+	C="--container-runtime=$RT"
+	# step 0 runs unnamed; step 1 joins it by JOBID.0 (retried while
+	# step 0 comes up, at most 10 s)
+	in_alloc -- "
+		srun --overlap $C --container-image=$IMG sh -c 'echo FIRST \$(readlink /proc/self/ns/mnt); sleep 8' &
+		for i in \$(seq 40); do
+			out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.0 --container-mounts=/tmp:/ignored \
+				sh -c 'echo JOINED \$(readlink /proc/self/ns/mnt) step=\$SLURM_STEP_ID; cat /etc/only-in-image' 2>&1) && break
+			sleep 0.25
+		done
+		echo \"\$out\"
+		srun --overlap $C --container-name=\$SLURM_JOB_ID.77 true; echo none-rc=\$?
+		srun --overlap $C --container-name=\$SLURM_JOB_ID.0:create true; echo create-rc=\$?
+		wait"
+	if [ "$RT" = singularity ] && singularity_ce; then
+		# a setuid SingularityCE's namespaces are root's: the user cannot enter them
+		[[ "$output" == *"cannot join the running container's mnt namespace"* ]]
+	else
+		first=$(printf '%s\n' "$output" | awk '$1 == "FIRST" { print $2 }')
+		[ -n "$first" ]
+		[[ "$output" == *"JOINED $first step="* ]]
+		[[ "$output" == *only-in-image* ]]
+		[[ "$output" == *"berth: --container-mounts is ignored: this step joins the running container"* ]]
+	fi
+	[[ "$output" == *"no step "*".77 of yours runs in a container on this node"* ]]
+	[[ "$output" == *none-rc=1* ]]
+	[[ "$output" == *"JOBID.STEPID names a running step"* && "$output" == *create-rc=1* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis name: remapped root's changes persist (pyxis's package install)" {
 	! named_needs_sandbox || return 0
 	[ "$RT" != docker ] || skip "refused for docker"

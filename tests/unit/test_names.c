@@ -48,6 +48,20 @@ static void test_name_forms(void **state)
 	assert_string_equal(berth_name_mode_str(BERTH_NAME_NO_EXEC), "no_exec");
 }
 
+/* pyxis's JOBID.STEPID: digits, a dot, digits; nothing else. */
+static void test_name_is_step(void **state)
+{
+	(void)state;
+	assert_true(berth_name_is_step("1234.0"));
+	assert_true(berth_name_is_step("7.12"));
+	assert_false(berth_name_is_step("1234"));
+	assert_false(berth_name_is_step("1234."));
+	assert_false(berth_name_is_step(".0"));
+	assert_false(berth_name_is_step("12a.0"));
+	assert_false(berth_name_is_step("12.0.1"));
+	assert_false(berth_name_is_step("12.batch"));
+}
+
 static void test_name_refused(void **state)
 {
 	static const struct {
@@ -175,6 +189,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_name_forms),
 		cmocka_unit_test(test_name_refused),
+		cmocka_unit_test(test_name_is_step),
 		cmocka_unit_test(test_caps_table),
 		cmocka_unit_test(test_fake_id_syscalls),
 	};

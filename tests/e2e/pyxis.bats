@@ -466,7 +466,7 @@ named_needs_sandbox() {
 		echo \"\$out\"
 		srun --overlap $C --container-name=\$SLURM_JOB_ID.77 true; echo none-rc=\$?
 		srun --overlap $C --container-name=\$SLURM_JOB_ID.0:create true; echo create-rc=\$?
-		wait"
+		scancel \$SLURM_JOB_ID.0; wait"
 	if [ "$RT" = singularity ] && singularity_ce; then
 		# a setuid SingularityCE's namespaces are root's: the user cannot enter them
 		[[ "$output" == *"cannot join the running container's mnt namespace"* ]]

@@ -344,6 +344,47 @@ static int run_named(struct berth_executor *ex, struct berth_named *named,
 	return berth_fork_forwarding(exec_named, &args, err);
 }
 
+/* As the job user, on the node: a missing source said in berth's words,
+ * whatever the runtime would say. */
+static int check_sources(const struct berth_mount *binds, size_t n, struct berth_err *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (berth_mount_check_source(&binds[i], false, err) < 0)
+			return berth_wrap(err, "--container-mounts");
+	return 0;
+}
+
+/* --container-name=JOBID.STEPID[:auto|exec]: a running step's container.
+ * True for such a name (err set when its mode cannot join). */
+static bool step_name(const struct launch *l, struct berth_err *err)
+{
+	char name[BERTH_NAME_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(l->name, name, &mode, err) < 0 || !berth_name_is_step(name)) {
+		err->msg[0] = '\0';
+		return false;
+	}
+	if (mode != BERTH_NAME_AUTO && mode != BERTH_NAME_EXEC)
+		berth_fail(err, 0, "--container-name=%s: JOBID.STEPID names a running step, "
+			   "which a step can only join (no mode, or :exec)", l->name);
+	return true;
+}
+
+static int join_step(struct launch *l, struct berth_err *err)
+{
+	char name[BERTH_NAME_MAX], workdir[PATH_MAX];
+	enum berth_name_mode mode;
+
+	if (berth_name_parse(l->name, name, &mode, err) < 0 ||
+	    (l->workdir && berth_workdir_resolve(l->workdir, workdir, sizeof(workdir), err) < 0))
+		return -1;
+	if (l->mounts)
+		fprintf(stderr, "berth: --container-mounts is ignored: this step joins the "
+			"running container %s, which keeps the mounts it started with\n", name);
+	return berth_step_join(name, l->argv, l->workdir ? workdir : NULL, err);
+}
+
 int cmd_launch(int argc, char **argv)
 {
 	struct launch l = {0};
@@ -368,6 +409,10 @@ int cmd_launch(int argc, char **argv)
 	apply_slurm_task_setup();
 	if (!strcmp(l.runtime, "docker"))
 		return relay_docker(l.control_fd);
+	if (l.name && step_name(&l, &err)) {
+		code = err.msg[0] ? -1 : join_step(&l, &err);
+		goto out;
+	}
 	if ((l.mounts && berth_mounts_parse_list(l.mounts, &binds, &n_binds, &err) < 0) ||
 	    (l.workdir && berth_workdir_resolve(l.workdir, workdir, sizeof(workdir), &err) < 0) ||
 	    berth_executor_new(l.runtime, &cfg, l.cache_dir, &ex, &err) < 0 ||
@@ -396,10 +441,16 @@ int cmd_launch(int argc, char **argv)
 	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
 		goto fail;
 	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
+		if (l.mounts)
+			fprintf(stderr, "berth: --container-mounts is ignored: this step joins "
+				"the running container %.*s, which keeps the mounts it started "
+				"with\n", (int)strcspn(l.name ? l.name : "", ":"), l.name ? l.name : "");
 		const char *dir = l.workdir ? workdir : ex->img.workdir ? ex->img.workdir : "/";
 		code = berth_named_join(&named, cmd, env, dir, l.remap_root, &err);
 		goto out;
 	}
+	if (check_sources(binds, n_binds, &err) < 0)
+		goto fail;
 	struct berth_container_spec spec = {
 		.argv = cmd, .env = env, .workdir = l.workdir ? workdir : NULL,
 		.binds = binds, .n_binds = n_binds,

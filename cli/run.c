@@ -47,7 +47,9 @@ static int parse_bind(const char *text, struct berth_mount *m, struct berth_err 
 {
 	if (berth_mount_parse(text, m, err) < 0)
 		return -1;
-	if (access(m->src, F_OK) < 0)
+	if (m->kind == BERTH_MOUNT_BIND && berth_mount_check_source(m, false, err) < 0)
+		return -1;
+	if (m->kind == BERTH_MOUNT_BIND && access(m->src, F_OK) < 0)
 		return berth_fail(err, errno, "bind source %s", m->src);
 	return 0;
 }

@@ -80,6 +80,8 @@ static const struct conf_key conf_keys[] = {
 	{"PullParallel", conf_parse_pull_parallel, conf_print_pull_parallel, 0},
 	{"ContainerScope", conf_parse_container_scope, conf_print_container_scope, 0},
 	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},
+	{"PyxisEnvCompat", conf_parse_bool, conf_print_bool,
+	 offsetof(struct berth_config, pyxis_env_compat)},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

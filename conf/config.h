@@ -103,6 +103,8 @@ struct berth_config {
 					      * end with the job; user: kept */
 	unsigned docker_pids_limit;          /* DockerPidsLimit=4096 per container,
 					      * 0 = no limit */
+	bool pyxis_env_compat;               /* PyxisEnvCompat=no: also read
+					      * PYXIS_CONTAINER_* as the options */
 };
 
 /* Fill *cfg with the built-in defaults. */

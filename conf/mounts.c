@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#define FORMS "write SRC, SRC:DST[:FLAGS] or tmpfs:DST[:OPTIONS]"
+#define FORMS "write SRC, SRC:DST[:FLAGS], tmpfs:DST[:OPTIONS] or umount:DST"
 
 static const struct {
 	const char *name;
@@ -117,6 +118,69 @@ static int parse_mode(const char *item, const char *text, struct berth_mount *m,
 	return 0;
 }
 
+/* "N" with an optional k, m or g: tmpfs's nr_blocks= and nr_inodes=. */
+static bool kernel_count(const char *text)
+{
+	size_t digits = strspn(text, "0123456789");
+
+	return digits > 0 && digits < 20 &&
+	       (!text[digits] || (strchr("kKmMgG", text[digits]) && !text[digits + 1]));
+}
+
+/* mpol=: default, local, prefer:N, bind:LIST, interleave[:LIST]; a LIST
+ * of node numbers and ranges without ',' (the mount list's separator). */
+static bool kernel_mpol(const char *text)
+{
+	const char *colon = strchr(text, ':');
+	size_t len = colon ? (size_t)(colon - text) : strlen(text);
+	static const char *const modes[] = {"default", "local", "prefer", "bind", "interleave"};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
+		if (strlen(modes[i]) == len && !strncmp(text, modes[i], len))
+			return !colon || (i >= 2 && colon[1] &&
+					  strspn(colon + 1, "0123456789-:") == strlen(colon + 1));
+	return false;
+}
+
+/* The tmpfs(5) options berth passes through as the kernel takes them.
+ * uid=/gid= are not among them: the tmpfs is the job user's.  noswap and
+ * the quota options need the node's root, which berth never uses. */
+static int parse_tmpfs_extra(const char *item, const char *flag, struct berth_mount *m,
+			     struct berth_err *err)
+{
+	static const char *const huge[] = {"never", "always", "within_size", "advise"};
+	bool ok = false;
+
+	if (!strncmp(flag, "nr_blocks=", 10) || !strncmp(flag, "nr_inodes=", 10))
+		ok = kernel_count(strchr(flag, '=') + 1);
+	else if (!strncmp(flag, "huge=", 5))
+		for (size_t i = 0; i < sizeof(huge) / sizeof(*huge); i++)
+			ok = ok || !strcmp(flag + 5, huge[i]);
+	else if (!strncmp(flag, "mpol=", 5))
+		ok = kernel_mpol(flag + 5);
+	else if (!strncmp(flag, "size=", 5))
+		ok = strspn(flag + 5, "0123456789") == strlen(flag + 5) - 1 &&
+		     strlen(flag + 5) > 1 && flag[strlen(flag) - 1] == '%';
+	else if (!strcmp(flag, "inode32") || !strcmp(flag, "inode64"))
+		ok = true;
+	else if (!strncmp(flag, "uid=", 4) || !strncmp(flag, "gid=", 4))
+		return berth_fail(err, 0, "mount '%s': %.3s= is not taken: the tmpfs belongs "
+				  "to you; drop it (mode= sets who may use it)", item, flag);
+	else
+		return 1; /* not a tmpfs(5) option at all */
+	if (!ok)
+		return berth_fail(err, 0, "mount '%s': '%s' is not a value tmpfs(5) takes "
+				  "(nr_blocks=N[k|m|g], nr_inodes=N[k|m|g], huge=never|always|"
+				  "within_size|advise, mpol=default|local|prefer:N|bind:N-M|"
+				  "interleave[:N-M], size=N%%)", item, flag);
+	size_t used = strlen(m->tmpfs_extra);
+	if (used + strlen(flag) + 2 > sizeof(m->tmpfs_extra))
+		return berth_fail(err, 0, "mount '%s': too many tmpfs options", item);
+	snprintf(m->tmpfs_extra + used, sizeof(m->tmpfs_extra) - used, "%s%s",
+		 used ? "," : "", flag);
+	return 0;
+}
+
 static int parse_one_flag(const char *item, const char *flag, struct berth_mount *m,
 			  bool *ro_seen, bool *rw_seen, struct berth_err *err)
 {
@@ -147,15 +211,22 @@ static int parse_one_flag(const char *item, const char *flag, struct berth_mount
 			m->propagation = propagations[i].prop;
 			return 0;
 		}
-	if (tmpfs && !strncmp(flag, "size=", 5))
+	if (tmpfs && !strncmp(flag, "size=", 5) && !strchr(flag, '%'))
 		return parse_size(item, flag + 5, &m->tmpfs_size, err);
 	if (tmpfs && !strncmp(flag, "mode=", 5))
 		return parse_mode(item, flag + 5, m, err);
+	if (tmpfs) {
+		int rc = parse_tmpfs_extra(item, flag, m, err);
+		if (rc <= 0)
+			return rc;
+	}
 	if (!*flag)
 		return berth_fail(err, 0, "mount '%s': an empty flag; join flags with a "
 				  "single '+'", item);
 	return berth_fail(err, 0, tmpfs ? "mount '%s': unknown tmpfs option '%s'; use "
-				  "size=N[k|m|g], mode=OCTAL, nosuid, nodev, noexec joined by '+'"
+				  "size=N[k|m|g|%%], mode=OCTAL, nr_blocks=N, nr_inodes=N, "
+				  "huge=WHEN, mpol=POLICY, inode32, inode64 (tmpfs(5)), nosuid, "
+				  "nodev, noexec joined by '+'"
 				: "mount '%s': unknown flag '%s'; use ro or rw, nosuid, nodev, "
 				  "noexec, private, rprivate, slave, rslave, unbindable or "
 				  "runbindable joined by '+' (paths containing ':' cannot be bound)",
@@ -186,7 +257,12 @@ static int parse_fields(const char *item, const char *base, char *copy, struct b
 		return berth_fail(err, 0, "mount '%s': paths containing ',' cannot be bound", item);
 	if (!*src || (dst && !*dst) || (flags && !*flags))
 		return berth_fail(err, 0, "mount '%s': an empty field; " FORMS, item);
-	if (!strcmp(src, "tmpfs")) {
+	if (!strcmp(src, "umount")) {
+		if (!dst || flags)
+			return berth_fail(err, 0, "mount '%s': write umount:/DST, with no flags, "
+					  "to leave out a mount the runtime makes at DST", item);
+		m->kind = BERTH_MOUNT_UMOUNT;
+	} else if (!strcmp(src, "tmpfs")) {
 		if (!dst)
 			return berth_fail(err, 0, "mount '%s': a tmpfs needs its target: "
 					  "tmpfs:/DST[:size=N]", item);
@@ -200,8 +276,9 @@ static int parse_fields(const char *item, const char *base, char *copy, struct b
 	}
 	if (flags && parse_flags(item, flags, m, err) < 0)
 		return -1;
-	m->src = m->kind == BERTH_MOUNT_TMPFS ? strdup("tmpfs")
-					      : clean_path(item, src, base, "host", err);
+	m->src = m->kind == BERTH_MOUNT_TMPFS	 ? strdup("tmpfs")
+		 : m->kind == BERTH_MOUNT_UMOUNT ? strdup("umount")
+						 : clean_path(item, src, base, "host", err);
 	if (!m->src)
 		return err->msg[0] ? -1 : berth_fail(err, ENOMEM, "mount");
 	if (dst[0] != '/')
@@ -325,6 +402,10 @@ char *berth_mounts_format(const struct berth_mount *mounts, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		const struct berth_mount *m = &mounts[i];
+		if (m->kind == BERTH_MOUNT_UMOUNT) {
+			append(&buf, &len, &cap, "%sumount:%s", i ? "," : "", m->dst);
+			continue;
+		}
 		append(&buf, &len, &cap, "%s%s:%s:%s", i ? "," : "", m->src, m->dst,
 		       m->read_only ? "ro" : "rw");
 		for (size_t f = 0; f < sizeof(mount_flags) / sizeof(*mount_flags); f++)
@@ -336,6 +417,8 @@ char *berth_mounts_format(const struct berth_mount *mounts, size_t n)
 			append(&buf, &len, &cap, "+size=%" PRIu64, m->tmpfs_size);
 		if (m->tmpfs_mode_set)
 			append(&buf, &len, &cap, "+mode=%04o", m->tmpfs_mode & 07777);
+		for (const char *o = m->tmpfs_extra; *o; o += strcspn(o, ","), o += *o == ',')
+			append(&buf, &len, &cap, "+%.*s", (int)strcspn(o, ","), o);
 	}
 	return buf;
 }
@@ -385,4 +468,24 @@ ssize_t berth_mount_parent(const struct berth_mount *mounts, size_t i)
 		if (within(mounts[i].dst, mounts[j].dst, true))
 			return (ssize_t)j;
 	return -1;
+}
+
+int berth_mount_check_source(const struct berth_mount *m, bool parent_seen,
+			     struct berth_err *err)
+{
+	struct stat st;
+
+	if (m->kind != BERTH_MOUNT_BIND || stat(m->src, &st) == 0 ||
+	    (errno != ENOENT && errno != ENOTDIR))
+		return 0;
+	if (parent_seen) {
+		_cleanup_free_ char *parent = strdup(m->src);
+		if (!parent)
+			return 0;
+		*(strrchr(parent, '/') == parent ? parent + 1 : strrchr(parent, '/')) = '\0';
+		if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+			return 0;
+	}
+	return berth_fail(err, 0, "source path does not exist: %s; create it, or fix the "
+			  "path in the mount '%s:%s'", m->src, m->src, m->dst);
 }

@@ -4,8 +4,11 @@
  *   SRC                 SRC at the same path inside (SRC absolute)
  *   SRC:DST[:FLAGS]     FLAGS joined by '+': ro rw nosuid nodev noexec
  *                       private rprivate slave rslave unbindable runbindable
- *   tmpfs:DST[:OPTS]    a private tmpfs; OPTS joined by '+': size=N[k|m|g]
- *                       mode=OCTAL nosuid nodev noexec
+ *   umount:DST          leave out a mount the runtime makes at DST
+ *   tmpfs:DST[:OPTS]    a private tmpfs; OPTS joined by '+': size=N[k|m|g|%]
+ *                       mode=OCTAL nr_blocks=N nr_inodes=N huge=WHEN
+ *                       mpol=POLICY inode32 inode64 (tmpfs(5)) nosuid
+ *                       nodev noexec
  *
  * A relative SRC ("./", "data") starts at the folder the job was submitted
  * from; targets must be absolute.  No path may hold ':' or ',' (no runtime
@@ -21,8 +24,12 @@
 #include "conf/error.h"
 
 #define BERTH_MOUNT_LIST_MAX 64
+#define BERTH_TMPFS_EXTRA_MAX 160
 
-enum berth_mount_kind { BERTH_MOUNT_BIND = 0, BERTH_MOUNT_TMPFS };
+/* BERTH_MOUNT_UMOUNT: "umount:DST", a mount the runtime itself makes at
+ * DST left out (where the runtime can: caps.h); never reaches a runtime
+ * as a mount. */
+enum berth_mount_kind { BERTH_MOUNT_BIND = 0, BERTH_MOUNT_TMPFS, BERTH_MOUNT_UMOUNT };
 
 /* Mount propagation of the target, as mount(8) names it. */
 enum berth_propagation {
@@ -50,6 +57,10 @@ struct berth_mount {
 	uint64_t tmpfs_size; /* bytes; 0 = the kernel's default (half of RAM) */
 	unsigned tmpfs_mode; /* with tmpfs_mode_set; else 01777 */
 	bool tmpfs_mode_set;
+	/* the tmpfs(5) options beyond size= and mode=, joined by ',' as
+	 * mount(2) takes them ("nr_inodes=64,huge=within_size"), checked
+	 * against the kernel's list; "" when none */
+	char tmpfs_extra[BERTH_TMPFS_EXTRA_MAX];
 	bool berth_own; /* berth's own (the spooled batch script), never parsed
 			 * from user input: exempt from DockerAllowedMounts */
 };
@@ -87,5 +98,14 @@ ssize_t berth_mount_parent(const struct berth_mount *mounts, size_t i);
 ssize_t berth_mount_holding(const struct berth_mount *mounts, size_t n, const char *path);
 
 const char *berth_propagation_name(enum berth_propagation p);
+
+/* A bind whose source is missing: -1 with "source path does not exist:
+ * PATH" when stat() says ENOENT or ENOTDIR, as the caller's credentials
+ * see it.  With `parent_seen`, only when the folder that would hold it is
+ * there (the submitting host sees that place: a path it lacks altogether
+ * may be node-local, and is checked when the step starts).  0 otherwise,
+ * and for what is not a bind. */
+int berth_mount_check_source(const struct berth_mount *m, bool parent_seen,
+			     struct berth_err *err);
 
 #endif

@@ -41,3 +41,11 @@ int berth_name_parse(const char *text, char name[BERTH_NAME_MAX], enum berth_nam
 	return berth_fail(err, 0, "--container-name=%s: the mode must be auto, create, exec, "
 			  "no_create or no_exec", text);
 }
+
+bool berth_name_is_step(const char *name)
+{
+	size_t job = strspn(name, "0123456789");
+
+	return job > 0 && name[job] == '.' && name[job + 1] &&
+	       strspn(name + job + 1, "0123456789") == strlen(name + job + 1);
+}

@@ -3,6 +3,8 @@
 #ifndef BERTH_NAMES_H
 #define BERTH_NAMES_H
 
+#include <stdbool.h>
+
 #include "conf/error.h"
 
 #define BERTH_NAME_MAX 64
@@ -20,5 +22,8 @@ enum berth_name_mode {
 int berth_name_parse(const char *text, char name[BERTH_NAME_MAX], enum berth_name_mode *mode,
 		     struct berth_err *err);
 const char *berth_name_mode_str(enum berth_name_mode mode);
+
+/* "JOBID.STEPID" (digits): pyxis's name for a running step's container. */
+bool berth_name_is_step(const char *name);
 
 #endif

@@ -114,6 +114,12 @@ void conf_print_mount_home(const struct berth_config *cfg,
 	fprintf(out, "%s=%s\n", key->name, cfg->mount_home ? "yes" : "no");
 }
 
+void conf_print_bool(const struct berth_config *cfg, const struct conf_key *key, FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name,
+		*(const bool *)((const char *)cfg + key->path_offset) ? "yes" : "no");
+}
+
 void conf_print_default_registry(const struct berth_config *cfg,
 				 const struct conf_key *key, FILE *out)
 {

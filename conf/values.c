@@ -346,6 +346,12 @@ int conf_parse_mount_home(struct berth_config *cfg,
 	return parse_bool(value, &cfg->mount_home, err);
 }
 
+int conf_parse_bool(struct berth_config *cfg, const struct conf_key *key, char *value,
+		    struct berth_err *err)
+{
+	return parse_bool(value, bool_field(cfg, key), err);
+}
+
 const char *berth_sing_format_name(enum berth_sing_format f)
 {
 	switch (f) {

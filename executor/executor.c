@@ -337,6 +337,30 @@ static int check_command(struct berth_executor *ex, const struct berth_container
 			  "it through its interpreter, or make it executable in the image", cmd);
 }
 
+/* The mounts into own_binds, but umount:DST items, which become what the
+ * runtime leaves out: ch-run's /etc/passwd and /etc/group (--no-passwd),
+ * and nothing else (caps.h says the same at submission). */
+static int take_umounts(struct berth_executor *ex, const struct berth_container_spec *spec,
+			struct berth_err *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < spec->n_binds; i++) {
+		const struct berth_mount *m = &spec->binds[i];
+		if (m->kind != BERTH_MOUNT_UMOUNT) {
+			ex->own_binds[n++] = *m;
+			continue;
+		}
+		if (strcmp(ex->ops->name, "charliecloud") != 0 ||
+		    (strcmp(m->dst, "/etc/passwd") != 0 && strcmp(m->dst, "/etc/group") != 0))
+			return berth_fail(err, 0, "mount umount:%s: %s cannot leave out a mount "
+					  "it makes there; drop the item", m->dst, ex->ops->name);
+		ex->own_spec.no_passwd = true;
+	}
+	ex->own_spec.n_binds = n;
+	return 0;
+}
+
 int berth_executor_create(struct berth_executor *ex,
 			  const struct berth_container_spec *spec,
 			  struct berth_err *err)
@@ -360,8 +384,9 @@ int berth_executor_create(struct berth_executor *ex,
 		ex->own_binds = malloc(spec->n_binds * sizeof(*ex->own_binds));
 		if (!ex->own_binds)
 			return berth_fail(err, ENOMEM, "mounts");
-		memcpy(ex->own_binds, spec->binds, spec->n_binds * sizeof(*ex->own_binds));
-		berth_mounts_sort(ex->own_binds, spec->n_binds);
+		if (take_umounts(ex, spec, err) < 0)
+			return -1;
+		berth_mounts_sort(ex->own_binds, ex->own_spec.n_binds);
 		ex->own_spec.binds = ex->own_binds;
 	}
 	spec = ex->spec = &ex->own_spec;

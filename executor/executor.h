@@ -40,6 +40,9 @@ struct berth_container_spec {
 	bool remap_root;             /* uid 0 inside, mapped to the user; chown
 				      * and set*id faked (fakeroot.h) */
 	bool mount_home;             /* the user's home at its path */
+	bool no_passwd;              /* umount:/etc/passwd or /etc/group: the
+				      * runtime's binds of both left out (set by
+				      * berth_executor_create; charliecloud only) */
 	bool verbose;                /* the runtime's own notices too (else errors only) */
 	unsigned unshare;            /* BERTH_UNSHARE_* (conf/unshare.h): namespaces
 				      * of its own beyond the runtime's default */

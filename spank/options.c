@@ -20,7 +20,7 @@ enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME
 	      OPT_UNSHARE, /* the last string option (berth_options_free) */
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
 	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
-	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT };
+	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT, OPT_COUNT };
 
 /* Where each string option is kept, and its environment default. */
 static char **string_slot(int id)
@@ -175,51 +175,113 @@ static char *env_default(spank_t sp, const char *name)
 	return value && *value ? strdup(value) : NULL;
 }
 
-static enum berth_tristate yes_no(const char *value)
+static enum berth_tristate *choice_slot(int id)
 {
-	if (!value)
-		return BERTH_UNSET;
-	if (!strcasecmp(value, "1") || !strcasecmp(value, "yes") || !strcasecmp(value, "true"))
-		return BERTH_YES;
-	return BERTH_NO;
+	switch (id) {
+	case OPT_HOME: return &berth.mount_home;
+	case OPT_WRITABLE: return &berth.writable;
+	case OPT_ENTRYPOINT: return &berth.entrypoint;
+	case OPT_VERBOSE: return &berth.verbose;
+	case OPT_ENTRYPOINT_LOG: return &berth.entrypoint_log;
+	case OPT_REMAP_ROOT: return &berth.remap_root;
+	default: return NULL;
+	}
+}
+
+/* Every option's environment name, BERTH_CONTAINER_<suffix>; with the
+ * site's PyxisEnvCompat=yes also PYXIS_CONTAINER_<suffix> where pyxis has
+ * that name.  A yes/no option has both forms (NO_MOUNT_HOME, READONLY):
+ * `inverted` rows say the opposite of the option they set. */
+static const struct env_row {
+	const char *suffix;
+	int id;
+	bool inverted, pyxis;
+} env_rows[] = {
+	{"IMAGE", OPT_IMAGE, false, true},
+	{"RUNTIME", OPT_RUNTIME, false, false},
+	{"MOUNTS", OPT_MOUNTS, false, true},
+	{"WORKDIR", OPT_WORKDIR, false, true},
+	{"ENV", OPT_ENV, false, true},
+	{"NAME", OPT_NAME, false, true},
+	{"SAVE", OPT_SAVE, false, true},
+	{"UNSHARE", OPT_UNSHARE, false, false},
+	{"MOUNT_HOME", OPT_HOME, false, true},
+	{"NO_MOUNT_HOME", OPT_HOME, true, false},
+	{"WRITABLE", OPT_WRITABLE, false, true},
+	{"READONLY", OPT_WRITABLE, true, true},
+	{"ENTRYPOINT", OPT_ENTRYPOINT, false, true},
+	{"NO_ENTRYPOINT", OPT_ENTRYPOINT, true, false},
+	{"ENTRYPOINT_LOG", OPT_ENTRYPOINT_LOG, false, true},
+	{"REMAP_ROOT", OPT_REMAP_ROOT, false, true},
+	{"NO_REMAP_ROOT", OPT_REMAP_ROOT, true, false},
+	{"VERBOSE", OPT_VERBOSE, false, false},
+};
+
+#define N_ENV_ROWS (sizeof(env_rows) / sizeof(*env_rows))
+
+/* 1/yes/true or 0/no/false; anything else is refused, not read as no. */
+static int yes_no(const char *name, const char *value, bool *yes)
+{
+	static const char *const yeses[] = {"1", "yes", "true", "y", "on"};
+	static const char *const noes[] = {"0", "no", "false", "n", "off"};
+
+	for (size_t i = 0; i < sizeof(yeses) / sizeof(*yeses); i++) {
+		if (!strcasecmp(value, yeses[i]) || !strcasecmp(value, noes[i])) {
+			*yes = !strcasecmp(value, yeses[i]);
+			return 0;
+		}
+	}
+	slurm_error(PFX "%s=%s: write 1 or 0 (yes/no, true/false)", name, value);
+	return -1;
+}
+
+/* Fill what the command line (or an earlier prefix) left unset from one
+ * prefix's variables.  set_by[] names the variable of this prefix that set
+ * a yes/no option, so two that disagree (WRITABLE=1 and READONLY=1) are
+ * refused as the two options would be. */
+static int from_prefix(spank_t sp, const char *prefix)
+{
+	char set_by[OPT_COUNT][64] = {{0}};
+	bool pyxis = !strcmp(prefix, "PYXIS_CONTAINER_");
+
+	for (size_t i = 0; i < N_ENV_ROWS; i++) {
+		const struct env_row *row = &env_rows[i];
+		char name[64];
+		char **text = string_slot(row->id);
+		enum berth_tristate *slot = choice_slot(row->id);
+
+		if (pyxis && !row->pyxis)
+			continue;
+		snprintf(name, sizeof(name), "%s%s", prefix, row->suffix);
+		if (text) {
+			if (!*text)
+				*text = env_default(sp, name);
+			continue;
+		}
+		if (*slot != BERTH_UNSET && !set_by[row->id][0])
+			continue; /* the command line (or BERTH_CONTAINER_*) decided */
+		_cleanup_free_ char *value = env_default(sp, name);
+		bool yes;
+		if (!value)
+			continue;
+		if (yes_no(name, value, &yes) < 0)
+			return -1;
+		enum berth_tristate want = yes != row->inverted ? BERTH_YES : BERTH_NO;
+		if (set_by[row->id][0] && *slot != want) {
+			slurm_error(PFX "%s and %s disagree: unset one", set_by[row->id], name);
+			return -1;
+		}
+		*slot = want;
+		snprintf(set_by[row->id], sizeof(set_by[row->id]), "%s", name);
+	}
+	return 0;
 }
 
 int berth_options_from_env(spank_t sp)
 {
-	static const struct {
-		int id;
-		const char *env;
-	} strings[] = {
-		{OPT_IMAGE, "BERTH_CONTAINER_IMAGE"},     {OPT_RUNTIME, "BERTH_CONTAINER_RUNTIME"},
-		{OPT_MOUNTS, "BERTH_CONTAINER_MOUNTS"},   {OPT_WORKDIR, "BERTH_CONTAINER_WORKDIR"},
-		{OPT_ENV, "BERTH_CONTAINER_ENV"},         {OPT_NAME, "BERTH_CONTAINER_NAME"},
-		{OPT_SAVE, "BERTH_CONTAINER_SAVE"},
-		{OPT_UNSHARE, "BERTH_CONTAINER_UNSHARE"},
-	};
-	static const struct {
-		enum berth_tristate *slot;
-		const char *env;
-	} flags[] = {
-		{&berth.mount_home, "BERTH_CONTAINER_MOUNT_HOME"},
-		{&berth.writable, "BERTH_CONTAINER_WRITABLE"},
-		{&berth.entrypoint, "BERTH_CONTAINER_ENTRYPOINT"},
-		{&berth.verbose, "BERTH_CONTAINER_VERBOSE"},
-		{&berth.entrypoint_log, "BERTH_CONTAINER_ENTRYPOINT_LOG"},
-		{&berth.remap_root, "BERTH_CONTAINER_REMAP_ROOT"},
-	};
-
-	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
-		char **slot = string_slot(strings[i].id);
-		if (!*slot)
-			*slot = env_default(sp, strings[i].env);
-	}
-	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++) {
-		if (*flags[i].slot != BERTH_UNSET)
-			continue;
-		_cleanup_free_ char *value = env_default(sp, flags[i].env);
-		*flags[i].slot = yes_no(value);
-	}
-	return 0;
+	if (from_prefix(sp, "BERTH_CONTAINER_") < 0)
+		return -1;
+	return berth.cfg.pyxis_env_compat ? from_prefix(sp, "PYXIS_CONTAINER_") : 0;
 }
 
 /* Relative paths start where srun, sbatch or salloc ran: their getcwd(),
@@ -272,6 +334,12 @@ static int parse_mounts(spank_t sp)
 		slurm_error(PFX "--container-mounts: %s", err.msg);
 		return -1;
 	}
+	/* Here, as the user who submits; on the node the launcher checks again */
+	for (size_t i = 0; spank_context() != S_CTX_REMOTE && i < berth.n_mounts; i++)
+		if (berth_mount_check_source(&berth.mount_list[i], true, &err) < 0) {
+			slurm_error(PFX "--container-mounts: %s", err.msg);
+			return -1;
+		}
 	char *canonical = berth_mounts_format(berth.mount_list, berth.n_mounts);
 	if (!canonical)
 		return -1;

@@ -61,8 +61,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!registers_options(spank_context()))
 		return 0;
-	berth_options_from_env(sp);
-	if (berth_options_validate(sp) < 0)
+	if (berth_options_from_env(sp) < 0 || berth_options_validate(sp) < 0)
 		return -1;
 	if (!berth_in_container())
 		return 0; /* not a container job: stay out of the way */

@@ -34,7 +34,7 @@ static int dk_check_mount_words(size_t i, const struct berth_docker_bind *b,
 
 	for (size_t w = 0; w < 2; w++)
 		if (words[w] && (!*words[w] ||
-				 strspn(words[w], "abcdefghijklmnopqrstuvwxyz0123456789=,") !=
+				 strspn(words[w], "abcdefghijklmnopqrstuvwxyz0123456789=,_:%-") !=
 					 strlen(words[w])))
 			return berth_fail(err, 0, "bind %zu: mount option '%s' is not plain "
 					  "words", i, words[w]);

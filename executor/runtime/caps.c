@@ -1,5 +1,8 @@
 #include "executor/runtime/caps.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 /* ch-run makes every mount private; Apptainer decides propagation itself
  * (slave of the host's, where the host's is shared); Docker takes private,
  * rprivate, slave and rslave, not unbindable. */
@@ -33,11 +36,63 @@ static int check_propagation(enum berth_runtime rt, const struct berth_mount *m,
 	}
 }
 
+/* Every runtime takes size=, mode= and the flags.  Docker (its
+ * ParseTmpfsOptions) takes of the other tmpfs(5) options nr_blocks=,
+ * nr_inodes= and mpol= only, and a size in bytes. */
+static int check_tmpfs(enum berth_runtime rt, const struct berth_mount *m,
+		       struct berth_err *err)
+{
+	static const char *const docker_takes[] = {"nr_blocks=", "nr_inodes=", "mpol=", "size="};
+
+	if (rt != BERTH_RT_DOCKER)
+		return 0;
+	for (const char *o = m->tmpfs_extra; *o; o += strcspn(o, ","), o += *o == ',') {
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(docker_takes) / sizeof(*docker_takes); i++)
+			ok = ok || !strncmp(o, docker_takes[i], strlen(docker_takes[i]));
+		if (!ok)
+			return berth_fail(err, 0, "mount %s: Docker's tmpfs cannot take '%.*s' "
+					  "(it takes size=, mode=, nr_blocks=, nr_inodes= "
+					  "and mpol= only); drop it or use --container-runtime="
+					  "charliecloud or singularity", m->dst,
+					  (int)strcspn(o, ","), o);
+	}
+	return 0;
+}
+
+bool berth_umount_is_passwd(const struct berth_mount *m)
+{
+	return m->kind == BERTH_MOUNT_UMOUNT &&
+	       (!strcmp(m->dst, "/etc/passwd") || !strcmp(m->dst, "/etc/group"));
+}
+
+/* umount:DST.  ch-run can leave out its binds of /etc/passwd and
+ * /etc/group (--no-passwd: both go); no runtime can leave out the rest of
+ * what it mounts (/proc, /sys, /dev, /tmp, /etc/hosts ...) from outside,
+ * and the job, not root in the container, cannot unmount them inside. */
+static int check_umount(enum berth_runtime rt, const struct berth_mount *m,
+			struct berth_err *err)
+{
+	if (rt == BERTH_RT_CHARLIECLOUD && berth_umount_is_passwd(m))
+		return 0;
+	if (rt == BERTH_RT_CHARLIECLOUD)
+		return berth_fail(err, 0, "mount umount:%s: charliecloud can leave out only "
+				  "its /etc/passwd and /etc/group (together), not %s; drop the "
+				  "item", m->dst, m->dst);
+	return berth_fail(err, 0, "mount umount:%s: %s cannot leave out a mount it makes "
+			  "(its /proc, /sys, /dev, /etc/hosts ... are made by the runtime "
+			  "itself); drop the item%s", m->dst, berth_runtime_name(rt),
+			  berth_umount_is_passwd(m) ? ", or use --container-runtime=charliecloud"
+						    : "");
+}
+
 int berth_runtime_can_mount(enum berth_runtime rt, const struct berth_mount *m,
 			    struct berth_err *err)
 {
 	if (m->kind == BERTH_MOUNT_TMPFS)
-		return 0; /* every runtime, with every option */
+		return check_tmpfs(rt, m, err);
+	if (m->kind == BERTH_MOUNT_UMOUNT)
+		return check_umount(rt, m, err);
 	if (rt == BERTH_RT_DOCKER && m->flags)
 		return berth_fail(err, 0, "mount %s: Docker binds cannot be nosuid, nodev or "
 				  "noexec (berth's Docker containers already run with "

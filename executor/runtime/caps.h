@@ -4,6 +4,7 @@
 #ifndef BERTH_CAPS_H
 #define BERTH_CAPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf/config.h"
@@ -15,6 +16,9 @@ int berth_runtime_can_mount(enum berth_runtime rt, const struct berth_mount *m,
 			    struct berth_err *err);
 int berth_runtime_can_mount_all(enum berth_runtime rt, const struct berth_mount *m, size_t n,
 				struct berth_err *err);
+
+/* umount:/etc/passwd or umount:/etc/group (charliecloud's --no-passwd). */
+bool berth_umount_is_passwd(const struct berth_mount *m);
 
 /* 0 when runtime `rt` can run the job as uid 0 mapped to the user. */
 int berth_runtime_can_remap_root(enum berth_runtime rt, struct berth_err *err);

@@ -166,6 +166,7 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	    (plan->home.dst && berth_strv_addf(&argv, err, "--bind=%s:%s", plan->home.src,
 					       plan->home.dst) < 0) ||
 	    (spec->writable && berth_strv_add(&argv, "--write", err) < 0) ||
+	    (spec->no_passwd && berth_strv_add(&argv, "--no-passwd", err) < 0) ||
 	    (spec->remap_root && (berth_strv_add(&argv, "--uid=0", err) < 0 ||
 				  berth_strv_add(&argv, "--gid=0", err) < 0)) ||
 	    berth_strv_addf(&argv, err, "--cd=%s", berth_spec_workdir(ex)) < 0 ||

@@ -254,6 +254,9 @@ static int open_bind(struct berth_executor *ex, const struct berth_container_spe
 	int rc = berth_user_open(&cred, m->src, fd, &why, err);
 	if (rc < 0)
 		return -1;
+	if (rc == 0 && (why == ENOENT || why == ENOTDIR))
+		return berth_fail(err, 0, "--container-mounts: source path does not exist: %s",
+				  m->src);
 	if (rc == 0)
 		return berth_fail(err, why, "bind %s: uid %u may not read it", m->src,
 				  (unsigned)spec->uid);
@@ -327,8 +330,12 @@ static int docker_mount(const struct berth_mount *m, struct berth_docker_bind *o
 				 m->flags & BERTH_MNT_NOEXEC ? "noexec" : "exec",
 				 m->tmpfs_mode_set ? m->tmpfs_mode : 01777);
 		if (m->tmpfs_size)
-			snprintf(opts + n, opts_len - (size_t)n, ",size=%llu",
-				 (unsigned long long)m->tmpfs_size);
+			n += snprintf(opts + n, opts_len - (size_t)n, ",size=%llu",
+				      (unsigned long long)m->tmpfs_size);
+		if (m->tmpfs_extra[0])
+			snprintf(opts + n, opts_len - (size_t)n, ",%s", m->tmpfs_extra);
+		if (berth_runtime_can_mount(BERTH_RT_DOCKER, m, err) < 0)
+			return -1;
 		out->src = NULL;
 		out->tmpfs_options = opts;
 		return 0;

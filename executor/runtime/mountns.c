@@ -227,7 +227,7 @@ static unsigned long flags_of(const struct berth_mount *b)
 int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
 		       struct berth_err *err)
 {
-	char at[PATH_MAX + 64], opts[64];
+	char at[PATH_MAX + 64], opts[64 + BERTH_TMPFS_EXTRA_MAX];
 	struct stat st;
 
 	snprintf(at, sizeof(at), "%s/mnt/%zu", dir, i);
@@ -236,10 +236,13 @@ int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
 		int n = snprintf(opts, sizeof(opts), "mode=%04o",
 				 b->tmpfs_mode_set ? b->tmpfs_mode : 01777);
 		if (b->tmpfs_size)
-			snprintf(opts + n, sizeof(opts) - (size_t)n, ",size=%llu",
-				 (unsigned long long)b->tmpfs_size);
+			n += snprintf(opts + n, sizeof(opts) - (size_t)n, ",size=%llu",
+				      (unsigned long long)b->tmpfs_size);
+		if (b->tmpfs_extra[0])
+			snprintf(opts + n, sizeof(opts) - (size_t)n, ",%s", b->tmpfs_extra);
 		if (mkdir(at, 0700) < 0 || mount("tmpfs", at, "tmpfs", flags_of(b) | MS_NOSUID | MS_NODEV, opts) < 0)
-			return berth_fail(err, errno, "cannot make the tmpfs for %s", b->dst);
+			return berth_fail(err, errno, "cannot make the tmpfs for %s (options %s)",
+					  b->dst, opts);
 		return 0;
 	}
 	if (stat(b->src, &st) < 0)

@@ -19,6 +19,7 @@
 
 #include "executor/base/fs.h"
 #include "executor/base/process.h"
+#include "executor/base/strv.h"
 #include "executor/runtime/fakeroot.h"
 
 extern char **environ;
@@ -71,9 +72,13 @@ static int refuse_running(struct berth_named *n, enum berth_name_mode mode,
 		return berth_fail(err, 0, "--container-name=%s:create: the container "
 				  "already exists (it is running); choose another name or drop "
 				  ":create", n->name);
+	/* pyxis starts a second container on the same files; berth's two
+	 * overlays on one upper layer would be undefined (overlayfs: changes
+	 * lost or seen half), so it refuses */
 	return berth_fail(err, 0, "--container-name=%s:no_exec: the container is running "
-			  "and no_exec does not join it; wait for that step or drop :no_exec",
-			  n->name);
+			  "and no_exec does not join it (a second container on the same "
+			  "layer could lose its changes); wait for that step, drop :no_exec "
+			  "to join it, or use another name", n->name);
 }
 
 static int read_holder(int dir_fd, pid_t *pid, char *token, size_t len)
@@ -373,6 +378,9 @@ static void exec_joined(void *arg)
 	_exit(errno == ENOENT ? 127 : 126);
 }
 
+static int join_inside(struct inside_fds *fds, const char *name, char *const *argv,
+		       char *const *env, const char *workdir, int cwd_fd, struct berth_err *err);
+
 int berth_named_join(const struct berth_named *n, char *const *argv, char *const *env,
 		     const char *workdir, bool remap_root, struct berth_err *err)
 {
@@ -402,27 +410,163 @@ int berth_named_join(const struct berth_named *n, char *const *argv, char *const
 	if (!found)
 		return berth_fail(err, 0, "container %s: its first task did not come up "
 				  "within %d s", n->name, JOIN_WAIT_TENTHS / 10);
+	return join_inside(&fds, n->name, argv, env, workdir, -1, err);
+}
+
+/* Enter what open_inside opened (closed here), change to `workdir` (else
+ * to cwd_fd, else "/"), and run argv there; its exit status. */
+static int join_inside(struct inside_fds *fds, const char *name, char *const *argv,
+		       char *const *env, const char *workdir, int cwd_fd, struct berth_err *err)
+{
 	/* the container's own network, IPC and UTS namespaces first, through
 	 * the user namespace that owns them (an ancestor of the runtime's);
 	 * then user: it gives the rights the other two need; then its root
 	 * as it sees it (a runtime that chroots, rather than pivot_root,
 	 * leaves the namespace's own root elsewhere) */
-	int rc = enter_owned_ns(fds.net, "net", CLONE_NEWNET, err) < 0 ||
-		 enter_owned_ns(fds.ipc, "ipc", CLONE_NEWIPC, err) < 0 ||
-		 enter_owned_ns(fds.uts, "uts", CLONE_NEWUTS, err) < 0 ||
-		 enter_ns(fds.user, "user", CLONE_NEWUSER, err) < 0 ||
-		 enter_ns(fds.mnt, "mnt", CLONE_NEWNS, err) < 0 ||
-		 enter_ns(fds.pid, "pid", CLONE_NEWPID, err) < 0 ? -1 : 0;
-	if (rc == 0 && (fchdir(fds.root) < 0 || chroot(".") < 0))
-		rc = berth_fail(err, errno, "cannot enter the root of container %s", n->name);
-	close_inside(&fds);
+	int rc = enter_owned_ns(fds->net, "net", CLONE_NEWNET, err) < 0 ||
+		 enter_owned_ns(fds->ipc, "ipc", CLONE_NEWIPC, err) < 0 ||
+		 enter_owned_ns(fds->uts, "uts", CLONE_NEWUTS, err) < 0 ||
+		 enter_ns(fds->user, "user", CLONE_NEWUSER, err) < 0 ||
+		 enter_ns(fds->mnt, "mnt", CLONE_NEWNS, err) < 0 ||
+		 enter_ns(fds->pid, "pid", CLONE_NEWPID, err) < 0 ? -1 : 0;
+	if (rc == 0 && (fchdir(fds->root) < 0 || chroot(".") < 0))
+		rc = berth_fail(err, errno, "cannot enter the root of container %s", name);
+	close_inside(fds);
 	if (rc < 0)
 		return -1;
-	if (chdir(workdir && *workdir ? workdir : "/") < 0)
-		return berth_fail(err, errno, "cannot change to %s in container %s", workdir,
-				  n->name);
+	if (workdir && *workdir ? chdir(workdir) < 0
+			       : (cwd_fd < 0 || fchdir(cwd_fd) < 0) && chdir("/") < 0)
+		return berth_fail(err, errno, "cannot change to %s in container %s",
+				  workdir && *workdir ? workdir : "/", name);
 	struct join_cmd cmd = {argv, env};
 	return berth_fork_forwarding(exec_joined, &cmd, err);
+}
+
+/* ---- joining an unnamed step: --container-name=JOBID.STEPID --------------- */
+
+/* Does NUL-separated `env` (len bytes) hold the entry `want` exactly? */
+static bool env_has(const char *env, size_t len, const char *want)
+{
+	for (size_t at = 0; at < len; at += strnlen(env + at, len - at) + 1)
+		if (!strcmp(env + at, want))
+			return true;
+	return false;
+}
+
+/* /proc/PID/environ, NUL-separated, malloc'd; NULL when it cannot be read. */
+static char *read_environ(pid_t pid, size_t *len)
+{
+	char path[64];
+	size_t cap = 1 << 16;
+
+	snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = fd < 0 ? NULL : malloc(cap + 1);
+	ssize_t r;
+	*len = 0;
+	while (buf && *len < cap && (r = read(fd, buf + *len, cap - *len)) > 0)
+		*len += (size_t)r;
+	if (buf)
+		buf[*len] = '\0';
+	return buf;
+}
+
+/* A process of ours from step JOB.STEP that runs inside its container: it
+ * was started with that step's SLURM_JOB_ID and SLURM_STEP_ID, and its root
+ * is not ours (the runtime's own processes on the way in still see the
+ * node's).  The oldest such (lowest pid): the task itself, not its passing
+ * children.  0 when none. */
+static pid_t find_step(const char *job, const char *step)
+{
+	char want_job[64], want_step[64], path[300];
+	struct stat root, theirs, proc;
+	pid_t best = 0;
+
+	snprintf(want_job, sizeof(want_job), "SLURM_JOB_ID=%s", job);
+	snprintf(want_step, sizeof(want_step), "SLURM_STEP_ID=%s", step);
+	if (stat("/", &root) < 0)
+		return 0;
+	DIR *d = opendir("/proc");
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == getpid() || (best && pid >= best))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/root/", pid);
+		if (stat(path + 0, &theirs) < 0 ||
+		    (theirs.st_dev == root.st_dev && theirs.st_ino == root.st_ino))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld", pid);
+		if (stat(path, &proc) < 0 || proc.st_uid != getuid())
+			continue;
+		size_t len;
+		_cleanup_free_ char *env = read_environ((pid_t)pid, &len);
+		if (env && env_has(env, len, want_job) && env_has(env, len, want_step))
+			best = (pid_t)pid;
+	}
+	if (d)
+		closedir(d);
+	return best;
+}
+
+/* The running step's environment (its image's and its job's), with this
+ * step's SLURM_* in place of that step's.  malloc'd vector; NULL on error. */
+static char **step_env(pid_t pid, struct berth_err *err)
+{
+	size_t len, n = 0, ours = 0;
+	_cleanup_free_ char *theirs = read_environ(pid, &len);
+
+	for (char **e = environ; *e; e++)
+		ours++;
+	size_t cap = ours + 1;
+	for (size_t at = 0; theirs && at < len; at += strnlen(theirs + at, len - at) + 1)
+		cap++;
+	char **out = calloc(cap, sizeof(*out));
+	if (!theirs || !out) {
+		free(out);
+		berth_fail(err, errno ? errno : ENOMEM, "the environment of step process %ld",
+			   (long)pid);
+		return NULL;
+	}
+	for (size_t at = 0; at < len; at += strnlen(theirs + at, len - at) + 1)
+		if (theirs[at] && strncmp(theirs + at, "SLURM_", 6) != 0)
+			out[n++] = strdup(theirs + at);
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, "SLURM_", 6))
+			out[n++] = strdup(*e);
+	for (size_t i = 0; i < n; i++)
+		if (!out[i]) {
+			berth_strv_free(out);
+			berth_fail(err, ENOMEM, "environment");
+			return NULL;
+		}
+	return out;
+}
+
+int berth_step_join(const char *name, char *const *argv, const char *workdir,
+		    struct berth_err *err)
+{
+	char job[32], step[32];
+
+	if (sscanf(name, "%31[0-9].%31[0-9]", job, step) != 2)
+		return berth_fail(err, 0, "--container-name=%s: not JOBID.STEPID", name);
+	pid_t pid = find_step(job, step);
+	struct inside_fds fds = {-1, -1, -1, -1, -1, -1, -1};
+	char cwd[64];
+	snprintf(cwd, sizeof(cwd), "/proc/%ld/cwd", (long)pid);
+	_cleanup_close_ int cwd_fd = pid > 0 ? open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (pid <= 0 || open_inside(pid, &fds) < 0)
+		return berth_fail(err, 0, "--container-name=%s: no step %s.%s of yours runs in a "
+				  "container on this node; start it first (a name of the form "
+				  "JOBID.STEPID always means a running step)", name, job, step);
+	char **env = step_env(pid, err);
+	if (!env) {
+		close_inside(&fds);
+		return -1;
+	}
+	int rc = join_inside(&fds, name, argv, env, workdir, cwd_fd, err);
+	berth_strv_free(env);
+	return rc;
 }
 
 void berth_named_release(struct berth_named *n)

@@ -56,6 +56,14 @@ int berth_named_mark_running(struct berth_named *named, pid_t pid, struct berth_
 int berth_named_join(const struct berth_named *named, char *const *argv, char *const *env,
 		     const char *workdir, bool remap_root, struct berth_err *err);
 
+/* --container-name=JOBID.STEPID (pyxis): join the container of that
+ * running step of the user's on this node, named or not: its user, mount
+ * and pid namespaces and its root, in `workdir` (NULL: the step's task's
+ * own folder), with that task's environment but this step's SLURM_*; the
+ * exit status of argv, or -1 with err (no such step running here). */
+int berth_step_join(const char *name, char *const *argv, const char *workdir,
+		    struct berth_err *err);
+
 void berth_named_release(struct berth_named *named);
 
 /* `berth ps` / `berth rm`: every container of the user; remove one (not

@@ -8,6 +8,8 @@ load helpers
 setup_file() {
 	require_cluster
 	export IMG EP_IMG ENV_IMG RT=${BERTH_RUNTIME:-charliecloud}
+	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SAVED=$BATS_FILE_TMPDIR/berth.conf.saved
+	cp -p "$CONF" "$SAVED"
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
 	# The entry point talks on both streams, sets a variable for the command
 	# and, when asked, writes the environment it sees into /out.
@@ -15,6 +17,19 @@ setup_file() {
 		--entrypoint '["/bin/sh","-c","echo ep-out; echo ep-err >&2; [ -z \"$EP_ENV_FILE\" ] || env >\"$EP_ENV_FILE\"; export EP_RAN=yes; exec \"$@\"","ep"]')
 	ENV_IMG=$(make_image pyxis-env.tar legacy --tag berth/pyxis-env:1 \
 		--env LANG=C.UTF-8 --env IMAGE_VAR=from-image --env TERM=image-term)
+}
+
+# the cluster's berth.conf as it was, whatever a test changed
+teardown() {
+	cp -p "$SAVED" "$CONF"
+}
+
+# set_conf KEY=VALUE: that setting in the cluster's berth.conf (the plugin
+# reads it at every step, srun at its start) until this test's teardown
+set_conf() {
+	{ grep -iv "^${1%%=*}=" "$SAVED"; echo "$1"; } >"$CONF.new"
+	chmod 644 "$CONF.new"
+	mv -f "$CONF.new" "$CONF"
 }
 
 # srun in the container of image $1 (more options and the command follow).
@@ -126,4 +141,50 @@ crun() {
 	run crun "$IMG" --container-workdir=./usr/../etc/ pwd
 	[ "$status" -eq 0 ]
 	[ "${lines[-1]}" = /etc ]
+}
+
+# ---- environment equivalents of the options -------------------------------
+
+@test "[$BERTH_RUNTIME] BERTH_CONTAINER_*: the NO_ and READONLY forms, the command line wins, bad values refused" {
+	# READONLY=0 is writable; NO_MOUNT_HOME=1 leaves the home out
+	run as_user env BERTH_CONTAINER_READONLY=0 BERTH_CONTAINER_NO_MOUNT_HOME=1 \
+		srun --container-runtime="$RT" --container-image="$IMG" sh -c \
+		'touch /newfile; awk -v h="$HOME" '\''$5 == h { print "HOME-MOUNTED" }'\'' /proc/self/mountinfo'
+	printf '%s\n' "$output"
+	[[ "$output" != *"Read-only file system"* ]]
+	[[ "$output" != *HOME-MOUNTED* ]]
+	run as_user env BERTH_CONTAINER_READONLY=0 srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-readonly touch /newfile
+	[[ "$output" == *"Read-only file system"* ]]
+	# a value that is neither yes nor no, and two that disagree
+	run as_user env BERTH_CONTAINER_WRITABLE=maybe srun --container-runtime="$RT" \
+		--container-image="$IMG" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: BERTH_CONTAINER_WRITABLE=maybe: write 1 or 0"* ]]
+	run as_user env BERTH_CONTAINER_WRITABLE=1 BERTH_CONTAINER_READONLY=yes \
+		srun --container-runtime="$RT" --container-image="$IMG" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: BERTH_CONTAINER_WRITABLE and BERTH_CONTAINER_READONLY disagree"* ]]
+	[[ "$output" != *"queued and waiting"* ]]
+}
+
+@test "[$BERTH_RUNTIME] PyxisEnvCompat=yes: PYXIS_CONTAINER_* are read as the options, BERTH_CONTAINER_* and the command line win" {
+	d=$(job_dir)
+	echo pyxis-data >"$d/in"
+	# without the key, a pyxis dispatcher's variables do nothing
+	run as_user env PYXIS_CONTAINER_IMAGE="$IMG" srun sh -c 'cat /etc/only-in-image || echo ON-HOST'
+	[[ "$output" == *ON-HOST* ]]
+	set_conf PyxisEnvCompat=yes
+	run as_user env PYXIS_CONTAINER_IMAGE="$IMG" PYXIS_CONTAINER_READONLY=0 \
+		PYXIS_CONTAINER_MOUNTS="$d:/pmnt" srun --container-runtime="$RT" \
+		sh -c 'cat /etc/only-in-image /pmnt/in; touch /newfile'
+	printf '%s\n' "$output"
+	[[ "$output" == *only-in-image* ]]
+	[[ "$output" == *pyxis-data* ]]
+	[[ "$output" != *"Read-only file system"* ]]
+	run as_user env PYXIS_CONTAINER_IMAGE=/nonexistent.tar PYXIS_CONTAINER_WRITABLE=1 \
+		BERTH_CONTAINER_READONLY=1 srun --container-runtime="$RT" --container-image="$IMG" \
+		touch /newfile
+	printf '%s\n' "$output"
+	[[ "$output" == *"Read-only file system"* ]]
 }

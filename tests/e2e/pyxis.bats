@@ -191,6 +191,56 @@ tmpfs_needs_sandbox() {
 	[[ ",$opts," == *",noexec,"* ]]
 }
 
+@test "[$BERTH_RUNTIME] pyxis mounts: tmpfs options of tmpfs(5) pass through (nr_inodes=, huge=), checked" {
+	! tmpfs_needs_sandbox || return 0
+	d=$(job_dir)
+	SUPER='awk '\''$5 == "/scratch" { print "SUPER", $NF }'\'' /proc/self/mountinfo'
+	if [ "$RT" = docker ]; then
+		# Docker's tmpfs takes nr_inodes= but not huge=
+		refused_at_submission "Docker's tmpfs cannot take 'huge=within_size'" \
+			--container-mounts=tmpfs:/scratch:nr_inodes=64+huge=within_size true
+		run_in "$d" --container-mounts=tmpfs:/scratch:nr_inodes=64 sh -c "$SUPER"
+	else
+		run_in "$d" --container-mounts=tmpfs:/scratch:nr_inodes=64+huge=within_size sh -c "$SUPER"
+		[[ "$output" == *huge=within_size* ]]
+	fi
+	[ "$status" -eq 0 ]
+	[[ "$output" == *SUPER*nr_inodes=64* ]]
+	refused_at_submission "'huge=sometimes' is not a value tmpfs(5) takes" \
+		--container-mounts=tmpfs:/scratch:huge=sometimes true
+	refused_at_submission "unknown tmpfs option 'noswap'" --container-mounts=tmpfs:/scratch:noswap true
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: umount:DST leaves out a mount the runtime makes, where it can" {
+	d=$(job_dir)
+	if [ "$RT" = charliecloud ]; then
+		# ch-run binds the node's /etc/passwd (with the user) over the
+		# image's; umount:/etc/passwd leaves the image's in place
+		run_in "$d" --container-mounts=umount:/etc/passwd cat /etc/passwd
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"root:x:0:0:root:/root:/bin/sh"* ]]
+		[[ "$output" != *berthtest* ]]
+		run_in "$d" cat /etc/passwd
+		[[ "$output" == *berthtest* ]]
+		refused_at_submission "charliecloud can leave out only its /etc/passwd and /etc/group" \
+			--container-mounts=umount:/dev/shm true
+	else
+		refused_at_submission "umount:/etc/passwd: $RT cannot leave out a mount it makes" \
+			--container-mounts=umount:/etc/passwd true
+	fi
+	refused_at_submission "write umount:/DST, with no flags" --container-mounts=umount:/etc/passwd:ro true
+}
+
+@test "[$BERTH_RUNTIME] pyxis mounts: a missing source is named by berth, at submission or at the step's start" {
+	d=$(job_dir)
+	# the submitting host sees the folder that would hold it: refused there
+	refused_at_submission "source path does not exist: $d/absent" --container-mounts="$d/absent:/x" true
+	# it does not even see that folder (a node-local path?): the step's start says it
+	run_in "$d" --container-mounts="$d/no-parent/absent:/x" true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: --container-mounts: source path does not exist: $d/no-parent/absent"* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis mounts: targets the image lacks are made outside the cached image" {
 	d=$(job_dir)
 	target=/pyxis-made-$RANDOM/deep
@@ -389,12 +439,16 @@ named_needs_sandbox() {
 			sh -c 'touch /task-\$SLURM_PROCID; sleep 2; ls -d /task-0 /task-1 && echo both-seen'
 		srun -n 1 --overlap $C --container-name=shared sh -c 'echo \$\$ >/running-pid; sleep 5' &
 		sleep 2
-		srun -n 1 --overlap $C --container-name=shared:exec \
-			sh -c 'cat /running-pid >/dev/null && ls -d /task-0 && echo joined; exit 3'
+		srun -n 1 --overlap $C --container-name=shared:exec --container-mounts=/tmp:/ignored \
+			sh -c 'cat /running-pid >/dev/null && ls -d /task-0 && echo joined;
+				test -e /ignored || echo not-mounted; exit 3'
 		echo exec-rc=\$?; wait"
 	[ "$(printf '%s\n' "$output" | grep -c '^both-seen$')" -eq 2 ]
 	[[ "$output" == *joined* ]]
 	[[ "$output" == *exec-rc=3* ]]
+	# the mounts of a step that joins are not made, and berth says so
+	[[ "$output" == *not-mounted* ]]
+	[[ "$output" == *"berth: --container-mounts is ignored: this step joins the running container shared"* ]]
 	# --container-unshare: the task that joins is in the container's own
 	# network too (loopback alone), not the node's.  Charliecloud only: on
 	# the singularity stand-in a task that joins at once can find the
@@ -410,6 +464,37 @@ named_needs_sandbox() {
 	[ "$(sort -u <<<"$nets" | wc -l)" -eq 1 ]
 	[[ "$nets" == *"] lo" ]]
 	[[ "$nets" != *"$(readlink /proc/self/ns/net)"* ]]
+}
+
+@test "[$BERTH_RUNTIME] pyxis name: JOBID.STEPID joins a running unnamed step's container" {
+	[ "$RT" != docker ] || skip "refused for docker (no named containers)"
+	C="--container-runtime=$RT"
+	# step 0 runs unnamed; step 1 joins it by JOBID.0 (retried while
+	# step 0 comes up, at most 10 s)
+	in_alloc -- "
+		srun --overlap $C --container-image=$IMG sh -c 'echo FIRST \$(readlink /proc/self/ns/mnt); sleep 8' &
+		for i in \$(seq 40); do
+			out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.0 --container-mounts=/tmp:/ignored \
+				sh -c 'echo JOINED \$(readlink /proc/self/ns/mnt) step=\$SLURM_STEP_ID; cat /etc/only-in-image' 2>&1) && break
+			sleep 0.25
+		done
+		echo \"\$out\"
+		srun --overlap $C --container-name=\$SLURM_JOB_ID.77 true; echo none-rc=\$?
+		srun --overlap $C --container-name=\$SLURM_JOB_ID.0:create true; echo create-rc=\$?
+		scancel \$SLURM_JOB_ID.0; wait"
+	if [ "$RT" = singularity ] && singularity_ce; then
+		# a setuid SingularityCE's namespaces are root's: the user cannot enter them
+		[[ "$output" == *"cannot join the running container's mnt namespace"* ]]
+	else
+		first=$(printf '%s\n' "$output" | awk '$1 == "FIRST" { print $2 }')
+		[ -n "$first" ]
+		[[ "$output" == *"JOINED $first step="* ]]
+		[[ "$output" == *only-in-image* ]]
+		[[ "$output" == *"berth: --container-mounts is ignored: this step joins the running container"* ]]
+	fi
+	[[ "$output" == *"no step "*".77 of yours runs in a container on this node"* ]]
+	[[ "$output" == *none-rc=1* ]]
+	[[ "$output" == *"JOBID.STEPID names a running step"* && "$output" == *create-rc=1* ]]
 }
 
 @test "[$BERTH_RUNTIME] pyxis name: remapped root's changes persist (pyxis's package install)" {

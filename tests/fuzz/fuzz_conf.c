@@ -22,7 +22,8 @@ static bool same_mount(const struct berth_mount *a, const struct berth_mount *b)
 	return a->kind == b->kind && !strcmp(a->src, b->src) && !strcmp(a->dst, b->dst) &&
 	       a->read_only == b->read_only && a->flags == b->flags &&
 	       a->propagation == b->propagation && a->tmpfs_size == b->tmpfs_size &&
-	       a->tmpfs_mode == b->tmpfs_mode && a->tmpfs_mode_set == b->tmpfs_mode_set;
+	       a->tmpfs_mode == b->tmpfs_mode && a->tmpfs_mode_set == b->tmpfs_mode_set &&
+	       !strcmp(a->tmpfs_extra, b->tmpfs_extra);
 }
 
 static bool ends_with(const char *p, const char *tail)

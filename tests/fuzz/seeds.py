@@ -161,10 +161,14 @@ def text_seeds(out):
         put(out, "fuzz_imageref", "ref%d" % i, r)
     put(out, "fuzz_conf", "mounts",
         b"\0./:/mnt:ro+nosuid,tmpfs:/t:size=1m+mode=0700,/dev/null:/null")
+    put(out, "fuzz_conf", "mounts-tmpfs5",
+        b"\0tmpfs:/t:nr_inodes=8k+huge=within_size+mpol=bind:0-1+size=10%,umount:/etc/passwd")
     put(out, "fuzz_conf", "name", b"\1build:no_exec")
+    put(out, "fuzz_conf", "name-step", b"\1" + b"1234.0:exec")
     put(out, "fuzz_conf", "conf",
         b"\2DefaultRuntime=singularity\nAllowedRuntimes=charliecloud,singularity\n"
-        b"CacheMaxSize=10G\nContainerScope=user\nDockerAllowedMounts=/data,/scratch\n")
+        b"CacheMaxSize=10G\nContainerScope=user\nDockerAllowedMounts=/data,/scratch\n"
+        b"PyxisEnvCompat=yes\n")
     put(out, "fuzz_conf", "args", b"\3DefaultRuntime=docker AllowedRuntimes=docker PullParallel=8")
 
 

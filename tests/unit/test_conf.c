@@ -482,6 +482,20 @@ static void test_container_scope(void **state)
 	assert_msg_has(&fx->err, "write job");
 }
 
+static void test_pyxis_env_compat(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_false(fx->cfg.pyxis_env_compat);
+	assert_int_equal(LOAD_ARGS(fx, "PyxisEnvCompat=YES"), 0);
+	assert_true(fx->cfg.pyxis_env_compat);
+	assert_int_equal(LOAD_ARGS(fx, "pyxisenvcompat=0"), 0);
+	assert_false(fx->cfg.pyxis_env_compat);
+	assert_int_equal(LOAD_ARGS(fx, "PyxisEnvCompat=maybe"), -1);
+	assert_msg_has(&fx->err, "PyxisEnvCompat");
+	assert_msg_has(&fx->err, "write yes or no");
+}
+
 /* What the plugin hands its commands reads back to the same settings. */
 static void test_config_text_round_trip(void **state)
 {
@@ -490,7 +504,8 @@ static void test_config_text_round_trip(void **state)
 	struct berth_err err = {0};
 
 	assert_int_equal(LOAD_ARGS(fx, "InsecureRegistries=127.0.0.1:5000", "FetchTimeout=77",
-				   "DockerAllowedMounts=/data,/scratch", "CacheMaxSize=3G"), 0);
+				   "DockerAllowedMounts=/data,/scratch", "CacheMaxSize=3G",
+				   "PyxisEnvCompat=yes"), 0);
 	char *text = berth_config_to_text(&fx->cfg);
 	assert_non_null(text);
 	berth_config_defaults(&back);
@@ -499,6 +514,7 @@ static void test_config_text_round_trip(void **state)
 	assert_int_equal(back.fetch_timeout, 77);
 	assert_int_equal(back.n_docker_allowed_mounts, 2);
 	assert_int_equal(back.cache_max_size, 3ull << 30);
+	assert_true(back.pyxis_env_compat);
 	char *again = berth_config_to_text(&back);
 	assert_string_equal(text, again);
 	free(again);
@@ -692,7 +708,7 @@ static void test_unknown_key(void **state)
 	assert_load_fails(fx, "CacheDir=/a\n\nCachDir=/b\n", 3, "'CachDir'");
 	assert_msg_has(&fx->err, "unknown key 'CachDir' (known keys: "
 				 "DefaultRuntime, AllowedRuntimes, ");
-	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit)");
+	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit, ");
 	assert_int_equal(LOAD_ARGS(fx, "Podman=yes"), -1);
 	assert_msg_has(&fx->err, "plugstack argument 'Podman=yes': unknown "
 				 "key 'Podman'");
@@ -1087,6 +1103,7 @@ int main(void)
 		T(test_sqfs_comp_values),
 		T(test_registry_keys),
 		T(test_container_scope),
+		T(test_pyxis_env_compat),
 		T(test_docker_mount_trailing_blank),
 		T(test_config_text_round_trip),
 		T(test_docker_pids_limit),

@@ -142,6 +142,31 @@ static void test_tmpfs(void **state)
 	refused("tmpfs:/s:mode=999", NULL, "octal");
 	refused("tmpfs:/s:ro", NULL, "always empty");
 	refused("tmpfs:/s:private", NULL, "unknown tmpfs option");
+	/* tmpfs(5)'s own options pass through, checked */
+	parse_ok("tmpfs:/s:nr_inodes=64+huge=within_size+size=10%+mpol=bind:0-1+inode64",
+		 NULL, &m);
+	assert_string_equal(m.tmpfs_extra,
+			    "nr_inodes=64,huge=within_size,size=10%,mpol=bind:0-1,inode64");
+	assert_int_equal(m.tmpfs_size, 0);
+	clear(&m);
+	refused("tmpfs:/s:huge=sometimes", NULL, "not a value tmpfs(5) takes");
+	refused("tmpfs:/s:nr_inodes=many", NULL, "not a value tmpfs(5) takes");
+	refused("tmpfs:/s:mpol=bind:0;1", NULL, "not a value tmpfs(5) takes");
+	refused("tmpfs:/s:size=x%", NULL, "not a value tmpfs(5) takes");
+	refused("tmpfs:/s:uid=0", NULL, "the tmpfs belongs to you");
+	refused("tmpfs:/s:noswap", NULL, "unknown tmpfs option 'noswap'");
+	refused("/a:/b:huge=always", NULL, "unknown flag 'huge=always'");
+	/* umount:DST, alone */
+	parse_ok("umount:/etc/passwd", NULL, &m);
+	assert_int_equal(m.kind, BERTH_MOUNT_UMOUNT);
+	assert_string_equal(m.dst, "/etc/passwd");
+	char *text = berth_mounts_format(&m, 1);
+	assert_string_equal(text, "umount:/etc/passwd");
+	free(text);
+	clear(&m);
+	refused("umount:/etc/passwd:ro", NULL, "with no flags");
+	refused("umount", NULL, "write umount:/DST");
+	refused("umount:", NULL, "an empty field");
 	refused("/a:/b:size=1m", NULL, "unknown flag 'size=1m'");
 }
 
@@ -193,12 +218,14 @@ static void test_canonical_round_trip(void **state)
 
 	(void)state;
 	assert_int_equal(berth_mounts_parse_list_at(
-				 "data:/d:ro+nosuid+rslave,/x,tmpfs:/t:size=1g+mode=0+noexec+nodev",
+				 "data:/d:ro+nosuid+rslave,/x,tmpfs:/t:size=1g+mode=0+noexec+nodev+"
+				 "nr_inodes=8k+huge=advise",
 				 "/w", &a, &na, &err), 0);
 	char *text = berth_mounts_format(a, na);
 	assert_non_null(text);
 	assert_string_equal(text, "/w/data:/d:ro+nosuid+rslave,/x:/x:rw,"
-				  "tmpfs:/t:rw+nodev+noexec+size=1073741824+mode=0000");
+				  "tmpfs:/t:rw+nodev+noexec+size=1073741824+mode=0000+"
+				  "nr_inodes=8k+huge=advise");
 	assert_int_equal(berth_mounts_parse_list(text, &b, &nb, &err), 0);
 	assert_int_equal(na, nb);
 	for (size_t i = 0; i < na; i++) {
@@ -211,6 +238,7 @@ static void test_canonical_round_trip(void **state)
 		assert_int_equal(a[i].tmpfs_size, b[i].tmpfs_size);
 		assert_int_equal(a[i].tmpfs_mode, b[i].tmpfs_mode);
 		assert_int_equal(a[i].tmpfs_mode_set, b[i].tmpfs_mode_set);
+		assert_string_equal(a[i].tmpfs_extra, b[i].tmpfs_extra);
 	}
 	free(text);
 	berth_mounts_free(a, na);

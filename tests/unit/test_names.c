@@ -49,6 +49,20 @@ static void test_name_forms(void **state)
 	assert_string_equal(berth_name_mode_str(BERTH_NAME_NO_EXEC), "no_exec");
 }
 
+/* pyxis's JOBID.STEPID: digits, a dot, digits; nothing else. */
+static void test_name_is_step(void **state)
+{
+	(void)state;
+	assert_true(berth_name_is_step("1234.0"));
+	assert_true(berth_name_is_step("7.12"));
+	assert_false(berth_name_is_step("1234"));
+	assert_false(berth_name_is_step("1234."));
+	assert_false(berth_name_is_step(".0"));
+	assert_false(berth_name_is_step("12a.0"));
+	assert_false(berth_name_is_step("12.0.1"));
+	assert_false(berth_name_is_step("12.batch"));
+}
+
 static void test_name_refused(void **state)
 {
 	static const struct {
@@ -112,6 +126,21 @@ static void test_caps_table(void **state)
 	assert_int_equal(berth_runtime_can_remap_root(BERTH_RT_DOCKER, &err), -1);
 	assert_int_equal(berth_runtime_can_name(BERTH_RT_CHARLIECLOUD, &err), 0);
 	assert_int_equal(berth_runtime_can_name(BERTH_RT_DOCKER, &err), -1);
+	/* umount:DST: ch-run's /etc/passwd and /etc/group only */
+	struct berth_mount um = {.kind = BERTH_MOUNT_UMOUNT, .src = "umount", .dst = "/etc/passwd"};
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &um, &err), 0);
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_SINGULARITY, &um, &err), -1);
+	assert_non_null(strstr(err.msg, "singularity cannot leave out"));
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_DOCKER, &um, &err), -1);
+	um.dst = "/dev/shm";
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &um, &err), -1);
+	assert_non_null(strstr(err.msg, "only its /etc/passwd and /etc/group"));
+	/* Docker's tmpfs takes nr_inodes=, not huge= */
+	struct berth_mount huge = {.kind = BERTH_MOUNT_TMPFS, .src = "tmpfs", .dst = "/t",
+				   .tmpfs_extra = "nr_inodes=8,huge=always"};
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, &huge, &err), 0);
+	assert_int_equal(berth_runtime_can_mount(BERTH_RT_DOCKER, &huge, &err), -1);
+	assert_non_null(strstr(err.msg, "cannot take 'huge=always'"));
 }
 
 /* In a child: with the filter, chown to someone else and setuid(0)
@@ -191,6 +220,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_name_forms),
 		cmocka_unit_test(test_name_refused),
+		cmocka_unit_test(test_name_is_step),
 		cmocka_unit_test(test_caps_table),
 		cmocka_unit_test(test_fake_id_syscalls),
 		cmocka_unit_test(test_unshare_list),

@@ -47,6 +47,11 @@ struct sing {
 	bool any_staged;              /* a mount made first in berth's namespace */
 	bool userns;                  /* a setuid installation run with --userns */
 	bool make_workdir;            /* an empty folder bound at the working folder */
+	/* The container runs on berth's own overlay over the cached sandbox
+	 * (named, or writable without a setuid starter): mounted with
+	 * userxattr, so dpkg's folder renames work (mountns.c), which the
+	 * runtime's --writable-tmpfs in a user namespace may not do. */
+	bool own_layer;
 };
 
 #define WORKDIR_LEAF "wd"
@@ -295,12 +300,12 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (spec->remap_root && priv(ex)->rt.fakeroot_ignore_subuid &&
 	    berth_fake_id_syscalls(err) < 0)
 		return -1;
-	if (!priv(ex)->any_staged && !spec->layer_dir)
+	if (!priv(ex)->any_staged && !priv(ex)->own_layer)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
-	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
+	if (priv(ex)->own_layer) { /* the sandbox under its own (or the named) layer */
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, priv(ex)->image,
 							       spec->layer_dir, err);
 		const char *wd = berth_spec_workdir(ex);
@@ -461,7 +466,7 @@ static int writable_possible(struct berth_executor *ex, struct berth_err *err)
 	const struct berth_container_spec *spec = ex->spec;
 	const struct berth_sing_runtime *rt = &priv(ex)->rt;
 
-	if (!spec->writable || spec->layer_dir || rt->apptainer ||
+	if (!spec->writable || priv(ex)->own_layer || rt->apptainer ||
 	    (!spec->remap_root && !priv(ex)->userns))
 		return 0;
 	return berth_fail(err, 0, "--container-writable with %s on %s %s: it makes no "
@@ -484,15 +489,21 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				       priv(ex)->image);
 		image = priv(ex)->image;
 	}
-	/* A named container runs the overlay that before_exec mounts over the
-	 * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
-	char named_root[PATH_MAX + 32];
-	if (spec->layer_dir) {
-		if (ex->raw_image || priv(ex)->format != BERTH_SING_SANDBOX)
-			return berth_fail(err, 0, "--container-name with singularity needs the "
-					  "sandbox image format (SingularityImageFormat=sandbox; "
-					  "this site keeps SIFs), or use --container-runtime="
-					  "charliecloud");
+	/* A named container, and a writable one where no setuid starter
+	 * needs the runtime's own overlay, run the overlay that before_exec
+	 * mounts over the cached sandbox: a SIF is a file, with no tree to lay
+	 * a layer over (a writable one then gets --writable-tmpfs). */
+	char named_root[PATH_MAX + 32], starter[PATH_MAX];
+	bool sandbox = !ex->raw_image && priv(ex)->format == BERTH_SING_SANDBOX;
+	if (spec->layer_dir && !sandbox)
+		return berth_fail(err, 0, "--container-name with singularity needs the "
+				  "sandbox image format (SingularityImageFormat=sandbox; "
+				  "this site keeps SIFs), or use --container-runtime="
+				  "charliecloud");
+	priv(ex)->own_layer = spec->layer_dir ||
+			      (spec->writable && sandbox &&
+			       !setuid_starter(ex->cfg->singularity_path, starter, sizeof(starter)));
+	if (priv(ex)->own_layer) {
 		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
 			 ex->cache.dir);
 		image = named_root;
@@ -523,8 +534,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		rc = berth_strv_add(&argv, home, err);
 	if (rc < 0)
 		goto fail;
-	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
-								   : "--writable-tmpfs", err) < 0)
+	if (spec->writable && berth_strv_add(&argv, priv(ex)->own_layer ? "--writable"
+									: "--writable-tmpfs", err) < 0)
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;

@@ -417,6 +417,47 @@ named_needs_sandbox() {
 	[[ "$output" == *v1* ]]
 }
 
+# pyxis's most common use of a writable or named container: install a
+# package.  dpkg makes each new folder as NAME.dpkg-new and renames it into
+# place; on an overlay mounted in a user namespace without userxattr that
+# rename failed with EXDEV ("Invalid cross-device link").  The image is a
+# busybox one with the host's dpkg and apt-get (fixtures/dpkg-image.sh).
+@test "[$BERTH_RUNTIME] pyxis writable: dpkg -i and apt-get install of a local .deb, writable and named" {
+	if [ "$RT" = docker ]; then
+		# dpkg needs root, and Docker has no remapped root here
+		refused_at_submission "Docker runs containers without a user namespace" \
+			--container-writable --container-remap-root true
+		return 0
+	fi
+	! named_needs_sandbox || return 0
+	if [ "$RT" = singularity ] && singularity_ce; then
+		# a setuid SingularityCE makes no writable layer under --fakeroot
+		run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-writable \
+			--container-remap-root true
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"--container-writable with --container-remap-root on SingularityCE 3.4.2"* ]]
+		return 0
+	fi
+	local debs=$IMAGES/debs
+	if [ ! -e "$IMAGES/dpkg.tar" ]; then
+		mkdir -p "$debs"
+		bash "$REPO/tests/harness/fixtures/dpkg-image.sh" "$IMAGES/dpkg.tar" "$debs"
+		chmod 755 "$debs" && chmod 644 "$IMAGES/dpkg.tar" "$debs"/*
+	fi
+	for mode in --container-writable --container-name=pkgs; do
+		run as_user srun --container-runtime="$RT" --container-image="$IMAGES/dpkg.tar" \
+			--container-remap-root "$mode" --container-mounts="$debs:/debs:ro" sh -c '
+			/usr/bin/dpkg -i /debs/berth-hello.deb && cat /usr/share/berth-hello/hello &&
+			/usr/bin/dpkg -r berth-hello && /usr/bin/apt-get install -y /debs/berth-hello.deb &&
+			/usr/bin/dpkg-query -W -f="\${Status}\n" berth-hello && ls /usr/lib/berth-hello/sub'
+		printf '%s\n' "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"hello from a package"* ]]
+		[[ "$output" == *"install ok installed"* ]]
+		[[ "$output" == *$'\nlib'* ]]
+	done
+}
+
 @test "[$BERTH_RUNTIME] pyxis name: berth ps lists, berth rm removes, the job's end removes the rest" {
 	! named_needs_sandbox || return 0
 	[ "$RT" != docker ] || skip "refused for docker"

@@ -77,6 +77,9 @@ static const struct conf_key conf_keys[] = {
 	{"PullParallel", conf_parse_pull_parallel, conf_print_pull_parallel, 0},
 	{"ContainerScope", conf_parse_container_scope, conf_print_container_scope, 0},
 	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},
+	/* issue 26: a site default for a writable root (enroot's ENROOT_ROOTFS_WRITABLE) */
+	{"ContainerWritable", conf_parse_flag, conf_print_flag,
+	 offsetof(struct berth_config, container_writable)},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -47,6 +47,11 @@ static inline unsigned *seconds_field(struct berth_config *cfg, const struct con
 	return (unsigned *)((char *)cfg + key->path_offset);
 }
 
+static inline bool *flag_field(struct berth_config *cfg, const struct conf_key *key)
+{
+	return (bool *)((char *)cfg + key->path_offset);
+}
+
 static inline const char *path_field_const(const struct berth_config *cfg,
 					   const struct conf_key *key)
 {
@@ -64,7 +69,7 @@ conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_pars
 	conf_parse_sing_format, conf_parse_sqfs_comp, conf_parse_cache_max_size, conf_parse_docker_mounts,
 	conf_parse_seconds, conf_parse_mount_home, conf_parse_default_registry,
 	conf_parse_registry_list, conf_parse_pull_parallel, conf_parse_container_scope,
-	conf_parse_docker_pids_limit;
+	conf_parse_docker_pids_limit, conf_parse_flag;
 
 /* ---- print.c ---- */
 
@@ -75,6 +80,6 @@ conf_print_fn conf_print_default_runtime, conf_print_allowed_runtimes, conf_prin
 	conf_print_sing_format, conf_print_sqfs_comp, conf_print_cache_max_size, conf_print_docker_mounts,
 	conf_print_seconds, conf_print_mount_home, conf_print_default_registry,
 	conf_print_registry_list, conf_print_pull_parallel, conf_print_container_scope,
-	conf_print_docker_pids_limit;
+	conf_print_docker_pids_limit, conf_print_flag;
 
 #endif

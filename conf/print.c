@@ -108,6 +108,12 @@ void conf_print_container_scope(const struct berth_config *cfg, const struct con
 	fprintf(out, "%s=%s\n", key->name, cfg->container_scope_user ? "user" : "job");
 }
 
+void conf_print_flag(const struct berth_config *cfg, const struct conf_key *key, FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name,
+		*(const bool *)((const char *)cfg + key->path_offset) ? "yes" : "no");
+}
+
 void conf_print_mount_home(const struct berth_config *cfg,
 			   const struct conf_key *key, FILE *out)
 {

@@ -338,6 +338,13 @@ static int parse_bool(const char *value, bool *out, struct berth_err *err)
 		    QUOTED(value));
 }
 
+/* A yes/no key of its own field (offsetof in the key's row). */
+int conf_parse_flag(struct berth_config *cfg, const struct conf_key *key, char *value,
+		    struct berth_err *err)
+{
+	return parse_bool(value, flag_field(cfg, key), err);
+}
+
 int conf_parse_mount_home(struct berth_config *cfg,
 			  const struct conf_key *key, char *value,
 			  struct berth_err *err)

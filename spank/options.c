@@ -210,6 +210,16 @@ int berth_options_from_env(spank_t sp)
 		_cleanup_free_ char *value = env_default(sp, flags[i].env);
 		*flags[i].slot = yes_no(value);
 	}
+	/* issue 26: BERTH_CONTAINER_READONLY=1 is --container-readonly, and
+	 * the site's ContainerWritable=yes applies to a job that chose
+	 * neither.  A named container stays writable unless readonly. */
+	if (berth.writable == BERTH_UNSET) {
+		_cleanup_free_ char *value = env_default(sp, "BERTH_CONTAINER_READONLY");
+		if (yes_no(value) == BERTH_YES)
+			berth.writable = BERTH_NO;
+		else if (berth.cfg.container_writable)
+			berth.writable = BERTH_YES;
+	}
 	return 0;
 }
 

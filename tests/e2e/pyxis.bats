@@ -296,6 +296,32 @@ tmpfs_needs_sandbox() {
 	[ "$status" -ne 0 ]
 }
 
+# The cluster's berth.conf, restored after a test that changed it.
+teardown() {
+	[ ! -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] ||
+		mv -f "$BATS_FILE_TMPDIR/berth.conf.saved" "$BERTH_CLUSTER_DIR/etc/berth.conf"
+}
+
+# enroot's ENROOT_ROOTFS_WRITABLE: the site's ContainerWritable=yes makes
+# the root writable unless the job says --container-readonly (or
+# BERTH_CONTAINER_READONLY=1); the plugin reads berth.conf at every step.
+@test "[$BERTH_RUNTIME] pyxis writable: ContainerWritable=yes, --container-readonly overrides it" {
+	local conf=$BERTH_CLUSTER_DIR/etc/berth.conf
+	cp -p "$conf" "$BATS_FILE_TMPDIR/berth.conf.saved"
+	{ grep -iv '^ContainerWritable=' "$BATS_FILE_TMPDIR/berth.conf.saved"; echo ContainerWritable=yes; } >"$conf.new"
+	chmod 644 "$conf.new" && mv -f "$conf.new" "$conf"
+	# (Docker and a setuid SingularityCE's SIF keep the image's files
+	# root's: the write is then refused for permission, not a read-only root)
+	try='touch /site-w 2>&1; echo tried'
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c "$try"
+	printf '%s\n' "$output"
+	[[ "$output" == *tried* && "$output" != *"Read-only file system"* ]]
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-readonly sh -c "$try"
+	[[ "$output" == *"Read-only file system"* ]]
+	BERTH_CONTAINER_READONLY=1 run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c "$try"
+	[[ "$output" == *"Read-only file system"* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis options: contradictory pairs and empty items are refused at submission" {
 	refused_at_submission "both --container-writable and --container-readonly" \
 		--container-writable --container-readonly true

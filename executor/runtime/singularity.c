@@ -214,25 +214,16 @@ static const struct berth_artifact *sing_artifact(struct berth_executor *ex)
 	return &priv(ex)->artifact;
 }
 
-static const char *env_value(char *const *env, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (size_t i = 0; env && env[i]; i++)
-		if (!strncmp(env[i], name, len) && env[i][len] == '=')
-			return env[i] + len + 1;
-	return NULL;
-}
-
 /* singularity's own environment: built from nothing. */
 static int sing_env(struct berth_executor *ex, const struct berth_container_spec *spec,
 		    struct berth_strv *envp, struct berth_err *err)
 {
 	const char *pfx = priv(ex)->rt.apptainer ? "APPTAINER" : "SINGULARITY";
-	const char *home = env_value(spec->env, "HOME");
+	char buf[PATH_MAX];
+	const char *home = berth_spec_home(ex, buf, sizeof(buf));
 
-	if (!home)
-		home = getenv("HOME");
+	if (home && spec->mount_home)
+		home = berth_spec_home_dst(ex, home);
 	if (berth_strv_add(envp, HOST_PATH, err) < 0 ||
 	    berth_strv_addf(envp, err, "HOME=%s", home ? home : "/") < 0 ||
 	    berth_strv_addf(envp, err, "%s_NO_EVAL=1", pfx) < 0)
@@ -481,7 +472,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		       struct berth_err *err)
 {
 	struct berth_strv argv = {0}, envp = {0};
-	const char *home = env_value(spec->env, "HOME");
+	char home_buf[PATH_MAX];
+	const char *home = berth_spec_home(ex, home_buf, sizeof(home_buf));
 	const char *image = ex->raw_image;
 
 	if (!image) {
@@ -511,8 +503,6 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 			return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR,
 					  ex->cache.dir);
 	}
-	if (!home)
-		home = getenv("HOME");
 	/* --quiet keeps the runtime's notices ("INFO: gocryptfs not found")
 	 * out of the job's output; its warnings and errors still come. */
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
@@ -528,10 +518,12 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	    berth_strv_add(&argv, "--pwd", err) < 0 ||
 	    berth_strv_add(&argv, berth_spec_workdir(ex), err) < 0)
 		goto fail;
+	/* at its own path, or at /root under remapped root (as pyxis) */
 	bool bind_home = spec->mount_home && home;
 	int rc = berth_strv_add(&argv, bind_home ? "--home" : "--no-home", err);
 	if (rc == 0 && bind_home)
-		rc = berth_strv_add(&argv, home, err);
+		rc = spec->remap_root ? berth_strv_addf(&argv, err, "%s:/root", home)
+				      : berth_strv_add(&argv, home, err);
 	if (rc < 0)
 		goto fail;
 	if (spec->writable && berth_strv_add(&argv, priv(ex)->own_layer ? "--writable"

@@ -258,6 +258,32 @@ tmpfs_needs_sandbox() {
 	[ "$(stat -c %u "$d/by-root")" -eq "$UIDT" ]
 }
 
+# The home is where the job's $HOME (else the passwd entry) says, not
+# /home/$USER: here a folder outside /home, given as the job's HOME.  Under
+# --container-remap-root it is bound at /root, root's home, as pyxis does.
+@test "[$BERTH_RUNTIME] pyxis home: the job's \$HOME outside /home, at /root under remap-root" {
+	[ "$RT" != docker ] || skip "Docker: berth binds no home (only DockerAllowedMounts)"
+	local h
+	h=$(job_dir)
+	echo home-marker >"$h/marker" && chown berthtest "$h/marker"
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-mount-home sh -c 'echo "H=$HOME"; cat "$HOME/marker"'
+	printf '%s\n' "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"H=$h"* && "$output" == *home-marker* ]]
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --no-container-mount-home sh -c "cat '$h/marker'"
+	[[ "$output" != *home-marker* ]]
+	if [ "$RT" = singularity ] && singularity_ce; then
+		return 0 # its remapped root is the previous rows'
+	fi
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-remap-root sh -c 'echo "H=$HOME"; cat /root/marker'
+	printf '%s\n' "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"H=/root"* && "$output" == *home-marker* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis remap-root: --no-container-remap-root keeps the user's own id" {
 	run as_user srun --container-runtime="$RT" --container-image="$IMG" --no-container-remap-root \
 		sh -c 'id -u; cat /proc/self/uid_map; grep Seccomp: /proc/self/status'

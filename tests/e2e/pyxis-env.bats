@@ -68,12 +68,14 @@ crun() {
 		printf '%s\n' "$output"
 		[ "$status" -eq 0 ]
 		grep -q '^EP_ENV_FILE=/out/ep.env' "$d/ep.env"
-		! grep -q -e '^DOCKER_TLS_VERIFY=' -e '^SLURM_JOB_ID=' -e '^JOB_SECRET=' -e BERTH_TASK_ENV "$d/ep.env"
+		run grep -e '^DOCKER_TLS_VERIFY=' -e '^SLURM_JOB_ID=' -e '^JOB_SECRET=' -e BERTH_TASK_ENV "$d/ep.env"
+		[ "$status" -eq 1 ]
 		grep -qx DOCKER_TLS_VERIFY=1 "$d/cmd.env"
 		grep -q '^SLURM_JOB_ID=' "$d/cmd.env"
 		grep -qxF "JOB_SECRET=$secret" "$d/cmd.env"
 		grep -qx EP_RAN=yes "$d/cmd.env"
-		! grep -q BERTH_TASK_ENV "$d/cmd.env"
+		run grep BERTH_TASK_ENV "$d/cmd.env"
+		[ "$status" -eq 1 ]
 	done
 }
 

@@ -371,20 +371,14 @@ static int monitor_loop(struct berth_executor *ex, int control, bool *forwarded,
 }
 
 /* The container's environment from the task's, by pyxis's rules. */
-static char **task_env(const struct docker_args *a, char **env, const struct berth_image *img,
-		       struct berth_err *err)
+/* The --container-env names, as a NULL-terminated vector. */
+static int env_keep(const struct docker_args *a, struct berth_strv *keep, struct berth_err *err)
 {
-	struct berth_strv keep = {0};
-
 	for (char *save = NULL, *t = a->env_keep ? strtok_r(strdupa(a->env_keep), ",", &save) : NULL;
 	     t; t = strtok_r(NULL, ",", &save))
-		if (berth_strv_add(&keep, t, err) < 0) {
-			berth_strv_free(keep.v);
-			return NULL;
-		}
-	char **merged = berth_task_env(env, img, keep.v, err);
-	berth_strv_free(keep.v);
-	return merged;
+		if (berth_strv_add(keep, t, err) < 0)
+			return -1;
+	return 0;
 }
 
 /* dockerd stopped or restarted under the task: its container was stopped
@@ -420,6 +414,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 	size_t n_groups = 0;
 	unsigned long uid, gid;
 	char **env = NULL, **merged = NULL, **cmd = NULL;
+	struct berth_strv keep = {0};
 	char workdir[PATH_MAX];
 	int stdio[3] = {-1, -1, -1};
 	int code = -1;
@@ -450,7 +445,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 	    berth_executor_new("docker", &cfg, NULL, &ex, err) < 0 ||
 	    berth_executor_use_image(ex, a->digest, err) < 0)
 		goto out;
-	if (!(merged = task_env(a, env, &ex->img, err)))
+	if (env_keep(a, &keep, err) < 0 || !(merged = berth_task_env(env, &ex->img, keep.v, err)))
 		goto out;
 	char step_label[64];
 	snprintf(step_label, sizeof(step_label), "%s.%s", a->job ? a->job : "", a->step ? a->step : "");
@@ -477,7 +472,7 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 	 * (--container-entrypoint-log runs the plain chain for one without). */
 	enum berth_entrypoint ep = !a->entrypoint ? BERTH_EP_NONE
 				   : a->entrypoint_log ? BERTH_EP_LOG : BERTH_EP_QUIET;
-	if (!(cmd = berth_task_argv(&ex->img, a->argv, ep, err)))
+	if (!(cmd = berth_task_argv_env(&ex->img, a->argv, ep, &merged, keep.v, err)))
 		goto out;
 	struct berth_ulimit ulimits[8];
 	size_t n_ulimits = task_ulimits(a->control_fd, ulimits, 8);
@@ -513,6 +508,7 @@ out:
 	berth_executor_destroy(ex); /* removes the container */
 	berth_strv_free(env);
 	berth_strv_free(merged);
+	berth_strv_free(keep.v);
 	berth_strv_free(cmd);
 	berth_mounts_free(binds, n_binds);
 	berth_config_free(&cfg);

@@ -193,7 +193,9 @@ static enum berth_entrypoint entrypoint_mode(const struct launch *l, struct bert
 {
 	if (!l->entrypoint)
 		return BERTH_EP_NONE;
-	if (l->entrypoint_log || !ex->img.n_entrypoint || !berth_executor_has_shell(ex))
+	if (ex->img.n_entrypoint && !berth_executor_has_shell(ex))
+		return BERTH_EP_BARE;
+	if (l->entrypoint_log || !ex->img.n_entrypoint)
 		return BERTH_EP_LOG;
 	return BERTH_EP_QUIET;
 }
@@ -438,7 +440,7 @@ int cmd_launch(int argc, char **argv)
 			 basename(strdupa(l.batch_script)));
 		l.argv[0] = script_in; /* the command, before any entry point wraps it */
 	}
-	if (!(cmd = berth_task_argv(&ex->img, l.argv, entrypoint_mode(&l, ex), &err)))
+	if (!(cmd = berth_task_argv_env(&ex->img, l.argv, entrypoint_mode(&l, ex), &env, keep, &err)))
 		goto fail;
 	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
 		if (l.mounts)

@@ -82,6 +82,9 @@ static const struct conf_key conf_keys[] = {
 	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},
 	{"PyxisEnvCompat", conf_parse_bool, conf_print_bool,
 	 offsetof(struct berth_config, pyxis_env_compat)},
+	/* issue 26: a site default for a writable root (enroot's ENROOT_ROOTFS_WRITABLE) */
+	{"ContainerWritable", conf_parse_bool, conf_print_bool,
+	 offsetof(struct berth_config, container_writable)},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -92,6 +92,8 @@ struct berth_config {
 	unsigned fetch_timeout;              /* FetchTimeout=300 seconds */
 	unsigned stage_timeout;              /* StageTimeout=3600 seconds: a step's staging */
 	bool mount_home;                     /* MountHome=yes */
+	bool container_writable;             /* ContainerWritable=no: a writable root
+					      * unless the job says --container-readonly */
 	char default_registry[256];          /* DefaultRegistry=registry-1.docker.io */
 	char insecure_registries[1024];      /* InsecureRegistries=host:port,... (plain HTTP) */
 	char registry_mirrors[1024];         /* RegistryMirrors=host:port,... (Docker Hub images) */

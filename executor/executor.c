@@ -175,6 +175,40 @@ const char *berth_spec_workdir(const struct berth_executor *ex)
 	return "/";
 }
 
+static const char *env_get(char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return env[i] + len + 1;
+	return NULL;
+}
+
+const char *berth_spec_home(const struct berth_executor *ex, char *buf, size_t len)
+{
+	const char *home = ex->spec ? env_get(ex->spec->env, "HOME") : NULL;
+	struct passwd pw, *found = NULL;
+	char pwbuf[4096];
+
+	if (!home)
+		home = getenv("HOME");
+	if (!home || home[0] != '/') {
+		if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &found) != 0 || !found)
+			return NULL;
+		home = pw.pw_dir;
+	}
+	if (home[0] != '/' || strlen(home) >= len)
+		return NULL;
+	memcpy(buf, home, strlen(home) + 1);
+	return buf;
+}
+
+const char *berth_spec_home_dst(const struct berth_executor *ex, const char *home)
+{
+	return ex->spec && ex->spec->remap_root ? "/root" : home;
+}
+
 int berth_executor_set_command(struct berth_executor *ex, struct berth_strv *argv,
 			       struct berth_strv *envp, struct berth_err *err)
 {
@@ -210,16 +244,24 @@ static bool runtime_mounts_over(const char *path)
 	return false;
 }
 
-/* --container-mount-home binds the user's home wherever it is. */
-static bool under_home(uid_t uid, const char *path)
+static const char *env_get(char *const *env, const char *name);
+
+/* --container-mount-home binds the user's home where the job's $HOME (or
+ * else the passwd entry) names it, at /root under remapped root. */
+static bool under_home(const struct berth_container_spec *spec, const char *path)
 {
 	struct passwd pw, *found = NULL;
 	char buf[4096];
+	const char *home = spec->remap_root ? "/root" : env_get(spec->env, "HOME");
 
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found || !pw.pw_dir[0])
-		return true; /* not known: let the runtime decide */
-	size_t n = strlen(pw.pw_dir);
-	return !strncmp(path, pw.pw_dir, n) && (path[n] == '/' || !path[n]);
+	if (!home || home[0] != '/') {
+		if (getpwuid_r(spec->uid, &pw, buf, sizeof(buf), &found) != 0 || !found ||
+		    !pw.pw_dir[0])
+			return true; /* not known: let the runtime decide */
+		home = pw.pw_dir;
+	}
+	size_t n = strlen(home);
+	return !strncmp(path, home, n) && (path[n] == '/' || !path[n]);
 }
 
 static enum probe probe_mode(const struct stat *st)
@@ -259,7 +301,7 @@ static enum probe probe_path(int root, const struct berth_container_spec *spec,
 			return PROBE_UNKNOWN;
 		return stat(host, &st) < 0 ? PROBE_MISSING : probe_mode(&st);
 	}
-	if (runtime_mounts_over(path) || (spec->mount_home && under_home(spec->uid, path)))
+	if (runtime_mounts_over(path) || (spec->mount_home && under_home(spec, path)))
 		return PROBE_UNKNOWN;
 	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
 	_cleanup_close_ int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));

@@ -195,6 +195,13 @@ int berth_executor_set_command(struct berth_executor *ex, struct berth_strv *arg
 /* The working directory the command starts in. */
 const char *berth_spec_workdir(const struct berth_executor *ex);
 
+/* --container-mount-home, as pyxis: the home the job's $HOME names, else
+ * the passwd entry's (getpwuid) into buf; NULL when neither is an
+ * absolute path.  It is bound at the same path, or at /root under
+ * --container-remap-root (berth_spec_home_dst). */
+const char *berth_spec_home(const struct berth_executor *ex, char *buf, size_t len);
+const char *berth_spec_home_dst(const struct berth_executor *ex, const char *home);
+
 extern const struct berth_executor_ops berth_charliecloud_ops;
 extern const struct berth_executor_ops berth_singularity_ops;
 extern const struct berth_executor_ops berth_docker_ops;

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "executor/task.h"
 
+#include "executor/base/strbuf.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,20 +187,136 @@ static int add_shell(struct berth_strv *out, const char *script, struct berth_er
 	return berth_strv_add(out, "sh", err); /* $0; the rest is "$@" */
 }
 
+/* The job's variables the entry point does not see (issue 26): names a
+ * shell can unset, not the image's, not kept.  `names` gets them
+ * space-separated, `restore` a printf format that prints one
+ * "export NAME='VALUE'" line each: bytes other than [A-Za-z0-9_./:=,+ -]
+ * as \ooo, so that neither `printf`, nor a runtime that shell-evaluates
+ * the values it passes (SingularityCE 3.x), changes them. */
+static bool env_shell_name(const char *pair)
+{
+	size_t len = env_name_len(pair);
+
+	if (!len || !pair[len] || (pair[0] >= '0' && pair[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(pair[i] == '_' || (pair[i] >= 'a' && pair[i] <= 'z') ||
+		      (pair[i] >= 'A' && pair[i] <= 'Z') || (pair[i] >= '0' && pair[i] <= '9')))
+			return false;
+	return true;
+}
+
+static bool env_hidden(const char *pair, const struct berth_image *img, char *const *keep)
+{
+	static char *const always[] = {"PATH", "HOME", "USER", "TERM", NULL};
+
+	if (!env_shell_name(pair) || env_name_in(pair, keep) || env_name_in(pair, always))
+		return false;
+	for (size_t i = 0; img && i < img->n_env; i++)
+		if (env_name_len(img->env[i]) == env_name_len(pair) &&
+		    !strncmp(img->env[i], pair, env_name_len(pair)))
+			return false;
+	return true;
+}
+
+static void add_encoded(struct berth_sb *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("_./:=,+ -", *p))
+			berth_sb_addc(b, (char)*p);
+		else if (*p == '\'')
+			berth_sb_add(b, "\\047\\134\\047\\047"); /* '\'' */
+		else
+			berth_sb_printf(b, "\\%03o", *p);
+	}
+}
+
+#define TASK_ENV "BERTH_TASK_ENV"
+/* A value of one variable beyond this (the kernel's limit on one string
+ * is 128 KiB) keeps the job's variables in the entry point's view. */
+#define TASK_ENV_MAX (96 * 1024)
+
+static int hide_env(char ***env, const struct berth_image *img, char *const *keep,
+		    char **names, struct berth_err *err)
+{
+	struct berth_sb n = {0}, r = {0};
+
+	berth_sb_add(&r, TASK_ENV "=");
+	for (size_t i = 0; *env && (*env)[i]; i++) {
+		const char *pair = (*env)[i];
+		if (!env_hidden(pair, img, keep))
+			continue;
+		size_t len = env_name_len(pair);
+		berth_sb_addc(&n, ' ');
+		berth_sb_addn(&n, pair, len);
+		berth_sb_add(&r, "export ");
+		berth_sb_addn(&r, pair, len);
+		berth_sb_add(&r, "=\\047");
+		add_encoded(&r, pair + len + 1);
+		berth_sb_add(&r, "\\047\\n");
+	}
+	*names = berth_sb_take(&n);
+	char *restore = berth_sb_take(&r);
+	if (!restore || !*names) {
+		free(restore);
+		free(*names);
+		*names = NULL;
+		return berth_fail(err, ENOMEM, "environment");
+	}
+	if (!**names || strlen(restore) > TASK_ENV_MAX) { /* nothing to hide, or too much */
+		free(restore);
+		free(*names);
+		*names = NULL;
+		return 0;
+	}
+	struct berth_strv sv = {.v = *env, .n = 0};
+	while (sv.v && sv.v[sv.n])
+		sv.n++;
+	sv.cap = sv.n + 1;
+	int rc = berth_strv_add(&sv, restore, err);
+	free(restore);
+	*env = sv.v;
+	return rc;
+}
+
 char **berth_task_argv(const struct berth_image *img, char *const *cmd,
 		       enum berth_entrypoint mode, struct berth_err *err)
+{
+	return berth_task_argv_env(img, cmd, mode, NULL, NULL, err);
+}
+
+char **berth_task_argv_env(const struct berth_image *img, char *const *cmd,
+			   enum berth_entrypoint mode, char ***env, char *const *keep,
+			   struct berth_err *err)
 {
 	struct berth_strv out = {0};
 	bool ep = mode != BERTH_EP_NONE && img && img->n_entrypoint > 0;
 	bool quiet = ep && mode == BERTH_EP_QUIET;
+	_cleanup_free_ char *names = NULL, *before = NULL, *after = NULL;
 
 	if (!cmd || !cmd[0]) {
 		berth_fail(err, 0, "no command to run in the container");
 		return NULL;
 	}
-	if ((quiet && add_shell(&out, hide_output, err) < 0) ||
+	if (ep && env && mode != BERTH_EP_BARE && hide_env(env, img, keep, &names, err) < 0)
+		return NULL;
+	if (names) {
+		/* fd 9: the values, out of the entry point's environment */
+		if (asprintf(&before, "exec 9<<BERTH_EOF\n$(printf \"$" TASK_ENV "\")\nBERTH_EOF\n"
+			     "unset " TASK_ENV "%s; %s", names,
+			     quiet ? hide_output : "exec \"$@\"") < 0 ||
+		    asprintf(&after, "if [ -r /dev/fd/9 ]; then . /dev/fd/9; fi; exec 9<&-; %s",
+			     quiet ? show_output : "exec \"$@\"") < 0) {
+			berth_fail(err, ENOMEM, "environment");
+			return NULL;
+		}
+	}
+	const char *first = before ? before : quiet ? hide_output : NULL;
+	const char *then = after ? after : quiet ? show_output : NULL;
+	if ((first && add_shell(&out, first, err) < 0) ||
 	    (ep && add_all(&out, img->entrypoint, img->n_entrypoint, err) < 0) ||
-	    (quiet && add_shell(&out, show_output, err) < 0) ||
+	    (then && add_shell(&out, then, err) < 0) ||
 	    add_all(&out, cmd, SIZE_MAX, err) < 0) {
 		berth_strv_free(out.v);
 		return NULL;

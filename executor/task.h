@@ -36,6 +36,7 @@ enum berth_entrypoint {
 	BERTH_EP_NONE,   /* not run (--no-container-entrypoint, the default) */
 	BERTH_EP_QUIET,  /* run, its own output hidden (pyxis's default) */
 	BERTH_EP_LOG,    /* run, its output shown (--container-entrypoint-log) */
+	BERTH_EP_BARE,   /* run as is: the image has no /bin/sh to wrap it */
 };
 
 /* The argv of a task: `cmd`, after the image's ENTRYPOINT unless
@@ -44,5 +45,18 @@ enum berth_entrypoint {
  * A malloc'd vector (berth_strv_free). */
 char **berth_task_argv(const struct berth_image *img, char *const *cmd,
 		       enum berth_entrypoint mode, struct berth_err *err);
+
+/* The same, where the entry point sees only the image's environment, the
+ * `keep` names (--container-env) and PATH, HOME, USER, TERM, as pyxis runs
+ * it (issue 26): the image's /bin/sh unsets the job's other variables
+ * before the entry point and sets them again for the command.  Their
+ * values travel in one variable added to *env (BERTH_TASK_ENV, encoded so
+ * that no runtime's shell evaluation changes them) and, once in the
+ * container, in a here-document on fd 9, never in argv; the entry point
+ * sees neither the names nor the values in its environment.
+ * BERTH_EP_BARE and BERTH_EP_NONE: berth_task_argv's. */
+char **berth_task_argv_env(const struct berth_image *img, char *const *cmd,
+			   enum berth_entrypoint mode, char ***env, char *const *keep,
+			   struct berth_err *err);
 
 #endif

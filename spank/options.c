@@ -279,9 +279,15 @@ static int from_prefix(spank_t sp, const char *prefix)
 
 int berth_options_from_env(spank_t sp)
 {
-	if (from_prefix(sp, "BERTH_CONTAINER_") < 0)
+	if (from_prefix(sp, "BERTH_CONTAINER_") < 0 ||
+	    (berth.cfg.pyxis_env_compat && from_prefix(sp, "PYXIS_CONTAINER_") < 0))
 		return -1;
-	return berth.cfg.pyxis_env_compat ? from_prefix(sp, "PYXIS_CONTAINER_") : 0;
+	/* the site's ContainerWritable=yes applies to a job that chose
+	 * neither --container-writable nor --container-readonly (nor their
+	 * variables) */
+	if (berth.writable == BERTH_UNSET && berth.cfg.container_writable)
+		berth.writable = BERTH_YES;
+	return 0;
 }
 
 /* Relative paths start where srun, sbatch or salloc ran: their getcwd(),

@@ -107,14 +107,24 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && berth_ns_lacks(root_fd, wd))
 		plan->overlay = true;
 	plan->layer |= plan->overlay;
-	const char *home = getenv("HOME"), *user = getenv("USER");
-	if (spec->mount_home && plan->overlay && home && home[0] == '/' && user && *user) {
-		plan->home.src = strdup(home);
-		if (asprintf(&plan->home.dst, "/home/%s", user) < 0)
-			plan->home.dst = NULL;
-		if (!plan->home.src || !plan->home.dst)
-			return berth_fail(err, ENOMEM, "home");
-	}
+	/* The home at its own path (/root under remapped root), as pyxis:
+	 * ch-run's --home only where that is /home/$USER and no overlay is
+	 * laid; elsewhere a bind, made in the overlay if the image lacks it. */
+	char buf[PATH_MAX], own[PATH_MAX];
+	const char *home = spec->mount_home ? berth_spec_home(ex, buf, sizeof(buf)) : NULL;
+	const char *user = getenv("USER");
+	if (!home)
+		return 0;
+	const char *dst = berth_spec_home_dst(ex, home);
+	snprintf(own, sizeof(own), "/home/%s", user ? user : "");
+	if (!plan->overlay && user && *user && !strcmp(dst, own))
+		return 0;
+	if (!berth_ns_has(root_fd, dst))
+		plan->overlay = plan->layer = true;
+	plan->home.src = strdup(home);
+	plan->home.dst = strdup(dst);
+	if (!plan->home.src || !plan->home.dst)
+		return berth_fail(err, ENOMEM, "home");
 	return 0;
 }
 
@@ -173,9 +183,14 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	    add_binds(ex, spec, &argv, err) < 0)
 		goto fail;
 	/* ch-run itself needs $USER; the command gets it only if asked for. */
+	/* remapped root's home is /root, where its home folder is bound */
+	bool root_home = spec->remap_root && plan->home.dst;
 	for (size_t i = 0; spec->env && spec->env[i]; i++)
-		if (berth_strv_add(&envp, spec->env[i], err) < 0)
+		if (!(root_home && !strncmp(spec->env[i], "HOME=", 5)) &&
+		    berth_strv_add(&envp, spec->env[i], err) < 0)
 			goto fail;
+	if (root_home && berth_strv_add(&envp, "HOME=/root", err) < 0)
+		goto fail;
 	if (!env_has(spec->env, "USER")) {
 		const char *user = getenv("USER");
 		if (berth_strv_addf(&envp, err, "USER=%s", user ? user : "berth") < 0 ||

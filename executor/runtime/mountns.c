@@ -255,6 +255,28 @@ int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
 	return 0;
 }
 
+/* With `userxattr` the overlay keeps its own marks (an opaque folder) in
+ * user.overlay.* attributes, which a user namespace may set: without it,
+ * renaming a freshly made folder into a folder of the image fails with
+ * EXDEV ("Invalid cross-device link"), and dpkg installs every new folder
+ * that way.  A kernel that does not know the option (before 5.11; some
+ * distributions allowed overlayfs in a user namespace earlier) refuses it
+ * with EINVAL: the layer is then mounted as before, and works but for such
+ * renames.  (A tmpfs upper half keeps user.* attributes from Linux 6.6
+ * on; before that the kernel mounts it without them, with the same
+ * result: README, "Writable containers".) */
+static int mount_overlay(const char *path, unsigned long flags, const char *opts)
+{
+	char with[3 * PATH_MAX + 80];
+
+	snprintf(with, sizeof(with), "%s,userxattr", opts);
+	if (mount("overlay", path, "overlay", flags, with) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	return mount("overlay", path, "overlay", flags, opts);
+}
+
 int berth_ns_overlay(const char *dir, const char *lower, const char *keep,
 		     struct berth_err *err)
 {
@@ -273,7 +295,7 @@ int berth_ns_overlay(const char *dir, const char *lower, const char *keep,
 	snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
 		 halves, halves);
 	snprintf(path, sizeof(path), "%s/root", dir);
-	if (mount("overlay", path, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+	if (mount_overlay(path, MS_NOSUID | MS_NODEV, opts) < 0)
 		return berth_fail(err, errno, "cannot give the container its own layer "
 				  "(overlayfs in a user namespace needs Linux 5.11 or later)");
 	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -295,7 +317,7 @@ int berth_ns_overlay_view(const char *dir, const char *upper, const char *lower,
 		return berth_fail(err, errno, "cannot create %s", path);
 	/* two lower layers and no upper: read-only, no work folder */
 	snprintf(opts, sizeof(opts), "lowerdir=%s:%s", upper, lower);
-	if (mount("overlay", path, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+	if (mount_overlay(path, MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
 		return berth_fail(err, errno, "cannot mount the container's layers to save them");
 	return 0;
 }

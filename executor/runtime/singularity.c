@@ -47,6 +47,11 @@ struct sing {
 	bool any_staged;              /* a mount made first in berth's namespace */
 	bool userns;                  /* a setuid installation run with --userns */
 	bool make_workdir;            /* an empty folder bound at the working folder */
+	/* The container runs on berth's own overlay over the cached sandbox
+	 * (named, or writable without a setuid starter): mounted with
+	 * userxattr, so dpkg's folder renames work (mountns.c), which the
+	 * runtime's --writable-tmpfs in a user namespace may not do. */
+	bool own_layer;
 };
 
 #define WORKDIR_LEAF "wd"
@@ -214,25 +219,16 @@ static const struct berth_artifact *sing_artifact(struct berth_executor *ex)
 	return &priv(ex)->artifact;
 }
 
-static const char *env_value(char *const *env, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (size_t i = 0; env && env[i]; i++)
-		if (!strncmp(env[i], name, len) && env[i][len] == '=')
-			return env[i] + len + 1;
-	return NULL;
-}
-
 /* singularity's own environment: built from nothing. */
 static int sing_env(struct berth_executor *ex, const struct berth_container_spec *spec,
 		    struct berth_strv *envp, struct berth_err *err)
 {
 	const char *pfx = priv(ex)->rt.apptainer ? "APPTAINER" : "SINGULARITY";
-	const char *home = env_value(spec->env, "HOME");
+	char buf[PATH_MAX];
+	const char *home = berth_spec_home(ex, buf, sizeof(buf));
 
-	if (!home)
-		home = getenv("HOME");
+	if (home && spec->mount_home)
+		home = berth_spec_home_dst(ex, home);
 	if (berth_strv_add(envp, HOST_PATH, err) < 0 ||
 	    berth_strv_addf(envp, err, "HOME=%s", home ? home : "/") < 0 ||
 	    berth_strv_addf(envp, err, "%s_NO_EVAL=1", pfx) < 0)
@@ -300,12 +296,12 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (spec->remap_root && priv(ex)->rt.fakeroot_ignore_subuid &&
 	    berth_fake_id_syscalls(err) < 0)
 		return -1;
-	if (!priv(ex)->any_staged && !spec->layer_dir)
+	if (!priv(ex)->any_staged && !priv(ex)->own_layer)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
-	if (spec->layer_dir) { /* a named container: the sandbox under its layer */
+	if (priv(ex)->own_layer) { /* the sandbox under its own (or the named) layer */
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, priv(ex)->image,
 							       spec->layer_dir, err);
 		const char *wd = berth_spec_workdir(ex);
@@ -432,7 +428,7 @@ static int check_step(struct berth_executor *ex, struct berth_strv *argv, struct
 	const struct berth_container_spec *spec = ex->spec;
 	struct berth_sing_ask ask = {
 		.uid = getuid(), .format = priv(ex)->format, .raw_image = ex->raw_image != NULL,
-		.named = spec->layer_dir != NULL, .writable = spec->writable,
+		.named = priv(ex)->own_layer, .writable = spec->writable,
 		.remap_root = spec->remap_root, .missing_workdir = priv(ex)->make_workdir,
 		.subuid = "/etc/subuid", .subgid = "/etc/subgid"};
 	bool userns = false;
@@ -471,7 +467,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		       struct berth_err *err)
 {
 	struct berth_strv argv = {0}, envp = {0};
-	const char *home = env_value(spec->env, "HOME");
+	char home_buf[PATH_MAX];
+	const char *home = berth_spec_home(ex, home_buf, sizeof(home_buf));
 	const char *image = ex->raw_image;
 
 	if (!image) {
@@ -479,10 +476,16 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				       priv(ex)->image);
 		image = priv(ex)->image;
 	}
-	/* A named container runs the overlay that before_exec mounts over the
-	 * cached sandbox: a SIF is a file, with no tree to lay a layer over. */
+	/* A named container, and a writable one where no setuid starter
+	 * needs the runtime's own overlay, run the overlay that before_exec
+	 * mounts over the cached sandbox: a SIF is a file, with no tree to lay
+	 * a layer over (a writable one then gets --writable-tmpfs; a named one
+	 * is refused by check_step). */
 	char named_root[PATH_MAX + 32];
-	if (spec->layer_dir) {
+	bool sandbox = !ex->raw_image && priv(ex)->format == BERTH_SING_SANDBOX;
+	priv(ex)->own_layer = spec->layer_dir ||
+			      (spec->writable && sandbox && !priv(ex)->rt.setuid);
+	if (priv(ex)->own_layer) {
 		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
 			 ex->cache.dir);
 		image = named_root;
@@ -490,8 +493,6 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 			return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR,
 					  ex->cache.dir);
 	}
-	if (!home)
-		home = getenv("HOME");
 	/* --quiet keeps the runtime's notices ("INFO: gocryptfs not found")
 	 * out of the job's output; its warnings and errors still come. */
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
@@ -502,14 +503,16 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 	    berth_strv_add(&argv, "--pwd", err) < 0 ||
 	    berth_strv_add(&argv, berth_spec_workdir(ex), err) < 0)
 		goto fail;
+	/* at its own path, or at /root under remapped root (as pyxis) */
 	bool bind_home = spec->mount_home && home;
 	int rc = berth_strv_add(&argv, bind_home ? "--home" : "--no-home", err);
 	if (rc == 0 && bind_home)
-		rc = berth_strv_add(&argv, home, err);
+		rc = spec->remap_root ? berth_strv_addf(&argv, err, "%s:/root", home)
+				      : berth_strv_add(&argv, home, err);
 	if (rc < 0)
 		goto fail;
-	if (spec->writable && berth_strv_add(&argv, spec->layer_dir ? "--writable"
-								   : "--writable-tmpfs", err) < 0)
+	if (spec->writable && berth_strv_add(&argv, priv(ex)->own_layer ? "--writable"
+									: "--writable-tmpfs", err) < 0)
 		goto fail;
 	if (add_unshare(ex, spec->unshare, &argv, err) < 0)
 		goto fail;

@@ -68,21 +68,29 @@ crun() {
 	[ "$(cat "$d/err")" = script-err ]
 }
 
-@test "[$BERTH_RUNTIME] the ENTRYPOINT sees the environment the command sees" {
+# As pyxis runs it, the entry point sees the image's environment and the
+# --container-env names, not the job's (a job's DOCKER_TLS_VERIFY once
+# reached it); the command after it sees the job's, values unchanged.
+@test "[$BERTH_RUNTIME] the ENTRYPOINT sees the image's environment and --container-env names, the command the job's" {
 	d=$(job_dir)
+	secret="it's \$HOME \"b\" \\n 100% \`x\`"
 	for log in "" --container-entrypoint-log; do
 		rm -f "$d/ep.env" "$d/cmd.env"
 		# shellcheck disable=SC2086 # $log is one option or none
-		run as_user env EP_ENV_FILE=/out/ep.env srun --container-runtime="$RT" \
-			--container-image="$EP_IMG" --container-entrypoint $log \
-			--container-mounts="$d:/out" sh -c 'env >/out/cmd.env'
+		run as_user env EP_ENV_FILE=/out/ep.env DOCKER_TLS_VERIFY=1 JOB_SECRET="$secret" \
+			srun --container-runtime="$RT" --container-image="$EP_IMG" --container-entrypoint $log \
+			--container-env=EP_ENV_FILE --container-mounts="$d:/out" sh -c 'env >/out/cmd.env'
+		printf '%s\n' "$output"
 		[ "$status" -eq 0 ]
-		# the command sees one more: what the entry point exported for it;
-		# SHLVL counts the shells between
-		diff <(grep -v '^SHLVL=' "$d/ep.env" | sort) \
-			<(grep -v -e '^SHLVL=' -e '^EP_RAN=' "$d/cmd.env" | sort)
+		grep -q '^EP_ENV_FILE=/out/ep.env' "$d/ep.env"
+		run grep -e '^DOCKER_TLS_VERIFY=' -e '^SLURM_JOB_ID=' -e '^JOB_SECRET=' -e BERTH_TASK_ENV "$d/ep.env"
+		[ "$status" -eq 1 ]
+		grep -qx DOCKER_TLS_VERIFY=1 "$d/cmd.env"
+		grep -q '^SLURM_JOB_ID=' "$d/cmd.env"
+		grep -qxF "JOB_SECRET=$secret" "$d/cmd.env"
 		grep -qx EP_RAN=yes "$d/cmd.env"
-		grep -q '^SLURM_JOB_ID=' "$d/ep.env"
+		run grep BERTH_TASK_ENV "$d/cmd.env"
+		[ "$status" -eq 1 ]
 	done
 }
 

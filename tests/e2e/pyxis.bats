@@ -308,6 +308,32 @@ tmpfs_needs_sandbox() {
 	[ "$(stat -c %u "$d/by-root")" -eq "$UIDT" ]
 }
 
+# The home is where the job's $HOME (else the passwd entry) says, not
+# /home/$USER: here a folder outside /home, given as the job's HOME.  Under
+# --container-remap-root it is bound at /root, root's home, as pyxis does.
+@test "[$BERTH_RUNTIME] pyxis home: the job's \$HOME outside /home, at /root under remap-root" {
+	[ "$RT" != docker ] || skip "Docker: berth binds no home (only DockerAllowedMounts)"
+	local h
+	h=$(job_dir)
+	echo home-marker >"$h/marker" && chown berthtest "$h/marker"
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-mount-home sh -c 'echo "H=$HOME"; cat "$HOME/marker"'
+	printf '%s\n' "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"H=$h"* && "$output" == *home-marker* ]]
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --no-container-mount-home sh -c "cat '$h/marker'"
+	[[ "$output" != *home-marker* ]]
+	if [ "$RT" = singularity ] && singularity_ce; then
+		return 0 # its remapped root is the previous rows'
+	fi
+	HOME=$h BERTH_SUBMIT_ENV=HOME run as_user srun --container-runtime="$RT" \
+		--container-image="$IMG" --container-remap-root sh -c 'echo "H=$HOME"; cat /root/marker'
+	printf '%s\n' "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"H=/root"* && "$output" == *home-marker* ]]
+}
+
 @test "[$BERTH_RUNTIME] pyxis remap-root: --no-container-remap-root keeps the user's own id" {
 	run as_user srun --container-runtime="$RT" --container-image="$IMG" --no-container-remap-root \
 		sh -c 'id -u; cat /proc/self/uid_map; grep Seccomp: /proc/self/status'
@@ -344,6 +370,32 @@ tmpfs_needs_sandbox() {
 	run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-writable \
 		sh -c 'touch /f && chown 123:456 /f'
 	[ "$status" -ne 0 ]
+}
+
+# The cluster's berth.conf, restored after a test that changed it.
+teardown() {
+	[ ! -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] ||
+		mv -f "$BATS_FILE_TMPDIR/berth.conf.saved" "$BERTH_CLUSTER_DIR/etc/berth.conf"
+}
+
+# enroot's ENROOT_ROOTFS_WRITABLE: the site's ContainerWritable=yes makes
+# the root writable unless the job says --container-readonly (or
+# BERTH_CONTAINER_READONLY=1); the plugin reads berth.conf at every step.
+@test "[$BERTH_RUNTIME] pyxis writable: ContainerWritable=yes, --container-readonly overrides it" {
+	local conf=$BERTH_CLUSTER_DIR/etc/berth.conf
+	cp -p "$conf" "$BATS_FILE_TMPDIR/berth.conf.saved"
+	{ grep -iv '^ContainerWritable=' "$BATS_FILE_TMPDIR/berth.conf.saved"; echo ContainerWritable=yes; } >"$conf.new"
+	chmod 644 "$conf.new" && mv -f "$conf.new" "$conf"
+	# (Docker and a setuid SingularityCE's SIF keep the image's files
+	# root's: the write is then refused for permission, not a read-only root)
+	try='touch /site-w 2>&1; echo tried'
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c "$try"
+	printf '%s\n' "$output"
+	[[ "$output" == *tried* && "$output" != *"Read-only file system"* ]]
+	run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-readonly sh -c "$try"
+	[[ "$output" == *"Read-only file system"* ]]
+	BERTH_CONTAINER_READONLY=1 run as_user srun --container-runtime="$RT" --container-image="$IMG" sh -c "$try"
+	[[ "$output" == *"Read-only file system"* ]]
 }
 
 @test "[$BERTH_RUNTIME] pyxis options: contradictory pairs and empty items are refused at submission" {
@@ -515,6 +567,47 @@ named_needs_sandbox() {
 		srun $C --container-name=pkg cat /opt/tool/version"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *v1* ]]
+}
+
+# pyxis's most common use of a writable or named container: install a
+# package.  dpkg makes each new folder as NAME.dpkg-new and renames it into
+# place; on an overlay mounted in a user namespace without userxattr that
+# rename failed with EXDEV ("Invalid cross-device link").  The image is a
+# busybox one with the host's dpkg and apt-get (fixtures/dpkg-image.sh).
+@test "[$BERTH_RUNTIME] pyxis writable: dpkg -i and apt-get install of a local .deb, writable and named" {
+	if [ "$RT" = docker ]; then
+		# dpkg needs root, and Docker has no remapped root here
+		refused_at_submission "Docker runs containers without a user namespace" \
+			--container-writable --container-remap-root true
+		return 0
+	fi
+	! named_needs_sandbox || return 0
+	if [ "$RT" = singularity ] && singularity_ce; then
+		# a setuid SingularityCE makes no writable layer under --fakeroot
+		run as_user srun --container-runtime="$RT" --container-image="$IMG" --container-writable \
+			--container-remap-root true
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"--container-writable with --container-remap-root on SingularityCE 3.4.2"* ]]
+		return 0
+	fi
+	local debs=$IMAGES/debs
+	if [ ! -e "$IMAGES/dpkg.tar" ]; then
+		mkdir -p "$debs"
+		bash "$REPO/tests/harness/fixtures/dpkg-image.sh" "$IMAGES/dpkg.tar" "$debs"
+		chmod 755 "$debs" && chmod 644 "$IMAGES/dpkg.tar" "$debs"/*
+	fi
+	for mode in --container-writable --container-name=pkgs; do
+		run as_user srun --container-runtime="$RT" --container-image="$IMAGES/dpkg.tar" \
+			--container-remap-root "$mode" --container-mounts="$debs:/debs:ro" sh -c '
+			/usr/bin/dpkg -i /debs/berth-hello.deb && cat /usr/share/berth-hello/hello &&
+			/usr/bin/dpkg -r berth-hello && /usr/bin/apt-get install -y /debs/berth-hello.deb &&
+			/usr/bin/dpkg-query -W -f="\${Status}\n" berth-hello && ls /usr/lib/berth-hello/sub'
+		printf '%s\n' "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"hello from a package"* ]]
+		[[ "$output" == *"install ok installed"* ]]
+		[[ "$output" == *$'\nlib'* ]]
+	done
 }
 
 @test "[$BERTH_RUNTIME] pyxis name: berth ps lists, berth rm removes, the job's end removes the rest" {

@@ -414,6 +414,33 @@ static void test_mount_home_values(void **state)
 	assert_int_equal(LOAD_ARGS(fx, "MountHome=on"), -1);
 }
 
+/* ContainerWritable (issue 26): off by default, yes/no like MountHome,
+ * printed back, and a bad value names the key and the fix. */
+static void test_container_writable(void **state)
+{
+	struct fixture *fx = *state;
+
+	berth_config_defaults(&fx->cfg);
+	assert_false(fx->cfg.container_writable);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerWritable=yes"), 0);
+	assert_true(fx->cfg.container_writable);
+	assert_true(fx->cfg.mount_home); /* its own field, not MountHome's */
+	assert_int_equal(LOAD_ARGS(fx, "containerwritable=No"), 0);
+	assert_false(fx->cfg.container_writable);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerWritable=1"), 0);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	berth_config_print(&fx->cfg, out);
+	fclose(out);
+	assert_non_null(strstr(text, "\nContainerWritable=yes\n"));
+	free(text);
+	assert_int_equal(LOAD_ARGS(fx, "ContainerWritable=sometimes"), -1);
+	assert_msg_has(&fx->err, "plugstack argument 'ContainerWritable=sometimes'");
+	assert_msg_has(&fx->err, "yes or no");
+}
+
 static void test_registry_keys(void **state)
 {
 	struct fixture *fx = *state;
@@ -708,7 +735,7 @@ static void test_unknown_key(void **state)
 	assert_load_fails(fx, "CacheDir=/a\n\nCachDir=/b\n", 3, "'CachDir'");
 	assert_msg_has(&fx->err, "unknown key 'CachDir' (known keys: "
 				 "DefaultRuntime, AllowedRuntimes, ");
-	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit, ");
+	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit");
 	assert_int_equal(LOAD_ARGS(fx, "Podman=yes"), -1);
 	assert_msg_has(&fx->err, "plugstack argument 'Podman=yes': unknown "
 				 "key 'Podman'");
@@ -1099,6 +1126,7 @@ int main(void)
 		T(test_cache_max_size_errors),
 		T(test_fetch_timeout_values),
 		T(test_mount_home_values),
+		T(test_container_writable),
 		T(test_sing_format_values),
 		T(test_sqfs_comp_values),
 		T(test_registry_keys),

@@ -318,12 +318,14 @@ static void read_all(int fd, char *buf, size_t len)
 	close(fd);
 }
 
-/* Run argv on the host with BERTH_T=t; its stdout and stderr into out/errb. */
-static void run_argv(char **argv, char *out, size_t out_len, char *errb, size_t err_len)
+static char *default_envp[] = {"BERTH_T=t", "PATH=/usr/bin:/bin", NULL};
+
+/* Run argv on the host with envp; its stdout and stderr into out/errb. */
+static void run_argv_in(char **argv, char **envp, char *out, size_t out_len, char *errb,
+			size_t err_len)
 {
 	int o[2], e[2], status;
 	posix_spawn_file_actions_t fa;
-	char *envp[] = {"BERTH_T=t", "PATH=/usr/bin:/bin", NULL};
 	pid_t pid;
 
 	assert_int_equal(pipe(o), 0);
@@ -339,6 +341,53 @@ static void run_argv(char **argv, char *out, size_t out_len, char *errb, size_t 
 	read_all(e[0], errb, err_len);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Run argv on the host with BERTH_T=t. */
+static void run_argv(char **argv, char *out, size_t out_len, char *errb, size_t err_len)
+{
+	run_argv_in(argv, default_envp, out, out_len, errb, err_len);
+}
+
+/* issue 26: the entry point sees neither the job's variables (BERTH_T,
+ * JOB_X) nor their carrier; the command gets them back, values
+ * unchanged; a kept name stays in the entry point's view. */
+static void test_entrypoint_sees_image_env_only(void **state)
+{
+	static char *ep_env[] = {"/bin/sh", "-c",
+				 "echo \"ep:$BERTH_T:$JOB_X:$KEEP_ME:${BERTH_TASK_ENV:-none}\"; "
+				 "export FROM_EP=yes; exec \"$@\"", "ep", NULL};
+	static char *cmd[] = {"/bin/sh", "-c",
+			      "printf 'cmd:%s:%s:%s:%s\\n' \"$BERTH_T\" \"$JOB_X\" \"$FROM_EP\" "
+			      "\"${BERTH_TASK_ENV:-none}\"", NULL};
+	struct berth_image img = {.entrypoint = ep_env, .n_entrypoint = 4};
+	char *keep[] = {"KEEP_ME", NULL};
+	const char *tricky = "it's $HOME \"b\" \\n 100% `x` \\047";
+	struct berth_err err = {0};
+	char out[1024], errb[256], want[512];
+
+	(void)state;
+	for (int quiet = 0; quiet < 2; quiet++) {
+		struct berth_strv env = {0};
+		assert_int_equal(berth_strv_add(&env, "BERTH_T=t", &err), 0);
+		assert_int_equal(berth_strv_add(&env, "PATH=/usr/bin:/bin", &err), 0);
+		assert_int_equal(berth_strv_add(&env, "KEEP_ME=k", &err), 0);
+		char job_x[256];
+		snprintf(job_x, sizeof(job_x), "JOB_X=%s", tricky);
+		assert_int_equal(berth_strv_add(&env, job_x, &err), 0);
+		char **argv = berth_task_argv_env(&img, cmd, quiet ? BERTH_EP_QUIET : BERTH_EP_LOG,
+						  &env.v, keep, &err);
+		assert_non_null(argv);
+		run_argv_in(argv, env.v, out, sizeof(out), errb, sizeof(errb));
+		snprintf(want, sizeof(want), "%scmd:t:%s:yes:none\n", quiet ? "" : "ep:::k:none\n",
+			 tricky);
+		assert_string_equal(out, want);
+		assert_string_equal(errb, "");
+		for (size_t i = 0; argv[i]; i++) /* no value in argv */
+			assert_null(strstr(argv[i], "100"));
+		berth_strv_free(argv);
+		berth_strv_free(env.v);
+	}
 }
 
 static void test_quiet_entrypoint_hides_only_its_output(void **state)
@@ -461,6 +510,7 @@ int main(void)
 		T(test_argv_without_entrypoint),
 		T(test_argv_shapes),
 		T(test_quiet_entrypoint_hides_only_its_output),
+		T(test_entrypoint_sees_image_env_only),
 		T(test_logged_entrypoint_shows_its_output),
 		cmocka_unit_test_setup_teardown(test_has_shell, tree_setup, tree_teardown),
 	};

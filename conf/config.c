@@ -77,6 +77,10 @@ static const struct conf_key conf_keys[] = {
 	{"PullParallel", conf_parse_pull_parallel, conf_print_pull_parallel, 0},
 	{"ContainerScope", conf_parse_container_scope, conf_print_container_scope, 0},
 	{"DockerPidsLimit", conf_parse_docker_pids_limit, conf_print_docker_pids_limit, 0},
+	{"CdiSpecDirs", conf_parse_cdi_dirs, conf_print_registry_list,
+	 offsetof(struct berth_config, cdi_spec_dirs)},
+	{"AllowedDevices", conf_parse_allowed_devices, conf_print_registry_list,
+	 offsetof(struct berth_config, allowed_devices)},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -134,6 +138,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	set_path_default(cfg->registry_certs_dir, "/etc/docker/certs.d");
 	cfg->pull_parallel = 4;
 	cfg->docker_pids_limit = BERTH_DEFAULT_DOCKER_PIDS_LIMIT;
+	snprintf(cfg->cdi_spec_dirs, sizeof(cfg->cdi_spec_dirs), "/etc/cdi,/var/run/cdi");
 }
 
 void berth_config_free(struct berth_config *cfg)

@@ -66,6 +66,10 @@ conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_pars
 	conf_parse_registry_list, conf_parse_pull_parallel, conf_parse_container_scope,
 	conf_parse_docker_pids_limit;
 
+/* ---- devices.c ---- */
+
+conf_parse_fn conf_parse_cdi_dirs, conf_parse_allowed_devices;
+
 /* ---- print.c ---- */
 
 /* "charliecloud,singularity" for a runtime bit mask. */

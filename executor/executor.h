@@ -40,6 +40,10 @@ struct berth_container_spec {
 				      * and set*id faked (fakeroot.h) */
 	bool mount_home;             /* the user's home at its path */
 	bool verbose;                /* the runtime's own notices too (else errors only) */
+	/* device nodes of the host's /dev the container must not see (CDI
+	 * devices not chosen; runtime/cdi.h), NULL-terminated; charliecloud,
+	 * which shows the host's /dev, hides them */
+	char *const *hide_nodes;
 	/* Docker only (the others run as the calling user, unprivileged): */
 	uid_t uid;
 	gid_t gid;

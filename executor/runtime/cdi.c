@@ -827,3 +827,129 @@ int berth_cdi_step_gpus(char *const *env, char ***names, size_t *n, struct berth
 	}
 	return 0;
 }
+
+/* ---- the plan of a container ------------------------------------------- */
+
+/* Hooks run in the runtime's own steps (OCI); berth's runtimes have none
+ * a spec could use, and a hook left out would leave a half-set-up
+ * container: refused, naming it. */
+static int check_hooks_and_groups(const struct berth_cdi_edits *e, struct berth_err *err)
+{
+	gid_t mine[256];
+	int n = getgroups(256, mine);
+
+	if (e->n_hooks)
+		return berth_fail(err, 0, "CDI spec %s asks for the %s hook %s, which berth does "
+				  "not run; remove the hooks from the spec (the driver "
+				  "libraries are found through their mounts and LD_LIBRARY_PATH)",
+				  e->hooks[0].file, e->hooks[0].hook_name, e->hooks[0].path);
+	for (size_t i = 0; i < e->n_gids; i++) {
+		bool have = e->gids[i] == getgid();
+		for (int j = 0; j < n && !have; j++)
+			have = mine[j] == e->gids[i];
+		if (!have)
+			return berth_fail(err, 0, "the CDI devices ask for group %u, which this job "
+					  "does not have; ask your site to add you to it",
+					  (unsigned)e->gids[i]);
+	}
+	return 0;
+}
+
+static bool listed(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+static int add_name(char ***v, size_t *n, const char *s, struct berth_err *err)
+{
+	if (listed(*v, *n, s))
+		return 0;
+	if (grow((void **)v, *n + 1, sizeof(char *), err) < 0 || !((*v)[*n] = strdup(s)))
+		return berth_fail(err, ENOMEM, "CDI devices");
+	(*v)[++*n] = NULL;
+	return 0;
+}
+
+static bool kind_known(const struct berth_cdi_registry *reg, const char *name)
+{
+	size_t klen = strcspn(name, "=");
+
+	for (size_t i = 0; i < reg->n_devices; i++)
+		if (!strncmp(reg->devices[i].name, name, klen + 1))
+			return true;
+	return false;
+}
+
+/* Every device node of every spec that the chosen devices do not have. */
+static int plan_hide(const struct berth_cdi_registry *reg, struct berth_cdi_plan *p,
+		     struct berth_err *err)
+{
+	for (size_t i = 0; i < reg->n_devices + reg->n_specs; i++) {
+		const struct berth_cdi_edits *e = i < reg->n_devices
+			? &reg->devices[i].edits : &reg->specs[i - reg->n_devices].edits;
+		for (size_t j = 0; j < e->n_mounts; j++) {
+			const char *node = e->mounts[j].dst;
+			if (listed(e->nodes, e->n_nodes, node) &&
+			    !listed(p->edits.nodes, p->edits.n_nodes, node) &&
+			    add_name(&p->hide, &p->n_hide, node, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
+		   struct berth_cdi_plan *out, struct berth_err *err)
+{
+	struct berth_cdi_registry reg = {0};
+	char **gpus = NULL, **names = NULL;
+	size_t n_gpus = 0, n_names = 0;
+	int rc = -1;
+	_cleanup_free_ char *copy = list ? strdup(list) : NULL;
+	char *save = NULL;
+
+	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0 ||
+	    berth_cdi_load_dirs(&reg, dirs, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n_gpus; i++) {
+		if (kind_known(&reg, gpus[i])) {
+			if (add_name(&names, &n_names, gpus[i], err) < 0)
+				goto out;
+		} else {
+			snprintf(out->warning, sizeof(out->warning),
+				 "the step has GPUs but no CDI spec in %s describes nvidia.com/gpu: "
+				 "the container gets none; ask your site to generate one "
+				 "(nvidia-ctk cdi generate)", dirs ? dirs : BERTH_CDI_DEFAULT_DIRS);
+			break;
+		}
+	}
+	for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+		if (add_name(&names, &n_names, t, err) < 0)
+			goto out;
+	if (berth_cdi_edits_of(&reg, names, dirs, &out->edits, err) < 0 ||
+	    check_hooks_and_groups(&out->edits, err) < 0 || plan_hide(&reg, out, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	for (size_t i = 0; i < n_gpus; i++)
+		free(gpus[i]);
+	for (size_t i = 0; i < n_names; i++)
+		free(names[i]);
+	free(gpus);
+	free(names);
+	berth_cdi_free(&reg);
+	return rc;
+}
+
+void berth_cdi_plan_free(struct berth_cdi_plan *p)
+{
+	berth_cdi_edits_free(&p->edits);
+	for (size_t i = 0; i < p->n_hide; i++)
+		free(p->hide[i]);
+	free(p->hide);
+	p->hide = NULL;
+	p->n_hide = 0;
+}

@@ -86,6 +86,24 @@ void berth_cdi_edits_free(struct berth_cdi_edits *e);
  * *names.  None allocated appends nothing. */
 int berth_cdi_step_gpus(char *const *env, char ***names, size_t *n, struct berth_err *err);
 
+/* What a container gets: the edits of its devices, and the device nodes
+ * of the specs' other devices, which a runtime that shows the host's /dev
+ * (charliecloud) hides. */
+struct berth_cdi_plan {
+	struct berth_cdi_edits edits;
+	char **hide;                 /* NULL-terminated (may be NULL) */
+	size_t n_hide;
+	char warning[512];           /* GPUs no spec describes: said, not fatal */
+};
+
+/* The step's GPUs (berth_cdi_step_gpus of `env`) and the devices of
+ * `list` (comma separated, may be NULL), from the specs in `dirs`.  A
+ * hook or an additional group the job cannot take is refused, naming the
+ * spec.  No device and no spec: an empty plan, nothing read but folders. */
+int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
+		   struct berth_cdi_plan *out, struct berth_err *err);
+void berth_cdi_plan_free(struct berth_cdi_plan *p);
+
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);
 

@@ -103,7 +103,7 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 	const char *wd = berth_spec_workdir(ex);
 	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && berth_ns_lacks(root_fd, wd))
 		plan->overlay = true;
-	plan->layer |= plan->overlay;
+	plan->layer |= plan->overlay || berth_ns_any_node(spec->hide_nodes);
 	const char *home = getenv("HOME"), *user = getenv("USER");
 	if (spec->mount_home && plan->overlay && home && home[0] == '/' && user && *user) {
 		plan->home.src = strdup(home);
@@ -207,7 +207,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		       berth_ns_make_inside(NULL, spec->binds, spec->n_binds, wd, true, err) < 0
 			? -1 : 0;
 	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
-	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
+	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0 ||
+	    berth_ns_hide(dir, spec->hide_nodes, err) < 0)
 		return -1;
 	if (plan->overlay) {
 		char rootfs[PATH_MAX];

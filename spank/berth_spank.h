@@ -25,6 +25,7 @@ struct berth_spank {
 	char *env_names;             /* --container-env */
 	char *container_name;        /* --container-name=NAME[:MODE] */
 	char *save;                  /* --container-save=PATH, made absolute */
+	char *devices;               /* --container-devices=CDI-NAME,... */
 	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;

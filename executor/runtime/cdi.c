@@ -911,9 +911,17 @@ int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 	_cleanup_free_ char *copy = list ? strdup(list) : NULL;
 	char *save = NULL;
 
-	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0 ||
-	    berth_cdi_load_dirs(&reg, dirs, err) < 0)
+	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0)
 		goto out;
+	if (berth_cdi_load_dirs(&reg, dirs, err) < 0) {
+		/* A job that asks for no device still runs when a spec is bad
+		 * (only the other devices' nodes stay unhidden), and says so. */
+		if (n_gpus || list)
+			goto out;
+		snprintf(out->warning, sizeof(out->warning), "%s", err->msg);
+		rc = 0;
+		goto out;
+	}
 	for (size_t i = 0; i < n_gpus; i++) {
 		if (kind_known(&reg, gpus[i])) {
 			if (add_name(&names, &n_names, gpus[i], err) < 0)

@@ -99,7 +99,8 @@ struct berth_cdi_plan {
 /* The step's GPUs (berth_cdi_step_gpus of `env`) and the devices of
  * `list` (comma separated, may be NULL), from the specs in `dirs`.  A
  * hook or an additional group the job cannot take is refused, naming the
- * spec.  No device and no spec: an empty plan, nothing read but folders. */
+ * spec.  No device and no spec: an empty plan, nothing read but folders;
+ * no device asked for and a bad spec: an empty plan and a warning. */
 int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 		   struct berth_cdi_plan *out, struct berth_err *err);
 void berth_cdi_plan_free(struct berth_cdi_plan *p);

@@ -3,7 +3,7 @@
 #  - character devices /dev/nvidia0, /dev/nvidia1 and /dev/nvidiactl with
 #    NVIDIA's major number 195 (no driver: opening one gives ENXIO, but
 #    Slurm's gres.conf and berth see real device nodes);
-#  - a stand-in driver library and nvidia-smi (tests/fakes/gpu/) under
+#  - a stand-in driver library and nvidia-smi (tests/harness/fakes/gpu/) under
 #    DIR/gpu, and a CDI spec DIR/cdi/nvidia.yaml (what `nvidia-ctk cdi
 #    generate` would write for them: one device per GPU and "all"; the
 #    nodes, the library, the tool and the environment).
@@ -26,7 +26,7 @@ node /dev/nvidiactl 255
 install -d -m 0755 "$D/gpu" "$D/gpu/lib" "$D/gpu/bin" "$D/cdi"
 echo "stand-in libnvidia-ml.so.1 (berth tests)" >"$D/gpu/lib/libnvidia-ml.so.1.tmp"
 mv "$D/gpu/lib/libnvidia-ml.so.1.tmp" "$D/gpu/lib/libnvidia-ml.so.1"
-install -m 0755 "$HERE/../../fakes/gpu/nvidia-smi" "$D/gpu/bin/nvidia-smi"
+install -m 0755 "$HERE/../fakes/gpu/nvidia-smi" "$D/gpu/bin/nvidia-smi"
 
 spec=$D/cdi/nvidia.yaml
 cat >"$spec.tmp" <<SPEC

@@ -817,11 +817,16 @@ int berth_cdi_step_gpus(char *const *env, char ***names, size_t *n, struct berth
 	if (!copy)
 		return berth_fail(err, ENOMEM, "GPUs");
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (grow((void **)names, *n + 1, sizeof(char *), err) < 0 ||
-		    asprintf(&(*names)[*n], "nvidia.com/gpu=%s", t) < 0)
+		char *name;
+		if (asprintf(&name, "nvidia.com/gpu=%s", t) < 0)
 			return berth_fail(err, ENOMEM, "GPUs");
-		(*names)[++*n] = NULL;
-		if (!berth_cdi_name_valid((*names)[*n - 1]))
+		if (grow((void **)names, *n + 1, sizeof(char *), err) < 0 || !*names) {
+			free(name);
+			return -1;
+		}
+		(*names)[(*n)++] = name;
+		(*names)[*n] = NULL;
+		if (!berth_cdi_name_valid(name))
 			return berth_fail(err, 0, "the step's GPU list '%.100s' has '%.60s', not a "
 					  "GPU index or UUID", list, t);
 	}

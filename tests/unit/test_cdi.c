@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/config.h"
 #include "executor/runtime/cdi.h"
 #include "executor/base/strv.h"
 #include "helpers.h"
@@ -295,6 +296,37 @@ static void names_and_step_gpus(void **state)
 	berth_strv_free(names);
 }
 
+/* AllowedDevices and CdiSpecDirs (conf/devices.c) */
+static void allowed_devices(void **state)
+{
+	struct berth_config cfg;
+	struct berth_err err = {0};
+	char *args_ok[] = {"AllowedDevices=nvidia.com/gpu=*,example.com/fpga=0",
+			   "CdiSpecDirs=/etc/cdi,/opt/cdi"};
+
+	(void)state;
+	berth_config_defaults(&cfg);
+	assert_string_equal(cfg.cdi_spec_dirs, "/etc/cdi,/var/run/cdi");
+	/* nothing is allowed by default */
+	assert_int_equal(berth_device_check(&cfg, "nvidia.com/gpu=0", &err), -1);
+	assert_non_null(strstr(err.msg, "AllowedDevices"));
+	assert_int_equal(berth_config_load_args(&cfg, 2, args_ok, &err), 0);
+	assert_string_equal(cfg.cdi_spec_dirs, "/etc/cdi,/opt/cdi");
+	assert_int_equal(berth_device_check(&cfg, "nvidia.com/gpu=3", &err), 0);
+	assert_int_equal(berth_device_check(&cfg, "example.com/fpga=0", &err), 0);
+	assert_int_equal(berth_device_check(&cfg, "example.com/fpga=1", &err), -1);
+	assert_non_null(strstr(err.msg, "example.com/fpga=1 is not among"));
+	assert_int_equal(berth_device_check(&cfg, "gpu0", &err), -1);
+	assert_non_null(strstr(err.msg, "not a CDI device name"));
+	char *bad_dirs[] = {"CdiSpecDirs=relative/cdi"};
+	assert_int_equal(berth_config_load_args(&cfg, 1, bad_dirs, &err), -1);
+	assert_non_null(strstr(err.msg, "CdiSpecDirs"));
+	char *bad_pat[] = {"AllowedDevices=nvidia.com/gpu"};
+	assert_int_equal(berth_config_load_args(&cfg, 1, bad_pat, &err), -1);
+	assert_non_null(strstr(err.msg, "KIND=NAME"));
+	berth_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bad_specs, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(refuses_unsafe_files, setup, fixture_teardown),
 		cmocka_unit_test(names_and_step_gpus),
+		cmocka_unit_test(allowed_devices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -692,7 +692,7 @@ static void test_unknown_key(void **state)
 	assert_load_fails(fx, "CacheDir=/a\n\nCachDir=/b\n", 3, "'CachDir'");
 	assert_msg_has(&fx->err, "unknown key 'CachDir' (known keys: "
 				 "DefaultRuntime, AllowedRuntimes, ");
-	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit)");
+	assert_msg_has(&fx->err, "PullParallel, ContainerScope, DockerPidsLimit");
 	assert_int_equal(LOAD_ARGS(fx, "Podman=yes"), -1);
 	assert_msg_has(&fx->err, "plugstack argument 'Podman=yes': unknown "
 				 "key 'Podman'");

@@ -14,6 +14,9 @@
  *    make it (ch-run 0.31 refuses to mkdir under a bind);
  *  - each mount ch-run cannot make itself (read-only, nosuid, nodev,
  *    noexec, tmpfs) made there first, with its flags, at layer/mnt/N;
+ *  - the host's device nodes of CDI devices the step was not given
+ *    (spec->hide_nodes), covered by an empty file nobody may open: ch-run
+ *    binds the host's /dev, recursively, so the cover reaches it;
  *    ch-run's recursive bind carries it into the container, where the
  *    kernel locks the flags.
  * A job with only plain read-write binds onto existing targets needs none

@@ -93,3 +93,25 @@ SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU"; for f in /dev/nvidia*; do [ -
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"zz-broken.yaml may be written by others"* ]]
 }
+
+@test "berth run --device: charliecloud and the setuid SingularityCE get the named GPU only" {
+	sing=/opt/singularity-3.4.2/bin/singularity
+	[ -x "$sing" ] || skip "no setuid SingularityCE 3.4.2 at $sing"
+	d=$(job_dir)
+	uid=$(id -u "${BERTH_TEST_USER:-berthtest}")
+	install -d -m 0700 -o "$uid" "$d/cache" "$d/cache/$uid"
+	printf 'CdiSpecDirs=%s\nSingularityPath=%s\n' "$BERTH_CLUSTER_DIR/cdi" "$sing" >"$d/berth.conf"
+	chmod 644 "$d/berth.conf"
+	export BERTH_CONFIG=$d/berth.conf # submit.sh passes BERTH_* on
+	for rt in charliecloud singularity; do
+		run as_user "$BERTH_CLUSTER_DIR/bin/berth" run \
+			--runtime "$rt" --cache-dir "$d/cache" --image "$IMG" \
+			--device nvidia.com/gpu=1 -- sh -c "$SEE"
+		echo "[$rt] $output"
+		[ "$status" -eq 0 ]
+		[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
+		[[ "$output" == *"GPU 1: Stand-in"* ]]
+		[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* ]]
+		[[ "$output" == *"std=yes"* ]]
+	done
+}

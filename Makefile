@@ -15,10 +15,10 @@ CC          ?= cc
 PKGS        := libarchive json-c libcurl libcrypto libsquashfs1 yaml-0.1
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
-# libcurl, libcrypto, libarchive and libsquashfs are dlopen()ed when first
+# libcurl, libcrypto, libarchive, libsquashfs and libyaml are dlopen()ed when first
 # needed (executor/base/dl/*_lazy.h): the berth command does not link them (a warm
 # start uses none); the unit tests, which call them, do.
-BERTH_LIBS  := $(shell pkg-config --libs json-c yaml-0.1) -lpthread
+BERTH_LIBS  := $(shell pkg-config --libs json-c) -lpthread
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS      ?= -O2 -g
 BERTH_CFLAGS = -std=gnu11 $(WARN) -fPIC \

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
+#include "executor/base/dl/yaml_lazy.h"
 #include "executor/base/jsonval.h"
 #include "executor/runtime/cdi.h"
 
@@ -85,6 +85,10 @@ static struct json_object *parse_yaml(const char *text, size_t len, const char *
 	yaml_document_t doc;
 	struct json_object *root = NULL;
 
+	if (berth_yaml_load(err) < 0) {
+		berth_wrap(err, "CDI spec %s", file);
+		return NULL;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		berth_fail(err, ENOMEM, "CDI spec %s", file);
 		return NULL;

@@ -229,9 +229,16 @@ int cmd_run(int argc, char **argv)
 		if (!(env = next))
 			goto out;
 	}
-	/* --device, and the GPUs of the Slurm step it runs in */
-	if (berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, &plan,
-			   &err) < 0 ||
+	/* --device, and the GPUs of the Slurm step it runs in (not docker's
+	 * yet: a bound node is not a device its cgroup allows) */
+	if (!strcmp(a.runtime, "docker") && a.devices[0]) {
+		berth_fail(&err, 0, "--device is not supported with docker yet; use "
+			   "--runtime charliecloud or singularity");
+		goto out;
+	}
+	if ((strcmp(a.runtime, "docker") != 0 &&
+	     berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, &plan,
+			    &err) < 0) ||
 	    cli_apply_devices(a.runtime, &plan, a.binds, &a.n_binds, MAX_ITEMS, &env, &err) < 0)
 		goto out;
 	if (plan.warning[0])

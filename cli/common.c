@@ -135,6 +135,16 @@ int cli_apply_devices(const char *runtime, const struct berth_cdi_plan *plan,
 	for (size_t i = 0; i < plan->edits.n_env; i++)
 		if (env_put(env, plan->edits.env[i], err) < 0)
 			return -1;
+	if (plan->ld_path) { /* update-ldcache's folders, after the image's own */
+		const char *old = NULL;
+		for (size_t i = 0; (*env)[i] && !old; i++)
+			if (!strncmp((*env)[i], "LD_LIBRARY_PATH=", 16))
+				old = (*env)[i] + 16;
+		_cleanup_free_ char *kv = NULL;
+		if (asprintf(&kv, "LD_LIBRARY_PATH=%s%s%s", old && *old ? old : "",
+			     old && *old ? ":" : "", plan->ld_path) < 0 || env_put(env, kv, err) < 0)
+			return berth_fail(err, ENOMEM, "environment");
+	}
 	for (size_t i = 0; i < plan->edits.n_mounts; i++) {
 		const struct berth_mount *m = &plan->edits.mounts[i];
 		bool node = false;

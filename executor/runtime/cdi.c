@@ -374,8 +374,8 @@ static int parse_hook(struct where *w, struct json_object *o, struct berth_cdi_e
 		    "startContainer, poststart, poststop");
 		goto fail;
 	}
-	if ((member(o, "args", json_type_array, false, w, err, &rc), rc < 0) ||
-	    (member(o, "env", json_type_array, false, w, err, &rc), rc < 0) ||
+	struct json_object *args = member(o, "args", json_type_array, false, w, err, &rc);
+	if (rc < 0 || (member(o, "env", json_type_array, false, w, err, &rc), rc < 0) ||
 	    (member(o, "timeout", json_type_int, false, w, err, &rc), rc < 0) ||
 	    grow((void **)&e->hooks, e->n_hooks, sizeof(*e->hooks), err) < 0)
 		goto fail;
@@ -383,6 +383,16 @@ static int parse_hook(struct where *w, struct json_object *o, struct berth_cdi_e
 	h->path = path;
 	h->hook_name = strdup(json_object_get_string(name));
 	h->file = strdup(w->file);
+	size_t n_args = args ? json_object_array_length(args) : 0;
+	if (!(h->args = calloc(n_args + 1, sizeof(char *))))
+		return berth_fail(err, ENOMEM, "CDI hooks");
+	for (size_t i = 0; i < n_args; i++) {
+		const char *a = bj_string(json_object_array_get_idx(args, i));
+		if (!a)
+			return bad(w, "args", err, "must be a list of strings");
+		if (!(h->args[i] = strdup(a)))
+			return berth_fail(err, ENOMEM, "CDI hooks");
+	}
 	return h->hook_name && h->file ? 0 : berth_fail(err, ENOMEM, "CDI hooks");
 fail:
 	free(path);
@@ -699,6 +709,9 @@ void berth_cdi_edits_free(struct berth_cdi_edits *e)
 		free(e->hooks[i].hook_name);
 		free(e->hooks[i].path);
 		free(e->hooks[i].file);
+		for (size_t j = 0; e->hooks[i].args && e->hooks[i].args[j]; j++)
+			free(e->hooks[i].args[j]);
+		free(e->hooks[i].args);
 	}
 	free(e->hooks);
 	free(e->gids);
@@ -760,6 +773,14 @@ static int merge(struct berth_cdi_edits *out, const struct berth_cdi_edits *in,
 		if (!(h->hook_name = strdup(in->hooks[i].hook_name)) ||
 		    !(h->path = strdup(in->hooks[i].path)) || !(h->file = strdup(in->hooks[i].file)))
 			return berth_fail(err, ENOMEM, "CDI edits");
+		size_t n = 0;
+		while (in->hooks[i].args && in->hooks[i].args[n])
+			n++;
+		if (!(h->args = calloc(n + 1, sizeof(char *))))
+			return berth_fail(err, ENOMEM, "CDI edits");
+		for (size_t j = 0; j < n; j++)
+			if (!(h->args[j] = strdup(in->hooks[i].args[j])))
+				return berth_fail(err, ENOMEM, "CDI edits");
 	}
 	for (size_t i = 0; i < in->n_gids; i++) {
 		if (grow((void **)&out->gids, out->n_gids, sizeof(gid_t), err) < 0)
@@ -839,19 +860,118 @@ int berth_cdi_step_gpus(char *const *env, char ***names, size_t *n, struct berth
 
 /* ---- the plan of a container ------------------------------------------- */
 
-/* Hooks run in the runtime's own steps (OCI); berth's runtimes have none
- * a spec could use, and a hook left out would leave a half-set-up
- * container: refused, naming it. */
-static int check_hooks_and_groups(const struct berth_cdi_edits *e, struct berth_err *err)
+/* The value of "--NAME V" or "--NAME=V" at args[*i] (advancing *i), or
+ * NULL when args[*i] is not that option. */
+static const char *opt_value(char *const *args, size_t *i, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!strcmp(args[*i], name) && args[*i + 1])
+		return args[++*i];
+	if (!strncmp(args[*i], name, len) && args[*i][len] == '=')
+		return args[*i] + len + 1;
+	return NULL;
+}
+
+static int refuse_hook(const struct berth_cdi_hook *h, const char *name, const char *why,
+		       struct berth_err *err)
+{
+	return berth_fail(err, 0, "CDI spec %s asks for the %s hook %s%s%s, which berth %s; "
+			  "remove it from the spec (nvidia-ctk cdi generate --disable-hooks=NAME)",
+			  h->file, h->hook_name, h->path, name ? " " : "", name ? name : "", why);
+}
+
+/* --link TARGET::LINK: the file TARGET names (relative to LINK's folder),
+ * one of the spec's mounts or a host file, bound at LINK. */
+static int do_link(struct berth_cdi_plan *p, const struct berth_cdi_hook *h, const char *spec,
+		   struct berth_err *err)
+{
+	const char *sep = strstr(spec, "::");
+	char target[PATH_MAX];
+
+	if (!sep || sep[2] != '/' || sep == spec)
+		return refuse_hook(h, "create-symlinks", "cannot read (--link TARGET::/LINK)", err);
+	const char *link = sep + 2;
+	if (spec[0] == '/')
+		snprintf(target, sizeof(target), "%.*s", (int)(sep - spec), spec);
+	else
+		snprintf(target, sizeof(target), "%.*s/%.*s", (int)(strrchr(link, '/') - link),
+			 link, (int)(sep - spec), spec);
+	const char *src = NULL;
+	for (size_t i = 0; i < p->edits.n_mounts && !src; i++)
+		if (!strcmp(p->edits.mounts[i].dst, target))
+			src = p->edits.mounts[i].src;
+	if (!src && access(target, F_OK) == 0)
+		src = target;
+	if (!src || strstr(link, "/../") || strchr(link, ':') || strchr(link, ','))
+		return refuse_hook(h, "create-symlinks", "cannot follow (its target is neither "
+				   "mounted nor on the host)", err);
+	for (size_t i = 0; i < p->edits.n_mounts; i++)
+		if (!strcmp(p->edits.mounts[i].dst, link))
+			return 0; /* mounted already */
+	if (grow((void **)&p->edits.mounts, p->edits.n_mounts, sizeof(*p->edits.mounts), err) < 0)
+		return -1;
+	struct berth_mount *m = &p->edits.mounts[p->edits.n_mounts];
+	*m = (struct berth_mount){.src = strdup(src), .dst = strdup(link), .read_only = true,
+				  .flags = BERTH_MNT_NOSUID | BERTH_MNT_NODEV, .berth_own = true};
+	p->edits.n_mounts++;
+	return m->src && m->dst ? 0 : berth_fail(err, ENOMEM, "CDI hooks");
+}
+
+static int add_ld_path(struct berth_cdi_plan *p, const char *dir, struct berth_err *err)
+{
+	char *more;
+
+	if (dir[0] != '/' || strchr(dir, ':'))
+		return berth_fail(err, 0, "CDI update-ldcache hook: folder '%.100s' is not an "
+				  "absolute path; fix the spec", dir);
+	if (asprintf(&more, "%s%s%s", p->ld_path ? p->ld_path : "", p->ld_path ? ":" : "",
+		     dir) < 0)
+		return berth_fail(err, ENOMEM, "CDI hooks");
+	free(p->ld_path);
+	p->ld_path = more;
+	return 0;
+}
+
+int berth_cdi_do_hooks(struct berth_cdi_plan *p, struct berth_err *err)
+{
+	for (size_t k = 0; k < p->edits.n_hooks; k++) {
+		const struct berth_cdi_hook *h = &p->edits.hooks[k];
+		char *const *a = h->args;
+		const char *tool = strrchr(h->path, '/') + 1;
+		size_t i; /* where the hook's own name is */
+		/* nvidia-cdi-hook NAME ...; nvidia-ctk hook NAME ... */
+		if (a && a[0] && !strcmp(tool, "nvidia-cdi-hook"))
+			i = 1;
+		else if (a && a[0] && a[1] && !strcmp(tool, "nvidia-ctk") && !strcmp(a[1], "hook"))
+			i = 2;
+		else
+			return refuse_hook(h, NULL, "does not run (it runs no OCI hooks)", err);
+		const char *name = a[i];
+		int rc = 0;
+		if (!name || (strcmp(name, "create-symlinks") != 0 &&
+			      strcmp(name, "update-ldcache") != 0 && strcmp(name, "chmod") != 0))
+			return refuse_hook(h, name, "does not run (it runs no OCI hooks)", err);
+		/* chmod: the device nodes are the host's own, modes and all */
+		for (i++; a[i] && rc == 0; i++) {
+			const char *v;
+			if (!strcmp(name, "create-symlinks") && (v = opt_value(a, &i, "--link")))
+				rc = do_link(p, h, v, err);
+			else if (!strcmp(name, "update-ldcache") && (v = opt_value(a, &i, "--folder")))
+				rc = add_ld_path(p, v, err);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* An additional group the job does not have cannot be added: refused. */
+static int check_groups(const struct berth_cdi_edits *e, struct berth_err *err)
 {
 	gid_t mine[256];
 	int n = getgroups(256, mine);
 
-	if (e->n_hooks)
-		return berth_fail(err, 0, "CDI spec %s asks for the %s hook %s, which berth does "
-				  "not run; remove the hooks from the spec (the driver "
-				  "libraries are found through their mounts and LD_LIBRARY_PATH)",
-				  e->hooks[0].file, e->hooks[0].hook_name, e->hooks[0].path);
 	for (size_t i = 0; i < e->n_gids; i++) {
 		bool have = e->gids[i] == getgid();
 		for (int j = 0; j < n && !have; j++)
@@ -947,7 +1067,8 @@ int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 		if (add_name(&names, &n_names, t, err) < 0)
 			goto out;
 	if (berth_cdi_edits_of(&reg, names, dirs, &out->edits, err) < 0 ||
-	    check_hooks_and_groups(&out->edits, err) < 0 || plan_hide(&reg, out, err) < 0)
+	    berth_cdi_do_hooks(out, err) < 0 || check_groups(&out->edits, err) < 0 ||
+	    plan_hide(&reg, out, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -967,6 +1088,8 @@ void berth_cdi_plan_free(struct berth_cdi_plan *p)
 	for (size_t i = 0; i < p->n_hide; i++)
 		free(p->hide[i]);
 	free(p->hide);
+	free(p->ld_path);
 	p->hide = NULL;
+	p->ld_path = NULL;
 	p->n_hide = 0;
 }

@@ -27,6 +27,7 @@ struct berth_cdi_hook {
 	char *hook_name;  /* createContainer, startContainer, ... */
 	char *path;
 	char *file;       /* the spec it came from, for messages */
+	char **args;      /* NULL-terminated (may be NULL) */
 };
 
 /* What a container gets from a set of devices. */
@@ -94,6 +95,8 @@ struct berth_cdi_plan {
 	char **hide;                 /* NULL-terminated (may be NULL) */
 	size_t n_hide;
 	char warning[512];           /* GPUs no spec describes: said, not fatal */
+	char *ld_path;               /* folders update-ldcache hooks named, for
+				      * LD_LIBRARY_PATH (after the image's), or NULL */
 };
 
 /* The step's GPUs (berth_cdi_step_gpus of `env`) and the devices of
@@ -104,6 +107,13 @@ struct berth_cdi_plan {
 int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 		   struct berth_cdi_plan *out, struct berth_err *err);
 void berth_cdi_plan_free(struct berth_cdi_plan *p);
+
+/* What nvidia-ctk's hooks do, done as edits (the runtimes berth drives
+ * run no OCI hooks): `create-symlinks --link T::L` binds the file T names
+ * at L, `update-ldcache --folder F` puts F on plan->ld_path, `chmod` of
+ * device nodes is the host's already.  Any other hook is refused, naming
+ * it and its spec.  Called by berth_cdi_plan; here for the unit tests. */
+int berth_cdi_do_hooks(struct berth_cdi_plan *plan, struct berth_err *err);
 
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);

@@ -2,7 +2,7 @@
 # The ready check for a real NVIDIA GPU (issue 28).  On a machine with a
 # GPU and its driver, as root:
 #   1. a CDI spec from the host's driver: `nvidia-ctk cdi generate` where
-#      installed (its hooks removed: berth refuses hooks it cannot run), else
+#      installed (hooks other than the ones berth does itself dropped), else
 #      one built here from /dev/nvidia* and the driver libraries and tools
 #      `ldconfig -p` and PATH list, into a private CdiSpecDirs folder;
 #   2. `nvidia-smi -L` in a small image through `berth run --device` for
@@ -37,30 +37,20 @@ nvidia-smi -L
 install -d -m 0755 "$W/cdi"
 if command -v nvidia-ctk >/dev/null; then
     nvidia-ctk cdi generate --output="$W/cdi/nvidia.json" --format=json
-    # berth runs no OCI hooks (update-ldcache, create-symlinks): drop them;
-    # LD_LIBRARY_PATH below finds the libraries instead.
+    # berth does create-symlinks, update-ldcache and chmod itself and
+    # refuses other hooks (enable-cuda-compat): those are dropped here.
     python3 - "$W/cdi/nvidia.json" <<'PY'
 import json, sys
 p = sys.argv[1]
 s = json.load(open(p))
-def strip(e):
-    if e: e.pop("hooks", None)
-strip(s.get("containerEdits"))
-for d in s["devices"]:
-    strip(d.get("containerEdits"))
-ce = s.setdefault("containerEdits", {})
-ce.setdefault("env", []).append("LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/lib64")
-# what create-symlinks would have made: the sonames ldconfig knows, for
-# the libraries the spec mounts
-import subprocess, re, os
-mounted = {os.path.realpath(m["hostPath"]) for m in ce.get("mounts", [])}
-have = {m["containerPath"] for m in ce.get("mounts", [])}
-for line in subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout.splitlines():
-    m = re.search(r"(lib(nvidia|cuda)\S*\.so\.\d+) .*x86-64.*=> (\S+)", line)
-    if m and os.path.realpath(m.group(3)) in mounted and m.group(3) not in have:
-        ce["mounts"].append({"hostPath": m.group(3), "containerPath": m.group(3),
-                             "options": ["ro", "nosuid", "nodev", "bind"]})
-        have.add(m.group(3))
+DONE = {"create-symlinks", "update-ldcache", "chmod"}
+def keep(h):
+    a = h.get("args", [])
+    name = a[2] if len(a) > 2 and a[1] == "hook" else a[1] if len(a) > 1 else ""
+    return name in DONE
+for e in [s.get("containerEdits")] + [d.get("containerEdits") for d in s["devices"]]:
+    if e and "hooks" in e:
+        e["hooks"] = [h for h in e["hooks"] if keep(h)]
 json.dump(s, open(p, "w"), indent=1)
 PY
 else

@@ -296,6 +296,63 @@ static void names_and_step_gpus(void **state)
 	berth_strv_free(names);
 }
 
+/* nvidia-ctk's hooks done as edits; any other hook refused, named */
+static const char ctk_spec[] =
+	"cdiVersion: 0.6.0\n"
+	"kind: nvidia.com/gpu\n"
+	"devices:\n"
+	"- name: \"0\"\n"
+	"  containerEdits:\n"
+	"    deviceNodes: [{path: /dev/nvidia0, hostPath: /dev/null}]\n"
+	"containerEdits:\n"
+	"  mounts:\n"
+	"  - {hostPath: /host/libcuda.so.535.1, containerPath: /usr/lib/x86_64-linux-gnu/libcuda.so.535.1,\n"
+	"     options: [ro, nosuid, nodev, bind]}\n"
+	"  hooks:\n"
+	"  - hookName: createContainer\n"
+	"    path: /usr/bin/nvidia-ctk\n"
+	"    args: [nvidia-ctk, hook, create-symlinks, --link,\n"
+	"           libcuda.so.535.1::/usr/lib/x86_64-linux-gnu/libcuda.so.1]\n"
+	"  - hookName: createContainer\n"
+	"    path: /usr/bin/nvidia-cdi-hook\n"
+	"    args: [nvidia-cdi-hook, update-ldcache, --folder, /usr/lib/x86_64-linux-gnu,\n"
+	"           --folder=/usr/lib64]\n"
+	"  - hookName: createContainer\n"
+	"    path: /usr/bin/nvidia-ctk\n"
+	"    args: [nvidia-ctk, hook, chmod, --mode, '755', --path, /dev/dri]\n";
+
+static void nvidia_ctk_hooks(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_cdi_registry reg = {0};
+	struct berth_cdi_plan plan = {0};
+	struct berth_err err = {0};
+
+	put(fx, fx->tree, "nvidia.yaml", ctk_spec);
+	load_ok(&reg, fx->tree);
+	char *names[] = {"nvidia.com/gpu=0", NULL};
+	assert_int_equal(berth_cdi_edits_of(&reg, names, NULL, &plan.edits, &err), 0);
+	if (berth_cdi_do_hooks(&plan, &err) < 0)
+		fail_msg("refused: %s", err.msg);
+	const struct berth_mount *link = mount_at(&plan.edits, "/usr/lib/x86_64-linux-gnu/libcuda.so.1");
+	assert_non_null(link);
+	assert_string_equal(link->src, "/host/libcuda.so.535.1");
+	assert_true(link->read_only);
+	assert_string_equal(plan.ld_path, "/usr/lib/x86_64-linux-gnu:/usr/lib64");
+	berth_cdi_plan_free(&plan);
+	berth_cdi_free(&reg);
+	/* a hook berth cannot do */
+	put(fx, fx->tree, "nvidia.yaml", json_spec);
+	load_ok(&reg, fx->tree);
+	char *net[] = {"example.com/net=eth", NULL};
+	assert_int_equal(berth_cdi_edits_of(&reg, net, NULL, &plan.edits, &err), 0);
+	assert_int_equal(berth_cdi_do_hooks(&plan, &err), -1);
+	assert_non_null(strstr(err.msg, "createContainer hook /usr/bin/true"));
+	assert_non_null(strstr(err.msg, "nvidia.yaml"));
+	berth_cdi_plan_free(&plan);
+	berth_cdi_free(&reg);
+}
+
 /* AllowedDevices and CdiSpecDirs (conf/devices.c) */
 static void allowed_devices(void **state)
 {
@@ -337,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(refuses_unsafe_files, setup, fixture_teardown),
 		cmocka_unit_test(names_and_step_gpus),
 		cmocka_unit_test(allowed_devices),
+		cmocka_unit_test_setup_teardown(nvidia_ctk_hooks, setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

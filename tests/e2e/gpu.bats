@@ -3,9 +3,10 @@
 # (tests/harness/cluster/gpu-standin.sh: /dev/nvidia0-1 in gres.conf, a
 # CDI spec with a stand-in libnvidia-ml.so.1 and nvidia-smi).  The step's
 # GPUs, and only those, reach the container with the library, the tool and
-# the spec's environment; a bad spec fails the step with its file and
-# field.  ConstrainDevices is not set on the shared cluster, so "cannot be
-# opened outside the allocation" is not asserted here (tests/gpu/).
+# the spec's environment, and what its nvidia-ctk hooks would make; a bad
+# spec fails the step with its file and field.  ConstrainDevices is not
+# set on the shared cluster, so "cannot be opened outside the allocation"
+# is not asserted here (tests/gpu/README.md).
 
 load helpers
 
@@ -24,7 +25,7 @@ teardown() {
 }
 
 # What the container sees: its GPU nodes (nvidia-smi), the spec's variable.
-SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU"; for f in /dev/nvidia*; do [ -c $f ] && echo "node $f"; done; true'
+SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU ld=$LD_LIBRARY_PATH"; [ -r /usr/lib/libnvidia-ml.so ] && echo linked; for f in /dev/nvidia*; do [ -c $f ] && echo "node $f"; done; true'
 
 @test "--gres=gpu:2: both device nodes, nvidiactl, the library, nvidia-smi and the spec's env" {
 	run as_user srun --gres=gpu:2 --container-image="$IMG" sh -c "$SEE"
@@ -34,6 +35,9 @@ SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU"; for f in /dev/nvidia*; do [ -
 	[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* ]]
 	[[ "$output" == *"std=yes"* ]]
 	[[ "$output" == *"node /dev/nvidiactl"* ]]
+	# the spec's nvidia-ctk hooks, done by berth: the link, the folder
+	[[ "$output" == *"linked"* ]]
+	[[ "$output" == *"ld=/usr/lib"* || "$output" == *"ld="*":/usr/lib"* ]]
 }
 
 @test "--gres=gpu:1: exactly one GPU; --container-devices adds a named one; no --gres: none" {

@@ -6,7 +6,8 @@
 #  - a stand-in driver library and nvidia-smi (tests/harness/fakes/gpu/) under
 #    DIR/gpu, and a CDI spec DIR/cdi/nvidia.yaml (what `nvidia-ctk cdi
 #    generate` would write for them: one device per GPU and "all"; the
-#    nodes, the library, the tool and the environment).
+#    nodes, the library, the tool, the environment and nvidia-ctk's
+#    create-symlinks and update-ldcache hooks, which berth does itself).
 # Usage: gpu-standin.sh DIR.  Idempotent; everything root's, not writable
 # by others (berth refuses CDI specs that are).
 set -euo pipefail
@@ -60,6 +61,13 @@ containerEdits:
   - hostPath: $D/gpu/bin/nvidia-smi
     containerPath: /usr/bin/nvidia-smi
     options: [ro, nosuid, nodev, bind]
+  hooks:
+  - hookName: createContainer
+    path: /usr/bin/nvidia-ctk
+    args: [nvidia-ctk, hook, create-symlinks, --link, libnvidia-ml.so.1::/usr/lib/libnvidia-ml.so]
+  - hookName: createContainer
+    path: /usr/bin/nvidia-ctk
+    args: [nvidia-ctk, hook, update-ldcache, --folder, /usr/lib]
 SPEC
 chmod 0644 "$spec.tmp"
 if cmp -s "$spec.tmp" "$spec"; then rm -f "$spec.tmp"; else mv "$spec.tmp" "$spec"; fi

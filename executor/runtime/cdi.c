@@ -1012,7 +1012,18 @@ static bool kind_known(const struct berth_cdi_registry *reg, const char *name)
 	return false;
 }
 
-/* Every device node of every spec that the chosen devices do not have. */
+/* Is host node `src` one the chosen devices bind? */
+static bool chosen_src(const struct berth_cdi_edits *chosen, const char *src)
+{
+	for (size_t i = 0; i < chosen->n_mounts; i++)
+		if (!strcmp(chosen->mounts[i].src, src) &&
+		    listed(chosen->nodes, chosen->n_nodes, chosen->mounts[i].dst))
+			return true;
+	return false;
+}
+
+/* The host's device nodes of every spec that the chosen devices do not
+ * bind (by host path: a spec may show host /dev/nvidia3 as /dev/nvidia0). */
 static int plan_hide(const struct berth_cdi_registry *reg, struct berth_cdi_plan *p,
 		     struct berth_err *err)
 {
@@ -1020,10 +1031,9 @@ static int plan_hide(const struct berth_cdi_registry *reg, struct berth_cdi_plan
 		const struct berth_cdi_edits *e = i < reg->n_devices
 			? &reg->devices[i].edits : &reg->specs[i - reg->n_devices].edits;
 		for (size_t j = 0; j < e->n_mounts; j++) {
-			const char *node = e->mounts[j].dst;
-			if (listed(e->nodes, e->n_nodes, node) &&
-			    !listed(p->edits.nodes, p->edits.n_nodes, node) &&
-			    add_name(&p->hide, &p->n_hide, node, err) < 0)
+			const struct berth_mount *m = &e->mounts[j];
+			if (listed(e->nodes, e->n_nodes, m->dst) && !chosen_src(&p->edits, m->src) &&
+			    add_name(&p->hide, &p->n_hide, m->src, err) < 0)
 				return -1;
 		}
 	}

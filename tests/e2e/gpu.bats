@@ -59,6 +59,15 @@ SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU ld=$LD_LIBRARY_PATH"; [ -r /usr
 	[[ "$output" != *"std=yes"* ]]
 }
 
+@test "srun -n 2 --gpus-per-task=1: each task's container has its own GPU" {
+	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \
+		sh -c 'nvidia-smi -L | sed "s/^/task $SLURM_PROCID: /"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^task [01]: GPU [01]: Stand-in' <<<"$output")" -eq 2 ]
+	[ "$(grep -o '^task [01]: GPU [01]' <<<"$output" | cut -d' ' -f4 | sort -u | wc -l)" -eq 2 ]
+}
+
 @test "--container-devices outside AllowedDevices, or not a CDI name: refused at submission" {
 	run as_user srun --container-image="$IMG" --container-devices=example.com/fpga=0 true
 	echo "$output"

@@ -231,15 +231,17 @@ int cmd_run(int argc, char **argv)
 	}
 	/* --device, and the GPUs of the Slurm step it runs in (not docker's
 	 * yet: a bound node is not a device its cgroup allows) */
-	if (!strcmp(a.runtime, "docker") && a.devices[0]) {
+	bool docker = !strcmp(ex->ops->name, "docker");
+	if (docker && a.devices[0]) {
 		berth_fail(&err, 0, "--device is not supported with docker yet; use "
 			   "--runtime charliecloud or singularity");
 		goto out;
 	}
-	if ((strcmp(a.runtime, "docker") != 0 &&
+	if ((!docker &&
 	     berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, &plan,
 			    &err) < 0) ||
-	    cli_apply_devices(a.runtime, &plan, a.binds, &a.n_binds, MAX_ITEMS, &env, &err) < 0)
+	    cli_apply_devices(ex->ops->name, &plan, a.binds, &a.n_binds, MAX_ITEMS, &env,
+			      &err) < 0)
 		goto out;
 	if (plan.warning[0])
 		fprintf(stderr, "berth: warning: %s\n", plan.warning);

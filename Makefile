@@ -12,10 +12,10 @@ VERSION     := 0.1.0
 JOBS        ?= $(shell nproc)
 
 CC          ?= cc
-PKGS        := libarchive json-c libcurl libcrypto libsquashfs1
+PKGS        := libarchive json-c libcurl libcrypto libsquashfs1 yaml-0.1
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS))
-# libcurl, libcrypto, libarchive and libsquashfs are dlopen()ed when first
+# libcurl, libcrypto, libarchive, libsquashfs and libyaml are dlopen()ed when first
 # needed (executor/base/dl/*_lazy.h): the berth command does not link them (a warm
 # start uses none); the unit tests, which call them, do.
 BERTH_LIBS  := $(shell pkg-config --libs json-c) -lpthread

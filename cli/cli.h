@@ -56,6 +56,16 @@ struct berth_image;
 int cli_open_registry_image(const char *text, struct berth_image *img, char pinned[72],
 			    struct berth_err *err);
 
+struct berth_cdi_plan;
+struct berth_mount;
+/* The devices' edits (runtime/cdi.h) into a container's binds (room for
+ * `cap`) and environment (a malloc'd vector; their values win).  A device
+ * node charliecloud already shows (it binds the host's /dev) is not bound
+ * again; the specs' other nodes are hidden there (spec.hide_nodes). */
+int cli_apply_devices(const char *runtime, const struct berth_cdi_plan *plan,
+		      struct berth_mount *binds, size_t *n_binds, size_t cap, char ***env,
+		      struct berth_err *err);
+
 /* ---- the commands: argv[0] is the command's name ---- */
 
 int cmd_pull(int argc, char **argv);      /* pull.c */

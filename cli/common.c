@@ -10,6 +10,7 @@
 
 #include "executor/cache/cache.h"
 #include "executor/executor.h"
+#include "executor/runtime/cdi.h"
 #include "cli/cli.h"
 
 int cli_parse_fd(const char *text)
@@ -98,4 +99,66 @@ int cli_failed_status(const struct berth_executor *ex)
 	int refused = berth_executor_refused(ex);
 
 	return refused ? refused : CLI_EXIT_BERTH;
+}
+
+/* "K=V" into a malloc'd environment vector, replacing K's value. */
+static int env_put(char ***env, const char *kv, struct berth_err *err)
+{
+	size_t klen = strcspn(kv, "="), n = 0;
+
+	for (; (*env)[n]; n++) {
+		if (!strncmp((*env)[n], kv, klen + 1)) {
+			char *copy = strdup(kv);
+			if (!copy)
+				return berth_fail(err, ENOMEM, "environment");
+			free((*env)[n]);
+			(*env)[n] = copy;
+			return 0;
+		}
+	}
+	char **more = realloc(*env, (n + 2) * sizeof(char *));
+	if (!more)
+		return berth_fail(err, ENOMEM, "environment");
+	*env = more;
+	if (!(more[n] = strdup(kv)))
+		return berth_fail(err, ENOMEM, "environment");
+	more[n + 1] = NULL;
+	return 0;
+}
+
+int cli_apply_devices(const char *runtime, const struct berth_cdi_plan *plan,
+		      struct berth_mount *binds, size_t *n_binds, size_t cap, char ***env,
+		      struct berth_err *err)
+{
+	bool host_dev = !strcmp(runtime, "charliecloud");
+
+	for (size_t i = 0; i < plan->edits.n_env; i++)
+		if (env_put(env, plan->edits.env[i], err) < 0)
+			return -1;
+	if (plan->ld_path) { /* update-ldcache's folders, after the image's own */
+		const char *old = NULL;
+		for (size_t i = 0; (*env)[i] && !old; i++)
+			if (!strncmp((*env)[i], "LD_LIBRARY_PATH=", 16))
+				old = (*env)[i] + 16;
+		_cleanup_free_ char *kv = NULL;
+		if (asprintf(&kv, "LD_LIBRARY_PATH=%s%s%s", old && *old ? old : "",
+			     old && *old ? ":" : "", plan->ld_path) < 0 || env_put(env, kv, err) < 0)
+			return berth_fail(err, ENOMEM, "environment");
+	}
+	for (size_t i = 0; i < plan->edits.n_mounts; i++) {
+		const struct berth_mount *m = &plan->edits.mounts[i];
+		bool node = false;
+		for (size_t j = 0; j < plan->edits.n_nodes && !node; j++)
+			node = !strcmp(plan->edits.nodes[j], m->dst);
+		if (node && host_dev && !strcmp(m->src, m->dst) && !strncmp(m->dst, "/dev/", 5))
+			continue;
+		if (*n_binds >= cap)
+			return berth_fail(err, 0, "too many mounts with the devices' own");
+		binds[*n_binds] = *m;
+		binds[*n_binds].src = strdup(m->src);
+		binds[*n_binds].dst = strdup(m->dst);
+		if (!binds[(*n_binds)++].dst || !binds[*n_binds - 1].src)
+			return berth_fail(err, ENOMEM, "mounts");
+	}
+	return 0;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "executor/executor.h"
+#include "executor/runtime/cdi.h"
 #include "executor/runtime/named.h"
 #include "executor/runtime/save.h"
 #include "executor/base/process.h"
@@ -49,6 +50,8 @@ struct launch {
 	const char *name_scope; /* "job-<id>" or "user" */
 	bool readonly;          /* --container-readonly (a named one is writable) */
 	const char *save;       /* --container-save: write the container here */
+	const char *devices;    /* --container-devices, checked by the plugin */
+	const char *cdi_dirs;   /* CdiSpecDirs */
 	char **argv;
 };
 
@@ -61,6 +64,7 @@ static const char launch_usage[] =
 	"                    [--env-keep NAME,...] [--remap-root] [--unshare net,ipc,uts]\n"
 	"                    [--name NAME[:MODE] --name-scope job-ID|user [--readonly]]\n"
 	"                    [--save PATH --name-scope job-ID|user]\n"
+	"                    [--devices CDI-NAME,...] [--cdi-dirs DIR,...]\n"
 	"                    [--mounts SRC:DST[:ro|rw],...] -- CMD [ARG...]\n";
 
 static int parse_launch(int argc, char **argv, struct launch *l, struct berth_config *cfg)
@@ -89,6 +93,8 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"readonly", no_argument, NULL, 'O'},
 		{"save", required_argument, NULL, 'A'},
 		{"unshare", required_argument, NULL, 'U'},
+		{"devices", required_argument, NULL, 'D'},
+		{"cdi-dirs", required_argument, NULL, 'I'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -120,6 +126,8 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 			if (berth_unshare_parse(optarg, "--unshare", &l->unshare, NULL) < 0)
 				return -1;
 			break;
+		case 'D': l->devices = optarg; break;
+		case 'I': l->cdi_dirs = optarg; break;
 		case 'w': l->workdir = optarg; break;
 		case 'k': l->env_keep = optarg; break;
 		case 'm': l->mounts = optarg; break;
@@ -278,6 +286,23 @@ static int relay_docker(int control)
 	return CLI_EXIT_BERTH;
 }
 
+/* The step's GPUs and --container-devices (runtime/cdi.h). */
+static int add_devices(const struct launch *l, struct berth_mount **binds, size_t *n_binds,
+		       char ***env, struct berth_cdi_plan *plan, struct berth_err *err)
+{
+	if (berth_cdi_plan(l->cdi_dirs, l->devices, environ, plan, err) < 0)
+		return -1;
+	if (plan->warning[0])
+		fprintf(stderr, "berth: warning: %s\n", plan->warning);
+	struct berth_mount *more = realloc(*binds, (*n_binds + plan->edits.n_mounts + 1) *
+					   sizeof(**binds));
+	if (!more)
+		return berth_fail(err, ENOMEM, "mounts");
+	*binds = more;
+	return cli_apply_devices(l->runtime, plan, *binds, n_binds,
+				 *n_binds + plan->edits.n_mounts, env, err);
+}
+
 /* The staged image (by digest), or the user's own SIF/SquashFS file. */
 static int use_image(struct berth_executor *ex, const struct launch *l, struct berth_err *err)
 {
@@ -398,6 +423,7 @@ int cmd_launch(int argc, char **argv)
 	char script_dir[PATH_MAX], script_in[PATH_MAX], workdir[PATH_MAX];
 	char **env = NULL, **keep = NULL, **cmd = NULL;
 	struct berth_named named = {.lock_fd = -1};
+	struct berth_cdi_plan plan = {0};
 	int code = -1; /* the task's exit status once known; -1 an error in err */
 
 	berth_config_defaults(&cfg);
@@ -409,8 +435,16 @@ int cmd_launch(int argc, char **argv)
 	/* Slurm 22.05 skipped this for us (docker too: the root-side monitor
 	 * copies this task's limits into the container). */
 	apply_slurm_task_setup();
-	if (!strcmp(l.runtime, "docker"))
+	if (!strcmp(l.runtime, "docker")) {
+		char **gpus = NULL;
+		size_t n_gpus = 0;
+		if (berth_cdi_step_gpus(environ, &gpus, &n_gpus, &err) == 0 && n_gpus)
+			fprintf(stderr, "berth: warning: the step has GPUs, but docker containers "
+				"get no device from berth yet; use --container-runtime=charliecloud "
+				"or singularity for GPU jobs\n");
+		berth_strv_free(gpus);
 		return relay_docker(l.control_fd);
+	}
 	if (l.name && step_name(&l, &err)) {
 		code = err.msg[0] ? -1 : join_step(&l, &err);
 		goto out;
@@ -440,7 +474,9 @@ int cmd_launch(int argc, char **argv)
 			 basename(strdupa(l.batch_script)));
 		l.argv[0] = script_in; /* the command, before any entry point wraps it */
 	}
-	if (!(cmd = berth_task_argv_env(&ex->img, l.argv, entrypoint_mode(&l, ex), &env, keep, &err)))
+	if (add_devices(&l, &binds, &n_binds, &env, &plan, &err) < 0 ||
+	    !(cmd = berth_task_argv_env(&ex->img, l.argv, entrypoint_mode(&l, ex), &env, keep,
+						&err)))
 		goto fail;
 	if ((l.name || l.save) && !named.holder) { /* it runs: this task joins it */
 		if (l.mounts)
@@ -462,6 +498,7 @@ int cmd_launch(int argc, char **argv)
 		.writable = l.name || l.save ? !l.readonly : l.writable,
 		.layer_dir = l.name || l.save ? named.dir : NULL,
 		.remap_root = l.remap_root, .unshare = l.unshare,
+		.hide_nodes = plan.hide,
 		.uid = getuid(), .gid = getgid(),
 		.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
 	};
@@ -491,6 +528,7 @@ out:
 	}
 	berth_named_release(&named);
 	berth_executor_destroy(ex);
+	berth_cdi_plan_free(&plan);
 	berth_strv_free(env);
 	berth_mounts_free(binds, n_binds);
 	free(keep);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "executor/executor.h"
+#include "executor/runtime/cdi.h"
 #include "cli/cli.h"
 
 #define MAX_ITEMS 256
@@ -25,7 +26,7 @@ static const char run_usage[] =
 	"                 [--bind SRC:DST[:ro|rw]]... [--workdir DIR]\n"
 	"                 [--env K=V]... [--env-pass NAME]... [--writable]\n"
 	"                 [--mount-home] [--unshare net,ipc,uts] [--verbose]\n"
-	"                 [--user UID:GID (root only)]\n"
+	"                 [--user UID:GID (root only)] [--device CDI-NAME]...\n"
 	"                 -- CMD [ARG...]\n"
 	"exit status: CMD's (128+N after signal N); 127 CMD not found in the\n"
 	"container, 126 not executable; 125 berth's own failure (reason on stderr)\n";
@@ -39,6 +40,7 @@ struct run_args {
 	bool writable, mount_home, verbose;
 	unsigned unshare;            /* --unshare (and --network-none: net) */
 	const char *user;            /* root only: run the container as UID:GID */
+	char devices[1024];          /* --device, comma separated */
 	char **argv;
 };
 
@@ -71,6 +73,7 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 		/* the older spelling of --unshare=net */
 		{"network-none", no_argument, NULL, 'N'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"device", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -95,6 +98,15 @@ static int parse_run(int argc, char **argv, struct run_args *a, struct berth_err
 			break;
 		}
 		case 'v': a->verbose = true; break;
+		case 'D': {
+			size_t used = strlen(a->devices);
+			if (!berth_cdi_name_valid(optarg) ||
+			    snprintf(a->devices + used, sizeof(a->devices) - used, "%s%s",
+				     used ? "," : "", optarg) >= (int)(sizeof(a->devices) - used))
+				return berth_fail(err, 0, "--device '%s': write a CDI name "
+						  "KIND=NAME, as nvidia.com/gpu=0", optarg);
+			break;
+		}
 		case 'b':
 			if (parse_bind(optarg, &a->binds[a->n_binds++], err) < 0)
 				return -1;
@@ -193,6 +205,7 @@ int cmd_run(int argc, char **argv)
 	struct berth_config cfg;
 	struct berth_executor *ex = NULL;
 	struct berth_stage_result staged;
+	struct berth_cdi_plan plan = {0};
 	char **env = NULL;
 	int code = -1; /* the container's status once known; -1 an error in err */
 	uid_t uid;
@@ -228,7 +241,24 @@ int cmd_run(int argc, char **argv)
 		if (!(env = next))
 			goto out;
 	}
+	/* --device, and the GPUs of the Slurm step it runs in (not docker's
+	 * yet: a bound node is not a device its cgroup allows) */
+	bool docker = !strcmp(ex->ops->name, "docker");
+	if (docker && a.devices[0]) {
+		berth_fail(&err, 0, "--device is not supported with docker yet; use "
+			   "--runtime charliecloud or singularity");
+		goto out;
+	}
+	if ((!docker &&
+	     berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, &plan,
+			    &err) < 0) ||
+	    cli_apply_devices(ex->ops->name, &plan, a.binds, &a.n_binds, MAX_ITEMS, &env,
+			      &err) < 0)
+		goto out;
+	if (plan.warning[0])
+		fprintf(stderr, "berth: warning: %s\n", plan.warning);
 	struct berth_container_spec spec = {
+		.hide_nodes = plan.hide,
 		.argv = a.argv, .env = env, .workdir = a.workdir,
 		.binds = a.binds, .n_binds = a.n_binds,
 		.writable = a.writable, .mount_home = a.mount_home,
@@ -254,6 +284,7 @@ out:
 	}
 	berth_executor_destroy(ex);
 	berth_strv_free(env);
+	berth_cdi_plan_free(&plan);
 	berth_config_free(&cfg);
 	for (size_t i = 0; i < a.n_binds; i++) {
 		free(a.binds[i].src);

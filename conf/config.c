@@ -85,6 +85,10 @@ static const struct conf_key conf_keys[] = {
 	/* issue 26: a site default for a writable root (enroot's ENROOT_ROOTFS_WRITABLE) */
 	{"ContainerWritable", conf_parse_bool, conf_print_bool,
 	 offsetof(struct berth_config, container_writable)},
+	{"CdiSpecDirs", conf_parse_cdi_dirs, conf_print_registry_list,
+	 offsetof(struct berth_config, cdi_spec_dirs)},
+	{"AllowedDevices", conf_parse_allowed_devices, conf_print_registry_list,
+	 offsetof(struct berth_config, allowed_devices)},
 };
 
 #define N_CONF_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -142,6 +146,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	set_path_default(cfg->registry_certs_dir, "/etc/docker/certs.d");
 	cfg->pull_parallel = 4;
 	cfg->docker_pids_limit = BERTH_DEFAULT_DOCKER_PIDS_LIMIT;
+	snprintf(cfg->cdi_spec_dirs, sizeof(cfg->cdi_spec_dirs), "/etc/cdi,/var/run/cdi");
 }
 
 void berth_config_free(struct berth_config *cfg)

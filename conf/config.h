@@ -107,7 +107,15 @@ struct berth_config {
 					      * 0 = no limit */
 	bool pyxis_env_compat;               /* PyxisEnvCompat=no: also read
 					      * PYXIS_CONTAINER_* as the options */
+	/* Devices (CDI, conf/devices.c): */
+	char cdi_spec_dirs[1024];            /* CdiSpecDirs=/etc/cdi,/var/run/cdi */
+	char allowed_devices[1024];          /* AllowedDevices=: what --container-devices
+					      * may name (patterns); empty = nothing */
 };
+
+/* Is `name` ("KIND=NAME") well formed and within AllowedDevices?  The
+ * message says what to write instead. */
+int berth_device_check(const struct berth_config *cfg, const char *name, struct berth_err *err);
 
 /* Fill *cfg with the built-in defaults. */
 void berth_config_defaults(struct berth_config *cfg);

@@ -73,6 +73,10 @@ conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_pars
 /* a yes/no key: the bool at path_offset */
 conf_parse_fn conf_parse_bool;
 
+/* ---- devices.c ---- */
+
+conf_parse_fn conf_parse_cdi_dirs, conf_parse_allowed_devices;
+
 /* ---- print.c ---- */
 
 /* "charliecloud,singularity" for a runtime bit mask. */

@@ -46,6 +46,10 @@ struct berth_container_spec {
 	bool verbose;                /* the runtime's own notices too (else errors only) */
 	unsigned unshare;            /* BERTH_UNSHARE_* (conf/unshare.h): namespaces
 				      * of its own beyond the runtime's default */
+	/* device nodes of the host's /dev the container must not see (CDI
+	 * devices not chosen; runtime/cdi.h), NULL-terminated; charliecloud,
+	 * which shows the host's /dev, hides them */
+	char *const *hide_nodes;
 	/* Docker only (the others run as the calling user, unprivileged): */
 	uid_t uid;
 	gid_t gid;

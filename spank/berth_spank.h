@@ -26,6 +26,7 @@ struct berth_spank {
 	char *container_name;        /* --container-name=NAME[:MODE] */
 	char *save;                  /* --container-save=PATH, made absolute */
 	char *unshare;               /* --container-unshare=net,ipc,uts, canonical */
+	char *devices;               /* --container-devices=CDI-NAME,... */
 	enum berth_tristate mount_home, writable, entrypoint, verbose, entrypoint_log, remap_root;
 	/* Derived in init_post_opt. */
 	enum berth_runtime runtime;

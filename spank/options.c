@@ -17,7 +17,7 @@
 #include "spank/pin.h"
 
 enum opt_id { OPT_IMAGE, OPT_RUNTIME, OPT_MOUNTS, OPT_WORKDIR, OPT_ENV, OPT_NAME, OPT_SAVE,
-	      OPT_UNSHARE, /* the last string option (berth_options_free) */
+	      OPT_UNSHARE, OPT_DEVICES, /* the last string option (berth_options_free) */
 	      OPT_HOME, OPT_NO_HOME, OPT_WRITABLE, OPT_READONLY,
 	      OPT_ENTRYPOINT, OPT_NO_ENTRYPOINT, OPT_VERBOSE, OPT_ENTRYPOINT_LOG,
 	      OPT_REMAP_ROOT, OPT_NO_REMAP_ROOT, OPT_COUNT };
@@ -34,6 +34,7 @@ static char **string_slot(int id)
 	case OPT_NAME: return &berth.container_name;
 	case OPT_SAVE: return &berth.save;
 	case OPT_UNSHARE: return &berth.unshare;
+	case OPT_DEVICES: return &berth.devices;
 	default: return NULL;
 	}
 }
@@ -122,6 +123,10 @@ static struct spank_option options[] = {
 	 "[berth] give the container namespaces of its own (pyxis 0.24): net "
 	 "(loopback only), ipc, uts (hostname); comma-separated",
 	 1, OPT_UNSHARE, on_option},
+	{"container-devices", "CDI-NAME[,...]",
+	 "[berth] give the container these devices too (CDI names, as "
+	 "nvidia.com/gpu=0), within the site's AllowedDevices; the GPUs Slurm "
+	 "gave the step always reach it", 1, OPT_DEVICES, on_option},
 	{"container-mount-home", NULL, "[berth] bind the home folder (site default: MountHome)",
 	 0, OPT_HOME, on_option},
 	{"no-container-mount-home", NULL, "[berth] do not bind the home folder",
@@ -205,6 +210,7 @@ static const struct env_row {
 	{"NAME", OPT_NAME, false, true},
 	{"SAVE", OPT_SAVE, false, true},
 	{"UNSHARE", OPT_UNSHARE, false, false},
+	{"DEVICES", OPT_DEVICES, false, false},
 	{"MOUNT_HOME", OPT_HOME, false, true},
 	{"NO_MOUNT_HOME", OPT_HOME, true, false},
 	{"WRITABLE", OPT_WRITABLE, false, true},
@@ -475,6 +481,31 @@ static int check_save(spank_t sp)
 	return 0;
 }
 
+/* --container-devices: CDI names within AllowedDevices, checked on both
+ * sides (the node's check is the one that counts). */
+static int check_devices(void)
+{
+	struct berth_err err = {0};
+	_cleanup_free_ char *copy = strdup(berth.devices);
+	char *save = NULL;
+
+	if (!copy)
+		return -1;
+	if (berth.devices[0] == ',' || berth.devices[strlen(berth.devices) - 1] == ',' ||
+	    strstr(berth.devices, ",,")) {
+		slurm_error(PFX "--container-devices=%s: separate CDI names with single commas",
+			    berth.devices);
+		return -1;
+	}
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (berth_device_check(&berth.cfg, t, &err) < 0) {
+			slurm_error(PFX "%s", err.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_name(void)
 {
 	struct berth_err err = {0};
@@ -513,12 +544,12 @@ int berth_options_validate(spank_t sp)
 		return -1;
 	if (!berth.image && !berth.container_name) {
 		if (berth.runtime_name || berth.mounts || berth.workdir || berth.env_names ||
-		    berth.unshare)
+		    berth.unshare || berth.devices)
 			slurm_error(PFX "container options given without --container-image: "
 				    "they are ignored and the job runs on the host");
 		return 0;
 	}
-	if (berth.mounts && parse_mounts(sp) < 0)
+	if ((berth.mounts && parse_mounts(sp) < 0) || (berth.devices && check_devices() < 0))
 		return -1;
 	/* A relative path starts at the container's root, as in pyxis (the
 	 * launcher resolves it: berth_workdir_resolve). */
@@ -578,12 +609,20 @@ int berth_options_check_runtime(void)
 		slurm_error(PFX "%s", err.msg);
 		return -1;
 	}
+	/* Docker's containers live in dockerd's cgroups, outside the step's
+	 * device rules: berth gives them no device until it can take the
+	 * step's GPUs from a source the job cannot set. */
+	if (berth.devices && berth.runtime == BERTH_RT_DOCKER) {
+		slurm_error(PFX "--container-devices is not supported with docker yet; use "
+			    "--container-runtime=charliecloud or singularity");
+		return -1;
+	}
 	return 0;
 }
 
 void berth_options_free(void)
 {
-	for (int id = OPT_IMAGE; id <= OPT_UNSHARE; id++) {
+	for (int id = OPT_IMAGE; id <= OPT_DEVICES; id++) {
 		char **slot = string_slot(id);
 		free(*slot);
 		*slot = NULL;

@@ -368,7 +368,7 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 {
 	static char scope[32];
 	/* every option below at once is 38 words, the command and NULL apart */
-	size_t cap = (size_t)job_argc + 48;
+	size_t cap = (size_t)job_argc + 48 + 2 * berth.n_mounts;
 	char **argv = calloc(cap, sizeof(char *));
 	size_t n = 0;
 
@@ -426,6 +426,13 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 	if (berth.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = berth.workdir;
+	}
+	/* the step's GPUs come from its environment; these are checked */
+	argv[n++] = "--cdi-dirs";
+	argv[n++] = berth.cfg.cdi_spec_dirs;
+	if (berth.devices) {
+		argv[n++] = "--devices";
+		argv[n++] = berth.devices;
 	}
 	if (berth.env_names) {
 		argv[n++] = "--env-keep";

@@ -14,6 +14,9 @@
  *    make it (ch-run 0.31 refuses to mkdir under a bind);
  *  - each mount ch-run cannot make itself (read-only, nosuid, nodev,
  *    noexec, tmpfs) made there first, with its flags, at layer/mnt/N;
+ *  - the host's device nodes of CDI devices the step was not given
+ *    (spec->hide_nodes), covered by an empty file nobody may open: ch-run
+ *    binds the host's /dev, recursively, so the cover reaches it;
  *    ch-run's recursive bind carries it into the container, where the
  *    kernel locks the flags.
  * A job with only plain read-write binds onto existing targets needs none
@@ -106,7 +109,7 @@ static int plan_mounts(struct berth_executor *ex, const struct berth_container_s
 	const char *wd = berth_spec_workdir(ex);
 	if (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 && berth_ns_lacks(root_fd, wd))
 		plan->overlay = true;
-	plan->layer |= plan->overlay;
+	plan->layer |= plan->overlay || berth_ns_any_node(spec->hide_nodes);
 	/* The home at its own path (/root under remapped root), as pyxis:
 	 * ch-run's --home only where that is /home/$USER and no overlay is
 	 * laid; elsewhere a bind, made in the overlay if the image lacks it. */
@@ -227,7 +230,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		       berth_ns_unshare(spec->unshare, false, err) < 0
 			? -1 : 0;
 	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
-	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
+	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0 ||
+	    berth_ns_hide(dir, spec->hide_nodes, err) < 0)
 		return -1;
 	if (plan->overlay) {
 		char rootfs[PATH_MAX];

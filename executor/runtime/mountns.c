@@ -217,6 +217,42 @@ int berth_ns_layer(const char *dir, struct berth_err *err)
 	return 0;
 }
 
+static bool is_node(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+bool berth_ns_any_node(char *const *paths)
+{
+	for (size_t i = 0; paths && paths[i]; i++)
+		if (is_node(paths[i]))
+			return true;
+	return false;
+}
+
+int berth_ns_hide(const char *dir, char *const *paths, struct berth_err *err)
+{
+	char hidden[PATH_MAX + 8];
+
+	snprintf(hidden, sizeof(hidden), "%s/hidden", dir);
+	for (size_t i = 0; paths && paths[i]; i++) {
+		if (!is_node(paths[i]))
+			continue;
+		int fd = open(hidden, O_WRONLY | O_CREAT | O_CLOEXEC, 0);
+		if (fd < 0)
+			return berth_fail(err, errno, "cannot create %s", hidden);
+		close(fd);
+		if (mount(hidden, paths[i], NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, paths[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+			  MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return berth_fail(err, errno, "cannot hide the device %s, which this step "
+					  "was not given", paths[i]);
+	}
+	return 0;
+}
+
 static unsigned long flags_of(const struct berth_mount *b)
 {
 	return (b->read_only ? MS_RDONLY : 0) | (b->flags & BERTH_MNT_NOSUID ? MS_NOSUID : 0) |

@@ -32,6 +32,12 @@ int berth_ns_unshare(unsigned what, bool in_userns, struct berth_err *err);
  * mnt/ folder. */
 int berth_ns_layer(const char *dir, struct berth_err *err);
 
+/* Hide each host device node of `paths` (NULL-terminated) that exists:
+ * an empty file nobody may open (DIR/hidden) is bound over it. */
+int berth_ns_hide(const char *dir, char *const *paths, struct berth_err *err);
+/* Does any of `paths` name a device node on the host? */
+bool berth_ns_any_node(char *const *paths);
+
 /* Mount b at DIR/mnt/I with its flags: a bind of its source, or a tmpfs. */
 int berth_ns_stage(const char *dir, size_t i, const struct berth_mount *b,
 		   struct berth_err *err);

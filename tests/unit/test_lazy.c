@@ -16,6 +16,7 @@
 #include "executor/base/dl/curl_lazy.h"
 #include "executor/base/dl/lazy.h"
 #include "executor/base/dl/squashfs_lazy.h"
+#include "executor/base/dl/yaml_lazy.h"
 
 struct one_fn {
 	size_t (*len)(const char *);
@@ -69,6 +70,7 @@ static void test_loaders(void **state)
 	assert_int_equal(berth_sqfs_load(&err), 0);
 	assert_int_equal(berth_crypto_load(&err), 0);
 	assert_int_equal(berth_curl_load(&err), 0);
+	assert_int_equal(berth_yaml_load(&err), 0);
 	assert_string_equal(err.msg, "");
 	/* loaded once: a second call finds the same table */
 	assert_int_equal(berth_archive_load(&err), 0);

@@ -10,7 +10,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config clang clang-tidy cppcheck valgrind
     libslurm-dev slurm-wlm-basic-plugins-dev slurm-wlm slurmd slurmctld munge
-    libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
+    libarchive-dev libjson-c-dev libyaml-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
     docker.io charliecloud-runtime squashfs-tools busybox-static bindfs fuse3
     squashfuse python3 curl procps psmisc iproute2 time bats jq
     debhelper dpkg-dev devscripts lintian fakeroot rpm groff man-db

@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# GPUs through CDI (issue 28), without a GPU: the cluster's stand-in GPUs
+# (tests/harness/cluster/gpu-standin.sh: /dev/nvidia0-1 in gres.conf, a
+# CDI spec with a stand-in libnvidia-ml.so.1 and nvidia-smi).  The step's
+# GPUs, and only those, reach the container with the library, the tool and
+# the spec's environment, and what its nvidia-ctk hooks would make; a bad
+# spec fails the step with its file and field.  ConstrainDevices is not
+# set on the shared cluster, so "cannot be opened outside the allocation"
+# is not asserted here (tests/gpu/README.md).
+
+load helpers
+
+setup_file() {
+	require_cluster
+	[ -c /dev/nvidia0 ] && [ -r "$BERTH_CLUSTER_DIR/cdi/nvidia.yaml" ] || {
+		echo "no stand-in GPUs: run tests/harness/cluster/start.sh (BERTH_CLUSTER_GPUS=2)" >&2
+		return 1
+	}
+	export IMG
+	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
+}
+
+teardown() {
+	rm -f "$BERTH_CLUSTER_DIR/cdi/zz-broken.yaml"
+}
+
+# What the container sees: its GPU nodes (nvidia-smi), the spec's variable.
+SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU ld=$LD_LIBRARY_PATH"; [ -r /usr/lib/libnvidia-ml.so ] && echo linked; for f in /dev/nvidia*; do [ -c $f ] && echo "node $f"; done; true'
+
+@test "--gres=gpu:2: both device nodes, nvidiactl, the library, nvidia-smi and the spec's env" {
+	run as_user srun --gres=gpu:2 --container-image="$IMG" sh -c "$SEE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 2 ]
+	[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* ]]
+	[[ "$output" == *"std=yes"* ]]
+	[[ "$output" == *"node /dev/nvidiactl"* ]]
+	# the spec's nvidia-ctk hooks, done by berth: the link, the folder
+	[[ "$output" == *"linked"* ]]
+	[[ "$output" == *"ld=/usr/lib"* || "$output" == *"ld="*":/usr/lib"* ]]
+}
+
+@test "--gres=gpu:1: exactly one GPU; --container-devices adds a named one; no --gres: none" {
+	run as_user srun --gres=gpu:1 --container-image="$IMG" sh -c "$SEE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^node /dev/nvidia[0-9]' <<<"$output")" -eq 1 ]
+	[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
+	run as_user srun --container-image="$IMG" --container-devices=nvidia.com/gpu=1 sh -c "$SEE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
+	[[ "$output" == *"GPU 1: Stand-in"* ]]
+	run as_user srun --container-image="$IMG" sh -c "$SEE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"GPU "* ]]
+	[[ "$output" != *"node /dev/nvidia"* ]]
+	[[ "$output" != *"std=yes"* ]]
+}
+
+@test "srun -n 2 --gpus-per-task=1: each task's container has its own GPU" {
+	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \
+		sh -c 'nvidia-smi -L | sed "s/^/task $SLURM_PROCID: /"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^task [01]: GPU [01]: Stand-in' <<<"$output")" -eq 2 ]
+	[ "$(grep -o '^task [01]: GPU [01]' <<<"$output" | cut -d' ' -f4 | sort -u | wc -l)" -eq 2 ]
+}
+
+@test "--container-devices outside AllowedDevices, or not a CDI name: refused at submission" {
+	run as_user srun --container-image="$IMG" --container-devices=example.com/fpga=0 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"example.com/fpga=0 is not among the devices this site allows"* ]]
+	run as_user srun --container-image="$IMG" --container-devices=gpu0 true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not a CDI device name"* ]]
+}
+
+@test "a malformed CDI spec: the GPU step fails naming the file and the field, and leaves nothing" {
+	printf 'cdiVersion: 0.5.0\nkind: example.com/broken\ndevices:\n- name: x\n  containerEdits:\n    mounts:\n    - {hostPath: lib, containerPath: /lib2}\n' \
+		>"$BERTH_CLUSTER_DIR/cdi/zz-broken.yaml"
+	chmod 644 "$BERTH_CLUSTER_DIR/cdi/zz-broken.yaml"
+	d=$(job_dir)
+	run as_user srun --gres=gpu:1 --container-image="$IMG" sh -c "touch $d/ran"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"zz-broken.yaml"* ]]
+	[[ "$output" == *"devices[0].containerEdits.mounts[0].hostPath"* ]]
+	[ ! -e "$d/ran" ]
+	# nothing of it stays: no berth process of the test user, no layer
+	! pgrep -u "${BERTH_TEST_USER:-berthtest}" -f 'berth launch|ch-run' >/dev/null
+	# a job that asks for no device still runs, and is told
+	run as_user srun --container-image="$IMG" true
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"warning: CDI spec"*"zz-broken.yaml"* ]]
+}
+
+@test "a spec others may write is refused, naming it" {
+	printf 'cdiVersion: 0.5.0\nkind: example.com/w\ndevices:\n- name: x\n  containerEdits: {}\n' \
+		>"$BERTH_CLUSTER_DIR/cdi/zz-broken.yaml"
+	chmod 666 "$BERTH_CLUSTER_DIR/cdi/zz-broken.yaml"
+	run as_user srun --gres=gpu:1 --container-image="$IMG" true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"zz-broken.yaml may be written by others"* ]]
+}
+
+@test "berth run --device: charliecloud and the setuid SingularityCE get the named GPU only" {
+	sing=/opt/singularity-3.4.2/bin/singularity
+	[ -x "$sing" ] || skip "no setuid SingularityCE 3.4.2 at $sing"
+	d=$(job_dir)
+	uid=$(id -u "${BERTH_TEST_USER:-berthtest}")
+	install -d -m 0700 -o "$uid" "$d/cache" "$d/cache/$uid"
+	printf 'CdiSpecDirs=%s\nSingularityPath=%s\n' "$BERTH_CLUSTER_DIR/cdi" "$sing" >"$d/berth.conf"
+	chmod 644 "$d/berth.conf"
+	export BERTH_CONFIG=$d/berth.conf # submit.sh passes BERTH_* on
+	for rt in charliecloud singularity; do
+		run as_user "$BERTH_CLUSTER_DIR/bin/berth" run \
+			--runtime "$rt" --cache-dir "$d/cache" --image "$IMG" \
+			--device nvidia.com/gpu=1 -- sh -c "$SEE"
+		echo "[$rt] $output"
+		[ "$status" -eq 0 ]
+		[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
+		[[ "$output" == *"GPU 1: Stand-in"* ]]
+		[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* ]]
+		[[ "$output" == *"std=yes"* ]]
+	done
+}

@@ -26,7 +26,7 @@ die() { log "error: $*"; exit 1; }
 common=(
 	build-essential pkg-config valgrind
 	libslurm-dev slurmd slurmctld slurm-client munge
-	libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
+	libarchive-dev libjson-c-dev libcurl4-openssl-dev libcmocka-dev libssl-dev libyaml-dev
 	charliecloud-runtime squashfs-tools squashfuse busybox-static bindfs fuse3
 	libsquashfs-dev squashfs-tools-ng siftool xxhash
 	docker-registry skopeo apache2-utils openssl

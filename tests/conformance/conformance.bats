@@ -771,6 +771,14 @@ ns_is() {
 	probe unshare
 	ns_is net own
 	[ "$(seen ifaces)" = "lo " ]
+	# Apptainer without a setuid starter binds the node's /sys (it mounts
+	# no sysfs of the new network's): the names of the node's interfaces
+	# stay listed there, none of them usable (README, the table's note)
+	if [ "$BERTH_RUNTIME" = singularity ] &&
+		"${BERTH_SINGULARITY:-${BERTH_TEST_SINGULARITY:-false}}" --version 2>/dev/null | grep -q '^apptainer'; then
+		echo "# /sys/class/net (Apptainer: the node's sysfs): $(seen sysnet)"
+		return 0
+	fi
 	[ "$(seen sysnet)" = "lo " ]
 }
 

@@ -178,6 +178,10 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	    (spec->mount_home && !plan->home.dst && berth_strv_add(&argv, "--home", err) < 0) ||
 	    (plan->home.dst && berth_strv_addf(&argv, err, "--bind=%s:%s", plan->home.src,
 					       plan->home.dst) < 0) ||
+	    /* ch-run 0.3x keeps the HOME it is given; later releases set
+	     * /root unless --home is given: the bound home is said outright */
+	    (plan->home.dst && berth_strv_addf(&argv, err, "--set-env=HOME=%s",
+					       plan->home.dst) < 0) ||
 	    (spec->writable && berth_strv_add(&argv, "--write", err) < 0) ||
 	    (spec->no_passwd && berth_strv_add(&argv, "--no-passwd", err) < 0) ||
 	    (spec->remap_root && (berth_strv_add(&argv, "--uid=0", err) < 0 ||

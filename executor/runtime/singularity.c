@@ -306,7 +306,9 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 							       spec->layer_dir, err);
 		const char *wd = berth_spec_workdir(ex);
 		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
-		if (root_fd < 0 ||
+		/* --writable on berth's overlay: Apptainer makes no mount point
+		 * there ("can't create /x destination automatically") */
+		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
 		    (berth_mount_holding(spec->binds, spec->n_binds, wd) < 0 &&
 		     berth_ns_lacks(root_fd, wd) && berth_ns_make_targets(root_fd, &wd_point, 1, err) < 0))
 			return -1;

@@ -26,7 +26,7 @@ setup_file() {
 
 # the cluster's berth.conf as it was, whatever a test changed
 teardown() {
-	cp -p "$SAVED" "$CONF"
+	cp -p "$SAVED" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
 }
 
 dsrun() { as_user srun -Q --container-runtime=docker --container-image="$IMG" "$@"; }

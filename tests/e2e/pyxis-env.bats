@@ -21,7 +21,7 @@ setup_file() {
 
 # the cluster's berth.conf as it was, whatever a test changed
 teardown() {
-	cp -p "$SAVED" "$CONF"
+	cp -p "$SAVED" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
 }
 
 # set_conf KEY=VALUE: that setting in the cluster's berth.conf (the plugin

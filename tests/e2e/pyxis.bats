@@ -372,10 +372,15 @@ tmpfs_needs_sandbox() {
 	[ "$status" -ne 0 ]
 }
 
-# The cluster's berth.conf, restored after a test that changed it.
+# The cluster's berth.conf, restored after a test that changed it: copied
+# beside it, then renamed over it, so a job's epilog never finds it
+# missing (a mv from another file system unlinks it first, and Slurm
+# drains a node whose epilog fails).
 teardown() {
-	[ ! -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] ||
-		mv -f "$BATS_FILE_TMPDIR/berth.conf.saved" "$BERTH_CLUSTER_DIR/etc/berth.conf"
+	local conf=$BERTH_CLUSTER_DIR/etc/berth.conf
+	[ ! -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] && return 0
+	cp -p "$BATS_FILE_TMPDIR/berth.conf.saved" "$conf.restore" && mv -f "$conf.restore" "$conf" &&
+		rm -f "$BATS_FILE_TMPDIR/berth.conf.saved"
 }
 
 # enroot's ENROOT_ROOTFS_WRITABLE: the site's ContainerWritable=yes makes

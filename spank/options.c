@@ -564,6 +564,16 @@ int berth_options_validate(spank_t sp)
 	return 0;
 }
 
+/* --container-name=JOBID.STEPID[:MODE] joins a running step: no
+ * container of its own is named, whatever the format. */
+static bool joins_step(const char *name)
+{
+	char bare[128];
+
+	snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(name, ":"), name);
+	return berth_name_is_step(bare);
+}
+
 /* What the Singularity at SingularityPath cannot do of the job, asked on
  * the submitting side when the binary is there too (the same probe and
  * words as the node's launcher; where it is not, the step's start says
@@ -582,7 +592,8 @@ static int check_singularity(struct berth_err *err)
 		return 0;
 	struct berth_sing_ask ask = {
 		.uid = getuid(), .format = berth_sing_choose_format(&berth.cfg, &rt, why, sizeof(why)),
-		.named = berth.container_name || berth.save, .writable = berth.writable == BERTH_YES,
+		.named = (berth.container_name && !joins_step(berth.container_name)) || berth.save,
+		.writable = berth.writable == BERTH_YES,
 		.remap_root = berth.remap_root == BERTH_YES,
 		.subuid = "/etc/subuid", .subgid = "/etc/subgid"};
 	for (size_t i = 0; i < berth.n_mounts; i++) {

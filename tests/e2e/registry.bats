@@ -30,7 +30,8 @@ setup_file() {
 
 teardown_file() {
 	[ -n "${REGDIR:-}" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
-	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
+	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" &&
+		mv -f "$CONF.restore" "$CONF" # never missing, never half written
 	return 0
 }
 

@@ -14,7 +14,7 @@ setup_file() {
 
 # The plugin reads berth.conf at every step: no restart needed.
 teardown() {
-	cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
+	cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
 }
 
 # the site's SingularityImageFormat (a row of the matrix may set one)

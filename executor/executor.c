@@ -2,6 +2,7 @@
  * A runtime file supplies only what differs: its cached artifact and the
  * command line/environment of its runtime program. */
 #define _GNU_SOURCE
+#include "executor/base/strv.h"
 #include "executor/executor.h"
 
 #include <errno.h>
@@ -175,19 +176,9 @@ const char *berth_spec_workdir(const struct berth_executor *ex)
 	return "/";
 }
 
-static const char *env_get(char *const *env, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (size_t i = 0; env && env[i]; i++)
-		if (!strncmp(env[i], name, len) && env[i][len] == '=')
-			return env[i] + len + 1;
-	return NULL;
-}
-
 const char *berth_spec_home(const struct berth_executor *ex, char *buf, size_t len)
 {
-	const char *home = ex->spec ? env_get(ex->spec->env, "HOME") : NULL;
+	const char *home = ex->spec ? berth_strv_getenv(ex->spec->env, "HOME") : NULL;
 	struct passwd pw, *found = NULL;
 	char pwbuf[4096];
 
@@ -244,15 +235,13 @@ static bool runtime_mounts_over(const char *path)
 	return false;
 }
 
-static const char *env_get(char *const *env, const char *name);
-
 /* --container-mount-home binds the user's home where the job's $HOME (or
  * else the passwd entry) names it, at /root under remapped root. */
 static bool under_home(const struct berth_container_spec *spec, const char *path)
 {
 	struct passwd pw, *found = NULL;
 	char buf[4096];
-	const char *home = spec->remap_root ? "/root" : env_get(spec->env, "HOME");
+	const char *home = spec->remap_root ? "/root" : berth_strv_getenv(spec->env, "HOME");
 
 	if (!home || home[0] != '/') {
 		if (getpwuid_r(spec->uid, &pw, buf, sizeof(buf), &found) != 0 || !found ||

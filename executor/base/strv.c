@@ -46,3 +46,13 @@ int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fm
 	return berth_strv_add(sv, s, err);
 }
 
+
+const char *berth_strv_getenv(char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; env && env[i]; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return env[i] + len + 1;
+	return NULL;
+}

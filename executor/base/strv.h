@@ -17,4 +17,8 @@ int berth_strv_addf(struct berth_strv *sv, struct berth_err *err, const char *fm
 /* Free a NULL-terminated vector and its strings (NULL is fine). */
 void berth_strv_free(char **v);
 
+/* The value of NAME in a NULL-terminated NAME=VALUE vector (env may be
+ * NULL), or NULL. */
+const char *berth_strv_getenv(char *const *env, const char *name);
+
 #endif

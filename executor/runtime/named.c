@@ -325,7 +325,9 @@ static int open_inside(pid_t pid, struct inside_fds *f)
 	return 0;
 }
 
-static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
+/* 1 when the namespace at fd is already ours (nothing to enter), 0 when
+ * not, -1 when fd cannot be looked at. */
+static int ours_already(int fd, const char *ns, struct berth_err *err)
 {
 	char mine[64];
 	struct stat theirs, ours;
@@ -333,8 +335,16 @@ static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
 	snprintf(mine, sizeof(mine), "/proc/self/ns/%s", ns);
 	if (fstat(fd, &theirs) < 0)
 		return berth_fail(err, errno, "namespace %s", ns);
-	if (stat(mine, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
-		return 0;
+	return stat(mine, &ours) == 0 && ours.st_ino == theirs.st_ino &&
+	       ours.st_dev == theirs.st_dev;
+}
+
+static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
+{
+	int same = ours_already(fd, ns, err);
+
+	if (same != 0)
+		return same < 0 ? -1 : 0;
 	if (setns(fd, type) < 0)
 		return berth_fail(err, errno, "cannot join the running container's %s namespace", ns);
 	return 0;
@@ -346,14 +356,10 @@ static int enter_ns(int fd, const char *ns, int type, struct berth_err *err)
  * that one first, then the namespace.  The same as ours: nothing to do. */
 static int enter_owned_ns(int fd, const char *ns, int type, struct berth_err *err)
 {
-	char mine[64];
-	struct stat theirs, ours;
+	int same = ours_already(fd, ns, err);
 
-	snprintf(mine, sizeof(mine), "/proc/self/ns/%s", ns);
-	if (fstat(fd, &theirs) < 0)
-		return berth_fail(err, errno, "namespace %s", ns);
-	if (stat(mine, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
-		return 0;
+	if (same != 0)
+		return same < 0 ? -1 : 0;
 	_cleanup_close_ int owner = ioctl(fd, NS_GET_USERNS);
 	if (owner < 0)
 		return berth_fail(err, errno, "cannot find who owns the running container's %s "

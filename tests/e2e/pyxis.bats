@@ -529,19 +529,23 @@ named_needs_sandbox() {
 		skip "a real Apptainer's or SingularityCE's step is not found by JOBID.STEPID yet (left open, issue 26 item 5)"
 	fi
 	C="--container-runtime=$RT"
-	# step 0 runs unnamed; step 1 joins it by JOBID.0 (retried while
-	# step 0 comes up, at most 10 s)
+	# a step runs unnamed; another joins it by JOBID.STEPID, the id the
+	# first one printed (which srun gets id 0 is a race), retried while
+	# the first comes up, at most 10 s
 	in_alloc -- "
-		srun --overlap $C --container-image=$IMG sh -c 'echo FIRST \$(readlink /proc/self/ns/mnt); sleep 8' &
+		first_out=\$(mktemp)
+		srun --overlap $C --container-image=$IMG sh -c 'echo FIRST \$(readlink /proc/self/ns/mnt) \$SLURM_STEP_ID; sleep 8' >\$first_out &
 		for i in \$(seq 40); do
-			out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.0 --container-mounts=/tmp:/ignored \
+			first=\$(awk '\$1 == \"FIRST\" { print \$3 }' \$first_out)
+			[ -n \"\$first\" ] && out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.\$first --container-mounts=/tmp:/ignored \\
 				sh -c 'echo JOINED \$(readlink /proc/self/ns/mnt) step=\$SLURM_STEP_ID; cat /etc/only-in-image' 2>&1) && break
 			sleep 0.25
 		done
+		cat \$first_out; rm -f \$first_out
 		echo \"\$out\"
 		srun --overlap $C --container-name=\$SLURM_JOB_ID.77 true; echo none-rc=\$?
-		srun --overlap $C --container-name=\$SLURM_JOB_ID.0:create true; echo create-rc=\$?
-		scancel \$SLURM_JOB_ID.0; wait"
+		srun --overlap $C --container-name=\$SLURM_JOB_ID.\$first:create true; echo create-rc=\$?
+		scancel \$SLURM_JOB_ID.\$first; wait"
 	if [ "$RT" = singularity ] && singularity_ce; then
 		# a setuid SingularityCE's namespaces are root's: the user cannot enter them
 		[[ "$output" == *"cannot join the running container's mnt namespace"* ]]

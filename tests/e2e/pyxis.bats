@@ -525,9 +525,6 @@ named_needs_sandbox() {
 
 @test "[$BERTH_RUNTIME] pyxis name: JOBID.STEPID joins a running unnamed step's container" {
 	[ "$RT" != docker ] || skip "refused for docker (no named containers)"
-	if [ "$RT" = singularity ] && [[ "$(cluster_singularity)" != */fakes/* ]]; then
-		skip "a real Apptainer's or SingularityCE's step is not found by JOBID.STEPID yet (left open, issue 26 item 5)"
-	fi
 	C="--container-runtime=$RT"
 	# a step runs unnamed; another joins it by JOBID.STEPID, the id the
 	# first one printed (which srun gets id 0 is a race), retried while

@@ -477,17 +477,80 @@ static char *read_environ(pid_t pid, size_t *len)
 	return buf;
 }
 
+/* The parent of `pid` from /proc/PID/stat (readable for any process, even
+ * one whose environment and namespaces are not); 0 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512];
+	long ppid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *after_comm = strrchr(buf, ')'); /* the name may hold spaces */
+	if (!after_comm || sscanf(after_comm + 1, " %*c %ld", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+/* The real uid of `pid` from /proc/PID/status (its /proc folder is root's
+ * once it is not dumpable); (uid_t)-1 when unknown. */
+static uid_t real_uid_of(pid_t pid)
+{
+	char path[64];
+	unsigned long uid;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	FILE *f = fopen(path, "re");
+	char line[256];
+	uid_t found = (uid_t)-1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %lu", &uid) == 1) {
+			found = (uid_t)uid;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Is `pid` below the slurmstepd of step JOB.STEP?  slurmstepd names itself
+ * "slurmstepd: [JOB.STEP]" in its command line, which anyone may read. */
+static bool under_stepd(pid_t pid, const char *job, const char *step)
+{
+	char path[64], want[96], cmd[96];
+
+	snprintf(want, sizeof(want), "slurmstepd: [%s.%s]", job, step);
+	for (int depth = 0; pid > 1 && depth < 32; depth++, pid = parent_of(pid)) {
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, cmd, sizeof(cmd) - 1);
+		if (n <= 0)
+			continue;
+		cmd[n] = '\0';
+		if (!strncmp(cmd, "slurmstepd:", 11))
+			return !strcmp(cmd, want);
+	}
+	return false;
+}
+
 /* A process of ours from step JOB.STEP that runs inside its container: it
  * was started with that step's SLURM_JOB_ID and SLURM_STEP_ID, and its root
  * is not ours (the runtime's own processes on the way in still see the
  * node's).  The oldest such (lowest pid): the task itself, not its passing
- * children.  0 when none. */
-static pid_t find_step(const char *job, const char *step)
+ * children.  0 when none; then *hidden says whether a process of ours in
+ * that step could not be looked into at all (a setuid runtime's: its
+ * namespaces are root's). */
+static pid_t find_step(const char *job, const char *step, bool *hidden)
 {
 	char want_job[64], want_step[64], path[300];
 	struct stat root, theirs, proc;
 	pid_t best = 0;
 
+	*hidden = false;
 	snprintf(want_job, sizeof(want_job), "SLURM_JOB_ID=%s", job);
 	snprintf(want_step, sizeof(want_step), "SLURM_STEP_ID=%s", step);
 	if (stat("/", &root) < 0)
@@ -499,11 +562,16 @@ static pid_t find_step(const char *job, const char *step)
 		if (*end || pid <= 1 || pid == getpid() || (best && pid >= best))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/root/", pid);
-		if (stat(path + 0, &theirs) < 0 ||
-		    (theirs.st_dev == root.st_dev && theirs.st_ino == root.st_ino))
+		if (stat(path, &theirs) < 0) {
+			if (errno == EACCES && !*hidden)
+				*hidden = real_uid_of((pid_t)pid) == getuid() &&
+					  under_stepd((pid_t)pid, job, step);
 			continue;
+		}
 		snprintf(path, sizeof(path), "/proc/%ld", pid);
 		if (stat(path, &proc) < 0 || proc.st_uid != getuid())
+			continue;
+		if (theirs.st_dev == root.st_dev && theirs.st_ino == root.st_ino)
 			continue;
 		size_t len;
 		_cleanup_free_ char *env = read_environ((pid_t)pid, &len);
@@ -556,12 +624,26 @@ int berth_step_join(const char *name, char *const *argv, const char *workdir,
 
 	if (sscanf(name, "%31[0-9].%31[0-9]", job, step) != 2)
 		return berth_fail(err, 0, "--container-name=%s: not JOBID.STEPID", name);
-	pid_t pid = find_step(job, step);
+	bool hidden;
+	pid_t pid = find_step(job, step, &hidden);
 	struct inside_fds fds = {-1, -1, -1, -1, -1, -1, -1};
 	char cwd[64];
 	snprintf(cwd, sizeof(cwd), "/proc/%ld/cwd", (long)pid);
 	_cleanup_close_ int cwd_fd = pid > 0 ? open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (pid <= 0 || open_inside(pid, &fds) < 0)
+	if (pid > 0 && open_inside(pid, &fds) < 0)
+		pid = 0;
+	/* a setuid runtime's container: its namespaces hang off the node's own
+	 * user namespace, where only root may enter them */
+	if ((pid <= 0 && hidden) ||
+	    (pid > 0 && geteuid() != 0 && ours_already(fds.user, "user", err) == 1)) {
+		close_inside(&fds);
+		return berth_fail(err, 0, "--container-name=%s: step %s.%s runs in a container "
+				  "whose namespaces belong to root (a runtime installed setuid), "
+				  "which no step of yours can join; name its container instead "
+				  "(--container-name=NAME on the first step, then the same name)",
+				  name, job, step);
+	}
+	if (pid <= 0)
 		return berth_fail(err, 0, "--container-name=%s: no step %s.%s of yours runs in a "
 				  "container on this node; start it first (a name of the form "
 				  "JOBID.STEPID always means a running step)", name, job, step);

@@ -527,15 +527,20 @@ named_needs_sandbox() {
 	[ "$RT" != docker ] || skip "refused for docker (no named containers)"
 	C="--container-runtime=$RT"
 	# a step runs unnamed; another joins it by JOBID.STEPID, the id the
-	# first one printed (which srun gets id 0 is a race), retried while
-	# the first comes up, at most 10 s
+	# first one printed (which srun gets id 0 is a race), once it printed
+	# it (at most 60 s: a cold SIF), retried at most 5 s
 	in_alloc -- "
 		first_out=\$(mktemp)
 		srun --overlap $C --container-image=$IMG sh -c 'echo FIRST \$(readlink /proc/self/ns/mnt) \$SLURM_STEP_ID; sleep 8' >\$first_out &
-		for i in \$(seq 40); do
+		for i in \$(seq 240); do
 			first=\$(awk '\$1 == \"FIRST\" { print \$3 }' \$first_out)
-			[ -n \"\$first\" ] && out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.\$first --container-mounts=/tmp:/ignored \\
+			[ -z \"\$first\" ] || break
+			sleep 0.25
+		done
+		for i in \$(seq 20); do
+			out=\$(srun --overlap $C --container-name=\$SLURM_JOB_ID.\$first --container-mounts=/tmp:/ignored \\
 				sh -c 'echo JOINED \$(readlink /proc/self/ns/mnt) step=\$SLURM_STEP_ID; cat /etc/only-in-image' 2>&1) && break
+			[[ \"\$out\" != *'belong to root'* ]] || break
 			sleep 0.25
 		done
 		cat \$first_out; rm -f \$first_out
@@ -545,7 +550,7 @@ named_needs_sandbox() {
 		scancel \$SLURM_JOB_ID.\$first; wait"
 	if [ "$RT" = singularity ] && singularity_ce; then
 		# a setuid SingularityCE's namespaces are root's: the user cannot enter them
-		[[ "$output" == *"cannot join the running container's mnt namespace"* ]]
+		[[ "$output" == *"runs in a container whose namespaces belong to root (a runtime installed setuid)"* ]]
 	else
 		first=$(printf '%s\n' "$output" | awk '$1 == "FIRST" { print $2 }')
 		[ -n "$first" ]

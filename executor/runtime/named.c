@@ -490,10 +490,13 @@ static pid_t parent_of(pid_t pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	const char *after_comm = strrchr(buf, ')'); /* the name may hold spaces */
-	if (!after_comm || sscanf(after_comm + 1, " %*c %ld", &ppid) != 1)
+	/* after the name (which may hold spaces and parentheses): " S PPID" */
+	const char *after_comm = strrchr(buf, ')');
+	if (!after_comm || strlen(after_comm) < 4)
 		return 0;
-	return (pid_t)ppid;
+	char *end;
+	ppid = strtol(after_comm + 4, &end, 10);
+	return end == after_comm + 4 || ppid < 0 ? 0 : (pid_t)ppid;
 }
 
 /* The real uid of `pid` from /proc/PID/status (its /proc folder is root's
@@ -501,15 +504,16 @@ static pid_t parent_of(pid_t pid)
 static uid_t real_uid_of(pid_t pid)
 {
 	char path[64];
-	unsigned long uid;
 
 	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
 	FILE *f = fopen(path, "re");
 	char line[256];
 	uid_t found = (uid_t)-1;
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %lu", &uid) == 1) {
-			found = (uid_t)uid;
+		if (!strncmp(line, "Uid:", 4)) {
+			char *end;
+			unsigned long uid = strtoul(line + 4, &end, 10);
+			found = end == line + 4 ? (uid_t)-1 : (uid_t)uid;
 			break;
 		}
 	if (f)

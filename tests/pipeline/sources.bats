@@ -22,6 +22,24 @@ setup_file() {
 	cp "$REPO/tests/harness/fixtures/importer.sh" "$WORK/importer/importer"
 	python3 "$MKIMAGE" legacy "$WORK/importer/src/one.tar" --tag site/one:1 --workdir /one >/dev/null
 	python3 "$MKIMAGE" rootfs "$WORK/rootfs" >/dev/null
+	# an OCI image layout folder (a docker save of Docker 25+, unpacked),
+	# and one whose layer lies about its digest
+	python3 "$MKIMAGE" oci "$WORK/lay.tar" --tag site/lay:1 --workdir /lay --no-manifest-json >/dev/null
+	mkdir "$WORK/importer/src/lay.oci" && tar -xf "$WORK/lay.tar" -C "$WORK/importer/src/lay.oci"
+	cp -R "$WORK/importer/src/lay.oci" "$WORK/importer/src/lying.oci"
+	python3 - "$WORK/importer/src/lying.oci" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+idx = json.load(open(d + "/index.json"))
+m = json.load(open(d + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+layer = d + "/blobs/sha256/" + m["layers"][-1]["digest"][7:]
+data = bytearray(open(layer, "rb").read())
+data[len(data) // 2] ^= 0xff
+open(layer, "wb").write(bytes(data))
+PY
+	# a truncated archive, and a huge one (sparse)
+	head -c 20000 "$WORK/importer/src/one.tar" >"$WORK/importer/src/truncated.tar"
+	truncate -s 64M "$WORK/importer/src/huge.tar"
 	mksquashfs "$WORK/rootfs" "$WORK/importer/src/flat.sqfs" -quiet -noappend >/dev/null
 	if curl -sf --max-time 5 --unix-socket "$SOCK" http://x/_ping >/dev/null; then
 		python3 "$MKIMAGE" legacy "$WORK/d1.tar" --tag berth-src/dk:1 --workdir /dk1 \
@@ -137,7 +155,7 @@ dload() { curl -sf --unix-socket "$SOCK" -X POST -H "Content-Type: application/x
 	[[ "$output" == *"importer: no image missing"*"could not fetch site://missing (exit 3"* ]]
 	run "$BERTH" pull --runtime charliecloud site://broken
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"named no file"*"'not a path'"* ]]
+	[[ "$output" == *"its last line is not an absolute path ('not a path')"*"ask the site's administrators"* ]]
 	SECONDS=0
 	run "$BERTH" pull --runtime charliecloud site://sleep
 	[ "$status" -ne 0 ]
@@ -151,4 +169,86 @@ dload() { curl -sf --unix-socket "$SOCK" -X POST -H "Content-Type: application/x
 	[[ "$output" == *"not a registry image either"* && "$output" != *secret* ]]
 	grep -q '^site://missing$' "$WORK/importer/claims.log"
 	! grep -q secret "$WORK/importer/claims.log"
+}
+
+@test "Importer=: an OCI image layout folder it hands back is verified and staged on every runtime" {
+	echo "Importer=$WORK/importer/importer" >>"$BERTH_CONFIG"
+	# a layer that lies about its digest: refused, nothing kept
+	run "$BERTH" run --runtime charliecloud --image site://lying -- pwd
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"fetched site://lying as the folder $CACHE/0/imports/"*"not an image berth accepts (ask the site's administrators to fix the importer): blob sha256:"*"does not match its digest (content is sha256:"* ]]
+	[ -z "$(ls "$CACHE"/0/downloads | grep -v '\.lock$')" ]
+	[ ! -d "$CACHE/0/images" ] || [ -z "$(ls "$CACHE/0/images")" ]
+	[ -z "$(ls -A "$CACHE/0/tmp")" ]
+	run "$BERTH" run --runtime charliecloud --image site://lay -- pwd
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "${lines[-1]}" = /lay ]
+	[[ "$output" == *"importer: lay is the layout "* ]]
+	run "$BERTH" run --runtime singularity --image site://lay -- pwd
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "${lines[-1]}" = /lay ]
+	# the docker runtime's user-side fetch hands root a docker-save archive
+	run "$BERTH" fetch site://lay
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[[ "${lines[-1]}" == "$CACHE/0/downloads/import-"*.tar ]]
+	tar -tf "${lines[-1]}" | grep -qx manifest.json
+	# written once, one copy by the importer
+	[ "$(ls "$CACHE"/0/downloads/import-*.tar | wc -l)" -eq 1 ]
+	[ "$(grep -c '^lay ' "$CACHE/0/imports/fetched.log")" -eq 1 ]
+}
+
+@test "Importer=: a broken or hostile importer's answer is refused by name, leaving nothing behind" {
+	printf 'Importer=%s\nFetchTimeout=5\nCacheMaxSize=32M\n' "$WORK/importer/importer" >>"$BERTH_CONFIG"
+	check() { # NAME, then what the message must say
+		run timeout 20 "$BERTH" run --runtime charliecloud --image "site://$1" -- true
+		echo "$1: $output"
+		[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+		[[ "$output" == *"berth: "*"$2"* ]]
+		[ ! -d "$CACHE/0/images" ] || [ -z "$(ls "$CACHE/0/images")" ]
+		[ ! -d "$CACHE/0/tmp" ] || [ -z "$(ls -A "$CACHE/0/tmp")" ]
+		[ ! -d "$CACHE/0/downloads" ] || [ -z "$(ls "$CACHE/0/downloads" | grep -v '\.lock$')" ]
+	}
+	fix="ask the site's administrators to fix it"
+	check empty "printed nothing; the importer must print"
+	check fifo "$CACHE/0/imports/fifo is a fifo; the importer must print"
+	check shadow "$CACHE/0/imports/shadow is a symlink, which berth does not follow"
+	check outside "$WORK/importer/src/one.tar is outside its folder; the importer must print, as its last line, the absolute path of a file or OCI layout folder it wrote in $CACHE/0/imports: $fix"
+	check notlayout "not an image berth accepts (ask the site's administrators to fix the importer): not an OCI image layout (oci-layout, index.json, blobs/sha256/): $CACHE/0/imports/notlayout/oci-layout is missing"
+	check truncated "image archive"
+	check huge "is 67108864 bytes, more than CacheMaxSize"
+	check secret "could not fetch site://secret (exit 4"
+	# no background child of the importer outlives it
+	run "$BERTH" pull --runtime charliecloud site://orphan
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	pid=$(cat "$CACHE/0/imports/orphan.pid")
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$pid" 2>/dev/null
+}
+
+@test "gc: dockerd:// exports and importer layouts are removed unless a process holds them; sweep removes killed ones" {
+	echo "Importer=$WORK/importer/importer" >>"$BERTH_CONFIG"
+	run "$BERTH" fetch site://lay
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	dl=$CACHE/0/downloads
+	lay=$(ls "$dl"/import-*.tar)
+	stem=${lay%.tar}
+	# what a killed export leaves: a part; and a finished dockerd export
+	hex=$(printf '%064d' 7)
+	echo partial >"$stem.tar.part-99999"
+	cp "$lay" "$dl/dockerd-$hex.tar"
+	# sweep (after a stopped staging, and at every docker load): parts only
+	"$BERTH" cache sweep
+	[ ! -e "$stem.tar.part-99999" ]
+	[ -f "$lay" ] && [ -f "$dl/dockerd-$hex.tar" ]
+	# gc: one in use (a job holds its lock shared) stays, the rest goes
+	echo partial >"$dl/dockerd-$hex.tar.part-99999"
+	flock -s "$stem.lock" -c "\"$BERTH\" cache gc --max-size 10G"
+	[ -f "$lay" ]
+	[ ! -e "$dl/dockerd-$hex.tar" ] && [ ! -e "$dl/dockerd-$hex.tar.part-99999" ]
+	"$BERTH" cache gc --max-size 10G
+	[ ! -e "$lay" ]
+	# the entry itself stays, and the next job makes the archive again
+	run "$BERTH" run --runtime charliecloud --image site://lay -- pwd
+	[ "${lines[-1]}" = /lay ]
 }

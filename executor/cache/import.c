@@ -52,19 +52,20 @@ static int dockerd_refused(const struct berth_cache *cache, const char *ref,
 /* downloads/<stem>.tar, made once by `make` under downloads/<stem>.lock
  * (N steps of one node make it once), then held shared by this process
  * until it exits: gc removes only a file no one holds (gc.c). */
-typedef int (*publish_fn)(void *ctx, int fd, struct berth_err *err);
+typedef int (*publish_fn)(void *ctx, int fd, const char *part, struct berth_err *err);
 
 static int make_part(struct berth_cache *cache, const char *name, publish_fn make, void *ctx,
 		     struct berth_err *err)
 {
-	char part[200];
+	char part[200], part_path[PATH_MAX + 200];
 
 	snprintf(part, sizeof(part), "%s.part-%d", name, (int)getpid());
+	snprintf(part_path, sizeof(part_path), "%s/%s", cache->dir, part);
 	int fd = openat(cache->dir_fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 			O_CLOEXEC, 0600);
 	if (fd < 0)
 		return berth_fail(err, errno, "cannot create %s/%s", cache->dir, part);
-	int rc = make(ctx, fd, err);
+	int rc = make(ctx, fd, part_path, err);
 	if (close(fd) < 0 && rc == 0)
 		rc = berth_fail(err, errno, "cannot write %s/%s", cache->dir, part);
 	if (rc == 0 && renameat(cache->dir_fd, part, cache->dir_fd, name) < 0)
@@ -164,7 +165,25 @@ struct dockerd_export {
 	const char *ref, *id;
 };
 
-static int dockerd_save(void *ctx, int fd, struct berth_err *err)
+/* What the daemon sent must be a docker-save archive before it is
+ * published: a bad one would be reused by every later job.  (Its image ID
+ * is not compared: with containerd's image store it is not the config's
+ * digest.) */
+static int dockerd_check_export(struct dockerd_export *x, const char *part,
+				struct berth_err *err)
+{
+	struct berth_image img = {0};
+	int rc = berth_image_open(&img, part, NULL, NULL, err);
+
+	if (rc < 0)
+		berth_wrap(err, "%s: this node's Docker (%s) exported image %.19s as something "
+			   "that is not a docker-save archive; ask the site's administrators "
+			   "to check the daemon", x->ref, x->cache->docker_socket, x->id);
+	berth_image_close(&img);
+	return rc;
+}
+
+static int dockerd_save(void *ctx, int fd, const char *part, struct berth_err *err)
 {
 	struct dockerd_export *x = ctx;
 
@@ -173,7 +192,22 @@ static int dockerd_save(void *ctx, int fd, struct berth_err *err)
 		dockerd_refused(x->cache, x->ref, err);
 		return -1;
 	}
-	return 0;
+	return dockerd_check_export(x, part, err);
+}
+
+/* A name Docker could mean, not a path: no empty part, none that starts
+ * with a dot ("..", "."), so that the API path it goes into stays
+ * /images/NAME/... */
+static bool dockerd_name_ok(const char *name)
+{
+	for (const char *p = name;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || p[0] == '.')
+			return false;
+		if (!p[n])
+			return true;
+		p += n + 1;
+	}
 }
 
 int cache_dockerd_archive(struct berth_cache *cache, const char *ref, char **path,
@@ -195,6 +229,10 @@ int cache_dockerd_archive(struct berth_cache *cache, const char *ref, char **pat
 	if (!*image)
 		return berth_fail(err, 0, "%s: name the image: dockerd://REPO[:TAG] or "
 				  "dockerd://IMAGE-ID, as `docker images` shows it", ref);
+	if (!dockerd_name_ok(image))
+		return berth_fail(err, 0, "%s: '%s' is not an image name (a part of it is empty "
+				  "or starts with a dot); give dockerd://REPO[:TAG] or "
+				  "dockerd://IMAGE-ID, as `docker images` shows it", ref, image);
 	if (berth_cache_dockerd->image_id(cache->docker_socket, image, &present, id, err) < 0)
 		return dockerd_refused(cache, ref, err);
 	if (!present)
@@ -340,8 +378,9 @@ static int check_import_path(const struct berth_cache *cache, const char *dir,
 	return 0;
 }
 
-static int write_layout_archive(void *ctx, int fd, struct berth_err *err)
+static int write_layout_archive(void *ctx, int fd, const char *part, struct berth_err *err)
 {
+	(void)part;
 	return berth_image_write_docker_archive(ctx, fd, NULL, err);
 }
 

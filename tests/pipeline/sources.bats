@@ -125,6 +125,49 @@ dload() { curl -sf --unix-socket "$SOCK" -X POST -H "Content-Type: application/x
 	[ ! -d "$CACHE/$uid/images" ] || [ -z "$(ls "$CACHE/$uid/images")" ]
 }
 
+@test "dockerd://: a name with path tricks is refused; a daemon export that is no archive is not kept" {
+	needs_docker
+	for name in ../../containers/json a//b a/./b /abs a/ .hidden; do
+		run "$BERTH" pull --runtime charliecloud "dockerd://$name"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"dockerd://$name: '$name' is not an image name"*"give dockerd://REPO[:TAG]"* ]]
+	done
+	# a daemon whose export is not a docker-save archive (a stand-in on
+	# its own socket): named, and nothing published for the next job
+	python3 - "$WORK/fake.sock" <<'PY' &
+import http.server, os, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"OK"
+        if self.path.endswith("/json"):
+            body = b'{"Id":"sha256:' + b"a" * 64 + b'"}'
+        elif self.path.endswith("/get"):
+            body = b"this is not a tar archive\n" * 100
+        self.send_response(200)
+        self.send_header("Api-Version", "1.41")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(socketserver.UnixStreamServer):
+    def get_request(self):
+        r, _ = super().get_request()
+        return r, ("local", 0)
+H.protocol_version = "HTTP/1.1"
+S(sys.argv[1], H).serve_forever()
+PY
+	fake=$!
+	for _ in $(seq 50); do [ -S "$WORK/fake.sock" ] && break; sleep 0.1; done
+	echo "DockerSocket=$WORK/fake.sock" >>"$BERTH_CONFIG"
+	run "$BERTH" pull --runtime charliecloud dockerd://some/image:1
+	kill "$fake"
+	rm -f "$WORK/fake.sock"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"dockerd://some/image:1: this node's Docker ($WORK/fake.sock) exported image sha256:aaaaaaaaaaaa as something that is not a docker-save archive; ask the site's administrators"* ]]
+	[ -z "$(ls "$CACHE/0/downloads" | grep -v '\.lock$')" ]
+}
+
 # ---- Importer= --------------------------------------------------------------
 
 @test "Importer=: what it claims is fetched as the user and staged like an archive; it caches by digest" {

@@ -26,6 +26,11 @@ setup_file() {
 	cp "$(make_image src-site-one.tar legacy --tag site/one:1 --workdir /site-one)" \
 		"$SRC/importer/src/one.tar"
 	chmod 644 "$SRC/importer/src/one.tar"
+	# an OCI image layout folder (Docker 25+'s docker save, unpacked)
+	mkdir "$SRC/importer/src/lay.oci"
+	tar -xf "$(make_image src-site-lay.tar oci --tag site/lay:1 --workdir /site-lay \
+		--no-manifest-json)" -C "$SRC/importer/src/lay.oci"
+	chmod -R a+rX "$SRC/importer/src"
 	# The plugin reads berth.conf at every step: no restart needed.
 	echo "Importer=$SRC/importer/importer" >>"$CONF"
 	# the socket's group by its number (a chroot row may name it otherwise)
@@ -42,7 +47,8 @@ setup_file() {
 }
 
 teardown_file() {
-	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
+	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" &&
+		mv -f "$CONF.restore" "$CONF" # never missing, never half written
 	[ -n "${DIMG:-}" ] && dapi -X DELETE "http://x/images/berth-e2e-src/dk:1?force=1" >/dev/null 2>&1
 	[ -f "$REGDIR/env" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
 	rm -f "$HELPER" /home/berthtest/.docker/config.json.berth-e2e
@@ -94,6 +100,36 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 	run as_user srun --container-runtime=charliecloud --container-image=site://nothing true
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"could not fetch site://nothing (exit 3"* ]]
+}
+
+@test "Importer=: an OCI layout folder runs on every runtime; a hostile answer is refused, its password never logged, no child left" {
+	for rt in charliecloud singularity docker; do
+		run --separate-stderr as_user srun --container-runtime=$rt --container-image=site://lay pwd
+		echo "$rt: $output $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = /site-lay ]
+	done
+	cache=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+	[ "$(grep -c '^lay ' "$cache/imports/fetched.log")" -eq 1 ]
+	[ "$(ls "$cache"/downloads/import-*.tar | wc -l)" -eq 1 ]
+	# a symlink to /etc/shadow, a fifo: named, and the fix said
+	for name in shadow fifo; do
+		run as_user srun --container-runtime=charliecloud --container-image=site://$name true
+		echo "$name: $output"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"berth: "*"fetched site://$name but $cache/imports/$name is a"*"ask the site's administrators to fix it"* ]]
+		[[ "$output" != *root:* ]]
+	done
+	# what it prints on stderr reaches the job's user only, never a log
+	run as_user srun --container-runtime=charliecloud --container-image=site://secret true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"could not fetch site://secret (exit 4"* ]]
+	! grep -rqs hunter2-s3cret "$BERTH_CLUSTER_DIR"/log*
+	# a background child it forgot is killed when it exits
+	run as_user srun --container-runtime=charliecloud --container-image=site://orphan pwd
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = /site-one ]
+	! kill -0 "$(cat "$cache/imports/orphan.pid")" 2>/dev/null
 }
 
 @test "a Docker credential helper answers for a registry with Basic auth, its output never shown" {

@@ -129,7 +129,10 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 	run as_user srun --container-runtime=charliecloud --container-image=site://orphan pwd
 	[ "$status" -eq 0 ]
 	[ "${lines[-1]}" = /site-one ]
-	! kill -0 "$(cat "$cache/imports/orphan.pid")" 2>/dev/null
+	pid=$(cat "$cache/imports/orphan.pid") # gone, or a zombie init has yet to reap
+	gone() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" = Z ]; }
+	for _ in $(seq 50); do gone "$pid" && break; sleep 0.1; done
+	gone "$pid"
 }
 
 @test "a Docker credential helper answers for a registry with Basic auth, its output never shown" {

@@ -265,8 +265,9 @@ PY
 	run "$BERTH" pull --runtime charliecloud site://orphan
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	pid=$(cat "$CACHE/0/imports/orphan.pid")
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	! kill -0 "$pid" 2>/dev/null
+	gone() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" = Z ]; }
+	for _ in $(seq 50); do gone "$pid" && break; sleep 0.1; done
+	gone "$pid"
 }
 
 @test "gc: dockerd:// exports and importer layouts are removed unless a process holds them; sweep removes killed ones" {

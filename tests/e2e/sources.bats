@@ -94,7 +94,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 		[ "$output" = /site-one ]
 	done
 	log=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/imports/fetched.log
-	[ "$(wc -l <"$log")" -eq 1 ]
+	[ "$(grep -c "^one " "$log")" -eq 1 ] # (the log also holds other images')
 	[ "$(stat -c %U "$log")" = berthtest ]
 	# the importer's answer is checked: no file, no job
 	run as_user srun --container-runtime=charliecloud --container-image=site://nothing true

@@ -417,7 +417,7 @@ int berth_cache_import(struct berth_cache *cache, const char *ref, char **path,
 	char dir[PATH_MAX + 16];
 	_cleanup_free_ char *out = NULL;
 	_cleanup_free_ char *real = NULL;
-	struct stat st;
+	struct stat st = {0};
 	int status = 0;
 
 	*path = NULL;

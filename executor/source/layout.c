@@ -367,7 +367,7 @@ int berth_image_open_oci_dir(struct berth_image *img, const char *dir_path,
 {
 	_cleanup_close_ int dir = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_free_ char *buf = NULL;
-	char digest[BERTH_DIGEST_LEN + 1];
+	char digest[BERTH_DIGEST_LEN + 1] = "";
 	size_t len = 0;
 
 	memset(img, 0, sizeof(*img));
@@ -376,7 +376,7 @@ int berth_image_open_oci_dir(struct berth_image *img, const char *dir_path,
 	if (read_layout_file(dir, dir_path, "oci-layout", 4096, &buf, &len, err) < 0)
 		return berth_wrap(err, "not an OCI image layout (oci-layout, index.json, "
 				  "blobs/sha256/)");
-	if (!strstr(buf, "\"imageLayoutVersion\""))
+	if (!buf || !strstr(buf, "\"imageLayoutVersion\""))
 		return berth_fail(err, 0, "%s/oci-layout has no imageLayoutVersion: not an OCI "
 				  "image layout", dir_path);
 	free(buf);

@@ -18,9 +18,8 @@ dsubmit() { BERTH_TEST_USER=$DUSER timeout "${E2E_TIMEOUT:-120}" "$SUBMIT" "$@";
 
 setup_file() {
 	require_cluster
-	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SRC=$E2E_DIR/sources
+	export SRC=$E2E_DIR/sources
 	export REGDIR=$SRC/registry # started by the credential helper's case
-	cp "$CONF" "$BATS_FILE_TMPDIR/berth.conf.orig"
 	rm -rf "$SRC" && mkdir -p "$SRC/importer/src" && chmod -R 755 "$SRC"
 	cp "$REPO/tests/harness/fixtures/importer.sh" "$SRC/importer/importer"
 	cp "$(make_image src-site-one.tar legacy --tag site/one:1 --workdir /site-one)" \
@@ -32,7 +31,7 @@ setup_file() {
 		--no-manifest-json)" -C "$SRC/importer/src/lay.oci"
 	chmod -R a+rX "$SRC/importer/src"
 	# The plugin reads berth.conf at every step: no restart needed.
-	echo "Importer=$SRC/importer/importer" >>"$CONF"
+	set_conf "Importer=$SRC/importer/importer"
 	# the socket's group by its number (a chroot row may name it otherwise)
 	sgroup=$(getent group "$(stat -c %g "$SOCK" 2>/dev/null)" | cut -d: -f1)
 	if [ -n "$sgroup" ] && [ "$sgroup" != root ] && dapi --max-time 5 http://x/_ping >/dev/null; then
@@ -47,8 +46,7 @@ setup_file() {
 }
 
 teardown_file() {
-	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" &&
-		mv -f "$CONF.restore" "$CONF" # never missing, never half written
+	conf_restore
 	[ -n "${DIMG:-}" ] && dapi -X DELETE "http://x/images/berth-e2e-src/dk:1?force=1" >/dev/null 2>&1
 	[ -f "$REGDIR/env" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
 	rm -f "$HELPER" /home/berthtest/.docker/config.json.berth-e2e
@@ -141,7 +139,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 	R=$(. "$REGDIR/env" && echo "$REGISTRY")
 	bash "$REPO/tests/harness/registry/push.sh" --env "$REGDIR/env" \
 		"$(make_image reg-one.tar oci --tag berth/one:1 --workdir /one)" berth/cred:1 >/dev/null
-	echo "InsecureRegistries=$R" >>"$CONF"
+	set_conf "InsecureRegistries=$R"
 	cat >"$HELPER" <<SH
 #!/bin/sh
 [ "\$1" = get ] || exit 2

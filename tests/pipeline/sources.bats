@@ -37,6 +37,13 @@ data = bytearray(open(layer, "rb").read())
 data[len(data) // 2] ^= 0xff
 open(layer, "wb").write(bytes(data))
 PY
+	# one whose index.json lists two images, one whose index.json is a symlink
+	cp -R "$WORK/importer/src/lay.oci" "$WORK/importer/src/two.oci"
+	python3 -c 'import json,sys; p=sys.argv[1]; i=json.load(open(p)); i["manifests"]*=2; json.dump(i,open(p,"w"))' \
+		"$WORK/importer/src/two.oci/index.json"
+	cp -R "$WORK/importer/src/lay.oci" "$WORK/importer/src/link.oci"
+	mv "$WORK/importer/src/link.oci/index.json" "$WORK/importer/src/link.oci/real.json"
+	ln -s real.json "$WORK/importer/src/link.oci/index.json"
 	# a truncated archive, and a huge one (sparse)
 	head -c 20000 "$WORK/importer/src/one.tar" >"$WORK/importer/src/truncated.tar"
 	truncate -s 64M "$WORK/importer/src/huge.tar"
@@ -258,7 +265,9 @@ PY
 	check shadow "$CACHE/0/imports/shadow is a symlink, which berth does not follow"
 	check outside "$WORK/importer/src/one.tar is outside its folder; the importer must print, as its last line, the absolute path of a file or OCI layout folder it wrote in $CACHE/0/imports: $fix"
 	check notlayout "not an image berth accepts (ask the site's administrators to fix the importer): not an OCI image layout (oci-layout, index.json, blobs/sha256/): $CACHE/0/imports/notlayout/oci-layout is missing"
-	check truncated "image archive"
+	check two "index.json lists 2 images; a layout given to berth must hold exactly one image manifest"
+	check link "index.json is a symlink (berth reads plain files only)"
+	check truncated "which berth could not stage (if the file is damaged, ask the site's administrators to fix the importer): image archive $CACHE/0/imports/"
 	check huge "is 67108864 bytes, more than CacheMaxSize"
 	check secret "could not fetch site://secret (exit 4"
 	# no background child of the importer outlives it

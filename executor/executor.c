@@ -111,6 +111,7 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 		return ex->ops->load(ex, ref, res, err);
 	/* The site's importer first: what it claims is a local file now (an
 	 * archive, or a SquashFS/SIF that may run as it is). */
+	const char *orig_ref = ref;
 	free(ex->imported);
 	ex->imported = NULL;
 	int claimed = berth_cache_import(&ex->cache, ref, &ex->imported, err);
@@ -134,6 +135,11 @@ int berth_executor_load_image(struct berth_executor *ex, const char *ref,
 	ex->cache.importer = NULL;
 	int rc = berth_cache_stage(&ex->cache, ref, ex->ops->artifact(ex), res, err);
 	ex->cache.importer = importer;
+	/* A damaged file is the importer's to fix, not the user's. */
+	if (rc < 0 && claimed)
+		berth_wrap(err, "the site's importer %s fetched %s as %s, which berth could not "
+			   "stage (if the file is damaged, ask the site's administrators to fix "
+			   "the importer)", importer, orig_ref, ref);
 	return rc;
 }
 

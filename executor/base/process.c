@@ -362,6 +362,14 @@ int berth_spawn_run(const struct berth_spawn *sp, int *status,
 		if (rc < 0)
 			kill(own_group(sp) ? -pid : pid, SIGKILL);
 	}
+	/* What the program left in its group goes, killed while its exited
+	 * leader is not reaped yet (so that the group's id is still its). */
+	if (sp->reap_group && own_group(sp)) {
+		siginfo_t info;
+		while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+			;
+		kill(-pid, SIGKILL);
+	}
 	int code = berth_wait_pid(pid, rc < 0 ? NULL : err);
 	if (rc < 0 || code < 0)
 		return -1;

@@ -52,6 +52,10 @@ struct berth_spawn {
 	unsigned timeout_s;
 	const char *(*should_stop)(void *ctx);
 	void *stop_ctx;
+	/* With its own process group (timeout_s or should_stop): once the
+	 * program has exited, whatever is left of its group is killed (a
+	 * site program's forgotten background child). */
+	bool reap_group;
 };
 
 /* Run to completion.  *status receives the exit code in the shell's

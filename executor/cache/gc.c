@@ -190,6 +190,9 @@ int berth_cache_gc(struct berth_cache *cache, unsigned long long max_bytes,
 	/* Blobs no entry needs go first; the rest count towards the total. */
 	berth_blobs_sweep(cache->dir_fd, BLOB_MIN_AGE, &blobs_freed, &blobs_kept);
 	*freed += blobs_freed;
+	/* dockerd:// exports and importer layouts no job holds: each is made
+	 * again from its source when needed (import.c) */
+	cache_sweep_exports(cache, true, freed);
 	if (berth_cache_list(cache, &list, &n, err) < 0)
 		return -1;
 	total = blobs_kept;

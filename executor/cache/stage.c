@@ -61,7 +61,10 @@ void berth_cache_sweep(struct berth_cache *cache)
 	struct dirent *de;
 	char lock[96];
 
+	unsigned long long freed = 0;
+
 	cache_sweep_dead_builds(cache);
+	cache_sweep_exports(cache, false, &freed); /* killed exports */
 	if (!d)
 		return;
 	while ((de = readdir(d))) {

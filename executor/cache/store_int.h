@@ -24,6 +24,11 @@
 bool cache_is_dockerd(const char *ref);
 int cache_dockerd_archive(struct berth_cache *cache, const char *ref, char **path,
 			  struct berth_err *err);
+/* Remove downloads/dockerd-*.tar and import-*.tar (the OCI layouts of the
+ * importer, as archives) that no process holds: partial ones always (a
+ * killed export), finished ones too when `finished` (gc).  Adds the bytes
+ * removed to *freed. */
+void cache_sweep_exports(struct berth_cache *cache, bool finished, unsigned long long *freed);
 
 /* The digest's lock file, opened (created) and flocked `how`: the fd. */
 int cache_lock_file(struct berth_cache *cache, const char *name, int how,

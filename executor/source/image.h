@@ -87,6 +87,13 @@ int berth_archive_decompress(const char *path, const char *shown, const char *de
 int berth_image_open_layout(struct berth_image *img, const char *layout_dir,
 			    const char *manifest_digest, struct berth_err *err);
 
+/* An OCI image layout folder (oci-layout, index.json naming exactly one
+ * image manifest, blobs/sha256/...), as a site's importer may hand back:
+ * index.json and oci-layout are read as plain files (no symlink, no fifo),
+ * then berth_image_open_layout verifies the manifest and config. */
+int berth_image_open_oci_dir(struct berth_image *img, const char *dir_path,
+			     struct berth_err *err);
+
 /* Open the blob `digest` ("sha256:<64 hex>") of a layout folder for
  * reading: a regular file, not a symlink (O_NOFOLLOW).  Returns
  * the fd; a missing blob is an error that says to pull the image again. */

@@ -304,3 +304,93 @@ out:
 		berth_image_close(img);
 	return rc;
 }
+
+/* ---- OCI image layout folders (a site importer's answer) ----------------- */
+
+/* A small regular file of the folder, never through a symlink or a fifo. */
+static int read_layout_file(int dir, const char *dir_path, const char *name, size_t max,
+			    char **buf, size_t *len, struct berth_err *err)
+{
+	_cleanup_close_ int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_free_ char *data = NULL;
+	struct stat st;
+
+	if (fd < 0)
+		return berth_fail(err, errno == ELOOP || errno == ENOENT ? 0 : errno, "%s/%s %s",
+				  dir_path, name,
+				  errno == ENOENT  ? "is missing"
+				  : errno == ELOOP ? "is a symlink (berth reads plain files only)"
+						   : "cannot be opened");
+	if (fstat(fd, &st) < 0)
+		return berth_fail(err, errno, "%s/%s", dir_path, name);
+	if (!S_ISREG(st.st_mode))
+		return berth_fail(err, 0, "%s/%s is not a regular file", dir_path, name);
+	if ((uint64_t)st.st_size > max)
+		return berth_fail(err, 0, "%s/%s is %lld bytes, more than the %zu-byte limit",
+				  dir_path, name, (long long)st.st_size, max);
+	if (!(data = malloc((size_t)st.st_size + 1)))
+		return berth_fail(err, ENOMEM, "%s", name);
+	ssize_t n = berth_read_full(fd, data, (size_t)st.st_size);
+	if (n < 0)
+		return berth_fail(err, errno, "cannot read %s/%s", dir_path, name);
+	data[n] = '\0';
+	*len = (size_t)n;
+	*buf = berth_steal(data);
+	return 0;
+}
+
+/* index.json's one image manifest: its digest into `digest`. */
+static int layout_pick_manifest(struct json_object *index, const char *dir_path,
+				char digest[BERTH_DIGEST_LEN + 1], struct berth_err *err)
+{
+	struct json_object *list = img_json_get(index, "manifests", json_type_array);
+	size_t n = list ? json_object_array_length(list) : 0;
+
+	if (n != 1)
+		return berth_fail(err, 0, "%s/index.json lists %zu images; a layout given to "
+				  "berth must hold exactly one image manifest", dir_path, n);
+	struct json_object *desc = json_object_array_get_idx(list, 0);
+	const char *mt = bj_member_string(desc, "mediaType");
+	const char *d = bj_member_string(desc, "digest");
+	if (mt && (!strcmp(mt, MT_OCI_INDEX) || !strcmp(mt, MT_DOCKER_LIST)))
+		return berth_fail(err, 0, "%s/index.json names an image index (one image per "
+				  "platform); a layout given to berth must name the "
+				  "platform's image manifest itself", dir_path);
+	if (check_digest_form(d, "index.json's manifest", err) < 0)
+		return berth_wrap(err, "%s", dir_path);
+	snprintf(digest, BERTH_DIGEST_LEN + 1, "%s", d);
+	return 0;
+}
+
+int berth_image_open_oci_dir(struct berth_image *img, const char *dir_path,
+			     struct berth_err *err)
+{
+	_cleanup_close_ int dir = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	char digest[BERTH_DIGEST_LEN + 1] = "";
+	size_t len = 0;
+
+	memset(img, 0, sizeof(*img));
+	if (dir < 0)
+		return berth_fail(err, errno, "cannot open the image folder %s", dir_path);
+	if (read_layout_file(dir, dir_path, "oci-layout", 4096, &buf, &len, err) < 0)
+		return berth_wrap(err, "not an OCI image layout (oci-layout, index.json, "
+				  "blobs/sha256/)");
+	if (!buf || !strstr(buf, "\"imageLayoutVersion\""))
+		return berth_fail(err, 0, "%s/oci-layout has no imageLayoutVersion: not an OCI "
+				  "image layout", dir_path);
+	free(buf);
+	buf = NULL;
+	if (read_layout_file(dir, dir_path, "index.json", BERTH_MANIFEST_MAX, &buf, &len, err) < 0)
+		return -1;
+	struct json_object *index = img_parse_json(buf, len, "index.json", err);
+	if (!index)
+		return berth_wrap(err, "%s", dir_path);
+	int rc = layout_pick_manifest(index, dir_path, digest, err);
+	json_object_put(index);
+	if (rc < 0)
+		return -1;
+	if (berth_image_open_layout(img, dir_path, digest, err) < 0)
+		return berth_wrap(err, "OCI image layout %s", dir_path);
+	return 0;
+}

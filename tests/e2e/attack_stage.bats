@@ -20,11 +20,10 @@ load helpers
 
 setup_file() {
 	require_cluster
-	export IMG CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SAVED PORT SERVER_PID UIDT
+	export IMG PORT SERVER_PID UIDT
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
 	UIDT=$(id -u berthtest)
-	SAVED=$(mktemp /var/tmp/berth-stage-conf.XXXXXX)
-	cp -p "$CONF" "$SAVED"
+	conf_save
 	PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	# HEAD answers at once (no validator: "not pinned"); GET sends its
 	# headers and 1 KiB, then nothing, holding the connection.
@@ -54,16 +53,15 @@ setup_file() {
 }
 
 teardown_file() {
-	[ -n "${SAVED:-}" ] && [ -f "$SAVED" ] && mv -f "$SAVED" "$CONF"
+	conf_restore
 	[ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null
 	true
 }
 
 # The site's berth.conf plus KEY=VALUE lines, for the next jobs.
 site_conf() {
-	{ cat "$SAVED"; printf '%s\n' "$@"; } >"$CONF.new"
-	chmod 644 "$CONF.new"
-	mv -f "$CONF.new" "$CONF"
+	conf_restore
+	set_conf "$@"
 }
 
 stagers() { pgrep -f "/bin/berth (pull|fetch|docker load)" || true; }

@@ -19,25 +19,18 @@ setup_file() {
 		echo "dockerd is not running (.ci/run starts it)" >&2
 		return 1
 	}
-	export IMG CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SAVED=$BATS_FILE_TMPDIR/berth.conf.saved
+	export IMG
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
-	cp -p "$CONF" "$SAVED"
+	conf_save
 }
 
 # the cluster's berth.conf as it was, whatever a test changed
 teardown() {
-	cp -p "$SAVED" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
+	conf_restore
 }
 
 dsrun() { as_user srun -Q --container-runtime=docker --container-image="$IMG" "$@"; }
 
-# set_conf KEY=VALUE: that setting in the cluster's berth.conf (the plugin
-# reads it at every step) until this test's teardown
-set_conf() {
-	{ grep -iv "^${1%%=*}=" "$SAVED"; echo "$1"; } >"$CONF.new"
-	chmod 644 "$CONF.new"
-	mv -f "$CONF.new" "$CONF"
-}
 
 @test "[docker] two tasks of --mem=300M cannot use more than 300M together" {
 	# Each task reads its container's limit, then tries to fill 200M (dd's

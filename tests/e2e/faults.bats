@@ -16,7 +16,7 @@ FD_SOCK=/run/berth-fault-docker.sock
 
 setup_file() {
 	require_cluster
-	export IMG FD_DIR="" FD_EXEC="" CONF=$BERTH_CLUSTER_DIR/etc/berth.conf
+	export IMG FD_DIR="" FD_EXEC=""
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
 	# The version matrix's chroots use the machine's dockerd and have no
 	# dockerd binary of their own: the docker cases are skipped there.
@@ -25,16 +25,13 @@ setup_file() {
 	FD_EXEC=$(mktemp -d /run/berth-fault-docker.XXXXXX)
 	fault_dockerd_start
 	# berth (plugin, monitor, sweep) talks to the private dockerd for now
-	cp -p "$CONF" "$FD_DIR/berth.conf.saved"
-	{ grep -v '^DockerSocket=' "$FD_DIR/berth.conf.saved"; echo "DockerSocket=$FD_SOCK"; } >"$CONF.new"
-	chmod 644 "$CONF.new"
-	mv -f "$CONF.new" "$CONF"
+	set_conf "DockerSocket=$FD_SOCK"
 }
 
 teardown_file() {
 	# nothing of ours to undo: above all, never unmount with an empty prefix
 	[ -n "${FD_DIR:-}" ] && [ -n "${FD_EXEC:-}" ] && [ -d "$FD_DIR" ] || return 0
-	[ -f "$FD_DIR/berth.conf.saved" ] && mv -f "$FD_DIR/berth.conf.saved" "$CONF"
+	conf_restore
 	fault_dockerd_stop TERM
 	# what dockerd mounted under its roots (its network namespace file, its
 	# data root made private) stays after it exits

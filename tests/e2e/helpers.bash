@@ -114,3 +114,35 @@ node_takes_next_job() {
 	run as_user srun -t 1 true
 	[ "$status" -eq 0 ]
 }
+
+# ---- the cluster's berth.conf ----------------------------------------------
+# The plugin reads it at every step (srun at its start), so a test may
+# change it and must put it back.  Every write is a file beside it renamed
+# over it: a job's epilog never finds it missing or half written (a mv from
+# another file system unlinks it first, and Slurm drains a node whose
+# epilog fails).
+BERTH_CONF=$BERTH_CLUSTER_DIR/etc/berth.conf
+
+# conf_save: keep berth.conf as it is now for conf_restore (once per file:
+# a later call keeps the first copy).  set_conf calls it.
+conf_save() {
+	[ -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] || cp -p "$BERTH_CONF" "$BATS_FILE_TMPDIR/berth.conf.saved"
+}
+
+# set_conf KEY=VALUE...: each KEY's lines in berth.conf (any case) replaced
+# by KEY=VALUE, until conf_restore.
+set_conf() {
+	local kv new=$BERTH_CONF.new.$$ drop=()
+	conf_save
+	[ $# -gt 0 ] || return 0
+	for kv in "$@"; do drop+=(-e "^${kv%%=*}="); done
+	{ grep -iv "${drop[@]}" "$BERTH_CONF"; printf '%s\n' "$@"; } >"$new"
+	chmod 644 "$new" && mv -f "$new" "$BERTH_CONF"
+}
+
+# conf_restore: berth.conf as conf_save kept it (nothing when none was kept).
+conf_restore() {
+	local saved=$BATS_FILE_TMPDIR/berth.conf.saved new=$BERTH_CONF.restore.$$
+	[ -f "$saved" ] || return 0
+	cp -p "$saved" "$new" && mv -f "$new" "$BERTH_CONF"
+}

@@ -8,8 +8,7 @@ load helpers
 setup_file() {
 	require_cluster
 	export IMG EP_IMG ENV_IMG RT=${BERTH_RUNTIME:-charliecloud}
-	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SAVED=$BATS_FILE_TMPDIR/berth.conf.saved
-	cp -p "$CONF" "$SAVED"
+	conf_save
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
 	# The entry point talks on both streams, sets a variable for the command
 	# and, when asked, writes the environment it sees into /out.
@@ -21,16 +20,9 @@ setup_file() {
 
 # the cluster's berth.conf as it was, whatever a test changed
 teardown() {
-	cp -p "$SAVED" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
+	conf_restore
 }
 
-# set_conf KEY=VALUE: that setting in the cluster's berth.conf (the plugin
-# reads it at every step, srun at its start) until this test's teardown
-set_conf() {
-	{ grep -iv "^${1%%=*}=" "$SAVED"; echo "$1"; } >"$CONF.new"
-	chmod 644 "$CONF.new"
-	mv -f "$CONF.new" "$CONF"
-}
 
 # srun in the container of image $1 (more options and the command follow).
 crun() {

@@ -372,25 +372,16 @@ tmpfs_needs_sandbox() {
 	[ "$status" -ne 0 ]
 }
 
-# The cluster's berth.conf, restored after a test that changed it: copied
-# beside it, then renamed over it, so a job's epilog never finds it
-# missing (a mv from another file system unlinks it first, and Slurm
-# drains a node whose epilog fails).
+# The cluster's berth.conf, restored after a test that changed it.
 teardown() {
-	local conf=$BERTH_CLUSTER_DIR/etc/berth.conf
-	[ ! -f "$BATS_FILE_TMPDIR/berth.conf.saved" ] && return 0
-	cp -p "$BATS_FILE_TMPDIR/berth.conf.saved" "$conf.restore" && mv -f "$conf.restore" "$conf" &&
-		rm -f "$BATS_FILE_TMPDIR/berth.conf.saved"
+	conf_restore
 }
 
 # enroot's ENROOT_ROOTFS_WRITABLE: the site's ContainerWritable=yes makes
 # the root writable unless the job says --container-readonly (or
 # BERTH_CONTAINER_READONLY=1); the plugin reads berth.conf at every step.
 @test "[$BERTH_RUNTIME] pyxis writable: ContainerWritable=yes, --container-readonly overrides it" {
-	local conf=$BERTH_CLUSTER_DIR/etc/berth.conf
-	cp -p "$conf" "$BATS_FILE_TMPDIR/berth.conf.saved"
-	{ grep -iv '^ContainerWritable=' "$BATS_FILE_TMPDIR/berth.conf.saved"; echo ContainerWritable=yes; } >"$conf.new"
-	chmod 644 "$conf.new" && mv -f "$conf.new" "$conf"
+	set_conf ContainerWritable=yes
 	# (Docker and a setuid SingularityCE's SIF keep the image's files
 	# root's: the write is then refused for permission, not a read-only root)
 	try='touch /site-w 2>&1; echo tried'

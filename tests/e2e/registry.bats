@@ -13,25 +13,22 @@ setup_file() {
 	require_cluster
 	command -v docker-registry skopeo >/dev/null ||
 		{ echo "docker-registry and skopeo are needed (tests/harness/cluster/packages.sh)" >&2; return 1; }
-	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf REGDIR=$E2E_DIR/registry
+	export REGDIR=$E2E_DIR/registry
 	mkdir -p "$E2E_DIR" && chmod 755 "$E2E_DIR"
 	rm -rf "$REGDIR"
 	bash "$REPO/tests/harness/registry/start.sh" "$REGDIR" --proxy >/dev/null
 	R=$(. "$REGDIR/env" && echo "$REGISTRY")
 	PROXY_LOG=$(. "$REGDIR/env" && echo "$PROXY_LOG")
 	export R PROXY_LOG
-	cp "$CONF" "$BATS_FILE_TMPDIR/berth.conf.orig"
 	# The plugin reads berth.conf at every step: no restart needed.
-	sed -i "/^InsecureRegistries=/d" "$CONF"
-	echo "InsecureRegistries=$R" >>"$CONF"
+	set_conf "InsecureRegistries=$R"
 	push "$(make_image reg-one.tar oci --tag berth/one:1 --workdir /one)" berth/one:1
 	push "$(make_image reg-two.tar oci --tag berth/two:1 --workdir /two)" berth/two:1
 }
 
 teardown_file() {
 	[ -n "${REGDIR:-}" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
-	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" &&
-		mv -f "$CONF.restore" "$CONF" # never missing, never half written
+	conf_restore
 	return 0
 }
 
@@ -61,7 +58,7 @@ runs_registry_image() {
 
 @test "a registry image runs under srun [docker]" {
 	docker info >/dev/null 2>&1 || skip "dockerd is not running"
-	grep -qi '^AllowedRuntimes=.*docker' "$CONF" || skip "the cluster does not allow docker"
+	grep -qi '^AllowedRuntimes=.*docker' "$BERTH_CONF" || skip "the cluster does not allow docker"
 	runs_registry_image docker
 }
 

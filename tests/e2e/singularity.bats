@@ -7,20 +7,19 @@ load helpers
 
 setup_file() {
 	require_cluster
-	export IMG CONF=$BERTH_CLUSTER_DIR/etc/berth.conf
+	export IMG
 	IMG=$(make_image legacy.tar legacy --tag berth/test:1)
-	cp "$CONF" "$BATS_FILE_TMPDIR/berth.conf.orig"
+	conf_save
 }
 
 # The plugin reads berth.conf at every step: no restart needed.
 teardown() {
-	cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" && mv -f "$CONF.restore" "$CONF" # never missing, never half written
+	conf_restore
 }
 
 # the site's SingularityImageFormat (a row of the matrix may set one)
 set_format() {
-	sed -i '/^SingularityImageFormat=/d' "$CONF"
-	echo "SingularityImageFormat=$1" >>"$CONF"
+	set_conf "SingularityImageFormat=$1"
 }
 
 entry_of() { # image -> the user's cache entry
@@ -170,7 +169,7 @@ run_with_format() {
 
 @test "a SIF the user gives runs as it is, relative to the submit folder, nothing converted" {
 	d=$(job_dir)
-	sing=$(sed -n 's/^SingularityPath=//p' "$CONF" | tail -n1)
+	sing=$(sed -n 's/^SingularityPath=//p' "$BERTH_CONF" | tail -n1)
 	mkdir -p "$d/c"
 	printf 'SingularityPath=%s\nSingularityImageFormat=sif\n' "$sing" >"$d/sif.conf"
 	BERTH_CONFIG=$d/sif.conf "$BERTH_CLUSTER_DIR/bin/berth" pull --runtime singularity \

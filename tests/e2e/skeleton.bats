@@ -139,22 +139,15 @@ SCRIPT
 # runtime back) runs.  berth.conf is read at every step.
 # whatever happens in the test, the site's berth.conf comes back
 teardown() {
-	conf=$BERTH_CLUSTER_DIR/etc/berth.conf
-	if [ -e "$conf.saved" ]; then
-		cp "$conf.saved" "$conf"
-		rm -f "$conf.saved"
-	fi
+	conf_restore
 }
 
 @test "a runtime binary missing, not executable or exiting 255: clear failure, then recovery" {
-	conf=$BERTH_CLUSTER_DIR/etc/berth.conf
-	cp "$conf" "$conf.saved"
 	d=$(job_dir)
 	printf '#!/bin/sh\nexit 255\n' >"$d/broken" && chmod 755 "$d/broken"
 	printf 'not a program\n' >"$d/plain" && chmod 644 "$d/plain"
 	for bad in /nonexistent/ch-run "$d/plain" "$d/broken"; do
-		sed -e "/^ChRunPath=/d" "$conf.saved" >"$conf"
-		echo "ChRunPath=$bad" >>"$conf"
+		set_conf "ChRunPath=$bad"
 		run as_user srun --container-runtime=charliecloud --container-image="$IMG" true
 		[ "$status" -ne 0 ]
 		case $bad in
@@ -162,8 +155,7 @@ teardown() {
 		*) [[ "$output" == *"cannot run $bad, the charliecloud runtime (ChRunPath"* ]] ;;
 		esac
 	done
-	cp "$conf.saved" "$conf"
-	rm -f "$conf.saved"
+	conf_restore
 	run as_user srun --container-runtime=charliecloud --container-image="$IMG" cat /etc/only-in-image
 	[ "$status" -eq 0 ]
 	[[ "$output" == *only-in-image* ]]

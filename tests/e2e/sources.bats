@@ -18,16 +18,20 @@ dsubmit() { BERTH_TEST_USER=$DUSER timeout "${E2E_TIMEOUT:-120}" "$SUBMIT" "$@";
 
 setup_file() {
 	require_cluster
-	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf SRC=$E2E_DIR/sources
+	export SRC=$E2E_DIR/sources
 	export REGDIR=$SRC/registry # started by the credential helper's case
-	cp "$CONF" "$BATS_FILE_TMPDIR/berth.conf.orig"
 	rm -rf "$SRC" && mkdir -p "$SRC/importer/src" && chmod -R 755 "$SRC"
 	cp "$REPO/tests/harness/fixtures/importer.sh" "$SRC/importer/importer"
 	cp "$(make_image src-site-one.tar legacy --tag site/one:1 --workdir /site-one)" \
 		"$SRC/importer/src/one.tar"
 	chmod 644 "$SRC/importer/src/one.tar"
+	# an OCI image layout folder (Docker 25+'s docker save, unpacked)
+	mkdir "$SRC/importer/src/lay.oci"
+	tar -xf "$(make_image src-site-lay.tar oci --tag site/lay:1 --workdir /site-lay \
+		--no-manifest-json)" -C "$SRC/importer/src/lay.oci"
+	chmod -R a+rX "$SRC/importer/src"
 	# The plugin reads berth.conf at every step: no restart needed.
-	echo "Importer=$SRC/importer/importer" >>"$CONF"
+	set_conf "Importer=$SRC/importer/importer"
 	# the socket's group by its number (a chroot row may name it otherwise)
 	sgroup=$(getent group "$(stat -c %g "$SOCK" 2>/dev/null)" | cut -d: -f1)
 	if [ -n "$sgroup" ] && [ "$sgroup" != root ] && dapi --max-time 5 http://x/_ping >/dev/null; then
@@ -42,7 +46,7 @@ setup_file() {
 }
 
 teardown_file() {
-	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF"
+	conf_restore
 	[ -n "${DIMG:-}" ] && dapi -X DELETE "http://x/images/berth-e2e-src/dk:1?force=1" >/dev/null 2>&1
 	[ -f "$REGDIR/env" ] && bash "$REPO/tests/harness/registry/stop.sh" "$REGDIR" >/dev/null 2>&1
 	rm -f "$HELPER" /home/berthtest/.docker/config.json.berth-e2e
@@ -88,12 +92,45 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 		[ "$output" = /site-one ]
 	done
 	log=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/imports/fetched.log
-	[ "$(wc -l <"$log")" -eq 1 ]
+	[ "$(grep -c "^one " "$log")" -eq 1 ] # (the log also holds other images')
 	[ "$(stat -c %U "$log")" = berthtest ]
 	# the importer's answer is checked: no file, no job
 	run as_user srun --container-runtime=charliecloud --container-image=site://nothing true
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"could not fetch site://nothing (exit 3"* ]]
+}
+
+@test "Importer=: an OCI layout folder runs on every runtime; a hostile answer is refused, its password never logged, no child left" {
+	for rt in charliecloud singularity docker; do
+		run --separate-stderr as_user srun --container-runtime=$rt --container-image=site://lay pwd
+		echo "$rt: $output $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = /site-lay ]
+	done
+	cache=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
+	[ "$(grep -c '^lay ' "$cache/imports/fetched.log")" -eq 1 ]
+	[ "$(ls "$cache"/downloads/import-*.tar | wc -l)" -eq 1 ]
+	# a symlink to /etc/shadow, a fifo: named, and the fix said
+	for name in shadow fifo; do
+		run as_user srun --container-runtime=charliecloud --container-image=site://$name true
+		echo "$name: $output"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"berth: "*"fetched site://$name but $cache/imports/$name is a"*"ask the site's administrators to fix it"* ]]
+		[[ "$output" != *root:* ]]
+	done
+	# what it prints on stderr reaches the job's user only, never a log
+	run as_user srun --container-runtime=charliecloud --container-image=site://secret true
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"could not fetch site://secret (exit 4"* ]]
+	! grep -rqs hunter2-s3cret "$BERTH_CLUSTER_DIR"/log*
+	# a background child it forgot is killed when it exits
+	run as_user srun --container-runtime=charliecloud --container-image=site://orphan pwd
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = /site-one ]
+	pid=$(cat "$cache/imports/orphan.pid") # gone, or a zombie init has yet to reap
+	gone() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" = Z ]; }
+	for _ in $(seq 50); do gone "$pid" && break; sleep 0.1; done
+	gone "$pid"
 }
 
 @test "a Docker credential helper answers for a registry with Basic auth, its output never shown" {
@@ -102,7 +139,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 	R=$(. "$REGDIR/env" && echo "$REGISTRY")
 	bash "$REPO/tests/harness/registry/push.sh" --env "$REGDIR/env" \
 		"$(make_image reg-one.tar oci --tag berth/one:1 --workdir /one)" berth/cred:1 >/dev/null
-	echo "InsecureRegistries=$R" >>"$CONF"
+	set_conf "InsecureRegistries=$R"
 	cat >"$HELPER" <<SH
 #!/bin/sh
 [ "\$1" = get ] || exit 2

@@ -133,6 +133,33 @@ static void test_timeout_kills_group(void **state)
 	free(out);
 }
 
+/* reap_group: what a program that exited left in its group is killed
+ * (a site importer's forgotten background child); without it, it lives. */
+static void test_reap_group(void **state)
+{
+	(void)state;
+	for (int reap = 1; reap >= 0; reap--) {
+		char *argv[] = {"/bin/sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!",
+				NULL};
+		char *out = NULL;
+		struct berth_err err = {0};
+		int status = -1;
+		struct berth_spawn sp = {.argv = argv, .stdin_fd = -1, .stderr_fd = -1,
+					 .capture_stdout = &out, .capture_max = 4096,
+					 .timeout_s = 30, .reap_group = reap};
+		assert_int_equal(berth_spawn_run(&sp, &status, &err), 0);
+		assert_int_equal(status, 0);
+		out[strcspn(out, "\n")] = '\0';
+		if (reap) {
+			assert_gone(out);
+		} else {
+			assert_int_equal(kill(atoi(out), 0), 0);
+			kill(atoi(out), SIGKILL);
+		}
+		free(out);
+	}
+}
+
 struct stop_after {
 	int asked;
 	int stop_at;
@@ -209,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_signal_forwarded),
 		cmocka_unit_test(test_timeout_kills_group),
 		cmocka_unit_test(test_should_stop),
+		cmocka_unit_test(test_reap_group),
 		cmocka_unit_test(test_fds_not_inherited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

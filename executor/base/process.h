@@ -52,6 +52,10 @@ struct berth_spawn {
 	unsigned timeout_s;
 	const char *(*should_stop)(void *ctx);
 	void *stop_ctx;
+	/* Sent to the program when the process that started it ends
+	 * (PR_SET_PDEATHSIG; 0 = none): a helper that must not outlive the
+	 * container that process becomes (squashfuse). */
+	int death_signal;
 };
 
 /* Run to completion.  *status receives the exit code in the shell's

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "executor/source/tarmember.h"
 #include "executor/base/fs.h"
@@ -1009,7 +1010,9 @@ int berth_image_squashfs_file(const struct berth_image *img, const char *out_pat
 {
 	/* zstd 3: about as fast as lz4 to write here, and smaller than the
 	 * gzip layers; every squashfuse Debian ships reads it */
-	struct berth_sqfs_opts o = {.compressor = "zstd", .level = BERTH_SQFS_DEFAULT_ZSTD_LEVEL};
+	struct berth_sqfs_opts o = {.compressor = "zstd", .level = BERTH_SQFS_DEFAULT_ZSTD_LEVEL,
+				    /* the user's, as the tree's files are */
+				    .owned = true, .uid = getuid(), .gid = getgid()};
 	struct berth_sqfs_merge *m = NULL;
 	int fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 

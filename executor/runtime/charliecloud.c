@@ -277,6 +277,10 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 			return -1;
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, plan->sqfs ? image : rootfs,
 							       spec->layer_dir, err);
+		/* the command looked up as check_command does in a tree: 127 or
+		 * 126 for the workflow engine, not ch-run's 1 */
+		if (root_fd >= 0 && plan->sqfs && berth_executor_check_command_at(ex, root_fd, err) < 0)
+			return -1;
 		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
 		    (plan->home.dst && berth_ns_make_targets(root_fd, &plan->home, 1, err) < 0))
 			return -1;

@@ -97,7 +97,7 @@ crun() {
 	grep -q "^$DIGEST  *[0-9.]*M " <<<"$output"
 }
 
-@test "squashfs: runs mounted, read-only unless writable, the cache file never written, no process left" {
+@test "squashfs: runs mounted, read-only unless writable, the cache file never written, 127/126, no process left" {
 	fresh squashfs
 	pull "$WORK/img.tar"
 	sum=$(sha256sum <"$ENTRY/rootfs.sqfs")
@@ -125,6 +125,12 @@ crun() {
 	# squashfuse ends with the container
 	run pgrep -u "$TEST_USER" -f "squashfuse.*$ENTRY"
 	[ "$status" -ne 0 ]
+	# a command the image lacks is 127, one not executable 126, as on the tree
+	run crun -- no-such-command-berth
+	[ "$status" -eq 127 ]
+	[[ "$output" == *"command not found in the container"* ]]
+	run crun -- /etc/passwd
+	[ "$status" -eq 126 ]
 	[ "$(grep -c . "$U/conversions.log")" -eq 1 ]
 }
 

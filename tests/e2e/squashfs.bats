@@ -36,8 +36,11 @@ storage() {
 	mv -f "$CONF.new" "$CONF"
 }
 
+# names, types, modes, owners, file bytes and link targets (a folder's
+# size is its file system's: not compared)
 LISTING='cd / && find bin data opt root usr var -xdev | sort | while read -r f; do
-	stat -c "%n %f %s %u" "$f"; [ -f "$f" ] && [ ! -L "$f" ] && md5sum "$f"; done; true'
+	stat -c "%n %f %u %h" "$f"; [ -L "$f" ] && readlink "$f"
+	[ -f "$f" ] && [ ! -L "$f" ] && md5sum "$f"; done; true'
 
 @test "[charliecloud] squashfs: the job sees what the tree gives; the cache holds one file" {
 	storage squashfs

@@ -6,6 +6,7 @@
 # naming the fix (squashfs) or falls back to the tree, saying so (auto).
 # The plugin reads berth.conf at every step: each test sets the keys.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 setup_file() {
@@ -38,6 +39,7 @@ storage() {
 
 # names, types, modes, owners, file bytes and link targets (a folder's
 # size is its file system's: not compared)
+# shellcheck disable=SC2016 # expanded in the container
 LISTING='cd / && find bin data opt root usr var -xdev | sort | while read -r f; do
 	stat -c "%n %f %u %h" "$f"; [ -L "$f" ] && readlink "$f"
 	[ -f "$f" ] && [ ! -L "$f" ] && md5sum "$f"; done; true'

@@ -29,7 +29,7 @@ teardown_file() {
 
 setup() {
 	command -v squashfuse_ll >/dev/null || skip "squashfuse (squashfuse_ll) is not installed"
-	[ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse is not usable"
+	if [ ! -r /dev/fuse ] || [ ! -w /dev/fuse ]; then skip "/dev/fuse is not usable"; fi
 }
 
 as_user() {
@@ -166,7 +166,8 @@ crun() {
 	pkill -KILL -P "$pid" || true
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" || true
-	! grep -q converted "$P/out" # killed before publishing
+	run grep -c converted "$P/out" # killed before publishing
+	[ "$output" = 0 ]
 	[ -z "$(ls -A "$U/images")" ]
 	for i in 1 2 3 4; do
 		b pull --runtime charliecloud --cache-dir "$P/cache" "$WORK/big.tar" >"$P/out.$i" 2>&1 &
@@ -177,5 +178,5 @@ crun() {
 	[ "$(grep -l ' cached$' "$P"/out.* | wc -l)" -eq 3 ]
 	[ "$(grep -c rootfs.sqfs "$U/conversions.log")" -eq 1 ]
 	[ -z "$(ls -A "$U/tmp")" ]
-	[ "$(ls "$U"/images/*/ | grep -c -e '^rootfs$' -e '^rootfs.sqfs$')" -eq 1 ]
+	[ "$(find "$U"/images/*/ -maxdepth 1 \( -name rootfs -o -name rootfs.sqfs \) | wc -l)" -eq 1 ]
 }

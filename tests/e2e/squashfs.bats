@@ -14,11 +14,13 @@ setup_file() {
 	export CONF=$BERTH_CLUSTER_DIR/etc/berth.conf
 	cp "$CONF" "$BATS_FILE_TMPDIR/berth.conf.orig"
 	export IMG UIDT
-	IMG=$(make_image sqfs.tar legacy --tag berth/sqfs:1 --workdir /sqfs-e2e)
+	# an image of this run's own: the cache has no tree of it yet
+	IMG=$(make_image "sqfs-$$.tar" legacy --tag berth/sqfs:1 --label "berth.run=$$-$RANDOM")
 	UIDT=$(id -u berthtest)
 }
 
 teardown_file() {
+	[ -n "${IMG:-}" ] && rm -f "$IMG"
 	[ -f "$BATS_FILE_TMPDIR/berth.conf.orig" ] && cp "$BATS_FILE_TMPDIR/berth.conf.orig" "$CONF.restore" &&
 		mv -f "$CONF.restore" "$CONF" # never missing, never half written
 	return 0

@@ -11,6 +11,8 @@
 #                         stand-in tests/harness/fakes/singularity)
 #   BERTH_CONFIG          berth configuration (default: one written here)
 #   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
+#   BERTH_IMAGE_STORAGE   ImageStorage of that configuration (tree; squashfs runs
+#                         charliecloud on one mounted SquashFS file)
 #                         (auto, sif, sandbox; default auto)
 #
 # Everything goes through `berth run` (see DESIGN.md, "The executor
@@ -166,6 +168,7 @@ setup_file() {
 			SingularityPath=$sing
 			SingularityImageFormat=${BERTH_SING_FORMAT:-auto}
 			ChRunPath=$chrun
+			ImageStorage=${BERTH_IMAGE_STORAGE:-tree}
 			DockerAllowedMounts=$W
 		EOF
 	fi

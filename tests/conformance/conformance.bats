@@ -11,9 +11,9 @@
 #                         stand-in tests/harness/fakes/singularity)
 #   BERTH_CONFIG          berth configuration (default: one written here)
 #   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
+#                         (auto, sif, sandbox; default auto)
 #   BERTH_IMAGE_STORAGE   ImageStorage of that configuration (tree; squashfs runs
 #                         charliecloud on one mounted SquashFS file)
-#                         (auto, sif, sandbox; default auto)
 #
 # Everything goes through `berth run` (see DESIGN.md, "The executor
 # interface"); the image is staged by berth run itself into a per-suite cache.

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "executor/executor.h"
+#include "executor/runtime/mountns.h"
 #include "executor/runtime/sing_runtime.h"
 #include "cli/cli.h"
 
@@ -61,6 +62,21 @@ static void print_singularity(const struct berth_config *cfg)
 	print_abilities(&rt);
 }
 
+/* ImageStorage for charliecloud: what this node would do now. */
+static void print_storage(const struct berth_config *cfg)
+{
+	char why[PATH_MAX + 128] = "squashfuse and /dev/fuse usable";
+	bool fuse = berth_ns_squashfs_usable(cfg->squashfuse_path, why, sizeof(why));
+
+	if (cfg->image_storage == BERTH_STORE_TREE)
+		printf("# charliecloud images here: tree (set by ImageStorage)\n");
+	else if (fuse)
+		printf("# charliecloud images here: squashfs (%s)\n", why);
+	else
+		printf("# charliecloud images here: %s (%s)\n",
+		       cfg->image_storage == BERTH_STORE_AUTO ? "tree" : "refused", why);
+}
+
 int cmd_config(int argc, char **argv)
 {
 	struct berth_err err = {0};
@@ -74,6 +90,7 @@ int cmd_config(int argc, char **argv)
 	berth_config_print(&cfg, stdout);
 	/* What auto means on this machine, as a comment: the output stays a
 	 * valid berth.conf. */
+	print_storage(&cfg);
 	print_singularity(&cfg);
 	berth_config_free(&cfg);
 	return 0;

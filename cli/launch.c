@@ -59,6 +59,7 @@ static const char launch_usage[] =
 	"usage: berth launch --runtime R --cache-dir DIR (--digest sha256:HEX | --image FILE)\n"
 	"                    [--ch-run PATH] [--singularity PATH]\n"
 	"                    [--singularity-format auto|sif|sandbox]\n"
+	"                    [--image-storage tree|squashfs|auto] [--squashfuse PATH]\n"
 	"                    [--batch-script PATH] [--mount-home] [--writable]\n"
 	"                    [--entrypoint [--entrypoint-log]] [--verbose] [--workdir DIR]\n"
 	"                    [--env-keep NAME,...] [--remap-root] [--unshare net,ipc,uts]\n"
@@ -95,6 +96,8 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 		{"unshare", required_argument, NULL, 'U'},
 		{"devices", required_argument, NULL, 'D'},
 		{"cdi-dirs", required_argument, NULL, 'I'},
+		{"image-storage", required_argument, NULL, 'T'},
+		{"squashfuse", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -111,6 +114,11 @@ static int parse_launch(int argc, char **argv, struct launch *l, struct berth_co
 			if (berth_sing_format_parse(optarg, &cfg->sing_format) < 0)
 				return -1;
 			break;
+		case 'T':
+			if (berth_image_storage_parse(optarg, &cfg->image_storage) < 0)
+				return -1;
+			break;
+		case 'F': snprintf(cfg->squashfuse_path, sizeof(cfg->squashfuse_path), "%s", optarg); break;
 		case 'b': l->batch_script = optarg; break;
 		case 'h': l->mount_home = true; break;
 		case 'W': l->writable = true; break;

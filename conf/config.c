@@ -58,6 +58,8 @@ static const struct conf_key conf_keys[] = {
 	{"SingularityImageFormat", conf_parse_sing_format, conf_print_sing_format, 0},
 	{"SquashfsCompression", conf_parse_sqfs_comp, conf_print_sqfs_comp, 0},
 	PATH_KEY("ChRunPath", chrun_path),
+	{"ImageStorage", conf_parse_image_storage, conf_print_image_storage, 0},
+	PATH_KEY("SquashfusePath", squashfuse_path),
 	PATH_KEY("DockerSocket", docker_socket),
 	PATH_KEY("CacheDir", cache_dir),
 	{"CacheMaxSize", conf_parse_cache_max_size, conf_print_cache_max_size, 0},
@@ -134,6 +136,8 @@ void berth_config_defaults(struct berth_config *cfg)
 		(1u << BERTH_RT_CHARLIECLOUD) | (1u << BERTH_RT_SINGULARITY);
 	set_path_default(cfg->singularity_path, "/usr/bin/singularity");
 	set_path_default(cfg->chrun_path, "/usr/bin/ch-run");
+	cfg->image_storage = BERTH_STORE_TREE;
+	set_path_default(cfg->squashfuse_path, "/usr/bin/squashfuse_ll");
 	set_path_default(cfg->docker_socket, "/var/run/docker.sock");
 	set_path_default(cfg->cache_dir, "/var/cache/berth");
 	cfg->cache_max_size = 0;

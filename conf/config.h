@@ -75,6 +75,17 @@ const char *berth_sqfs_comp_name(enum berth_sqfs_comp c);
 /* Any case into *out; -1 for anything else. */
 int berth_sqfs_comp_parse(const char *name, enum berth_sqfs_comp *out);
 
+/* How the charliecloud runtime keeps an image in the cache (ImageStorage). */
+enum berth_image_storage {
+	BERTH_STORE_TREE = 0, /* the flattened folder, run directly */
+	BERTH_STORE_SQUASHFS, /* one SquashFS file, mounted with squashfuse per step */
+	BERTH_STORE_AUTO,     /* squashfs where FUSE works, else tree (said once) */
+};
+
+const char *berth_image_storage_name(enum berth_image_storage s);
+/* "tree", "squashfs" or "auto" (any case) into *out; -1 for anything else. */
+int berth_image_storage_parse(const char *name, enum berth_image_storage *out);
+
 struct berth_config {
 	enum berth_runtime default_runtime;  /* DefaultRuntime=charliecloud */
 	unsigned allowed_runtimes;           /* AllowedRuntimes, bit (1u << rt) */
@@ -82,6 +93,8 @@ struct berth_config {
 	enum berth_sing_format sing_format;  /* SingularityImageFormat=auto */
 	enum berth_sqfs_comp sqfs_comp;      /* SquashfsCompression=auto */
 	char chrun_path[PATH_MAX];           /* ChRunPath=/usr/bin/ch-run */
+	enum berth_image_storage image_storage; /* ImageStorage=tree */
+	char squashfuse_path[PATH_MAX];      /* SquashfusePath=/usr/bin/squashfuse_ll */
 	char docker_socket[PATH_MAX];        /* DockerSocket=/var/run/docker.sock */
 	char cache_dir[PATH_MAX];            /* CacheDir=/var/cache/berth */
 	uint64_t cache_max_size;             /* CacheMaxSize=50G, bytes, 0 = no cap */

@@ -72,6 +72,7 @@ conf_parse_fn conf_parse_default_runtime, conf_parse_allowed_runtimes, conf_pars
 	conf_parse_docker_pids_limit;
 /* a yes/no key: the bool at path_offset */
 conf_parse_fn conf_parse_bool;
+conf_parse_fn conf_parse_image_storage;
 
 /* ---- devices.c ---- */
 
@@ -88,5 +89,6 @@ conf_print_fn conf_print_default_runtime, conf_print_allowed_runtimes, conf_prin
 	conf_print_registry_list, conf_print_pull_parallel, conf_print_container_scope,
 	conf_print_docker_pids_limit;
 conf_print_fn conf_print_bool;
+conf_print_fn conf_print_image_storage;
 
 #endif

@@ -96,6 +96,12 @@ void conf_print_sing_format(const struct berth_config *cfg, const struct conf_ke
 	fprintf(out, "%s=%s\n", key->name, berth_sing_format_name(cfg->sing_format));
 }
 
+void conf_print_image_storage(const struct berth_config *cfg, const struct conf_key *key,
+			      FILE *out)
+{
+	fprintf(out, "%s=%s\n", key->name, berth_image_storage_name(cfg->image_storage));
+}
+
 void conf_print_sqfs_comp(const struct berth_config *cfg, const struct conf_key *key,
 			  FILE *out)
 {

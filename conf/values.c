@@ -382,6 +382,37 @@ int conf_parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
 	return berth_fail(err, 0, "%s must be auto, sif or sandbox, not '%s'", key->name, value);
 }
 
+const char *berth_image_storage_name(enum berth_image_storage s)
+{
+	switch (s) {
+	case BERTH_STORE_SQUASHFS: return "squashfs";
+	case BERTH_STORE_AUTO: return "auto";
+	default: return "tree";
+	}
+}
+
+int berth_image_storage_parse(const char *name, enum berth_image_storage *out)
+{
+	static const enum berth_image_storage all[] = {BERTH_STORE_TREE, BERTH_STORE_SQUASHFS,
+						       BERTH_STORE_AUTO};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
+		if (!strcasecmp(name, berth_image_storage_name(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	return -1;
+}
+
+int conf_parse_image_storage(struct berth_config *cfg, const struct conf_key *key,
+			     char *value, struct berth_err *err)
+{
+	if (berth_image_storage_parse(value, &cfg->image_storage) == 0)
+		return 0;
+	return berth_fail(err, 0, "%s must be squashfs, tree or auto, not '%.*s%s'", key->name,
+			  QUOTED(value));
+}
+
 const char *berth_sqfs_comp_name(enum berth_sqfs_comp c)
 {
 	switch (c) {

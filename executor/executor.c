@@ -325,9 +325,7 @@ static const char *spec_path(const struct berth_container_spec *spec)
 static int check_command(struct berth_executor *ex, const struct berth_container_spec *spec,
 			 struct berth_err *err)
 {
-	char tree[PATH_MAX], full[PATH_MAX];
-	const char *cmd = spec->argv[0];
-	enum probe found = PROBE_MISSING;
+	char tree[PATH_MAX];
 
 	if (!ex->digest[0] || ex->raw_image || spec->layer_dir || !ex->ops->artifact)
 		return 0;
@@ -335,6 +333,17 @@ static int check_command(struct berth_executor *ex, const struct berth_container
 	_cleanup_close_ int root = open(tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return 0; /* a SIF, or an image inside Docker: the runtime tells */
+	return berth_executor_check_command_at(ex, root, err);
+}
+
+int berth_executor_check_command_at(struct berth_executor *ex, int root,
+				    struct berth_err *err)
+{
+	const struct berth_container_spec *spec = ex->spec;
+	char full[PATH_MAX];
+	const char *cmd = spec->argv[0];
+	enum probe found = PROBE_MISSING;
+
 	if (strchr(cmd, '/')) {
 		const char *wd = berth_spec_workdir(ex);
 		if (snprintf(full, sizeof(full), "%s%s%s", cmd[0] == '/' ? "" : wd,
@@ -492,9 +501,11 @@ int berth_executor_start(struct berth_executor *ex, struct berth_err *err)
 		sigprocmask(SIG_SETMASK, &none, NULL); /* the caller may block some */
 		signal(SIGPIPE, SIG_DFL);
 		exec_runtime(ex, &child);
+		/* 126/127: a command before_exec found missing (refused) */
+		int code = ex->refused ? ex->refused : 125;
 		if (write(report[1], &child, sizeof(child)) < 0)
-			_exit(127);
-		_exit(127);
+			_exit(code);
+		_exit(code);
 	}
 	setpgid(ex->pid, ex->pid);
 	close(report[1]);
@@ -502,7 +513,11 @@ int berth_executor_start(struct berth_executor *ex, struct berth_err *err)
 	ssize_t n = read(report[0], &child, sizeof(child));
 	close(report[0]);
 	if (n == (ssize_t)sizeof(child)) {
-		waitpid(ex->pid, NULL, 0);
+		int status = 0;
+		while (waitpid(ex->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && (WEXITSTATUS(status) == 126 || WEXITSTATUS(status) == 127))
+			ex->refused = WEXITSTATUS(status);
 		ex->pid = -1;
 		*err = child;
 		return -1;

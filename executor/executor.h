@@ -141,6 +141,13 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 		       const char *cache_dir, struct berth_executor **out,
 		       struct berth_err *err);
 
+/* For a runtime whose image is seen only once mounted (charliecloud's
+ * ImageStorage=squashfs, from before_exec): is the command there, in the
+ * tree at root_fd, as the container will look it up?  -1 with err and
+ * berth_executor_refused() 127 or 126 when not. */
+int berth_executor_check_command_at(struct berth_executor *ex, int root_fd,
+				    struct berth_err *err);
+
 /* CheckImageIsLoaded: is this runtime's artifact of the digest staged (in
  * the cache; docker: in dockerd)? */
 int berth_executor_image_loaded(struct berth_executor *ex, const char *digest,

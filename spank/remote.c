@@ -367,8 +367,8 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 			    size_t *n_prefix)
 {
 	static char scope[32];
-	/* every option below at once is 38 words, the command and NULL apart */
-	size_t cap = (size_t)job_argc + 48 + 2 * berth.n_mounts;
+	/* every option below at once is 42 words, the command and NULL apart */
+	size_t cap = (size_t)job_argc + 52 + 2 * berth.n_mounts;
 	char **argv = calloc(cap, sizeof(char *));
 	size_t n = 0;
 
@@ -386,6 +386,10 @@ static char **launcher_argv(spank_t sp, int job_argc, char **job_argv, bool batc
 	argv[n++] = berth.cfg.singularity_path;
 	argv[n++] = "--singularity-format";
 	argv[n++] = (char *)berth_sing_format_name(berth.cfg.sing_format);
+	argv[n++] = "--image-storage";
+	argv[n++] = (char *)berth_image_storage_name(berth.cfg.image_storage);
+	argv[n++] = "--squashfuse";
+	argv[n++] = berth.cfg.squashfuse_path;
 	if (berth.raw_image || berth.digest[0]) {
 		argv[n++] = berth.raw_image ? "--image" : "--digest";
 		argv[n++] = berth.raw_image ? berth.raw_image : berth.digest;

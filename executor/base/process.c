@@ -9,6 +9,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -119,6 +120,8 @@ static void child_exec(const struct berth_spawn *sp, int out_fd, int report_fd)
 			child_report(report_fd, errno, "keep fd");
 	if (own_group(sp) && setpgid(0, 0) < 0)
 		child_report(report_fd, errno, "setpgid");
+	if (sp->death_signal && prctl(PR_SET_PDEATHSIG, sp->death_signal) < 0)
+		child_report(report_fd, errno, "PR_SET_PDEATHSIG");
 	if (sp->cred && berth_drop_privileges(sp->cred, &err) < 0)
 		child_report(report_fd, err.errnum, "drop privileges");
 	if (sp->cwd && chdir(sp->cwd) < 0)

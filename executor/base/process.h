@@ -56,6 +56,10 @@ struct berth_spawn {
 	 * program has exited, whatever is left of its group is killed (a
 	 * site program's forgotten background child). */
 	bool reap_group;
+	/* Sent to the program when the process that started it ends
+	 * (PR_SET_PDEATHSIG; 0 = none): a helper that must not outlive the
+	 * container that process becomes (squashfuse). */
+	int death_signal;
 };
 
 /* Run to completion.  *status receives the exit code in the shell's

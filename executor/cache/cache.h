@@ -153,6 +153,9 @@ struct berth_artifact {
 
 /* The flattened root filesystem (charliecloud, and the base of others). */
 extern const struct berth_artifact berth_artifact_rootfs;
+/* The same as one SquashFS file (ImageStorage=squashfs), mounted per step. */
+#define BERTH_ROOTFS_SQFS "rootfs.sqfs"
+extern const struct berth_artifact berth_artifact_rootfs_sqfs;
 
 /* Make sure the image `ref` (PATH[#TAG], an http://, https:// or
  * file:// URL of an archive [#TAG], or a registry reference) is in the cache with artifact

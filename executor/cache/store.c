@@ -286,6 +286,21 @@ const struct berth_artifact berth_artifact_rootfs = {
 	.convert = convert_rootfs,
 };
 
+/* ImageStorage=squashfs: the same merge, written as one file. */
+static int convert_rootfs_sqfs(void *ctx, const struct berth_image *img,
+			       const char *out_path, const char *work_dir,
+			       struct berth_flatten_stats *stats, struct berth_err *err)
+{
+	(void)ctx;
+	(void)work_dir;
+	return berth_image_squashfs_file(img, out_path, stats, err);
+}
+
+const struct berth_artifact berth_artifact_rootfs_sqfs = {
+	.leaf = BERTH_ROOTFS_SQFS,
+	.convert = convert_rootfs_sqfs,
+};
+
 static int write_size(struct berth_cache *cache, const char *entry_name,
 		      struct berth_err *err)
 {

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "executor/source/tarmember.h"
 #include "executor/base/fs.h"
@@ -972,5 +973,62 @@ int berth_rootfs_add_mountpoints(const char *root_dir, struct berth_err *err)
 		close(pfd);
 	}
 	close(f.root_fd);
+	return rc;
+}
+
+/* ---- one SquashFS file for the charliecloud runtime -------------------------- */
+
+/* The mount points berth_rootfs_add_mountpoints makes in a folder, made in
+ * the merged index: ch-run binds onto them and cannot make them itself. */
+static int sqfs_add_mountpoints(struct berth_sqfs_merge *m, struct berth_err *err)
+{
+	static const char *const dirs[] = {"dev", "proc", "sys", "tmp", "home",
+					   "etc", "mnt", ".berth", ".berth/batch"};
+	static const char *const files[] = {"etc/hosts", "etc/resolv.conf",
+					    "etc/passwd", "etc/group"};
+	time_t now = time(NULL);
+	mode_t mode;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++)
+		if (berth_sqfs_merge_mkdirs(m, dirs[i], 0755) < 0 && errno != ELOOP &&
+		    errno != ENOTDIR && errno != EEXIST) /* the image's own choice */
+			return berth_fail(err, errno, "cannot create mount point /%s", dirs[i]);
+	if (berth_sqfs_merge_stat(m, "etc", &mode) < 0 || !S_ISDIR(mode))
+		return 0; /* /etc is a symlink in this image: leave it */
+	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+		if (berth_sqfs_merge_stat(m, files[i], &mode) == 0)
+			continue;
+		if (berth_sqfs_merge_file_begin(m, files[i], 0644, now, err) < 0 ||
+		    berth_sqfs_merge_file_end(m, 0, err) < 0)
+			return berth_wrap(err, "cannot create mount point /%s", files[i]);
+	}
+	return 0;
+}
+
+int berth_image_squashfs_file(const struct berth_image *img, const char *out_path,
+			      struct berth_flatten_stats *stats, struct berth_err *err)
+{
+	/* zstd 3: about as fast as lz4 to write here, and smaller than the
+	 * gzip layers; every squashfuse Debian ships reads it */
+	struct berth_sqfs_opts o = {.compressor = "zstd", .level = BERTH_SQFS_DEFAULT_ZSTD_LEVEL,
+				    /* the user's, as the tree's files are */
+				    .owned = true, .uid = getuid(), .gid = getgid()};
+	struct berth_sqfs_merge *m = NULL;
+	int fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot create %s", out_path);
+	int rc = berth_sqfs_merge_new(fd, 0, &o, &m, err);
+	if (rc == 0)
+		rc = berth_image_flatten_squashfs(img, m, stats, err);
+	if (rc == 0)
+		rc = sqfs_add_mountpoints(m, err);
+	if (rc == 0)
+		rc = berth_sqfs_merge_finish(m, NULL, err);
+	berth_sqfs_merge_free(m);
+	if (close(fd) < 0 && rc == 0)
+		rc = berth_fail(err, errno, "cannot write %s", out_path);
+	if (rc < 0)
+		unlink(out_path);
 	return rc;
 }

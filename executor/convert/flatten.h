@@ -33,4 +33,11 @@ struct berth_sqfs_merge;
 int berth_image_flatten_squashfs(const struct berth_image *img, struct berth_sqfs_merge *m,
 				 struct berth_flatten_stats *stats, struct berth_err *err);
 
+/* The merge written as one SquashFS file `out_path` (new; removed again on
+ * failure), with the mount points ch-run needs: the charliecloud runtime's
+ * image under ImageStorage=squashfs.  Its superblock is written last, so a
+ * file cut short is no image. */
+int berth_image_squashfs_file(const struct berth_image *img, const char *out_path,
+			      struct berth_flatten_stats *stats, struct berth_err *err);
+
 #endif

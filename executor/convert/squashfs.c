@@ -234,7 +234,9 @@ int berth_sqfs_writer_init(struct writer *w, int out_fd, off_t offset,
 	};
 	if ((rc = sqfs_block_processor_create_ex(&desc, &w->proc)))
 		return berth_sqfs_fail(w, err, rc, "block processor");
-	if ((rc = sqfs_id_table_id_to_index(w->ids, 0, &w->root_id_idx)))
+	bool own = o && o->owned;
+	if ((rc = sqfs_id_table_id_to_index(w->ids, own ? (sqfs_u32)o->uid : 0, &w->root_id_idx)) ||
+	    (rc = sqfs_id_table_id_to_index(w->ids, own ? (sqfs_u32)o->gid : 0, &w->gid_idx)))
 		return berth_sqfs_fail(w, err, rc, "id table");
 	if (!(w->im = sqfs_meta_writer_create(&w->out.base, w->cmp, 0)) ||
 	    !(w->dm = sqfs_meta_writer_create(&w->out.base, w->cmp,
@@ -307,7 +309,7 @@ static int write_inode(struct writer *w, struct node *n, sqfs_inode_generic_t *i
 	inode->base.mod_time = n->mtime;
 	inode->base.inode_number = n->inode_num;
 	inode->base.uid_idx = w->root_id_idx;
-	inode->base.gid_idx = w->root_id_idx;
+	inode->base.gid_idx = w->gid_idx;
 	sqfs_meta_writer_get_position(w->im, &block, &offset);
 	n->inode_ref = (block << 16) | offset;
 	int rc = sqfs_meta_writer_write_inode(w->im, inode);

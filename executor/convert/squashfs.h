@@ -51,6 +51,12 @@ struct berth_sqfs_opts {
 	unsigned backlog;
 	/* Superblock time; 0 = now. */
 	time_t mkfs_time;
+	/* Every entry owned by uid:gid instead of root (the charliecloud
+	 * runtime's image, which its user may change in a writable
+	 * container as in the tree, whose files are the user's). */
+	bool owned;
+	uid_t uid;
+	gid_t gid;
 };
 
 struct berth_sqfs_stats {

@@ -82,7 +82,8 @@ struct writer {
 	struct node *root;
 	struct berth_sqfs_stats stats;
 	uint32_t next_ino;
-	sqfs_u16 root_id_idx;
+	sqfs_u16 root_id_idx;     /* the owner of every entry (uid, then gid) */
+	sqfs_u16 gid_idx;
 	dev_t root_dev;           /* folders elsewhere are mount points */
 	unsigned char *buf;       /* one block of file data */
 	size_t buf_size;

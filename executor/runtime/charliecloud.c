@@ -1,4 +1,6 @@
-/* berth: the Charliecloud runtime (ch-run on the cached flattened rootfs).
+/* berth: the Charliecloud runtime (ch-run on the cached flattened rootfs,
+ * or with ImageStorage=squashfs on one SquashFS file per image, mounted
+ * with squashfuse in berth's namespace under an overlay at every start).
  *
  * ch-run 0.31 binds only onto paths that exist in the image, has no
  * read-only bind, no mount flags and no tmpfs.  The cached image is never
@@ -28,6 +30,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,14 +46,10 @@
 
 #define LAYER_DIR BERTH_LAYER_DIR
 
-static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
-{
-	(void)ex;
-	return &berth_artifact_rootfs;
-}
 
-/* What cc_create decided, for cc_before_exec. */
+/* What cc_prepare and cc_create decided, for cc_before_exec. */
 struct cc_plan {
+	bool sqfs;     /* ImageStorage: the image is one SquashFS file, mounted */
 	bool layer;    /* the namespace and its tmpfs at CacheDir/<uid>/layer */
 	bool overlay;  /* ch-run runs on layer/root, an overlay over the cache */
 	bool *staged;  /* per mount: made at layer/mnt/N first */
@@ -69,6 +69,38 @@ static bool chrun_binds_it(const struct berth_mount *b)
 		b->propagation == BERTH_PROP_RPRIVATE);
 }
 
+static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
+{
+	const struct cc_plan *plan = ex->priv;
+
+	return plan && plan->sqfs ? &berth_artifact_rootfs_sqfs : &berth_artifact_rootfs;
+}
+
+/* ImageStorage: squashfs needs squashfuse and /dev/fuse here (else the job
+ * fails, naming the fix); auto takes it where both work and says so in the
+ * step's log where they do not.  Staging and the step's start decide the
+ * same way, so both use the same file. */
+static int cc_prepare(struct berth_executor *ex, struct berth_err *err)
+{
+	struct cc_plan *plan = calloc(1, sizeof(*plan));
+	char why[PATH_MAX + 128];
+
+	if (!plan)
+		return berth_fail(err, ENOMEM, "executor");
+	ex->priv = plan;
+	if (ex->cfg->image_storage == BERTH_STORE_TREE)
+		return 0;
+	plan->sqfs = berth_ns_squashfs_usable(ex->cfg->squashfuse_path, why, sizeof(why));
+	if (plan->sqfs)
+		return 0;
+	if (ex->cfg->image_storage == BERTH_STORE_SQUASHFS)
+		return berth_fail(err, 0, "ImageStorage=squashfs, but %s: install squashfuse "
+				  "(libfuse 3) and give users /dev/fuse, or set ImageStorage=tree "
+				  "or auto in berth.conf", why);
+	fprintf(stderr, "berth: ImageStorage=auto: %s; images are kept as folders here\n", why);
+	return 0;
+}
+
 static void cc_release(struct berth_executor *ex)
 {
 	struct cc_plan *plan = ex->priv;
@@ -85,15 +117,14 @@ static void cc_release(struct berth_executor *ex)
 static int plan_mounts(struct berth_executor *ex, const struct berth_container_spec *spec,
 		       int root_fd, struct berth_err *err)
 {
-	struct cc_plan *plan = calloc(1, sizeof(*plan));
+	struct cc_plan *plan = ex->priv;
 
-	if (!plan || !(plan->staged = calloc(spec->n_binds + 1, sizeof(bool)))) {
-		free(plan);
+	if (!(plan->staged = calloc(spec->n_binds + 1, sizeof(bool))))
 		return berth_fail(err, ENOMEM, "mounts");
-	}
-	ex->priv = plan;
 	plan->n_staged = spec->n_binds;
-	plan->overlay = spec->writable || spec->layer_dir;
+	/* a SquashFS image is mounted in berth's namespace, under an overlay
+	 * where the missing mount points are made (root_fd is -1 then) */
+	plan->overlay = spec->writable || spec->layer_dir || plan->sqfs;
 	for (size_t i = 0; i < spec->n_binds; i++) {
 		const struct berth_mount *b = &spec->binds[i];
 		if (berth_runtime_can_mount(BERTH_RT_CHARLIECLOUD, b, err) < 0)
@@ -164,13 +195,14 @@ static int cc_create(struct berth_executor *ex, const struct berth_container_spe
 	struct berth_strv argv = {0}, envp = {0};
 	char rootfs[PATH_MAX], layer_root[PATH_MAX + 16];
 
-	berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
-	_cleanup_close_ int root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
+	const struct cc_plan *plan = ex->priv;
+	berth_cache_entry_path(&ex->cache, ex->digest, cc_artifact(ex)->leaf, rootfs);
+	_cleanup_close_ int root_fd = plan->sqfs ? -1 :
+		open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0 && !plan->sqfs)
 		return berth_fail(err, errno, "image rootfs %s", rootfs);
 	if (plan_mounts(ex, spec, root_fd, err) < 0)
 		return -1;
-	const struct cc_plan *plan = ex->priv;
 	snprintf(layer_root, sizeof(layer_root), "%s/" LAYER_DIR "/root", ex->cache.dir);
 	if (plan->layer && mkdirat(ex->cache.dir_fd, LAYER_DIR, 0700) < 0 && errno != EEXIST)
 		return berth_fail(err, errno, "cannot create %s/" LAYER_DIR, ex->cache.dir);
@@ -238,9 +270,17 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 	    berth_ns_hide(dir, spec->hide_nodes, err) < 0)
 		return -1;
 	if (plan->overlay) {
-		char rootfs[PATH_MAX];
-		berth_cache_entry_path(&ex->cache, ex->digest, "rootfs", rootfs);
-		_cleanup_close_ int root_fd = berth_ns_overlay(dir, rootfs, spec->layer_dir, err);
+		char rootfs[PATH_MAX], image[PATH_MAX + 16];
+		berth_cache_entry_path(&ex->cache, ex->digest, cc_artifact(ex)->leaf, rootfs);
+		snprintf(image, sizeof(image), "%s/image", dir);
+		if (plan->sqfs && berth_ns_squashfs(dir, rootfs, ex->cfg->squashfuse_path, err) < 0)
+			return -1;
+		_cleanup_close_ int root_fd = berth_ns_overlay(dir, plan->sqfs ? image : rootfs,
+							       spec->layer_dir, err);
+		/* the command looked up as check_command does in a tree: 127 or
+		 * 126 for the workflow engine, not ch-run's 1 */
+		if (root_fd >= 0 && plan->sqfs && berth_executor_check_command_at(ex, root_fd, err) < 0)
+			return -1;
 		if (root_fd < 0 || berth_ns_make_targets(root_fd, spec->binds, spec->n_binds, err) < 0 ||
 		    (plan->home.dst && berth_ns_make_targets(root_fd, &plan->home, 1, err) < 0))
 			return -1;
@@ -261,6 +301,7 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 const struct berth_executor_ops berth_charliecloud_ops = {
 	.name = "charliecloud",
 	.artifact = cc_artifact,
+	.prepare = cc_prepare,
 	.create = cc_create,
 	.before_exec = cc_before_exec,
 	.release = cc_release,

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "executor/base/fs.h"
+#include "executor/base/process.h"
 #include "conf/unshare.h"
 
 static int write_file(const char *path, const char *text, struct berth_err *err)
@@ -214,6 +216,65 @@ int berth_ns_layer(const char *dir, struct berth_err *err)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
 	if (mkdir(mnt, 0700) < 0)
 		return berth_fail(err, errno, "cannot create %s", mnt);
+	return 0;
+}
+
+bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len)
+{
+	if (access(squashfuse, X_OK) < 0) {
+		snprintf(why, len, "cannot run %s (SquashfusePath): %s", squashfuse,
+			 strerror(errno));
+		return false;
+	}
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "cannot open /dev/fuse: %s", strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
+		      struct berth_err *err)
+{
+	char mnt[PATH_MAX + 8], opts[128], dev[32];
+	struct stat st;
+
+	snprintf(mnt, sizeof(mnt), "%s/image", dir);
+	if (mkdir(mnt, 0700) < 0)
+		return berth_fail(err, errno, "cannot create %s", mnt);
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open /dev/fuse to mount the image %s; "
+				  "set ImageStorage=tree (or auto) in berth.conf where FUSE is "
+				  "missing", image);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fd,
+		 (unsigned)getuid(), (unsigned)getgid());
+	if (mount("squashfuse", mnt, "fuse.squashfuse", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  opts) < 0) {
+		int e = errno;
+		close(fd);
+		return berth_fail(err, e, "cannot mount FUSE for the image %s; set "
+				  "ImageStorage=tree in berth.conf", image);
+	}
+	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
+	char *argv[] = {(char *)squashfuse, "-f", "-o", "ro", (char *)image, dev, NULL};
+	struct berth_spawn sp = {.argv = argv, .stdin_fd = -1, .stderr_fd = -1,
+				 .keep_fds = &fd, .n_keep_fds = 1, .death_signal = SIGTERM};
+	pid_t pid = berth_spawn_start(&sp, err);
+	/* Only squashfuse holds the device now: if it stops, the mount
+	 * answers ENOTCONN instead of waiting for it. */
+	close(fd);
+	if (pid < 0)
+		return berth_wrap(err, "cannot mount the image %s (SquashfusePath=%s; or set "
+				  "ImageStorage=tree in berth.conf)", image, squashfuse);
+	/* The first request waits for squashfuse's answer: the image is
+	 * readable from here on, or it never will be. */
+	if (stat(mnt, &st) < 0)
+		return berth_fail(err, errno, "%s could not serve the image %s (a damaged "
+				  "cache entry? `berth cache rm` it; or set ImageStorage=tree)",
+				  squashfuse, image);
 	return 0;
 }
 

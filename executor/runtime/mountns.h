@@ -32,6 +32,20 @@ int berth_ns_unshare(unsigned what, bool in_userns, struct berth_err *err);
  * mnt/ folder. */
 int berth_ns_layer(const char *dir, struct berth_err *err);
 
+/* Can this process mount a SquashFS image with `squashfuse` (squashfuse_ll
+ * of libfuse 3: it serves a /dev/fuse descriptor berth mounted)?  The
+ * program must be executable and /dev/fuse open for reading and writing.
+ * When not, `why` says which is missing. */
+bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len);
+
+/* Mount the SquashFS file `image` read-only at DIR/image, in berth's
+ * namespace (entered, its layer mounted): berth mounts FUSE on a /dev/fuse
+ * descriptor and hands it to `squashfuse -f IMAGE /dev/fd/N`, which ends
+ * when the process that becomes the container does (nothing outlives the
+ * step; the mount goes with the namespace). */
+int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
+		      struct berth_err *err);
+
 /* Hide each host device node of `paths` (NULL-terminated) that exists:
  * an empty file nobody may open (DIR/hidden) is bound over it. */
 int berth_ns_hide(const char *dir, char *const *paths, struct berth_err *err);

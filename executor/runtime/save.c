@@ -364,9 +364,15 @@ int berth_save_container(struct berth_executor *ex, const struct berth_named *na
 		size_t len = 0;
 		char root[PATH_MAX + 32];
 		snprintf(root, sizeof(root), "%s/root", dir);
+		char image[PATH_MAX + 32];
+		bool sqfs = !strcmp(ex->ops->artifact(ex)->leaf, BERTH_ROOTFS_SQFS);
+		snprintf(image, sizeof(image), "%s/image", dir);
 		int rc = read_config(config, &json, &len, &cerr);
+		/* ImageStorage=squashfs: the image mounted in that namespace first */
 		if (rc == 0 && (berth_ns_enter(&cerr) < 0 || berth_ns_layer(dir, &cerr) < 0 ||
-				berth_ns_overlay_view(dir, upper, lower, &cerr) < 0 ||
+				(sqfs && berth_ns_squashfs(dir, lower, ex->cfg->squashfuse_path,
+							   &cerr) < 0) ||
+				berth_ns_overlay_view(dir, upper, sqfs ? image : lower, &cerr) < 0 ||
 				berth_save_docker_archive(root, json, len, path, &cerr) < 0))
 			rc = -1;
 		if (rc < 0) /* the parent only learns that it failed */

@@ -12,6 +12,8 @@
 #   BERTH_CONFIG          berth configuration (default: one written here)
 #   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
 #                         (auto, sif, sandbox; default auto)
+#   BERTH_IMAGE_STORAGE   ImageStorage of that configuration (tree; squashfs runs
+#                         charliecloud on one mounted SquashFS file)
 #
 # Everything goes through `berth run` (see DESIGN.md, "The executor
 # interface"); the image is staged by berth run itself into a per-suite cache.
@@ -166,6 +168,7 @@ setup_file() {
 			SingularityPath=$sing
 			SingularityImageFormat=${BERTH_SING_FORMAT:-auto}
 			ChRunPath=$chrun
+			ImageStorage=${BERTH_IMAGE_STORAGE:-tree}
 			DockerAllowedMounts=$W
 		EOF
 	fi

@@ -48,8 +48,18 @@ one_conversion() { # runtime artifact
 	[ "$(conversions "$digest" "$2")" -eq 1 ]
 }
 
+# The artifact the cluster's charliecloud makes: the rootfs folder, or one
+# SquashFS file (ImageStorage).
+charliecloud_leaf() {
+	case $(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf "$BERTH_CLUSTER_DIR/bin/berth" config |
+		sed -n 's/^# charliecloud images here: \([a-z]*\) .*/\1/p') in
+	squashfs) echo rootfs.sqfs ;;
+	*) echo rootfs ;;
+	esac
+}
+
 @test "16 jobs at once on a cold image (charliecloud): all succeed, one conversion" {
-	one_conversion charliecloud rootfs
+	one_conversion charliecloud "$(charliecloud_leaf)"
 }
 
 # The artifact the cluster's singularity makes: a SIF or a sandbox folder,
@@ -100,8 +110,11 @@ singularity_leaf() {
 		run as_user srun --container-runtime=$rt --container-image="$img" cat /etc/only-in-image
 		[ "$status" -eq 0 ]
 		entry=$u/images/${digest#sha256:}
-		# image.sif, or image.lz4.sif & co. (the compression the runtime reads)
-		sif=$(find "$entry" -maxdepth 1 -name 'image*.sif' | head -n 1)
+		# image.sif, or image.lz4.sif & co. (the compression the runtime reads),
+		# or charliecloud's rootfs.sqfs (ImageStorage=squashfs): one file
+		one='image*.sif'
+		[ "$rt" != charliecloud ] || one=rootfs.sqfs
+		sif=$(find "$entry" -maxdepth 1 -name "$one" | head -n 1)
 		if [ -n "$sif" ]; then
 			: >"$sif"
 		else

@@ -588,6 +588,27 @@ static void test_sqfs_comp_values(void **state)
 	free(text);
 }
 
+static void test_image_storage_values(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_TREE);
+	assert_string_equal(fx->cfg.squashfuse_path, "/usr/bin/squashfuse_ll");
+	assert_int_equal(LOAD_ARGS(fx, "ImageStorage=squashfs"), 0);
+	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_SQUASHFS);
+	assert_int_equal(LOAD_ARGS(fx, "imagestorage=AUTO"), 0);
+	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_AUTO);
+	assert_int_equal(LOAD_ARGS(fx, "ImageStorage=sqfs"), -1);
+	assert_msg_has(&fx->err, "ImageStorage must be squashfs, tree or auto, not 'sqfs'");
+	assert_int_equal(LOAD_ARGS(fx, "ImageStorage="), -1);
+	assert_int_equal(LOAD_ARGS(fx, "SquashfusePath=relative/squashfuse"), -1);
+	/* the printed config reads back the same */
+	assert_int_equal(LOAD_ARGS(fx, "ImageStorage=squashfs", "SquashfusePath=/opt/sf"), 0);
+	char *text = berth_config_to_text(&fx->cfg);
+	assert_non_null(strstr(text, "\nImageStorage=squashfs\nSquashfusePath=/opt/sf\n"));
+	free(text);
+}
+
 static void test_allowed_runtimes_values(void **state)
 {
 	struct fixture *fx = *state;
@@ -1129,6 +1150,7 @@ int main(void)
 		T(test_container_writable),
 		T(test_sing_format_values),
 		T(test_sqfs_comp_values),
+		T(test_image_storage_values),
 		T(test_registry_keys),
 		T(test_container_scope),
 		T(test_pyxis_env_compat),

@@ -6,6 +6,8 @@
 #
 # Run as root: bats --tap tests/pipeline/squashfs.bats
 
+bats_require_minimum_version 1.5.0
+
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BERTH=${BUILD:-$REPO/build}/berth
 MKIMAGE=$REPO/tests/harness/fixtures/mkimage.py
@@ -126,7 +128,7 @@ crun() {
 	run pgrep -u "$TEST_USER" -f "squashfuse.*$ENTRY"
 	[ "$status" -ne 0 ]
 	# a command the image lacks is 127, one not executable 126, as on the tree
-	run crun -- no-such-command-berth
+	run -127 crun -- no-such-command-berth
 	[ "$status" -eq 127 ]
 	[[ "$output" == *"command not found in the container"* ]]
 	run crun -- /etc/passwd

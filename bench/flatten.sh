@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Cold staging of a big image (>= 200 MB, several layers): berth pull
-# against `tar -x` of the same layers and `docker load`, side by side in one
+# Cold staging of a big image (>= 200 MB, several layers): berth pull (the
+# tree, and ImageStorage=squashfs: one SquashFS file, no file of the image
+# on disk) against `tar -x` of the same layers and `docker load`, side by
+# side in one
 # run, as alternating rounds (one of each per round, in a rotating order).
 # Medians, spread (min-max), ratios, and berth's peak RSS.  Timings are
 # measured, never asserted.
@@ -13,7 +15,8 @@ out=$REPO/bench/out
 mkdir -p "$out"
 img=$out/big.tar
 [ -e "$img" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
-work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
+# BENCH_WORK: where the caches go (/var/tmp: disk; /dev/shm: tmpfs)
+work=$(mktemp -d "${BENCH_WORK:-/var/tmp}/berth-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # The layer tars, extracted once (not timed), in manifest order.
 mkdir -p "$work/layers"
@@ -24,6 +27,9 @@ berth_prep() { rm -rf "$work/cache" && mkdir "$work/cache"; }
 berth_run() {
 	/usr/bin/time -f '%M' -o "$work/rss" "$BERTH" pull --cache-dir "$work/cache" "$img"
 }
+printf 'ImageStorage=squashfs\n' >"$work/squashfs.conf"
+sq_prep() { rm -rf "$work/sqcache" && mkdir "$work/sqcache"; }
+sq_run() { BERTH_CONFIG=$work/squashfs.conf "$BERTH" pull --cache-dir "$work/sqcache" "$img"; }
 tar_prep() { rm -rf "$work/rootfs" && mkdir "$work/rootfs"; }
 tar_run() {
 	local l
@@ -34,6 +40,7 @@ docker_run() { docker load -i "$img"; }
 
 contender "berth pull (cold)" berth_prep berth_run
 contender "tar -x of the same layers" tar_prep tar_run
+contender "berth pull (cold, ImageStorage=squashfs)" sq_prep sq_run
 if curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://x/_ping >/dev/null 2>&1; then
 	contender "docker load" docker_prep docker_run docker_prep
 else
@@ -44,4 +51,7 @@ rounds
 report
 echo "peak RSS of berth pull: $(($(cat "$work/rss") / 1024)) MB (the last round's)"
 rline "ratio berth / tar -x" "$(ratio "${med[0]}" "${med[1]}")" "(target <= 1.3)"
-[ "${#med[@]}" -lt 3 ] || rline "ratio berth / docker load" "$(ratio "${med[0]}" "${med[2]}")"
+rline "ratio squashfs / tree (berth pull)" "$(ratio "${med[2]}" "${med[0]}")"
+[ "${#med[@]}" -lt 4 ] || rline "ratio berth / docker load" "$(ratio "${med[0]}" "${med[3]}")"
+[ "${#med[@]}" -lt 4 ] || rline "ratio squashfs / docker load" "$(ratio "${med[2]}" "${med[3]}")"
+echo "cache size: tree $(du -sm "$work/cache" | cut -f1) MB, squashfs $(du -sm "$work/sqcache" | cut -f1) MB"

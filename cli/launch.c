@@ -290,7 +290,9 @@ static int relay_docker(int control)
 static int add_devices(const struct launch *l, struct berth_mount **binds, size_t *n_binds,
 		       char ***env, struct berth_cdi_plan *plan, struct berth_err *err)
 {
-	if (berth_cdi_plan(l->cdi_dirs, l->devices, environ, plan, err) < 0)
+	/* the GPUs from the job's environment (Slurm's), the image's
+	 * NVIDIA_* conventions from the container's */
+	if (berth_cdi_plan(l->cdi_dirs, l->devices, environ, *env, plan, err) < 0)
 		return -1;
 	if (plan->warning[0])
 		fprintf(stderr, "berth: warning: %s\n", plan->warning);

@@ -1040,9 +1040,32 @@ static int plan_hide(const struct berth_cdi_registry *reg, struct berth_cdi_plan
 	return 0;
 }
 
-int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
-		   struct berth_cdi_plan *out, struct berth_err *err)
+/* NVIDIA_VISIBLE_DEVICES=none: the step's GPUs' own device nodes are
+ * left out, their spec's (nvidiactl) and the driver kept. */
+static void drop_gpu_nodes(const struct berth_cdi_registry *reg, char *const *gpus,
+			   size_t n_gpus, struct berth_cdi_edits *e)
 {
+	for (size_t i = 0; i < n_gpus; i++) {
+		for (size_t j = 0; j < reg->n_devices; j++) {
+			const struct berth_cdi_device *d = &reg->devices[j];
+			if (strcmp(d->name, gpus[i]) != 0)
+				continue;
+			const struct berth_cdi_edits *spec = &reg->specs[d->spec].edits;
+			for (size_t k = 0; k < d->edits.n_nodes; k++)
+				if (!listed(spec->nodes, spec->n_nodes, d->edits.nodes[k]))
+					berth_cdi_drop_mount(e, d->edits.nodes[k]);
+		}
+	}
+}
+
+int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
+		   char *const *ctr_env, struct berth_cdi_plan *out, struct berth_err *err)
+{
+	/* the image's conventions (enroot's 98-nvidia hook): unset or empty
+	 * leaves the choice to the job */
+	const char *visible = env_get(ctr_env, "NVIDIA_VISIBLE_DEVICES");
+	bool gpus_void = visible && !strcmp(visible, "void");
+	bool gpus_none = visible && !strcmp(visible, "none");
 	struct berth_cdi_registry reg = {0};
 	char **gpus = NULL, **names = NULL;
 	size_t n_gpus = 0, n_names = 0;
@@ -1050,7 +1073,7 @@ int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 	_cleanup_free_ char *copy = list ? strdup(list) : NULL;
 	char *save = NULL;
 
-	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0)
+	if (!gpus_void && berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0)
 		goto out;
 	if (berth_cdi_load_dirs(&reg, dirs, err) < 0) {
 		/* A job that asks for no device still runs when a spec is bad
@@ -1077,7 +1100,15 @@ int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 		if (add_name(&names, &n_names, t, err) < 0)
 			goto out;
 	if (berth_cdi_edits_of(&reg, names, dirs, &out->edits, err) < 0 ||
-	    berth_cdi_do_hooks(out, err) < 0 || check_groups(&out->edits, err) < 0 ||
+	    berth_cdi_do_hooks(out, err) < 0 || check_groups(&out->edits, err) < 0)
+		goto out;
+	if (gpus_none)
+		drop_gpu_nodes(&reg, gpus, n_gpus, &out->edits);
+	/* the driver files the container's capabilities ask for; with no
+	 * device, nothing to filter (and the image's variable is not read) */
+	if ((names && ctr_env &&
+	     berth_cdi_filter_caps(&out->edits, env_get(ctr_env, "NVIDIA_DRIVER_CAPABILITIES"),
+				   err) < 0) ||
 	    plan_hide(&reg, out, err) < 0)
 		goto out;
 	rc = 0;

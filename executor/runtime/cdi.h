@@ -100,12 +100,19 @@ struct berth_cdi_plan {
 };
 
 /* The step's GPUs (berth_cdi_step_gpus of `env`) and the devices of
- * `list` (comma separated, may be NULL), from the specs in `dirs`.  A
+ * `list` (comma separated, may be NULL), from the specs in `dirs`.
+ * `ctr_env` (may be NULL: no conventions) is the container's environment
+ * before the edits, whose NVIDIA_* variables are honoured as enroot's
+ * hook and libnvidia-container honour them: NVIDIA_VISIBLE_DEVICES=void
+ * gives the container none of the step's GPUs (`list`'s still), =none the
+ * driver without the step's GPU nodes; NVIDIA_DRIVER_CAPABILITIES
+ * (default utility,compute) picks the driver files
+ * (berth_cdi_filter_caps).  A
  * hook or an additional group the job cannot take is refused, naming the
  * spec.  No device and no spec: an empty plan, nothing read but folders;
  * no device asked for and a bad spec: an empty plan and a warning. */
 int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
-		   struct berth_cdi_plan *out, struct berth_err *err);
+		   char *const *ctr_env, struct berth_cdi_plan *out, struct berth_err *err);
 void berth_cdi_plan_free(struct berth_cdi_plan *p);
 
 /* What nvidia-ctk's hooks do, done as edits (the runtimes berth drives
@@ -114,6 +121,14 @@ void berth_cdi_plan_free(struct berth_cdi_plan *p);
  * device nodes is the host's already.  Any other hook is refused, naming
  * it and its spec.  Called by berth_cdi_plan; here for the unit tests. */
 int berth_cdi_do_hooks(struct berth_cdi_plan *plan, struct berth_err *err);
+
+/* Drop the driver files that `caps` (NVIDIA_DRIVER_CAPABILITIES: comma
+ * separated; NULL or "" is "utility,compute") does not ask for, by
+ * libnvidia-container's lists; device nodes and files no list names stay.
+ * An unknown capability is an error naming it. */
+int berth_cdi_filter_caps(struct berth_cdi_edits *e, const char *caps, struct berth_err *err);
+/* Drop the mount (and device node) at container path `dst`, if any. */
+void berth_cdi_drop_mount(struct berth_cdi_edits *e, const char *dst);
 
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);

@@ -59,6 +59,59 @@ SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU ld=$LD_LIBRARY_PATH"; [ -r /usr
 	[[ "$output" != *"std=yes"* ]]
 }
 
+# The driver files by capability, and the GPU nodes.
+LIBS='for l in libnvidia-ml.so.1 libcuda.so.1 libGLX_nvidia.so.0; do [ -r /usr/lib/$l ] && echo "lib $l"; done; for f in /dev/nvidia*; do [ -c $f ] && echo "node $f"; done; true'
+# Through Slurm: charliecloud (the singularity stand-in cannot bind a node
+# the image lacks; the real SingularityCE is checked through berth run below)
+GPU_RUNTIMES="charliecloud"
+
+@test "image conventions: NVIDIA_DRIVER_CAPABILITIES picks driver files; NVIDIA_VISIBLE_DEVICES void and none" {
+	all=$(make_image cuda-all.tar legacy --tag berth/cuda:all \
+		--env NVIDIA_VISIBLE_DEVICES=all --env NVIDIA_DRIVER_CAPABILITIES=all)
+	void=$(make_image cuda-void.tar legacy --tag berth/cuda:void --env NVIDIA_VISIBLE_DEVICES=void)
+	none=$(make_image cuda-none.tar legacy --tag berth/cuda:none \
+		--env NVIDIA_VISIBLE_DEVICES=none --env NVIDIA_DRIVER_CAPABILITIES=utility)
+	bad=$(make_image cuda-bad.tar legacy --tag berth/cuda:bad \
+		--env NVIDIA_VISIBLE_DEVICES=all --env NVIDIA_DRIVER_CAPABILITIES=compute,bogus)
+	for rt in $GPU_RUNTIMES; do
+		C="--container-runtime=$rt"
+		# an image that says nothing: the job's GPU, utility and compute
+		# (libnvidia-container's default), no graphics
+		run as_user srun "$C" --gres=gpu:1 --container-image="$IMG" sh -c "$LIBS"
+		echo "[$rt plain] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"lib libnvidia-ml.so.1"* && "$output" == *"lib libcuda.so.1"* ]]
+		[[ "$output" != *"libGLX_nvidia"* ]]
+		[ "$(grep -c '^node /dev/nvidia[0-9]' <<<"$output")" -eq 1 ]
+		# all capabilities, and "all" GPUs is still the step's one
+		run as_user srun "$C" --gres=gpu:1 --container-image="$all" sh -c "$LIBS"
+		echo "[$rt all] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"lib libGLX_nvidia.so.0"* && "$output" == *"lib libcuda.so.1"* ]]
+		[ "$(grep -c '^node /dev/nvidia[0-9]' <<<"$output")" -eq 1 ]
+		# void: the image wants no GPU; a named device is still given
+		run as_user srun "$C" --gres=gpu:1 --container-image="$void" sh -c "$LIBS"
+		echo "[$rt void] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" != *"lib "* && "$output" != *"node /dev/nvidia"* ]]
+		run as_user srun "$C" --container-devices=nvidia.com/gpu=1 --container-image="$void" \
+			sh -c "$LIBS"
+		echo "[$rt void, named] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"node /dev/nvidia1"* && "$output" == *"lib libnvidia-ml.so.1"* ]]
+		# none: the driver (utility only here), no GPU node
+		run as_user srun "$C" --gres=gpu:1 --container-image="$none" sh -c "$LIBS"
+		echo "[$rt none] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"lib libnvidia-ml.so.1"* && "$output" == *"node /dev/nvidiactl"* ]]
+		[[ "$output" != *"libcuda"* && "$output" != *"node /dev/nvidia"[0-9]* ]]
+		run as_user srun "$C" --gres=gpu:1 --container-image="$bad" true
+		echo "[$rt bad] $output"
+		[ "$status" -ne 0 ]
+		[[ "$output" == *"NVIDIA_DRIVER_CAPABILITIES has 'bogus'"* ]]
+	done
+}
+
 @test "srun -n 2 --gpus-per-task=1: each task's container has its own GPU" {
 	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \
 		sh -c 'nvidia-smi -L | sed "s/^/task $SLURM_PROCID: /"'
@@ -119,12 +172,23 @@ SEE='nvidia-smi -L; echo "std=$BERTH_STANDIN_GPU ld=$LD_LIBRARY_PATH"; [ -r /usr
 	for rt in charliecloud singularity; do
 		run as_user "$BERTH_CLUSTER_DIR/bin/berth" run \
 			--runtime "$rt" --cache-dir "$d/cache" --image "$IMG" \
-			--device nvidia.com/gpu=1 -- sh -c "$SEE"
+			--device nvidia.com/gpu=1 -- sh -c "$SEE; $LIBS"
 		echo "[$rt] $output"
 		[ "$status" -eq 0 ]
 		[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
 		[[ "$output" == *"GPU 1: Stand-in"* ]]
 		[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* ]]
 		[[ "$output" == *"std=yes"* ]]
+		# the image says nothing: utility and compute, not graphics
+		[[ "$output" == *"lib libcuda.so.1"* && "$output" != *"libGLX_nvidia"* ]]
+		# the container's NVIDIA_DRIVER_CAPABILITIES (here from --env)
+		run as_user "$BERTH_CLUSTER_DIR/bin/berth" run \
+			--runtime "$rt" --cache-dir "$d/cache" --image "$IMG" \
+			--env NVIDIA_DRIVER_CAPABILITIES=graphics \
+			--device nvidia.com/gpu=1 -- sh -c "$LIBS"
+		echo "[$rt graphics] $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *"lib libGLX_nvidia.so.0"* && "$output" == *"node /dev/nvidia1"* ]]
+		[[ "$output" != *"libcuda"* && "$output" != *"libnvidia-ml"* ]]
 	done
 }

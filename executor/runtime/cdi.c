@@ -1084,6 +1084,8 @@ int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
 		rc = 0;
 		goto out;
 	}
+	if (berth_cdi_cgroup_gpus(&reg, gpus, n_gpus, err) < 0)
+		goto out;
 	for (size_t i = 0; i < n_gpus; i++) {
 		if (kind_known(&reg, gpus[i])) {
 			if (add_name(&names, &n_names, gpus[i], err) < 0)

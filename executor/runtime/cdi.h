@@ -130,6 +130,14 @@ int berth_cdi_filter_caps(struct berth_cdi_edits *e, const char *caps, struct be
 /* Drop the mount (and device node) at container path `dst`, if any. */
 void berth_cdi_drop_mount(struct berth_cdi_edits *e, const char *dst);
 
+/* The step's GPUs `gpus` ("nvidia.com/gpu=N", from berth_cdi_step_gpus)
+ * as this process's device cgroup has them: when a listed GPU's node
+ * cannot be opened (EPERM: ConstrainDevices), Slurm numbered the task's
+ * GPUs among those the cgroup allows, and N becomes the N-th of the spec's
+ * GPUs, in index order, whose nodes open.  Names replaced in place. */
+int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, size_t n_gpus,
+			  struct berth_err *err);
+
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);
 

@@ -5,12 +5,20 @@
  * The capability of a driver file is the one libnvidia-container gives it
  * (its lists of utility, compute, video, graphics, display and ngx
  * binaries and libraries, nvc_info.c); a file none of them names (firmware,
- * a site's own) is mounted whatever the image asks, as before. */
+ * a site's own) is mounted whatever the image asks, as before.
+ *
+ * And which GPUs Slurm's list means under ConstrainDevices: per task
+ * (--gpus-per-task), Slurm 22.05 numbers a task's GPUs among those its
+ * device cgroup allows, as CUDA counts them. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "executor/runtime/cdi.h"
 
@@ -154,6 +162,97 @@ int berth_cdi_filter_caps(struct berth_cdi_edits *e, const char *caps, struct be
 			continue;
 		}
 		i++;
+	}
+	return 0;
+}
+
+/* ---- GPUs under ConstrainDevices ---------------------------------------- */
+
+/* May this process open device node `path`?  Only the device cgroup's
+ * EPERM says no: a node that fails otherwise (its mode, or a stand-in
+ * without a driver: ENXIO) is one the cgroup allows. */
+static bool node_allowed(const char *path)
+{
+	int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	return errno != EPERM;
+}
+
+/* Are all the device nodes of `d` (their host paths) allowed? */
+static bool device_allowed(const struct berth_cdi_device *d)
+{
+	for (size_t i = 0; i < d->edits.n_mounts; i++) {
+		const struct berth_mount *m = &d->edits.mounts[i];
+		for (size_t j = 0; j < d->edits.n_nodes; j++)
+			if (!strcmp(d->edits.nodes[j], m->dst) && !node_allowed(m->src))
+				return false;
+	}
+	return true;
+}
+
+static const struct berth_cdi_device *find_device(const struct berth_cdi_registry *reg,
+						  const char *name)
+{
+	for (size_t i = 0; i < reg->n_devices; i++)
+		if (!strcmp(reg->devices[i].name, name))
+			return &reg->devices[i];
+	return NULL;
+}
+
+#define GPU_PREFIX "nvidia.com/gpu="
+
+/* The index of "nvidia.com/gpu=N", or -1 for another name. */
+static long gpu_index(const char *name)
+{
+	const char *n = name + strlen(GPU_PREFIX);
+	char *end;
+
+	if (strncmp(name, GPU_PREFIX, strlen(GPU_PREFIX)) != 0 || !isdigit((unsigned char)*n))
+		return -1;
+	long i = strtol(n, &end, 10);
+	return *end || i > 4096 ? -1 : i;
+}
+
+int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, size_t n_gpus,
+			  struct berth_err *err)
+{
+	bool denied = false;
+	const char *allowed[64];
+	size_t n_allowed = 0;
+
+	for (size_t i = 0; i < n_gpus && !denied; i++) {
+		const struct berth_cdi_device *d = find_device(reg, gpus[i]);
+		denied = d && gpu_index(gpus[i]) >= 0 && !device_allowed(d);
+	}
+	if (!denied)
+		return 0;
+	/* Slurm numbered the task's GPUs among those its cgroup allows (as
+	 * CUDA counts them): the allowed ones, in index order */
+	for (long idx = 0; idx <= 4096 && n_allowed < 64; idx++) {
+		char name[64];
+		snprintf(name, sizeof(name), GPU_PREFIX "%ld", idx);
+		const struct berth_cdi_device *d = find_device(reg, name);
+		if (d && device_allowed(d))
+			allowed[n_allowed++] = d->name;
+	}
+	for (size_t i = 0; i < n_gpus; i++) {
+		long k = gpu_index(gpus[i]);
+		if (k < 0)
+			continue; /* a UUID names one GPU wherever it is */
+		if ((size_t)k >= n_allowed)
+			return berth_fail(err, 0, "the step's GPU %s is not one this task's device "
+					  "cgroup allows (ConstrainDevices), which allows %zu; check "
+					  "the node's gres.conf against the CDI spec (nvidia-ctk cdi "
+					  "generate)", gpus[i], n_allowed);
+		char *copy = strdup(allowed[k]);
+		if (!copy)
+			return berth_fail(err, ENOMEM, "GPUs");
+		free(gpus[i]);
+		gpus[i] = copy;
 	}
 	return 0;
 }

@@ -4,9 +4,10 @@
 # CDI spec with a stand-in libnvidia-ml.so.1 and nvidia-smi).  The step's
 # GPUs, and only those, reach the container with the library, the tool and
 # the spec's environment, and what its nvidia-ctk hooks would make; a bad
-# spec fails the step with its file and field.  ConstrainDevices is not
-# set on the shared cluster, so "cannot be opened outside the allocation"
-# is not asserted here (tests/gpu/README.md).
+# spec fails the step with its file and field.  The cluster sets
+# ConstrainDevices=yes: a GPU outside the step's allocation cannot be
+# opened even when named (the stand-in nodes have no driver: an allowed
+# one fails to open with ENXIO, a denied one with EPERM).
 
 load helpers
 
@@ -119,6 +120,26 @@ GPU_RUNTIMES="charliecloud"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^task [01]: GPU [01]: Stand-in' <<<"$output")" -eq 2 ]
 	[ "$(grep -o '^task [01]: GPU [01]' <<<"$output" | cut -d' ' -f4 | sort -u | wc -l)" -eq 2 ]
+	# and each task's device cgroup lets it open the node it sees
+	# (Slurm numbers a task's GPUs from 0 under ConstrainDevices)
+	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \
+		sh -c 'for f in /dev/nvidia[01]; do [ -c $f ] && cat $f </dev/null 2>&1 | sed "s/^/task $SLURM_PROCID: /"; done; true'
+	echo "$output"
+	[ "$(grep -c "^task [01]: cat: can't open '/dev/nvidia[01]': No such device or address" <<<"$output")" -eq 2 ]
+	[[ "$output" != *"not permitted"* ]]
+}
+
+@test "ConstrainDevices: a GPU outside the step's allocation cannot be opened, even when named" {
+	run as_user srun --gres=gpu:1 --container-image="$IMG" \
+		--container-devices=nvidia.com/gpu=0,nvidia.com/gpu=1 \
+		sh -c 'echo "gpus=$SLURM_STEP_GPUS"; for f in /dev/nvidia0 /dev/nvidia1; do cat $f </dev/null; done; true'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	mine=$(sed -n 's/^gpus=\([01]\)$/\1/p' <<<"$output")
+	[ -n "$mine" ]
+	other=$((1 - mine))
+	[[ "$output" == *"can't open '/dev/nvidia$mine': No such device or address"* ]]
+	[[ "$output" == *"can't open '/dev/nvidia$other': Operation not permitted"* ]]
 }
 
 @test "--container-devices outside AllowedDevices, or not a CDI name: refused at submission" {

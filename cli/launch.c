@@ -437,16 +437,8 @@ int cmd_launch(int argc, char **argv)
 	/* Slurm 22.05 skipped this for us (docker too: the root-side monitor
 	 * copies this task's limits into the container). */
 	apply_slurm_task_setup();
-	if (!strcmp(l.runtime, "docker")) {
-		char **gpus = NULL;
-		size_t n_gpus = 0;
-		if (berth_cdi_step_gpus(environ, &gpus, &n_gpus, &err) == 0 && n_gpus)
-			fprintf(stderr, "berth: warning: the step has GPUs, but docker containers "
-				"get no device from berth yet; use --container-runtime=charliecloud "
-				"or singularity for GPU jobs\n");
-		berth_strv_free(gpus);
+	if (!strcmp(l.runtime, "docker")) /* devices: the root-side monitor's */
 		return relay_docker(l.control_fd);
-	}
 	if (l.name && step_name(&l, &err)) {
 		code = err.msg[0] ? -1 : join_step(&l, &err);
 		goto out;

@@ -563,6 +563,13 @@ int berth_remote_task_privileged(spank_t sp)
 		berth_strv_add(&argv, "--workdir", NULL);
 		berth_strv_add(&argv, berth.workdir, NULL);
 	}
+	/* CDI: the monitor lets only the nodes its device cgroup allows */
+	berth_strv_add(&argv, "--cdi-dirs", NULL);
+	berth_strv_add(&argv, berth.cfg.cdi_spec_dirs, NULL);
+	if (berth.devices) {
+		berth_strv_add(&argv, "--devices", NULL);
+		berth_strv_add(&argv, berth.devices, NULL);
+	}
 	if (berth.env_names) {
 		berth_strv_add(&argv, "--env-keep", NULL);
 		berth_strv_add(&argv, berth.env_names, NULL);

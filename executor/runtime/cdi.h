@@ -138,6 +138,10 @@ void berth_cdi_drop_mount(struct berth_cdi_edits *e, const char *dst);
 int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, size_t n_gpus,
 			  struct berth_err *err);
 
+/* May this process open device node `path`?  Only EPERM (the device
+ * cgroup: ConstrainDevices) says no. */
+bool berth_cdi_node_allowed(const char *path);
+
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);
 

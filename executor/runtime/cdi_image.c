@@ -171,7 +171,7 @@ int berth_cdi_filter_caps(struct berth_cdi_edits *e, const char *caps, struct be
 /* May this process open device node `path`?  Only the device cgroup's
  * EPERM says no: a node that fails otherwise (its mode, or a stand-in
  * without a driver: ENXIO) is one the cgroup allows. */
-static bool node_allowed(const char *path)
+bool berth_cdi_node_allowed(const char *path)
 {
 	int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
@@ -188,7 +188,7 @@ static bool device_allowed(const struct berth_cdi_device *d)
 	for (size_t i = 0; i < d->edits.n_mounts; i++) {
 		const struct berth_mount *m = &d->edits.mounts[i];
 		for (size_t j = 0; j < d->edits.n_nodes; j++)
-			if (!strcmp(d->edits.nodes[j], m->dst) && !node_allowed(m->src))
+			if (!strcmp(d->edits.nodes[j], m->dst) && !berth_cdi_node_allowed(m->src))
 				return false;
 	}
 	return true;

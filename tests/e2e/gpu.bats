@@ -142,6 +142,32 @@ GPU_RUNTIMES="charliecloud"
 	[[ "$output" == *"can't open '/dev/nvidia$other': Operation not permitted"* ]]
 }
 
+@test "docker: the step's GPU as a device, the driver files, the env; a GPU outside the allocation refused" {
+	run as_user srun --container-runtime=docker --gres=gpu:1 --container-image="$IMG" \
+		sh -c "$SEE; $LIBS"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^GPU [0-9]: Stand-in' <<<"$output")" -eq 1 ]
+	[ "$(grep '^node /dev/nvidia[0-9]' <<<"$output" | sort -u | wc -l)" -eq 1 ]
+	[[ "$output" == *"node /dev/nvidiactl"* && "$output" == *"std=yes"* ]]
+	[[ "$output" == *"library: /usr/lib/libnvidia-ml.so.1"* && "$output" == *"linked"* ]]
+	[[ "$output" == *"lib libcuda.so.1"* && "$output" != *"libGLX_nvidia"* ]]
+	# dockerd's device cgroup is not the step's: berth refuses what the
+	# step's denies, even when named
+	run as_user srun --container-runtime=docker --gres=gpu:1 --container-image="$IMG" \
+		--container-devices=nvidia.com/gpu=0,nvidia.com/gpu=1 true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"is not one this step was given"* ]]
+	# and a job the cgroup gives no GPU gets none, whatever its
+	# environment says (the task's variables are the job's to set)
+	run as_user bash -c "export SLURM_STEP_GPUS=1 CUDA_VISIBLE_DEVICES=1; srun \
+		--container-runtime=docker --container-image='$IMG' ls /dev"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"nvidia"* ]]
+}
+
 @test "--container-devices outside AllowedDevices, or not a CDI name: refused at submission" {
 	run as_user srun --container-image="$IMG" --container-devices=example.com/fpga=0 true
 	echo "$output"

@@ -420,8 +420,32 @@ static int docker_devices(const struct docker_args *a, char *const *task_env, ch
 			  struct berth_mount **binds, size_t *n_binds, struct berth_strv *devices,
 			  struct berth_cdi_plan *plan, struct berth_err *err)
 {
-	if (berth_cdi_plan(a->cdi_dirs, a->devices, task_env, *env, plan, err) < 0)
+	/* the task's GPUs as its own device cgroup numbers them, from the
+	 * launcher, else Slurm's list; never in the container */
+	const char *task_gpus = NULL;
+	size_t n = 0;
+	for (; task_env[n]; n++)
+		if (!strncmp(task_env[n], BERTH_CDI_TASK_GPUS "=", strlen(BERTH_CDI_TASK_GPUS) + 1))
+			task_gpus = task_env[n] + strlen(BERTH_CDI_TASK_GPUS) + 1;
+	_cleanup_free_ char **plan_env = calloc(n + 2, sizeof(char *));
+	char kv[1100];
+	if (!plan_env)
+		return berth_fail(err, ENOMEM, "environment");
+	/* the first SLURM_STEP_GPUS is the one read */
+	snprintf(kv, sizeof(kv), "SLURM_STEP_GPUS=%.1000s", task_gpus ? task_gpus : "");
+	plan_env[0] = kv;
+	memcpy(plan_env + (task_gpus ? 1 : 0), task_env, n * sizeof(char *));
+	if (berth_cdi_plan(a->cdi_dirs, a->devices, plan_env, *env, plan, err) < 0)
 		return -1;
+	for (size_t i = 0; (*env)[i]; i++) {
+		if (!strncmp((*env)[i], BERTH_CDI_TASK_GPUS "=", strlen(BERTH_CDI_TASK_GPUS) + 1)) {
+			free((*env)[i]);
+			do
+				(*env)[i] = (*env)[i + 1];
+			while ((*env)[++i]);
+			break;
+		}
+	}
 	for (size_t i = 0; i < plan->edits.n_mounts; i++) {
 		const struct berth_mount *m = &plan->edits.mounts[i];
 		bool node = false;

@@ -437,8 +437,15 @@ int cmd_launch(int argc, char **argv)
 	/* Slurm 22.05 skipped this for us (docker too: the root-side monitor
 	 * copies this task's limits into the container). */
 	apply_slurm_task_setup();
-	if (!strcmp(l.runtime, "docker")) /* devices: the root-side monitor's */
+	if (!strcmp(l.runtime, "docker")) {
+		/* The monitor sits in the step's device cgroup, this task in its
+		 * own (--gpus-per-task): which GPUs are this task's is told from
+		 * here; the monitor still lets only what the step's allows. */
+		_cleanup_free_ char *gpus = NULL;
+		if (berth_cdi_task_gpus(l.cdi_dirs, environ, &gpus, &err) == 0 && gpus)
+			setenv(BERTH_CDI_TASK_GPUS, gpus, 1);
 		return relay_docker(l.control_fd);
+	}
 	if (l.name && step_name(&l, &err)) {
 		code = err.msg[0] ? -1 : join_step(&l, &err);
 		goto out;

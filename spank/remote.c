@@ -742,9 +742,11 @@ int berth_remote_task_init(spank_t sp)
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
 	char fd[16];
 	snprintf(fd, sizeof(fd), "%d", berth.control_fd);
+	/* --cdi-dirs: which GPUs are this task's is read in its own device
+	 * cgroup (cli/launch.c) */
 	char *relay[] = {berth.cfg.launcher_path, "launch", "--runtime", "docker",
-			 "--control-fd", fd, "--", NULL};
-	size_t n_prefix = 6;
+			 "--cdi-dirs", berth.cfg.cdi_spec_dirs, "--control-fd", fd, "--", NULL};
+	size_t n_prefix = 8;
 	_cleanup_free_ char **argv = berth.runtime == BERTH_RT_DOCKER
 		? NULL : launcher_argv(sp, job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT, &n_prefix);
 	char **run = berth.runtime == BERTH_RT_DOCKER ? relay : argv;

@@ -138,6 +138,12 @@ void berth_cdi_drop_mount(struct berth_cdi_edits *e, const char *dst);
 int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, size_t n_gpus,
 			  struct berth_err *err);
 
+/* The step's GPUs as this process's device cgroup has them
+ * (berth_cdi_cgroup_gpus), for a process in another cgroup: *out gets
+ * "N,GPU-uuid,..." (malloc'd), or NULL when the step has none. */
+#define BERTH_CDI_TASK_GPUS "BERTH_TASK_GPUS"
+int berth_cdi_task_gpus(const char *dirs, char *const *env, char **out, struct berth_err *err);
+
 /* May this process open device node `path`?  Only EPERM (the device
  * cgroup: ConstrainDevices) says no. */
 bool berth_cdi_node_allowed(const char *path);

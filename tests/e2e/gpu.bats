@@ -114,12 +114,14 @@ GPU_RUNTIMES="charliecloud"
 }
 
 @test "srun -n 2 --gpus-per-task=1: each task's container has its own GPU" {
-	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \
-		sh -c 'nvidia-smi -L | sed "s/^/task $SLURM_PROCID: /"'
-	echo "$output"
-	[ "$status" -eq 0 ]
-	[ "$(grep -c '^task [01]: GPU [01]: Stand-in' <<<"$output")" -eq 2 ]
-	[ "$(grep -o '^task [01]: GPU [01]' <<<"$output" | cut -d' ' -f4 | sort -u | wc -l)" -eq 2 ]
+	for rt in charliecloud docker; do
+		run as_user srun -n 2 --gpus-per-task=1 --container-runtime="$rt" \
+			--container-image="$IMG" sh -c 'nvidia-smi -L | sed "s/^/task $SLURM_PROCID: /"'
+		echo "[$rt] $output"
+		[ "$status" -eq 0 ]
+		[ "$(grep -c '^task [01]: GPU [01]: Stand-in' <<<"$output")" -eq 2 ]
+		[ "$(grep -o '^task [01]: GPU [01]' <<<"$output" | cut -d' ' -f4 | sort -u | wc -l)" -eq 2 ]
+	done
 	# and each task's device cgroup lets it open the node it sees
 	# (Slurm numbers a task's GPUs from 0 under ConstrainDevices)
 	run as_user srun -n 2 --gpus-per-task=1 --container-image="$IMG" \

@@ -996,7 +996,8 @@ static int add_name(char ***v, size_t *n, const char *s, struct berth_err *err)
 {
 	if (listed(*v, *n, s))
 		return 0;
-	if (grow((void **)v, *n + 1, sizeof(char *), err) < 0 || !((*v)[*n] = strdup(s)))
+	if (grow((void **)v, *n + 1, sizeof(char *), err) < 0 || !*v ||
+	    !((*v)[*n] = strdup(s)))
 		return berth_fail(err, ENOMEM, "CDI devices");
 	(*v)[++*n] = NULL;
 	return 0;
@@ -1135,4 +1136,38 @@ void berth_cdi_plan_free(struct berth_cdi_plan *p)
 	p->hide = NULL;
 	p->ld_path = NULL;
 	p->n_hide = 0;
+}
+
+int berth_cdi_task_gpus(const char *dirs, char *const *env, char **out, struct berth_err *err)
+{
+	struct berth_cdi_registry reg = {0};
+	char **gpus = NULL;
+	size_t n_gpus = 0, len = 0;
+	int rc = -1;
+
+	*out = NULL;
+	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0)
+		goto out;
+	if (!n_gpus) {
+		rc = 0;
+		goto out;
+	}
+	if (berth_cdi_load_dirs(&reg, dirs, err) < 0 ||
+	    berth_cdi_cgroup_gpus(&reg, gpus, n_gpus, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n_gpus; i++)
+		len += strlen(gpus[i]) + 1;
+	if (!(*out = calloc(1, len + 1))) {
+		berth_fail(err, ENOMEM, "GPUs");
+		goto out;
+	}
+	for (size_t i = 0; i < n_gpus; i++) /* the index or UUID, comma separated */
+		sprintf(*out + strlen(*out), "%s%s", i ? "," : "", gpus[i] + strlen("nvidia.com/gpu="));
+	rc = 0;
+out:
+	for (size_t i = 0; i < n_gpus; i++)
+		free(gpus[i]);
+	free(gpus);
+	berth_cdi_free(&reg);
+	return rc;
 }

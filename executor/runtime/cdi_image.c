@@ -108,7 +108,7 @@ static int parse_caps(const char *caps, unsigned *out, struct berth_err *err)
 	*out = 0;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		size_t i = 0;
-		while (i < sizeof(cap_names) / sizeof(*cap_names) && strcmp(cap_names[i].name, t))
+		while (i < sizeof(cap_names) / sizeof(*cap_names) && strcmp(cap_names[i].name, t) != 0)
 			i++;
 		if (i == sizeof(cap_names) / sizeof(*cap_names))
 			return berth_fail(err, 0, "NVIDIA_DRIVER_CAPABILITIES has '%.40s', not one of "
@@ -255,38 +255,4 @@ int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, siz
 		gpus[i] = copy;
 	}
 	return 0;
-}
-
-int berth_cdi_task_gpus(const char *dirs, char *const *env, char **out, struct berth_err *err)
-{
-	struct berth_cdi_registry reg = {0};
-	char **gpus = NULL;
-	size_t n_gpus = 0, len = 0;
-	int rc = -1;
-
-	*out = NULL;
-	if (berth_cdi_step_gpus(env, &gpus, &n_gpus, err) < 0)
-		goto out;
-	if (!n_gpus) {
-		rc = 0;
-		goto out;
-	}
-	if (berth_cdi_load_dirs(&reg, dirs, err) < 0 ||
-	    berth_cdi_cgroup_gpus(&reg, gpus, n_gpus, err) < 0)
-		goto out;
-	for (size_t i = 0; i < n_gpus; i++)
-		len += strlen(gpus[i]) + 1;
-	if (!(*out = calloc(1, len + 1))) {
-		berth_fail(err, ENOMEM, "GPUs");
-		goto out;
-	}
-	for (size_t i = 0; i < n_gpus; i++) /* the index or UUID, comma separated */
-		sprintf(*out + strlen(*out), "%s%s", i ? "," : "", gpus[i] + strlen(GPU_PREFIX));
-	rc = 0;
-out:
-	for (size_t i = 0; i < n_gpus; i++)
-		free(gpus[i]);
-	free(gpus);
-	berth_cdi_free(&reg);
-	return rc;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for executor/runtime/cdi.c: JSON and YAML specs of CDI 0.5 to
+/* Unit tests for executor/runtime/cdi*.c: JSON and YAML specs of CDI 0.5 to
  * 0.8, the edits of chosen devices, folder priority, the step's GPUs from
  * Slurm's environment, and each refusal naming the file and the field
  * (bad specs, specs not root's or writable by others). */

@@ -130,7 +130,7 @@ int cli_apply_devices(const char *runtime, const struct berth_cdi_plan *plan,
 		      struct berth_mount *binds, size_t *n_binds, size_t cap, char ***env,
 		      struct berth_err *err)
 {
-	bool host_dev = !strcmp(runtime, "charliecloud");
+	bool host_dev = !strcmp(runtime, "charliecloud"), docker = !strcmp(runtime, "docker");
 
 	for (size_t i = 0; i < plan->edits.n_env; i++)
 		if (env_put(env, plan->edits.env[i], err) < 0)
@@ -152,9 +152,18 @@ int cli_apply_devices(const char *runtime, const struct berth_cdi_plan *plan,
 			node = !strcmp(plan->edits.nodes[j], m->dst);
 		if (node && host_dev && !strcmp(m->src, m->dst) && !strncmp(m->dst, "/dev/", 5))
 			continue;
+		if (node && docker)
+			continue; /* HostConfig.Devices (cli/docker.c) */
 		if (*n_binds >= cap)
 			return berth_fail(err, 0, "too many mounts with the devices' own");
 		binds[*n_binds] = *m;
+		/* docker: a spec's file is site configuration, opened by the
+		 * root-side monitor itself, not as the user */
+		binds[*n_binds].berth_own = docker || m->berth_own;
+		/* Docker binds take no nosuid/nodev; its containers run with
+		 * no-new-privileges and reach devices only through Devices */
+		if (docker)
+			binds[*n_binds].flags &= ~(unsigned)(BERTH_MNT_NOSUID | BERTH_MNT_NODEV);
 		binds[*n_binds].src = strdup(m->src);
 		binds[*n_binds].dst = strdup(m->dst);
 		if (!binds[(*n_binds)++].dst || !binds[*n_binds - 1].src)

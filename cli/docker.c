@@ -35,6 +35,7 @@
 #include "executor/dockerd/api.h"
 #include "executor/dockerd/sweep.h"
 #include "executor/executor.h"
+#include "executor/runtime/cdi.h"
 #include "executor/base/cpus.h"
 #include "executor/base/process.h"
 #include "cli/cli.h"
@@ -57,6 +58,7 @@ struct docker_args {
 	const char *mounts, *workdir, *env_keep, *cgroup_parent;
 	int control_fd;
 	const char *allowed_mounts, *batch_script;
+	const char *cdi_dirs, *devices; /* CdiSpecDirs, --container-devices */
 	const char *name; /* the archive as the user named it, for messages */
 	bool entrypoint, entrypoint_log, writable;
 	unsigned unshare;
@@ -82,6 +84,8 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		{"cgroup-parent", required_argument, NULL, 'p'},
 		{"control-fd", required_argument, NULL, 'C'},
 		{"allowed-mounts", required_argument, NULL, 'A'},
+		{"cdi-dirs", required_argument, NULL, 'I'},
+		{"devices", required_argument, NULL, 'D'},
 		{"batch-script", required_argument, NULL, 'B'},
 		{"name", required_argument, NULL, 'N'},
 		{"entrypoint", no_argument, NULL, 'e'},
@@ -112,6 +116,8 @@ static int parse_docker(int argc, char **argv, struct docker_args *a)
 		case 'p': a->cgroup_parent = optarg; break;
 		case 'C': a->control_fd = cli_parse_fd(optarg); break;
 		case 'A': a->allowed_mounts = optarg; break;
+		case 'I': a->cdi_dirs = optarg; break;
+		case 'D': a->devices = optarg; break;
 		case 'B': a->batch_script = optarg; break;
 		case 'N': a->name = optarg; break;
 		case 'e': a->entrypoint = true; break;
@@ -404,6 +410,65 @@ static void tell_docker_trouble(struct berth_executor *ex, int code, bool forwar
 			"clean-up once Docker answers again\n");
 }
 
+/* The step's GPUs and --container-devices (runtime/cdi.h).  dockerd puts
+ * the container in its own cgroups, outside the step's device rules, and
+ * the task's environment (its GPU list) comes from the job: so each device
+ * node must be one this monitor, root in the task's own device cgroup,
+ * may open (ConstrainDevices: only the step's GPUs), and becomes a
+ * HostConfig.Devices entry; the driver files are read-only binds. */
+static int docker_devices(const struct docker_args *a, char *const *task_env, char ***env,
+			  struct berth_mount **binds, size_t *n_binds, struct berth_strv *devices,
+			  struct berth_cdi_plan *plan, struct berth_err *err)
+{
+	/* the task's GPUs as its own device cgroup numbers them, from the
+	 * launcher, else Slurm's list; never in the container */
+	const char *task_gpus = NULL;
+	size_t n = 0;
+	for (; task_env[n]; n++)
+		if (!strncmp(task_env[n], BERTH_CDI_TASK_GPUS "=", strlen(BERTH_CDI_TASK_GPUS) + 1))
+			task_gpus = task_env[n] + strlen(BERTH_CDI_TASK_GPUS) + 1;
+	_cleanup_free_ char **plan_env = calloc(n + 2, sizeof(char *));
+	char kv[1100];
+	if (!plan_env)
+		return berth_fail(err, ENOMEM, "environment");
+	/* the first SLURM_STEP_GPUS is the one read */
+	snprintf(kv, sizeof(kv), "SLURM_STEP_GPUS=%.1000s", task_gpus ? task_gpus : "");
+	plan_env[0] = kv;
+	memcpy(plan_env + (task_gpus ? 1 : 0), task_env, n * sizeof(char *));
+	if (berth_cdi_plan(a->cdi_dirs, a->devices, plan_env, *env, plan, err) < 0)
+		return -1;
+	for (size_t i = 0; (*env)[i]; i++) {
+		if (!strncmp((*env)[i], BERTH_CDI_TASK_GPUS "=", strlen(BERTH_CDI_TASK_GPUS) + 1)) {
+			free((*env)[i]);
+			do
+				(*env)[i] = (*env)[i + 1];
+			while ((*env)[++i]);
+			break;
+		}
+	}
+	for (size_t i = 0; i < plan->edits.n_mounts; i++) {
+		const struct berth_mount *m = &plan->edits.mounts[i];
+		bool node = false;
+		for (size_t j = 0; j < plan->edits.n_nodes && !node; j++)
+			node = !strcmp(plan->edits.nodes[j], m->dst);
+		if (!node)
+			continue;
+		if (!berth_cdi_node_allowed(m->src))
+			return berth_fail(err, 0, "device %s is not one this step was given (its "
+					  "device cgroup denies it); ask Slurm for it (--gres=gpu:N) "
+					  "instead of naming it", m->src);
+		if (berth_strv_addf(devices, err, "%s:%s", m->src, m->dst) < 0)
+			return -1;
+	}
+	struct berth_mount *more = realloc(*binds, (*n_binds + plan->edits.n_mounts + 1) *
+					   sizeof(**binds));
+	if (!more)
+		return berth_fail(err, ENOMEM, "mounts");
+	*binds = more;
+	return cli_apply_devices("docker", plan, *binds, n_binds,
+				 *n_binds + plan->edits.n_mounts, env, err);
+}
+
 static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 {
 	struct berth_config cfg;
@@ -414,7 +479,8 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 	size_t n_groups = 0;
 	unsigned long uid, gid;
 	char **env = NULL, **merged = NULL, **cmd = NULL;
-	struct berth_strv keep = {0};
+	struct berth_strv keep = {0}, devices = {0};
+	struct berth_cdi_plan plan = {0};
 	char workdir[PATH_MAX];
 	int stdio[3] = {-1, -1, -1};
 	int code = -1;
@@ -472,14 +538,17 @@ static int docker_monitor_cmd(struct docker_args *a, struct berth_err *err)
 	 * (--container-entrypoint-log runs the plain chain for one without). */
 	enum berth_entrypoint ep = !a->entrypoint ? BERTH_EP_NONE
 				   : a->entrypoint_log ? BERTH_EP_LOG : BERTH_EP_QUIET;
-	if (!(cmd = berth_task_argv_env(&ex->img, a->argv, ep, &merged, keep.v, err)))
+	if (docker_devices(a, env, &merged, &binds, &n_binds, &devices, &plan, err) < 0 ||
+	    !(cmd = berth_task_argv_env(&ex->img, a->argv, ep, &merged, keep.v, err)))
 		goto out;
+	if (plan.warning[0] && stdio[2] >= 0)
+		dprintf(stdio[2], "berth: warning: %s\n", plan.warning);
 	struct berth_ulimit ulimits[8];
 	size_t n_ulimits = task_ulimits(a->control_fd, ulimits, 8);
 	struct berth_container_spec spec = {
 		.ulimits = ulimits, .n_ulimits = n_ulimits,
 		.argv = cmd, .env = merged, .workdir = a->workdir ? workdir : NULL,
-		.binds = binds, .n_binds = n_binds,
+		.binds = binds, .n_binds = n_binds, .devices = devices.v,
 		.uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .n_groups = n_groups,
 		.memory_bytes = a->memory, .cpus = a->cpus, .unshare = a->unshare,
 		.cpuset_cpus = cpus, .pids_limit = a->pids_limit,
@@ -509,6 +578,8 @@ out:
 	berth_strv_free(env);
 	berth_strv_free(merged);
 	berth_strv_free(keep.v);
+	berth_strv_free(devices.v);
+	berth_cdi_plan_free(&plan);
 	berth_strv_free(cmd);
 	berth_mounts_free(binds, n_binds);
 	berth_config_free(&cfg);

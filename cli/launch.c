@@ -298,7 +298,9 @@ static int relay_docker(int control)
 static int add_devices(const struct launch *l, struct berth_mount **binds, size_t *n_binds,
 		       char ***env, struct berth_cdi_plan *plan, struct berth_err *err)
 {
-	if (berth_cdi_plan(l->cdi_dirs, l->devices, environ, plan, err) < 0)
+	/* the GPUs from the job's environment (Slurm's), the image's
+	 * NVIDIA_* conventions from the container's */
+	if (berth_cdi_plan(l->cdi_dirs, l->devices, environ, *env, plan, err) < 0)
 		return -1;
 	if (plan->warning[0])
 		fprintf(stderr, "berth: warning: %s\n", plan->warning);
@@ -444,13 +446,12 @@ int cmd_launch(int argc, char **argv)
 	 * copies this task's limits into the container). */
 	apply_slurm_task_setup();
 	if (!strcmp(l.runtime, "docker")) {
-		char **gpus = NULL;
-		size_t n_gpus = 0;
-		if (berth_cdi_step_gpus(environ, &gpus, &n_gpus, &err) == 0 && n_gpus)
-			fprintf(stderr, "berth: warning: the step has GPUs, but docker containers "
-				"get no device from berth yet; use --container-runtime=charliecloud "
-				"or singularity for GPU jobs\n");
-		berth_strv_free(gpus);
+		/* The monitor sits in the step's device cgroup, this task in its
+		 * own (--gpus-per-task): which GPUs are this task's is told from
+		 * here; the monitor still lets only what the step's allows. */
+		_cleanup_free_ char *gpus = NULL;
+		if (berth_cdi_task_gpus(l.cdi_dirs, environ, &gpus, &err) == 0 && gpus)
+			setenv(BERTH_CDI_TASK_GPUS, gpus, 1);
 		return relay_docker(l.control_fd);
 	}
 	if (l.name && step_name(&l, &err)) {

@@ -250,8 +250,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if ((!docker &&
-	     berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, &plan,
-			    &err) < 0) ||
+	     berth_cdi_plan(cfg.cdi_spec_dirs, a.devices[0] ? a.devices : NULL, environ, env,
+			    &plan, &err) < 0) ||
 	    cli_apply_devices(ex->ops->name, &plan, a.binds, &a.n_binds, MAX_ITEMS, &env,
 			      &err) < 0)
 		goto out;

@@ -50,6 +50,10 @@ struct berth_container_spec {
 	 * devices not chosen; runtime/cdi.h), NULL-terminated; charliecloud,
 	 * which shows the host's /dev, hides them */
 	char *const *hide_nodes;
+	/* Docker: device nodes "HOST-PATH:CONTAINER-PATH" (HostConfig.Devices,
+	 * which dockerd's device cgroup allows), NULL-terminated; the other
+	 * runtimes bind them */
+	char *const *devices;
 	/* Docker only (the others run as the calling user, unprivileged): */
 	uid_t uid;
 	gid_t gid;

@@ -620,14 +620,6 @@ int berth_options_check_runtime(void)
 		slurm_error(PFX "%s", err.msg);
 		return -1;
 	}
-	/* Docker's containers live in dockerd's cgroups, outside the step's
-	 * device rules: berth gives them no device until it can take the
-	 * step's GPUs from a source the job cannot set. */
-	if (berth.devices && berth.runtime == BERTH_RT_DOCKER) {
-		slurm_error(PFX "--container-devices is not supported with docker yet; use "
-			    "--container-runtime=charliecloud or singularity");
-		return -1;
-	}
 	return 0;
 }
 

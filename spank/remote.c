@@ -567,6 +567,13 @@ int berth_remote_task_privileged(spank_t sp)
 		berth_strv_add(&argv, "--workdir", NULL);
 		berth_strv_add(&argv, berth.workdir, NULL);
 	}
+	/* CDI: the monitor lets only the nodes its device cgroup allows */
+	berth_strv_add(&argv, "--cdi-dirs", NULL);
+	berth_strv_add(&argv, berth.cfg.cdi_spec_dirs, NULL);
+	if (berth.devices) {
+		berth_strv_add(&argv, "--devices", NULL);
+		berth_strv_add(&argv, berth.devices, NULL);
+	}
 	if (berth.env_names) {
 		berth_strv_add(&argv, "--env-keep", NULL);
 		berth_strv_add(&argv, berth.env_names, NULL);
@@ -739,9 +746,11 @@ int berth_remote_task_init(spank_t sp)
 	spank_get_item(sp, S_JOB_STEPID, &step_id);
 	char fd[16];
 	snprintf(fd, sizeof(fd), "%d", berth.control_fd);
+	/* --cdi-dirs: which GPUs are this task's is read in its own device
+	 * cgroup (cli/launch.c) */
 	char *relay[] = {berth.cfg.launcher_path, "launch", "--runtime", "docker",
-			 "--control-fd", fd, "--", NULL};
-	size_t n_prefix = 6;
+			 "--cdi-dirs", berth.cfg.cdi_spec_dirs, "--control-fd", fd, "--", NULL};
+	size_t n_prefix = 8;
 	_cleanup_free_ char **argv = berth.runtime == BERTH_RT_DOCKER
 		? NULL : launcher_argv(sp, job_argc, job_argv, step_id == SLURM_BATCH_SCRIPT, &n_prefix);
 	char **run = berth.runtime == BERTH_RT_DOCKER ? relay : argv;

@@ -107,6 +107,7 @@ struct berth_docker_create {
 	const gid_t *groups;  /* -> HostConfig.GroupAdd */
 	size_t n_groups;
 	const struct berth_docker_bind *binds; /* -> HostConfig.Binds */
+	char *const *devices; /* "HOST:CONTAINER" -> HostConfig.Devices, rwm */
 	size_t n_binds;
 	bool network_none;    /* NetworkMode "none", else "host" */
 	const char *hostname; /* Hostname (only with network_none: host

@@ -243,6 +243,20 @@ static json_object *dk_create_body(const struct berth_docker_create *c)
 		if (dk_push(a, json_object_new_string(buf)) < 0)
 			return NULL;
 	}
+	a = json_object_new_array();
+	if (dk_add(hc, "Devices", a) < 0)
+		return NULL;
+	for (size_t i = 0; c->devices && c->devices[i]; i++) {
+		const char *sep = strchr(c->devices[i], ':');
+		json_object *dev = json_object_new_object();
+		if (dk_push(a, dev) < 0 || !sep)
+			return NULL;
+		snprintf(buf, sizeof(buf), "%.*s", (int)(sep - c->devices[i]), c->devices[i]);
+		if (dk_add(dev, "PathOnHost", json_object_new_string(buf)) < 0 ||
+		    dk_add(dev, "PathInContainer", json_object_new_string(sep + 1)) < 0 ||
+		    dk_add(dev, "CgroupPermissions", json_object_new_string("rwm")) < 0)
+			return NULL;
+	}
 	/* MemorySwap equal to Memory: no swap on top (Docker's default is as
 	 * much swap again, which a node with swap would let it use). */
 	if (c->memory_bytes &&

@@ -100,12 +100,19 @@ struct berth_cdi_plan {
 };
 
 /* The step's GPUs (berth_cdi_step_gpus of `env`) and the devices of
- * `list` (comma separated, may be NULL), from the specs in `dirs`.  A
+ * `list` (comma separated, may be NULL), from the specs in `dirs`.
+ * `ctr_env` (may be NULL: no conventions) is the container's environment
+ * before the edits, whose NVIDIA_* variables are honoured as enroot's
+ * hook and libnvidia-container honour them: NVIDIA_VISIBLE_DEVICES=void
+ * gives the container none of the step's GPUs (`list`'s still), =none the
+ * driver without the step's GPU nodes; NVIDIA_DRIVER_CAPABILITIES
+ * (default utility,compute) picks the driver files
+ * (berth_cdi_filter_caps).  A
  * hook or an additional group the job cannot take is refused, naming the
  * spec.  No device and no spec: an empty plan, nothing read but folders;
  * no device asked for and a bad spec: an empty plan and a warning. */
 int berth_cdi_plan(const char *dirs, const char *list, char *const *env,
-		   struct berth_cdi_plan *out, struct berth_err *err);
+		   char *const *ctr_env, struct berth_cdi_plan *out, struct berth_err *err);
 void berth_cdi_plan_free(struct berth_cdi_plan *p);
 
 /* What nvidia-ctk's hooks do, done as edits (the runtimes berth drives
@@ -114,6 +121,32 @@ void berth_cdi_plan_free(struct berth_cdi_plan *p);
  * device nodes is the host's already.  Any other hook is refused, naming
  * it and its spec.  Called by berth_cdi_plan; here for the unit tests. */
 int berth_cdi_do_hooks(struct berth_cdi_plan *plan, struct berth_err *err);
+
+/* Drop the driver files that `caps` (NVIDIA_DRIVER_CAPABILITIES: comma
+ * separated; NULL or "" is "utility,compute") does not ask for, by
+ * libnvidia-container's lists; device nodes and files no list names stay.
+ * An unknown capability is an error naming it. */
+int berth_cdi_filter_caps(struct berth_cdi_edits *e, const char *caps, struct berth_err *err);
+/* Drop the mount (and device node) at container path `dst`, if any. */
+void berth_cdi_drop_mount(struct berth_cdi_edits *e, const char *dst);
+
+/* The step's GPUs `gpus` ("nvidia.com/gpu=N", from berth_cdi_step_gpus)
+ * as this process's device cgroup has them: when a listed GPU's node
+ * cannot be opened (EPERM: ConstrainDevices), Slurm numbered the task's
+ * GPUs among those the cgroup allows, and N becomes the N-th of the spec's
+ * GPUs, in index order, whose nodes open.  Names replaced in place. */
+int berth_cdi_cgroup_gpus(const struct berth_cdi_registry *reg, char **gpus, size_t n_gpus,
+			  struct berth_err *err);
+
+/* The step's GPUs as this process's device cgroup has them
+ * (berth_cdi_cgroup_gpus), for a process in another cgroup: *out gets
+ * "N,GPU-uuid,..." (malloc'd), or NULL when the step has none. */
+#define BERTH_CDI_TASK_GPUS "BERTH_TASK_GPUS"
+int berth_cdi_task_gpus(const char *dirs, char *const *env, char **out, struct berth_err *err);
+
+/* May this process open device node `path`?  Only EPERM (the device
+ * cgroup: ConstrainDevices) says no. */
+bool berth_cdi_node_allowed(const char *path);
 
 /* Is "KIND=NAME" a well-formed CDI device name? */
 bool berth_cdi_name_valid(const char *name);

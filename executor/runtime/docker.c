@@ -241,8 +241,11 @@ static int open_bind(struct berth_executor *ex, const struct berth_container_spe
 	char self[64], real[PATH_MAX];
 	int why = 0;
 
-	if (m->berth_own) { /* the batch script's spool folder: root's own */
+	if (m->berth_own) { /* the batch script's spool folder, a CDI spec's
+			     * driver file: root's own, site configuration */
 		*fd = open(m->src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (*fd < 0 && errno == ENOTDIR)
+			*fd = open(m->src, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 		return *fd < 0 ? berth_fail(err, errno, "bind source %s", m->src) : 0;
 	}
 	/* Where the path points now says which refusal to give (the site's
@@ -420,7 +423,7 @@ static int docker_create(struct berth_executor *ex, const struct berth_container
 		.workdir = berth_spec_workdir(ex),
 		.uid = spec->uid, .gid = spec->gid,
 		.groups = spec->groups, .n_groups = spec->n_groups,
-		.binds = binds, .n_binds = spec->n_binds,
+		.binds = binds, .n_binds = spec->n_binds, .devices = spec->devices,
 		.network_none = spec->unshare & BERTH_UNSHARE_NET,
 		.ipc_private = spec->unshare & BERTH_UNSHARE_IPC, .writable = spec->writable,
 		.memory_bytes = spec->memory_bytes, .cpus = spec->cpus,

@@ -1,4 +1,4 @@
-/* Unit tests for executor/runtime/cdi.c: JSON and YAML specs of CDI 0.5 to
+/* Unit tests for executor/runtime/cdi*.c: JSON and YAML specs of CDI 0.5 to
  * 0.8, the edits of chosen devices, folder priority, the step's GPUs from
  * Slurm's environment, and each refusal naming the file and the field
  * (bad specs, specs not root's or writable by others). */
@@ -384,6 +384,54 @@ static void allowed_devices(void **state)
 	berth_config_free(&cfg);
 }
 
+/* NVIDIA_DRIVER_CAPABILITIES: each file by libnvidia-container's lists;
+ * nodes and unknown files stay; 32-bit ones need compat32. */
+static void driver_capabilities(void **state)
+{
+	(void)state;
+	static const char *const dsts[] = {
+		"/dev/nvidia0", "/usr/bin/nvidia-smi", "/usr/lib/libcuda.so.1",
+		"/usr/lib/libcudart.so.12", "/usr/lib/libGLX_nvidia.so.0",
+		"/usr/lib/i386-linux-gnu/libcuda.so.1", "/lib/firmware/nvidia/gsp.bin",
+		"/usr/lib/libnvidia-encode.so.550",
+	};
+	const struct {
+		const char *caps;
+		const char *kept; /* the indexes kept, as digits */
+	} cases[] = {
+		{NULL, "01236"}, {"", "01236"}, {"utility", "0136"}, {"graphics", "0346"},
+		{"compute,compat32", "02356"}, {"video", "0367"}, {"all", "01234567"},
+	};
+	struct berth_err err = {0};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
+		struct berth_cdi_edits e = {0};
+		const size_t n = sizeof(dsts) / sizeof(*dsts);
+		e.mounts = calloc(n, sizeof(*e.mounts));
+		e.nodes = calloc(1, sizeof(char *));
+		assert_non_null(e.mounts);
+		assert_non_null(e.nodes);
+		for (size_t i = 0; i < n; i++) {
+			e.mounts[i].src = strdup("/dev/null");
+			e.mounts[i].dst = strdup(dsts[i]);
+		}
+		e.n_mounts = n;
+		e.nodes[0] = strdup(dsts[0]);
+		e.n_nodes = 1;
+		assert_int_equal(berth_cdi_filter_caps(&e, cases[c].caps, &err), 0);
+		char got[16] = "";
+		for (size_t i = 0; i < e.n_mounts; i++)
+			for (size_t j = 0; j < n; j++)
+				if (!strcmp(e.mounts[i].dst, dsts[j]))
+					got[strlen(got)] = (char)('0' + j);
+		assert_string_equal(got, cases[c].kept);
+		berth_cdi_edits_free(&e);
+	}
+	struct berth_cdi_edits none = {0};
+	assert_int_equal(berth_cdi_filter_caps(&none, "compute,bogus", &err), -1);
+	assert_non_null(strstr(err.msg, "NVIDIA_DRIVER_CAPABILITIES has 'bogus'"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +443,7 @@ int main(void)
 		cmocka_unit_test(names_and_step_gpus),
 		cmocka_unit_test(allowed_devices),
 		cmocka_unit_test_setup_teardown(nvidia_ctk_hooks, setup, fixture_teardown),
+		cmocka_unit_test(driver_capabilities),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

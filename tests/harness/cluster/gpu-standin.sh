@@ -3,7 +3,8 @@
 #  - character devices /dev/nvidia0, /dev/nvidia1 and /dev/nvidiactl with
 #    NVIDIA's major number 195 (no driver: opening one gives ENXIO, but
 #    Slurm's gres.conf and berth see real device nodes);
-#  - a stand-in driver library and nvidia-smi (tests/harness/fakes/gpu/) under
+#  - stand-in driver libraries (libnvidia-ml: utility, libcuda: compute,
+#    libGLX_nvidia: graphics) and nvidia-smi (tests/harness/fakes/gpu/) under
 #    DIR/gpu, and a CDI spec DIR/cdi/nvidia.yaml (what `nvidia-ctk cdi
 #    generate` would write for them: one device per GPU and "all"; the
 #    nodes, the library, the tool, the environment and nvidia-ctk's
@@ -25,8 +26,12 @@ node /dev/nvidia1 1
 node /dev/nvidiactl 255
 
 install -d -m 0755 "$D/gpu" "$D/gpu/lib" "$D/gpu/bin" "$D/cdi"
-echo "stand-in libnvidia-ml.so.1 (berth tests)" >"$D/gpu/lib/libnvidia-ml.so.1.tmp"
-mv "$D/gpu/lib/libnvidia-ml.so.1.tmp" "$D/gpu/lib/libnvidia-ml.so.1"
+# one driver library per capability the tests tell apart
+# (NVIDIA_DRIVER_CAPABILITIES): utility, compute, graphics
+for lib in libnvidia-ml.so.1 libcuda.so.1 libGLX_nvidia.so.0; do
+    echo "stand-in $lib (berth tests)" >"$D/gpu/lib/$lib.tmp"
+    mv "$D/gpu/lib/$lib.tmp" "$D/gpu/lib/$lib"
+done
 install -m 0755 "$HERE/../fakes/gpu/nvidia-smi" "$D/gpu/bin/nvidia-smi"
 
 spec=$D/cdi/nvidia.yaml
@@ -57,6 +62,12 @@ containerEdits:
   mounts:
   - hostPath: $D/gpu/lib/libnvidia-ml.so.1
     containerPath: /usr/lib/libnvidia-ml.so.1
+    options: [ro, nosuid, nodev, bind]
+  - hostPath: $D/gpu/lib/libcuda.so.1
+    containerPath: /usr/lib/libcuda.so.1
+    options: [ro, nosuid, nodev, bind]
+  - hostPath: $D/gpu/lib/libGLX_nvidia.so.0
+    containerPath: /usr/lib/libGLX_nvidia.so.0
     options: [ro, nosuid, nodev, bind]
   - hostPath: $D/gpu/bin/nvidia-smi
     containerPath: /usr/bin/nvidia-smi

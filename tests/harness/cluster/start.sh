@@ -83,9 +83,10 @@ gen_configs() {
     [ "$defmem" -gt 2048 ] && defmem=2048
     cgroup_plugins "$variant"
     # Stand-in GPUs (issue 28): the node's gres, and the CDI spec berth
-    # reads for them.  Not ConstrainDevices: every helper's jobs share
-    # this cluster, and a device cgroup would deny /dev/fuse and the
-    # others to all of them (tests/gpu/README.md).
+    # reads for them.  cgroup.conf sets ConstrainDevices=yes: Slurm 22.05
+    # (cgroup v1) then denies a step only the gres devices it was not
+    # given (/dev/nvidiaN here); /dev/fuse, /dev/null and the others stay
+    # allowed to every job (checked: tests/gpu/README.md).
     local gres="" gres_types=""
     if [ "$GPUS" -gt 0 ]; then
         bash "$(dirname "${BASH_SOURCE[0]}")/gpu-standin.sh" "$D"
@@ -131,6 +132,7 @@ CgroupPlugin=cgroup/v1
 CgroupAutomount=yes
 ConstrainRAMSpace=yes
 ConstrainCores=yes
+ConstrainDevices=yes
 CONF
     else
         write_file "$CL_ETC/cgroup.conf" 0644 <<CONF

@@ -13,7 +13,10 @@ N=${BENCH_N_FLATTEN:-3}
 BERTH=${BERTH_BUILD:-$REPO/build}/berth
 out=$REPO/bench/out
 mkdir -p "$out"
-img=$out/big.tar
+# BENCH_IMAGE, BENCH_TAG: another docker-save archive (a distribution's
+# many small files) and its tag
+img=${BENCH_IMAGE:-$out/big.tar}
+tag=${BENCH_TAG:-berth/big:1}
 [ -e "$img" ] || python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$img" --big-mb 220 --tag berth/big:1 >/dev/null
 # BENCH_WORK: where the caches go (/var/tmp: disk; /dev/shm: tmpfs)
 work=$(mktemp -d "${BENCH_WORK:-/var/tmp}/berth-bench.XXXXXX")
@@ -35,7 +38,7 @@ tar_run() {
 	local l
 	for l in "${layers[@]}"; do tar -xf "$work/layers/$l" -C "$work/rootfs"; done
 }
-docker_prep() { docker rmi -f berth/big:1 >/dev/null 2>&1 || true; }
+docker_prep() { docker rmi -f "$tag" >/dev/null 2>&1 || true; }
 docker_run() { docker load -i "$img"; }
 
 contender "berth pull (cold)" berth_prep berth_run

@@ -352,26 +352,33 @@ int conf_parse_bool(struct berth_config *cfg, const struct conf_key *key, char *
 	return parse_bool(value, bool_field(cfg, key), err);
 }
 
+/* The index of `name` (any case) in `names`, or -1: the enums below are
+ * numbered from 0 in the order of their names. */
+static int name_index(const char *name, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcasecmp(name, names[i]))
+			return (int)i;
+	return -1;
+}
+
+#define N_NAMES(names) (sizeof(names) / sizeof(*(names)))
+
+static const char *const sing_format_names[] = {
+	[BERTH_SING_AUTO] = "auto", [BERTH_SING_SIF] = "sif", [BERTH_SING_SANDBOX] = "sandbox"};
+
 const char *berth_sing_format_name(enum berth_sing_format f)
 {
-	switch (f) {
-	case BERTH_SING_SIF: return "sif";
-	case BERTH_SING_SANDBOX: return "sandbox";
-	default: return "auto";
-	}
+	return (size_t)f < N_NAMES(sing_format_names) ? sing_format_names[f] : "auto";
 }
 
 int berth_sing_format_parse(const char *name, enum berth_sing_format *out)
 {
-	static const enum berth_sing_format all[] = {BERTH_SING_AUTO, BERTH_SING_SIF,
-						     BERTH_SING_SANDBOX};
+	int i = name_index(name, sing_format_names, N_NAMES(sing_format_names));
 
-	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
-		if (!strcasecmp(name, berth_sing_format_name(all[i]))) {
-			*out = all[i];
-			return 0;
-		}
-	return -1;
+	if (i >= 0)
+		*out = (enum berth_sing_format)i;
+	return i < 0 ? -1 : 0;
 }
 
 int conf_parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
@@ -382,26 +389,22 @@ int conf_parse_sing_format(struct berth_config *cfg, const struct conf_key *key,
 	return berth_fail(err, 0, "%s must be auto, sif or sandbox, not '%s'", key->name, value);
 }
 
+static const char *const image_storage_names[] = {
+	[BERTH_STORE_TREE] = "tree", [BERTH_STORE_SQUASHFS] = "squashfs",
+	[BERTH_STORE_AUTO] = "auto"};
+
 const char *berth_image_storage_name(enum berth_image_storage s)
 {
-	switch (s) {
-	case BERTH_STORE_SQUASHFS: return "squashfs";
-	case BERTH_STORE_AUTO: return "auto";
-	default: return "tree";
-	}
+	return (size_t)s < N_NAMES(image_storage_names) ? image_storage_names[s] : "tree";
 }
 
 int berth_image_storage_parse(const char *name, enum berth_image_storage *out)
 {
-	static const enum berth_image_storage all[] = {BERTH_STORE_TREE, BERTH_STORE_SQUASHFS,
-						       BERTH_STORE_AUTO};
+	int i = name_index(name, image_storage_names, N_NAMES(image_storage_names));
 
-	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
-		if (!strcasecmp(name, berth_image_storage_name(all[i]))) {
-			*out = all[i];
-			return 0;
-		}
-	return -1;
+	if (i >= 0)
+		*out = (enum berth_image_storage)i;
+	return i < 0 ? -1 : 0;
 }
 
 int conf_parse_image_storage(struct berth_config *cfg, const struct conf_key *key,
@@ -413,25 +416,22 @@ int conf_parse_image_storage(struct berth_config *cfg, const struct conf_key *ke
 			  QUOTED(value));
 }
 
+static const char *const sqfs_comp_names[] = {
+	[BERTH_SQFS_AUTO] = "auto", [BERTH_SQFS_GZIP] = "gzip", [BERTH_SQFS_LZ4] = "lz4",
+	[BERTH_SQFS_XZ] = "xz",     [BERTH_SQFS_ZSTD] = "zstd"};
+
 const char *berth_sqfs_comp_name(enum berth_sqfs_comp c)
 {
-	switch (c) {
-	case BERTH_SQFS_GZIP: return "gzip";
-	case BERTH_SQFS_LZ4: return "lz4";
-	case BERTH_SQFS_XZ: return "xz";
-	case BERTH_SQFS_ZSTD: return "zstd";
-	default: return "auto";
-	}
+	return (size_t)c < N_NAMES(sqfs_comp_names) ? sqfs_comp_names[c] : "auto";
 }
 
 int berth_sqfs_comp_parse(const char *name, enum berth_sqfs_comp *out)
 {
-	for (int c = BERTH_SQFS_AUTO; c <= BERTH_SQFS_ZSTD; c++)
-		if (!strcasecmp(name, berth_sqfs_comp_name((enum berth_sqfs_comp)c))) {
-			*out = (enum berth_sqfs_comp)c;
-			return 0;
-		}
-	return -1;
+	int i = name_index(name, sqfs_comp_names, N_NAMES(sqfs_comp_names));
+
+	if (i >= 0)
+		*out = (enum berth_sqfs_comp)i;
+	return i < 0 ? -1 : 0;
 }
 
 int conf_parse_sqfs_comp(struct berth_config *cfg, const struct conf_key *key,

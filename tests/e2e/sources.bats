@@ -55,15 +55,21 @@ teardown_file() {
 
 needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run starts it), or its socket's group has no name here"; }
 
-@test "dockerd://NAME runs on every runtime for a user in the socket's group" {
-	needs_docker
+# On every runtime, SUBMIT-CMD srun --container-image=IMAGE pwd prints
+# FOLDER (the image's working folder: the image itself reached the task).
+runs_everywhere() { # SUBMIT-CMD IMAGE FOLDER
+	local rt
 	for rt in charliecloud singularity docker; do
-		run --separate-stderr dsubmit srun --container-runtime=$rt \
-			--container-image=dockerd://berth-e2e-src/dk:1 pwd
+		run --separate-stderr "$1" srun --container-runtime=$rt --container-image="$2" pwd
 		echo "$rt: $output $stderr"
 		[ "$status" -eq 0 ]
-		[ "$output" = /from-dockerd ]
+		[ "$output" = "$3" ]
 	done
+}
+
+@test "dockerd://NAME runs on every runtime for a user in the socket's group" {
+	needs_docker
+	runs_everywhere dsubmit dockerd://berth-e2e-src/dk:1 /from-dockerd
 }
 
 @test "dockerd://NAME is refused at submission for a user outside the socket's group (charliecloud, docker)" {
@@ -85,12 +91,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 }
 
 @test "Importer=: site://one runs on every runtime, fetched once by the importer as the user" {
-	for rt in charliecloud singularity docker; do
-		run --separate-stderr as_user srun --container-runtime=$rt --container-image=site://one pwd
-		echo "$rt: $output $stderr"
-		[ "$status" -eq 0 ]
-		[ "$output" = /site-one ]
-	done
+	runs_everywhere as_user site://one /site-one
 	log=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)/imports/fetched.log
 	[ "$(grep -c "^one " "$log")" -eq 1 ] # (the log also holds other images')
 	[ "$(stat -c %U "$log")" = berthtest ]
@@ -101,12 +102,7 @@ needs_docker() { [ -n "${DIMG:-}" ] || skip "dockerd is not running (.ci/run sta
 }
 
 @test "Importer=: an OCI layout folder runs on every runtime; a hostile answer is refused, its password never logged, no child left" {
-	for rt in charliecloud singularity docker; do
-		run --separate-stderr as_user srun --container-runtime=$rt --container-image=site://lay pwd
-		echo "$rt: $output $stderr"
-		[ "$status" -eq 0 ]
-		[ "$output" = /site-lay ]
-	done
+	runs_everywhere as_user site://lay /site-lay
 	cache=$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)
 	[ "$(grep -c '^lay ' "$cache/imports/fetched.log")" -eq 1 ]
 	[ "$(ls "$cache"/downloads/import-*.tar | wc -l)" -eq 1 ]

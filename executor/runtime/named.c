@@ -572,10 +572,10 @@ static pid_t find_step(const char *job, const char *step, bool *hidden)
 					  under_stepd((pid_t)pid, job, step);
 			continue;
 		}
+		if (theirs.st_dev == root.st_dev && theirs.st_ino == root.st_ino)
+			continue;
 		snprintf(path, sizeof(path), "/proc/%ld", pid);
 		if (stat(path, &proc) < 0 || proc.st_uid != getuid())
-			continue;
-		if (theirs.st_dev == root.st_dev && theirs.st_ino == root.st_ino)
 			continue;
 		size_t len;
 		_cleanup_free_ char *env = read_environ((pid_t)pid, &len);

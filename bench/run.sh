@@ -15,7 +15,7 @@ bash "$here/../tests/harness/cluster/dockerd.sh" start >/dev/null || true
 out=$(mktemp)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 echo "N=${BENCH_N:-11} runs per figure, medians"
-for b in "$here"/start.sh "$here"/flatten.sh "$here"/sif.sh "$here"/registry.sh "$here"/srun.sh; do
+for b in "$here"/start.sh "$here"/flatten.sh "$here"/sif.sh "$here"/registry.sh "$here"/squash.sh "$here"/srun.sh; do
 	echo "== $(basename "$b" .sh)"
 	bash "$b" 2>&1 | grep -v '^INFO:' | tee -a "$out"
 done

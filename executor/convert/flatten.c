@@ -306,24 +306,37 @@ static int apply_opaque(struct flatten *f, char *path, struct berth_err *err)
 	return rc;
 }
 
-/* The folder part of `path` ("" at the top) into buf. */
+/* The folder part of `path` ("" at the top) into buf; NULL with
+ * ENAMETOOLONG when it does not fit, as the tree's openat2() of that folder
+ * fails (cut short, it would name another folder). */
 static const char *dir_part(const char *path, char *buf, size_t len)
 {
 	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
 
-	snprintf(buf, len, "%.*s", slash ? (int)(slash - path) : 0, path);
+	snprintf(buf, len, "%.*s", (int)n, path);
+	if (n >= len) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
 	return buf;
 }
 
 static int merge_whiteout(struct flatten *f, const char *path, const char *victim,
 			  struct berth_err *err)
 {
-	char dir[PATH_MAX], gone[PATH_MAX];
+	char dir[PATH_MAX], gone[PATH_MAX + NAME_MAX + 2];
 
-	dir_part(path, dir, sizeof(dir));
-	if (berth_sqfs_merge_mkdirs(f->merge, dir, f->dir_mode) < 0)
+	if (!dir_part(path, dir, sizeof(dir)) ||
+	    berth_sqfs_merge_mkdirs(f->merge, dir, f->dir_mode) < 0)
 		return dir_fail(f, dir, err);
-	snprintf(gone, sizeof(gone), "%s%s%s", dir, *dir ? "/" : "", victim);
+	/* room for the folder and a whole name: the tree's unlinkat() takes
+	 * the name alone, so a cut one here would remove another entry */
+	if (snprintf(gone, sizeof(gone), "%s%s%s", dir, *dir ? "/" : "", victim) >=
+	    (int)sizeof(gone)) {
+		errno = ENAMETOOLONG;
+		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
+	}
 	if (berth_sqfs_merge_remove(f->merge, gone) < 0)
 		return berth_fail(err, errno, "layer %s: whiteout '%s'", f->layer, path);
 	f->stats->whiteouts++;
@@ -507,8 +520,8 @@ static int merge_hardlink(struct flatten *f, struct archive_entry *e, const char
 	if (!target)
 		return -1;
 	/* the target's folder is made when missing, as parent_of() does */
-	if (berth_sqfs_merge_mkdirs(f->merge, dir_part(target, dir, sizeof(dir)),
-				    f->dir_mode) < 0) {
+	if (!dir_part(target, dir, sizeof(dir)) ||
+	    berth_sqfs_merge_mkdirs(f->merge, dir, f->dir_mode) < 0) {
 		dir_fail(f, dir, err);
 		return berth_wrap(err, "hard link '%s' -> '%s'", path, target);
 	}
@@ -556,11 +569,15 @@ static int merge_entry(struct flatten *f, struct archive *layer, struct archive_
 	char dir[PATH_MAX];
 	mode_t have;
 
-	if (berth_sqfs_merge_mkdirs(f->merge, dir_part(path, dir, sizeof(dir)), f->dir_mode) < 0)
+	if (!dir_part(path, dir, sizeof(dir)) ||
+	    berth_sqfs_merge_mkdirs(f->merge, dir, f->dir_mode) < 0)
 		return dir_fail(f, dir, err);
-	if (berth_sqfs_merge_stat(f->merge, path, &have) == 0 &&
-	    !(type == AE_IFDIR && S_ISDIR(have)) &&
-	    berth_sqfs_merge_remove(f->merge, path) < 0)
+	/* a name the folder refuses (too long) fails here, as make_room()'s
+	 * unlinkat() does on the tree */
+	int found = berth_sqfs_merge_stat(f->merge, path, &have);
+	if ((found < 0 && errno != ENOENT) ||
+	    (found == 0 && !(type == AE_IFDIR && S_ISDIR(have)) &&
+	     berth_sqfs_merge_remove(f->merge, path) < 0))
 		return berth_fail(err, errno, "layer %s: cannot replace '%s'", f->layer, path);
 	if (archive_entry_hardlink(e))
 		return merge_hardlink(f, e, path, err);

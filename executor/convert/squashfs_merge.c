@@ -29,7 +29,11 @@
 #include "executor/convert/squashfs_int.h"
 
 #define MAX_NAME 255
-#define MAX_DEPTH 512
+/* As deep as a path the folder takes can go ("a/" per level below
+ * PATH_MAX): the tree has no other depth limit, and the image must take
+ * what the tree takes (a depth of 512 here refused images the tree took).
+ * The writer's passes recurse once per level, with small frames. */
+#define MAX_DEPTH (PATH_MAX / 2 + 1)
 
 struct berth_sqfs_merge {
 	struct writer *w;
@@ -176,7 +180,11 @@ static int walk(struct berth_sqfs_merge *m, const char *path, int make,
 	struct node *dir = m->w->root;
 	int depth = 0;
 
-	if (strlen(path) >= PATH_MAX) {
+	/* the folder must fit in a path, as the tree's openat2() of it; the
+	 * last name is taken relative to it (openat, mkdirat), so the whole
+	 * path may be longer */
+	const char *slash = strrchr(path, '/');
+	if (slash && slash - path >= PATH_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

@@ -934,6 +934,60 @@ static void test_merge_index(void **state)
 	assert_int_equal(st.symlinks, 2);
 }
 
+/* As deep and as long as the tree goes: 1200 levels (a depth of 512 was
+ * refused, where the flattened tree took it), a file whose path is longer
+ * than PATH_MAX in a folder whose path is not (refused, where the tree
+ * made it); a folder of PATH_MAX bytes is ENAMETOOLONG, as on the tree. */
+static void test_merge_deep(void **state)
+{
+	struct fixture *fx = *state;
+	struct berth_sqfs_opts o = {.mkfs_time = MKFS_TIME};
+	struct berth_sqfs_merge *m;
+	struct berth_sqfs_stats st;
+	char path[PATH_MAX + 256];
+	size_t len = 0;
+
+	int fd = open(fx->out, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	if (berth_sqfs_merge_new(fd, 0, &o, &m, &fx->err) < 0)
+		fail_msg("%s", fx->err.msg);
+	for (int i = 0; i < 1200; i++)
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "%sd", i ? "/" : "");
+	assert_int_equal(berth_sqfs_merge_mkdirs(m, path, 0755), 0);
+	snprintf(path + len, sizeof(path) - len, "/bottom");
+	merge_file(m, path, "deep", 0, 4, &fx->err);
+	/* a folder of 4000 bytes and a name of 200: the whole path is longer
+	 * than PATH_MAX, but the tree makes it (openat in the folder) */
+	memset(path, 'e', sizeof(path));
+	for (size_t i = 200; i < 4000; i += 200)
+		path[i] = '/';
+	path[4000] = '\0';
+	assert_int_equal(berth_sqfs_merge_mkdirs(m, path, 0755), 0);
+	path[4000] = '/';
+	path[4201] = '\0';
+	merge_file(m, path, "long", 0, 4, &fx->err);
+	/* a folder of PATH_MAX bytes or more: ENAMETOOLONG, as the kernel has it */
+	for (size_t i = 0; i < PATH_MAX + 2; i++)
+		path[i] = i % 2 ? '/' : 'a';
+	path[PATH_MAX + 2] = '\0';
+	assert_errno(berth_sqfs_merge_mkdirs(m, path, 0755), ENAMETOOLONG);
+	assert_errno(berth_sqfs_merge_file_begin(m, path, 0644, 0, &fx->err), ENAMETOOLONG);
+	if (berth_sqfs_merge_finish(m, &st, &fx->err) < 0)
+		fail_msg("%s", fx->err.msg);
+	berth_sqfs_merge_free(m);
+	close(fd);
+	assert_int_equal(st.dirs, 1201 + 20); /* and the root, and the long path's */
+	assert_int_equal(st.files, 2);
+	struct img im;
+	img_open(&im, fx->out);
+	const sqfs_tree_node_t *n = im.root;
+	for (int i = 0; i < 1200 && n; i++)
+		n = n->children;
+	assert_non_null(n);
+	assert_string_equal((const char *)n->children->name, "bottom");
+	img_close(&im);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, fixture_teardown)
@@ -949,6 +1003,7 @@ int main(void)
 		T(test_root_only_dev),
 		T(test_unreadable_own_file),
 		T(test_merge_index),
+		T(test_merge_deep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

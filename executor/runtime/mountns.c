@@ -238,7 +238,13 @@ bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len)
 int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
 		      struct berth_err *err)
 {
-	char mnt[PATH_MAX + 8], opts[128], dev[32];
+	return berth_ns_squashfs_at(dir, image, 0, squashfuse, err);
+}
+
+int berth_ns_squashfs_at(const char *dir, const char *image, uint64_t offset,
+			 const char *squashfuse, struct berth_err *err)
+{
+	char mnt[PATH_MAX + 8], opts[128], dev[32], ro[64];
 	struct stat st;
 
 	snprintf(mnt, sizeof(mnt), "%s/image", dir);
@@ -259,7 +265,10 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 				  "ImageStorage=tree in berth.conf", image);
 	}
 	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
-	char *argv[] = {(char *)squashfuse, "-f", "-o", "ro", (char *)image, dev, NULL};
+	snprintf(ro, sizeof(ro), "ro");
+	if (offset) /* only where asked: charliecloud's argv stays as it was */
+		snprintf(ro, sizeof(ro), "ro,offset=%llu", (unsigned long long)offset);
+	char *argv[] = {(char *)squashfuse, "-f", "-o", ro, (char *)image, dev, NULL};
 	struct berth_spawn sp = {.argv = argv, .stdin_fd = -1, .stderr_fd = -1,
 				 .keep_fds = &fd, .n_keep_fds = 1, .death_signal = SIGTERM};
 	pid_t pid = berth_spawn_start(&sp, err);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/error.h"
 #include "conf/mounts.h"
@@ -45,6 +46,11 @@ bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len);
  * step; the mount goes with the namespace). */
 int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
 		      struct berth_err *err);
+
+/* The same for a SquashFS that starts `offset` bytes into `image` (a
+ * SIF's partition: squashfuse -o offset=N, which Debian 12's 0.1.104 has). */
+int berth_ns_squashfs_at(const char *dir, const char *image, uint64_t offset,
+			 const char *squashfuse, struct berth_err *err);
 
 /* Hide each host device node of `paths` (NULL-terminated) that exists:
  * an empty file nobody may open (DIR/hidden) is bound over it. */

@@ -48,9 +48,15 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 		      struct berth_err *err);
 
 /* The same for a SquashFS that starts `offset` bytes into `image` (a
- * SIF's partition: squashfuse -o offset=N, which Debian 12's 0.1.104 has). */
-int berth_ns_squashfs_at(const char *dir, const char *image, uint64_t offset,
-			 const char *squashfuse, struct berth_err *err);
+ * SIF's partition), for a runtime that execs from a thread other than its
+ * first (Apptainer, in Go): the kernel sends a death signal when the
+ * thread that started squashfuse ends, which such an exec does, so
+ * squashfuse has none here.  It runs in the namespace berth_ns_enter made,
+ * which never holds the mount: berth moves to a copy of it and mounts
+ * there (setns, back and forth).  When the container's last process ends
+ * the mount goes, squashfuse's connection with it, and squashfuse ends. */
+int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
+			       const char *squashfuse, struct berth_err *err);
 
 /* Hide each host device node of `paths` (NULL-terminated) that exists:
  * an empty file nobody may open (DIR/hidden) is bound over it. */

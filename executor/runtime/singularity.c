@@ -336,8 +336,8 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (priv(ex)->mounted) { /* the SIF's SquashFS at DIR/image */
 		uint64_t offset = 0;
 		if (sif_part_offset(priv(ex)->image, &offset, err) < 0 ||
-		    berth_ns_squashfs_at(dir, priv(ex)->image, offset, ex->cfg->squashfuse_path,
-					 err) < 0)
+		    berth_ns_squashfs_detached(dir, priv(ex)->image, offset,
+					       ex->cfg->squashfuse_path, err) < 0)
 			return -1;
 		snprintf(lower, sizeof(lower), "%s/image", dir);
 	}

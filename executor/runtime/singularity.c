@@ -294,27 +294,6 @@ static int add_binds(struct berth_executor *ex, const struct berth_container_spe
 	return 0;
 }
 
-/* Where the SquashFS partition of the SIF berth wrote starts. */
-static int sif_part_offset(const char *sif, uint64_t *offset, struct berth_err *err)
-{
-	struct berth_sif_header h;
-	struct berth_sif_descr part;
-	int32_t fstype, parttype;
-	char arch[BERTH_SIF_ARCH_LEN];
-	_cleanup_close_ int fd = open(sif, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return berth_fail(err, errno, "cannot open the image %s", sif);
-	if (berth_sif_read(fd, &h, &part, err) < 0)
-		return berth_wrap(err, "image %s (a damaged cache entry? `berth cache rm` it)", sif);
-	berth_sif_partition_meta(&part, &fstype, &parttype, arch);
-	if (fstype != BERTH_SIF_FS_SQUASH || part.offset <= 0)
-		return berth_fail(err, 0, "image %s holds no SquashFS partition (a damaged "
-				  "cache entry? `berth cache rm` it)", sif);
-	*offset = (uint64_t)part.offset;
-	return 0;
-}
-
 static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 {
 	const struct berth_container_spec *spec = ex->spec;
@@ -335,7 +314,7 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	snprintf(lower, sizeof(lower), "%s", priv(ex)->image);
 	if (priv(ex)->mounted) { /* the SIF's SquashFS at DIR/image */
 		uint64_t offset = 0;
-		if (sif_part_offset(priv(ex)->image, &offset, err) < 0 ||
+		if (berth_sif_squashfs_offset(priv(ex)->image, &offset, err) < 0 ||
 		    berth_ns_squashfs_detached(dir, priv(ex)->image, offset,
 					       ex->cfg->squashfuse_path, err) < 0)
 			return -1;

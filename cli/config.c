@@ -46,7 +46,7 @@ static void print_singularity(const struct berth_config *cfg)
 		berth_sing_runtime_parse("", &rt);
 		berth_sing_runtime_install(cfg->singularity_path, &rt);
 	}
-	bool fuse = berth_ns_squashfs_usable(cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
+	bool fuse = berth_ns_squashfs_owned_usable(cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
 	if (berth_sing_choose_format(cfg, &rt, fuse ? NULL : fuse_why, &choice, &refused) < 0)
 		printf("# singularity images here: refused (%s)\n", refused.msg);
 	else

@@ -263,18 +263,56 @@ static int fuse_mount(const char *dir, const char *image, char *mnt, size_t len,
 	return 0;
 }
 
-/* `squashfuse -f -o ro[,offset=N] IMAGE /dev/fd/FD`; closes fd: only
+/* Does this squashfuse take -o uid=N,gid=N?  Its help text says so
+ * (squashfuse 0.2 on; Debian 12's 0.1.104 has none), as Apptainer finds
+ * out from `squashfuse_ll --help`; read from the program, nothing spawned. */
+static bool sets_owner(const char *squashfuse)
+{
+	static const char mark[] = "-o uid=N";
+	char buf[65536 + sizeof(mark)];
+	size_t keep = 0;
+	ssize_t n;
+	_cleanup_close_ int fd = open(squashfuse, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, buf + keep, sizeof(buf) - keep)) > 0) {
+		size_t len = keep + (size_t)n;
+		if (memmem(buf, len, mark, sizeof(mark) - 1))
+			return true;
+		keep = len < sizeof(mark) ? len : sizeof(mark) - 1; /* a mark across reads */
+		memmove(buf, buf + len - keep, keep);
+	}
+	return false;
+}
+
+bool berth_ns_squashfs_owned_usable(const char *squashfuse, char *why, size_t len)
+{
+	if (!berth_ns_squashfs_usable(squashfuse, why, len))
+		return false;
+	if (sets_owner(squashfuse))
+		return true;
+	snprintf(why, len, "%s (SquashfusePath) cannot show the image's files as the user's "
+		 "(no -o uid; squashfuse 0.2 and later have it)", squashfuse);
+	return false;
+}
+
+/* `squashfuse -f -o ro[,offset=N][,uid=U,gid=G] IMAGE /dev/fd/FD`; closes fd: only
  * squashfuse holds the device then, and if it stops, the mount answers
  * ENOTCONN instead of waiting for it. */
-static int serve(const char *image, uint64_t offset, const char *squashfuse, int fd,
-		 int death_signal, struct berth_err *err)
+static int serve(const char *image, uint64_t offset, bool owned, const char *squashfuse,
+		 int fd, int death_signal, struct berth_err *err)
 {
-	char dev[32], ro[64];
+	char dev[32], ro[96];
 
 	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
-	snprintf(ro, sizeof(ro), "ro");
+	int n = snprintf(ro, sizeof(ro), "ro");
 	if (offset) /* a SIF's partition (Debian 12's squashfuse 0.1.104 has it) */
-		snprintf(ro, sizeof(ro), "ro,offset=%llu", (unsigned long long)offset);
+		n += snprintf(ro + n, sizeof(ro) - (size_t)n, ",offset=%llu",
+			      (unsigned long long)offset);
+	if (owned)
+		snprintf(ro + n, sizeof(ro) - (size_t)n, ",uid=%u,gid=%u", (unsigned)getuid(),
+			 (unsigned)getgid());
 	char *argv[] = {(char *)squashfuse, "-f", "-o", ro, (char *)image, dev, NULL};
 	struct berth_spawn sp = {.argv = argv, .stdin_fd = -1, .stderr_fd = -1,
 				 .keep_fds = &fd, .n_keep_fds = 1, .death_signal = death_signal};
@@ -307,7 +345,7 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 	int fd;
 
 	if (fuse_mount(dir, image, mnt, sizeof(mnt), &fd, err) < 0 ||
-	    serve(image, 0, squashfuse, fd, SIGTERM, err) < 0)
+	    serve(image, 0, false, squashfuse, fd, SIGTERM, err) < 0)
 		return -1;
 	return served(mnt, image, squashfuse, err);
 }
@@ -334,7 +372,7 @@ int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offs
 		close(fd);
 		return berth_fail(err, errno, "cannot enter berth's first mount namespace");
 	}
-	int rc = serve(image, offset, squashfuse, fd, 0, err);
+	int rc = serve(image, offset, true, squashfuse, fd, 0, err);
 	if (setns(copy, CLONE_NEWNS) < 0)
 		return berth_fail(err, errno, "cannot go back to the image's mount namespace");
 	return rc < 0 ? -1 : served(mnt, image, squashfuse, err);

@@ -39,6 +39,11 @@ int berth_ns_layer(const char *dir, struct berth_err *err);
  * When not, `why` says which is missing. */
 bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len);
 
+/* ...and can it show a SIF's files (all root's) as the user's (-o uid=N,
+ * gid=N, which berth_ns_squashfs_detached passes), so that a runtime or
+ * berth's overlay over the mount can make mount points and write there? */
+bool berth_ns_squashfs_owned_usable(const char *squashfuse, char *why, size_t len);
+
 /* Mount the SquashFS file `image` read-only at DIR/image, in berth's
  * namespace (entered, its layer mounted): berth mounts FUSE on a /dev/fuse
  * descriptor and hands it to `squashfuse -f IMAGE /dev/fd/N`, which ends
@@ -53,7 +58,8 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
  * thread that started squashfuse ends, which such an exec does, so
  * squashfuse has none here.  It runs in the namespace berth_ns_enter made,
  * which never holds the mount: berth moves to a copy of it and mounts
- * there (setns, back and forth).  When the container's last process ends
+ * there (setns, back and forth).  The files are shown as the user's
+ * (-o uid,gid: berth_ns_squashfs_owned_usable).  When the container's last process ends
  * the mount goes, squashfuse's connection with it, and squashfuse ends. */
 int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
 			       const char *squashfuse, struct berth_err *err);

@@ -196,7 +196,7 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	if (berth_sing_runtime_probe(ex->cfg->singularity_path, ex->cache.dir_fd, &s->rt, err) < 0)
 		return -1;
 	char fuse_why[PATH_MAX + 128];
-	bool fuse = berth_ns_squashfs_usable(ex->cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
+	bool fuse = berth_ns_squashfs_owned_usable(ex->cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
 	if (berth_sing_choose_format(ex->cfg, &s->rt, fuse ? NULL : fuse_why, &s->choice, err) < 0)
 		return -1;
 	s->format = s->choice.format;

@@ -5,10 +5,14 @@
  * `singularity build`: the flattened tree plus the /.singularity.d
  * metadata `apptainer build` would write (sing_meta.c), kept either as a
  * sandbox folder (run directly: the fastest start, no FUSE) or written as
- * SquashFS into a SIF (sif.c; one file per image, for setuid
- * installations).  SingularityImageFormat=auto picks from the
- * installation (berth_sing_choose_format).  A .sif or SquashFS file
- * given by the user runs as it is.
+ * SquashFS into a SIF (sif.c; one file per image).  The runtime mounts a
+ * SIF itself where a setuid starter does it (or SingularityImageFormat=
+ * sif says so); without one, SingularityImageFormat=auto follows
+ * ImageStorage, and berth mounts the SIF's SquashFS with squashfuse in its
+ * own namespace and hands the runtime that folder: as fast to start as a
+ * sandbox, with berth's overlay for writable and named containers
+ * (berth_sing_choose_format).  A .sif or SquashFS file given by the user
+ * runs as it is.
  *
  * Running is `singularity exec --containall --cleanenv ...`: the
  * environment travels as SINGULARITYENV_/APPTAINERENV_ variables with

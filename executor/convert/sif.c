@@ -486,8 +486,8 @@ int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *p
 
 int berth_sif_squashfs_offset(const char *sif, uint64_t *offset, struct berth_err *err)
 {
-	struct berth_sif_header h;
-	struct berth_sif_descr part;
+	struct berth_sif_header h = {0};
+	struct berth_sif_descr part = {0};
 	int32_t fstype, parttype;
 	char arch[BERTH_SIF_ARCH_LEN];
 	_cleanup_close_ int fd = open(sif, O_RDONLY | O_CLOEXEC);

@@ -342,7 +342,7 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 		      struct berth_err *err)
 {
 	char mnt[PATH_MAX + 8];
-	int fd;
+	int fd = -1;
 
 	if (fuse_mount(dir, image, mnt, sizeof(mnt), &fd, err) < 0 ||
 	    serve(image, 0, false, squashfuse, fd, SIGTERM, err) < 0)

@@ -120,10 +120,12 @@ static int choose_storage(const struct berth_config *cfg, const char *fuse_why,
 	}
 	if (cfg->image_storage == BERTH_STORE_SQUASHFS)
 		return berth_fail(err, 0, "ImageStorage=squashfs, but %s: install squashfuse "
-				  "(libfuse 3) and give users /dev/fuse, or set ImageStorage=tree "
-				  "or auto in berth.conf", fuse_why);
+				  "0.2 or later (libfuse 3) at SquashfusePath and give users "
+				  "/dev/fuse, or set ImageStorage=tree or auto in berth.conf",
+				  fuse_why);
 	snprintf(rest, left, "%s, so a sandbox folder (the unpacked tree); install "
-		 "squashfuse and give users /dev/fuse to keep SIFs", fuse_why);
+		 "squashfuse 0.2 or later at SquashfusePath and give users /dev/fuse to "
+		 "keep SIFs", fuse_why);
 	return 0;
 }
 

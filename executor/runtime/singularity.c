@@ -53,6 +53,7 @@ struct sing {
 	bool userns;                  /* a setuid installation run with --userns */
 	bool make_workdir;            /* an empty folder bound at the working folder */
 	bool mounted;                 /* the cached SIF mounted by berth (choice.mount) */
+	bool say_fallback;            /* auto kept a sandbox for want of FUSE */
 	/* The container runs on berth's own overlay over the cached sandbox
 	 * (named, or writable without a setuid starter): mounted with
 	 * userxattr, so dpkg's folder renames work (mountns.c), which the
@@ -200,14 +201,17 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	if (berth_sing_runtime_probe(ex->cfg->singularity_path, ex->cache.dir_fd, &s->rt, err) < 0)
 		return -1;
 	char fuse_why[PATH_MAX + 128];
-	bool fuse = berth_ns_squashfs_owned_usable(ex->cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
+	const char *sqfuse = ex->cfg->squashfuse_path;
+	bool usable = berth_ns_squashfs_usable(sqfuse, fuse_why, sizeof(fuse_why));
+	bool fuse = usable && berth_ns_squashfs_owned_usable(sqfuse, fuse_why, sizeof(fuse_why));
 	if (berth_sing_choose_format(ex->cfg, &s->rt, fuse ? NULL : fuse_why, &s->choice, err) < 0)
 		return -1;
 	s->format = s->choice.format;
-	/* ImageStorage=auto without FUSE: said at every start, as charliecloud does */
-	if (!fuse && !s->rt.setuid && ex->cfg->sing_format == BERTH_SING_AUTO &&
-	    ex->cfg->image_storage == BERTH_STORE_AUTO)
-		fprintf(stderr, "berth: singularity images here: sandbox (%s)\n", s->choice.why);
+	/* ImageStorage=auto without FUSE: said at every start, as charliecloud
+	 * does; a squashfuse without -o uid (Debian 12's) only with
+	 * --container-verbose, or every job there would carry the line */
+	s->say_fallback = !usable && !s->rt.setuid && ex->cfg->sing_format == BERTH_SING_AUTO &&
+			  ex->cfg->image_storage == BERTH_STORE_AUTO;
 	if (s->format == BERTH_SING_SANDBOX) {
 		snprintf(s->leaf, sizeof(s->leaf), "sandbox");
 		s->artifact = (struct berth_artifact){.leaf = s->leaf, .convert = convert_sandbox,
@@ -505,6 +509,9 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		fprintf(stderr, "berth: singularity image: %s%s (%s)\n",
 			berth_sing_format_name(priv(ex)->format),
 			priv(ex)->choice.mount ? ", mounted by berth" : "", priv(ex)->choice.why);
+	else if (priv(ex)->say_fallback && !ex->raw_image)
+		fprintf(stderr, "berth: singularity images here: sandbox (%s)\n",
+			priv(ex)->choice.why);
 	/* A named container, and a writable one where no setuid starter
 	 * needs the runtime's own overlay, run the overlay that before_exec
 	 * mounts over the cached sandbox (or the SIF berth mounts): a SIF the

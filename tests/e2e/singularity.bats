@@ -214,7 +214,7 @@ run_with_format() {
 	if [ "$owner" = yes ]; then
 		grep -q "berth: singularity image: sif, mounted by berth (auto: .*ImageStorage=auto" <<<"$output"
 	else
-		grep -q "berth: singularity images here: sandbox (auto: .*ImageStorage=auto: .*no -o uid" <<<"$output"
+		grep -q "berth: singularity image: sandbox (auto: .*ImageStorage=auto: .*no -o uid" <<<"$output"
 	fi
 }
 

@@ -158,7 +158,7 @@ storage() {
 		elif [ "$owner" = no ]; then
 			[ -d "$ENTRY/sandbox" ]
 			[ ! -e "$ENTRY/$SIFLEAF" ]
-			grep -q "^berth: singularity images here: sandbox (.*ImageStorage=auto: .*no -o uid" <<<"$output"
+			grep -q "^berth: singularity image: sandbox (auto: .*ImageStorage=auto: .*no -o uid" <<<"$output"
 		else
 			[ -f "$ENTRY/$SIFLEAF" ]
 			[ ! -e "$ENTRY/sandbox" ]
@@ -168,12 +168,17 @@ storage() {
 			! pgrep -af "squashfuse.*$ENTRY"
 		fi
 	done
-	# no squashfuse: auto keeps a sandbox and says why; squashfs is refused with the fix
+	# no squashfuse: auto keeps a sandbox and says why, verbose or not;
+	# squashfs is refused with the fix
 	storage auto /nonexistent/squashfuse_ll
 	[ "$status" -eq 0 ]
 	[ -d "$ENTRY/sandbox" ]
 	[ ! -e "$ENTRY/$SIFLEAF" ]
-	grep -q "^berth: singularity images here: sandbox (.*cannot run /nonexistent/squashfuse_ll" <<<"$output"
+	grep -q "^berth: singularity image: sandbox (auto: .*cannot run /nonexistent/squashfuse_ll" <<<"$output"
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity \
+		--cache-dir "$P/cache" --image "$WORK/img.tar" -- true
+	[ "$status" -eq 0 ]
+	grep -q "^berth: singularity images here: sandbox (auto: .*cannot run /nonexistent/squashfuse_ll" <<<"$output"
 	storage squashfs /nonexistent/squashfuse_ll
 	[ "$status" -eq 125 ]
 	grep -q "ImageStorage=squashfs, but cannot run /nonexistent/squashfuse_ll.*set ImageStorage=tree or auto" <<<"$output"

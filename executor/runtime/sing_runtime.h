@@ -76,8 +76,8 @@ struct berth_sing_choice {
 	enum berth_sing_format format;  /* what is staged in the cache: sif or sandbox */
 	/* berth mounts the SIF's SquashFS with squashfuse in its own user and
 	 * mount namespace and hands the runtime that folder (unprivileged
-	 * installations): a folder starts as fast as a sandbox, where the
-	 * runtime's own squashfuse mount costs ~90 ms a start (README) */
+	 * installations): measured 13-33 ms slower than a sandbox to start
+	 * where the runtime's own squashfuse mount was 36-49 ms (README) */
 	bool mount;
 	enum berth_sing_format runs;    /* what the runtime is given: sandbox when mounted */
 	char why[PATH_MAX + 512];

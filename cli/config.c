@@ -36,16 +36,24 @@ static void print_singularity(const struct berth_config *cfg)
 {
 	struct berth_err err = {0};
 	struct berth_sing_runtime rt;
+	struct berth_err refused = {0};
+	struct berth_sing_choice choice;
 	enum berth_sqfs_comp comp;
-	char why[PATH_MAX + 256];
+	char why[PATH_MAX + 256], fuse_why[PATH_MAX + 128];
 
 	if (berth_sing_runtime_probe(cfg->singularity_path, -1, &rt, &err) < 0) {
 		/* no binary here: what auto means still shows */
 		berth_sing_runtime_parse("", &rt);
 		berth_sing_runtime_install(cfg->singularity_path, &rt);
 	}
-	enum berth_sing_format f = berth_sing_choose_format(cfg, &rt, why, sizeof(why));
-	printf("# singularity images here: %s (%s)\n", berth_sing_format_name(f), why);
+	bool fuse = berth_ns_squashfs_owned_usable(cfg->squashfuse_path, fuse_why, sizeof(fuse_why));
+	if (berth_sing_choose_format(cfg, &rt, fuse ? NULL : fuse_why, &choice, &refused) < 0)
+		printf("# singularity images here: refused (%s)\n", refused.msg);
+	else
+		printf("# singularity images here: %s%s (%s)\n",
+		       berth_sing_format_name(choice.format),
+		       choice.mount ? ", mounted by berth" : "", choice.why);
+	enum berth_sing_format f = choice.format;
 	if (err.msg[0]) {
 		printf("# singularity runtime: unknown (%s)\n", err.msg);
 		return;

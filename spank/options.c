@@ -582,16 +582,19 @@ static bool joins_step(const char *name)
 static int check_singularity(struct berth_err *err)
 {
 	struct berth_sing_runtime rt;
+	struct berth_sing_choice choice;
 	struct berth_err not_here = {0};
-	char why[PATH_MAX + 256];
 	bool userns;
 
+	/* FUSE is the node's to have: whether berth mounts a SIF there or
+	 * keeps a sandbox, the runtime is handed a folder all the same */
 	if (berth.runtime != BERTH_RT_SINGULARITY || spank_context() == S_CTX_REMOTE ||
 	    access(berth.cfg.singularity_path, X_OK) < 0 ||
-	    berth_sing_runtime_probe(berth.cfg.singularity_path, -1, &rt, &not_here) < 0)
+	    berth_sing_runtime_probe(berth.cfg.singularity_path, -1, &rt, &not_here) < 0 ||
+	    berth_sing_choose_format(&berth.cfg, &rt, NULL, &choice, &not_here) < 0)
 		return 0;
 	struct berth_sing_ask ask = {
-		.uid = getuid(), .format = berth_sing_choose_format(&berth.cfg, &rt, why, sizeof(why)),
+		.uid = getuid(), .format = choice.runs,
 		.named = (berth.container_name && !joins_step(berth.container_name)) || berth.save,
 		.writable = berth.writable == BERTH_YES,
 		.remap_root = berth.remap_root == BERTH_YES,

@@ -483,3 +483,23 @@ int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *p
 	}
 	return berth_fail(err, 0, "SIF image has no primary system partition");
 }
+
+int berth_sif_squashfs_offset(const char *sif, uint64_t *offset, struct berth_err *err)
+{
+	struct berth_sif_header h = {0};
+	struct berth_sif_descr part = {0};
+	int32_t fstype, parttype;
+	char arch[BERTH_SIF_ARCH_LEN];
+	_cleanup_close_ int fd = open(sif, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return berth_fail(err, errno, "cannot open the image %s", sif);
+	if (berth_sif_read(fd, &h, &part, err) < 0)
+		return berth_wrap(err, "image %s (a damaged cache entry? `berth cache rm` it)", sif);
+	berth_sif_partition_meta(&part, &fstype, &parttype, arch);
+	if (fstype != BERTH_SIF_FS_SQUASH || part.offset <= 0)
+		return berth_fail(err, 0, "image %s holds no SquashFS partition (a damaged "
+				  "cache entry? `berth cache rm` it)", sif);
+	*offset = (uint64_t)part.offset;
+	return 0;
+}

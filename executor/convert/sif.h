@@ -182,4 +182,8 @@ int berth_sif_read(int fd, struct berth_sif_header *h, struct berth_sif_descr *p
 void berth_sif_partition_meta(const struct berth_sif_descr *d, int32_t *fstype,
 			      int32_t *parttype, char arch[BERTH_SIF_ARCH_LEN]);
 
+/* Where the SquashFS system partition of the SIF at `path` starts (for
+ * squashfuse -o offset=N); -1 with err for a file that is none. */
+int berth_sif_squashfs_offset(const char *path, uint64_t *offset, struct berth_err *err);
+
 #endif

@@ -235,47 +235,147 @@ bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len)
 	return true;
 }
 
-int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
+/* DIR/image made, and FUSE mounted there on a new /dev/fuse descriptor
+ * (*fd) for squashfuse to serve. */
+static int fuse_mount(const char *dir, const char *image, char *mnt, size_t len, int *fd,
 		      struct berth_err *err)
 {
-	char mnt[PATH_MAX + 8], opts[128], dev[32];
-	struct stat st;
+	char opts[128];
 
-	snprintf(mnt, sizeof(mnt), "%s/image", dir);
+	snprintf(mnt, len, "%s/image", dir);
 	if (mkdir(mnt, 0700) < 0)
 		return berth_fail(err, errno, "cannot create %s", mnt);
-	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	*fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
 		return berth_fail(err, errno, "cannot open /dev/fuse to mount the image %s; "
 				  "set ImageStorage=tree (or auto) in berth.conf where FUSE is "
 				  "missing", image);
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fd,
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u", *fd,
 		 (unsigned)getuid(), (unsigned)getgid());
 	if (mount("squashfuse", mnt, "fuse.squashfuse", MS_RDONLY | MS_NOSUID | MS_NODEV,
 		  opts) < 0) {
 		int e = errno;
-		close(fd);
+		close(*fd);
+		*fd = -1;
 		return berth_fail(err, e, "cannot mount FUSE for the image %s; set "
 				  "ImageStorage=tree in berth.conf", image);
 	}
+	return 0;
+}
+
+/* Does this squashfuse take -o uid=N,gid=N?  Its help text says so
+ * (squashfuse 0.2 on; Debian 12's 0.1.104 has none), as Apptainer finds
+ * out from `squashfuse_ll --help`; read from the program, nothing spawned. */
+static bool sets_owner(const char *squashfuse)
+{
+	static const char mark[] = "-o uid=N";
+	char buf[65536 + sizeof(mark)];
+	size_t keep = 0;
+	ssize_t n;
+	_cleanup_close_ int fd = open(squashfuse, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, buf + keep, sizeof(buf) - keep)) > 0) {
+		size_t len = keep + (size_t)n;
+		if (memmem(buf, len, mark, sizeof(mark) - 1))
+			return true;
+		keep = len < sizeof(mark) ? len : sizeof(mark) - 1; /* a mark across reads */
+		memmove(buf, buf + len - keep, keep);
+	}
+	return false;
+}
+
+bool berth_ns_squashfs_owned_usable(const char *squashfuse, char *why, size_t len)
+{
+	if (!berth_ns_squashfs_usable(squashfuse, why, len))
+		return false;
+	if (sets_owner(squashfuse))
+		return true;
+	snprintf(why, len, "%s (SquashfusePath) cannot show the image's files as the user's "
+		 "(no -o uid; squashfuse 0.2 and later have it)", squashfuse);
+	return false;
+}
+
+/* `squashfuse -f -o ro[,offset=N][,uid=U,gid=G] IMAGE /dev/fd/FD`; closes fd: only
+ * squashfuse holds the device then, and if it stops, the mount answers
+ * ENOTCONN instead of waiting for it. */
+static int serve(const char *image, uint64_t offset, bool owned, const char *squashfuse,
+		 int fd, int death_signal, struct berth_err *err)
+{
+	char dev[32], ro[96];
+
 	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
-	char *argv[] = {(char *)squashfuse, "-f", "-o", "ro", (char *)image, dev, NULL};
+	int n = snprintf(ro, sizeof(ro), "ro");
+	if (offset) /* a SIF's partition (Debian 12's squashfuse 0.1.104 has it) */
+		n += snprintf(ro + n, sizeof(ro) - (size_t)n, ",offset=%llu",
+			      (unsigned long long)offset);
+	if (owned)
+		snprintf(ro + n, sizeof(ro) - (size_t)n, ",uid=%u,gid=%u", (unsigned)getuid(),
+			 (unsigned)getgid());
+	char *argv[] = {(char *)squashfuse, "-f", "-o", ro, (char *)image, dev, NULL};
 	struct berth_spawn sp = {.argv = argv, .stdin_fd = -1, .stderr_fd = -1,
-				 .keep_fds = &fd, .n_keep_fds = 1, .death_signal = SIGTERM};
+				 .keep_fds = &fd, .n_keep_fds = 1, .death_signal = death_signal};
 	pid_t pid = berth_spawn_start(&sp, err);
-	/* Only squashfuse holds the device now: if it stops, the mount
-	 * answers ENOTCONN instead of waiting for it. */
 	close(fd);
 	if (pid < 0)
 		return berth_wrap(err, "cannot mount the image %s (SquashfusePath=%s; or set "
 				  "ImageStorage=tree in berth.conf)", image, squashfuse);
-	/* The first request waits for squashfuse's answer: the image is
-	 * readable from here on, or it never will be. */
+	return 0;
+}
+
+/* The first request waits for squashfuse's answer: the image is readable
+ * from here on, or it never will be. */
+static int served(const char *mnt, const char *image, const char *squashfuse,
+		  struct berth_err *err)
+{
+	struct stat st;
+
 	if (stat(mnt, &st) < 0)
 		return berth_fail(err, errno, "%s could not serve the image %s (a damaged "
 				  "cache entry? `berth cache rm` it; or set ImageStorage=tree)",
 				  squashfuse, image);
 	return 0;
+}
+
+int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
+		      struct berth_err *err)
+{
+	char mnt[PATH_MAX + 8];
+	int fd = -1;
+
+	if (fuse_mount(dir, image, mnt, sizeof(mnt), &fd, err) < 0 ||
+	    serve(image, 0, false, squashfuse, fd, SIGTERM, err) < 0)
+		return -1;
+	return served(mnt, image, squashfuse, err);
+}
+
+int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
+			       const char *squashfuse, struct berth_err *err)
+{
+	char mnt[PATH_MAX + 8];
+	int fd = -1;
+	_cleanup_close_ int first = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+
+	if (first < 0)
+		return berth_fail(err, errno, "cannot open /proc/self/ns/mnt");
+	/* the copy berth goes on in; the first namespace never sees the mount */
+	if (unshare(CLONE_NEWNS) < 0)
+		return berth_fail(err, errno, "cannot make a mount namespace for the image %s",
+				  image);
+	_cleanup_close_ int copy = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (copy < 0)
+		return berth_fail(err, errno, "cannot open /proc/self/ns/mnt");
+	if (fuse_mount(dir, image, mnt, sizeof(mnt), &fd, err) < 0)
+		return -1;
+	if (setns(first, CLONE_NEWNS) < 0) {
+		close(fd);
+		return berth_fail(err, errno, "cannot enter berth's first mount namespace");
+	}
+	int rc = serve(image, offset, true, squashfuse, fd, 0, err);
+	if (setns(copy, CLONE_NEWNS) < 0)
+		return berth_fail(err, errno, "cannot go back to the image's mount namespace");
+	return rc < 0 ? -1 : served(mnt, image, squashfuse, err);
 }
 
 static bool is_node(const char *path)

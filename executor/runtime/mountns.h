@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/error.h"
 #include "conf/mounts.h"
@@ -38,6 +39,11 @@ int berth_ns_layer(const char *dir, struct berth_err *err);
  * When not, `why` says which is missing. */
 bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len);
 
+/* ...and can it show a SIF's files (all root's) as the user's (-o uid=N,
+ * gid=N, which berth_ns_squashfs_detached passes), so that a runtime or
+ * berth's overlay over the mount can make mount points and write there? */
+bool berth_ns_squashfs_owned_usable(const char *squashfuse, char *why, size_t len);
+
 /* Mount the SquashFS file `image` read-only at DIR/image, in berth's
  * namespace (entered, its layer mounted): berth mounts FUSE on a /dev/fuse
  * descriptor and hands it to `squashfuse -f IMAGE /dev/fd/N`, which ends
@@ -45,6 +51,18 @@ bool berth_ns_squashfs_usable(const char *squashfuse, char *why, size_t len);
  * step; the mount goes with the namespace). */
 int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse,
 		      struct berth_err *err);
+
+/* The same for a SquashFS that starts `offset` bytes into `image` (a
+ * SIF's partition), for a runtime that execs from a thread other than its
+ * first (Apptainer, in Go): the kernel sends a death signal when the
+ * thread that started squashfuse ends, which such an exec does, so
+ * squashfuse has none here.  It runs in the namespace berth_ns_enter made,
+ * which never holds the mount: berth moves to a copy of it and mounts
+ * there (setns, back and forth).  The files are shown as the user's
+ * (-o uid,gid: berth_ns_squashfs_owned_usable).  When the container's last process ends
+ * the mount goes, squashfuse's connection with it, and squashfuse ends. */
+int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
+			       const char *squashfuse, struct berth_err *err);
 
 /* Hide each host device node of `paths` (NULL-terminated) that exists:
  * an empty file nobody may open (DIR/hidden) is bound over it. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "executor/base/fs.h"
+#include "executor/convert/sif.h"
 #include "executor/executor.h"
 #include "executor/runtime/mountns.h"
 #include "executor/runtime/named.h"
@@ -365,14 +366,23 @@ int berth_save_container(struct berth_executor *ex, const struct berth_named *na
 		char root[PATH_MAX + 32];
 		snprintf(root, sizeof(root), "%s/root", dir);
 		char image[PATH_MAX + 32];
-		bool sqfs = !strcmp(ex->ops->artifact(ex)->leaf, BERTH_ROOTFS_SQFS);
+		const char *leaf = ex->ops->artifact(ex)->leaf;
+		bool sqfs = !strcmp(leaf, BERTH_ROOTFS_SQFS);
+		/* a singularity SIF berth mounts (the named container ran on it) */
+		bool sif = strlen(leaf) > 4 && !strcmp(leaf + strlen(leaf) - 4, ".sif");
+		uint64_t offset = 0;
 		snprintf(image, sizeof(image), "%s/image", dir);
 		int rc = read_config(config, &json, &len, &cerr);
 		/* ImageStorage=squashfs: the image mounted in that namespace first */
 		if (rc == 0 && (berth_ns_enter(&cerr) < 0 || berth_ns_layer(dir, &cerr) < 0 ||
 				(sqfs && berth_ns_squashfs(dir, lower, ex->cfg->squashfuse_path,
 							   &cerr) < 0) ||
-				berth_ns_overlay_view(dir, upper, sqfs ? image : lower, &cerr) < 0 ||
+				(sif && (berth_sif_squashfs_offset(lower, &offset, &cerr) < 0 ||
+					 berth_ns_squashfs_detached(dir, lower, offset,
+								    ex->cfg->squashfuse_path,
+								    &cerr) < 0)) ||
+				berth_ns_overlay_view(dir, upper, sqfs || sif ? image : lower,
+						      &cerr) < 0 ||
 				berth_save_docker_archive(root, json, len, path, &cerr) < 0))
 			rc = -1;
 		if (rc < 0) /* the parent only learns that it failed */

@@ -93,24 +93,59 @@ void berth_sing_runtime_install(const char *bin, struct berth_sing_runtime *rt)
 	rt->squashfuse = have_squashfuse();
 }
 
-enum berth_sing_format berth_sing_choose_format(const struct berth_config *cfg,
-						 const struct berth_sing_runtime *rt,
-						 char *why, size_t len)
+/* An unprivileged installation: ImageStorage decides (the SIF, or the
+ * sandbox folder that is the unpacked tree). */
+static int choose_storage(const struct berth_config *cfg, const char *fuse_why,
+			  struct berth_sing_choice *c, struct berth_err *err)
 {
+	const char *storage = berth_image_storage_name(cfg->image_storage);
+	int n = snprintf(c->why, sizeof(c->why), "auto: unprivileged installation (user "
+			 "namespaces, no setuid starter beside %s), ImageStorage=%s: ",
+			 cfg->singularity_path, storage);
+	char *rest = c->why + n;
+	size_t left = sizeof(c->why) - (size_t)n;
+
+	c->format = c->runs = BERTH_SING_SANDBOX;
+	if (cfg->image_storage == BERTH_STORE_TREE) {
+		snprintf(rest, left, "a sandbox folder (the unpacked tree)");
+		return 0;
+	}
+	if (!fuse_why) {
+		c->format = BERTH_SING_SIF;
+		c->mount = true;
+		snprintf(rest, left, "one SIF per image, its SquashFS mounted by berth with "
+			 "%s in the step's own namespace and run as a folder",
+			 cfg->squashfuse_path);
+		return 0;
+	}
+	if (cfg->image_storage == BERTH_STORE_SQUASHFS)
+		return berth_fail(err, 0, "ImageStorage=squashfs, but %s: install squashfuse "
+				  "0.2 or later (libfuse 3) at SquashfusePath and give users "
+				  "/dev/fuse, or set ImageStorage=tree or auto in berth.conf",
+				  fuse_why);
+	snprintf(rest, left, "%s, so a sandbox folder (the unpacked tree); install "
+		 "squashfuse 0.2 or later at SquashfusePath and give users /dev/fuse to "
+		 "keep SIFs", fuse_why);
+	return 0;
+}
+
+int berth_sing_choose_format(const struct berth_config *cfg, const struct berth_sing_runtime *rt,
+			     const char *fuse_why, struct berth_sing_choice *c,
+			     struct berth_err *err)
+{
+	memset(c, 0, sizeof(*c));
 	if (cfg->sing_format != BERTH_SING_AUTO) {
-		snprintf(why, len, "set by SingularityImageFormat");
-		return cfg->sing_format;
+		c->format = c->runs = cfg->sing_format;
+		snprintf(c->why, sizeof(c->why), "set by SingularityImageFormat");
+		return 0;
 	}
 	if (rt->setuid) {
-		snprintf(why, len, "auto: setuid installation (%s): one SIF per image, "
-			 "mounted by the setuid starter", rt->starter);
-		return BERTH_SING_SIF;
+		c->format = c->runs = BERTH_SING_SIF;
+		snprintf(c->why, sizeof(c->why), "auto: setuid installation (%s): one SIF per "
+			 "image, mounted by the setuid starter", rt->starter);
+		return 0;
 	}
-	snprintf(why, len, "auto: unprivileged installation (user namespaces, no setuid "
-		 "starter beside %s): a sandbox folder starts fastest and needs no FUSE%s",
-		 cfg->singularity_path,
-		 rt->squashfuse ? "" : " (without squashfuse a SIF is unpacked at every start)");
-	return BERTH_SING_SANDBOX;
+	return choose_storage(cfg, fuse_why, c, err);
 }
 
 const char *berth_sing_flavour(const struct berth_sing_runtime *rt)

@@ -5,10 +5,14 @@
  * `singularity build`: the flattened tree plus the /.singularity.d
  * metadata `apptainer build` would write (sing_meta.c), kept either as a
  * sandbox folder (run directly: the fastest start, no FUSE) or written as
- * SquashFS into a SIF (sif.c; one file per image, for setuid
- * installations).  SingularityImageFormat=auto picks from the
- * installation (berth_sing_choose_format).  A .sif or SquashFS file
- * given by the user runs as it is.
+ * SquashFS into a SIF (sif.c; one file per image).  The runtime mounts a
+ * SIF itself where a setuid starter does it (or SingularityImageFormat=
+ * sif says so); without one, SingularityImageFormat=auto follows
+ * ImageStorage, and berth mounts the SIF's SquashFS with squashfuse in its
+ * own namespace and hands the runtime that folder: as fast to start as a
+ * sandbox, with berth's overlay for writable and named containers
+ * (berth_sing_choose_format).  A .sif or SquashFS file given by the user
+ * runs as it is.
  *
  * Running is `singularity exec --containall --cleanenv ...`: the
  * environment travels as SINGULARITYENV_/APPTAINERENV_ variables with
@@ -40,6 +44,7 @@
 struct sing {
 	struct berth_sing_runtime rt; /* flavour and release: env prefix, flags */
 	enum berth_sing_format format; /* sif or sandbox, decided */
+	struct berth_sing_choice choice; /* ...and whether berth mounts the SIF, and why */
 	enum berth_sqfs_comp comp;    /* the SIF's SquashFS compression */
 	char leaf[32];                /* the artifact: image[.COMP].sif, sandbox */
 	struct berth_artifact artifact;
@@ -47,6 +52,8 @@ struct sing {
 	bool any_staged;              /* a mount made first in berth's namespace */
 	bool userns;                  /* a setuid installation run with --userns */
 	bool make_workdir;            /* an empty folder bound at the working folder */
+	bool mounted;                 /* the cached SIF mounted by berth (choice.mount) */
+	bool say_fallback;            /* auto kept a sandbox for want of FUSE */
 	/* The container runs on berth's own overlay over the cached sandbox
 	 * (named, or writable without a setuid starter): mounted with
 	 * userxattr, so dpkg's folder renames work (mountns.c), which the
@@ -193,8 +200,18 @@ static int sing_prepare(struct berth_executor *ex, struct berth_err *err)
 	/* remembered in the user's cache: a warm start spawns nothing more */
 	if (berth_sing_runtime_probe(ex->cfg->singularity_path, ex->cache.dir_fd, &s->rt, err) < 0)
 		return -1;
-	char why[PATH_MAX + 256];
-	s->format = berth_sing_choose_format(ex->cfg, &s->rt, why, sizeof(why));
+	char fuse_why[PATH_MAX + 128];
+	const char *sqfuse = ex->cfg->squashfuse_path;
+	bool usable = berth_ns_squashfs_usable(sqfuse, fuse_why, sizeof(fuse_why));
+	bool fuse = usable && berth_ns_squashfs_owned_usable(sqfuse, fuse_why, sizeof(fuse_why));
+	if (berth_sing_choose_format(ex->cfg, &s->rt, fuse ? NULL : fuse_why, &s->choice, err) < 0)
+		return -1;
+	s->format = s->choice.format;
+	/* ImageStorage=auto without FUSE: said at every start, as charliecloud
+	 * does; a squashfuse without -o uid (Debian 12's) only with
+	 * --container-verbose, or every job there would carry the line */
+	s->say_fallback = !usable && !s->rt.setuid && ex->cfg->sing_format == BERTH_SING_AUTO &&
+			  ex->cfg->image_storage == BERTH_STORE_AUTO;
 	if (s->format == BERTH_SING_SANDBOX) {
 		snprintf(s->leaf, sizeof(s->leaf), "sandbox");
 		s->artifact = (struct berth_artifact){.leaf = s->leaf, .convert = convert_sandbox,
@@ -296,14 +313,23 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 	if (spec->remap_root && priv(ex)->rt.fakeroot_ignore_subuid &&
 	    berth_fake_id_syscalls(err) < 0)
 		return -1;
-	if (!priv(ex)->any_staged && !priv(ex)->own_layer)
+	if (!priv(ex)->any_staged && !priv(ex)->own_layer && !priv(ex)->mounted)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/" BERTH_LAYER_DIR, ex->cache.dir);
 	if (berth_ns_enter(err) < 0 || berth_ns_layer(dir, err) < 0)
 		return -1;
-	if (priv(ex)->own_layer) { /* the sandbox under its own (or the named) layer */
-		_cleanup_close_ int root_fd = berth_ns_overlay(dir, priv(ex)->image,
-							       spec->layer_dir, err);
+	char lower[PATH_MAX + 32];
+	snprintf(lower, sizeof(lower), "%s", priv(ex)->image);
+	if (priv(ex)->mounted) { /* the SIF's SquashFS at DIR/image */
+		uint64_t offset = 0;
+		if (berth_sif_squashfs_offset(priv(ex)->image, &offset, err) < 0 ||
+		    berth_ns_squashfs_detached(dir, priv(ex)->image, offset,
+					       ex->cfg->squashfuse_path, err) < 0)
+			return -1;
+		snprintf(lower, sizeof(lower), "%s/image", dir);
+	}
+	if (priv(ex)->own_layer) { /* the image under its own (or the named) layer */
+		_cleanup_close_ int root_fd = berth_ns_overlay(dir, lower, spec->layer_dir, err);
 		const char *wd = berth_spec_workdir(ex);
 		struct berth_mount wd_point = {.kind = BERTH_MOUNT_TMPFS, .dst = (char *)wd};
 		/* --writable on berth's overlay: Apptainer makes no mount point
@@ -429,7 +455,8 @@ static int check_step(struct berth_executor *ex, struct berth_strv *argv, struct
 {
 	const struct berth_container_spec *spec = ex->spec;
 	struct berth_sing_ask ask = {
-		.uid = getuid(), .format = priv(ex)->format, .raw_image = ex->raw_image != NULL,
+		.uid = getuid(), .format = priv(ex)->choice.runs,
+		.raw_image = ex->raw_image != NULL,
 		.named = priv(ex)->own_layer, .writable = spec->writable,
 		.remap_root = spec->remap_root, .missing_workdir = priv(ex)->make_workdir,
 		.subuid = "/etc/subuid", .subgid = "/etc/subgid"};
@@ -478,23 +505,38 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 				       priv(ex)->image);
 		image = priv(ex)->image;
 	}
+	if (spec->verbose && !ex->raw_image)
+		fprintf(stderr, "berth: singularity image: %s%s (%s)\n",
+			berth_sing_format_name(priv(ex)->format),
+			priv(ex)->choice.mount ? ", mounted by berth" : "", priv(ex)->choice.why);
+	else if (priv(ex)->say_fallback && !ex->raw_image)
+		fprintf(stderr, "berth: singularity images here: sandbox (%s)\n",
+			priv(ex)->choice.why);
 	/* A named container, and a writable one where no setuid starter
 	 * needs the runtime's own overlay, run the overlay that before_exec
-	 * mounts over the cached sandbox: a SIF is a file, with no tree to lay
-	 * a layer over (a writable one then gets --writable-tmpfs; a named one
-	 * is refused by check_step). */
-	char named_root[PATH_MAX + 32];
-	bool sandbox = !ex->raw_image && priv(ex)->format == BERTH_SING_SANDBOX;
+	 * mounts over the cached sandbox (or the SIF berth mounts): a SIF the
+	 * runtime mounts is a file, with no tree to lay a layer over (a
+	 * writable one then gets --writable-tmpfs; a named one is refused by
+	 * check_step). */
+	char named_root[PATH_MAX + 32], mount_point[PATH_MAX + 32];
+	const char *cached = image; /* what plan_workdir looks into */
+	priv(ex)->mounted = !ex->raw_image && priv(ex)->choice.mount;
+	if (priv(ex)->mounted) { /* before_exec mounts the SIF there: a folder */
+		snprintf(mount_point, sizeof(mount_point), "%s/" BERTH_LAYER_DIR "/image",
+			 ex->cache.dir);
+		image = mount_point;
+	}
+	bool sandbox = !ex->raw_image && priv(ex)->choice.runs == BERTH_SING_SANDBOX;
 	priv(ex)->own_layer = spec->layer_dir ||
 			      (spec->writable && sandbox && !priv(ex)->rt.setuid);
 	if (priv(ex)->own_layer) {
 		snprintf(named_root, sizeof(named_root), "%s/" BERTH_LAYER_DIR "/root",
 			 ex->cache.dir);
 		image = named_root;
-		if (mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 && errno != EEXIST)
-			return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR,
-					  ex->cache.dir);
 	}
+	if ((priv(ex)->own_layer || priv(ex)->mounted) &&
+	    mkdirat(ex->cache.dir_fd, BERTH_LAYER_DIR, 0700) < 0 && errno != EEXIST)
+		return berth_fail(err, errno, "cannot create %s/" BERTH_LAYER_DIR, ex->cache.dir);
 	/* --quiet keeps the runtime's notices ("INFO: gocryptfs not found")
 	 * out of the job's output; its warnings and errors still come. */
 	if (berth_strv_add(&argv, ex->cfg->singularity_path, err) < 0 ||
@@ -520,7 +562,8 @@ static int sing_create(struct berth_executor *ex, const struct berth_container_s
 		goto fail;
 	if (spec->remap_root && add_fakeroot(ex, &argv, err) < 0)
 		goto fail;
-	if (plan_workdir(ex, image, spec, err) < 0 || check_step(ex, &argv, err) < 0 ||
+	if (plan_workdir(ex, priv(ex)->mounted ? cached : image, spec, err) < 0 ||
+	    check_step(ex, &argv, err) < 0 ||
 	    add_binds(ex, spec, &argv, err) < 0)
 		goto fail;
 	if (berth_strv_add(&argv, image, err) < 0 || sing_env(ex, spec, &envp, err) < 0)

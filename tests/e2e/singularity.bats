@@ -161,6 +161,63 @@ run_with_format() {
 	[ -z "$(scontrol -o show job 2>/dev/null | grep "Comment=$mark")" ]
 }
 
+# SingularityImageFormat=auto on an installation without a setuid starter
+# (the stand-in, Apptainer 1.4.5): ImageStorage=tree keeps a sandbox;
+# squashfs keeps one SIF that berth mounts with squashfuse in the step's
+# namespace and hands the runtime as a folder, so writable, named, remapped
+# and saved containers and a mount onto a missing target keep working over
+# it (berth's overlay).  A setuid installation keeps its SIF either way.
+@test "SingularityImageFormat=auto follows ImageStorage without a setuid starter: squashfs a SIF berth mounts, tree a sandbox" {
+	singularity_ce && skip "an installation on user namespaces (a setuid starter always gets a SIF)"
+	# Debian 12's squashfuse 0.1.104 has no -o uid: the SIF's files would
+	# be nobody's, so berth refuses squashfs and keeps sandboxes for auto
+	owner=yes
+	grep -aq -- "-o uid=N" /usr/bin/squashfuse_ll || owner=no
+	S="--container-runtime=singularity"
+	for st in tree squashfs; do
+		img=$(make_image "st-$st.tar" legacy --tag "berth/st:$st" --label "storage=$st")
+		set_conf SingularityImageFormat=auto "ImageStorage=$st"
+		d=$(job_dir)
+		if [ "$st" = squashfs ] && [ "$owner" = no ]; then
+			run as_user srun $S --container-image="$img" true
+			echo "$output"
+			[ "$status" -ne 0 ]
+			grep -q "berth: ImageStorage=squashfs, but /usr/bin/squashfuse_ll (SquashfusePath) cannot show the image's files as the user's (no -o uid" <<<"$output"
+			continue
+		fi
+		run as_user salloc -Q bash -c "cd $d &&
+			srun $S --container-image=$img --container-writable sh -c 'echo w >/etc/w && cat /etc/w' &&
+			srun $S --container-image=$img --container-name=keep sh -c 'echo kept >/made-here' &&
+			srun $S --container-name=keep cat /made-here &&
+			srun $S --container-image=$img sh -c 'test ! -e /made-here && test ! -e /etc/w && echo clean' &&
+			srun $S --container-image=$img --container-remap-root sh -c 'id -u' &&
+			srun $S --container-image=$img --container-mounts=$d:/not/in/image:ro sh -c 'ls /not/in/image >/dev/null && echo mounted' &&
+			srun $S --container-name=keep --container-save=$d/saved.tar true && echo saved"
+		printf '%s: %s\n' "$st" "$output"
+		[ "$status" -eq 0 ]
+		for line in w kept clean 0 mounted saved; do grep -qx "$line" <<<"$output"; done
+		tar -xOf "$d/saved.tar" manifest.json | grep -q Layers
+		ENTRY=$(entry_of "$img")
+		if [ "$st" = tree ]; then
+			[ -d "$ENTRY/sandbox" ]
+			! compgen -G "$ENTRY/image*.sif"
+		else
+			[ -f "$ENTRY/$(sif_leaf)" ]
+			[ ! -e "$ENTRY/sandbox" ]
+		fi
+	done
+	# the step's log says which and why
+	set_conf SingularityImageFormat=auto ImageStorage=auto
+	run as_user srun $S --container-image="$img" --container-verbose true
+	echo "$output"
+	[ "$status" -eq 0 ]
+	if [ "$owner" = yes ]; then
+		grep -q "berth: singularity image: sif, mounted by berth (auto: .*ImageStorage=auto" <<<"$output"
+	else
+		grep -q "berth: singularity image: sandbox (auto: .*ImageStorage=auto: .*no -o uid" <<<"$output"
+	fi
+}
+
 @test "SingularityImageFormat=sandbox: the node stages a folder and the task runs it" {
 	run_with_format sandbox
 	[ -d "$ENTRY/sandbox" ]

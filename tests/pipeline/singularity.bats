@@ -117,6 +117,75 @@ for _ in range(n):
 	done
 }
 
+# SingularityImageFormat=auto where no setuid starter mounts a SIF (the
+# stand-in and Apptainer 1.4.5 run on user namespaces): ImageStorage
+# decides.  squashfs/auto keep one SIF whose SquashFS berth mounts with
+# squashfuse in the step's own namespace (the runtime is handed a folder,
+# as fast to start as a sandbox); tree keeps the sandbox.  The image's
+# files and Env arrive either way, and squashfuse ends with the step.
+# storage ST [SQUASHFUSE]: run img.tar with ImageStorage=ST, verbose
+storage() {
+	P=$(mktemp -d "$WORK/run.XXXXXX")
+	mkdir -p "$P/cache"
+	printf 'SingularityPath=%s\nImageStorage=%s\nSquashfusePath=%s\n' "$SING" "$1" \
+		"${2:-/usr/bin/squashfuse_ll}" >"$P/berth.conf"
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity --verbose \
+		--cache-dir "$P/cache" --image "$WORK/img.tar" -- sh -c 'cat /etc/only-in-image; echo "$IMG_VAR"'
+	echo "ImageStorage=$1: $output"
+	ENTRY=$(echo "$P"/cache/0/images/*)
+}
+
+@test "SingularityImageFormat=auto, no setuid starter: ImageStorage=squashfs|auto keep a SIF berth mounts, tree a sandbox" {
+	"$SING" --version | grep -q '^apptainer' || skip "an installation on user namespaces only"
+	[ -x /usr/bin/squashfuse_ll ] && [ -r /dev/fuse ] || skip "needs squashfuse_ll and /dev/fuse"
+	# a squashfuse without -o uid (Debian 12's 0.1.104) would show the SIF's
+	# files as nobody's: berth keeps sandboxes then, and says so
+	owner=yes
+	grep -aq -- "-o uid=N" /usr/bin/squashfuse_ll || owner=no
+	for st in squashfs auto tree; do
+		storage "$st"
+		if [ "$st" = squashfs ] && [ "$owner" = no ]; then
+			[ "$status" -eq 125 ]
+			grep -q "ImageStorage=squashfs, but /usr/bin/squashfuse_ll (SquashfusePath) cannot show the image's files as the user's (no -o uid" <<<"$output"
+			continue
+		fi
+		[ "$status" -eq 0 ]
+		[[ "$output" == *$'only-in-image\nfrom-image' ]]
+		if [ "$st" = tree ]; then
+			[ -d "$ENTRY/sandbox" ]
+			[ ! -e "$ENTRY/$SIFLEAF" ]
+			grep -q "^berth: singularity image: sandbox (auto: .*ImageStorage=tree: a sandbox folder" <<<"$output"
+		elif [ "$owner" = no ]; then
+			[ -d "$ENTRY/sandbox" ]
+			[ ! -e "$ENTRY/$SIFLEAF" ]
+			grep -q "^berth: singularity image: sandbox (auto: .*ImageStorage=auto: .*no -o uid" <<<"$output"
+		else
+			[ -f "$ENTRY/$SIFLEAF" ]
+			[ ! -e "$ENTRY/sandbox" ]
+			grep -q "^berth: singularity image: sif, mounted by berth (auto: .*ImageStorage=$st: one SIF" <<<"$output"
+			# squashfuse served it, and ends with the step (bounded poll)
+			for _ in $(seq 50); do pgrep -f "squashfuse.*$ENTRY" >/dev/null || break; sleep 0.1; done
+			! pgrep -af "squashfuse.*$ENTRY"
+		fi
+	done
+	# no squashfuse: auto keeps a sandbox and says why, verbose or not;
+	# squashfs is refused with the fix
+	storage auto /nonexistent/squashfuse_ll
+	[ "$status" -eq 0 ]
+	[ -d "$ENTRY/sandbox" ]
+	[ ! -e "$ENTRY/$SIFLEAF" ]
+	grep -q "^berth: singularity image: sandbox (auto: .*cannot run /nonexistent/squashfuse_ll" <<<"$output"
+	run env BERTH_CONFIG="$P/berth.conf" "$BERTH" run --runtime singularity \
+		--cache-dir "$P/cache" --image "$WORK/img.tar" -- true
+	[ "$status" -eq 0 ]
+	grep -q "^berth: singularity images here: sandbox (auto: .*cannot run /nonexistent/squashfuse_ll" <<<"$output"
+	storage squashfs /nonexistent/squashfuse_ll
+	[ "$status" -eq 125 ]
+	grep -q "ImageStorage=squashfs, but cannot run /nonexistent/squashfuse_ll.*set ImageStorage=tree or auto" <<<"$output"
+	[ ! -e "$ENTRY/sandbox" ]
+	[ ! -e "$ENTRY/$SIFLEAF" ]
+}
+
 @test "a SIF or SquashFS file given by the user runs as it is, unconverted" {
 	pull sif
 	cp "$ENTRY/$SIFLEAF" "$WORK/user.sif"

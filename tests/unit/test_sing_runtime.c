@@ -205,16 +205,75 @@ static void test_install(void **state)
 		assert_true(rt.setuid);
 		assert_string_equal(strrchr(rt.starter, '/'), "/starter-suid");
 		struct berth_config cfg = {.sing_format = BERTH_SING_AUTO};
-		char why[512];
-		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
-				 BERTH_SING_SIF);
-		assert_non_null(strstr(why, "setuid"));
-		rt.setuid = false;
-		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
-				 BERTH_SING_SANDBOX);
-		cfg.sing_format = BERTH_SING_SIF;
-		assert_int_equal(berth_sing_choose_format(&cfg, &rt, why, sizeof(why)),
-				 BERTH_SING_SIF);
+		struct berth_sing_choice c;
+		struct berth_err err = {0};
+		assert_int_equal(berth_sing_choose_format(&cfg, &rt, NULL, &c, &err), 0);
+		assert_int_equal(c.format, BERTH_SING_SIF);
+		assert_non_null(strstr(c.why, "setuid"));
+	}
+}
+
+/* SingularityImageFormat=auto x ImageStorage x setuid x FUSE: what is
+ * staged, whether berth mounts it, what the runtime is given. */
+static void test_choose_format(void **state)
+{
+	(void)state;
+	enum { REFUSED = -1 };
+	static const struct {
+		enum berth_image_storage storage;
+		bool setuid, fuse;
+		int format; /* or REFUSED */
+		bool mount;
+		const char *why;
+	} rows[] = {
+		{BERTH_STORE_TREE, false, true, BERTH_SING_SANDBOX, false, "ImageStorage=tree"},
+		{BERTH_STORE_TREE, false, false, BERTH_SING_SANDBOX, false, "ImageStorage=tree"},
+		{BERTH_STORE_SQUASHFS, false, true, BERTH_SING_SIF, true, "mounted by berth"},
+		{BERTH_STORE_SQUASHFS, false, false, REFUSED, false, "install squashfuse"},
+		{BERTH_STORE_AUTO, false, true, BERTH_SING_SIF, true, "mounted by berth"},
+		{BERTH_STORE_AUTO, false, false, BERTH_SING_SANDBOX, false, "cannot open /dev/fuse"},
+		/* a setuid starter mounts the SIF itself, whatever ImageStorage says */
+		{BERTH_STORE_TREE, true, true, BERTH_SING_SIF, false, "setuid"},
+		{BERTH_STORE_TREE, true, false, BERTH_SING_SIF, false, "setuid"},
+		{BERTH_STORE_SQUASHFS, true, true, BERTH_SING_SIF, false, "setuid"},
+		{BERTH_STORE_SQUASHFS, true, false, BERTH_SING_SIF, false, "setuid"},
+		{BERTH_STORE_AUTO, true, true, BERTH_SING_SIF, false, "setuid"},
+		{BERTH_STORE_AUTO, true, false, BERTH_SING_SIF, false, "setuid"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+		struct berth_config cfg = {.sing_format = BERTH_SING_AUTO,
+					   .image_storage = rows[i].storage};
+		struct berth_sing_runtime rt;
+		struct berth_sing_choice c;
+		struct berth_err err = {0};
+		const char *fuse_why = rows[i].fuse ? NULL : "cannot open /dev/fuse: Permission denied";
+
+		snprintf(cfg.squashfuse_path, sizeof(cfg.squashfuse_path), "/usr/bin/squashfuse_ll");
+		berth_sing_runtime_parse("apptainer version 1.4.5", &rt);
+		rt.setuid = rows[i].setuid;
+		rt.squashfuse = rows[i].fuse;
+		int rc = berth_sing_choose_format(&cfg, &rt, fuse_why, &c, &err);
+		if (rows[i].format == REFUSED) {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err.msg, "ImageStorage=squashfs"));
+			assert_non_null(strstr(err.msg, rows[i].why));
+			assert_non_null(strstr(err.msg, fuse_why));
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(c.format, rows[i].format);
+		assert_int_equal(c.mount, rows[i].mount);
+		/* a SIF berth mounts reaches the runtime as a folder */
+		assert_int_equal(c.runs, rows[i].mount ? BERTH_SING_SANDBOX : c.format);
+		assert_non_null(strstr(c.why, rows[i].why));
+		/* an explicit SingularityImageFormat wins, and the runtime mounts */
+		cfg.sing_format = rows[i].format == BERTH_SING_SIF ? BERTH_SING_SANDBOX : BERTH_SING_SIF;
+		assert_int_equal(berth_sing_choose_format(&cfg, &rt, fuse_why, &c, &err), 0);
+		assert_int_equal(c.format, cfg.sing_format);
+		assert_false(c.mount);
+		assert_int_equal(c.runs, cfg.sing_format);
+		assert_non_null(strstr(c.why, "SingularityImageFormat"));
 	}
 }
 
@@ -367,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_parse_abilities),
 		cmocka_unit_test(test_compression),
 		cmocka_unit_test(test_can_unshare),
+		cmocka_unit_test(test_choose_format),
 		cmocka_unit_test_setup_teardown(test_install, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check, setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_subid, setup, fixture_teardown),

@@ -113,7 +113,7 @@ static void probe_child(const char *squashfuse, const char *dir, int report)
 	if (rc == 0 && berth_ns_squashfs(dir, image, squashfuse, &err) < 0) {
 		/* its message is about a cache entry; this is about the program */
 		int e = err.errnum;
-		rc = berth_fail(&err, e, "it could not serve a test image");
+		berth_fail(&err, e, "it could not serve a test image");
 	} else if (rc == 0 && read_back(dir, &err) == 0) {
 		_exit(0);
 	}

@@ -185,11 +185,22 @@ static bool try_mount(const char *squashfuse, const char *dir, char *why, size_t
 	return false;
 }
 
+void berth_sqfs_probe_memo_name(char *name, size_t len)
+{
+	struct utsname u;
+
+	if (uname(&u) == 0 && u.nodename[0] && !strchr(u.nodename, '/') && u.nodename[0] != '.')
+		snprintf(name, len, BERTH_SQFS_PROBE_MEMO ".%s", u.nodename);
+	else
+		snprintf(name, len, BERTH_SQFS_PROBE_MEMO);
+}
+
 bool berth_ns_squashfs_probe(const char *squashfuse, const char *dir, int memo_dir_fd,
 			     char *why, size_t len)
 {
 	char key[PATH_MAX + 128 + sizeof(((struct utsname *)0)->release)];
 	char answer[BERTH_ERR_MSG_MAX + SAID_MAX + PATH_MAX];
+	char memo[NAME_MAX + 1];
 	struct utsname u;
 	time_t written;
 
@@ -201,8 +212,9 @@ bool berth_ns_squashfs_probe(const char *squashfuse, const char *dir, int memo_d
 		memo_dir_fd = -1;
 	else if ((n = strlen(key)) < sizeof(key))
 		snprintf(key + n, sizeof(key) - n, " %s", u.release);
-	if (berth_memo_get(memo_dir_fd, BERTH_SQFS_PROBE_MEMO, key, answer, sizeof(answer),
-			   &written)) {
+	/* one file per node: nodes that share a CacheDir may differ */
+	berth_sqfs_probe_memo_name(memo, sizeof(memo));
+	if (berth_memo_get(memo_dir_fd, memo, key, answer, sizeof(answer), &written)) {
 		if (!strcmp(answer, "yes"))
 			return true;
 		if (!strncmp(answer, "no ", 3) && time(NULL) - written < BERTH_SQFS_PROBE_NO_TTL) {
@@ -213,6 +225,6 @@ bool berth_ns_squashfs_probe(const char *squashfuse, const char *dir, int memo_d
 	bool ok = try_mount(squashfuse, dir, why, len);
 	snprintf(answer, sizeof(answer), ok ? "yes" : "no %s", why);
 	answer[strcspn(answer, "\n")] = '\0';
-	berth_memo_put(memo_dir_fd, BERTH_SQFS_PROBE_MEMO, key, answer);
+	berth_memo_put(memo_dir_fd, memo, key, answer);
 	return ok;
 }

@@ -4,15 +4,19 @@
  * berth's own writer, mounted with SquashfusePath (berth_ns_squashfs) and
  * read back.  The verdict is remembered in the user's cache folder, keyed by
  * what could change it (the program's path, device, inode, size and mtime,
- * and the kernel release), so a warm start costs a stat, not a spawn. */
+ * and the kernel release; one file per node), so a warm start costs a stat,
+ * not a spawn. */
 #ifndef BERTH_SQFS_PROBE_H
 #define BERTH_SQFS_PROBE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The file in the cache folder that remembers the verdict. */
+/* The file in the cache folder that remembers the verdict: one per node
+ * (BERTH_SQFS_PROBE_MEMO.<nodename>), as nodes sharing a CacheDir may
+ * differ in what they allow. */
 #define BERTH_SQFS_PROBE_MEMO "squashfuse.probe"
+void berth_sqfs_probe_memo_name(char *name, size_t len);
 /* A "no" is asked again after this long: a library or a kernel setting
  * fixed later changes no key. */
 #define BERTH_SQFS_PROBE_NO_TTL 3600

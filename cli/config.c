@@ -2,9 +2,10 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "executor/executor.h"
-#include "executor/runtime/mountns.h"
+#include "executor/runtime/sqfs_probe.h"
 #include "executor/runtime/sing_runtime.h"
 #include "cli/cli.h"
 
@@ -70,11 +71,17 @@ static void print_singularity(const struct berth_config *cfg)
 	print_abilities(&rt);
 }
 
-/* ImageStorage for charliecloud: what this node would do now. */
+/* ImageStorage for charliecloud: what this node would do now, tried now
+ * (no memo, as for singularity) with a tmpfs over /mnt in the probe's own
+ * mount namespace (not /tmp, where a site may try a squashfuse; /tmp only
+ * where there is no /mnt). */
 static void print_storage(const struct berth_config *cfg)
 {
-	char why[PATH_MAX + 128] = "squashfuse and /dev/fuse usable";
-	bool fuse = berth_ns_squashfs_usable(cfg->squashfuse_path, why, sizeof(why));
+	char why[PATH_MAX + 2048] = "squashfuse mounted a test image";
+	struct stat st;
+	const char *over = stat("/mnt", &st) == 0 && S_ISDIR(st.st_mode) ? "/mnt" : "/tmp";
+	bool fuse = cfg->image_storage != BERTH_STORE_TREE &&
+		    berth_ns_squashfs_probe(cfg->squashfuse_path, over, -1, why, sizeof(why));
 
 	if (cfg->image_storage == BERTH_STORE_TREE)
 		printf("# charliecloud images here: tree (set by ImageStorage)\n");

@@ -136,7 +136,7 @@ void berth_config_defaults(struct berth_config *cfg)
 		(1u << BERTH_RT_CHARLIECLOUD) | (1u << BERTH_RT_SINGULARITY);
 	set_path_default(cfg->singularity_path, "/usr/bin/singularity");
 	set_path_default(cfg->chrun_path, "/usr/bin/ch-run");
-	cfg->image_storage = BERTH_STORE_TREE;
+	cfg->image_storage = BERTH_STORE_AUTO;
 	set_path_default(cfg->squashfuse_path, "/usr/bin/squashfuse_ll");
 	set_path_default(cfg->docker_socket, "/var/run/docker.sock");
 	set_path_default(cfg->cache_dir, "/var/cache/berth");

@@ -93,7 +93,7 @@ struct berth_config {
 	enum berth_sing_format sing_format;  /* SingularityImageFormat=auto */
 	enum berth_sqfs_comp sqfs_comp;      /* SquashfsCompression=auto */
 	char chrun_path[PATH_MAX];           /* ChRunPath=/usr/bin/ch-run */
-	enum berth_image_storage image_storage; /* ImageStorage=tree */
+	enum berth_image_storage image_storage; /* ImageStorage=auto */
 	char squashfuse_path[PATH_MAX];      /* SquashfusePath=/usr/bin/squashfuse_ll */
 	char docker_socket[PATH_MAX];        /* DockerSocket=/var/run/docker.sock */
 	char cache_dir[PATH_MAX];            /* CacheDir=/var/cache/berth */

@@ -43,6 +43,7 @@
 #include "executor/base/fs.h"
 #include "executor/runtime/fakeroot.h"
 #include "executor/runtime/mountns.h"
+#include "executor/runtime/sqfs_probe.h"
 
 #define LAYER_DIR BERTH_LAYER_DIR
 
@@ -76,28 +77,46 @@ static const struct berth_artifact *cc_artifact(struct berth_executor *ex)
 	return plan && plan->sqfs ? &berth_artifact_rootfs_sqfs : &berth_artifact_rootfs;
 }
 
-/* ImageStorage: squashfs needs squashfuse and /dev/fuse here (else the job
- * fails, naming the fix); auto takes it where both work and says so in the
- * step's log where they do not.  Staging and the step's start decide the
- * same way, so both use the same file. */
+/* Can SquashfusePath serve an image here?  Tried once in a child
+ * (sqfs_probe.h) and remembered in the user's cache folder. */
+static bool cc_squashfs_works(struct berth_executor *ex, char *why, size_t len)
+{
+	char dir[PATH_MAX];
+
+	if (mkdirat(ex->cache.dir_fd, LAYER_DIR, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, len, "cannot create %s/" LAYER_DIR ": %s", ex->cache.dir,
+			 strerror(errno));
+		return false;
+	}
+	snprintf(dir, sizeof(dir), "%s/" LAYER_DIR, ex->cache.dir);
+	return berth_ns_squashfs_probe(ex->cfg->squashfuse_path, dir, ex->cache.dir_fd, why, len);
+}
+
+/* ImageStorage: squashfs needs a squashfuse that can mount an image here
+ * (else the job fails, naming the fix); auto takes it where it can and
+ * says so in the step's log where it cannot.  Staging and the step's start
+ * decide the same way, so both use the same file. */
 static int cc_prepare(struct berth_executor *ex, struct berth_err *err)
 {
 	struct cc_plan *plan = calloc(1, sizeof(*plan));
-	char why[PATH_MAX + 128];
+	char why[PATH_MAX + 2048];
 
 	if (!plan)
 		return berth_fail(err, ENOMEM, "executor");
 	ex->priv = plan;
 	if (ex->cfg->image_storage == BERTH_STORE_TREE)
 		return 0;
-	plan->sqfs = berth_ns_squashfs_usable(ex->cfg->squashfuse_path, why, sizeof(why));
+	plan->sqfs = cc_squashfs_works(ex, why, sizeof(why));
 	if (plan->sqfs)
 		return 0;
 	if (ex->cfg->image_storage == BERTH_STORE_SQUASHFS)
-		return berth_fail(err, 0, "ImageStorage=squashfs, but %s: install squashfuse "
-				  "(libfuse 3) and give users /dev/fuse, or set ImageStorage=tree "
-				  "or auto in berth.conf", why);
-	fprintf(stderr, "berth: ImageStorage=auto: %s; images are kept as folders here\n", why);
+		return berth_fail(err, 0, "ImageStorage=squashfs, but %s: install a squashfuse "
+				  "that works (squashfuse_ll of libfuse 3) at SquashfusePath and give "
+				  "users /dev/fuse, or set ImageStorage=tree or auto in berth.conf",
+				  why);
+	fprintf(stderr, "berth: ImageStorage=auto: %s; images are kept as folders here "
+		"(to keep them as one SquashFS file each, make squashfuse work for users; "
+		"ImageStorage=tree in berth.conf silences this)\n", why);
 	return 0;
 }
 

@@ -12,8 +12,9 @@
 #   BERTH_CONFIG          berth configuration (default: one written here)
 #   BERTH_SING_FORMAT     SingularityImageFormat of that configuration
 #                         (auto, sif, sandbox; default auto)
-#   BERTH_IMAGE_STORAGE   ImageStorage of that configuration (tree; squashfs runs
-#                         charliecloud on one mounted SquashFS file)
+#   BERTH_IMAGE_STORAGE   ImageStorage of that configuration (default auto, as
+#                         berth's: one mounted SquashFS file where squashfuse
+#                         works, else the tree; tree or squashfs pin one)
 #
 # Everything goes through `berth run` (see DESIGN.md, "The executor
 # interface"); the image is staged by berth run itself into a per-suite cache.
@@ -168,7 +169,7 @@ setup_file() {
 			SingularityPath=$sing
 			SingularityImageFormat=${BERTH_SING_FORMAT:-auto}
 			ChRunPath=$chrun
-			ImageStorage=${BERTH_IMAGE_STORAGE:-tree}
+			ImageStorage=${BERTH_IMAGE_STORAGE:-auto}
 			DockerAllowedMounts=$W
 		EOF
 	fi

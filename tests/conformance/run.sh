@@ -81,7 +81,7 @@ run_suite() {
 			bats --tap ${BATS_FILTER:+-f "$BATS_FILTER"} "$suite" </dev/null
 	else
 		as_user BERTH_RUNTIME="$rt" BERTH="$berth" BERTH_CONFORMANCE_DIR="$work" \
-			BERTH_IMAGE_STORAGE="${BERTH_IMAGE_STORAGE:-tree}" "$@" bats --tap ${BATS_FILTER:+-f "$BATS_FILTER"} "$suite" </dev/null
+			BERTH_IMAGE_STORAGE="${BERTH_IMAGE_STORAGE:-auto}" "$@" bats --tap ${BATS_FILTER:+-f "$BATS_FILTER"} "$suite" </dev/null
 	fi
 	rc=$?
 	if [ "$rc" -ne 0 ]; then

@@ -56,9 +56,14 @@ slurm_release() {
 		[[ "$output" == *"Read-only file system"* ]]
 		return 0
 	fi
-	# the cached tree's checksum (every file's path, mode and content)
+	# the cached tree's checksum (every file's path, mode and content), or
+	# the cached SquashFS file's (charliecloud's default, ImageStorage=auto,
+	# where squashfuse works)
 	tree_sum() {
 		local root
+		for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs.sqfs; do
+			[ -f "$root" ] && sha256sum <"$root"
+		done
 		for root in "$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/rootfs \
 			"$BERTH_CLUSTER_DIR/cache/$(id -u berthtest)"/images/*/sandbox; do
 			[ -d "$root" ] || continue

@@ -107,3 +107,43 @@ LISTING='cd / && find bin data opt root usr var -xdev | sort | while read -r f; 
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"berth: ImageStorage=auto: cannot run /nonexistent/squashfuse_ll"*"kept as folders here"* ]]
 }
+
+# stub_squashfuse DIR NAME BODY: an executable squashfuse stand-in that logs
+# each call to DIR/NAME.calls, then runs BODY
+stub_squashfuse() {
+	printf '#!/bin/sh\necho "$*" >>%s/%s.calls\n%s\n' "$1" "$2" "$3" >"$1/$2"
+	chmod 755 "$1/$2"
+	chown "${BERTH_TEST_USER:-berthtest}" "$1/$2"
+}
+
+@test "[charliecloud] a squashfuse that runs but cannot serve: auto runs the tree and says so, squashfs refuses naming the fix; the verdict is remembered" {
+	d=$(job_dir)
+	stub_squashfuse "$d" broken 'echo "squashfuse: cannot load libfuse3.so.3" >&2; exit 1'
+	storage auto "$d/broken"
+	for i in 1 2; do
+		run as_user srun --container-runtime=charliecloud --container-image="$IMG" cat /etc/only-in-image
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *only-in-image* ]]
+		[[ "$output" == *"berth: ImageStorage=auto: SquashfusePath=$d/broken cannot mount a SquashFS image here"*"it said: squashfuse: cannot load libfuse3.so.3"*"kept as folders here"* ]]
+	done
+	storage squashfs "$d/broken"
+	run as_user srun --container-runtime=charliecloud --container-image="$IMG" true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"berth: ImageStorage=squashfs, but SquashfusePath=$d/broken cannot mount"*"install a squashfuse that works"*"set ImageStorage=tree or auto"* ]]
+	# tried once, by the first step's staging; then remembered in the cache
+	cat "$d/broken.calls"
+	[ "$(wc -l <"$d/broken.calls")" -eq 1 ]
+	# a squashfuse that works is tried once too: later steps only mount
+	stub_squashfuse "$d" works "exec $(command -v squashfuse_ll) \"\$@\""
+	storage auto "$d/works"
+	for i in 1 2; do
+		run as_user srun --container-runtime=charliecloud --container-image="$IMG" cat /etc/only-in-image
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" != *"kept as folders"* ]]
+	done
+	cat "$d/works.calls"
+	[ "$(wc -l <"$d/works.calls")" -eq 3 ] # the probe, then one mount per step
+}

@@ -41,12 +41,14 @@ teardown() {
 		run as_user srun -N "$NODES" -n $((2 * NODES)) --container-runtime="$RT" --container-image="$img" true
 		[ "$status" -eq 0 ]
 	done
-	kind=rootfs
+	# the tree, or one SquashFS file (the default, ImageStorage=auto,
+	# where squashfuse works)
+	kind='rootfs(\.sqfs)?'
 	[ "$RT" = singularity ] && kind=sandbox
 	for n in $(seq "$NODES"); do
 		c=$(user_cache "bn$n")
 		echo "bn$n: $(conversions "$c" "$digest")"
-		[ "$(grep -c " $digest $kind " "$c/conversions.log")" -eq 1 ]
+		[ "$(grep -cE " $digest $kind " "$c/conversions.log")" -eq 1 ]
 		[ -d "$c/images/${digest#sha256:}" ]
 	done
 	no_builds_left

@@ -22,8 +22,10 @@ teardown() {
 	for n in $(seq "$NODES"); do "$MNODE" set-cache "bn$n" local; done
 }
 
-# The cache entry each runtime converts to.
-kind_of() { if [ "$1" = singularity ]; then echo sandbox; else echo rootfs; fi; }
+# The cache entry each runtime converts to (an extended regex): charliecloud's
+# tree, or its one SquashFS file (the default, ImageStorage=auto, where
+# squashfuse works).
+kind_of() { if [ "$1" = singularity ]; then echo sandbox; else echo 'rootfs(\.sqfs)?'; fi; }
 
 for_rt() {
 	local rt=$1 img digest kind
@@ -32,12 +34,12 @@ for_rt() {
 	kind=$(kind_of "$rt")
 	run as_user srun -N1 -w bn1 --container-runtime="$rt" --container-image="$img" cat /etc/only-in-image
 	[ "$status" -eq 0 ]
-	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
+	[ "$(grep -cE " $digest $kind " "$SC/conversions.log")" -eq 1 ]
 	run as_user srun -N "$NODES" --container-runtime="$rt" --container-image="$img" cat /etc/only-in-image
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(grep -cx only-in-image <<<"$output")" -eq "$NODES" ]
-	[ "$(grep -c " $digest $kind " "$SC/conversions.log")" -eq 1 ]
+	[ "$(grep -cE " $digest $kind " "$SC/conversions.log")" -eq 1 ]
 	for n in $(seq "$NODES"); do
 		[ ! -e "$(user_cache "bn$n")/images/${digest#sha256:}" ]
 	done
@@ -59,7 +61,7 @@ for_rt() {
 		sh -c 'echo "ran $SLURM_NODEID"'
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^ran ' <<<"$output")" -eq "$NODES" ]
-	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 1 ]
+	[ "$(grep -cE " $digest rootfs(\.sqfs)? " "$SC/conversions.log")" -eq 1 ]
 	no_builds_left
 }
 
@@ -84,13 +86,14 @@ for_rt() {
 	scancel "$job"
 	wait_job_left "$job"
 	[ ! -e "$SC/images/${digest#sha256:}/rootfs" ]
-	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 0 ]
+	[ ! -e "$SC/images/${digest#sha256:}/rootfs.sqfs" ]
+	[ "$(grep -cE " $digest rootfs(\.sqfs)? " "$SC/conversions.log")" -eq 0 ]
 	# another node converts it afresh, completely, and sweeps the dead build
 	run as_user srun -N1 -w bn2 --container-runtime=charliecloud --container-image="$img" \
 		sh -c 'cat /etc/only-in-image && du -sm /data 2>/dev/null | cut -f1'
 	[ "$status" -eq 0 ]
-	[ "$(grep -c " $digest rootfs " "$SC/conversions.log")" -eq 1 ]
-	[ -d "$SC/images/${digest#sha256:}/rootfs" ]
+	[ "$(grep -cE " $digest rootfs(\.sqfs)? " "$SC/conversions.log")" -eq 1 ]
+	[ -d "$SC/images/${digest#sha256:}/rootfs" ] || [ -f "$SC/images/${digest#sha256:}/rootfs.sqfs" ]
 	no_builds_left
 }
 

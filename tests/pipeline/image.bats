@@ -21,6 +21,12 @@ setup_file() {
 	mkdir -m 755 "$WORK/img"
 	python3 "$MKIMAGE" rootfs "$WORK/expected" >/dev/null
 	export WORK
+	# the flattened tree is what these tests compare: keep images as trees
+	# (the default, ImageStorage=auto, keeps one SquashFS file where
+	# squashfuse works; tests/pipeline/squashfs.bats compares the two)
+	echo "ImageStorage=tree" >"$WORK/berth.conf"
+	chmod 644 "$WORK/berth.conf"
+	export BERTH_CONFIG=$WORK/berth.conf
 	if id berthtest >/dev/null 2>&1; then
 		TEST_USER=berthtest
 		TEST_GROUP=$(id -gn berthtest)

@@ -28,7 +28,15 @@ stats() { curl -s "$URL/stats"; }
 	run "$BERTH" pull --cache-dir "$CACHE" "$URL/img.tar"
 	[ "$status" -eq 0 ]
 	[ "${lines[-1]}" = "$DIGEST converted" ]
-	[ -d "$U/images/${DIGEST#sha256:}/rootfs/bin" ]
+	# the default (ImageStorage=auto): one SquashFS file where squashfuse
+	# works, else the tree
+	e=$U/images/${DIGEST#sha256:}
+	if "$BERTH" config | grep -q '^# charliecloud images here: squashfs'; then
+		[ ! -e "$e/rootfs" ]
+		unsquashfs -l "$e/rootfs.sqfs" | grep -qx 'squashfs-root/bin'
+	else
+		[ -d "$e/rootfs/bin" ]
+	fi
 }
 
 @test "a cached URL costs one conditional request and no body" {

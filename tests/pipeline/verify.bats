@@ -16,6 +16,11 @@ setup() {
 	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/a.tar" --tag a:1 >/dev/null
 	python3 "$REPO/tests/harness/fixtures/mkimage.py" legacy "$WORK/b.tar" --tag b:1 --env B=1 >/dev/null
 	U=$CACHE/$(id -u)
+	# these tests change files of the unpacked tree: keep images as trees
+	# (the default, ImageStorage=auto, keeps one SquashFS file where
+	# squashfuse works)
+	export BERTH_CONFIG=$WORK/berth.conf
+	echo "ImageStorage=tree" >"$BERTH_CONFIG"
 }
 
 teardown() {

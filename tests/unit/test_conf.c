@@ -592,8 +592,11 @@ static void test_image_storage_values(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_TREE);
+	/* auto is the default: squashfs where squashfuse can mount an image */
+	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_AUTO);
 	assert_string_equal(fx->cfg.squashfuse_path, "/usr/bin/squashfuse_ll");
+	assert_int_equal(LOAD_ARGS(fx, "ImageStorage=tree"), 0);
+	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_TREE);
 	assert_int_equal(LOAD_ARGS(fx, "ImageStorage=squashfs"), 0);
 	assert_int_equal(fx->cfg.image_storage, BERTH_STORE_SQUASHFS);
 	assert_int_equal(LOAD_ARGS(fx, "imagestorage=AUTO"), 0);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "executor/executor.h"
+#include "executor/runtime/mountns.h"
 #include "executor/runtime/sqfs_probe.h"
 #include "executor/runtime/sing_runtime.h"
 #include "cli/cli.h"

@@ -14,6 +14,8 @@
 # berthtest, created if missing) through setpriv, with a clean environment,
 # in a work folder under /var/tmp that the user owns and that is removed
 # afterwards.  Started as another user, it runs the suite as that user.
+# Charliecloud runs twice: with BERTH_IMAGE_STORAGE (default auto), then
+# with ImageStorage=tree; BERTH_CONFORMANCE_STORAGES="auto" runs only those.
 # BERTH_RUNTIMES="charliecloud singularity" limits the runtimes; BATS_FILTER=REGEX
 # runs only the tests whose names match (bats -f).
 set -u
@@ -120,7 +122,16 @@ for rt in $runtimes; do
 			continue
 		fi
 		echo "# [$rt] ch-run: $chrun, version $(as_user "$chrun" --version 2>&1 | head -1)"
-		run_suite "$rt"
+		# The default (auto: one SquashFS file per image where squashfuse
+		# works here), then the tree that auto falls back to, unless
+		# BERTH_CONFORMANCE_STORAGES says otherwise (the version matrix's
+		# rows run the default only).
+		storages=${BERTH_IMAGE_STORAGE:-auto}
+		[ "$storages" = tree ] || storages="$storages tree"
+		for storage in ${BERTH_CONFORMANCE_STORAGES:-$storages}; do
+			echo "# [$rt] ImageStorage=$storage"
+			BERTH_IMAGE_STORAGE=$storage run_suite "$rt"
+		done
 		;;
 	singularity)
 		if [ ! -x "$sing" ]; then

@@ -52,7 +52,7 @@ fi
 echo "common ok" >>"$results"
 
 log "unit, conformance and end-to-end suites"
-BERTH_CONFORMANCE_STORAGES=auto BERTH_TESTS="unit conformance e2e" bash tests/run-all.sh
+BERTH_TESTS="unit conformance e2e" bash tests/run-all.sh
 rc=$?
 
 # BERTH_E2E_ONLY (a developer's quick look at some e2e files): no more

@@ -146,7 +146,8 @@ int berth_executor_new(const char *name, const struct berth_config *cfg,
 		       struct berth_err *err);
 
 /* For a runtime whose image is seen only once mounted (charliecloud's
- * ImageStorage=squashfs, from before_exec): is the command there, in the
+ * ImageStorage=squashfs, singularity's SIF mounted by berth; from
+ * before_exec): is the command there, in the
  * tree at root_fd, as the container will look it up?  -1 with err and
  * berth_executor_refused() 127 or 126 when not. */
 int berth_executor_check_command_at(struct berth_executor *ex, int root_fd,

@@ -327,6 +327,13 @@ static int sing_before_exec(struct berth_executor *ex, struct berth_err *err)
 					       ex->cfg->squashfuse_path, err) < 0)
 			return -1;
 		snprintf(lower, sizeof(lower), "%s/image", dir);
+		/* the command looked up as check_command does in a sandbox: 127
+		 * or 126 for the workflow engine, not Apptainer's 255 */
+		_cleanup_close_ int image_fd = open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (image_fd < 0)
+			return berth_fail(err, errno, "cannot open the mounted image %s", lower);
+		if (!spec->layer_dir && berth_executor_check_command_at(ex, image_fd, err) < 0)
+			return -1;
 	}
 	if (priv(ex)->own_layer) { /* the image under its own (or the named) layer */
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, lower, spec->layer_dir, err);

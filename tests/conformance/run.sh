@@ -144,7 +144,7 @@ for rt in $runtimes; do
 		# installation, then the other one.
 		printf 'SingularityPath=%s\nAllowedRuntimes=charliecloud,singularity\n' "$sing" >"$work/auto.conf"
 		auto=$(BERTH_CONFIG=$work/auto.conf "$berth" config 2>/dev/null |
-			sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p')
+			sed -n 's/^# singularity images here: \([a-z]*\).*/\1/p')
 		[ -n "$auto" ] || auto=sandbox
 		other=sif
 		[ "$auto" = sif ] && other=sandbox

@@ -66,7 +66,7 @@ charliecloud_leaf() {
 # as SingularityImageFormat (auto: from the installation) decides.
 singularity_leaf() {
 	case $(BERTH_CONFIG=$BERTH_CLUSTER_DIR/etc/berth.conf "$BERTH_CLUSTER_DIR/bin/berth" config |
-		sed -n 's/^# singularity images here: \([a-z]*\) .*/\1/p') in
+		sed -n 's/^# singularity images here: \([a-z]*\).*/\1/p') in
 	sif) sif_leaf ;;
 	sandbox) echo sandbox ;;
 	*) echo "berth config names no singularity image format" >&2; return 1 ;;

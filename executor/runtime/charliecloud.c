@@ -292,7 +292,8 @@ static int cc_before_exec(struct berth_executor *ex, struct berth_err *err)
 		char rootfs[PATH_MAX], image[PATH_MAX + 16];
 		berth_cache_entry_path(&ex->cache, ex->digest, cc_artifact(ex)->leaf, rootfs);
 		snprintf(image, sizeof(image), "%s/image", dir);
-		if (plan->sqfs && berth_ns_squashfs(dir, rootfs, ex->cfg->squashfuse_path, err) < 0)
+		if (plan->sqfs && berth_ns_squashfs_shared(dir, rootfs, ex->cfg->squashfuse_path,
+						     err) < 0)
 			return -1;
 		_cleanup_close_ int root_fd = berth_ns_overlay(dir, plan->sqfs ? image : rootfs,
 							       spec->layer_dir, err);

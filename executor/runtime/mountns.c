@@ -350,8 +350,8 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 	return served(mnt, image, squashfuse, err);
 }
 
-int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
-			       const char *squashfuse, struct berth_err *err)
+static int detached(const char *dir, const char *image, uint64_t offset, bool owned,
+		    const char *squashfuse, struct berth_err *err)
 {
 	char mnt[PATH_MAX + 8];
 	int fd = -1;
@@ -372,10 +372,22 @@ int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offs
 		close(fd);
 		return berth_fail(err, errno, "cannot enter berth's first mount namespace");
 	}
-	int rc = serve(image, offset, true, squashfuse, fd, 0, err);
+	int rc = serve(image, offset, owned, squashfuse, fd, 0, err);
 	if (setns(copy, CLONE_NEWNS) < 0)
 		return berth_fail(err, errno, "cannot go back to the image's mount namespace");
 	return rc < 0 ? -1 : served(mnt, image, squashfuse, err);
+}
+
+int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
+			       const char *squashfuse, struct berth_err *err)
+{
+	return detached(dir, image, offset, true, squashfuse, err);
+}
+
+int berth_ns_squashfs_shared(const char *dir, const char *image, const char *squashfuse,
+			     struct berth_err *err)
+{
+	return detached(dir, image, 0, false, squashfuse, err);
 }
 
 static bool is_node(const char *path)

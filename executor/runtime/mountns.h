@@ -64,6 +64,14 @@ int berth_ns_squashfs(const char *dir, const char *image, const char *squashfuse
 int berth_ns_squashfs_detached(const char *dir, const char *image, uint64_t offset,
 			       const char *squashfuse, struct berth_err *err);
 
+/* berth_ns_squashfs for a container other tasks may join (a named one, a
+ * step's tasks sharing one, JOBID.STEPID): squashfuse runs detached as
+ * above, so it serves the image until the container's last process ends,
+ * not only while the task that mounted it lives.  The files are shown as
+ * they are stored (charliecloud's: the user's). */
+int berth_ns_squashfs_shared(const char *dir, const char *image, const char *squashfuse,
+			     struct berth_err *err);
+
 /* Hide each host device node of `paths` (NULL-terminated) that exists:
  * an empty file nobody may open (DIR/hidden) is bound over it. */
 int berth_ns_hide(const char *dir, char *const *paths, struct berth_err *err);
